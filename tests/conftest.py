@@ -10,6 +10,8 @@
 * ``make_vectors`` (session): the tests/vectors/make_vectors.py module itself.
 * ``cluster``: a private copy of the module's ``template`` lab (``template = helpers.lab_template(...)``),
   so a test may change it freely.
+* ``loop``: a fresh event loop, closed after the test.
+* ``unasked_tftp_port``: a loopback UDP port bound and never read (a TFTP server that must not be asked).
 
 Collection keeps pytest's assertion-rewritten test modules in ``__pycache__`` even where
 PYTHONDONTWRITEBYTECODE is set (:func:`pytest_collection`).
@@ -17,7 +19,9 @@ PYTHONDONTWRITEBYTECODE is set (:func:`pytest_collection`).
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -78,3 +82,21 @@ def vectors() -> dict[str, bytes]:
 def cluster(template: Path, tmp_path: Path) -> Any:
     """A private copy of the module's ``template`` lab cluster (:func:`tests.helpers.lab_template`)."""
     return copy_cluster(template, tmp_path)
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """A fresh event loop, closed after the test."""
+    lp = asyncio.new_event_loop()
+    try:
+        yield lp
+    finally:
+        lp.close()
+
+
+@pytest.fixture
+def unasked_tftp_port() -> Iterator[int]:
+    """A loopback UDP port bound and never read: TFTP must not be asked (HTTP answers)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]

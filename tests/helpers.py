@@ -11,12 +11,14 @@ import shutil
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from types import FrameType
 from typing import IO, Any, TypeVar
 
 import pytest
@@ -37,6 +39,28 @@ def run(coro: Awaitable[T], limit: float = 30.0) -> T:
 def run_within(limit: float) -> Any:
     """A ``run`` bound to ``limit`` seconds (module-level ``run = run_within(90)``)."""
     return partial(run, limit=limit)
+
+
+def calls_of(fn: Callable[..., Any], *args: Any, module: str | None = None) -> list[str]:
+    """The Python functions ``fn(*args)`` calls, ``fn``'s own frame not counted (issue #6's call counts):
+    ``file:function`` (the file's base name) of each, or with ``module`` (a module's ``__file__``) the
+    names of that module's functions alone."""
+    calls: list[tuple[object, str]] = []
+
+    def prof(frame: FrameType, event: str, _arg: object) -> None:
+        code = frame.f_code
+        if event == "call" and (module is None or code.co_filename == module):
+            where = "" if module else f"{code.co_filename.rsplit('/', 1)[-1]}:"
+            calls.append((code, where + code.co_name))
+
+    sys.setprofile(prof)
+    try:
+        fn(*args)
+    finally:
+        sys.setprofile(None)
+    if calls and calls[0][0] is getattr(fn, "__code__", None):
+        del calls[0]
+    return [name for _, name in calls]
 
 
 def copy_cluster(template: Path, tmp_path: Path) -> Any:

@@ -76,6 +76,7 @@ from typing import Any, TypeVar
 from phoneemu.crypto import signatures
 from phoneemu.crypto.certs import load_cert_der
 from phoneemu.errors import DecodeError, EncodeError, PhoneEmuError
+from phoneemu.fifo_slots import FifoSlots
 from phoneemu.files import phone_config_in
 from phoneemu.fleet.loop import resolve_event_loop
 from phoneemu.fleet.metrics import NOT_BOOTED, BootRecord, FleetMetrics, peak_rss_mib
@@ -518,48 +519,20 @@ def make_phones(spec: FleetSpec, macs: Sequence[int], *, pool: TftpClientPool | 
     return phones
 
 
-class _Turns:
-    """At most ``n`` boots of a shard hold a turn at once (``take`` / ``give``), served in the order they
-    asked (:class:`asyncio.Semaphore`'s rule), a free turn taken without a lock's coroutines: a shard takes
-    and gives one a boot (issue #6). A turn given back goes straight to the first phone waiting; one
-    cancelled after it was handed a turn gives it on. A phone pausing before a CAPF retry (its ``sleep``,
-    spec §F.1: 30 s) gives its turn to the next phone meanwhile and takes one again to go on, so a CAPF
-    outage does not hold every turn for 3 x 30 s while the other phones wait to start; ``pausing`` counts
-    them. After ``stop()`` (Ctrl-C, --max-time) pauses end at once: the boots under way finish now, not
-    after their remaining pauses."""
+class _Turns(FifoSlots):
+    """At most ``n`` boots of a shard hold a turn at once (``take`` / ``give``: :class:`FifoSlots`, served
+    in the order they asked, a free turn taken without a lock's coroutines): a shard takes and gives one a
+    boot (issue #6). A phone pausing before a CAPF retry (its ``sleep``, spec §F.1: 30 s) gives its turn to
+    the next phone meanwhile and takes one again to go on, so a CAPF outage does not hold every turn for
+    3 x 30 s while the other phones wait to start; ``pausing`` counts them. After ``stop()`` (Ctrl-C,
+    --max-time) pauses end at once: the boots under way finish now, not after their remaining pauses."""
+
+    __slots__ = ("_stopped", "pausing")
 
     def __init__(self, n: int) -> None:
-        self.free = n
-        self._waiting: deque[asyncio.Future[None]] = deque()
+        super().__init__(n)
         self._stopped = asyncio.Event()
         self.pausing = 0
-
-    async def take(self) -> None:
-        """A turn: at once when one is free and nobody waits before, else when handed one."""
-        if self.free and not self._waiting:
-            self.free -= 1
-            return
-        turn: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append(turn)
-        try:
-            await turn
-        except BaseException:
-            if turn.cancelled():
-                with contextlib.suppress(ValueError):  # (give() may have passed over it already)
-                    self._waiting.remove(turn)
-            else:  # handed a turn as it was cancelled: the next phone has it
-                self.give()
-            raise
-
-    def give(self) -> None:
-        """Give a turn back: to the first phone still waiting, else to the free ones."""
-        waiting = self._waiting
-        while waiting:
-            turn = waiting.popleft()
-            if not turn.done():
-                turn.set_result(None)
-                return
-        self.free += 1
 
     def stop(self) -> None:
         self._stopped.set()

@@ -54,7 +54,30 @@ class Fetcher(Protocol):
     async def fetch(self, name: str) -> bytes: ...
 
 
-class TftpFetcher:
+class _CountsItsDownload:
+    """What a fetcher says of the download under way (module docstring): ``asking`` and ``bytes_so_far``,
+    read from the counter the transfer hands to :meth:`_started` as it starts (``on_start``), dropped when
+    the download ends (``_under_way = None``)."""
+
+    transport: str
+    _under_way: Callable[[], int] | None  # the running download's count (None: between downloads)
+
+    def _started(self, bytes_received: Callable[[], int]) -> None:
+        self._under_way = bytes_received
+
+    @property
+    def asking(self) -> str:
+        """This fetcher's ``transport`` while a download is under way, else "" (module docstring)."""
+        return self.transport if self._under_way is not None else ""
+
+    def bytes_so_far(self) -> int | None:
+        """Bytes of the file under way received so far (over HTTP: of its body); None between downloads or
+        with a TFTP pool (module docstring)."""
+        under_way = self._under_way
+        return None if under_way is None else under_way()
+
+
+class TftpFetcher(_CountsItsDownload):
     """TFTP (UDP 69 by default); uses ``pool`` when given (thousands of phones in one loop)."""
 
     transport = "tftp"
@@ -72,24 +95,10 @@ class TftpFetcher:
         self.max_size = max_size
         self.pool = pool
         self.retransmits = 0  # timeouts after which a request or ACK was sent again (all fetches)
-        self._under_way: Callable[[], int] | None = None  # the running download's count (no pool)
+        self._under_way = None  # the running download's count (no pool)
 
     def _retransmitted(self) -> None:
         self.retransmits += 1
-
-    def _started(self, bytes_received: Callable[[], int]) -> None:
-        self._under_way = bytes_received
-
-    @property
-    def asking(self) -> str:
-        """"tftp" while a download is under way, else "" (module docstring)."""
-        return self.transport if self._under_way is not None else ""
-
-    def bytes_so_far(self) -> int | None:
-        """Bytes of the file under way received so far; None between downloads or with a pool (module
-        docstring)."""
-        under_way = self._under_way
-        return None if under_way is None else under_way()
 
     def fetch(self, name: str) -> Coroutine[Any, Any, bytes]:
         """The download of ``name``, awaited as an ``async def fetch`` is. With a pool it is the pool's own
@@ -117,7 +126,7 @@ class TftpFetcher:
             self._under_way = None
 
 
-class HttpFetcher:
+class HttpFetcher(_CountsItsDownload):
     """HTTP GET on port 6970 (spec §H.1); ``timeout`` bounds each wait, ``max_time`` the whole download
     (module docstring)."""
 
@@ -130,20 +139,7 @@ class HttpFetcher:
         self.timeout = timeout
         self.max_time = max_time  # whole-download cap (http_get ``max_time``), None: none
         self.max_size = max_size
-        self._under_way: Callable[[], int] | None = None  # the running request's body count
-
-    def _started(self, bytes_received: Callable[[], int]) -> None:
-        self._under_way = bytes_received
-
-    @property
-    def asking(self) -> str:
-        """"http" while a request is under way, else "" (module docstring)."""
-        return self.transport if self._under_way is not None else ""
-
-    def bytes_so_far(self) -> int | None:
-        """Body bytes of the response under way received so far; None between requests."""
-        under_way = self._under_way
-        return None if under_way is None else under_way()
+        self._under_way = None  # the running request's body count
 
     async def fetch(self, name: str) -> bytes:
         try:

@@ -97,7 +97,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import errno
 import functools
 import ipaddress
@@ -108,6 +107,7 @@ from collections.abc import Callable
 from typing import Any
 
 from phoneemu.errors import DecodeError, TransportError
+from phoneemu.fifo_slots import FifoSlots
 from phoneemu.formats._tlv import printable
 from phoneemu.net._udp import PeerError, UdpSocket, client_udp_socket, report_icmp_errors
 from phoneemu.net.tftp_codec import (
@@ -741,42 +741,6 @@ async def tftp_get(host: str, port: int, filename: str, *, blksize: int | None =
         quarantine.leave()
 
 
-class _Slots:
-    """At most ``n`` holders at once, served in the order they came (:class:`asyncio.Semaphore`'s rule),
-    a free slot taken without a coroutine: the pool takes one per transfer (issue #6). A slot given back
-    goes straight to the first waiter; a waiter cancelled after it was handed one gives it on."""
-
-    __slots__ = ("free", "waiting")
-
-    def __init__(self, n: int) -> None:
-        self.free = n
-        self.waiting: collections.deque[asyncio.Future[None]] = collections.deque()
-
-    async def wait(self, loop: asyncio.AbstractEventLoop) -> None:
-        """Wait for a slot (when none is free, or others wait already)."""
-        fut: asyncio.Future[None] = loop.create_future()
-        self.waiting.append(fut)
-        try:
-            await fut
-        except BaseException:
-            if fut.cancelled():
-                with contextlib.suppress(ValueError):  # (give() may have passed over it already)
-                    self.waiting.remove(fut)
-            else:  # handed a slot as it was cancelled: the next waiter has it
-                self.give()
-            raise
-
-    def give(self) -> None:
-        """Give a slot back: to the first waiter still waiting, else to the free ones."""
-        waiting = self.waiting
-        while waiting:
-            fut = waiting.popleft()
-            if not fut.done():
-                fut.set_result(None)
-                return
-        self.free += 1
-
-
 class TftpClientPool:
     """Many concurrent TFTP downloads over a bounded, reused set of UDP sockets.
 
@@ -798,7 +762,7 @@ class TftpClientPool:
         self.retransmitted = 0
         self.retransmits = 0
         self._quarantine_of = _Quarantine(quarantine_s, max_quarantine)  # sockets not reused (module doc)
-        self._slots = _Slots(max_sockets)  # transfers under way at most
+        self._slots = FifoSlots(max_sockets)  # transfers under way at most, one per transfer (issue #6)
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop of the first get (the pool's)
         self._idle: dict[int, collections.deque[_Endpoint]] = {}
         self._all: set[_Endpoint] = set()
@@ -849,10 +813,10 @@ class TftpClientPool:
             quarantine.keep_running(loop)
         try:
             slots = self._slots
-            if slots.free and not slots.waiting:  # a socket slot free, nobody before us (inlined)
+            if slots.free and not slots.waiting:  # a slot free, nobody before us (FifoSlots.take, inlined)
                 slots.free -= 1
             else:
-                await slots.wait(loop)
+                await slots.take(loop)
             try:
                 ep, idle = self._endpoint(server, filename)
                 reuse = False

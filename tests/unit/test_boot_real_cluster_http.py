@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 
@@ -32,7 +31,7 @@ from phoneemu.net.fetch import HttpFetcher, HttpThenTftpFetcher, TftpFetcher
 from phoneemu.net.http import http_get
 from phoneemu.net.tftp_server import TftpServer
 from phoneemu.protocols.defaults import MAX_IN_PROGRESS
-from tests.real_cluster_helpers import syn_dropping_port
+from tests.real_cluster_helpers import HttpHandler, never_answering, serve_http, syn_dropping_port
 
 HOST = "127.0.0.1"
 NAME = "sip88xx.14-2-1-0001-14.loads"
@@ -42,20 +41,9 @@ HELD_S = 5.0  # the longest a server holds the rest of the body (a test gone wro
 POLLS = 1000  # the watcher's mark polls the client's count at most this many times, 5 ms apart
 
 
-_Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
-async def _serve(handle: _Handler, run: Callable[[int], Awaitable[Any]]) -> Any:
-    """``run(port)`` with ``handle`` serving each connection on a loopback port."""
-    server = await asyncio.start_server(handle, HOST, 0)
-    try:
-        return await run(server.sockets[0].getsockname()[1])
-    finally:
-        server.close()
-        await server.wait_closed()
-
-
-def _holding(release: asyncio.Event) -> _Handler:
+def _holding(release: asyncio.Event) -> HttpHandler:
     """A 200 with Content-Length :data:`TOTAL`: :data:`SENT` bytes at once, the rest once ``release`` is
     set."""
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -72,14 +60,6 @@ def _holding(release: asyncio.Event) -> _Handler:
         finally:
             writer.close()
     return handle
-
-
-@pytest.fixture
-def unasked_tftp_port() -> Iterator[int]:
-    """A loopback UDP port bound and never read: TFTP is never asked in these tests (HTTP answers)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((HOST, 0))
-        yield sock.getsockname()[1]
 
 
 def test_an_http_download_under_way_is_said_with_its_bytes_so_far(unasked_tftp_port: int,
@@ -119,7 +99,7 @@ def test_an_http_download_under_way_is_said_with_its_bytes_so_far(unasked_tftp_p
         ports.append(port)
         return await run(port)
 
-    assert asyncio.run(_serve(_holding(release), with_port)) == b"a" * SENT + b"b" * (TOTAL - SENT)
+    assert asyncio.run(serve_http(_holding(release), with_port)) == b"a" * SENT + b"b" * (TOTAL - SENT)
     assert said == [f"still downloading {NAME} after 0.01 s: {SENT} bytes so far over HTTP "
                     f"{HOST}:{ports[0]} (Ctrl-C stops)"]
 
@@ -143,20 +123,20 @@ def test_http_get_hands_over_its_count_once() -> None:
         await watching
         return data
 
-    data = asyncio.run(_serve(_holding(release), run))
+    data = asyncio.run(serve_http(_holding(release), run))
     assert len(data) == TOTAL and len(readers) == 1
     assert seen == [SENT]
     assert readers[0]() == TOTAL
 
 
-def _timeout_of(handle: _Handler) -> str:
+def _timeout_of(handle: HttpHandler) -> str:
     """The message of an ``http_get`` of :data:`NAME` that times out (0.5 s) against ``handle``."""
     async def run(port: int) -> str:
         with pytest.raises(TransportError) as caught:
             await http_get(HOST, port, NAME, timeout=0.5)
         assert caught.value.kind == "timeout"
         return f"{caught.value.message} (port {port})"
-    return str(asyncio.run(_serve(handle, run)))
+    return str(asyncio.run(serve_http(handle, run)))
 
 
 def test_a_timeout_with_the_body_under_way_says_its_bytes_and_what_to_try() -> None:
@@ -169,15 +149,7 @@ def test_a_timeout_with_the_body_under_way_says_its_bytes_and_what_to_try() -> N
 
 
 def test_a_timeout_on_a_connection_that_never_answers_says_so() -> None:
-    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await asyncio.wait_for(reader.read(), HELD_S)  # the client gives up first, closing
-        except TimeoutError:
-            pass
-        finally:
-            writer.close()
-
-    text = _timeout_of(silent)
+    text = _timeout_of(never_answering)
     port = text.rsplit("(port ", 1)[1].rstrip(")")
     assert text.startswith(f"http://{HOST}:{port}/{NAME}: timeout after 0.5s, connected, but no response to "
                            f"the GET (is port {port} an HTTP file server?)"), text

@@ -13,17 +13,13 @@ Real loopback sockets; no elapsed time asserted.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import pytest
 
-from phoneemu.commands._watched_fetch import Ports, WatchedFetcher
 from phoneemu.net.http import HttpTimeoutError, http_get
-from phoneemu.net.tftp_server import TftpServer
-from phoneemu.phone.boot import BootTarget
 from phoneemu.phone.phone import Phone
 from phoneemu.phone.profile import get_profile
+from tests.real_cluster_helpers import HttpHandler, fetch_watched, never_answering, serve_http
 
 HOST = "127.0.0.1"
 NAME = "ITLSEP0A00000000E5.tlv"
@@ -32,10 +28,9 @@ GAP_S = 0.3  # between two sends of a server: half the wait below
 WAIT_S = 0.6  # the client's wait (timeout)
 HELD_S = 5.0  # the longest a server holds a connection (a test gone wrong ends)
 
-_Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
-def _sending(*parts: bytes) -> _Handler:
+def _sending(*parts: bytes) -> HttpHandler:
     """A server that answers a request head with ``parts``, :data:`GAP_S` apart, then closes."""
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -52,25 +47,6 @@ def _sending(*parts: bytes) -> _Handler:
     return handle
 
 
-async def _silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """Takes the request, never answers (until the client leaves, at most :data:`HELD_S`)."""
-    try:
-        await asyncio.wait_for(reader.read(), HELD_S)
-    except TimeoutError:
-        pass
-    finally:
-        writer.close()
-
-
-async def _serve(handle: _Handler, run: Callable[[int], Awaitable[Any]]) -> Any:
-    server = await asyncio.start_server(handle, HOST, 0)
-    try:
-        return await run(server.sockets[0].getsockname()[1])
-    finally:
-        server.close()
-        await server.wait_closed()
-
-
 def test_http_review_r5_a_chunked_bodys_framing_coming_is_progress() -> None:
     """Data, then its CRLF, then the next chunk's size, then its data: each a gap apart (inside the wait),
     data to data three gaps (longer than it)."""
@@ -80,7 +56,7 @@ def test_http_review_r5_a_chunked_bodys_framing_coming_is_progress() -> None:
     async def run(port: int) -> bytes:
         return await http_get(HOST, port, NAME, timeout=WAIT_S, max_time=HELD_S)
 
-    assert asyncio.run(_serve(handle, run)) == b"helloworld"
+    assert asyncio.run(serve_http(handle, run)) == b"helloworld"
 
 
 def test_http_review_r5_a_file_come_whole_before_the_cap_is_kept_while_its_connection_closes(
@@ -99,7 +75,7 @@ def test_http_review_r5_a_file_come_whole_before_the_cap_is_kept_while_its_conne
     async def run(port: int) -> bytes:
         return await http_get(HOST, port, NAME, timeout=HELD_S, max_time=GAP_S)
 
-    assert asyncio.run(_serve(handle, run)) == b"file"
+    assert asyncio.run(serve_http(handle, run)) == b"file"
 
 
 def test_http_review_r5_boots_note_names_the_cap_that_cut_requests_before_any_response() -> None:
@@ -107,15 +83,7 @@ def test_http_review_r5_boots_note_names_the_cap_that_cut_requests_before_any_re
                   fetch_timeout=HELD_S, fetch_retries=0, http_timeout=HELD_S, fetch_max_time=GAP_S)
     files = {NAME: b"itl", f"SEP{MAC}.cnf.xml": b"<device/>"}
 
-    async def run(port: int) -> tuple[str | None, object]:
-        async with TftpServer(files, HOST, 0) as tftp:
-            fetcher = phone.fetcher_for(BootTarget(host=HOST, tftp_port=tftp.port, http_port=port))
-            watched = WatchedFetcher(fetcher, Ports(HOST, tftp.port, port), tell=lambda _: None)
-            for name, data in files.items():
-                assert await watched.fetch(name) == data
-            return watched.http_unanswered_note(), getattr(fetcher, "last_fallback", None)
-
-    note, fell_back = asyncio.run(_serve(_silent, run))
+    note, fell_back = asyncio.run(serve_http(never_answering, lambda port: fetch_watched(phone, files, port)))
     assert isinstance(fell_back, HttpTimeoutError) and fell_back.capped and not fell_back.responded
     assert note is not None and note.endswith(
         " answered none of 2 request(s) in time: --fetch-max-time cut 2 request(s) before any response, so "

@@ -11,21 +11,17 @@ the pieces in all longer than it), or stop sending (held until the client leaves
 from __future__ import annotations
 
 import asyncio
-import socket
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
 
 import pytest
 
 from phoneemu.cli import build_parser
-from phoneemu.commands._watched_fetch import Ports, WatchedFetcher
 from phoneemu.fleet.engine import FleetSpec, fetcher_for, make_phones
 from phoneemu.net.fetch import HttpFetcher, HttpThenTftpFetcher, TftpFetcher
 from phoneemu.net.http import HttpTimeoutError, http_get
-from phoneemu.net.tftp_server import TftpServer
 from phoneemu.phone.boot import BootTarget
 from phoneemu.phone.phone import Phone
 from phoneemu.phone.profile import get_profile
+from tests.real_cluster_helpers import HttpHandler, fetch_watched, never_answering, serve_http
 
 HOST = "127.0.0.1"
 NAME = "ITLSEP0A00000000E1.tlv"
@@ -36,7 +32,6 @@ PIECES = 10  # PIECES x GAP_S = 1 s, longer than WAIT_S
 HELD_S = 5.0  # the longest a server holds or trickles (a test gone wrong ends)
 MAC = "0A00000000E1"
 
-_Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
 def _head(framing: str, total: int) -> bytes:
@@ -50,7 +45,7 @@ def _piece(framing: str, data: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(data), data) if framing == "chunked" else data
 
 
-def _trickling(pieces: int, *, framing: str = "length", total: int | None = None) -> _Handler:
+def _trickling(pieces: int, *, framing: str = "length", total: int | None = None) -> HttpHandler:
     """A 200 whose body comes :data:`PIECE` bytes every :data:`GAP_S` s, ``pieces`` times; then, when
     ``total`` is more than those, nothing more until the client leaves (at most :data:`HELD_S`), else the
     end of the body."""
@@ -77,32 +72,14 @@ def _trickling(pieces: int, *, framing: str = "length", total: int | None = None
     return handle
 
 
-async def _serve(handle: _Handler, run: Callable[[int], Awaitable[Any]]) -> Any:
-    """``run(port)`` with ``handle`` serving each connection on a loopback port."""
-    server = await asyncio.start_server(handle, HOST, 0)
-    try:
-        return await run(server.sockets[0].getsockname()[1])
-    finally:
-        server.close()
-        await server.wait_closed()
-
-
-def _cut(handle: _Handler, *, timeout: float, max_time: float) -> tuple[HttpTimeoutError, int]:
+def _cut(handle: HttpHandler, *, timeout: float, max_time: float) -> tuple[HttpTimeoutError, int]:
     """The time-out of an ``http_get`` of :data:`NAME` against ``handle``, and the server's port."""
     async def run(port: int) -> tuple[HttpTimeoutError, int]:
         with pytest.raises(HttpTimeoutError) as caught:
             await http_get(HOST, port, NAME, timeout=timeout, max_time=max_time)
         return caught.value, port
-    result: tuple[HttpTimeoutError, int] = asyncio.run(_serve(handle, run))
+    result: tuple[HttpTimeoutError, int] = asyncio.run(serve_http(handle, run))
     return result
-
-
-@pytest.fixture
-def unasked_tftp_port() -> Iterator[int]:
-    """A loopback UDP port bound and never read: TFTP must not be asked (HTTP answers)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((HOST, 0))
-        yield sock.getsockname()[1]
 
 
 @pytest.mark.parametrize("framing", ["length", "chunked", "eof"])
@@ -110,7 +87,7 @@ def test_http_wait_cap_a_body_coming_steadily_longer_than_the_timeout_completes(
     async def run(port: int) -> bytes:
         return await http_get(HOST, port, NAME, timeout=WAIT_S)  # the default cap: 60 s
 
-    assert asyncio.run(_serve(_trickling(PIECES, framing=framing), run)) == b"p" * PIECE * PIECES
+    assert asyncio.run(serve_http(_trickling(PIECES, framing=framing), run)) == b"p" * PIECE * PIECES
 
 
 def test_http_wait_cap_a_phones_slow_file_comes_over_http_not_tftp(unasked_tftp_port: int) -> None:
@@ -125,7 +102,7 @@ def test_http_wait_cap_a_phones_slow_file_comes_over_http_not_tftp(unasked_tftp_
         data = await fetcher.fetch(NAME)
         return data, fetcher.transport, fetcher.last_fallback
 
-    assert asyncio.run(_serve(_trickling(PIECES), run)) == (b"p" * PIECE * PIECES, "http", None)
+    assert asyncio.run(serve_http(_trickling(PIECES), run)) == (b"p" * PIECE * PIECES, "http", None)
 
 
 def test_http_wait_cap_a_body_that_stops_coming_is_cut_by_the_wait() -> None:
@@ -145,15 +122,7 @@ def test_http_wait_cap_a_body_trickling_past_the_cap_is_cut_by_the_cap() -> None
 
 
 def test_http_wait_cap_a_cap_before_any_response_says_so() -> None:
-    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await asyncio.wait_for(reader.read(), HELD_S)  # the client gives up first, closing
-        except TimeoutError:
-            pass
-        finally:
-            writer.close()
-
-    error, port = _cut(silent, timeout=HELD_S, max_time=0.3)
+    error, port = _cut(never_answering, timeout=HELD_S, max_time=0.3)
     assert error.message == (f"http://{HOST}:{port}/{NAME}: took longer than 0.3 s in all (connected, no "
                              "response yet)")
     assert error.capped and not error.responded
@@ -166,15 +135,8 @@ def test_http_wait_cap_the_phones_cap_cuts_http_then_tftp_answers() -> None:
                   fetch_timeout=HELD_S, fetch_retries=0, http_timeout=WAIT_S, fetch_max_time=0.5)
     files = {NAME: b"itl", "SEP0A00000000E1.cnf.xml": b"<device/>"}
 
-    async def run(port: int) -> tuple[str | None, object]:
-        async with TftpServer(files, HOST, 0) as tftp:
-            fetcher = phone.fetcher_for(BootTarget(host=HOST, tftp_port=tftp.port, http_port=port))
-            watched = WatchedFetcher(fetcher, Ports(HOST, tftp.port, port), tell=lambda _: None)
-            for name, data in files.items():
-                assert await watched.fetch(name) == data
-            return watched.http_unanswered_note(), getattr(fetcher, "last_fallback", None)
-
-    note, fell_back = asyncio.run(_serve(_trickling(int(HELD_S / GAP_S), total=100_000), run))
+    note, fell_back = asyncio.run(serve_http(_trickling(int(HELD_S / GAP_S), total=100_000),
+                                               lambda port: fetch_watched(phone, files, port)))
     assert isinstance(fell_back, HttpTimeoutError) and fell_back.capped
     assert note is not None and note.endswith(
         " answered none of 2 request(s) in time: --fetch-max-time cut 2 response(s) with the body still "

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
@@ -20,15 +20,6 @@ from phoneemu.net.tftp_server import loop_clock
 
 HOST = "127.0.0.1"
 Handler = Callable[[bytes, tuple[str, int]], None]
-
-
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    try:
-        yield loop
-    finally:
-        loop.close()
 
 
 def _reader(loop: asyncio.AbstractEventLoop, handler: Handler, *, max_batch: int = 64) -> UdpSocket:

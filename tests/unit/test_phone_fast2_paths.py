@@ -2,8 +2,8 @@
 exactly as before:
 
 * the fleet's clock is read without a Python call, and reads ``int(time.time()) + offset``;
-* a shard's free boot turn is taken without ``asyncio.Semaphore``'s coroutines, and turns are still served
-  in order, a cancelled waiter passing its turn on;
+* a shard's free boot turn is taken without ``asyncio.Semaphore``'s coroutines (the turns' order and
+  cancellations: test_fifo_slots.py);
 * a signature check the verify cache knows runs one call besides ``verify`` (the cache key), and the key is
   the same bytes as before, for every kind of message and whatever the digest memo holds;
 * a hash code is mapped without building an enum call, with the same members and the same errors;
@@ -24,7 +24,7 @@ import hashlib
 import socket
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from types import FrameType
 from typing import Any
@@ -43,32 +43,8 @@ from phoneemu.net._udp import UdpSocket, client_udp_socket, report_icmp_errors
 from phoneemu.net.fetch import TftpFetcher
 from phoneemu.net.tftp_client import TftpClientPool
 from phoneemu.net.tftp_server import TftpRequestEvent, TftpServer
+from tests.helpers import calls_of
 from tests.integration.test_tftp_udp_errors import _wait_for_queued_error
-
-
-def _python_calls(fn: Callable[..., Any], *args: Any) -> list[str]:
-    """``file:function`` of every Python function ``fn(*args)`` calls (``fn`` itself not counted)."""
-    seen: list[str] = []
-
-    def prof(frame: FrameType, event: str, _arg: object) -> None:
-        if event == "call":
-            seen.append(f"{frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_code.co_name}")
-
-    sys.setprofile(prof)
-    try:
-        fn(*args)
-    finally:
-        sys.setprofile(None)
-    return seen[1:] if seen and seen[0].endswith(f":{getattr(fn, '__name__', '')}") else seen
-
-
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    lp = asyncio.new_event_loop()
-    try:
-        yield lp
-    finally:
-        lp.close()
 
 
 # --------------------------------------------------------------------------- the fleet's clock
@@ -79,7 +55,7 @@ def test_the_fleet_clock_reads_the_time_plus_its_offset_without_a_python_call(of
     reads = [clock() for _ in range(3)]
     after = int(time.time()) + offset
     assert all(type(r) is int and before <= r <= after for r in reads)
-    assert _python_calls(clock) == []  # was: the engine's clock closure, 27 reads a boot
+    assert calls_of(clock) == []  # was: the engine's clock closure, 27 reads a boot
 
 
 # --------------------------------------------------------------------------- a shard's boot turns
@@ -103,51 +79,6 @@ def test_a_free_turn_is_taken_and_given_without_asyncio_locks(loop: asyncio.Abst
 
     assert loop.run_until_complete(main()) == 1
     assert seen == []  # was: Semaphore.acquire, locked, release, _wake_up_next
-
-
-def test_turns_are_served_in_order_and_a_cancelled_waiter_passes_its_turn(
-        loop: asyncio.AbstractEventLoop) -> None:
-    async def main() -> list[str]:
-        turns = engine._Turns(1)
-        order: list[str] = []
-        release = asyncio.Event()
-
-        async def boot(name: str) -> None:
-            await turns.take()
-            try:
-                order.append(name)
-                if name == "a":
-                    await release.wait()
-            finally:
-                turns.give()
-
-        first = asyncio.ensure_future(boot("a"))
-        await asyncio.sleep(0)  # "a" holds the turn until released
-        waiting = [asyncio.ensure_future(boot(n)) for n in ("b", "c", "d")]
-        await asyncio.sleep(0)  # they wait, in that order
-        waiting[0].cancel()  # "b" gives up waiting: "c" is next
-        await asyncio.sleep(0)
-        release.set()
-        await asyncio.wait_for(asyncio.gather(first, *waiting[1:]), 5)
-        await asyncio.wait_for(boot("e"), 5)  # free again: taken at once
-        return [*order, f"free={turns.free}", f"waiting={len(turns._waiting)}"]
-
-    assert loop.run_until_complete(main()) == ["a", "c", "d", "e", "free=1", "waiting=0"]
-
-
-def test_a_phone_cancelled_as_it_is_handed_a_turn_gives_it_on(loop: asyncio.AbstractEventLoop) -> None:
-    async def main() -> tuple[bool, int]:
-        turns = engine._Turns(1)
-        await turns.take()  # held by someone
-        b = asyncio.ensure_future(turns.take())
-        c = asyncio.ensure_future(turns.take())
-        await asyncio.sleep(0)  # both wait
-        turns.give()  # handed to b ...
-        b.cancel()  # ... which is cancelled before it runs: c gets the turn
-        await asyncio.wait_for(c, 5)
-        return b.cancelled(), turns.free
-
-    assert loop.run_until_complete(main()) == (True, 0)
 
 
 def test_a_pausing_phone_lets_the_next_one_start_and_takes_a_turn_back(
@@ -213,7 +144,7 @@ def test_a_check_the_cache_knows_runs_one_call_besides_verify() -> None:
     try:
         pub: Any = signer.public_key()
         signatures.verify(pub, sig, data, HashAlg.SHA256)  # checked, remembered
-        calls = _python_calls(signatures.verify, pub, sig, data, HashAlg.SHA256)
+        calls = calls_of(signatures.verify, pub, sig, data, HashAlg.SHA256)
         with pytest.raises(VerificationError):  # a failure is still checked (never remembered)
             signatures.verify(pub, sig, data + b"!", HashAlg.SHA256)
     finally:
@@ -255,7 +186,7 @@ def test_an_unhashable_code_is_an_unsupported_hash() -> None:
 
 
 def test_a_hash_code_is_mapped_without_an_enum_call() -> None:
-    assert _python_calls(hash_alg, 2) == []  # was: EnumType.__call__, Enum.__new__
+    assert calls_of(hash_alg, 2) == []  # was: EnumType.__call__, Enum.__new__
 
 
 # --------------------------------------------------------------------------- UDP sockets
@@ -271,7 +202,7 @@ def test_icmp_errors_are_asked_without_the_sockets_python(family: int) -> None:
     except OSError as exc:  # no IPv6 here
         pytest.skip(f"no socket of family {family}: {exc}")
     with sock:
-        calls = _python_calls(report_icmp_errors, sock)
+        calls = calls_of(report_icmp_errors, sock)
         assert calls == []  # was: socket.family twice (the property, its enum: four calls each)
         assert _recverr(sock, *_udp._RECVERR[socket.AF_INET if family == socket.AF_INET else family]) == 1
         if family == socket.AF_INET6:  # its IPv4 peers' errors too (dual-stack), and dual-stack it is
@@ -282,7 +213,7 @@ def test_icmp_errors_are_asked_without_the_sockets_python(family: int) -> None:
 def test_closing_a_udp_socket_runs_nothing_of_contextlib(loop: asyncio.AbstractEventLoop) -> None:
     sock = client_udp_socket(socket.AF_INET)
     udp = UdpSocket(loop, sock, lambda _d, _a: None, max_batch=1)
-    calls = _python_calls(udp.close)
+    calls = calls_of(udp.close)
     assert not [c for c in calls if c.startswith("contextlib.py:")]  # was: suppress's three
     assert udp.closed and sock.fileno() == -1
 

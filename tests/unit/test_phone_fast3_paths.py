@@ -21,7 +21,7 @@ import inspect
 import itertools
 import socket
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -40,33 +40,9 @@ from phoneemu.phone import boot as boot_mod
 from phoneemu.phone.events import Decision, EventLog, QueryKey
 from phoneemu.phone.profile import get_profile
 from phoneemu.phone.store import TrustStore
+from tests.helpers import calls_of
 
 HOST = "127.0.0.1"
-
-
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    lp = asyncio.new_event_loop()
-    try:
-        yield lp
-    finally:
-        lp.close()
-
-
-def _python_calls(fn: Callable[..., Any], *args: Any) -> list[str]:
-    """``file:function`` of every Python function ``fn(*args)`` calls (``fn`` itself not counted)."""
-    seen: list[str] = []
-
-    def prof(frame: FrameType, event: str, _arg: object) -> None:
-        if event == "call":
-            seen.append(f"{frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_code.co_name}")
-
-    sys.setprofile(prof)
-    try:
-        fn(*args)
-    finally:
-        sys.setprofile(None)
-    return seen[1:]
 
 
 # --------------------------------------------------------------------------- TFTP: the ACK on the socket
@@ -118,7 +94,7 @@ def test_a_data_block_is_acknowledged_on_the_socket_itself(loop: asyncio.Abstrac
         plain.bind((HOST, 0))
         t, udp, told = _transfer(loop, server, plain)
         try:
-            calls = _python_calls(t.on_datagram, b"\x00\x03\x00\x01" + b"a" * 512, server)
+            calls = calls_of(t.on_datagram, b"\x00\x03\x00\x01" + b"a" * 512, server)
             ours = [c for c in calls if c.split(":")[0] in ("_udp.py", "tftp_client.py")]  # (not loop.time)
             assert ours == []  # was: _udp.py:sendto, once a DATA block
             server_sock.settimeout(5)
@@ -251,8 +227,8 @@ _PENDING = Decision(rule="G.3.4-ask-tvs", accepted=False, reason="signer unknown
 def test_a_note_and_a_pending_decision_run_no_python_of_the_boot_but_the_event_log() -> None:
     b = _boot(itertools.repeat(1_780_000_000).__next__)  # (a clock of C code: only the boot's Python counted)
     b.note("boot", "first")  # (its second stamped: the stamp cache holds it)
-    assert _python_calls(b.note, "boot", "again") == ["events.py:note"]  # was: now, _hms too
-    assert _python_calls(b.record, _PENDING) == ["events.py:log"]  # was: pending, now, _hms too
+    assert calls_of(b.note, "boot", "again") == ["events.py:note"]  # was: now, _hms too
+    assert calls_of(b.record, _PENDING) == ["events.py:log"]  # was: pending, now, _hms too
     assert b.pending == [_PENDING] and b.decisions == []
     assert b.timeline[-1] == ("20:26:40 CTLSEP0A00000000F3.tlv: G.3.4-ask-tvs pending: "
                               "signer unknown: asking TVS")
@@ -328,5 +304,5 @@ def test_tag_offsets_are_gathered_as_before(offsets: list[int], data: st.DataObj
 
 def test_tag_offsets_call_one_comprehension() -> None:
     w = _walk_of({3: 8, 4: 40}, {5: (b"n", 14), 6: (b"s", 22), 9: (b"h", 46)})
-    assert _python_calls(header_mod._tag_offsets, w) == ["header.py:<listcomp>"]  # was: 9 genexpr, 5 lambda
+    assert calls_of(header_mod._tag_offsets, w) == ["header.py:<listcomp>"]  # was: 9 genexpr, 5 lambda
     assert header_mod._tag_offsets(w) == ((1, 0), (2, 5), (3, 8), (5, 11), (6, 19), (4, 40), (9, 43))

@@ -4,8 +4,7 @@ exactly as before:
 * an RRQ is the codec's bytes without building the codec's request each time (and the same errors);
 * a TFTP transfer arms one timer, its retransmission timeout or its ``max_time`` cap, not one of each; the
   final DATA costs the client no call of its own; a free socket slot of the pool is taken without
-  ``asyncio.Semaphore``'s coroutines, and the slots are still served in order, a cancelled waiter
-  passing its turn on;
+  ``asyncio.Semaphore``'s coroutines (the slots' order and cancellations: test_fifo_slots.py);
 * a rule's remembered value is read without a call of the rules module;
 * a decision with a status reads the clock once for its timeline lines (as a note does);
 * a TVS question looks the phone's TLS context up once per asker, not per question;
@@ -18,7 +17,7 @@ import asyncio
 import socket
 import ssl
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -40,6 +39,7 @@ from phoneemu.phone import rules
 from phoneemu.phone.events import Decision, EventLog, QueryKey
 from phoneemu.phone.profile import get_profile
 from phoneemu.phone.store import TrustStore, TvsStatus
+from tests.helpers import calls_of
 
 HOST = "127.0.0.1"
 
@@ -78,15 +78,6 @@ def test_an_rrq_is_the_codecs_bytes_or_its_error(name: str, blksize: int | None,
 
 
 # --------------------------------------------------------------------------- one timer a transfer
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    lp = asyncio.new_event_loop()
-    try:
-        yield lp
-    finally:
-        lp.close()
-
-
 def _timer_callbacks(lp: asyncio.AbstractEventLoop) -> list[str]:
     """Names of the callbacks the TFTP client schedules on ``lp`` from now on (its transfers' timers)."""
     names: list[str] = []
@@ -135,25 +126,9 @@ def test_the_final_data_costs_the_client_no_call_of_its_own(loop: asyncio.Abstra
     t = _Transfer(loop, transport, server, "f", blksize=None, timeout=2.0,  # type: ignore[arg-type]
                   retries=3, tsize=False, max_size=1 << 20, on_retransmit=None)
     t.timer = loop.call_later(2.0, t._on_timer)
-    calls = _module_calls(tftp_client.__file__, t.on_datagram, b"\x00\x03\x00\x01" + b"z" * 7, server)
+    calls = calls_of(t.on_datagram, b"\x00\x03\x00\x01" + b"z" * 7, server, module=tftp_client.__file__)
     assert calls == [] and transport.sent == [b"\x00\x04\x00\x01"]
     assert t.fut.result() == b"z" * 7 and t.timer is None and t.final_block == 1
-
-
-def _module_calls(filename: str, fn: Callable[..., Any], *args: Any) -> list[str]:
-    """The functions of the module ``filename`` that ``fn(*args)`` calls (``fn`` itself not counted)."""
-    seen: list[str] = []
-
-    def prof(frame: FrameType, event: str, _arg: object) -> None:
-        if event == "call" and frame.f_code.co_filename == filename:
-            seen.append(frame.f_code.co_name)
-
-    sys.setprofile(prof)
-    try:
-        fn(*args)
-    finally:
-        sys.setprofile(None)
-    return seen[1:] if seen and seen[0] == fn.__name__ else seen
 
 
 # --------------------------------------------------------------------------- the pool's socket slots
@@ -180,63 +155,13 @@ def test_a_free_slot_is_taken_without_asyncio_locks(loop: asyncio.AbstractEventL
     assert seen == []
 
 
-def test_slots_are_served_in_order_and_a_cancelled_waiter_passes_its_turn(
-        loop: asyncio.AbstractEventLoop) -> None:
-    async def main() -> list[str]:
-        slots = tftp_client._Slots(1)
-        order: list[str] = []
-        running = asyncio.get_running_loop()
-        release = asyncio.Event()
-
-        async def holder(name: str) -> None:
-            if slots.free and not slots.waiting:  # (as TftpClientPool.get takes one)
-                slots.free -= 1
-            else:
-                await slots.wait(running)
-            try:
-                order.append(name)
-                if name == "a":
-                    await release.wait()
-            finally:
-                slots.give()
-
-        first = asyncio.ensure_future(holder("a"))
-        await asyncio.sleep(0)  # "a" holds the slot until released
-        waiting = [asyncio.ensure_future(holder(n)) for n in ("b", "c", "d")]
-        await asyncio.sleep(0)  # they wait, in that order
-        waiting[0].cancel()  # "b" gives up waiting: "c" is next
-        await asyncio.sleep(0)
-        release.set()
-        await asyncio.wait_for(asyncio.gather(first, *waiting[1:]), 5)
-        await asyncio.wait_for(holder("e"), 5)  # free again: taken at once
-        return [*order, f"free={slots.free}", f"waiting={len(slots.waiting)}"]
-
-    assert loop.run_until_complete(main()) == ["a", "c", "d", "e", "free=1", "waiting=0"]
-
-
-def test_a_waiter_cancelled_as_it_is_handed_the_slot_gives_it_on(loop: asyncio.AbstractEventLoop) -> None:
-    async def main() -> tuple[bool, int]:
-        slots = tftp_client._Slots(1)
-        slots.free = 0  # held by someone
-        running = asyncio.get_running_loop()
-        b = asyncio.ensure_future(slots.wait(running))
-        c = asyncio.ensure_future(slots.wait(running))
-        await asyncio.sleep(0)  # both wait
-        slots.give()  # handed to b ...
-        b.cancel()  # ... which is cancelled before it runs: c gets the slot
-        await asyncio.wait_for(c, 5)
-        return b.cancelled(), slots.free
-
-    assert loop.run_until_complete(main()) == (True, 0)
-
-
 # --------------------------------------------------------------------------- rules' memos
 def test_a_remembered_rule_value_calls_nothing_of_the_rules_module() -> None:
     header = type("Header", (), {})()
     header.signer = type("Signer", (), {"name": "CN=x", "serial": b"\x01\x02"})()  # type: ignore[attr-defined]
     first = rules._signer_text(header)  # type: ignore[arg-type]
     assert first == "CN=x (serial 0102)"
-    calls = _module_calls(rules.__file__, rules._signer_text, header)
+    calls = calls_of(rules._signer_text, header, module=rules.__file__)
     assert calls == []  # was: _Memo.get
     assert rules._signer_text(header) == first  # type: ignore[arg-type]
 

@@ -22,28 +22,19 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from phoneemu.errors import TransportError
+from phoneemu.fifo_slots import FifoSlots
 from phoneemu.net import _udp
-from phoneemu.net.tftp_client import TftpClientPool, _Slots, tftp_get
+from phoneemu.net.tftp_client import TftpClientPool, tftp_get
 from phoneemu.net.tftp_server import TftpServer
 from phoneemu.phone import rules
 
 HOST = "127.0.0.1"
-
-
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    lp = asyncio.new_event_loop()
-    try:
-        yield lp
-    finally:
-        lp.close()
 
 
 # --------------------------------------------------------------------------- one timer: cap vs deadline
@@ -82,11 +73,11 @@ def test_a_cap_equal_to_the_timeout_fails_before_any_retransmission(loop: asynci
 
 
 # --------------------------------------------------------------------------- the pool's slots
-def _slot_storm(seed: int, *, slots_n: int = 4, users: int = 1000) -> tuple[_Slots, list[str]]:
+def _slot_storm(seed: int, *, slots_n: int = 4, users: int = 1000) -> tuple[FifoSlots, list[str]]:
     """``users`` tasks take a slot each (as TftpClientPool.get does) while random ones are cancelled at
     random points (waiting, handed a slot, holding it); the slots and the rule breaks seen."""
     rng = random.Random(seed)
-    slots = _Slots(slots_n)
+    slots = FifoSlots(slots_n)
     broken: list[str] = []
     owner: dict[asyncio.Future[None], int] = {}  # a waiter's future → its user (arrival order)
     holders = 0
@@ -97,7 +88,7 @@ def _slot_storm(seed: int, *, slots_n: int = 4, users: int = 1000) -> tuple[_Slo
         if slots.free and not slots.waiting:
             slots.free -= 1
         else:
-            await slots.wait(_Recording(lp, i, owner))  # type: ignore[arg-type]
+            await slots.take(_Recording(lp, i, owner))  # type: ignore[arg-type]
         holders += 1
         try:
             earlier = [owner[f] for f in slots.waiting if not f.done() and owner.get(f, i) < i]
@@ -130,7 +121,7 @@ def _slot_storm(seed: int, *, slots_n: int = 4, users: int = 1000) -> tuple[_Slo
 
 
 class _Recording:
-    """The loop as :meth:`_Slots.wait` uses it (its futures), noting whose each future is."""
+    """The loop as :meth:`FifoSlots.take` uses it (its futures), noting whose each future is."""
 
     def __init__(self, lp: asyncio.AbstractEventLoop, user: int,
                  owner: dict[asyncio.Future[None], int]) -> None:

@@ -226,7 +226,7 @@ def _turn_storm(seed: int, *, n: int = 4, users: int = 600) -> tuple[engine._Tur
         me = asyncio.current_task()
         await turns.take()
         mine = max((t for t, task in made.values() if task is me and t > mark), default=mark)
-        earlier = [made[f][0] for f in turns._waiting if not f.done() and made[f][0] < mine]
+        earlier = [made[f][0] for f in turns.waiting if not f.done() and made[f][0] < mine]
         if earlier:
             broken.append(f"served while {len(earlier)} who asked earlier still waited")
         holders += 1
@@ -290,5 +290,5 @@ def test_review_r4_turns_hold_their_order_and_count_under_a_cancellation_storm()
     for seed in range(10):
         turns, broken = _turn_storm(seed)
         assert broken == [], (seed, broken[:3])
-        left = [f for f in turns._waiting if not f.done()]
+        left = [f for f in turns.waiting if not f.done()]
         assert (turns.free, left, turns.pausing) == (4, [], 0), seed

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import sys
-from types import FrameType
 from typing import Any
 
 import pytest
@@ -20,6 +18,7 @@ import pytest
 from phoneemu.errors import TransportError
 from phoneemu.net import tftp_client
 from phoneemu.net.tftp_client import TftpClientPool, _Transfer
+from tests.helpers import calls_of
 
 SERVER = ("127.0.0.1", 6969)
 
@@ -51,22 +50,6 @@ class _Transport:
         self.sent.append((data, addr))
 
 
-def _client_calls(fn: Any, *args: Any) -> list[str]:
-    """The functions of the TFTP client module ``fn(*args)`` calls (not ``fn`` itself)."""
-    seen: list[str] = []
-
-    def prof(frame: FrameType, event: str, _arg: object) -> None:
-        if event == "call" and frame.f_code.co_filename == tftp_client.__file__:
-            seen.append(frame.f_code.co_name)
-
-    sys.setprofile(prof)
-    try:
-        fn(*args)
-    finally:
-        sys.setprofile(None)
-    return seen[1:]
-
-
 def test_a_data_block_costs_one_call_the_send() -> None:
     real = asyncio.new_event_loop()
     try:
@@ -74,7 +57,8 @@ def test_a_data_block_costs_one_call_the_send() -> None:
         t = _Transfer(_Loop(real), transport, SERVER, "f", blksize=None, timeout=2.0,  # type: ignore[arg-type]
                       retries=3, tsize=False, max_size=1 << 20, on_retransmit=None)
         block1 = b"\x00\x03\x00\x01" + b"a" * 512
-        assert _client_calls(t.on_datagram, block1, SERVER) == []  # the send is the transport's
+        calls = calls_of(t.on_datagram, block1, SERVER, module=tftp_client.__file__)
+        assert calls == []  # the send is the transport's
         assert transport.sent == [(b"\x00\x04\x00\x01", SERVER)]
         assert t.last_pkt == b"\x00\x04\x00\x01" and t.deadline == 102.0 and t.tid == SERVER
         assert not t.fut.done() and t.expected == 2
