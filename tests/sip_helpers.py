@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 
 from phoneemu.lab.sip_service import SipRegistrar
 from phoneemu.phone.call import CallResult, place_call
@@ -177,3 +178,47 @@ async def call_far_end(answer: SipAnswer, *, mac: str, events: EventLog, timeout
         return await place_call(sip_line_store(mac, "alice", "s3cret"), get_profile("cp-8861"), mac,
                                 "127.0.0.1", target="moh", sip_port=port, sips_port=1, events=events,
                                 clock=lambda: 0, timeout=timeout, packets=3)
+
+
+#: the registrar and the never- or slowly-reading clients of the lab TCP tests (review RL, R5)
+SLOW_HOST = "127.0.0.1"
+SLOW_MAC = "0011223344AA"
+#: the server's socket send buffer in these tests (the kernel doubles it), and the client's receive buffer
+SMALL_BUFFER = 4096
+
+
+def pipelined_register(n: int) -> bytes:
+    """The ``n``-th REGISTER of :data:`SLOW_MAC` as bytes on the wire (CSeq ``n``), for pipelining."""
+    aor = f"<sip:SEP{SLOW_MAC}@lab>"
+    return (f"REGISTER sip:lab SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5;branch=z9hG4bK{n}\r\n"
+            f"From: {aor};tag=1\r\nTo: {aor}\r\nCall-ID: c@x\r\nCSeq: {n} REGISTER\r\n"
+            "Content-Length: 0\r\n\r\n").encode()
+
+
+def small_send_buffer(writer: asyncio.StreamWriter) -> None:
+    writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_BUFFER)
+
+
+async def connect_not_reading(port: int) -> socket.socket:
+    """A client socket that takes little before the kernel stops its peer (small receive buffer)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_BUFFER)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (SLOW_HOST, port))
+    return sock
+
+
+def small_buffer_registrar(read_timeout: float) -> tuple[
+        Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]], list[tuple[str, str]]]:
+    """A connection handler serving a lab registrar that knows :data:`SLOW_MAC` and waits
+    ``read_timeout``, with the server's send buffer made small (:func:`small_send_buffer`); and the list
+    of its registrations' outcomes."""
+    outcomes: list[tuple[str, str]] = []
+    registrar = lab_registrar({SLOW_MAC: (None, None)}, outcomes)
+    registrar.read_timeout = read_timeout
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        small_send_buffer(writer)
+        await registrar(reader, writer)
+
+    return handler, outcomes

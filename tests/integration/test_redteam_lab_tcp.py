@@ -17,38 +17,21 @@ import socket
 
 import pytest
 
-from phoneemu.lab.sip_service import SipRegistrar
 from phoneemu.net.http import HttpServer
 from phoneemu.net.tls import TlsServer
-from tests.sip_helpers import lab_registrar
+from tests.sip_helpers import (
+    SLOW_HOST,
+    SLOW_MAC,
+    connect_not_reading,
+    pipelined_register,
+    small_buffer_registrar,
+    small_send_buffer,
+)
 
-HOST = "127.0.0.1"
-MAC = "0011223344AA"
-#: the server's socket send buffer in these tests (the kernel doubles it), and the client's receive buffer
-SMALL_BUFFER = 4096
+HOST = SLOW_HOST
 READ_TIMEOUT = 0.5
 #: how long a test waits for the server to let a connection go (many times READ_TIMEOUT; polled)
 WAIT_S = 10.0
-
-
-def _register(n: int) -> bytes:
-    aor = f"<sip:SEP{MAC}@lab>"
-    return (f"REGISTER sip:lab SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:5;branch=z9hG4bK{n}\r\n"
-            f"From: {aor};tag=1\r\nTo: {aor}\r\nCall-ID: c@x\r\nCSeq: {n} REGISTER\r\n"
-            "Content-Length: 0\r\n\r\n").encode()
-
-
-def _small_send_buffer(writer: asyncio.StreamWriter) -> None:
-    writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_BUFFER)
-
-
-async def _connect_not_reading(port: int) -> socket.socket:
-    """A client socket that takes little before the kernel stops its peer (small receive buffer)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, SMALL_BUFFER)
-    sock.setblocking(False)
-    await asyncio.get_running_loop().sock_connect(sock, (HOST, port))
-    return sock
 
 
 async def _send_bounded(sock: socket.socket, data: bytes) -> int:
@@ -93,19 +76,13 @@ def _reset_or_cut(sock: socket.socket) -> bool:
 def test_sip_client_that_never_reads_is_cut_after_read_timeout(
         registers: int, then_close: bool, logged: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="phoneemu.lab.sip")
-    outcomes: list[tuple[str, str]] = []
-    registrar: SipRegistrar = lab_registrar({MAC: (None, None)}, outcomes)
-    registrar.read_timeout = READ_TIMEOUT
-
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        _small_send_buffer(writer)
-        await registrar(reader, writer)
+    handler, outcomes = small_buffer_registrar(READ_TIMEOUT)
 
     async def main() -> None:
         async with TlsServer(handler, None, HOST, 0, name="sip") as srv:
-            sock = await _connect_not_reading(srv.port)
+            sock = await connect_not_reading(srv.port)
             try:
-                await _send_bounded(sock, b"".join(_register(n) for n in range(1, registers + 1)))
+                await _send_bounded(sock, b"".join(pipelined_register(n) for n in range(1, registers + 1)))
                 if then_close:
                     sock.shutdown(socket.SHUT_WR)
                 await _until(lambda: ("?", "timeout") in outcomes, "a timeout logged")
@@ -113,7 +90,7 @@ def test_sip_client_that_never_reads_is_cut_after_read_timeout(
                 assert _reset_or_cut(sock)
             finally:
                 sock.close()
-            assert outcomes.count((f"SEP{MAC}", "registered")) >= 10, outcomes[:3]  # served until then
+            assert outcomes.count((f"SEP{SLOW_MAC}", "registered")) >= 10, outcomes[:3]  # served until then
             assert f"{logged}" in caplog.text and "connection aborted" in caplog.text
 
     asyncio.run(main())
@@ -127,10 +104,10 @@ def test_http_close_with_a_response_the_client_never_takes_is_aborted_after_idle
 
     async def main() -> None:
         async with HttpServer(files, HOST, 0, idle_timeout=READ_TIMEOUT) as srv:
-            sock = await _connect_not_reading(srv.port)
+            sock = await connect_not_reading(srv.port)
             try:
                 await _until(lambda: len(srv._writers) == 1, "the connection accepted")
-                _small_send_buffer(next(iter(srv._writers)))
+                small_send_buffer(next(iter(srv._writers)))
                 await _send_bounded(sock, b"GET /forty.bin HTTP/1.1\r\nHost: x\r\n\r\n"
                                           b"GET /missing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                 await _until(lambda: "connection aborted" in caplog.text, "the close cut")

@@ -17,16 +17,14 @@ import socket
 
 import pytest
 
-from phoneemu.lab.sip_service import SipRegistrar
 from phoneemu.net.tls import TlsServer
-from tests.integration.test_redteam_lab_tcp import (
-    HOST,
-    MAC,
-    _connect_not_reading,
-    _register,
-    _small_send_buffer,
+from tests.sip_helpers import (
+    SLOW_HOST,
+    SLOW_MAC,
+    connect_not_reading,
+    pipelined_register,
+    small_buffer_registrar,
 )
-from tests.sip_helpers import lab_registrar
 
 READ_TIMEOUT = 0.5
 REGISTERS = 450  # ~150 KB of answers: more than the kernel and asyncio's 64 KiB mark hold
@@ -55,19 +53,13 @@ async def _read_steadily(sock: socket.socket, last: bytes) -> tuple[int, str]:
 
 @pytest.mark.parametrize("then_close", [False, True], ids=["pipelining", "pipelined-then-closed"])
 def test_sip_review_r5_a_client_reading_slowly_but_steadily_is_not_cut(then_close: bool) -> None:
-    outcomes: list[tuple[str, str]] = []
-    registrar: SipRegistrar = lab_registrar({MAC: (None, None)}, outcomes)
-    registrar.read_timeout = READ_TIMEOUT
-
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        _small_send_buffer(writer)
-        await registrar(reader, writer)
+    handler, outcomes = small_buffer_registrar(READ_TIMEOUT)
 
     async def main() -> tuple[int, str]:
-        async with TlsServer(handler, None, HOST, 0, name="sip") as srv:
-            sock = await _connect_not_reading(srv.port)
+        async with TlsServer(handler, None, SLOW_HOST, 0, name="sip") as srv:
+            sock = await connect_not_reading(srv.port)
             loop = asyncio.get_running_loop()
-            requests = b"".join(_register(n) for n in range(1, REGISTERS + 1))
+            requests = b"".join(pipelined_register(n) for n in range(1, REGISTERS + 1))
             sending = asyncio.ensure_future(loop.sock_sendall(sock, requests))
             try:
                 if then_close:
@@ -79,5 +71,5 @@ def test_sip_review_r5_a_client_reading_slowly_but_steadily_is_not_cut(then_clos
 
     read, ended = asyncio.run(main())
     assert ended == "all answered", (read, ended, [o for o in outcomes if o[1] == "timeout"])
-    assert outcomes.count((f"SEP{MAC}", "registered")) == REGISTERS
+    assert outcomes.count((f"SEP{SLOW_MAC}", "registered")) == REGISTERS
     assert ("?", "timeout") not in outcomes
