@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from functools import cache
+from pathlib import Path
 
 from cryptography import x509
 
@@ -31,3 +32,12 @@ def file_signer(identity: tuple[PrivateKey, x509.Certificate]) -> FileSigner:
     """The signer of a file's header (spec §C.1) holding ``identity``'s key and certificate."""
     key, cert = identity
     return FileSigner(key=key, cert=cert)
+
+
+def signer_pem(folder: Path, subject: str, *, seed: str, serial: int) -> Path:
+    """``folder/signer.pem``: the certificate of :func:`self_signed` (a signer a file names, for commands
+    that take ``--cert`` or a certificate file)."""
+    _, cert = self_signed(subject, seed=seed, serial=serial)
+    path = folder / "signer.pem"
+    path.write_bytes(certs.cert_pem(cert))
+    return path

@@ -15,6 +15,7 @@ import asyncio
 import logging
 import re
 import socket
+from collections.abc import Callable
 
 import pytest
 
@@ -24,6 +25,7 @@ from phoneemu.net._refusals import RefusalLog
 from phoneemu.net.http import HttpServer
 from phoneemu.net.tls import TlsServer
 from tests.helpers import lab_template, self_signed_server_context
+from tests.polling import poll_until
 
 HOST = "127.0.0.1"
 FLOOD = 300
@@ -35,14 +37,9 @@ SMALL_BUFFER = 4096
 template = lab_template("flood-log", seed=41, phones={})
 
 
-async def _until(check: object, what: str) -> None:
-    """Poll ``check()`` until true, at most :data:`WAIT_S` seconds (bounded loop)."""
-    assert callable(check)
-    for _ in range(int(WAIT_S / 0.02)):
-        if check():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"not within {WAIT_S}s: {what}")
+async def _until(check: Callable[[], bool], what: str) -> None:
+    """:func:`tests.polling.poll_until` within :data:`WAIT_S`."""
+    await poll_until(check, what, within=WAIT_S, every=0.02)
 
 
 def _refusal_lines(caplog: pytest.LogCaptureFixture, logger: str) -> list[str]:

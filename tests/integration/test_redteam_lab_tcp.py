@@ -14,11 +14,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections.abc import Callable
 
 import pytest
 
 from phoneemu.net.http import HttpServer
 from phoneemu.net.tls import TlsServer
+from tests.polling import poll_until
 from tests.sip_helpers import (
     SLOW_HOST,
     SLOW_MAC,
@@ -44,14 +46,9 @@ async def _send_bounded(sock: socket.socket, data: bytes) -> int:
     return len(data)
 
 
-async def _until(check: object, what: str) -> None:
-    """Poll ``check()`` until true, at most :data:`WAIT_S` seconds (bounded loop)."""
-    assert callable(check)
-    for _ in range(int(WAIT_S / 0.05)):
-        if check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not within {WAIT_S}s: {what}")
+async def _until(check: Callable[[], bool], what: str) -> None:
+    """:func:`tests.polling.poll_until` within :data:`WAIT_S`."""
+    await poll_until(check, what, within=WAIT_S, every=0.05)
 
 
 def _reset_or_cut(sock: socket.socket) -> bool:

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from phoneemu.cli import main
-from phoneemu.crypto import certs
-from tests.signer_helpers import self_signed
+from tests.signer_helpers import signer_pem
 
 HOST = "127.0.0.1"
 CUCM = "(CUCM's TVS is on 2445)"
@@ -23,10 +22,7 @@ ACCEPT_S = 5.0  # the longest the server waits for the client's connection (a te
 
 @pytest.fixture
 def cert_file(tmp_path: Path) -> Path:
-    _, cert = self_signed("CN=ITLRECOVERY_review-r2", seed="tvs-review-r2", serial=9)
-    path = tmp_path / "signer.pem"
-    path.write_bytes(certs.cert_pem(cert))
-    return path
+    return signer_pem(tmp_path, "CN=ITLRECOVERY_review-r2", seed="tvs-review-r2", serial=9)
 
 
 def _closing_server(how: str) -> Iterator[int]:

@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 
 from phoneemu.cli import main
-from phoneemu.crypto import certs
 from tests.real_cluster_helpers import syn_dropping_port
-from tests.signer_helpers import self_signed
+from tests.signer_helpers import signer_pem
 
 HOST = "127.0.0.1"
 CUCM = "(CUCM's TVS is on 2445)"
@@ -24,10 +23,7 @@ CUCM = "(CUCM's TVS is on 2445)"
 
 @pytest.fixture
 def cert_file(tmp_path: Path) -> Path:
-    _, cert = self_signed("CN=ITLRECOVERY_real-cluster", seed="tvs-real-cluster", serial=7)
-    path = tmp_path / "signer.pem"
-    path.write_bytes(certs.cert_pem(cert))
-    return path
+    return signer_pem(tmp_path, "CN=ITLRECOVERY_real-cluster", seed="tvs-real-cluster", serial=7)
 
 
 def _no_answer_line(server: str, cert_file: Path, capsys: pytest.CaptureFixture[str]) -> str:
