@@ -13,6 +13,10 @@
 * ``loop``: a fresh event loop, closed after the test.
 * ``unasked_tftp_port``: a loopback UDP port bound and never read (a TFTP server that must not be asked).
 
+A run started with SIGINT ignored (a shell's ``cmd &`` without job control) has Python's Ctrl-C handler
+put back (:func:`pytest_configure`): the interrupt tests raise a real SIGINT and their subprocesses inherit
+the disposition, so they failed (12 of them) where the suite was started so.
+
 Collection keeps pytest's assertion-rewritten test modules in ``__pycache__`` even where
 PYTHONDONTWRITEBYTECODE is set (:func:`pytest_collection`).
 """
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import signal
 import socket
 import sys
 from collections.abc import Iterator
@@ -45,6 +50,12 @@ def _load_make_vectors() -> ModuleType:
     sys.modules[name] = mod
     spec.loader.exec_module(mod)
     return mod
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Python's own SIGINT handler where the run was started with SIGINT ignored (module rules)."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.hookimpl(wrapper=True)
