@@ -14,7 +14,9 @@ Rules:
   (§2.2). A request body is not accepted (Content-Length > 0 or chunked → 400): every Content-Length
   line is checked, not only the last (``Content-Length: 28`` then ``Content-Length: 0`` is 400 and the
   connection closed, RFC 9112 §6.3 item 5 — taking the last, the 28 bytes a front end counts as the
-  body were served as a second, smuggled request). A request line whose version is not
+  body were served as a second, smuggled request). A Content-Length is ``1*DIGIT`` (RFC 9110 §8.6):
+  ``00`` and ``000`` are 0, no body, served (was: 400); a value that is not digits alone (a sign, a list,
+  empty) → 400. A request line whose version is not
   ``HTTP/1.<digit>`` (§2.3) or a request with two Host lines (§3.2) → 400. An HTTP/1.1 request with
   no Host line is served (ours; §3.2 says 400): the server has one set of files, Host picks nothing and
   is never echoed, and a device under test that leaves it out still gets its files. ``Connection`` is a
@@ -34,6 +36,20 @@ Rules:
   closed with its request unread, the connection was reset and a client reading to the end lost the 503.
   Refusals are logged at most once a second with their count (:class:`phoneemu.net._refusals.RefusalLog`;
   was: a line each); ``on_request`` is still told of each.
+  A connection whose first bytes are a TLS handshake record (``16 03 00``..``16 03 04``: an ``https://``
+  URL to this port, or a phone speaking HTTPS to the wrong port; HTTPS config download is TCP 6971 on
+  CUCM, spec §H.1) is answered at once with a plaintext fatal TLS alert, ``protocol_version`` (70): this
+  port speaks no TLS version (was: held until ``idle_timeout``, then a 408 a TLS client cannot read).
+  Ours, of the honest answers: OpenSSL clients then say ``tlsv1 alert protocol version`` (Python's ssl:
+  ``[SSL: TLSV1_ALERT_PROTOCOL_VERSION]``; curl: ``error:0A00042E ... tlsv1 alert protocol version``), an
+  answer from the server, where a bare close says ``EOF occurred in violation of protocol`` / curl's
+  ``SSL_ERROR_SYSCALL``, read as a network fault; ``handshake_failure`` (40) is what a TLS server requiring
+  a client certificate sends (:func:`phoneemu.net.tls.client_certificate_refused` reads it so). Then our
+  side is ended and the rest of the hello read and dropped until the client's end (at most
+  :data:`_TLS_HELLO_READ` bytes within :data:`_REFUSAL_LINGER_S`: closed with it unread, the connection
+  was reset and the client could lose the alert). It is logged (WARNING) as a refusal, through its own
+  :class:`~phoneemu.net._refusals.RefusalLog` (``tls_hellos``): at most one line per connection, a flood's
+  at most once a second with their count; ``on_request`` is not told (no HTTP status was sent).
   The listen ``backlog`` (default 1024, as the TVS servers') holds a fleet's connection storm: with
   asyncio's default of 100 the kernel dropped SYNs of a 128-phone storm and those phones waited for
   TCP's 1 s SYN retransmission.
@@ -121,12 +137,24 @@ _VERSION = re.compile(r"HTTP/1\.[0-9]")  # RFC 9112 §2.3: "HTTP/" DIGIT "." DIG
 _MAX_INTERIM = 8  # 1xx responses the client skips before it calls the answer malformed (docstring)
 _REFUSAL_READ = 4096  # bytes of a refused connection's request read and dropped after its 503 (docstring)
 _REFUSAL_LINGER_S = 1.0  # ... within at most this (or idle_timeout when shorter)
+#: a TLS handshake record's first bytes, one set of values each: type 22, version 3.0 (SSL 3) .. 3.4
+_TLS_HANDSHAKE_START = ((0x16,), (0x03,), range(5))
+#: our answer to it (module docstring): an alert record (21), record version 3.1, length 2, fatal (2)
+#: protocol_version (70; RFC 8446 §6.2)
+_TLS_PROTOCOL_VERSION_ALERT = bytes((0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 70))
+_TLS_HELLO_READ = 5 + 2**14  # bytes of the hello read and dropped after the alert: one whole record
+_TLS_HELLO_REFUSAL = ("a TLS ClientHello on this plain HTTP port (HTTPS config download is TCP 6971 on CUCM, "
+                      "spec §H.1): answered with a TLS protocol_version alert")
 
 
 class _BadRequestError(Exception):
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
         self.status = status
+
+
+class _TlsHelloError(Exception):
+    """The connection's first bytes are a TLS handshake record (see the module docstring)."""
 
 
 class _SlowReaderError(Exception):
@@ -157,6 +185,8 @@ class HttpServer:
         #: refused connections read until their end at once, at most (module rules); beyond, closed at once
         self.max_refusing = max(1, self.max_connections // 4)
         self.refusals = RefusalLog(_log, "http")
+        #: TLS ClientHellos refused on this plain port (module rules; their own, the reason differs)
+        self.tls_hellos = RefusalLog(_log, "http")
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._refusing: set[asyncio.StreamWriter] = set()
@@ -188,6 +218,7 @@ class HttpServer:
             await self._server.wait_closed()
             self._server = None
             self.refusals.flush()  # the last interval's refusals said (module rules)
+            self.tls_hellos.flush()
 
     def _close_writers(self) -> None:
         for w in [*self._writers, *self._refusing]:
@@ -210,7 +241,11 @@ class HttpServer:
             for served in range(self.max_requests):
                 got = bytearray()  # this request's head so far: a time-out with some of it is a 408
                 try:
-                    head = await asyncio.wait_for(_read_head(reader, got, self.max_header), self.idle_timeout)
+                    head = await asyncio.wait_for(_read_head(reader, got, self.max_header, first=served == 0),
+                                                  self.idle_timeout)
+                except _TlsHelloError:
+                    await self._answer_tls_hello(reader, writer, peer)
+                    return
                 except (asyncio.LimitOverrunError, ValueError):
                     _log.info("http: request head from %s: no blank line within %d bytes (max_header): 431",
                               peer, self.max_header)
@@ -269,14 +304,24 @@ class HttpServer:
             writer.close()
             self._refusing.discard(writer)
 
-    async def _read_to_end(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _answer_tls_hello(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                                peer: tuple[str, int]) -> None:
+        """A TLS ClientHello on this plain port (module rules): a fatal protocol_version alert at once, our
+        side ended, the rest of the hello read and dropped until the client's end; said as a refusal."""
+        self.tls_hellos.refused(host_port(peer[0], peer[1]), _TLS_HELLO_REFUSAL)
+        writer.write(_TLS_PROTOCOL_VERSION_ALERT)
+        with contextlib.suppress(TimeoutError):  # a client not ending its side: closed after the linger
+            await self._read_to_end(reader, writer, _TLS_HELLO_READ)
+
+    async def _read_to_end(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                           limit: int = _REFUSAL_READ) -> None:
         """End our side, then read and drop what the client sends until its end of stream: at most
-        :data:`_REFUSAL_READ` bytes within :data:`_REFUSAL_LINGER_S` (or ``idle_timeout``, when shorter)."""
+        ``limit`` bytes within :data:`_REFUSAL_LINGER_S` (or ``idle_timeout``, when shorter)."""
         if writer.can_write_eof():
             writer.write_eof()
         async with asyncio.timeout(min(_REFUSAL_LINGER_S, self.idle_timeout)):
             taken = 0
-            while taken <= _REFUSAL_READ:  # bounded: each read takes at least a byte, or ends
+            while taken <= limit:  # bounded: each read takes at least a byte, or ends
                 chunk = await reader.read(_REFUSAL_READ)
                 if not chunk:
                     return
@@ -325,7 +370,7 @@ class HttpServer:
         if method not in ("GET", "HEAD"):  # before the body check: a POST is told 405, not 400
             raise _BadRequestError(405, f"method {method[:16]!r} not allowed")
         lengths = headers.get("content-length", [])
-        if any(v != "0" for v in lengths) or "transfer-encoding" in headers:  # every line, not the last
+        if not all(_is_zero_length(v) for v in lengths) or "transfer-encoding" in headers:  # every line
             said = [f"Content-Length {', '.join(lengths)[:40]!r}"] if lengths else []
             said += ["Transfer-Encoding"] if "transfer-encoding" in headers else []
             raise _BadRequestError(400, f"request body not accepted ({', '.join(said)})")
@@ -392,17 +437,44 @@ class HttpServer:
                     f"{writer.transport.get_write_buffer_size()} unsent): connection aborted") from None
 
 
-async def _read_head(reader: asyncio.StreamReader, got: bytearray, max_header: int) -> bytes:
+def _is_zero_length(value: str) -> bool:
+    """A Content-Length value saying no body: ``1*DIGIT`` (RFC 9110 §8.6) whose value is 0 — ``0``, ``00``,
+    ``000`` alike; a sign, a list, an empty value are not (module rules)."""
+    return is_ascii_digits(value) and not value.strip("0")
+
+
+async def _read_head(reader: asyncio.StreamReader, got: bytearray, max_header: int, *,
+                     first: bool = False) -> bytes:
     """A request head up to its empty line, into ``got`` as it comes (module rules: CRLF or LF ends a
     line); ValueError past ``max_header`` bytes, LimitOverrunError for a longer line, IncompleteReadError
-    when the client closes first."""
+    when the client closes first. ``first`` (a connection's first request): :func:`_check_not_tls` first,
+    its bytes the head's start."""
+    if first:
+        await _check_not_tls(reader, got)
+    pending = bytes(got)  # read, not yet cut into lines
     while True:
-        line = await reader.readuntil(b"\n")
-        got += line
+        if b"\n" in pending:
+            line, _, pending = pending.partition(b"\n")
+            line += b"\n"
+        else:
+            more = await reader.readuntil(b"\n")
+            got += more
+            line, pending = pending + more, b""
         if len(got) > max_header:
             raise ValueError("request head above max_header")
         if line in (b"\n", b"\r\n") and got.strip():  # an empty line ends a head that has begun
             return bytes(got)
+
+
+async def _check_not_tls(reader: asyncio.StreamReader, got: bytearray) -> None:
+    """The connection's first byte into ``got``, and the next while they are a TLS handshake record's start
+    (:data:`_TLS_HANDSHAKE_START`; a byte that is not ends it: no wait for more than a request sends);
+    all three → :class:`_TlsHelloError` (module rules). IncompleteReadError when the client closes first."""
+    for at, allowed in enumerate(_TLS_HANDSHAKE_START):
+        got += await reader.readexactly(1)
+        if got[at] not in allowed:
+            return
+    raise _TlsHelloError
 
 
 #: what a reg-name keeps as it is (RFC 3986 §3.2.2: unreserved and sub-delims); the rest is %-encoded
