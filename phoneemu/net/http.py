@@ -879,11 +879,17 @@ def _body_length(fields: dict[str, list[str]], name: str, version: str = "HTTP/1
         return _CHUNKED
     if not lengths:
         return None
-    if len(lengths) > 1:
+    values = {_length_value(text, name) for text in lengths}  # by value: "0" and "00" agree (§8.6)
+    if len(values) > 1:
         raise TransportError(f"Content-Length values differ: {', '.join(sorted(lengths))[:60]}",
                              kind="protocol", path=name)
-    text = lengths.pop()
-    parsed = parse_ascii_int(text)
+    return values.pop()
+
+
+def _length_value(text: str, name: str) -> int:
+    """One Content-Length value (``1*DIGIT``, RFC 9110 §8.6: leading zeros are the same number, however
+    many); TransportError for anything else or a value of more than 20 digits."""
+    parsed = parse_ascii_int(text.lstrip("0") or "0") if is_ascii_digits(text) else None
     if parsed is None:
         raise TransportError(f"bad Content-Length {text[:20]!r}", kind="protocol", path=name)
     return parsed

@@ -223,3 +223,32 @@ def test_a_server_trickling_one_byte_at_a_time_is_bounded_by_the_timeout() -> No
             assert ei.value.kind == "timeout" and "timeout after 0.5s" in str(ei.value)
             assert time.monotonic() - start < 1.5
     run(main())
+
+
+# --- Content-Length by value (RFC 9110 §8.6 1*DIGIT): 0 and 00, 5 and 05 are one length, however many
+# zeros lead; values that differ, or are not digits, stay refused
+@pytest.mark.parametrize(("lengths", "body"), [
+    (b"Content-Length: 0\r\nContent-Length: 00\r\n", b""),
+    (b"Content-Length: 5, 05\r\n", b"hello"),
+    (b"Content-Length: " + b"0" * 30 + b"5\r\n", b"hello"),
+    (b"Content-Length: " + b"0" * 21 + b"\r\n", b""),
+])
+def test_equal_lengths_written_with_leading_zeros_are_one_length(lengths: bytes, body: bytes) -> None:
+    async def main() -> None:
+        async with scripted(OK + lengths + b"\r\n" + body) as port:
+            assert await http_get(HOST, port, "f", timeout=2) == body
+    run(main())
+
+
+@pytest.mark.parametrize(("lengths", "words"), [
+    (b"Content-Length: 5\r\nContent-Length: 005 \r\nContent-Length: 6\r\n", "Content-Length values differ"),
+    (b"Content-Length: +5\r\n", "bad Content-Length"),
+    (b"Content-Length: 0x5\r\n", "bad Content-Length"),
+    (b"Content-Length: " + b"9" * 21 + b"\r\n", "bad Content-Length"),
+])
+def test_lengths_that_differ_or_are_not_digits_are_refused(lengths: bytes, words: str) -> None:
+    async def main() -> None:
+        async with scripted(OK + lengths + b"\r\nhello") as port:
+            with pytest.raises(TransportError, match=words):
+                await http_get(HOST, port, "f", timeout=2)
+    run(main())
