@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import importlib
 import ipaddress
-import shlex
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -25,7 +24,7 @@ from typing import Any
 from cryptography import x509
 
 from phoneemu.crypto import certs, keys
-from phoneemu.errors import PhoneEmuError, VerificationError, VerifyReason
+from phoneemu.errors import DecodeError, PhoneEmuError, VerificationError, VerifyReason
 from phoneemu.files import PEM_LIMIT, read_at_most
 from phoneemu.formats import detect, signed, trustlist
 from phoneemu.formats._tlv import printable
@@ -33,7 +32,7 @@ from phoneemu.formats.header import CONTAINER_TAGS, HeaderTag, ParsedHeader, ver
 from phoneemu.formats.trustlist import RecordTag, TrustList
 from phoneemu.values import host_port
 
-__all__ = ["inspect_bytes", "load_cert_files", "render_text"]
+__all__ = ["inspect_bytes", "load_cert_files", "load_private_key", "own_signature_check", "render_text"]
 
 # `show ctl` tag names (spec §A.2, §B.2).
 _HEADER_NAMES = {1: "VERSION", 2: "HEADERLENGTH", 3: "SIGNERID", 4: "SIGNERNAME", 5: "SERIALNUMBER",
@@ -227,18 +226,44 @@ def _der_certificate(path: Path, data: bytes) -> x509.Certificate | None:
     if label is None:
         return None
     if label != "CERTIFICATE":
-        raise VerificationError(f"a DER file ({label}), not a certificate{_der_key_advice(label, path)}")
+        raise VerificationError(f"a DER file ({label}), not a certificate{_der_key_advice(label)}")
     return certs.load_cert_der(data)
 
 
-def _der_key_advice(label: str, path: Path) -> str:
+def _der_key_advice(label: str) -> str:
     """Where a DER private key given as ``--cert`` goes instead (``PRIVATE KEY``, ``RSA PRIVATE KEY`` ...: PEM
-    labels, RFC 7468): ``--key``, which takes a PEM, and how to write one (was "not a certificate" alone);
-    nothing for another DER type."""
+    labels, RFC 7468): ``--key``, which takes it as it is, PEM or DER (was: converted to a PEM with openssl
+    first); nothing for another DER type."""
     if not label.endswith("PRIVATE KEY"):
         return ""
-    return (f": --key takes a private key, as a PEM (openssl pkey -inform DER -in {shlex.quote(str(path))} "
-            "-out key.pem writes one), to decrypt an .enc.sgn")
+    return ": --key takes a private key (PEM or DER) to decrypt an .enc.sgn"
+
+
+#: the PEM labels (RFC 7468) of the DER private keys ``--key`` loads: PKCS #8, PKCS #1 RSA, SEC 1 EC
+DER_KEY_LABELS = ("PRIVATE KEY", "RSA PRIVATE KEY", "EC PRIVATE KEY")
+
+
+def load_private_key(data: bytes, *, source: str) -> keys.PrivateKey:
+    """The private key ``--key`` gives (``source``: its file): a PEM (which may also hold the certificate),
+    else a DER one of :data:`DER_KEY_LABELS`. A DecodeError naming ``source`` for anything else: a PEM
+    without a key, a DER file of another type (``a DER file (CERTIFICATE), not a private key``), a damaged
+    DER (the element and offset), a file that is neither."""
+    if b"-----BEGIN" in data:
+        return keys.load_private_key_pem(data, source=source)
+    try:
+        label = detect.der_label(data, source)
+    except DecodeError as exc:  # "der: SEQUENCE[0] at offset 5: ...", said of source
+        raise DecodeError(str(exc), path=source) from None
+    if label in DER_KEY_LABELS:
+        return keys.load_private_key_der(data, source=source)
+    if label == "ENCRYPTED PRIVATE KEY":
+        raise DecodeError("a DER file (ENCRYPTED PRIVATE KEY): a key with a password, which --key does not "
+                          "ask for: openssl pkey -inform DER -in FILE -out key.pem writes it without one",
+                          path=source)
+    if label is not None:
+        raise DecodeError(f"a DER file ({label}), not a private key", path=source)
+    raise DecodeError("no private key found: neither a PEM private key (no BEGIN line) nor a DER one",
+                      path=source)
 
 
 #: said after "no certificate in PEM" of a PEM private key given as ``--cert``
@@ -250,7 +275,7 @@ def _trust_list_certs(path: Path, data: bytes) -> list[tuple[str, x509.Certifica
     is a signed file of another kind, holds no certificate or does not parse (the caller names the file)."""
     kind = detect.detect(data, path.name)
     if kind not in ("itl", "ctl"):
-        raise VerificationError(f"{_KIND_NAMES.get(kind, kind)}, not a certificate (PEM) nor a CTL/ITL")
+        raise VerificationError(f"{detect.KIND_TEXT[kind]}, not a certificate (PEM) nor a CTL/ITL")
     tl = trustlist.parse(data, kind="CTL" if kind == "ctl" else "ITL")
     out: list[tuple[str, x509.Certificate]] = [
         (_RecordLabel(f"{path} #{i + 1} {rec.role_name}"), rec.x509()) for i, rec in enumerate(tl.records)
@@ -296,14 +321,14 @@ def _try_certs(cands: list[tuple[str, x509.Certificate]], check: Any, signer: An
     return {"check": "signature", "ok": False, "reason": first.reason.value, "detail": str(first)}
 
 
-def _own_signature_check(tl: TrustList) -> tuple[dict[str, Any], int | None]:
+def own_signature_check(tl: TrustList) -> tuple[dict[str, Any], int | None]:
     """The ``signature`` check of a trust list, by its own SAST record (spec §B.4, §A.3), and the index of
     the record that signed it (None when none is found). Verified only when a record naming the signer as
     a phone does — issuer and serial, :meth:`~phoneemu.formats.trustlist.TrustList.names_signer` — verifies
     it; a signature verified only by a record found by serial, whose issuer is another's, is
     ``unknown-signer`` (``bad-signature`` when a record naming the signer has another key, ``wrong-role``
     when only a record of another role names it), naming what a phone does (was: "verified", while phones
-    refuse the list)."""
+    refuse the list). ``inspect`` and ``lab show --itl/--ctl`` both say this check."""
     signer_index: int | None = None
     try:
         signer_index = tl.signer_index()
@@ -373,29 +398,28 @@ def _optional(name: str) -> ModuleType | None:
 
 
 # --------------------------------------------------------------------------- per format
-#: How a note names a detected format.
-_KIND_NAMES = {"itl": "an ITL", "ctl": "a CTL", "sgn": "a signed file (.sgn)", "firmware": "a firmware image",
-               "xml": "a config XML"}
-
-
 def inspect_bytes(data: bytes, *, name: str | None = None, cert_paths: list[Path] | None = None,
                   key_path: Path | None = None, limit: int | None = None,
                   certificates: list[tuple[str, x509.Certificate]] | None = None) -> dict[str, Any]:
     """Everything ``inspect`` prints, as a JSON-able dict; raises PhoneEmuError if parsing fails. The
     signer candidates are ``certificates`` (:func:`load_cert_files` of the ``--cert`` files, read once by
-    a caller that said their problems first) and those of ``cert_paths``."""
+    a caller that said their problems first) and those of ``cert_paths``. A DER certificate, key or CSR is a
+    DecodeError saying what it is (was: "not a signed header ... and not XML")."""
     kind = detect.detect(data, name)
+    if kind == "der":  # a certificate, key or CSR: ``inspect`` says what to do with it before this
+        raise DecodeError(f"{detect.what_it_is(data, name)}, not a file inspect decodes (CTL/ITL, .sgn, "
+                          ".enc.sgn, firmware, config XML)")
     report: dict[str, Any] = {"file": name, "format": kind, **_checksums(data), "checks": [], "notes": []}
     cands = [*(certificates or []), *load_cert_files(cert_paths or [])]
     checks: list[dict[str, Any]] = report["checks"]
     if key_path is not None and kind != "enc":
-        what = _KIND_NAMES.get(kind, kind)
+        what = detect.KIND_TEXT[kind]
         report["notes"].append(f"key {key_path.name} not used: {what} is not encrypted")
     if kind in ("itl", "ctl"):
         tl = trustlist.parse(data, limit=limit if limit is not None else trustlist.DEFAULT_LIMIT,
                              kind="CTL" if kind == "ctl" else "ITL")
         report["header"] = _header_info(tl.parsed_header, data)
-        own, signer_index = _own_signature_check(tl)
+        own, signer_index = own_signature_check(tl)
         checks.append(own)
         if cands:  # also: is it signed by a key the caller trusts (as a phone with an ITL checks)?
             res = _try_certs(cands, tl.verify_with, tl.header.signer)
@@ -468,9 +492,9 @@ def _inspect_enc(data: bytes, report: dict[str, Any], cands: list[tuple[str, x50
     else:
         report["notes"].append("signature not checked (give the TFTP signer with --cert)")
     if key_path is not None:
-        pem = read_at_most(key_path, PEM_LIMIT, what="key file")
+        key_data = read_at_most(key_path, PEM_LIMIT, what="key file")
         try:
-            key = keys.load_private_key_pem(pem, source=str(key_path))
+            key = load_private_key(key_data, source=str(key_path))
             plain = enc_mod.decrypt_pki(ef, key)
         except VerificationError as exc:
             checks.append({"check": "decrypt", "ok": False, "reason": exc.reason.value, "detail": str(exc)})

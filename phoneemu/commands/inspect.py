@@ -10,7 +10,8 @@ phone finds it (spec §B.4, §G.3: one found by serial only, another issuer, fai
 ``wrong-role`` when a record of another role names the signer);
 ``--cert`` names the signer of a ``.sgn`` / ``.enc.sgn`` / firmware (each certificate of a PEM or of a
 CTL/ITL, or a DER certificate, is tried; a trust-list record's whatever its role, which predict checks);
-``--key`` (a PEM that may also hold the certificate) decrypts an ``.enc.sgn``.
+``--key`` (a PEM that may also hold the certificate, or a DER key: PKCS #8, PKCS #1, SEC 1) decrypts an
+``.enc.sgn``.
 Exit 0 only if the file parsed and every check asked for passed; otherwise one line on stderr: exit 1
 for a failed check, 2 for a file that does not parse or cannot be read (a certificate, CSR or key, PEM
 or DER, is named with what to do with it).
@@ -58,8 +59,9 @@ examples:
                    help="signer certificate(s) for .sgn/.enc.sgn/firmware (repeatable; each is tried): a "
                    "PEM, a DER certificate, or a CTL/ITL whose records' certificates are tried (whatever "
                    "their role: the phone's role rules are predict's)")
-    p.add_argument("--key", type=Path, metavar="PEM",
-                   help="private key (PEM, may also hold the certificate) to decrypt an .enc.sgn")
+    p.add_argument("--key", type=Path, metavar="KEY",
+                   help="private key to decrypt an .enc.sgn: a PEM (may also hold the certificate) or a DER "
+                   "key (PKCS #8, PKCS #1 RSA, SEC 1 EC)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     p.add_argument("--limit", type=positive_int, metavar="BYTES",
                    help="refuse files larger than BYTES, before reading them (default: each format's "
@@ -69,16 +71,13 @@ examples:
 
 
 def _key_problem(path: Path) -> str | None:
-    """Why ``--key`` cannot be used (checked whatever the file is: a typo is not silently ignored); a DER
-    file is named by its type (a DER key: how to make it the PEM --key takes)."""
-    from phoneemu.crypto import keys
+    """Why ``--key`` cannot be used (checked whatever the file is: a typo is not silently ignored): it must
+    hold a private key, PEM or DER (:func:`phoneemu.inspection.load_private_key`; was PEM only, a DER key
+    told to be converted with openssl); another DER file is named by its type."""
+    from phoneemu.inspection import load_private_key
 
     try:
-        data = read_at_most(path, PEM_LIMIT, what="key file")
-        if b"-----BEGIN" not in data and (label := _der_label(data, path)) is not None:
-            advice = _pem_advice([label], der=True) if label.endswith("PRIVATE KEY") else "not a private key"
-            return f"{_pem_text([label], der=True)}: {advice}"
-        keys.load_private_key_pem(data, source=str(path))
+        load_private_key(read_at_most(path, PEM_LIMIT, what="key file"), source=str(path))
     except OSError as exc:
         return str(exc.strerror or exc)
     except PhoneEmuError as exc:  # it names the path itself: keep what follows it
@@ -148,15 +147,16 @@ def _is_text_before_pem(prefix: bytes) -> bool:
 
 
 _KEY_ADVICE = "give a private key as --key to decrypt an .enc.sgn (boot takes a MIC's key as --mic-key)"
-#: a DER key: --key (and boot's --mic-key) take a PEM; openssl converts it (asking for a password if any)
-_KEY_ADVICE_DER = ("--key takes a PEM: openssl pkey -inform DER -in FILE -out key.pem writes one, to give as "
-                   "--key to decrypt an .enc.sgn (boot takes a MIC's key as --mic-key)")
+#: a DER key with a password: --key asks for none; openssl writes it without one (asking for the password)
+_KEY_ADVICE_ENCRYPTED_DER = ("--key takes a key without a password: openssl pkey -inform DER -in FILE -out "
+                             "key.pem writes one, to give as --key to decrypt an .enc.sgn")
 
 
 def _pem_advice(labels: list[str], *, der: bool = False) -> str:
     """What to do with a PEM (or ``der``: DER) file of ``labels``, per type: a certificate is --cert, a
-    private key --key (a PEM one: a DER key is converted first), a certificate request (CSR) neither (was
-    --cert/--key for every PEM, a CSR too); bundles say how to take their certificates out."""
+    private key --key (PEM or DER; a DER one with a password is converted first), a certificate request
+    (CSR) neither (was --cert/--key for every PEM, a CSR too); bundles say how to take their certificates
+    out."""
     inform = " -inform DER" if der else ""
     advice: dict[str, str] = {}
     for label in labels:
@@ -164,8 +164,8 @@ def _pem_advice(labels: list[str], *, der: bool = False) -> str:
             advice["csr"] = ("a certificate request (CSR) asks a CA for a certificate and is neither a "
                              "certificate nor a key: inspect reads the phone's files, not CSRs (openssl req"
                              f"{inform} -in FILE -noout -text shows one)")
-        elif label.endswith("PRIVATE KEY"):
-            advice["key"] = _KEY_ADVICE_DER if der else _KEY_ADVICE
+        elif label.endswith("PRIVATE KEY"):  # PEM or DER: --key takes both
+            advice["key"] = _KEY_ADVICE_ENCRYPTED_DER if der and "ENCRYPTED" in label else _KEY_ADVICE
         elif "CERTIFICATE" in label:
             advice["cert"] = "give a certificate as --cert to check a file's signature with it"
         else:

@@ -152,6 +152,9 @@ def _show(args: argparse.Namespace) -> int:
         say(args, "--cluster goes with --fleet-flash (one phone's flash: compare the ITL "
                   "checksum phone show prints with the cluster's 'show itl')")
         return 2
+    if (given := _file_not_flash(args.flash)) is not None:
+        say(args, given)
+        return 2
     if not _existing(args):
         return 2
     profile = _profile(args)
@@ -166,6 +169,26 @@ def _show(args: argparse.Namespace) -> int:
         for problem in flash.problems:
             print(f"  flash problem: {problem}")
     return 0
+
+
+def _file_not_flash(path: Path) -> str | None:
+    """What ``phone show --flash FILE`` says of a file (a downloaded ITL, config, DER certificate or key...):
+    what it is (:func:`phoneemu.formats.detect.what_it_is`) and that ``phoneemu inspect FILE`` reads it (was
+    "no such flash directory", as if nothing were there); None when ``path`` is not a regular file."""
+    import shlex
+
+    from phoneemu.formats.detect import what_it_is
+
+    if not path.is_file():
+        return None
+    try:
+        what = what_it_is(read_at_most(path, MAX_TRUST_FILE, what="file"), path.name)
+    except (OSError, PhoneEmuError):  # unreadable, too large or of no format known: still not a flash
+        what = "a file"
+    reads = "names it and what to do with it" if what.startswith("a DER file") else \
+        "decodes the files a phone downloads" if what == "a file" else "decodes it"
+    return (f"{path}: {what}, not a phone's flash directory (boot --flash DIR makes one): "
+            f"phoneemu inspect {shlex.quote(str(path))} {reads}")
 
 
 def _cluster_lists(path: Path) -> tuple[dict[str, dict[str, str] | None], str | None]:

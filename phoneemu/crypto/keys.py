@@ -36,6 +36,7 @@ __all__ = [
     "generate_key",
     "key_description",
     "key_size_bits",
+    "load_private_key_der",
     "load_private_key_pem",
     "load_public_key_spki_der",
     "private_key_from_pem",
@@ -308,6 +309,21 @@ def load_private_key_pem(data: bytes, *, source: str = "key") -> PrivateKey:
             raise DecodeError("private key is neither RSA nor EC", path=source)
         start = data.find(b"-----BEGIN ", stop + 5)
     raise DecodeError("no PEM private key found", path=source)
+
+
+def load_private_key_der(data: bytes, *, source: str = "key") -> PrivateKey:
+    """The private key of a DER file (PKCS #8, PKCS #1 RSA or SEC 1 EC, as ``openssl pkey -outform DER``
+    and Windows exports save one), checked as :func:`load_private_key_pem` checks a PEM one; a DecodeError
+    naming ``source`` for anything else (an encrypted key: its password is not asked for)."""
+    try:
+        key = serialization.load_der_private_key(data, password=None, unsafe_skip_rsa_key_validation=True)
+        if isinstance(key, rsa.RSAPrivateKey) and (problem := _rsa_key_problem(key)) is not None:
+            raise ValueError(f"invalid RSA private key: {problem}")
+    except (ValueError, TypeError, UnsupportedAlgorithm) as exc:
+        raise DecodeError(f"cannot load DER private key: {exc}", path=source) from None
+    if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
+        raise DecodeError("private key is neither RSA nor EC", path=source)
+    return key
 
 
 def private_key_pem_public_der(data: bytes, *, source: str = "key") -> bytes:

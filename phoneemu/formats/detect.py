@@ -14,8 +14,10 @@ Rule (ours; the spec gives no magic numbers): every signed format starts with th
 Bytes that are not a signed header but start with ``<`` (after an optional BOM and white space)
 are ``xml``. Anything else is a DecodeError.
 
-:func:`der_label` tells what a DER file (a certificate, CSR or key, 0x30 first: none of the above) is,
-for a caller to say so (``inspect``); :func:`detect` itself never answers ``der``.
+Bytes that are one DER SEQUENCE (a certificate, CSR or key, 0x30 first: none of the above) are ``der``;
+:func:`der_label` tells which (``CERTIFICATE``, ``PRIVATE KEY``...), :func:`what_it_is` says either in a
+message's words (``a DER file (CERTIFICATE)``). Was: "not a signed header ... and not XML" of them, from
+every caller but ``inspect`` (which sniffed them itself).
 
 The name hint is text or a path (``os.PathLike``, its ``os.fspath``); any other name (bytes, a number, a
 path of bytes) is a DecodeError naming the argument ``name`` (was: TypeError or AttributeError out).
@@ -30,9 +32,14 @@ from phoneemu.errors import DecodeError
 from phoneemu.formats.header import parse_header
 from phoneemu.wire import as_bytes
 
-__all__ = ["Kind", "der_label", "detect"]
+__all__ = ["KIND_TEXT", "Kind", "der_label", "detect", "what_it_is"]
 
-Kind = Literal["itl", "ctl", "sgn", "enc", "firmware", "xml"]
+Kind = Literal["itl", "ctl", "sgn", "enc", "firmware", "xml", "der"]
+
+#: how a message names a file of each kind (a DER file also by its type: :func:`what_it_is`)
+KIND_TEXT: dict[str, str] = {
+    "itl": "an ITL", "ctl": "a CTL", "sgn": "a signed file (.sgn)", "enc": "an encrypted file (.enc.sgn)",
+    "firmware": "a firmware image", "xml": "a config XML", "der": "a DER file"}
 
 _FIRMWARE_MAGIC = b"PHEMUFW1"  # formats.firmware.MAGIC (kept here so detect does not import it)
 _FIRMWARE_SUFFIXES = (".loads", ".sbn", ".bin", ".zz", ".img", ".tar", ".tgz", ".tar.gz", ".cop.sgn",
@@ -69,9 +76,9 @@ def _name_text(name: object) -> str | None:
 
 
 def detect(data: bytes, name: str | os.PathLike[str] | None = None) -> Kind:
-    """``itl`` / ``ctl`` / ``sgn`` / ``enc`` / ``firmware`` / ``xml``; DecodeError when none fits (and for
-    input that is not bytes-like, :func:`phoneemu.wire.as_bytes`, or a ``name`` that is neither text nor a
-    path: module rules)."""
+    """``itl`` / ``ctl`` / ``sgn`` / ``enc`` / ``firmware`` / ``xml`` / ``der``; DecodeError when none fits
+    (a damaged DER: :func:`der_label`'s, naming the element and offset), for input that is not bytes-like
+    (:func:`phoneemu.wire.as_bytes`) or a ``name`` that is neither text nor a path (module rules)."""
     hint = _name_text(name)
     data = as_bytes(data, fmt="detect")
     if data[:3] == b"\x01\x00\x02":
@@ -90,11 +97,22 @@ def detect(data: bytes, name: str | os.PathLike[str] | None = None) -> Kind:
     text = data[3:] if data[:3] == b"\xef\xbb\xbf" else data
     if text.lstrip(b" \t\r\n")[:1] == b"<":
         return "xml"
+    if der_label(data, hint) is not None:
+        return "der"
     suggests = f" (name suggests {_by_name(hint)})" if hint and _by_name(hint) else ""
     if not data:  # a download that got nothing, a file truncated to nothing: say so, not "not XML"
         raise DecodeError(f"empty (0 bytes): no signed header, no XML{suggests}", fmt="detect", offset=0)
     raise DecodeError(f"not a signed header (no VERSION TLV 01 00 02) and not XML{suggests}", fmt="detect",
                       offset=0)
+
+
+def what_it_is(data: bytes, name: str | os.PathLike[str] | None = None) -> str:
+    """The file in a message's words: :data:`KIND_TEXT` of its :func:`detect` kind, a DER file with its type
+    (``a DER file (CERTIFICATE)``, :func:`der_label`); :func:`detect`'s DecodeError when none fits."""
+    kind = detect(data, name)
+    if kind == "der":
+        return f"{KIND_TEXT[kind]} ({der_label(data, name)})"
+    return KIND_TEXT[kind]
 
 
 # --------------------------------------------------------------------------- DER (certificates, keys)

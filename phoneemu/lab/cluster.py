@@ -90,6 +90,7 @@ from phoneemu.files import PEM_LIMIT, atomic_write, read_at_most
 from phoneemu.formats import config, encrypted, firmware, signed, trustlist
 from phoneemu.formats.header import FileSigner
 from phoneemu.formats.trustlist import Role, TrustRecord
+from phoneemu.inspection import own_signature_check
 from phoneemu.lab.defaults import SECURE_URL_SCHEMES
 from phoneemu.lab.dial_plan import DialPlan, css_arg, partition_arg
 from phoneemu.lab.lock import hold_lab_lock, try_lab_lock
@@ -2066,10 +2067,7 @@ class LabCluster:
         lines.append(f"Version:        {hdr.version[0]}.{hdr.version[1]}")
         lines.append(f"HeaderLength:   {hdr.header_length} (BYTES)")
         lines.append(f"Signer:         {hdr.signer.name} (serial {hdr.signer.serial.hex().upper()})")
-        try:
-            signer_index = tl.signer_index()
-        except PhoneEmuError:
-            signer_index = -1
+        verified, signer_index = own_signature_check(tl)
         for i, rec in enumerate(tl.records, 1):
             lines.append(f"{kind} Record #:{i}")
             lines.append(f"  FUNCTION      {rec.role_name}")
@@ -2086,12 +2084,17 @@ class LabCluster:
             if rec.role == Role.SAST:
                 used = "was used" if i - 1 == signer_index else "was not used"
                 lines.append(f"This etoken {used} to sign the {kind} file.")
-        try:
-            tl.verify_self()
-            lines.append(f"The {kind} file was verified successfully.")
-        except PhoneEmuError as exc:
-            lines.append(f"The {kind} file could not be verified: {exc}")
+        lines.append(_verified_line(kind, verified))
         return "\n".join(lines) + "\n"
+
+
+def _verified_line(kind: str, check: dict[str, Any]) -> str:
+    """``show itl``'s last line: the list verified as ``inspect`` verifies it, by its own SAST record naming
+    its signer as a phone finds it, issuer and serial (:func:`phoneemu.inspection.own_signature_check`,
+    spec §B.4, §G.3; was: the record found by serial only, "verified" while phones refuse the list)."""
+    if check["ok"]:
+        return f"The {kind} file was verified successfully."
+    return f"The {kind} file could not be verified ({check['reason']}): {check['detail']}"
 
 
 DEFAULT_EXPORT = "exported/itlrecovery.pem"
