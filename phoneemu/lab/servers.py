@@ -89,9 +89,10 @@ Rules:
 * Descriptors (ours): one process serves every service, so each has a share of the open-file limit
   (:func:`phoneemu.net.tftp_server.transfer_socket_budget`): TFTP transfers half, HTTP connections a
   quarter (their servers' own bounds), node 1's TVS :data:`TVS_SHARE`, each other node's TVS
-  :data:`NODE_TVS_SHARE` (a full TVS stops accepting: the listen queue holds the rest), and every TLS
-  or TCP listener besides (CAPF, the registrars, HTTPS, the directory, an ``asyncio`` TVS) together
-  :data:`TLS_SHARE`, at least :data:`TLS_FLOOR` where a quarter of the limit allows (one
+  :data:`NODE_TVS_SHARE` (a full TVS stops accepting: the listen queue holds the rest, and a connection
+  waiting there makes room by closing the oldest one silent past its grace, :mod:`phoneemu.lab.tvs_loop`),
+  and every TLS or TCP listener besides (CAPF, the registrars, HTTPS, the directory, an ``asyncio`` TVS)
+  together :data:`TLS_SHARE`, at least :data:`TLS_FLOOR` where a quarter of the limit allows (one
   :class:`phoneemu.net.tls.ConnectionBudget`; one more connection is closed at once, logged). A flood
   of connections that never finish their handshake on one port so cannot take the descriptors the
   other services need (before: TVS and CAPF took up to 1,024 each whatever the

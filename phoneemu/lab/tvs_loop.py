@@ -21,7 +21,10 @@ Rules (identical to :class:`phoneemu.lab.tvs_threaded.ThreadedTvsServer` unless 
   looked up at every accepted connection, a new context when the certificate changed); the CUCM 14
   cipher list; no session tickets (``num_tickets = 0``, ``OP_NO_TICKET``: phones never resume, §E.1).
   After a TLS 1.3 handshake the client's Finished is ACKed at once (``TCP_QUICKACK``; TLS 1.2
-  answers the client's Finished with the server's, which carries the ACK).
+  answers the client's Finished with the server's, which carries the ACK). What reading makes OpenSSL
+  write is sent at once: the ``no_renegotiation`` warning alert refusing a TLS 1.2 client's
+  renegotiation (OpenSSL 3 refuses a client's by default), a TLS 1.3 KeyUpdate (was: kept until the next
+  reply, so a client asking to renegotiate waited its read timeout).
 * Bounded: at most ``max_connections`` connections at once (accepting pauses until one ends; the
   listen ``backlog`` bounds those waiting). The handshake must complete within
   ``handshake_timeout`` (total); each request must be complete within ``handler.read_timeout`` of
@@ -29,6 +32,19 @@ Rules (identical to :class:`phoneemu.lab.tvs_threaded.ThreadedTvsServer` unless 
   its reply must be taken by the kernel within ``handler.read_timeout``; at most
   ``handler.max_requests`` requests per connection. One timer per connection, re-armed only when a
   deadline moves earlier.
+* Fair under a connection flood (ours): when the server is full and a new connection waits, the oldest
+  connection that has not sent a complete first request yet (no handshake finished, or no whole TVS
+  frame after it) and has been open at least ``first_request_grace`` (1 s) is closed to make room,
+  one taken from the address holding the most connections first; each is logged like a refused
+  connection (:class:`phoneemu.net._refusals.RefusalLog`: at once, then at most a line a second with
+  the count) and counted in :attr:`LoopTvsServer.evicted`. Was: accepting paused at the cap, so 1,100
+  silent connections from one address held every place until their handshake timeout and let 3 of 7
+  queries from other addresses through within 5 s. No per-address cap: a fleet boots from one address
+  (40,000 phones from 127.0.0.1). A connection within its grace, or that has sent a request, is never
+  closed for room, so a boot storm's connections are not; with none to close, accepting pauses until
+  one ends or the oldest reaches its grace. Bookkeeping is O(1) per connection (per address: a count
+  and the connections yet to ask, oldest first; an address leaves with its last connection); choosing
+  whom to close reads each address once (at most ``max_connections``).
 * Requests: every complete frame is answered with :func:`phoneemu.protocols.tvs.answer` and
   ``handler.lookup``; a malformed, truncated or unexpected frame, a timeout or a lost connection
   closes that one connection with the reason logged and counted in ``handler.refused``. A handshake
@@ -57,14 +73,17 @@ from phoneemu.lab.pki import Identity
 from phoneemu.lab.tvs_service import TvsConnectionLog, TvsHandler, address_text, answer_frames
 from phoneemu.lab.tvs_threaded import IdentityContext
 from phoneemu.net._listen import tcp_listener
+from phoneemu.net._refusals import RefusalLog
 from phoneemu.net.tls import handshake_failure
 from phoneemu.protocols import tvs
 
-__all__ = ["DEFAULT_MAX_CONNECTIONS", "LoopTvsServer"]
+__all__ = ["DEFAULT_FIRST_REQUEST_GRACE", "DEFAULT_MAX_CONNECTIONS", "LoopTvsServer"]
 
 _log = logging.getLogger("phoneemu.lab.tvs")
 
 DEFAULT_MAX_CONNECTIONS = 1024
+#: seconds a connection may take to send its first complete request before a full server may close it
+DEFAULT_FIRST_REQUEST_GRACE = 1.0
 _READ_SIZE = 65536
 _RECORD_SIZE = 16384  # SSLObject.read returns one record at most: 16 KiB of plaintext (RFC 5246 §6.2.1)
 _ACCEPT_BATCH = 64  # connections accepted per readiness event of the listening socket
@@ -78,13 +97,15 @@ class _Connection:
     """One accepted connection: handshake, then the request loop, driven by reader callbacks."""
 
     __slots__ = ("_closing", "_decoder", "_eof", "_fd", "_in", "_out", "_reading", "_wbuf", "_writing",
-                 "deadline", "handshaken", "obj", "peer", "seen", "server", "sock", "timer", "timer_at",
-                 "tls")
+                 "deadline", "handshaken", "host", "obj", "opened", "peer", "seen", "server", "sock", "timer",
+                 "timer_at", "tls")
 
-    def __init__(self, server: LoopTvsServer, sock: socket.socket, peer: str, ctx: ssl.SSLContext) -> None:
+    def __init__(self, server: LoopTvsServer, sock: socket.socket, peer: str, host: str,
+                 ctx: ssl.SSLContext) -> None:
         self.server = server
         self.sock = sock
         self.peer = peer
+        self.host = host  # the peer's address without the port (fairness, module docstring)
         self._in = ssl.MemoryBIO()
         self._out = ssl.MemoryBIO()
         self.obj = ctx.wrap_bio(self._in, self._out, server_side=True)
@@ -98,7 +119,8 @@ class _Connection:
         self._wbuf = b""  # bytes the kernel did not take yet
         self._writing = False
         loop = server.loop
-        self.deadline = loop.time() + server.handshake_timeout  # total, for the handshake
+        self.opened = loop.time()
+        self.deadline = self.opened + server.handshake_timeout  # total, for the handshake
         self.timer_at = self.deadline
         self.timer: asyncio.TimerHandle | None = loop.call_at(self.deadline, self._on_timer)
         loop.add_reader(self._fd, self._on_readable)
@@ -254,6 +276,7 @@ class _Connection:
             try:
                 data = obj.read(_RECORD_SIZE)
             except ssl.SSLWantReadError:
+                self._flush()  # what reading made OpenSSL write: a no_renegotiation alert, a KeyUpdate
                 return
             except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
                 data = b""
@@ -289,6 +312,8 @@ class _Connection:
             return False
         if replies:  # the replies and the next request: read_timeout from now (partial data: not)
             self._set_deadline(server.loop.time() + handler.read_timeout)
+            if self.seen == 0:
+                server._asked(self)
         obj = self.obj
         for req, reply in replies:
             self.seen += 1
@@ -350,6 +375,17 @@ class _Connection:
         self.server._forget(self)
 
 
+class _Address:
+    """The open connections of one peer address (fairness, module docstring)."""
+
+    __slots__ = ("count", "unasked")
+
+    def __init__(self) -> None:
+        self.count = 0
+        #: those that have not sent a complete request yet, oldest first (a dict keeps insertion order)
+        self.unasked: dict[_Connection, None] = {}
+
+
 class LoopTvsServer:
     """TVS on ``host:port`` served on the running event loop; ``start``/``close`` are coroutines, like
     :class:`phoneemu.lab.tvs_threaded.ThreadedTvsServer` which it stands in for in
@@ -358,9 +394,13 @@ class LoopTvsServer:
     def __init__(self, handler: TvsHandler, identity: Callable[[], Identity], host: str = "127.0.0.1",
                  port: int = 0, *, max_connections: int = DEFAULT_MAX_CONNECTIONS,
                  handshake_timeout: float = 10.0, backlog: int = 1024, keylog: Path | None = None,
-                 name: str = "tvs", failure_log_level: int = logging.WARNING) -> None:
+                 name: str = "tvs", failure_log_level: int = logging.WARNING,
+                 first_request_grace: float = DEFAULT_FIRST_REQUEST_GRACE) -> None:
         if max_connections < 1:
             raise PhoneEmuError(f"max_connections {max_connections}: at least 1", path="max_connections")
+        if not first_request_grace >= 0:  # NaN too
+            raise PhoneEmuError(f"first_request_grace {first_request_grace}: at least 0",
+                                path="first_request_grace")
         self.handler = handler
         self.host = host
         self.requested_port = port
@@ -369,13 +409,19 @@ class LoopTvsServer:
         self.backlog = backlog
         self.name = name
         self.failure_log_level = failure_log_level
+        self.first_request_grace = first_request_grace
         self.contexts = IdentityContext(identity, keylog=keylog)
         self.connections = 0
         self.errors = 0
+        #: connections closed to make room for a waiting one (module docstring, "Fair")
+        self.evicted = 0
+        self.refusals = RefusalLog(_log, name)
         self._open: set[_Connection] = set()
+        self._addresses: dict[str, _Address] = {}
         self._listener: socket.socket | None = None
         self._accepting = False
         self._retry: asyncio.TimerHandle | None = None
+        self._room_at: asyncio.TimerHandle | None = None  # the oldest unasked connection's grace ends
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @property
@@ -401,15 +447,18 @@ class LoopTvsServer:
         if listener is None:
             return
         self._accept_off()
-        if self._retry is not None:
-            self._retry.cancel()
-            self._retry = None
+        for timer in (self._retry, self._room_at):
+            if timer is not None:
+                timer.cancel()
+        self._retry = self._room_at = None
         listener.close()
         self._listener = None
         for conn in list(self._open):
             conn._closing = True  # cut by close(): no log, as the asyncio server cancels silently
             conn.close()
         self._open.clear()
+        self._addresses.clear()
+        self.refusals.flush()
 
     async def __aenter__(self) -> LoopTvsServer:
         return await self.start()
@@ -434,9 +483,12 @@ class LoopTvsServer:
         if listener is None:
             return
         for _ in range(_ACCEPT_BATCH):
+            victim = None
             if len(self._open) >= self.max_connections:
-                self._accept_off()  # resumed when a connection ends (_forget)
-                return
+                victim = self._victim()
+                if victim is None:
+                    self._wait_for_room()
+                    return
             try:
                 raw, addr = listener.accept()  # non-blocking listener: no setblocking(True) for raw
             except (BlockingIOError, InterruptedError):
@@ -448,6 +500,8 @@ class LoopTvsServer:
                 self._accept_off()
                 self._retry = self.loop.call_later(_ACCEPT_RETRY, self._accept_again)
                 return
+            if victim is not None:  # closed only once a connection was taken from the queue
+                self._evict(victim)
             self._connection(raw, addr)
 
     def _accept_again(self) -> None:
@@ -456,21 +510,84 @@ class LoopTvsServer:
 
     def _connection(self, raw: socket.socket, addr: object) -> None:
         peer = address_text(addr)
+        host = str(addr[0]) if isinstance(addr, tuple) and addr else peer
         try:
             raw.setblocking(False)
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = _Connection(self, raw, peer, self.contexts.context())
+            conn = _Connection(self, raw, peer, host, self.contexts.context())
         except (OSError, ValueError) as exc:
             raw.close()
             _log.warning("%s: connection from %s failed: %s", self.name, peer, exc)
             return
         self._open.add(conn)
         self.connections += 1
+        address = self._addresses.get(host)
+        if address is None:
+            address = self._addresses[host] = _Address()
+        address.count += 1
+        address.unasked[conn] = None
+
+    def _asked(self, conn: _Connection) -> None:
+        """``conn`` sent its first complete request: never closed for room from now on."""
+        address = self._addresses.get(conn.host)
+        if address is not None:
+            address.unasked.pop(conn, None)
 
     def _forget(self, conn: _Connection) -> None:
+        if conn not in self._open:
+            return
         self._open.discard(conn)
+        address = self._addresses.get(conn.host)
+        if address is not None:
+            address.unasked.pop(conn, None)
+            address.count -= 1
+            if address.count <= 0:
+                del self._addresses[conn.host]
         if not self._accepting and self._listener is not None and self._retry is None:
             self._accept_on()
+
+    # --- fairness (module docstring, "Fair") -----------------------------------------------------
+    def _victim(self) -> _Connection | None:
+        """The connection to close for a waiting one: past its grace without a request, from the address
+        holding the most connections, the oldest; None when there is none."""
+        cutoff = self.loop.time() - self.first_request_grace
+        best: _Connection | None = None
+        best_count = 0
+        for address in self._addresses.values():
+            oldest = next(iter(address.unasked), None)
+            if oldest is None or oldest.opened > cutoff:
+                continue
+            if address.count > best_count or (
+                    best is not None and address.count == best_count and oldest.opened < best.opened):
+                best, best_count = oldest, address.count
+        return best
+
+    def _wait_for_room(self) -> None:
+        """Full, none to close: accepting pauses until a connection ends (:meth:`_forget`) or the oldest
+        unasked one reaches its grace (then a waiting connection, if any, makes it the victim)."""
+        self._accept_off()
+        if self._room_at is not None:
+            return  # armed for an earlier or the same time: the oldest only gets younger
+        oldest = min((next(iter(a.unasked)).opened for a in self._addresses.values() if a.unasked),
+                     default=None)
+        if oldest is not None:
+            self._room_at = self.loop.call_at(oldest + self.first_request_grace, self._room_due)
+
+    def _room_due(self) -> None:
+        self._room_at = None
+        if self._retry is None:
+            self._accept_on()
+
+    def _evict(self, victim: _Connection) -> None:
+        """Close ``victim`` to make room (logged like a refusal, counted in :attr:`evicted`)."""
+        self.evicted += 1
+        held = self._addresses[victim.host].count
+        step = "handshake done" if victim.handshaken else "TLS handshake unfinished"
+        self.refusals.refused(victim.peer, f"closed to make room: no complete request within "
+                                           f"{self.first_request_grace:g} s ({step}; {len(self._open)} open, "
+                                           f"max_connections {self.max_connections}; {victim.host} holds "
+                                           f"{held})")
+        victim.close()
 
     def answer(self, msg: tvs.TvsMessage) -> tuple[tvs.VerifyRequest | tvs.QueryRequest, tvs.TvsMessage]:
         """Same steps as :class:`phoneemu.protocols.tvs.TvsServerConnection`, keeping the typed pair."""

@@ -18,6 +18,11 @@ closes the connection without sending the alert OpenSSL wrote, so a client refus
   socket's extra info) encrypts what the handler writes. Closing sends close_notify without waiting
   for the peer's, then closes once written; the peer's close_notify or end of stream is the stream's
   end of file.
+  What reading makes OpenSSL write is sent too: the ``no_renegotiation`` warning alert refusing a TLS 1.2
+  client's renegotiation (OpenSSL 3 refuses a client's by default), a TLS 1.3 KeyUpdate, and the fatal
+  alert of a corrupt record (``bad_record_mac``; was: dropped, the connection aborted) before the
+  connection closes — aborted instead when the kernel has not taken all that was written (a peer that
+  does not read holds nothing open).
 * On the path (a lab attacker, :mod:`phoneemu.lab.on_path`): :attr:`TlsAcceptProtocol.alter_once`, when
   set after the handshake, is applied to the next records sent and cleared — what an attacker between
   the two ends does to ciphertext; the transport's extra info ``tls_accept`` is the connection.
@@ -139,6 +144,17 @@ class TlsAcceptProtocol(asyncio.Protocol):
         if self.raw is not None:
             self.raw.close()
 
+    def _end_raw(self) -> None:
+        """Close once the kernel took what is written (the alert), else abort: a peer that does not read
+        holds nothing open."""
+        raw = self.raw
+        if raw is None:
+            return
+        if raw.get_write_buffer_size():
+            raw.abort()
+        else:
+            raw.close()
+
     def _read_plaintext(self) -> None:
         app = self._app
         assert app is not None
@@ -150,18 +166,19 @@ class TlsAcceptProtocol(asyncio.Protocol):
                 break
             except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
                 data = b""
-            except ssl.SSLError:  # a corrupt record: the connection ends (connection_lost follows)
+            except ssl.SSLError:  # a corrupt record: its alert is sent, the connection ends (connection_lost)
                 self._eof_given = True
-                if self.raw is not None:
-                    self.raw.abort()
+                self.flush()
+                self._end_raw()
                 break
             if not data:
                 self._eof_given = True
+                self.flush()
                 if not app.eof_received():
                     self._close_raw()
                 break
             app.data_received(data)
-        self.flush()  # anything reading made OpenSSL write (TLS 1.3 key updates)
+        self.flush()  # what reading made OpenSSL write: a no_renegotiation alert, a TLS 1.3 KeyUpdate
 
     def attach(self, app: asyncio.Protocol) -> asyncio.Transport:
         """Hand the connection to ``app`` after the handshake: its ``connection_made`` is called with the
