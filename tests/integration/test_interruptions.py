@@ -71,7 +71,7 @@ def test_fleet_shard_killed_mid_storm_is_counted_lost_and_the_rest_finish(tmp_pa
 
     async def body() -> tuple[int, str, str, list[int]]:
         async with LabServers(c, host=HOST, tftp_tid_mode="shared") as srv:
-            srv.set_network(delay_s=0.02)  # ~0.4 s per boot, one at a time per shard: a few seconds
+            srv.set_network(delay_s=0.01)  # ~0.2 s per boot, one at a time per shard: over a second
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "phoneemu", "fleet", "boot", "--count", "16", "--tftp",
                 f"{HOST}:{srv.ports['tftp']}", "--mac-start", mac_text(START), "--shards", "2",
@@ -226,7 +226,7 @@ def test_run_worker_killed_mid_scenario_is_an_error_naming_it(tmp_path: Path) ->
     Before, the error said only "worker process died before reporting this scenario", and only once
     every worker had ended."""
     files = []
-    for n, delay in enumerate((600, 600, 0)):  # two slow scenarios (a few seconds each), one quick
+    for n, delay in enumerate((300, 300, 0)):  # two slow scenarios (about two seconds each), one quick
         f = tmp_path / f"s{n}.yaml"
         f.write_text(SCENARIO.format(n=n + 1, delay=delay))
         files.append(str(f))
