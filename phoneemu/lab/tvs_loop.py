@@ -32,19 +32,26 @@ Rules (identical to :class:`phoneemu.lab.tvs_threaded.ThreadedTvsServer` unless 
   its reply must be taken by the kernel within ``handler.read_timeout``; at most
   ``handler.max_requests`` requests per connection. One timer per connection, re-armed only when a
   deadline moves earlier.
-* Fair under a connection flood (ours): when the server is full and a new connection waits, the oldest
-  connection that has not sent a complete first request yet (no handshake finished, or no whole TVS
-  frame after it) and has been open at least ``first_request_grace`` (1 s) is closed to make room,
-  one taken from the address holding the most connections first; each is logged like a refused
+* Fair under a connection flood (ours): when the server is full and a new connection waits, the
+  connection silent longest among those that have not sent a complete first request yet (no handshake
+  finished, or no whole TVS frame after it) is closed to make room if its client has sent nothing for
+  ``first_request_grace`` (1 s; since it connected, or since its last bytes) and nothing of it waits
+  unread in the kernel (a peek), one taken from the address holding the most connections first. Was:
+  open for the grace, so under a load that slowed handshakes past 1 s (the server's loop busy, the
+  bytes of a client's next flight waiting unread; a client answering each step in 0.35 s) a fleet's
+  phones were cut in the middle of their handshake while they kept talking. Each is logged like a refused
   connection (:class:`phoneemu.net._refusals.RefusalLog`: at once, then at most a line a second with
   the count) and counted in :attr:`LoopTvsServer.evicted`. Was: accepting paused at the cap, so 1,100
   silent connections from one address held every place until their handshake timeout and let 3 of 7
   queries from other addresses through within 5 s. No per-address cap: a fleet boots from one address
-  (40,000 phones from 127.0.0.1). A connection within its grace, or that has sent a request, is never
-  closed for room, so a boot storm's connections are not; with none to close, accepting pauses until
-  one ends or the oldest reaches its grace. Bookkeeping is O(1) per connection (per address: a count
-  and the connections yet to ask, oldest first; an address leaves with its last connection); choosing
-  whom to close reads each address once (at most ``max_connections``).
+  (40,000 phones from 127.0.0.1). A connection heard from within its grace, or that has sent a request,
+  is never closed for room, so a boot storm's connections are not (a client trickling a byte each
+  second keeps its place until ``handshake_timeout`` or ``read_timeout``, as before); with none to
+  close, accepting pauses until one ends or the silent longest reaches its grace. Bookkeeping is O(1)
+  per connection and read (per address: a count and the connections yet to ask, silent longest first,
+  one moved to the end when it is heard; an address leaves with its last connection); choosing whom to
+  close reads each address once (at most ``max_connections``), again for each candidate found with
+  bytes waiting (at most :data:`_PEEKS_PER_CHOICE`).
 * Requests: every complete frame is answered with :func:`phoneemu.protocols.tvs.answer` and
   ``handler.lookup``; a malformed, truncated or unexpected frame, a timeout or a lost connection
   closes that one connection with the reason logged and counted in ``handler.refused``. A handshake
@@ -87,6 +94,7 @@ DEFAULT_FIRST_REQUEST_GRACE = 1.0
 _READ_SIZE = 65536
 _RECORD_SIZE = 16384  # SSLObject.read returns one record at most: 16 KiB of plaintext (RFC 5246 §6.2.1)
 _ACCEPT_BATCH = 64  # connections accepted per readiness event of the listening socket
+_PEEKS_PER_CHOICE = 8  # candidates found with bytes waiting before a choice gives up (module docstring)
 _ACCEPT_RETRY = 0.05  # seconds to wait after EMFILE and similar before accepting again
 _DRAIN_READS = 16  # at most 16 x 64 KiB of unread input discarded at close
 _QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux
@@ -97,8 +105,8 @@ class _Connection:
     """One accepted connection: handshake, then the request loop, driven by reader callbacks."""
 
     __slots__ = ("_closing", "_decoder", "_eof", "_fd", "_in", "_out", "_reading", "_wbuf", "_writing",
-                 "deadline", "handshaken", "host", "obj", "opened", "peer", "seen", "server", "sock", "timer",
-                 "timer_at", "tls")
+                 "deadline", "handshaken", "heard", "host", "obj", "opened", "peer", "seen", "server", "sock",
+                 "timer", "timer_at", "tls")
 
     def __init__(self, server: LoopTvsServer, sock: socket.socket, peer: str, host: str,
                  ctx: ssl.SSLContext) -> None:
@@ -120,6 +128,7 @@ class _Connection:
         self._writing = False
         loop = server.loop
         self.opened = loop.time()
+        self.heard = self.opened  # when its client last sent bytes (fairness, module docstring)
         self.deadline = self.opened + server.handshake_timeout  # total, for the handshake
         self.timer_at = self.deadline
         self.timer: asyncio.TimerHandle | None = loop.call_at(self.deadline, self._on_timer)
@@ -137,6 +146,8 @@ class _Connection:
             return
         if data:
             self._in.write(data)
+            if self.seen == 0:  # not asked yet: heard from now (fairness, module docstring)
+                self.server._heard(self)
         else:
             self._eof = True
             self._stop_reading()
@@ -145,6 +156,14 @@ class _Connection:
             self._serve()
         else:
             self._handshake()
+
+    def input_waits(self) -> bool:
+        """Whether bytes from the client wait unread in the kernel (a peek): it spoke, the loop did not read
+        it yet (fairness, module docstring). Its end or an error: False."""
+        try:
+            return bool(self.sock.recv(1, socket.MSG_PEEK))
+        except OSError:  # BlockingIOError: nothing; another: the connection's own callback says it
+            return False
 
     def _stop_reading(self) -> None:
         if self._reading:
@@ -382,7 +401,8 @@ class _Address:
 
     def __init__(self) -> None:
         self.count = 0
-        #: those that have not sent a complete request yet, oldest first (a dict keeps insertion order)
+        #: those that have not sent a complete request yet, silent longest first (a dict keeps insertion
+        #: order; one heard from is moved to the end)
         self.unasked: dict[_Connection, None] = {}
 
 
@@ -527,6 +547,14 @@ class LoopTvsServer:
         address.count += 1
         address.unasked[conn] = None
 
+    def _heard(self, conn: _Connection) -> None:
+        """``conn``'s client sent bytes before its first request: silent least long of its address."""
+        conn.heard = self.loop.time()
+        address = self._addresses.get(conn.host)
+        if address is not None and conn in address.unasked:  # moved to the end
+            del address.unasked[conn]
+            address.unasked[conn] = None
+
     def _asked(self, conn: _Connection) -> None:
         """``conn`` sent its first complete request: never closed for room from now on."""
         address = self._addresses.get(conn.host)
@@ -548,27 +576,39 @@ class LoopTvsServer:
 
     # --- fairness (module docstring, "Fair") -----------------------------------------------------
     def _victim(self) -> _Connection | None:
-        """The connection to close for a waiting one: past its grace without a request, from the address
-        holding the most connections, the oldest; None when there is none."""
+        """The connection to close for a waiting one: silent past its grace without a request and nothing
+        of it waiting unread, from the address holding the most connections, the silent longest; None when
+        there is none. One found with bytes waiting is heard from now, and the choice made again."""
         cutoff = self.loop.time() - self.first_request_grace
+        for _ in range(_PEEKS_PER_CHOICE):
+            best = self._silent_longest(cutoff)
+            if best is None or not best.input_waits():
+                return best
+            self._heard(best)  # the loop is slow to read it, not its client to speak
+        return None
+
+    def _silent_longest(self, cutoff: float) -> _Connection | None:
+        """The unasked connection silent since ``cutoff`` or longer, of the address holding the most
+        connections among those that have one; of two alike, the one silent longest."""
         best: _Connection | None = None
         best_count = 0
         for address in self._addresses.values():
             oldest = next(iter(address.unasked), None)
-            if oldest is None or oldest.opened > cutoff:
+            if oldest is None or oldest.heard > cutoff:
                 continue
             if address.count > best_count or (
-                    best is not None and address.count == best_count and oldest.opened < best.opened):
+                    best is not None and address.count == best_count and oldest.heard < best.heard):
                 best, best_count = oldest, address.count
         return best
 
     def _wait_for_room(self) -> None:
         """Full, none to close: accepting pauses until a connection ends (:meth:`_forget`) or the oldest
-        unasked one reaches its grace (then a waiting connection, if any, makes it the victim)."""
+        unasked one reaches its grace (then a waiting connection, if any, makes it the victim): the one
+        silent longest, first of its address's."""
         self._accept_off()
         if self._room_at is not None:
             return  # armed for an earlier or the same time: the oldest only gets younger
-        oldest = min((next(iter(a.unasked)).opened for a in self._addresses.values() if a.unasked),
+        oldest = min((next(iter(a.unasked)).heard for a in self._addresses.values() if a.unasked),
                      default=None)
         if oldest is not None:
             self._room_at = self.loop.call_at(oldest + self.first_request_grace, self._room_due)
@@ -583,7 +623,7 @@ class LoopTvsServer:
         self.evicted += 1
         held = self._addresses[victim.host].count
         step = "handshake done" if victim.handshaken else "TLS handshake unfinished"
-        self.refusals.refused(victim.peer, f"closed to make room: no complete request within "
+        self.refusals.refused(victim.peer, f"closed to make room: no complete request, silent for "
                                            f"{self.first_request_grace:g} s ({step}; {len(self._open)} open, "
                                            f"max_connections {self.max_connections}; {victim.host} holds "
                                            f"{held})")
