@@ -24,6 +24,7 @@ from phoneemu.cli import main
 from phoneemu.errors import DecodeError, PhoneEmuError
 from phoneemu.net.capture import read_pcap
 from phoneemu.scenario.replay import index_capture
+from tests import parser_helpers
 from tests.unit.test_pcapng import _block, to_pcapng
 
 _HUNT = int(os.environ.get("PHONEEMU_PROP_EXAMPLES", "0"))
@@ -32,6 +33,8 @@ NAME = "tampered-config-rejected"
 MAC = "0A0000000201"
 PCAP = (ROOT / "captures" / f"{NAME}.pcap").read_bytes()
 KEYS = (ROOT / "captures" / f"{NAME}.keys").read_bytes()
+
+one_parser = parser_helpers.one_parser()  # main is called 150 times by the property
 
 
 def _bounds(data: bytes, ng: bool) -> list[tuple[int, int]]:

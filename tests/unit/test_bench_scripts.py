@@ -15,6 +15,7 @@ import struct
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +25,7 @@ import bench.phone_memory as memory_bench
 import bench.replay as replay_bench
 import phoneemu
 from phoneemu.errors import PhoneEmuError
+from phoneemu.lab.cluster import LabCluster
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = sorted(p.name for p in (ROOT / "bench").glob("*.py") if p.name != "__init__.py")
@@ -79,7 +81,14 @@ def test_fleet_lab_build_interrupted_leaves_nothing_the_next_run_refuses(
     def interrupted(*_args: object) -> None:
         raise KeyboardInterrupt
 
+    class SmallKeyLabs:
+        """``LabCluster`` as the bench calls it, with RSA-1024 keys: the key size does not matter here."""
+        @staticmethod
+        def init(lab_root: Path, **options: Any) -> LabCluster:
+            return LabCluster.init(lab_root, **options, key_spec="rsa1024")
+
     root = tmp_path / "cache" / "1-rsa2048"
+    monkeypatch.setattr(fleet_bench, "LabCluster", SmallKeyLabs)
     monkeypatch.setattr(fleet_bench, "storm_generations", interrupted)
     with pytest.raises(KeyboardInterrupt):
         fleet_bench.build_lab(root, 1, "rsa2048")

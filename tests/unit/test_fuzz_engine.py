@@ -155,11 +155,24 @@ def test_command_target_keeps_only_the_tail_of_stderr_and_leaves_nothing_running
     loud = CommandTarget(["sh", "-c", loud_cmd], workdir=tmp_path, timeout=60).run(b"x")
     assert loud.status == "crash" and loud.detail.endswith("xEND\n") and len(loud.detail) == 2000
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100_000  # KiB: not 200 MB more
-    marker = tmp_path / "left"
-    CommandTarget(["sh", "-c", f"(sleep 1; touch {marker}) >/dev/null 2>&1 & exit 0"],
+    marker, pid_file = tmp_path / "left", tmp_path / "pid"
+    CommandTarget(["sh", "-c", f"(sleep 1; touch {marker}) >/dev/null 2>&1 & echo $! > {pid_file}; exit 0"],
                   workdir=tmp_path).run(b"x")
-    time.sleep(1.5)
-    assert not marker.exists()  # the background job went with the command's session
+    job = int(pid_file.read_text())
+    for _ in range(40):  # at most 2 s: a job left running ends after 1 s, when it has made the marker
+        if _ended(job):
+            break
+        time.sleep(0.05)
+    assert _ended(job) and not marker.exists()  # the background job went with the command's session
+
+
+def _ended(pid: int) -> bool:
+    """No process ``pid`` (Linux /proc), or only its exit status left (killed, not yet reaped by init)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):  # gone before, or while, its entry was read
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
 def test_command_target_gets_the_file(tmp_path: Path) -> None:

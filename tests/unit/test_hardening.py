@@ -15,7 +15,10 @@ from phoneemu.lab.cluster import LabCluster
 from phoneemu.scenario.clock import ScenarioClock
 from phoneemu.scenario.loader import load_text, parse_duration
 from phoneemu.values import MAX_TIME, is_ascii_digits, parse_ascii_int
+from tests import parser_helpers
 from tests.helpers import one_line_cli_error
+
+one_parser = parser_helpers.one_parser()  # main is called some 140 times by the module
 
 SCENARIO = """\
 name: far-future

@@ -24,9 +24,11 @@ from phoneemu.cli import main
 from phoneemu.crypto.keys import PrivateKey
 from phoneemu.files import PEM_LIMIT
 from phoneemu.formats import detect, signed
+from tests import parser_helpers
 from tests.signer_helpers import file_signer, self_signed
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
+one_parser = parser_helpers.one_parser()  # main is called 150 times by the damaged-certificate test
 NOW = 1_780_000_000
 DER = serialization.Encoding.DER
 PEM = serialization.Encoding.PEM

@@ -17,9 +17,14 @@ from hypothesis import strategies as st
 from phoneemu import files, json_doc
 from phoneemu.spool import JsonLines
 
-#: any character, lone surrogates (a hostile server's bytes kept by surrogateescape) often
-_CHARS = st.one_of(st.characters(), st.integers(0xD800, 0xDFFF).map(chr), st.sampled_from('"\\\n\x00'))
-_TEXT = st.text(_CHARS, max_size=12)
+#: any character, lone surrogates (a hostile server's bytes kept by surrogateescape) often: a string's
+#: characters come from one alphabet, any, ASCII and lone surrogates, or mostly what JSON escapes (one draw
+#: for the string: a one_of per character cost most of the module's time)
+_ASCII_AND_SURROGATES = st.characters(codec=None, categories=["Cs"],
+                                      include_characters=bytes(range(0x80)).decode())
+_ESCAPED = '"\\\n\x00\x7f a\u00e9\u2028\ufffd\U0001f600\ud800\udbff\udc80\udfff'
+_TEXT = st.one_of(st.text(max_size=12), st.text(_ASCII_AND_SURROGATES, max_size=12),
+                  st.text(_ESCAPED, max_size=12))
 _SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-(2**70), 2**70),
                      st.floats(allow_nan=False, allow_infinity=False), _TEXT)
 #: a JSON value: scalars, lists and objects (keys with surrogates too: dumps writes each as U+FFFD)
