@@ -32,6 +32,7 @@ from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.servers import LabServers
 from phoneemu.phone.boot import BootTarget
 from tests.helpers import (
+    copy_cluster,
     finish_process,
     fleet_lab,
     held_then_itlrecovery_regenerated,
@@ -50,9 +51,19 @@ BAD = mac_text(START + 7)
 run = run_within(120)
 
 
-def _lab(tmp: Path) -> LabCluster:
-    lab: LabCluster = fleet_lab(tmp, seed=3, start=START, count=COUNT, now=NOW, mixed_mode=True)
-    return lab
+@pytest.fixture(scope="module")
+def base_lab(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The storm's lab (50 phones, mixed mode), made once per module: its keys are most of its making."""
+    made: LabCluster = fleet_lab(tmp_path_factory.mktemp("fleet"), seed=3, start=START, count=COUNT, now=NOW,
+                                 mixed_mode=True)
+    return made.root
+
+
+@pytest.fixture
+def lab(base_lab: Path, tmp_path: Path) -> LabCluster:
+    """A private copy of the module's lab: each test regenerates and tampers its own."""
+    c: LabCluster = copy_cluster(base_lab, tmp_path)
+    return c
 
 
 def _regenerate(c: LabCluster, tmp: Path) -> Prestate:
@@ -61,8 +72,8 @@ def _regenerate(c: LabCluster, tmp: Path) -> Prestate:
     return pre
 
 
-def test_fleet_storm_outcomes_tvs_and_verified_once(tmp_path: Path) -> None:
-    c = _lab(tmp_path)
+def test_fleet_storm_outcomes_tvs_and_verified_once(lab: LabCluster, tmp_path: Path) -> None:
+    c = lab
 
     async def body() -> Any:
         async with LabServers(c, host=HOST, tftp_tid_mode="shared") as srv:
@@ -146,8 +157,9 @@ def test_a_phone_pausing_before_a_capf_retry_gives_its_turn_to_the_next(tmp_path
         async with LabServers(c, host=HOST) as srv:
             await srv.stop_service("capf")
             target = BootTarget(host=HOST, tftp_port=srv.ports["tftp"], http_port=srv.ports["http"])
+            # 0.2 s pauses: the five other boots take ~60 ms in all (0.4 s pauses only made it longer)
             spec = FleetSpec(target=target, count=6, mac_start=START, concurrency=1, keep_records=True,
-                             capf_retry_delay=0.4)
+                             capf_retry_delay=0.2)
             pausing: list[int] = []
             res = await run_shard(spec, range(START, START + 6), progress_interval=0.05,
                                   on_progress=lambda _d, _o, _f, p: pausing.append(p))
@@ -160,7 +172,7 @@ def test_a_phone_pausing_before_a_capf_retry_gives_its_turn_to_the_next(tmp_path
     assert max(pausing) == 1 and pausing[-1] == 0
     first = next(r for r in res.records if r.mac == macs[0])
     assert first.outcome == "ok" and first.capf == "F.1-capf-unreachable"  # its config was accepted
-    assert first.latency_s >= 3 * 0.4
+    assert first.latency_s >= 3 * 0.2
 
 
 def test_a_stopping_run_ends_the_capf_pauses(tmp_path: Path) -> None:
@@ -401,10 +413,10 @@ def test_fleet_shard_os_error_is_reported_without_a_traceback(tmp_path: Path) ->
 
 
 @pytest.mark.parametrize("event_loop", ["asyncio", "uvloop"])
-def test_fleet_same_outcomes_on_each_event_loop(tmp_path: Path, event_loop: str) -> None:
+def test_fleet_same_outcomes_on_each_event_loop(lab: LabCluster, tmp_path: Path, event_loop: str) -> None:
     if event_loop == "uvloop":
         pytest.importorskip("uvloop")
-    c = _lab(tmp_path)
+    c = lab
     ports, stop = serve_in_thread(c, tftp_tid_mode="shared")
     try:
         pre = _regenerate(c, tmp_path)
@@ -503,7 +515,7 @@ def test_fleet_http_that_never_answers_falls_back_to_tftp_within_the_request_tim
             async with LabServers(c, host=HOST, tftp_tid_mode="shared") as srv:
                 target = BootTarget(host=HOST, tftp_port=srv.ports["tftp"],
                                     http_port=stuck.sockets[0].getsockname()[1], use_http=True)
-                spec = FleetSpec(target=target, count=3, mac_start=START, concurrency=3, fetch_timeout=0.3,
+                spec = FleetSpec(target=target, count=3, mac_start=START, concurrency=3, fetch_timeout=0.15,
                                  keep_records=True)
                 return await run_shard(spec, range(START, START + 3))
         finally:
@@ -515,7 +527,7 @@ def test_fleet_http_that_never_answers_falls_back_to_tftp_within_the_request_tim
     res = run(body())
     assert res.metrics.booted == 3, res.metrics.render()
     assert res.metrics.files_over == {"tftp": 12} and len(held) >= 12  # 4 files each, HTTP tried first
-    assert max(res.metrics.latencies) < 5.0, res.metrics.render()  # 6 requests x 0.3 s, not x 5 s
+    assert max(res.metrics.latencies) < 5.0, res.metrics.render()  # 6 requests x 0.15 s, not x 5 s
 
 
 def test_cli_fleet_installed_files_make_a_migration_wave(tmp_path: Path) -> None:

@@ -49,14 +49,18 @@ def lab(base_lab: Path, tmp_path: Path) -> LabCluster:
 
 
 def _storm(c: LabCluster, *, loss: float = 0.0, fail: tuple[str, ...] = (), retries: int = 1,
-           concurrency: int = 20) -> ShardResult:
+           concurrency: int = 20, timeout: float = 0.3) -> ShardResult:
+    """``COUNT`` phones booting over the lab: each TFTP wait of a phone ``timeout`` s, the server's a
+    third."""
     async def body() -> ShardResult:
         async with LabServers(c, host=HOST, tftp_tid_mode="shared") as srv:
-            # the server sends a lost DATA again after 0.1 s (its own timer: a duplicate ACK is ignored)
-            srv.set_network(loss=loss, seed=11, fail=fail, tftp_timeout_s=0.1)
+            # the server sends a lost DATA again after a third of the phones' wait (its own timer: a
+            # duplicate ACK is ignored)
+            srv.set_network(loss=loss, seed=11, fail=fail, tftp_timeout_s=timeout / 3)
             target = BootTarget(host=HOST, tftp_port=srv.ports["tftp"], use_http=False)
             spec = FleetSpec(target=target, count=COUNT, mac_start=START, concurrency=concurrency,
-                             keep_records=True, fetch_timeout=0.3, fetch_retries=retries, tvs_timeout=5.0)
+                             keep_records=True, fetch_timeout=timeout, fetch_retries=retries,
+                             tvs_timeout=5.0)
             return await run_shard(spec, range(START, START + COUNT))
     return run(body())
 
@@ -80,7 +84,9 @@ def test_clean_run_no_transport_failures_no_retransmissions(lab: LabCluster) -> 
 def test_lossy_run_counts_transport_failures_and_retransmissions(lab: LabCluster) -> None:
     # every phone at once: a lossy boot is mostly waiting out timeouts, and 20 at a time queued three
     # rounds of those waits; a phone slowed by the load only times out once more, which the figures count
-    res = _storm(lab, loss=0.25, retries=1, concurrency=COUNT)
+    # (so the waits are short too: 0.15 s, the storm's slowest phone waits out nine of them; 0.3 s took
+    # twice as long, 4.5 s)
+    res = _storm(lab, loss=0.25, retries=1, concurrency=COUNT, timeout=0.15)
     m = res.metrics
     s = m.summary()
     tf, tftp = s["transport_failures"], s["tftp"]
@@ -138,10 +144,10 @@ def test_cli_summary_json_and_junit_over_shards(lab: LabCluster, tmp_path: Path,
     out, junit = tmp_path / "fleet.json", tmp_path / "fleet.xml"
     ports, stop = serve_in_thread(lab, tftp_tid_mode="shared",
                                   prepare=lambda srv: srv.set_network(loss=0.2, seed=3, fail=["ITLSEP*9.tlv"],
-                                                                      tftp_timeout_s=0.1))
+                                                                      tftp_timeout_s=0.05))
     try:
         code = main(["fleet", "boot", "--count", str(COUNT), "--tftp", f"{HOST}:{ports['tftp']}", "--no-http",
-                     "--mac-start", mac_text(START), "--shards", "2", "--timeout", "0.3", "--retries", "1",
+                     "--mac-start", mac_text(START), "--shards", "2", "--timeout", "0.15", "--retries", "1",
                      "--concurrency", str(COUNT // 2),  # a shard's phones at once: waits, not work
                      "--tvs-timeout", "5", "--json", str(out), "--junit", str(junit), "-q"])
     finally:

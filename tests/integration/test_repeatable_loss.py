@@ -2,9 +2,12 @@
 a pure function of the seed and what the datagram is (file name, RRQ copy, block, the k-th sending), never
 of the order datagrams reach the server — phones booting together lose the same packets run after run.
 
-The server's timer is short (20 ms) and the clients' long (0.5 s): a lost DATA or ACK is made good by the
-server's retransmission long before a client's timer runs out, so a client resends only a lost RRQ, and
-what crosses the lab's network follows the drops alone, never which timer of a loaded loop fires first.
+The server's timer is short (20 ms) and the clients' long (0.25 s): a lost DATA or ACK is made good by the
+server's retransmission long before a client's timer runs out (12 drops of one datagram in a row at 20 %,
+or a loaded loop late by over 0.2 s, would be needed), so a client resends only a lost RRQ, and what
+crosses the lab's network follows the drops alone, never which timer of a loaded loop fires first. A
+lost RRQ costs a client one of its timeouts: the storms last about as long as the most such waits of one
+client (0.5 s timeouts made this module's storms twice as long).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ HOST = "127.0.0.1"
 NOW = 1_780_000_000
 START = 0x0A0000003301
 PHONES = 10
-CLIENT_TIMEOUT, SERVER_TIMEOUT = 0.5, 0.02
+CLIENT_TIMEOUT, SERVER_TIMEOUT = 0.25, 0.02
 
 run = run_within(120)
 
@@ -124,10 +127,11 @@ def _boot_storm(lab: LabCluster, *, seed: int) -> dict[str, tuple[str, int]]:
 def test_a_boot_storm_twice_gives_each_phone_the_same_losses(lab: LabCluster) -> None:
     """The same storm twice: each phone ends the same way after the same number of retransmissions
     (conformance engineers can reproduce a failing storm); another seed, another pattern."""
-    first = _boot_storm(lab, seed=7)
+    # seeds 5 and 1: storms where no phone loses more than two RRQs (seed 7: three; each costs a timeout)
+    first = _boot_storm(lab, seed=5)
     assert len(first) == PHONES and sum(n for _o, n in first.values()) > 0
-    assert _boot_storm(lab, seed=7) == first
-    assert _boot_storm(lab, seed=8) != first
+    assert _boot_storm(lab, seed=5) == first
+    assert _boot_storm(lab, seed=1) != first
 
 
 def test_http_drops_follow_the_file_not_the_order(lab: LabCluster) -> None:

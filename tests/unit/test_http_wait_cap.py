@@ -26,9 +26,10 @@ from tests.real_cluster_helpers import HttpHandler, fetch_watched, never_answeri
 HOST = "127.0.0.1"
 NAME = "ITLSEP0A00000000E1.tlv"
 PIECE = 100  # body bytes a trickling server sends at a time
-GAP_S = 0.1  # between two pieces: far inside every wait below
-WAIT_S = 0.8  # the client's wait (timeout): shorter than the trickles below in all
-PIECES = 10  # PIECES x GAP_S = 1 s, longer than WAIT_S
+GAP_S = 0.05  # between two pieces: far inside every wait below (a tenth of it)
+WAIT_S = 0.5  # the client's wait (timeout): shorter than the trickles below in all
+PIECES = 12  # PIECES x GAP_S = 0.6 s, longer than WAIT_S
+CAP_S = 0.3  # a whole download's cap (max_time) shorter than WAIT_S: what cuts is the cap
 HELD_S = 5.0  # the longest a server holds or trickles (a test gone wrong ends)
 MAC = "0A00000000E1"
 
@@ -115,9 +116,9 @@ def test_http_wait_cap_a_body_that_stops_coming_is_cut_by_the_wait() -> None:
 
 
 def test_http_wait_cap_a_body_trickling_past_the_cap_is_cut_by_the_cap() -> None:
-    error, port = _cut(_trickling(int(HELD_S / GAP_S), total=100_000), timeout=WAIT_S, max_time=0.5)
-    assert error.message == (f"http://{HOST}:{port}/{NAME}: took longer than 0.5 s in all (the 100000-byte "
-                             "body under way)")
+    error, port = _cut(_trickling(int(HELD_S / GAP_S), total=100_000), timeout=WAIT_S, max_time=CAP_S)
+    assert error.message == (f"http://{HOST}:{port}/{NAME}: took longer than {CAP_S:g} s in all (the "
+                             "100000-byte body under way)")
     assert error.kind == "timeout" and error.responded and error.capped
 
 
@@ -132,7 +133,7 @@ def test_http_wait_cap_the_phones_cap_cuts_http_then_tftp_answers() -> None:
     """:meth:`Phone.fetcher_for` gives HTTP the phone's ``fetch_max_time``; the file cut there comes over
     TFTP, and ``boot``'s note says which option gives HTTP more time."""
     phone = Phone(mac=MAC, profile=get_profile("cp-8861"), flash=None, clock=lambda: 1_780_000_000,
-                  fetch_timeout=HELD_S, fetch_retries=0, http_timeout=WAIT_S, fetch_max_time=0.5)
+                  fetch_timeout=HELD_S, fetch_retries=0, http_timeout=WAIT_S, fetch_max_time=CAP_S)
     files = {NAME: b"itl", "SEP0A00000000E1.cnf.xml": b"<device/>"}
 
     note, fell_back = asyncio.run(serve_http(_trickling(int(HELD_S / GAP_S), total=100_000),
