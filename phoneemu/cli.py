@@ -28,7 +28,7 @@ import importlib
 import re
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NoReturn
 
 from phoneemu import version_text
@@ -108,12 +108,31 @@ class _VersionAction(argparse._VersionAction):
         super().__call__(parser, namespace, values, option_string)
 
 
+UsageErrorHook = Callable[[argparse.ArgumentParser, Sequence[str], str], None]
+"""What a command does about a usage error of its own before it exits 2 (``run``: its reports say so):
+called with its parser, the arguments that parser was given and the error's text as printed."""
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, whose usage errors suggest the nearest option or choice (every sub-command's too: their
-    parsers are made of this class), and show a usage of many lines as one line pointing at ``--help``."""
+    parsers are made of this class), and show a usage of many lines as one line pointing at ``--help``.
+    A command may set ``on_usage_error`` (:data:`UsageErrorHook`) on its parser: argparse exits 2 before
+    the command runs, and ``run`` promises that ``--junit``/``--json`` then say so (README)."""
+
+    on_usage_error: UsageErrorHook | None = None
+    arguments_given: tuple[str, ...] = ()
+
+    def parse_known_args(self, args: Iterable[str] | None = None,
+                         namespace: Any = None) -> tuple[Any, list[str]]:
+        """argparse's, the arguments noted first (a sub-command's parser is given those after its name)."""
+        given = list(sys.argv[1:] if args is None else args)
+        self.arguments_given = tuple(given)
+        return super().parse_known_args(given, namespace)
 
     def error(self, message: str) -> NoReturn:
         message = printable(message + did_you_mean(self, message))
+        if self.on_usage_error is not None:
+            self.on_usage_error(self, self.arguments_given, message)
         if self.format_usage().count("\n") > _USAGE_LINES:  # argparse's form, its usage in one line
             self.exit(2, f"usage: {self.prog} [options] (see {self.prog} --help)\n"
                          f"{self.prog}: error: {message}\n")

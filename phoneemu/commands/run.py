@@ -8,6 +8,7 @@ import fnmatch
 import os
 import signal
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -103,6 +104,87 @@ def register(sub: Any) -> None:
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                    help="color the verdicts: auto (default) = when stdout is a terminal")
     p.set_defaults(handler=_run)
+    p.on_usage_error = _usage_error_reports  # cli._Parser: argparse's errors exit 2 before _run runs
+
+
+def _usage_error_reports(parser: argparse.ArgumentParser, arguments: Sequence[str], message: str) -> None:
+    """A usage error of ``run`` (argparse's, before the command runs: an unknown option, a bad value, no
+    PATH; ``arguments``: those the ``run`` parser was given): the --junit and --json reports they name say
+    nothing ran, naming it, as for the command's own refusals (:func:`_write_not_run`: a report that cannot
+    be written is said, the earlier file there removed). README: never an earlier run's report left (was:
+    ``--tiemout 5`` exited 2 with yesterday's passing out.xml in place, read by CI as green). Only the
+    paths :func:`reports_given` finds are written, nothing else."""
+    reports, others = reports_given(parser, arguments)
+    if not reports:
+        return
+    _write_not_run(argparse.Namespace(parser_used=parser),
+                   [(option, reports.get(option)) for option in _REPORT_OPTIONS.values()],
+                   _scenario_inputs(others), ScenarioError(f"usage error: {message}"), say_refused=True)
+
+
+_REPORT_OPTIONS = {"junit": "--junit", "json": "--json"}
+"""The report options of ``run`` by ``dest``, in the order they are written (the JUnit report first)."""
+
+
+def reports_given(parser: argparse.ArgumentParser,
+                  arguments: Sequence[str]) -> tuple[dict[str, Path], list[str]]:
+    """The report paths ``arguments`` (of ``run``'s parser, which failed to parse them) name, by option —
+    ``--junit F``, ``--junit=F`` or an unambiguous prefix (``--ju F``, ``--ju=F``) when ``parser`` allows
+    abbreviations; the last one given counts, as argparse keeps it — and the other words (each may name a
+    scenario file: no report overwrites one). A value that is missing, empty, starts with ``-`` (an option,
+    not a path) or cannot be a file name (a NUL, not encodable) names none; words after ``--`` are no
+    options."""
+    reports: dict[str, Path] = {}
+    others: list[str] = []
+    at = 0
+    while at < len(arguments):
+        word = arguments[at]
+        at += 1
+        if word == "--":
+            others += arguments[at:]
+            break
+        option, value = _report_option(parser, word)
+        if option is None:
+            others.append(word)
+            continue
+        if value is None and at < len(arguments) and _may_name_a_file(arguments[at]):
+            value, at = arguments[at], at + 1
+        if value is not None and _may_name_a_file(value):
+            reports[option] = Path(value)
+        else:  # the last one given counts, as in argparse: an earlier path is not where it would write
+            reports.pop(option, None)
+    return reports, others
+
+
+def _report_option(parser: argparse.ArgumentParser, word: str) -> tuple[str | None, str | None]:
+    """The report option ``word`` is as argparse reads it (the option itself, ``OPTION=VALUE``, or a prefix
+    of one option string alone when ``parser.allow_abbrev``), and the value it carries after ``=``;
+    (None, None) for any other word."""
+    if not word.startswith("--"):
+        return None, None
+    actions = parser._option_string_actions
+    name, equals, value = word.partition("=")
+    if word in actions:
+        name, equals = word, ""
+    elif name not in actions:
+        matches = [o for o in actions if o.startswith(name)] if parser.allow_abbrev else []
+        if len(matches) != 1:  # none, or ambiguous (argparse refuses it)
+            return None, None
+        name = matches[0]
+    option = _REPORT_OPTIONS.get(actions[name].dest)
+    return (option, value if equals else None) if option is not None else (None, None)
+
+
+def _may_name_a_file(value: str) -> bool:
+    """Whether a report option's value is taken as its path: not empty, not an option (``-``...), a name
+    the system takes (no NUL, encodable: argv from a shell always is; ``main([...])`` may not be)."""
+    if not value or value.startswith("-") or "\0" in value:
+        return False
+    try:
+        os.fsencode(value)
+    except UnicodeError:
+        return False
+    return True
 
 
 def _term_as_interrupt() -> tuple[Any, Any]:
@@ -207,35 +289,63 @@ def _name_matches(name: str, pattern: str) -> bool:
 def _reports_not_run(args: argparse.Namespace, err: ScenarioError, *, interrupted: bool = False) -> None:
     """Nothing ran (``err``: the files' mistakes, no scenario file, -k/--tag selecting nothing, a refused
     option, an internal error; ``interrupted``: a Ctrl-C or SIGTERM before any scenario started): --junit
-    and --json say so (:func:`~phoneemu.scenario.reports.write_junit_not_run`, ``write_json_not_run``; an
-    interrupted run's JSON says ``interrupted``), so that a CI job never reads an earlier run's report left
-    in place. A report naming a scenario file is not written (it would overwrite it), nor one that cannot be
-    (:func:`~phoneemu.files.check_writable`: its own error says so); one whose write fails is said."""
-    from phoneemu.scenario.loader import discover
+    and --json say so (:func:`_write_not_run`), so that a CI job never reads an earlier run's report left
+    in place."""
+    _write_not_run(args, [("--junit", args.junit), ("--json", args.json)], _scenario_inputs(args.paths), err,
+                   interrupted=interrupted)
+
+
+def _write_not_run(args: argparse.Namespace, reports: list[tuple[str, Path | None]], inputs: set[object],
+                   err: ScenarioError, *, interrupted: bool = False, say_refused: bool = False) -> None:
+    """Each report of ``reports`` (option, path) says nothing ran (``err``;
+    :func:`~phoneemu.scenario.reports.write_junit_not_run`, ``write_json_not_run``; an interrupted run's
+    JSON says ``interrupted``). A report naming a scenario file (``inputs``: :func:`same_file_key`) is not
+    written (it would overwrite it), nor one that cannot be (:func:`~phoneemu.files.check_writable`: its
+    own error says so; ``say_refused``: said here); one whose write fails is said, the earlier file there
+    removed (:func:`_unwritten`)."""
     from phoneemu.scenario.reports import write_json_not_run, write_junit_not_run
 
-    inputs: set[object] = set()
-    with contextlib.suppress(ScenarioError):
-        inputs = {same_file_key(f) for f in discover(args.paths)}
     def write_json(mistakes: tuple[ScenarioError, ...], path: Path) -> None:
         write_json_not_run(mistakes, path, interrupted=interrupted)
 
-    for option, path, write in (("--junit", args.junit, write_junit_not_run),
-                                ("--json", args.json, write_json)):
-        if path is None or same_file_key(path) in inputs or not _can_write(path, option):
+    writers = {"--junit": write_junit_not_run, "--json": write_json}
+    for option, path in reports:
+        if path is None or not _can_write(path, option, args if say_refused else None):
+            continue  # checked first: a link loop is refused there (same_file_key would raise on it)
+        if same_file_key(path) in inputs:
             continue
         inputs.add(same_file_key(path))  # --junit and --json one file: the JUnit report alone
         try:
-            write(err.mistakes, path)
+            writers[option](err.mistakes, path)
         except OSError as exc:
             say(args, _unwritten(option, path, exc))
 
 
-def _can_write(path: Path, option: str) -> bool:
-    """Whether ``path`` passes :func:`~phoneemu.files.check_writable` (a refused one is said by its error)."""
+def _scenario_inputs(paths: Sequence[str]) -> set[object]:
+    """The :func:`same_file_key` of each scenario file ``paths`` name, each path found on its own (was: all
+    at once, so one missing path hid the others' files and ``run missing.yaml a.yaml --junit a.yaml`` wrote
+    its report over a.yaml); a path that names none (missing, unreadable, not a path) adds nothing."""
+    from phoneemu.scenario.loader import discover
+
+    inputs: set[object] = set()
+    for given in paths:  # RuntimeError: Path.resolve on a link loop; ValueError: a NUL in a name
+        with contextlib.suppress(ScenarioError, OSError, RuntimeError, ValueError):
+            inputs |= {same_file_key(f) for f in discover([given])}
+    return inputs
+
+
+def _can_write(path: Path, option: str, said_by: argparse.Namespace | None = None) -> bool:
+    """Whether ``path`` passes :func:`~phoneemu.files.check_writable`; a refused one is said by its error,
+    or here as ``said_by``'s command when given."""
     try:
         check_writable(path, option)
-    except PhoneEmuError:
+    except PhoneEmuError as exc:
+        if said_by is not None:
+            say(said_by, str(exc))
+        return False
+    except OSError as exc:  # a name too long for the system (ENAMETOOLONG), a folder we may not search
+        if said_by is not None:
+            say(said_by, f"{option} {path}: not writable ({exc.strerror or exc})")
         return False
     return True
 
