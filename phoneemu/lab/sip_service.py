@@ -45,7 +45,11 @@ as CCM+TFTP (spec §G.5). Rules (spec §G.13, from the seed chapter's "Digest Au
   reads, or takes a byte at a time, cannot hold it (was: its answers waited for ever, the connection and
   its descriptor held whatever ``read_timeout`` said — 8.6 MB of REGISTERs and one connection was
   never let go); one reading slowly but steadily is served (review R5: was cut when it took less than
-  the 48 KiB between asyncio's write-buffer marks within one ``read_timeout``).
+  the 48 KiB between asyncio's write-buffer marks within one ``read_timeout``). Taken is the lab's one
+  rule (:mod:`phoneemu.net._taken`): the transport's buffer plus the kernel's send queue shrinking, over
+  the last ``read_timeout``, looked at four times one (was: the buffer alone, in fixed windows — with a
+  moderate send buffer Linux refills its queue only once a third of it is free, and a steady reader
+  was cut meanwhile).
 * Authorization of a call to another phone (seed "Authorization": "calling search spaces and partitions";
   our convention, :mod:`.dial_plan`): once the caller is authenticated, its INVITE to ``sip:SEP<MAC>@…``
   is routed only when the called phone's partition is ``<None>`` or in the caller's calling search space
@@ -71,8 +75,7 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 from cryptography.x509.oid import NameOID
 
@@ -90,6 +93,7 @@ from phoneemu.lab.sip_nonces import (
     NonceIssuer,
     _AnsweredNonces,
 )
+from phoneemu.net._taken import unsent, until_taken
 from phoneemu.net.tls import peer_certificate_der
 from phoneemu.protocols import sip
 from phoneemu.values import host_port
@@ -228,39 +232,24 @@ class SipRegistrar:
         bytes, and one that waited for ever held the descriptor after the server had let the connection
         go."""
         writer.close()
-        unsent = writer.transport.get_write_buffer_size()  # 0 after an abort: nothing left to wait for
-        if not unsent:
+        if not writer.transport.get_write_buffer_size():  # 0 after an abort: nothing left to wait for
             return
+        unsent_at_close = unsent(writer)
         try:
             left = await self._taken(writer, writer.wait_closed())
         except (ConnectionError, OSError):
             return
         if left is not None:
-            self._cut(writer, peer, f"the last {left} of {unsent} bytes not taken within "
+            self._cut(writer, peer, f"the last {left} of {unsent_at_close} bytes not taken within "
                                     f"{self.read_timeout:g}s")
 
-    async def _taken(self, writer: asyncio.StreamWriter, sent: Coroutine[Any, Any, None]) -> int | None:
+    async def _taken(self, writer: asyncio.StreamWriter, sent: Awaitable[None]) -> int | None:
         """Await ``sent`` (an answer's drain, or the close) while the client takes what is unsent: at least
-        :data:`TAKEN_PER_WAIT` bytes of it (or all, when less) each ``read_timeout`` (module rules: a client
-        reading slowly but steadily is not cut, was when it took less than asyncio's 48 KiB between its
-        high- and low-water marks within one ``read_timeout``). None once ``sent`` is done, else the bytes
-        still unsent when the client stopped taking them."""
-        transport = writer.transport
-        waiting = asyncio.ensure_future(sent)
-        try:
-            unsent = transport.get_write_buffer_size()
-            for _ in range(unsent // TAKEN_PER_WAIT + 2):  # bounded: each wait takes that much, or ends
-                done, _ = await asyncio.wait((waiting,), timeout=self.read_timeout)
-                if done:
-                    waiting.result()  # its error (a reset) raised
-                    return None
-                left = transport.get_write_buffer_size()
-                if unsent - left < min(TAKEN_PER_WAIT, unsent):
-                    return left
-                unsent = left
-            return transport.get_write_buffer_size()  # (written to meanwhile, by a call relayed to it)
-        finally:
-            waiting.cancel()
+        :data:`TAKEN_PER_WAIT` bytes of it (or all, when less) within each ``read_timeout``
+        (:func:`phoneemu.net._taken.until_taken`: the transport's buffer and the kernel's send queue,
+        looked at four times a ``read_timeout``; module rules). None once ``sent`` is done, else the bytes
+        still unsent when the client stopped taking them (or when a call relayed to it wrote meanwhile)."""
+        return await until_taken(writer, sent, self.read_timeout, floor=TAKEN_PER_WAIT)
 
     def _cut(self, writer: asyncio.StreamWriter, peer: str, why: str) -> None:
         """Abort a connection whose client does not take what it is sent (module rules); logged

@@ -33,7 +33,8 @@ Rules:
   send queue (``SIOCOUTQ``: Linux; elsewhere the buffer alone) shrinking — the kernel takes more of the
   buffer only once a third of its own is free, which a steady reader may need longer than
   ``idle_timeout`` for. It is looked at four times an ``idle_timeout``: a client that stops taking is cut
-  within about 1.25 ``idle_timeout``. What is still unsent when a connection ends is held to the same
+  within about 1.25 ``idle_timeout`` (the rule: :mod:`phoneemu.net._taken`, the SIP registrar's and the
+  TLS servers' close's too). What is still unsent when a connection ends is held to the same
   rule (was: the close waited for ever, the descriptor held and no longer counted by
   ``max_connections``; then all of it had to be taken within ``idle_timeout``). The floor (ours), 1 KiB
   an ``idle_timeout``, 100 B/s at the default: far below a phone's share of a slow link (10 phones on
@@ -121,15 +122,11 @@ Rules:
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
-import fcntl
 import ipaddress
 import logging
 import re
-import sys
-import termios
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from urllib.parse import quote, unquote
 
@@ -137,6 +134,7 @@ from phoneemu.errors import TransportError
 from phoneemu.net._listen import close_listening, is_ipv6_any, serving, tcp_listener
 from phoneemu.net._oserror import os_error_text
 from phoneemu.net._refusals import RefusalLog
+from phoneemu.net._taken import TAKEN_PER_IDLE, unsent, until_taken
 from phoneemu.net.capture import note_connect, note_peer
 from phoneemu.net.tftp_codec import unsafe_name_reason
 from phoneemu.net.tftp_server import Provider, provider_from, transfer_socket_budget
@@ -147,10 +145,6 @@ __all__ = ["DEFAULT_MAX_TIME", "TAKEN_PER_IDLE", "HttpServer", "HttpTimeoutError
 
 _log = logging.getLogger("phoneemu.net.http")
 _WRITE_CHUNK = 256 * 1024  # a response is written and drained in pieces of this size (module docstring)
-#: bytes of what waits unsent a client must take within each ``idle_timeout`` (module rules: the floor)
-TAKEN_PER_IDLE = 1024
-_CHECKS_PER_IDLE = 4  # what the client took is looked at this many times an idle_timeout (module rules)
-_TIOCOUTQ = getattr(termios, "TIOCOUTQ", None) if sys.platform.startswith("linux") else None  # = SIOCOUTQ
 _ALLOW = "Allow: GET, HEAD\r\n"  # RFC 9110 §15.5.6: a 405 names the methods that are
 _REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
             408: "Request Timeout", 413: "Content Too Large", 431: "Request Header Fields Too Large",
@@ -352,23 +346,23 @@ class HttpServer:
 
     async def _close_connection(self, writer: asyncio.StreamWriter, peer: tuple[str, int]) -> None:
         """Close a connection; the client must go on taking what is still unsent (module rules:
-        :func:`_until_taken`), else the connection is aborted (logged): a close waits for its unsent bytes,
-        and one that waited for ever held the descriptor of a client that never reads, uncounted by
-        ``max_connections``."""
+        :func:`phoneemu.net._taken.until_taken`), else the connection is aborted (logged): a close waits
+        for its unsent bytes, and one that waited for ever held the descriptor of a client that never
+        reads, uncounted by ``max_connections``."""
         writer.close()
         if not writer.transport.get_write_buffer_size():  # the common case: no timer (the kernel sends it)
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
             return
-        unsent = _unsent(writer)
+        unsent_at_close = unsent(writer)
         try:
-            left = await _until_taken(writer, writer.wait_closed(), self.idle_timeout)
+            left = await until_taken(writer, writer.wait_closed(), self.idle_timeout)
         except (ConnectionError, OSError):  # the connection's own end (a reset): closed
             return
         if left is not None:
             _log.warning("http: %s did not take the last %d bytes sent within %gs of the end, nor %d bytes "
                          "of them in each %gs after (%d unsent): connection aborted",
-                         host_port(peer[0], peer[1]), unsent, self.idle_timeout, TAKEN_PER_IDLE,
+                         host_port(peer[0], peer[1]), unsent_at_close, self.idle_timeout, TAKEN_PER_IDLE,
                          self.idle_timeout, left)
             writer.transport.abort()
 
@@ -454,48 +448,13 @@ class HttpServer:
             writer.write(head + piece if off == 0 else piece)
             if not writer.transport.get_write_buffer_size():
                 continue  # the kernel took it all: no drain to wait for (no timer, no task per response)
-            left = await _until_taken(writer, writer.drain(), self.idle_timeout)
+            left = await until_taken(writer, writer.drain(), self.idle_timeout)
             if left is not None:
                 raise _SlowReaderError(
                     f"{host_port(peer[0], peer[1])} did not take the {status} response to {name!r} within "
                     f"{self.idle_timeout:g}s, nor {TAKEN_PER_IDLE} bytes of it in each "
                     f"{self.idle_timeout:g}s ({off} of {len(view)} body bytes written, {left} unsent): "
                     "connection aborted")
-
-
-async def _until_taken(writer: asyncio.StreamWriter, sent: Awaitable[None], idle_timeout: float, *,
-                       floor: int = TAKEN_PER_IDLE) -> int | None:
-    """Await ``sent`` (a response piece's drain, or the close) while the client takes what waits unsent
-    (:func:`_unsent`): at least ``floor`` bytes of it (all, when fewer) within each ``idle_timeout``,
-    looked at :data:`_CHECKS_PER_IDLE` times an ``idle_timeout`` (module rules). None once ``sent`` is
-    done (its error, a reset, raised), else the bytes still unsent when the client stopped taking them.
-    Nothing else writes meanwhile: what waits unsent only shrinks."""
-    waiting = asyncio.ensure_future(sent)
-    try:
-        marks = collections.deque([_unsent(writer)], maxlen=_CHECKS_PER_IDLE + 1)  # the last idle_timeout's
-        for _ in range((marks[0] // floor + 2) * _CHECKS_PER_IDLE):  # bounded: each idle_timeout takes
-            done, _ = await asyncio.wait((waiting,), timeout=idle_timeout / _CHECKS_PER_IDLE)  # some, or ends
-            if done:
-                waiting.result()
-                return None
-            marks.append(_unsent(writer))
-            if len(marks) == marks.maxlen and marks[0] - marks[-1] < min(floor, marks[0]):
-                return marks[-1]
-        return marks[-1]  # (not reached: all taken, ``sent`` is done)
-    finally:
-        waiting.cancel()
-
-
-def _unsent(writer: asyncio.StreamWriter) -> int:
-    """Bytes written to the connection its client's TCP has not acknowledged: the transport's buffer plus
-    the kernel's send queue (``SIOCOUTQ``: Linux; elsewhere, or the socket gone, the buffer alone)."""
-    queued = 0
-    sock = writer.get_extra_info("socket")
-    if _TIOCOUTQ is not None and sock is not None and sock.fileno() >= 0:
-        with contextlib.suppress(OSError):
-            answer = fcntl.ioctl(sock.fileno(), _TIOCOUTQ, bytes(4))
-            queued = int.from_bytes(answer, sys.byteorder, signed=True)
-    return writer.transport.get_write_buffer_size() + max(queued, 0)
 
 
 def _is_zero_length(value: str) -> bool:

@@ -27,9 +27,14 @@ Rules:
   instead of taking the descriptors the TFTP, HTTP and TVS servers of the same process need.
 * Refused connections are logged at most once a second per server, with their exact count
   (:class:`phoneemu.net._refusals.RefusalLog`; was: a line each, 275,732 lines in a 30 s CAPF flood).
-* A connection's close waits at most :data:`CLOSE_WAIT_S` for what is still unsent to be taken, then the
-  connection is aborted (logged): was left open, its descriptor held, no longer counted by
-  ``max_connections``.
+* A connection's close waits for what is still unsent while the client goes on taking it: at least
+  :data:`~phoneemu.net._taken.TAKEN_PER_IDLE` bytes of it (all, when fewer) within each
+  :data:`CLOSE_WAIT_S`, else the connection is aborted (logged) — the lab's one rule for a client taking
+  what it was sent (:mod:`phoneemu.net._taken`: the transport's buffer plus the kernel's send queue
+  shrinking). A client that does not read cannot hold the connection (was: left open, its descriptor
+  held, no longer counted by ``max_connections``); one reading the end of a large answer slowly but
+  steadily gets it (was: all of it had to be taken within :data:`CLOSE_WAIT_S`, so the TVS, CAPF, HTTPS
+  and SIP-over-TLS servers cut a client reading under some tens of KB/s at the close).
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ from phoneemu.files import private_file
 from phoneemu.net._listen import close_listening, is_ipv6_any, serving, tcp_listener
 from phoneemu.net._oserror import os_error_text
 from phoneemu.net._refusals import RefusalLog
+from phoneemu.net._taken import TAKEN_PER_IDLE, unsent, until_taken
 from phoneemu.net.capture import note_connect, note_peer
 from phoneemu.net.tls_accept import TlsAcceptProtocol
 from phoneemu.phone.profile import TLS_VERSIONS
@@ -82,7 +88,8 @@ _VERSIONS = {
     "1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3,
 }
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-#: seconds a connection's close waits for its unsent bytes to be taken before it is aborted (module rules)
+#: seconds within which a closing connection's client must take some of its unsent bytes, else it is
+#: aborted (module rules: :data:`~phoneemu.net._taken.TAKEN_PER_IDLE` of them each)
 CLOSE_WAIT_S = 1.0
 
 
@@ -492,17 +499,20 @@ class TlsServer:
                 self._active.discard(task)  # after the close: its descriptor counted until then
 
     async def _close_connection(self, writer: asyncio.StreamWriter, peer: str) -> None:
-        """Close; what is still unsent must be taken within :data:`CLOSE_WAIT_S`, else the connection is
-        aborted (logged; module rules)."""
+        """Close; the client must go on taking what is still unsent (module rules:
+        :func:`phoneemu.net._taken.until_taken` each :data:`CLOSE_WAIT_S`), else the connection is aborted
+        (logged)."""
         writer.close()
+        unsent_at_close = unsent(writer)
         try:
-            await asyncio.wait_for(writer.wait_closed(), CLOSE_WAIT_S)
-        except TimeoutError:  # (an OSError: before the connection's own errors)
-            _log.warning("%s: %s did not take the last %d bytes sent within %gs of the end: connection "
-                         "aborted", self.name, peer, writer.transport.get_write_buffer_size(), CLOSE_WAIT_S)
-            writer.transport.abort()
+            left = await until_taken(writer, writer.wait_closed(), CLOSE_WAIT_S)
         except Exception:  # the connection's own end (a reset, a TLS error): closed
             return
+        if left is not None:
+            _log.warning("%s: %s did not take the last %d bytes sent within %gs of the end, nor %d bytes of "
+                         "them in each %gs after (%d unsent): connection aborted", self.name, peer,
+                         unsent_at_close, CLOSE_WAIT_S, TAKEN_PER_IDLE, CLOSE_WAIT_S, left)
+            writer.transport.abort()
 
     async def close(self) -> None:
         """Stop listening and end every connection, those accepted just before included
