@@ -121,6 +121,7 @@ def tvs_connection(server: LoopTvsServer, request: bytes) -> _Connection:
     conn = object.__new__(_Connection)
     conn.server = server
     conn.peer = "127.0.0.1:40000"
+    conn.host = "127.0.0.1"  # (the server's fairness bookkeeping: this connection was never accepted)
     conn.tls = "TLSv1.2 AES256-GCM-SHA384"
     conn.handshaken = True
     conn._decoder = tvs.FrameDecoder()

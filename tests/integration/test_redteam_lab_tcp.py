@@ -52,9 +52,11 @@ async def _until(check: Callable[[], bool], what: str) -> None:
 
 
 def _reset_or_cut(sock: socket.socket) -> bool:
-    """Whether the server cut ``sock``: reading what came ends with a reset or an end of stream."""
+    """Whether the server cut ``sock``: reading what came ends with a reset or an end of stream. Each read
+    waits up to 5 s: an aborted socket's unsent bytes are still delivered by the server's kernel, whose
+    zero-window probes back off while the client did not read (under load one wait passed 2 s)."""
     sock.setblocking(True)
-    sock.settimeout(2.0)
+    sock.settimeout(5.0)
     try:
         for _ in range(10_000):
             if not sock.recv(65536):
