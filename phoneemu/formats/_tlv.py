@@ -100,9 +100,21 @@ def check_cstring(text: str, *, fmt: str, path: str, tag: int | None = None) -> 
 def printable(text: str) -> str:
     """``text`` with undecodable bytes and control characters escaped (for CLI output), each as Python
     writes it: ``\\x07``, ``\\u202e``, ``\\U000e0001`` (one reading only: ``\\x202e`` read as a space and
-    ``2e``)."""
-    out = text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")
+    ``2e``); a lone surrogate that is no undecodable byte (JSON's ``"\\ud800"``) as its code point,
+    ``\\ud800`` (was: UnicodeEncodeError out of an error message)."""
+    try:
+        out = text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")
+    except UnicodeEncodeError:
+        out = "".join(_one_printable(c) for c in text)
     return "".join(c if c.isprintable() else _escaped(ord(c)) for c in out)
+
+
+def _one_printable(c: str) -> str:
+    """One character of :func:`printable`'s input: an undecodable byte as ``\\xNN``, a lone surrogate kept
+    (escaped as its code point after), anything else as it is."""
+    if "\udc80" <= c <= "\udcff":
+        return f"\\x{ord(c) - 0xDC00:02x}"
+    return c
 
 
 def _escaped(code: int) -> str:

@@ -5,6 +5,8 @@ character as Python writes it, so an escape has one reading (``\\u202e``, was ``
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from phoneemu.formats._tlv import printable
 
@@ -21,3 +23,20 @@ from phoneemu.formats._tlv import printable
 ])
 def test_each_escape_has_one_reading(text: str, shown: str) -> None:
     assert printable(text) == shown
+
+
+@pytest.mark.parametrize(("text", "shown"), [
+    ("a\ud800b", "a\\ud800b"),  # JSON's "\ud800": a lone surrogate, no undecodable byte
+    ("\udfff\udc80", "\\udfff\\x80"),  # with an undecodable byte beside it
+    ("\ud83d\x07", "\\ud83d\\x07"),  # half of an emoji's pair, a control character
+])
+def test_a_lone_surrogate_is_escaped_as_its_code_point(text: str, shown: str) -> None:
+    """Was: UnicodeEncodeError out of printable() (so out of the error message naming the bad input)."""
+    assert printable(text) == shown
+
+
+@given(st.text(alphabet=st.characters(codec=None, categories=None)))
+def test_printable_never_raises_and_gives_printable_text(text: str) -> None:
+    shown = printable(text)
+    assert shown.isprintable()  # ("" too)
+    shown.encode("utf-8")  # no surrogate left: it can be written anywhere (raises otherwise)
