@@ -113,13 +113,33 @@ def _usage_error_reports(parser: argparse.ArgumentParser, arguments: Sequence[st
     nothing ran, naming it, as for the command's own refusals (:func:`_write_not_run`: a report that cannot
     be written is said, the earlier file there removed). README: never an earlier run's report left (was:
     ``--tiemout 5`` exited 2 with yesterday's passing out.xml in place, read by CI as green). Only the
-    paths :func:`reports_given` finds are written, nothing else."""
-    reports, others = reports_given(parser, arguments)
+    paths :func:`reports_given` finds are written, nothing else, and never over a YAML file
+    (:func:`_yaml_file_kept`)."""
+    said_by = argparse.Namespace(parser_used=parser)
+    found, others = reports_given(parser, arguments)
+    reports = {option: path for option, path in found.items() if not _yaml_file_kept(said_by, option, path)}
     if not reports:
         return
-    _write_not_run(argparse.Namespace(parser_used=parser),
-                   [(option, reports.get(option)) for option in _REPORT_OPTIONS.values()],
+    _write_not_run(said_by, [(option, reports.get(option)) for option in _REPORT_OPTIONS.values()],
                    _scenario_inputs(others), ScenarioError(f"usage error: {message}"), say_refused=True)
+
+
+def _yaml_file_kept(said_by: argparse.Namespace, option: str, path: Path) -> bool:
+    """Whether the report ``path`` of a usage error is an existing ``*.yaml``/``*.yml`` file (or a link to
+    one): a scenario file, kept and said. A command line argparse refused may give a scenario as a
+    report's value (``run --junit $OUT a.yaml`` with ``OUT`` empty: PATH missing) — it was written over."""
+    try:
+        target, in_place = output_target(path)
+    except OSError:
+        return False  # refused when written (_can_write), which says why
+    if in_place or target.suffix.lower() not in _SCENARIO_SUFFIXES or not target.is_file():
+        return False
+    say(said_by, f"{option} {path}: not written: a YAML file, a scenario's, not a report")
+    return True
+
+
+_SCENARIO_SUFFIXES = (".yaml", ".yml")
+"""A scenario file's suffixes (:func:`~phoneemu.scenario.loader.discover`, in a folder; any case here)."""
 
 
 _REPORT_OPTIONS = {"junit": "--junit", "json": "--json"}
