@@ -120,17 +120,18 @@ class _LabPorts:
 def test_a_hanging_scenario_is_an_error_naming_its_step_and_the_next_one_runs(
         tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
         black_hole: socket.socket, jobs: str) -> None:
-    """--timeout 2: the boot that waits on the silent server is cancelled; the scenario is an ERROR
+    """--timeout 3: the boot that waits on the silent server is cancelled; the scenario is an ERROR
     naming steps[2] (boot) and its line, the expectation evaluated before it is kept in every report,
     its lab servers are closed, and b-ok runs and passes; exit 1 as for any ERROR. Before: no --timeout
     option, and the run waited for the phone's hour-long TFTP timers."""
     ports = _LabPorts(monkeypatch)
     files = _files(tmp_path, black_hole.getsockname()[1])
     junit, js = tmp_path / "r.xml", tmp_path / "r.json"
-    rc = main(["run", *files, "--timeout", "2", "-j", jobs, "--junit", str(junit), "--json", str(js)])
+    # 3 s: the lab and the boot before the hang take them under load (2 s: ERROR "in set-up" at -n 6)
+    rc = main(["run", *files, "--timeout", "3", "-j", jobs, "--junit", str(junit), "--json", str(js)])
     out = capsys.readouterr().out
     assert rc == 1, out
-    why = f"timed out after 2 s in steps[2] (boot, {files[0]}:11)"
+    why = f"timed out after 3 s in steps[2] (boot, {files[0]}:11)"
     assert "ERROR a-hang" in out and f"error: {why}" in out and "PASS  b-ok" in out, out
     doc = json.loads(js.read_text())
     hang, ok = doc["scenarios"]
@@ -214,9 +215,9 @@ def test_a_step_blocked_in_code_that_cancellation_cannot_reach_is_interrupted(
 
     monkeypatch.setattr(runner, "_evaluate", stuck)
     scenarios = _scenarios(tmp_path, ["a-stuck", "b-ok"])
-    summary = runner.run_scenarios(scenarios, RunOptions(timeout=2, grace=0.25))
+    summary = runner.run_scenarios(scenarios, RunOptions(timeout=3, grace=0.25))  # 3 s: as above
     a, b = summary.scenarios
-    assert a.error == (f"timed out after 2 s in steps[1] (expect, {tmp_path}/a-stuck.yaml:6); the step did "
+    assert a.error == (f"timed out after 3 s in steps[1] (expect, {tmp_path}/a-stuck.yaml:6); the step did "
                        "not stop when cancelled (blocking code), it was interrupted 0.25 s later")
     assert b.outcome.value == "PASS" and not summary.interrupted
     ports.assert_released()
@@ -255,11 +256,11 @@ def test_a_sequential_run_that_cannot_stop_its_scenario_reports_and_exits(tmp_pa
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TMPDIR": str(scratch)}
-    proc = subprocess.run([sys.executable, str(script), "run", *files, "--timeout", "1.5", "--json", str(js)],
+    proc = subprocess.run([sys.executable, str(script), "run", *files, "--timeout", "2", "--json", str(js)],
                           capture_output=True, text=True, timeout=60, env=env, check=False)
     assert proc.returncode == 1, (proc.stdout, proc.stderr)
     assert not list(scratch.iterdir())  # the stuck scenario's temporary lab removed before the exit
-    why = (f"timed out after 1.5 s in steps[1] (expect, {files[1]}:6); it could not be stopped 0.5 s later "
+    why = (f"timed out after 2 s in steps[1] (expect, {files[1]}:6); it could not be stopped 0.5 s later "
            "either: the run was abandoned")
     assert f"phoneemu run: scenario b-stuck ({files[1]}) {why}; 1 scenario not run" in proc.stderr
     assert "ERROR b-stuck" in proc.stdout and "Traceback" not in proc.stderr
