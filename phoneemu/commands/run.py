@@ -128,14 +128,20 @@ def _yaml_file_kept(said_by: argparse.Namespace, option: str, path: Path) -> boo
     """Whether the report ``path`` of a usage error is an existing ``*.yaml``/``*.yml`` file (or a link to
     one): a scenario file, kept and said. A command line argparse refused may give a scenario as a
     report's value (``run --junit $OUT a.yaml`` with ``OUT`` empty: PATH missing) — it was written over."""
-    try:
-        target, in_place = output_target(path)
-    except OSError:
-        return False  # refused when written (_can_write), which says why
-    if in_place or target.suffix.lower() not in _SCENARIO_SUFFIXES or not target.is_file():
+    if not _is_yaml_file(path):
         return False
     say(said_by, f"{option} {path}: not written: a YAML file, a scenario's, not a report")
     return True
+
+
+def _is_yaml_file(path: Path) -> bool:
+    """Whether ``path`` is an existing ``*.yaml``/``*.yml`` file (any case) or a link to one: a scenario
+    file, never a report's (a path that cannot be looked at is not: its write refuses it, saying why)."""
+    try:
+        target, in_place = output_target(path)
+        return not in_place and target.suffix.lower() in _SCENARIO_SUFFIXES and target.is_file()
+    except OSError:
+        return False
 
 
 _SCENARIO_SUFFIXES = (".yaml", ".yml")
@@ -296,6 +302,10 @@ def _outputs_apart(args: argparse.Namespace, scenarios: list[Scenario]) -> None:
         if scenario_file is not None:
             raise PhoneEmuError(f"{option} {path}: is the scenario file {scenario_file}; the report would "
                                 "overwrite it", path=option.lstrip("-"))
+        if path is not None and _is_yaml_file(path):  # one the run does not read: a scenario all the same
+            raise PhoneEmuError(f"{option} {path}: is a YAML file, a scenario's, not a report; the report "
+                                "would overwrite it (was: written over it: 'run --junit $OUT a.yaml b.yaml' "
+                                "with OUT empty)", path=option.lstrip("-"))
     check_apart([("--junit", args.junit), ("--json", args.json)])
 
 
@@ -332,7 +342,7 @@ def _write_not_run(args: argparse.Namespace, reports: list[tuple[str, Path | Non
     for option, path in reports:
         if path is None or not _can_write(path, option, args if say_refused else None):
             continue  # checked first: a link loop is refused there (same_file_key would raise on it)
-        if same_file_key(path) in inputs:
+        if same_file_key(path) in inputs or _is_yaml_file(path):  # (a YAML file: a scenario's all the same)
             continue
         inputs.add(same_file_key(path))  # --junit and --json one file: the JUnit report alone
         try:

@@ -87,3 +87,25 @@ def test_one_parser_for_many_calls_remembers_no_earlier_arguments(
     for argv in (["inspect", "--bogus"], ["run", "--timeout", "abc"], ["--bogus", "run", "a.yaml"], ["run"]):
         assert _exit_code(argv) == 2
     assert not Path("first.xml").exists()
+
+
+@pytest.mark.parametrize("report", ["--junit", "--json"])
+def test_a_run_that_parses_never_writes_its_report_over_a_yaml_file(
+        scenario: Path, tmp_path: Path, report: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """``run --junit $OUT a.yaml b.yaml`` with OUT empty parses (a.yaml the report, b.yaml the scenario): the
+    report was written over a.yaml. Now refused (exit 2) before anything runs, a.yaml kept."""
+    other = tmp_path / "b.yaml"
+    other.write_text(scenario.read_text())
+    before = scenario.read_bytes()
+    assert _exit_code(["run", report, "a.yaml", "b.yaml"]) == 2
+    assert scenario.read_bytes() == before
+    assert f"{report} a.yaml: is a YAML file, a scenario's, not a report" in capsys.readouterr().err
+
+
+def test_a_run_with_nothing_to_run_never_writes_its_not_run_report_over_a_yaml_file(
+        scenario: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``run --junit a.yaml missing.yaml``: nothing runs (no such path) and the not-run report would have
+    gone over a.yaml."""
+    before = scenario.read_bytes()
+    assert _exit_code(["run", "--junit", "a.yaml", "missing.yaml"]) == 2
+    assert scenario.read_bytes() == before
