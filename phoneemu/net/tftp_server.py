@@ -57,11 +57,22 @@ Rules:
   ``seed`` and what the datagram is (:func:`is_lost`), never of the order datagrams reach the server,
   so phones booting together lose the same packets run after run. What a datagram is: the file name
   (a per-phone file's holds its MAC; never the client's port, an ephemeral one), the RRQ's copy (the
-  i-th identical RRQ from one client socket until its transfer ends: a resent RRQ has its own draw),
-  and for a transfer's datagrams their direction, opcode and block and the k-th sending (DATA, OACK:
-  a retransmission has its own draw) or m-th receipt (ACK, since the transfer last moved on). A shared
-  file asked by many phones meets the same drops for each; the same request made again from scratch
-  (a new boot, a new socket) meets the same drops as before. ``loss=0`` costs nothing per datagram.
+  i-th identical RRQ from one client socket since that socket last acknowledged an answer, below: a
+  resent RRQ has its own draw), and for a transfer's datagrams their direction, opcode and block and the
+  k-th sending (DATA, OACK: a retransmission has its own draw) or m-th receipt (ACK, since the transfer
+  last moved on). A shared file asked by many phones meets the same drops for each; the same request
+  made again from scratch (a new boot, a new socket, a pooled socket reused) meets the same drops as
+  before. ``loss=0`` costs nothing per datagram.
+* RRQ copies end at the first ACK of their transfer (ACK 0 of an OACK, ACK 1 of DATA 1; **ours**): a
+  client resends its RRQ only until it takes a first answer (RFC 1350: then its last packet is an ACK),
+  and that ACK is the server's only sign it did. So the socket's next RRQ is copy 1 of a new request,
+  drawn as a fresh socket's — a pooled socket asking for the same file again while the server still
+  re-sends the previous transfer's last block (its final ACK lost) or after it gave up there — and a copy
+  the running transfer ignores after that ACK (the network's duplicate) counts for nothing. Before it,
+  the same RRQ again is a resend (its first answer lost), copy 2, 3, ... — also when it ends a lingering
+  one-block transfer that was never acknowledged (without options its only ACK is the final one: the
+  server cannot tell a resend from a new request there). A transfer started by copy k has its datagrams
+  drawn with k, however the one before it ended.
 """
 
 from __future__ import annotations
@@ -367,10 +378,21 @@ class _Transfer:
         else:
             server.send(self.transport, pkt, self.peer, self.sending(pkt))
 
+    def ignores(self, request: bytes) -> bool:
+        """Whether ``request`` is the same RRQ again while this transfer runs — the client's retransmission,
+        or a copy the network duplicated or delayed (even past our first ACKs) — and so ignored. Only a
+        stalled transfer (its current packet already resent) gives way to it: a client that gave up and
+        asks again from the same port; a transfer at its last block too (the client has it, module
+        docstring)."""
+        return (request == self.request and not self.last
+                and (self.retries == 0 or (self.block <= 1 and not self.acked)))
+
     def on_ack(self, ack: int) -> None:
         if ack != self.block & 0xFFFF:
             return  # duplicate or stale ACK: ignored, never answered (no Sorcerer's Apprentice)
-        self.acked = True
+        if not self.acked:  # the first answer taken: the request is no longer resent (module docstring)
+            self.acked = True
+            self.server.answered(self)
         if self.last:
             self.finish("ok")
             return
@@ -467,7 +489,7 @@ class TftpServer:
         self.loss = loss
         self.delay = delay
         self.seed = seed
-        #: client socket → (hash of its last RRQ, copies received) until its transfer ends (loss draws)
+        #: client socket → (hash of its last RRQ, copies) until it acknowledges an answer (loss draws)
         self._asked: OrderedDict[Addr, tuple[int, int]] = OrderedDict()
         self.on_request = on_request
         self.capture = capture
@@ -540,8 +562,20 @@ class TftpServer:
         """Whether the datagram ``what`` names is dropped (module docstring: repeatable loss)."""
         return self.loss > 0.0 and is_lost(self._loss_key, self.loss, ("tftp", *what))
 
+    def answered(self, t: _Transfer) -> None:
+        """``t``'s client acknowledged its first answer: its RRQ copies are no longer counted, the socket's
+        next request is copy 1 (module docstring, RRQ copies). Once a transfer; nothing is counted without
+        loss."""
+        entry = self._asked.get(t.peer) if self._asked else None
+        if entry is not None and entry[0] == hash(t.request):
+            del self._asked[t.peer]
+
     def _lost_request(self, data: bytes, addr: Addr) -> bool:
-        """The loss draw of an RRQ/WRQ: the i-th identical copy from one client socket has its own."""
+        """The loss draw of an RRQ/WRQ: the i-th identical copy from one client socket since it last
+        acknowledged an answer has its own; a copy a transfer so acknowledged ignores is not counted."""
+        t = self._by_peer.get(addr)
+        if t is not None and t.acked and t.ignores(data):
+            return self.lost((_request_name(data), "rrq", 1))
         asked = self._asked
         digest = hash(data)
         prev = asked.pop(addr, None)
@@ -637,11 +671,7 @@ class TftpServer:
                     t.on_datagram(data)
                     return
                 # ephemeral mode: a stray packet to the main port gets ERROR 5 below
-            elif data == t.request and not t.last and (t.retries == 0 or (t.block <= 1 and not t.acked)):
-                # the same request again while the transfer runs: the client's retransmission, or a
-                # copy the network duplicated or delayed (even past our first ACKs). Only a stalled
-                # transfer (its current packet already resent) gives way to it: a client that gave up
-                # and asks again from the same port.
+            elif t.ignores(data):
                 return
             elif t.last:
                 # the client has the last block and asks again (its final ACK may still sit in the
@@ -776,10 +806,6 @@ class TftpServer:
     def transfer_done(self, t: _Transfer, outcome: Outcome, detail: str) -> None:
         if self._by_peer.get(t.peer) is t:
             del self._by_peer[t.peer]
-        if outcome == "ok" and self._asked:  # served: the socket's next request counts from 1 again
-            entry = self._asked.get(t.peer)
-            if entry is not None and entry[0] == hash(t.request):
-                del self._asked[t.peer]
         if t.transport is not self._transport:
             t.transport.close()
         if outcome != "ok":
