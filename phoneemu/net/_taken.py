@@ -46,8 +46,10 @@ async def until_taken(writer: asyncio.StreamWriter, sent: Awaitable[None], wait:
     at least ``floor`` bytes of it (all, when fewer) within each ``wait`` seconds, looked at
     :data:`CHECKS_PER_WAIT` times a ``wait`` (module rules). None once ``sent`` is done (its error, a
     reset, raised), else the bytes still unsent when the client stopped taking them. What waits unsent
-    is taken to only shrink meanwhile: bytes written by another task count against the client."""
-    waiting = asyncio.ensure_future(sent)
+    is taken to only shrink meanwhile: bytes written by another task count against the client.
+    Given up on (a cut, or cancelled), ``sent`` goes on until the connection ends: a close's wait is the
+    writer's own future, and cancelling it made every later ``wait_closed`` raise CancelledError."""
+    waiting = asyncio.shield(sent)  # cancelled below: the wait, not ``sent``
     try:
         marks = collections.deque([unsent(writer)], maxlen=CHECKS_PER_WAIT + 1)  # over the last wait
         for _ in range((marks[0] // floor + 2) * CHECKS_PER_WAIT):  # bounded: each wait takes the floor,
