@@ -181,6 +181,7 @@ class SipRegistrar:
         stream = sip.SipStream()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.read_timeout
+        ending = False
         try:
             while True:
                 msg = stream.next()
@@ -211,10 +212,13 @@ class SipRegistrar:
             self._cut(writer, peer, str(exc))
         except (TimeoutError, ConnectionError, OSError):
             return
+        except asyncio.CancelledError:  # the server's close: it ends the connection, nothing waited for
+            ending = True
+            raise
         finally:
             if self.relay is not None:
                 self.relay.line_down(writer)
-            await self._close(writer, peer)
+            await self._close(writer, peer, ending=ending)
 
     async def _send(self, writer: asyncio.StreamWriter, data: bytes) -> None:
         """Write ``data``; the client must go on taking it (module rules: :meth:`_taken`), else
@@ -226,13 +230,14 @@ class SipRegistrar:
         if left is not None:
             raise _NotTakenError(f"an answer not taken within {self.read_timeout:g}s ({left} bytes unsent)")
 
-    async def _close(self, writer: asyncio.StreamWriter, peer: str) -> None:
+    async def _close(self, writer: asyncio.StreamWriter, peer: str, *, ending: bool = False) -> None:
         """Close the connection; the client must go on taking what is still unsent (module rules:
         :meth:`_taken`), else the connection is aborted (logged ``timeout``): a close waits for its unsent
         bytes, and one that waited for ever held the descriptor after the server had let the connection
-        go."""
+        go. ``ending`` (the server's close cancelled the handler): no wait, the server ends the connection
+        (was: its close waited as long as the client read slowly but steadily)."""
         writer.close()
-        if not writer.transport.get_write_buffer_size():  # 0 after an abort: nothing left to wait for
+        if ending or not writer.transport.get_write_buffer_size():  # 0 after an abort: nothing to wait for
             return
         unsent_at_close = unsent(writer)
         try:

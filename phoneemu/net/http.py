@@ -39,8 +39,12 @@ Rules:
   ``max_connections``; then all of it had to be taken within ``idle_timeout``). The floor (ours), 1 KiB
   an ``idle_timeout``, 100 B/s at the default: far below a phone's share of a slow link (10 phones on
   64 kbit/s: some 800 B/s each), yet it bounds how long a response can hold a connection, to about
-  (its size / 1 KiB) ``idle_timeout``s; no cap on the whole response besides, which would cut the slow
-  site it is for (``max_connections`` and its 503 keep the other clients' way). A client's TCP opens a
+  (its size / 1 KiB) ``idle_timeout``s — a 16 MiB firmware load some 45 hours at the default, each of
+  up to ``max_requests`` on a kept-alive connection; no cap on the whole response besides, which would
+  cut the slow site it is for. ``max_connections`` bounds the descriptors such clients hold, not their
+  share of the server: one client taking the floor on every place (~100 B/s a connection) has the
+  others answered 503 that long (one opening silent connections could already, each ``idle_timeout``;
+  review R3). A client's TCP opens a
   full receive window again in steps of about a segment (silly-window avoidance, RFC 1122 §4.2.3.3), so
   one taking less than ~1.5 KB an ``idle_timeout`` may be cut. At most ``max_connections``
   connections are open at once (default: a quarter of the open-file limit, beside the TFTP server's
@@ -238,8 +242,14 @@ class HttpServer:
             self.tls_hellos.flush()
 
     def _close_writers(self) -> None:
+        """End every connection: one with some of a response still in its transport's buffer is aborted
+        (was: closed, and a client reading it slowly but steadily went on being served after the close,
+        its handler still writing, for as long as it read — the taken rule's floor, module rules)."""
         for w in [*self._writers, *self._refusing]:
-            w.close()
+            if w.transport.get_write_buffer_size():
+                w.transport.abort()
+            else:
+                w.close()
 
     async def __aenter__(self) -> HttpServer:
         return await self.start()

@@ -34,7 +34,9 @@ Rules:
   shrinking). A client that does not read cannot hold the connection (was: left open, its descriptor
   held, no longer counted by ``max_connections``); one reading the end of a large answer slowly but
   steadily gets it (was: all of it had to be taken within :data:`CLOSE_WAIT_S`, so the TVS, CAPF, HTTPS
-  and SIP-over-TLS servers cut a client reading under some tens of KB/s at the close).
+  and SIP-over-TLS servers cut a client reading under some tens of KB/s at the close). The server's own
+  close does not wait for it: what is unsent then is dropped (was: the close waited as long as such a
+  client read, or, the connection's close under way, left it sending with nothing to cut it).
 """
 
 from __future__ import annotations
@@ -484,28 +486,39 @@ class TlsServer:
                 return
             self._hold(task)
         self.connections += 1
+        cancelled = False
         try:
             await self.handler(reader, writer)
         except asyncio.CancelledError:
             # the connection's own task, cancelled by close(): it ends here. Raised further, asyncio's
             # start_server callback (plain TCP) would log "Exception in callback" for it
+            cancelled = True
             return
         except Exception as exc:
             self.errors += 1
             _log.warning("%s: connection from %s failed: %s: %s", self.name, peer, type(exc).__name__, exc)
         finally:
-            await self._close_connection(writer, peer)
+            await self._close_connection(writer, peer, ending=cancelled)
             if task is not None:
                 self._active.discard(task)  # after the close: its descriptor counted until then
 
-    async def _close_connection(self, writer: asyncio.StreamWriter, peer: str) -> None:
+    async def _close_connection(self, writer: asyncio.StreamWriter, peer: str, *,
+                                ending: bool = False) -> None:
         """Close; the client must go on taking what is still unsent (module rules:
         :func:`phoneemu.net._taken.until_taken` each :data:`CLOSE_WAIT_S`), else the connection is aborted
-        (logged)."""
+        (logged). ``ending``, or cancelled meanwhile: the server's close, which ends every connection —
+        what is unsent is dropped (was: waited for, the close held for as long as a slow client reads; or,
+        cancelled, left sending with nothing to cut it)."""
         writer.close()
+        if ending:
+            _end_now(writer)
+            return
         unsent_at_close = unsent(writer)
         try:
             left = await until_taken(writer, writer.wait_closed(), CLOSE_WAIT_S)
+        except asyncio.CancelledError:  # not raised further: as the handler's (_on_connect)
+            _end_now(writer)
+            return
         except Exception:  # the connection's own end (a reset, a TLS error): closed
             return
         if left is not None:
@@ -535,6 +548,13 @@ class TlsServer:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def _end_now(writer: asyncio.StreamWriter) -> None:
+    """End a closed connection at once: aborted when some of what was written is still in the transport's
+    buffer (what the kernel holds it still sends), so no descriptor outlives the server's close."""
+    if writer.transport.get_write_buffer_size():
+        writer.transport.abort()
 
 
 #: The TVS cipher list of CUCM 14, in its order (spec §E.1 [CSC-compat14]): RSA key transport first,
