@@ -72,6 +72,7 @@ import hashlib
 import ipaddress
 import os
 import re
+import shlex
 import shutil
 import threading
 import time
@@ -824,8 +825,7 @@ class LabCluster:
             found = certs.load_certs_pem(read_at_most(d / "mic.pem", PEM_LIMIT, what="certificate file"),
                                          source=str(d / "mic.pem"))
         except FileNotFoundError:
-            raise PhoneEmuError(f"no phone {_mac(mac)} in this cluster (add it with 'lab phone add')",
-                                path="mac") from None
+            raise self._no_phone(mac) from None
         if not found:
             raise DecodeError("no certificate", path=str(d / "mic.pem"))
         self._mic_cache[mac] = (stamp, found[0], key)
@@ -1046,9 +1046,15 @@ class LabCluster:
     def _phone(self, mac: str) -> PhoneState:
         ph = self.state.phones.get(_mac(mac))
         if ph is None:
-            raise PhoneEmuError(f"no phone {_mac(mac)} in this cluster (add it with 'lab phone add')",
-                                path="mac")
+            raise self._no_phone(mac)
         return ph
+
+    def _no_phone(self, mac: str) -> PhoneEmuError:
+        """A MAC the lab has no phone for, with the command that adds it to this lab (was: 'lab phone add',
+        no folder, no MAC); a scenario's throw-away lab gets the operation's name only."""
+        add = (f"phoneemu lab phone add {shlex.quote(str(self.root))} --mac {_mac(mac)}" if self.pki.durable
+               else "lab phone add")
+        return PhoneEmuError(f"no phone {_mac(mac)} in this cluster (add it with '{add}')", path="mac")
 
     # --- CAPF (used by the CAPF server) --------------------------------------------------------
     def capf_pending(self, mac: str) -> CapfPending | None:
@@ -1233,12 +1239,24 @@ class LabCluster:
             if key_file is None:
                 key_file = self.root / DEFAULT_EXPORT
                 if not key_file.exists():
-                    raise EncodeError("itl reset remotekey needs an exported recovery key: run "
-                                      "'itlrecovery export' first or give --key-file", path="key_file")
+                    raise EncodeError(self._no_exported_recovery_key(key_file), path="key_file")
             ident = LabPki.read_identity_file(Path(key_file), "itlrecovery")
             self.pki.store(ident)
         self.state.itl_signer = "callmanager"
         self._commit("itl-reset", {"key": key}, now)
+
+    def _no_exported_recovery_key(self, default: Path) -> str:
+        """``itl reset remotekey`` with no key file given and none at ``default`` (where a scenario's
+        ``itlrecovery-export`` step keeps it): the CLI's export writes the file it is given, so the advice is
+        ``--key-file`` with that file (was: "run 'itlrecovery export' first", which never writes ``default``
+        from the CLI: the same error followed)."""
+        if not self.pki.durable:
+            return ("itl reset remotekey needs an exported recovery key: an itlrecovery-export step before "
+                    "it (none exported in this scenario)")
+        lab = shlex.quote(str(self.root))
+        return (f"itl reset remotekey needs the ITLRecovery key exported earlier: give --key-file FILE, the "
+                f"file 'phoneemu lab itlrecovery {lab} export FILE' wrote (none at {default}, read without "
+                "--key-file)")
 
     def restart_tftp(self, *, now: Now = None) -> None:
         """TFTP service restart: the ITL is signed by its usual signer again (ITLRecovery, §G.7)."""
