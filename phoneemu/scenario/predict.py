@@ -246,7 +246,62 @@ def _default_mac(names: Sequence[str]) -> tuple[str, list[str]]:
 #: list instead: predict's ``--installed-itl`` / ``--installed-ctl``, tvs's ``--itl`` (it takes no CTL; was
 #: "give it as --installed-itl" there too, an option tvs does not have)
 _TRUST_LIST_OPTIONS = {"installed-config": {"itl": "--installed-itl", "ctl": "--installed-ctl"},
+                       "installed-config-dir": {"itl": "--installed-itl", "ctl": "--installed-ctl"},
                        "config": {"itl": "--itl"}}
+
+_CONFIG_TAKES = "a config (.cnf.xml, .cnf.xml.sgn or .enc.sgn)"
+#: by the option that names an installed file: what it takes and what to give it, in a message's words
+#: (:func:`_wrong_kind`; ``config`` is tvs's ``--config``, ``installed-config-dir`` predict --models' folder)
+_TAKES = {
+    "installed-config": (_CONFIG_TAKES, "give the phone's config now (SEP<MAC>.cnf.xml.sgn, as its cluster's "
+                         "TFTP serves it)"),
+    "installed-config-dir": (_CONFIG_TAKES, "put the phone's SEP<MAC>.cnf.xml.sgn (or .cnf.xml) there"),
+    "config": ("a config (.cnf.xml or .cnf.xml.sgn)", "give the phone's config (SEP<MAC>.cnf.xml.sgn, as its "
+               "cluster's TFTP serves it)"),
+    "installed-itl": ("an ITL (ITLFile.tlv)", "give the ITL the phone holds now (tftp get ITLFile.tlv from "
+                      "its cluster)"),
+    "installed-ctl": ("a CTL (CTLFile.tlv)", "give the CTL the phone holds now (tftp get CTLFile.tlv from "
+                      "its cluster)"),
+}
+#: a PEM block's first line (RFC 7468 §2), at the start of a line; searched in a file's first bytes only
+_PEM_BEGIN = re.compile(rb"^[ \t]*-----BEGIN ([\x20-\x7e]{1,64}?)-----[ \t]*\r?$", re.MULTILINE)
+_PEM_SEARCHED = 16 << 10
+
+
+def _sniff(data: bytes, name: str) -> tuple[str | None, str | None]:
+    """What an installed file is: :func:`~phoneemu.formats.detect.detect`'s kind (None: none fits) and
+    the file in a message's words (:func:`~phoneemu.formats.detect.what_it_is`; a damaged DER certificate
+    or key with where it goes wrong; for bytes no format fits, ``a PEM file (LABEL)`` or ``an empty file (0
+    bytes)``, else None: the parser then says what is wrong, as of a damaged file of the kind asked for)."""
+    from phoneemu.formats.detect import detect, what_it_is
+
+    try:
+        kind = detect(data, name)
+    except PhoneEmuError as exc:
+        if exc.fmt == "der":  # a certificate or key cut short or damaged: named with where it goes wrong
+            return "der", f"a damaged DER file ({exc})"
+        if not data:
+            return None, "an empty file (0 bytes)"
+        labels = dict.fromkeys(m.group(1).decode("ascii") for m in _PEM_BEGIN.finditer(data[:_PEM_SEARCHED]))
+        return None, f"a PEM file ({', '.join(list(labels)[:3])})" if labels else None
+    return kind, what_it_is(data, name)
+
+
+def _wrong_kind(path: Path, option: str, words: str, kind: str | None) -> PhoneEmuError:
+    """A file given as an installed one that is of another kind (ours): ``--installed-config cert.der: a DER
+    file (CERTIFICATE), not a config (...): give ...``, and the option that takes it where one does (a
+    config given as a trust list, a private key, a certificate). Was the parser's first complaint: "not
+    well-formed XML", "the first TLV must be VERSION", "a record must start with RECORD_LENGTH"."""
+    takes, give = _TAKES.get(option, (_CONFIG_TAKES, "give the phone's config"))
+    also: list[str] = []
+    if option in ("installed-itl", "installed-ctl") and kind in ("xml", "sgn", "enc"):
+        also.append("a phone's config is --installed-config's")
+    if option.startswith("installed-") and "PRIVATE KEY" in words:
+        also.append("the phone's private key is --installed-config-key's (PEM)")
+    if option.startswith("installed-") and re.search(r"[(, ]CERTIFICATE[,)]", words):
+        also.append("a certificate TVS vouches for is --tvs-cert's (PEM)")
+    more = "".join(f"; {a}" for a in also)
+    return PhoneEmuError(f"--{option} {path}: {words}, not {takes}: {give}{more}", path=option)
 
 
 def installed_config(path: Path, key: Any = None, *, option: str = "installed-config") -> AcceptedConfig:
@@ -254,22 +309,24 @@ def installed_config(path: Path, key: Any = None, *, option: str = "installed-co
     decrypted with ``key`` (the phone's private key), installed under its file name (a flash's
     ``config.xml``: the name the phone accepted it under, :func:`_flash_config_name`); PhoneEmuError
     naming the file and ``option``
-    (the command's option that gave it; only ``installed-config`` has a key option to decrypt with)."""
+    (the command's option that gave it; only ``installed-config`` has a key option to decrypt with); a
+    file of another kind (a trust list, a DER or PEM certificate or key, an empty file) is said as such,
+    a damaged config by its parser (where and what)."""
     from phoneemu.formats import config as config_fmt
     from phoneemu.formats import encrypted, signed
-    from phoneemu.formats.detect import detect
     from phoneemu.phone.store import AcceptedConfig
 
     data = read_at_most(path, _MAX_FILE, what="installed config")
-    try:
-        kind = detect(data, path.name)
-    except PhoneEmuError:
-        kind = "xml"  # config_fmt.parse says what is wrong with it
+    kind, words = _sniff(data, path.name)
     if kind in ("itl", "ctl", "firmware"):  # was: "not well-formed XML at line 1" of its records
         what = "a firmware image" if kind == "firmware" else f"a trust list ({kind.upper()})"
         given_as = _TRUST_LIST_OPTIONS.get(option, {}).get(kind)
         instead = f" (give it as {given_as})" if given_as else ""
         raise PhoneEmuError(f"{path}: installed config: is {what}, not a config{instead}", path=option)
+    if kind not in ("xml", "sgn", "enc") and words is not None:  # a DER or PEM certificate or key, empty
+        raise _wrong_kind(path, option, words, kind)
+    if kind is None:
+        kind = "xml"  # config_fmt.parse says what is wrong with it
     if kind == "enc" and key is None:
         how = ("give the phone's private key to decrypt it (--installed-config-key PEM: its LSC key, or the "
                "MIC key when it has no LSC), or " if option == "installed-config" else "give ")
@@ -487,9 +544,11 @@ class Installed:
 
 def load_installed(*, limit: int, itl: Path | None = None, ctl: Path | None = None,
                    config: Path | None = None, config_key: Any = None,
-                   parse: Callable[[bytes, Literal["CTL", "ITL"], int], Any] | None = None) -> Installed:
+                   parse: Callable[[bytes, Literal["CTL", "ITL"], int], Any] | None = None,
+                   config_option: str = "installed-config") -> Installed:
     """Read and check the installed lists and config (module rules); PhoneEmuError naming the file and
-    the option (``installed-itl`` ...). ``parse`` caches parsed lists (``PredictInputs.installed_list``)."""
+    the option (``installed-itl`` ...; the config's: ``config_option``), a file of another kind said as
+    such (:func:`_wrong_kind`). ``parse`` caches parsed lists (``PredictInputs.installed_list``)."""
     from phoneemu.formats import trustlist
     from phoneemu.phone import rules
 
@@ -503,6 +562,9 @@ def load_installed(*, limit: int, itl: Path | None = None, ctl: Path | None = No
             tl = parse(data, kind, limit) if parse is not None else \
                 trustlist.parse(data, limit=limit, kind=kind)
         except PhoneEmuError as exc:
+            found, words = _sniff(data, path.name)  # another kind of file: said so (a damaged list: exc)
+            if words is not None and found not in ("itl", "ctl"):
+                raise _wrong_kind(path, f"installed-{kind.lower()}", words, found) from None
             raise PhoneEmuError(f"{path}: installed {kind}: {exc}",
                                 path=f"installed-{kind.lower()}") from None
         # CTL and ITL share one layout (§B): the header FILENAME says which, checked as the boot does
@@ -511,7 +573,7 @@ def load_installed(*, limit: int, itl: Path | None = None, ctl: Path | None = No
             raise PhoneEmuError(f"{path}: given as the installed {kind}, but its {wrong}",
                                 path=f"installed-{kind.lower()}")
         lists[kind] = tl
-    cfg = installed_config(config, config_key) if config is not None else None
+    cfg = installed_config(config, config_key, option=config_option) if config is not None else None
     return Installed(ctl=lists.get("CTL"), itl=lists.get("ITL"), config=cfg)
 
 
@@ -546,7 +608,8 @@ async def predict_boot(new_files: Sequence[Path] | PredictInputs, *, installed_i
     phone_mac, mac_notes = (normalise_mac(mac), []) if mac else _default_mac(list(files))
     held = load_installed(limit=prof.trust_list_limit, itl=installed_itl, ctl=installed_ctl,
                           config=installed_config, config_key=installed_config_key,
-                          parse=inputs.installed_list)
+                          parse=inputs.installed_list,
+                          config_option="installed-config-dir" if listed else "installed-config")
     config = held.config
     option = "--tvs-cert" if tvs_certs else "--tvs-live" if tvs_live else "--tvs-reachable"
     notes = mac_notes + _tvs_notes(tvs_certs or ([True] if tvs_live or tvs_reachable else []), config,

@@ -3,10 +3,12 @@
 Rules under test: refused connections are logged at most once a second per server with their exact count,
 the first at once, the last partial interval when the flood ends or the server closes
 (:mod:`phoneemu.net._refusals`; was: a line each — 275,732 lines in a 30 s CAPF flood); a TLS server's
-close whose last bytes are not taken within :data:`phoneemu.net.tls.CLOSE_WAIT_S` aborts the connection
-(was: left open); the HTTP server's 503 at its cap reaches a client that sent its request and reads to
-the end (was: closed with the request unread, the connection reset and the 503 lost); the lab logs no line
-of its own for each 503 refusal, its request-log entry kept.
+close aborts the connection when the client takes less than 1 KiB of what is still unsent
+(:data:`phoneemu.net._taken.TAKEN_PER_IDLE`, all of it when fewer) in a
+:data:`phoneemu.net.tls.CLOSE_WAIT_S`, so a client that never reads is cut (was: left open); the HTTP
+server's 503 at its cap reaches a client that sent its request and reads to the end (was: closed with the
+request unread, the connection reset and the 503 lost); the lab logs no line of its own for each 503
+refusal, its request-log entry kept.
 """
 
 from __future__ import annotations
