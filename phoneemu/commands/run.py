@@ -43,7 +43,8 @@ ERROR (the scenario could not run).
 exit status: 0 every scenario PASS or XFAIL; 1 a FAIL, XPASS or ERROR; 2 nothing ran — a mistake in a
 scenario file (reported as file:line field: problem before anything runs; --junit/--json then say so,
 one error per mistake: never an earlier run's report left in place), no scenario file found, -k or --tag
-selecting nothing, a bad option (--list with --junit or --json: --list runs nothing) — or a report could
+selecting nothing, a bad option (--list with --junit or --json: --list runs nothing; a --junit or
+--json path named *.yaml or *.yml, a scenario file's name) — or a report could
 not be written; 130 interrupted (below). A file at the path of --junit or --json after a run is this
 run's report or none: a report that could not be written (a full disk), or whose writing a second Ctrl-C
 stopped, leaves no earlier file there (said on stderr).
@@ -125,23 +126,30 @@ def _usage_error_reports(parser: argparse.ArgumentParser, arguments: Sequence[st
 
 
 def _yaml_file_kept(said_by: argparse.Namespace, option: str, path: Path) -> bool:
-    """Whether the report ``path`` of a usage error is an existing ``*.yaml``/``*.yml`` file (or a link to
-    one): a scenario file, kept and said. A command line argparse refused may give a scenario as a
-    report's value (``run --junit $OUT a.yaml`` with ``OUT`` empty: PATH missing) — it was written over."""
-    if not _is_yaml_file(path):
+    """Whether the report ``path`` of a usage error has a scenario file's name (:func:`_names_yaml`): not
+    written, and said. A command line argparse refused may give a scenario as a report's value
+    (``run --junit $OUT a.yaml`` with ``OUT`` empty: PATH missing) — it was written over."""
+    if not _names_yaml(path):
         return False
-    say(said_by, f"{option} {path}: not written: a YAML file, a scenario's, not a report")
+    say(said_by, f"{option} {path}: not written: {_YAML_NAME}")
     return True
 
 
-def _is_yaml_file(path: Path) -> bool:
-    """Whether ``path`` is an existing ``*.yaml``/``*.yml`` file (any case) or a link to one: a scenario
-    file, never a report's (a path that cannot be looked at is not: its write refuses it, saying why)."""
+def _names_yaml(path: Path) -> bool:
+    """Whether the report ``path`` has a scenario file's name, ``*.yaml``/``*.yml`` (any case: a scenario
+    given by name may be ``A.YAML``), or is a link to such a file — whether it exists or not (ours: a
+    report written there was refused by the next run as a scenario's file, and ``run`` of its folder reads
+    it as a scenario; was: only an existing one, so ``run --junit out.yaml`` passed once, then was refused).
+    A FIFO or a device, or a path that cannot be looked at, is not: its write refuses it, saying why."""
     try:
         target, in_place = output_target(path)
-        return not in_place and target.suffix.lower() in _SCENARIO_SUFFIXES and target.is_file()
+        return not in_place and not target.is_dir() and any(
+            p.suffix.lower() in _SCENARIO_SUFFIXES for p in (path, target))
     except OSError:
         return False
+
+
+_YAML_NAME = "a *.yaml/*.yml name is a scenario file's, never a report's"
 
 
 _SCENARIO_SUFFIXES = (".yaml", ".yml")
@@ -150,6 +158,9 @@ _SCENARIO_SUFFIXES = (".yaml", ".yml")
 
 _REPORT_OPTIONS = {"junit": "--junit", "json": "--json"}
 """The report options of ``run`` by ``dest``, in the order they are written (the JUnit report first)."""
+
+_REPORT_SUFFIXES = {"--junit": ".xml", "--json": ".json"}
+"""The name a refused report is told to take instead (:func:`_outputs_apart`)."""
 
 
 def reports_given(parser: argparse.ArgumentParser,
@@ -302,10 +313,10 @@ def _outputs_apart(args: argparse.Namespace, scenarios: list[Scenario]) -> None:
         if scenario_file is not None:
             raise PhoneEmuError(f"{option} {path}: is the scenario file {scenario_file}; the report would "
                                 "overwrite it", path=option.lstrip("-"))
-        if path is not None and _is_yaml_file(path):  # one the run does not read: a scenario all the same
-            raise PhoneEmuError(f"{option} {path}: is a YAML file, a scenario's, not a report; the report "
-                                "would overwrite it (was: written over it: 'run --junit $OUT a.yaml b.yaml' "
-                                "with OUT empty)", path=option.lstrip("-"))
+        if path is not None and _names_yaml(path):  # one the run does not read: a scenario's all the same
+            raise PhoneEmuError(f"{option} {path}: {_YAML_NAME} (it would overwrite one, or be read as one "
+                                f"by a later run of its folder): name it *{_REPORT_SUFFIXES[option]}",
+                                path=option.lstrip("-"))
     check_apart([("--junit", args.junit), ("--json", args.json)])
 
 
@@ -342,7 +353,7 @@ def _write_not_run(args: argparse.Namespace, reports: list[tuple[str, Path | Non
     for option, path in reports:
         if path is None or not _can_write(path, option, args if say_refused else None):
             continue  # checked first: a link loop is refused there (same_file_key would raise on it)
-        if same_file_key(path) in inputs or _is_yaml_file(path):  # (a YAML file: a scenario's all the same)
+        if same_file_key(path) in inputs or _names_yaml(path):  # (a YAML name: a scenario's all the same)
             continue
         inputs.add(same_file_key(path))  # --junit and --json one file: the JUnit report alone
         try:

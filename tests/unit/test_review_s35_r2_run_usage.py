@@ -52,7 +52,8 @@ def test_a_usage_error_never_writes_a_report_over_a_yaml_file(
     assert _exit_code(argv) == 2
     err = capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in scenario.parent.iterdir()} == before
-    assert f"phoneemu run: {kept}: not written: a YAML file, a scenario's, not a report\n" in err, err
+    said = "not written: a *.yaml/*.yml name is a scenario file's, never a report's"
+    assert f"phoneemu run: {kept}: {said}\n" in err, err
     assert "phoneemu run: error: " in err.splitlines()[-1]
 
 
@@ -67,13 +68,16 @@ def test_the_other_report_is_still_written(scenario: Path, capsys: pytest.Captur
     capsys.readouterr()
 
 
-def test_a_new_yaml_path_or_another_existing_file_is_written(scenario: Path) -> None:
-    """Only an existing YAML file is kept: a report named ``new.yaml`` (nothing there) and an earlier
-    report ``out.xml`` are written."""
+def test_a_new_yaml_path_is_not_written_another_existing_file_is(
+        scenario: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A report named ``new.yaml`` (nothing there) is not written either (review R4: a YAML name is a
+    scenario's, existing or not; was written, and the next run refused it as a scenario's file); an
+    earlier report ``out.xml`` is."""
     Path("out.xml").write_text("an earlier run's report\n")
     assert _exit_code(["run", "a.yaml", "--junit", "out.xml", "--json", "new.yaml", "-j", "x"]) == 2
     assert "usage error: argument -j/--jobs" in Path("out.xml").read_text()
-    assert json.loads(Path("new.yaml").read_text())["ran"] is False
+    assert not Path("new.yaml").exists()
+    assert "--json new.yaml: not written: a *.yaml/*.yml name" in capsys.readouterr().err
 
 
 def test_one_parser_for_many_calls_remembers_no_earlier_arguments(
@@ -99,7 +103,8 @@ def test_a_run_that_parses_never_writes_its_report_over_a_yaml_file(
     before = scenario.read_bytes()
     assert _exit_code(["run", report, "a.yaml", "b.yaml"]) == 2
     assert scenario.read_bytes() == before
-    assert f"{report} a.yaml: is a YAML file, a scenario's, not a report" in capsys.readouterr().err
+    said = "a *.yaml/*.yml name is a scenario file's, never a report's"
+    assert f"{report} a.yaml: {said}" in capsys.readouterr().err
 
 
 def test_a_run_with_nothing_to_run_never_writes_its_not_run_report_over_a_yaml_file(
