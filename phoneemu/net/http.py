@@ -442,7 +442,10 @@ class HttpServer:
     async def _respond(self, writer: asyncio.StreamWriter, peer: tuple[str, int], name: str, status: int,
                        body: bytes, *, head_only: bool, keep: bool, method: str = "-") -> None:
         """Write the response; ``on_request(peer, method, name, status)`` is told first (method ``-`` and
-        name empty: a request refused before both were read)."""
+        name empty: a request refused before both were read). A connection closing (the server's close
+        aborts it) ends the response: ConnectionResetError (was: every piece left written into the
+        aborted transport — asyncio logged "socket.send() raised exception." for each past the fifth,
+        uvloop raised RuntimeError, logged as the connection's failure)."""
         if self.on_request is not None:
             try:
                 self.on_request(peer, method, name, status)
@@ -454,6 +457,8 @@ class HttpServer:
                 f"Connection: {'keep-alive' if keep else 'close'}\r\n\r\n").encode("ascii")
         view = memoryview(b"" if head_only else body)
         for off in range(0, max(len(view), 1), _WRITE_CHUNK):  # head with the first piece
+            if writer.transport.is_closing():  # the server's close aborted it (its drain then ends quietly)
+                raise ConnectionResetError(f"connection closed with {off} of {len(view)} body bytes written")
             piece = view[off : off + _WRITE_CHUNK]
             writer.write(head + piece if off == 0 else piece)
             if not writer.transport.get_write_buffer_size():
