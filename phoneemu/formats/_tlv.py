@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import weakref
 from typing import Any, Generic, TypeVar
 
@@ -101,20 +102,25 @@ def printable(text: str) -> str:
     """``text`` with undecodable bytes and control characters escaped (for CLI output), each as Python
     writes it: ``\\x07``, ``\\u202e``, ``\\U000e0001`` (one reading only: ``\\x202e`` read as a space and
     ``2e``); a lone surrogate that is no undecodable byte (JSON's ``"\\ud800"``) as its code point,
-    ``\\ud800`` (was: UnicodeEncodeError out of an error message)."""
+    ``\\ud800`` (was: UnicodeEncodeError out of an error message), the text around it as without it
+    (was: undecodable bytes forming UTF-8, ``"\\udcc3\\udca9"``, shown ``é`` alone but ``\\xc3\\xa9``
+    beside such a surrogate)."""
     try:
-        out = text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")
+        out = _bytes_decoded(text)
     except UnicodeEncodeError:
-        out = "".join(_one_printable(c) for c in text)
+        pieces = _LONE_SURROGATE.split(text)  # text between them at even places, each surrogate at odd
+        out = "".join(piece if at % 2 else _bytes_decoded(piece) for at, piece in enumerate(pieces))
     return "".join(c if c.isprintable() else _escaped(ord(c)) for c in out)
 
 
-def _one_printable(c: str) -> str:
-    """One character of :func:`printable`'s input: an undecodable byte as ``\\xNN``, a lone surrogate kept
-    (escaped as its code point after), anything else as it is."""
-    if "\udc80" <= c <= "\udcff":
-        return f"\\x{ord(c) - 0xDC00:02x}"
-    return c
+def _bytes_decoded(text: str) -> str:
+    """``text`` with its undecodable bytes (surrogateescape's) read as UTF-8 again, ``\\xNN`` where they
+    are none; UnicodeEncodeError for a lone surrogate that is no such byte."""
+    return text.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")
+
+
+#: a surrogate that is no undecodable byte (surrogateescape's are U+DC80..U+DCFF), kept by ``re.split``
+_LONE_SURROGATE = re.compile("([\ud800-\udc7f\udd00-\udfff])")
 
 
 def _escaped(code: int) -> str:
