@@ -3,7 +3,9 @@
 
 Rules: an option given wins over the ``--flash`` phone's file; the flash also gives the MAC and the
 profile when ``--mac`` / ``--profile`` are not given (its ``phone.json``). The lists and config are
-read and checked by :func:`phoneemu.scenario.predict.load_installed` (module rules there).
+read and checked by :func:`phoneemu.scenario.predict.load_installed` (module rules there). A file given
+as a flash (``--flash FILE``, ``--fleet-flash FILE``: a downloaded ITL, a config, a DER certificate) is
+said as what it is, in every command's words alike (:func:`file_not_flash`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,12 @@ from typing import Any
 
 from phoneemu.errors import PhoneEmuError
 
-__all__ = ["add_installed_options", "fill_from_flash", "installed_config_key"]
+__all__ = ["add_installed_options", "file_not_flash", "fill_from_flash", "installed_config_key",
+           "refuse_file_as_flash"]
+
+#: a file given as a flash is read to say what it is: at most this many bytes (far above any trust list's
+#: limit; a larger one is "a file")
+MAX_SNIFFED = 4 << 20
 
 
 def add_installed_options(p: Any, *, when: str) -> None:
@@ -47,6 +54,7 @@ def fill_from_flash(args: argparse.Namespace) -> list[str]:
     from phoneemu.phone.profile import get_profile
 
     d: Path = args.flash
+    refuse_file_as_flash(d, "--flash")
     if not d.is_dir():
         raise PhoneEmuError(f"{d}: no such flash directory (an emulated phone's, from boot --flash)",
                             path="flash")
@@ -61,6 +69,40 @@ def fill_from_flash(args: argparse.Namespace) -> list[str]:
         if getattr(args, attr) is None:
             setattr(args, attr, held[key])
     return not_loaded_notes(d, flash.problems)
+
+
+def file_not_flash(path: Path, *, fleet: bool = False) -> str | None:
+    """What a file given as a phone's flash is (``--flash FILE``; ``fleet``: as a folder of phones' flashes,
+    ``--fleet-flash FILE``), in a downloaded ITL's, config's, DER certificate's or key's words
+    (:func:`phoneemu.formats.detect.what_it_is`), and that ``phoneemu inspect FILE`` reads it (was "no such
+    flash directory" / "no such folder", as if nothing were there); None when ``path`` is not a regular
+    file (a missing path keeps its "no such ..." of each command)."""
+    import shlex
+
+    from phoneemu.files import read_at_most
+    from phoneemu.formats.detect import what_it_is
+
+    if not path.is_file():
+        return None
+    try:
+        what = what_it_is(read_at_most(path, MAX_SNIFFED, what="file"), path.name)
+    except (OSError, PhoneEmuError):  # unreadable, too large or of no format known: still not a flash
+        what = "a file"
+    reads = "names it and what to do with it" if what.startswith("a DER file") else \
+        "decodes the files a phone downloads" if what == "a file" else "decodes it"
+    instead = ("a folder of phone flashes (fleet boot --flash DIR makes one)" if fleet else
+               "a phone's flash directory (boot --flash DIR makes one)")
+    return f"{path}: {what}, not {instead}: phoneemu inspect {shlex.quote(str(path))} {reads}"
+
+
+def refuse_file_as_flash(path: Path, option: str, *, fleet: bool = False) -> None:
+    """A regular file given as ``option`` (``--flash``; ``fleet``: a folder of phones' flashes, as
+    ``--fleet-flash`` or ``fleet boot --flash`` take): PhoneEmuError ``OPTION FILE: what it is, not ...``
+    (:func:`file_not_flash`), its path the option's name; nothing for anything else (a folder, a missing
+    path: each command says its own)."""
+    given = file_not_flash(path, fleet=fleet)
+    if given is not None:
+        raise PhoneEmuError(f"{option} {given}", path=option.lstrip("-"))
 
 
 def installed_config_key(args: argparse.Namespace) -> Any:

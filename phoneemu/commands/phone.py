@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from phoneemu import json_doc
+from phoneemu.commands._installed import file_not_flash, refuse_file_as_flash
 from phoneemu.commands._said import say
 from phoneemu.errors import PhoneEmuError
 from phoneemu.files import read_at_most
@@ -110,9 +111,12 @@ def _profile(args: argparse.Namespace) -> PhoneProfile:
 
 def _existing(args: argparse.Namespace) -> bool:
     """A missing flash folder is an error that says which command makes one (every action needs one);
-    so is a fleet's folder given as one phone's."""
+    so is a fleet's folder given as one phone's, and a file, said as what it is (:func:`file_not_flash`)."""
     from phoneemu.phone.flashes import holds_flashes
 
+    if (given := file_not_flash(args.flash)) is not None:
+        say(args, given)
+        return False
     if not args.flash.is_dir():
         say(args, f"{args.flash}: no such flash directory (an emulated phone's flash is made "
                   "by boot --flash DIR)")
@@ -138,6 +142,7 @@ def _fleet(args: argparse.Namespace) -> list[FlashEntry]:
 
     if args.profile is not None:
         get_profile(args.profile)  # a wrong --profile: refused before any flash is touched
+    refuse_file_as_flash(args.fleet_flash, "--fleet-flash", fleet=True)
     return phone_flashes(args.fleet_flash, profile=args.profile)
 
 
@@ -151,9 +156,6 @@ def _show(args: argparse.Namespace) -> int:
     if args.cluster is not None:
         say(args, "--cluster goes with --fleet-flash (one phone's flash: compare the ITL "
                   "checksum phone show prints with the cluster's 'show itl')")
-        return 2
-    if (given := _file_not_flash(args.flash)) is not None:
-        say(args, given)
         return 2
     if not _existing(args):
         return 2
@@ -169,26 +171,6 @@ def _show(args: argparse.Namespace) -> int:
         for problem in flash.problems:
             print(f"  flash problem: {problem}")
     return 0
-
-
-def _file_not_flash(path: Path) -> str | None:
-    """What ``phone show --flash FILE`` says of a file (a downloaded ITL, config, DER certificate or key...):
-    what it is (:func:`phoneemu.formats.detect.what_it_is`) and that ``phoneemu inspect FILE`` reads it (was
-    "no such flash directory", as if nothing were there); None when ``path`` is not a regular file."""
-    import shlex
-
-    from phoneemu.formats.detect import what_it_is
-
-    if not path.is_file():
-        return None
-    try:
-        what = what_it_is(read_at_most(path, MAX_TRUST_FILE, what="file"), path.name)
-    except (OSError, PhoneEmuError):  # unreadable, too large or of no format known: still not a flash
-        what = "a file"
-    reads = "names it and what to do with it" if what.startswith("a DER file") else \
-        "decodes the files a phone downloads" if what == "a file" else "decodes it"
-    return (f"{path}: {what}, not a phone's flash directory (boot --flash DIR makes one): "
-            f"phoneemu inspect {shlex.quote(str(path))} {reads}")
 
 
 def _cluster_lists(path: Path) -> tuple[dict[str, dict[str, str] | None], str | None]:

@@ -676,7 +676,8 @@ def _with_config(installed: Any, config_dir: Path, mac: str, profile: str, notes
         notes.append(f"no {config_dir / config_file_name(mac, 'sgn')} (nor .cnf.xml): holds no config")
         return installed
     try:
-        config = load_installed(limit=get_profile(profile).trust_list_limit, config=found).config
+        config = load_installed(limit=get_profile(profile).trust_list_limit, config=found,
+                                config_option="installed-config-dir").config  # replay --all's folder
     except PhoneEmuError as exc:
         notes.append(f"{exc}: holds no config")
         return installed
