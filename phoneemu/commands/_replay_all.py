@@ -109,6 +109,10 @@ def check_all_options(args: argparse.Namespace) -> None:
     check_writable(args.junit, "--junit")
     check_writable(args.json_file, "--json-file")
     _check_export(args.export_flash)
+    if args.fleet_flash is not None:
+        from phoneemu.commands._installed import refuse_file_as_flash
+
+        refuse_file_as_flash(args.fleet_flash, "--fleet-flash", fleet=True)  # a file: said what it is
     if args.fleet_flash is not None and not args.fleet_flash.is_dir():
         raise PhoneEmuError(f"{args.fleet_flash}: no such folder (phones' flashes, one per <MAC>, as fleet "
                             "boot --flash keeps them)", path="fleet-flash")

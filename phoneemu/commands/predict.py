@@ -29,7 +29,12 @@ from typing import TYPE_CHECKING, Any
 
 from phoneemu import json_doc
 from phoneemu.commands._argtypes import mac_option, positive_float
-from phoneemu.commands._installed import add_installed_options, fill_from_flash, installed_config_key
+from phoneemu.commands._installed import (
+    add_installed_options,
+    fill_from_flash,
+    installed_config_key,
+    refuse_file_as_flash,
+)
 from phoneemu.commands._progress import progress_line
 from phoneemu.commands.boot import add_offline_phone_options, offline_boot_lines, pem_certificates, tvs_roles
 from phoneemu.errors import PhoneEmuError
@@ -480,6 +485,7 @@ def _fleet(args: argparse.Namespace, now: int, options: dict[str, Any]) -> int:
         if value is not None:
             raise PhoneEmuError(f"{option} is one phone's: not with --fleet-flash (each phone's installed "
                                 "lists, config, MAC and profile come from its flash)", path="fleet-flash")
+    refuse_file_as_flash(args.fleet_flash, "--fleet-flash", fleet=True)  # a file: said what it is
     phones = asyncio_run(predict_fleet(args.fleet_flash, args.files, profile=args.profile, now=now,
                                        progress=progress_line("predicted"), **options))
     return _fleet_report(args, now, phones, options["tvs_live"], source=str(args.fleet_flash))

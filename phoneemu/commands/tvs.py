@@ -486,6 +486,7 @@ def _from_flash(args: argparse.Namespace) -> None:
     args.flash_holds_ctl = False
     if args.flash is None:
         return
+    from phoneemu.commands._installed import refuse_file_as_flash
     from phoneemu.commands._said import say
     from phoneemu.phone.flash import Flash, not_loaded_notes
     from phoneemu.phone.phone import read_phone_file
@@ -493,6 +494,7 @@ def _from_flash(args: argparse.Namespace) -> None:
     if args.config is not None or args.itl is not None:
         raise PhoneEmuError("--flash takes the phone's config and ITL: give --flash, or --config / --itl",
                             path="flash")
+    refuse_file_as_flash(args.flash, "--flash")  # a file: said what it is
     if not args.flash.is_dir():
         raise PhoneEmuError(f"{args.flash}: no such flash directory (boot --flash DIR makes one)",
                             path="flash")

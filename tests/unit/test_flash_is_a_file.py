@@ -96,3 +96,23 @@ def test_replay_all_names_its_config_folder_option_in_a_wrong_files_note(
                             "(.cnf.xml, .cnf.xml.sgn or .enc.sgn): put the phone's SEP<MAC>.cnf.xml.sgn (or "
                             ".cnf.xml) there; a certificate TVS vouches for is --tvs-cert's (PEM): holds no "
                             "config"]
+
+
+@pytest.mark.parametrize("command", [["predict", "--fleet-flash"], ["replay", str(MIGRATION), "--all",
+                                                                    "--fleet-flash"]])
+def test_predict_and_replay_say_what_a_fleet_flash_file_is(tmp_path: Path, command: list[str],
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """Was: "--fleet-flash cert.der: no such folder"."""
+    cert = _cert(tmp_path / "tvs.der")
+    files = [str(cert)] if command[0] == "predict" else []
+    assert main([*command, str(cert), *files]) == 2
+    err = capsys.readouterr().err
+    assert f"--fleet-flash {cert}: a DER file (CERTIFICATE), {NOT_A_FLEET}" in err, err
+
+
+def test_tvs_says_what_a_flash_file_is(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Was: "cert.der: no such flash directory"."""
+    cert = _cert(tmp_path / "tvs.der")
+    assert main(["tvs", str(cert), "--flash", str(cert)]) == 2
+    err = capsys.readouterr().err
+    assert f"--flash {_cert_said(cert)}" in err, err
