@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import re
 import shlex
 import time
 from collections import Counter
@@ -21,9 +22,11 @@ from phoneemu import json_doc
 from phoneemu.commands._argtypes import integer, mac_option, non_negative_int, positive_int, unix_time
 from phoneemu.commands._said import command_of, say, teller
 from phoneemu.errors import EncodeError, PhoneEmuError
+from phoneemu.words import counted
 
 if TYPE_CHECKING:  # the cluster (its PKI, its files) is imported where an operation runs (start-up time)
-    from phoneemu.lab.cluster import LabCluster
+    from phoneemu.lab.cluster import LabCluster, UntakenRegenerations
+    from phoneemu.lab.state import LogEntry
 
 __all__ = ["register"]
 
@@ -197,10 +200,62 @@ def _tvs_stopped_said(cluster: LabCluster, lab: str) -> str:
 
 
 def _regenerate(cluster: LabCluster, args: argparse.Namespace, now: int | None) -> None:
-    """``lab regenerate``: CUCM's warning first for the ITLRecovery certificate (on stderr)."""
+    """``lab regenerate``: CUCM's warning first for the ITLRecovery certificate (on stderr); then, where this
+    regeneration and an earlier one lock out the phones that took no ITL between (the list signer's and
+    every TVS's: :meth:`~phoneemu.lab.cluster.LabCluster.untaken_regenerations`), that lockout and its way
+    out (was: nothing said, ``regenerate tvs`` then ``regenerate itlrecovery`` locked every phone out).
+    Never refused: a lockout is rehearsed on purpose."""
     if args.cert == "itlrecovery":
         say(args, itlrecovery_warning(cluster, str(args.dir)))
     cluster.regenerate(args.cert, now=now)
+    untaken = cluster.untaken_regenerations()
+    if untaken is not None and args.cert in (*untaken.signers, *untaken.tvs):
+        say(args, untaken_regenerations_warning(untaken, args.cert, str(args.dir),
+                                                ctl=cluster.state.ctl_exists))
+
+
+def untaken_regenerations_warning(untaken: UntakenRegenerations, cert: str, lab: str, *, ctl: bool) -> str:
+    """The lockout ``lab regenerate`` of ``cert`` completes (:func:`_regenerate`): which regenerations, since
+    when (ours: counted from the last ``lab itl-reset`` / ``restart-tftp``, the lab records no boot), the
+    rule a phone that took no ITL between hits, how CUCM avoids it, and the way out the ways out table gives
+    for it (:mod:`phoneemu.phone.ways_out`: the bulk ITL reset; the CTL reset too in mixed mode)."""
+    from phoneemu.phone.ways_out import ways_out
+
+    last = {_regenerated(e): e for e in untaken.entries[:-1] if _regenerated(e) != cert}  # each one's last
+    earlier = [_regenerated_said(e) for e in sorted(last.values(), key=lambda e: e.generation)]
+    since = "since the change log began" if untaken.since is None else \
+        f"since lab {untaken.since.op} (generation {untaken.since.generation})"
+    folder = shlex.quote(lab)
+
+    def way(kind: str, word: str) -> str:
+        found = next(w for w in ways_out("G.3.4-tvs-server-untrusted", kind) if word in w.lab)
+        return re.sub(r"\bDIR\b", lambda _m: folder, found.lab)
+
+    note = (f"warning: {', '.join(earlier)}, and now {cert}, regenerated {since} (ours: the lab records no "
+            "boot; it counts from the last lab itl-reset or restart-tftp): a phone that took no ITL between "
+            f"holds none with the new TVS certificate ({', '.join(untaken.tvs)}), and the lists served are "
+            f"signed by a new {' and '.join(untaken.signers)} key it does not hold, so it asks TVS, which "
+            "presents a certificate its ITL lacks: it refuses to ask and locks out at its next boot "
+            "(G.3.4-tvs-server-untrusted). To avoid it, regenerate one certificate at a time and reset the "
+            "phones between: each takes the ITL with the new one (ours, from the seed's Initial Trust List: "
+            "the ITL brings the TVS certificates). Way out, the bulk ITL reset (seed Perform Bulk Reset of "
+            f"ITL File): {way('ITL', 'itl-reset')} (FLASH: each phone's flash folder)")
+    if ctl:
+        note += ("; a phone holding the CTL refuses the new CTL first, for the same reason: its way out is "
+                 f"the CTL reset (seed Reset CTL Localkey): {way('CTL', 'ctl-reset')}")
+    return note + "."
+
+
+def _regenerated(entry: LogEntry) -> str:
+    """The certificate a change log entry of :class:`~phoneemu.lab.cluster.UntakenRegenerations` replaced."""
+    return str(entry.args.get("cert", "itlrecovery"))
+
+
+def _regenerated_said(entry: LogEntry) -> str:
+    """A change log entry of :class:`~phoneemu.lab.cluster.UntakenRegenerations`, as the user typed it:
+    ``regenerate tvs (generation 3)``, ``itlrecovery import (generation 5)``."""
+    what = f"regenerate {entry.args.get('cert')}" if entry.op == "regenerate" else "itlrecovery import"
+    return f"{what} (generation {entry.generation})"
 
 
 def _mixed_mode(cluster: LabCluster, args: argparse.Namespace, now: int | None) -> None:
@@ -929,8 +984,9 @@ def _phone_lines(phones: dict[str, dict[str, Any]], *, every: bool, w: int) -> l
            + (f"; ITL File Status {counts('itl_file_status', 'Unknown')}"
               if any("itl_file_status" in ph for ph in phones.values()) else "")]
     out += [line(m, phones[m]) for m in macs[:_PHONES_SHOWN]]
-    out.append(f"... and {len(phones) - _PHONES_SHOWN} more phones (--phones lists every one; --json has "
-               "them)")
+    # "1 more phone" (was "1 more phones" for a lab of 21 phones)
+    more = counted(len(phones) - _PHONES_SHOWN, "more phone")
+    out.append(f"... and {more} (--phones lists every one; --json has them)")
     return out
 
 

@@ -48,6 +48,10 @@ Our conventions where the spec is silent ([UNK]/[INF]):
   alone, TFTP). TTL from the state (86 400 s default, spec §H.2).
 * ``itl reset remotekey`` first restores the ITLRecovery identity from the exported key file, then
   behaves like ``localkey`` (ITL signed by CallManager until ``restart_tftp``).
+* Regenerations the phones may not have followed (:meth:`LabCluster.untaken_regenerations`, ``lab
+  regenerate``'s warning): the lab records no boot, so it counts from the last ``itl-reset`` or
+  ``restart-tftp`` in the change log (:data:`PHONES_RESET_AT`); the list signer and every TVS the configs
+  name regenerated since is the lockout ``G.3.4-tvs-server-untrusted`` of a phone that took no ITL between.
 * ITLRecovery validity (seed "Certificate Management Changes for ITLRecovery Certificate", spec §G.8):
   an ``upgraded`` cluster starts with the 5-year certificate CUCM carried over the upgrade; a fresh
   install and every regeneration issue ``itlrecovery_years`` (default 20) — "when you regenerate an
@@ -115,8 +119,10 @@ __all__ = [
     "CAPF_AUTH_MODES",
     "CLUSTER_KEYS",
     "EXCHANGE_STORES",
+    "PHONES_RESET_AT",
     "CapfPending",
     "LabCluster",
+    "UntakenRegenerations",
     "check_host",
     "cluster_key_problem",
 ]
@@ -178,6 +184,28 @@ WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "[::]", "*"})
 
 Now = dt.datetime | int | float | None
 _T = TypeVar("_T")
+
+
+#: the change log operations from which :meth:`LabCluster.untaken_regenerations` counts (ours: the lab records
+#: no phone's boot, so none tells that the phones took an ITL): the bulk ITL reset and the TFTP restart, the
+#: steps of CUCM's recovery after which the phones are reset (spec §G.7)
+PHONES_RESET_AT = ("itl-reset", "restart-tftp")
+
+
+@dataclass(frozen=True, kw_only=True)
+class UntakenRegenerations:
+    """Trust certificates regenerated since the phones were last taken to hold the ITL served
+    (:meth:`LabCluster.untaken_regenerations`), together a lockout of every phone that took no ITL between
+    (spec §E.1, §G.3.4: ``G.3.4-tvs-server-untrusted``): the signers of the lists served now (``signers``:
+    ``itlrecovery``, or ``callmanager`` where it signs), which such a phone trusts only through TVS, and
+    every TVS the configs name (``tvs``), whose certificate its ITL lacks. ``entries``: their change log
+    entries, oldest first; ``since``: the entry counted from (:data:`PHONES_RESET_AT`), None for the whole
+    log."""
+
+    signers: tuple[str, ...]
+    tvs: tuple[str, ...]
+    entries: tuple[LogEntry, ...]
+    since: LogEntry | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -1215,6 +1243,40 @@ class LabCluster:
         self.pki.create(cert, now=self.state.clock, generation=gen, years=years)
         self.state.identity_generations[cert] = gen
         self._commit("regenerate", {"cert": cert, "identity_generation": gen}, now)
+
+    def untaken_regenerations(self) -> UntakenRegenerations | None:
+        """Whether the change log shows the signer of a list served now and every TVS the configs name
+        regenerated since the last :data:`PHONES_RESET_AT` entry (ours: the lab records no boot, so it
+        cannot tell whether the phones took the ITL in between; CUCM regenerates one certificate at a time,
+        the phones reset between, the ITL bringing them the new TVS certificate, seed Initial Trust List): a
+        phone still holding the ITL of before refuses the new signer, TVS presenting a certificate its ITL
+        lacks (``G.3.4-tvs-server-untrusted``). None when not both (a TVS the configs name not regenerated
+        answers; a signer they hold vouches), or before 8.0 (no ITL)."""
+        st = self.state
+        if st.pre_8_0:
+            return None
+        start = next((i for i in range(len(st.log) - 1, -1, -1) if st.log[i].op in PHONES_RESET_AT), None)
+        since = st.log[start] if start is not None else None
+        window = st.log[start + 1:] if start is not None else st.log
+        changed = [e for e in window if (e.op == "regenerate" and isinstance(e.args.get("cert"), str))
+                   or e.op == "itlrecovery-import"]
+        certs_changed = {str(e.args.get("cert", "itlrecovery")) for e in changed}
+        serving = {st.itl_signer} | ({st.ctl_signer} if st.ctl_exists else set())
+        signers = tuple(sorted(serving & certs_changed))
+        tvs = self._tvs_named()
+        if not signers or not set(tvs) <= certs_changed:
+            return None
+        relevant = set(signers) | set(tvs)
+        return UntakenRegenerations(
+            signers=signers, tvs=tvs, since=since,
+            entries=tuple(e for e in changed if str(e.args.get("cert", "itlrecovery")) in relevant))
+
+    def _tvs_named(self) -> tuple[str, ...]:
+        """The TVS identities the configs name, in their order (:meth:`_device_config`: node 1's, then each
+        node whose TVS port is recorded, at most ``config.MAX_SERVERS``)."""
+        st = self.state
+        nodes = [1, *(n for n in range(2, st.nodes + 1) if f"tvs-{n}" in st.ports)][:config.MAX_SERVERS]
+        return tuple(node_identity("tvs", n) for n in nodes)
 
     def set_mixed_mode(self, on: bool, *, now: Now = None) -> None:
         """Mixed mode on creates/serves the CTL; off keeps it with CCM+TFTP records emptied (§B.5)."""
