@@ -507,6 +507,42 @@ def outcome_lines(report: BootReport, *, label_width: int,
     return lines
 
 
+#: why a placeholder is left in one phone's ways out (:func:`_placeholder_legend`), by name, else
+#: :data:`_LEFT_BY_BOOT`
+_BOOT_LEAVES = {"OLD": "not known to boot: --lab names the cluster it boots against, not the one it left",
+                "FILE": "not kept by boot: the file served under the name its deciding line gives"}
+_LEFT_BY_BOOT = "not known to boot"
+
+
+def _placeholder_legend(report: BootReport, fill: Mapping[str, str], sip: SipResult | None,
+                        call: CallResult | None) -> list[str]:
+    """Said once under ``boot``'s ways out (the lockout's, a refused registration's, a call's without SRTP):
+    each placeholder their commands leave, what it stands for and why it is left (``OLD: the lab folder of
+    the cluster the phones left (not known to boot: ...)``), as a fleet's text says them
+    (:func:`phoneemu.phone.ways_out.legend_lines`; was ``OLD`` bare, with no legend)."""
+    from phoneemu.phone.ways_out import legend_lines, phone_placeholders_left
+
+    left: list[str] = []
+    if report.locked_out and report.deciding is not None:
+        left += phone_placeholders_left(report.deciding.rule, report.deciding.kind, fill,
+                                        reason_code=report.deciding.reason_code, held=report.held)
+    if sip is not None and not sip.registered:
+        left += phone_placeholders_left(sip.rule, "sip", fill)
+    if call is not None:
+        left += phone_placeholders_left(call.rule, "media", fill)
+    return legend_lines(left, _BOOT_LEAVES, _LEFT_BY_BOOT, indent="  ")
+
+
+def _refused_file(lab: Path | None, report: BootReport) -> dict[str, str]:
+    """The ways out's ``FILE`` (``inspect FILE``: a lockout whose QUERY was too large to send) where the lab
+    booted against serves it (``DIR/tftp/<the refused file>``); nothing otherwise (boot keeps no copy)."""
+    name = report.deciding.file if report.locked_out and report.deciding is not None else None
+    if lab is None or not name or "/" in name or name in (".", ".."):
+        return {}
+    served = lab / "tftp" / name
+    return {"FILE": str(served)} if served.is_file() else {}
+
+
 def _check_flash_folder(path: Path | None) -> None:
     """``--flash DIR``: a folder the phone can read and keep its state in, or one it can make (the boot
     makes it), checked before anything is read or made; else one line naming the option, the folder and
@@ -652,17 +688,22 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
                      "FLASH": str(flash_dir) if args.flash is not None else None, "MAC": mac,
                      NOT_A_LAB: str(where) if args.lab is None else None,  # no lab: no lab command
                      FLASH_NOT_KEPT: "phoneemu boot" if args.flash is None else None}  # a temporary folder
-            fill = {k: v for k, v in known.items() if v is not None}
+            fill = {k: v for k, v in known.items() if v is not None} | _refused_file(args.lab, report)
             print(_text(report, fill, _files_lines(args, asked, where)))
             if where_sip is not None:
                 print(_sip_line(sip_result))
                 if sip_result is not None and not sip_result.registered:
                     for line in way_out_lines(sip_result.rule, "sip", fill=fill):
                         print(line)
-            if (args.call or args.answer) is not None and sip_result is not None and sip_result.registered:
+            called = ((args.call or args.answer) is not None and sip_result is not None
+                      and sip_result.registered)
+            if called:
                 print(_call_line(call_result))
                 for line in way_out_lines(call_result.rule if call_result else "", "media", fill=fill):
                     print(line)
+            for line in _placeholder_legend(report, fill, sip_result if where_sip is not None else None,
+                                            call_result if called else None):
+                print(line)
         hint = unanswered_hint(report, target, lab=args.lab)
         if hint is not None:
             say(args, hint)

@@ -27,7 +27,15 @@ from phoneemu.errors import PhoneEmuError
 from phoneemu.inspection import inspect_bytes, render_text
 from phoneemu.phone.lab_signers import LabSigners, not_a_lab_fill
 from phoneemu.phone.store import Credential, TrustStore
-from phoneemu.phone.ways_out import HeldLists, no_way_out, no_way_out_lines, way_out_lines, ways_out_json
+from phoneemu.phone.ways_out import (
+    HeldLists,
+    legend_lines,
+    no_way_out,
+    no_way_out_lines,
+    phone_placeholders_left,
+    way_out_lines,
+    ways_out_json,
+)
 from phoneemu.values import host_port
 
 __all__ = ["render_show", "show_state"]
@@ -164,6 +172,19 @@ def _locked_line(locked_by: list[str], last: dict[str, Any]) -> str:
     return f"  Locked out ({rule or 'the refused file is not known: a flash of an older phoneemu'})"
 
 
+def _placeholder_legend(last: dict[str, Any], fill: dict[str, str], where: str, *,
+                        held: HeldLists) -> list[str]:
+    """Said once under a locked phone's ways out: each placeholder their commands leave, what it stands for
+    and why it is left (:func:`phoneemu.phone.ways_out.legend_lines`, as a fleet's ``phone show
+    --fleet-flash`` says them; was ``DIR`` and ``OLD`` bare): the flash keeps its last boot's address, not
+    the lab folder."""
+    lab = f"not known to phone show: the lab serving {where}, where its last boot went"
+    why = {"DIR": lab, "NEW": lab, "OLD": "not known to phone show: the cluster the phone came from"}
+    left = phone_placeholders_left(last["deciding_rule"], last["deciding_kind"], fill,
+                                   reason_code=_reason_code(last), held=held)
+    return legend_lines(left, why, "not known to phone show", indent="  ")
+
+
 def render_show(info: dict[str, Any], flash: str | None = None) -> str:
     """The text form of :func:`show_state`; ``flash``: the folder shown, filled into the lab commands
     of a locked phone's ways out (:mod:`phoneemu.phone.ways_out`)."""
@@ -209,9 +230,11 @@ def render_show(info: dict[str, Any], flash: str | None = None) -> str:
         if info.get("ways_out") and last is not None:  # absent in an older flash: none said
             where = str(last.get("target") or "the cluster of its lists")
             fill = {**({"FLASH": flash} if flash is not None else {}),
+                    **({"MAC": info["mac"]} if info["mac"] else {}),  # (no MAC in a lockout's ways yet)
                     **not_a_lab_fill(info.get("signed_by_lab"), where)}  # not a lab's lists: no lab command
             out += way_out_lines(last["deciding_rule"], last["deciding_kind"], indent="  ", fill=fill,
                                  reason_code=_reason_code(last), held=_held(info))
+            out += _placeholder_legend(last, fill, where, held=_held(info))
         if info.get("no_way_out") and last is not None:
             out += no_way_out_lines(last["deciding_rule"], last["deciding_kind"], indent="  ")
     out += ["  " + line for line in _cred_lines("MIC", info["mic"])]

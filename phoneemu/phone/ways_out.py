@@ -74,7 +74,9 @@ in with the phones' flash folder where the command knows it (``fleet boot --flas
 placeholder a fleet's text leaves is said once under its ways, what it stands for and why it is left
 (:func:`placeholder_lines`: ``DIR: the lab folder (not known to predict)``; ``phone show --fleet-flash``
 without ``--cluster``: ``--cluster DIR fills it``); ``predict`` fills ``DIR`` and ``NEW`` when its new files
-are a lab's served folder or files in it (``LAB/tftp``), ``boot --lab`` ``NEW`` as ``DIR``.
+are a lab's served folder or files in it (``LAB/tftp``), ``boot --lab`` ``NEW`` as ``DIR``. One phone's ways
+(``boot``, ``phone show``) say theirs the same way, once under them (:func:`phone_placeholders_left`,
+:func:`legend_lines`; was ``OLD`` and ``DIR`` left bare, with no legend).
 There the lockouts are grouped by rule and kind, and by reason code where it chooses other ways
 (:func:`ways_key`: a QUERY too large is not told to bring TVS back in a fleet's summary either), and by
 the lists the phones hold where they choose other ways (:func:`ways_group`: phones holding a CTL are not
@@ -89,7 +91,7 @@ import functools
 import itertools
 import re
 import shlex
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -100,9 +102,9 @@ if TYPE_CHECKING:
     from phoneemu.phone.profile import PhoneProfile
 
 __all__ = ["FLASH_NOT_KEPT", "NOT_A_LAB", "NO_WAY_OUT", "PLACEHOLDERS", "WAYS_BY_KIND", "HeldLists", "WayOut",
-           "WaysGroup", "held_lists", "no_way_out", "no_way_out_lines", "placeholder_lines", "way_out_lines",
-           "ways_group", "ways_group_of", "ways_key", "ways_out", "ways_out_doc", "ways_out_doc_run",
-           "ways_out_json", "ways_out_text"]
+           "WaysGroup", "held_lists", "legend_lines", "no_way_out", "no_way_out_lines",
+           "phone_placeholders_left", "placeholder_lines", "way_out_lines", "ways_group", "ways_group_of",
+           "ways_key", "ways_out", "ways_out_doc", "ways_out_doc_run", "ways_out_json", "ways_out_text"]
 
 
 @dataclass(frozen=True)
@@ -641,10 +643,7 @@ def way_out_lines(rule: str, kind: str, *, indent: str = "  ", fill: Mapping[str
     such phone's lists and config for nothing)."""
     lines: list[str] = []
     real = NOT_A_LAB in (fill or {})
-    flash = (fill or {}).get("FLASH")
-    if held is None and flash is not None and not fleet and _lists_choose(rule, kind):
-        held = held_lists(flash)
-    for w in ways_out(rule, kind, reason_code, held=held):
+    for w in _phone_ways(rule, kind, fill or {}, fleet=fleet, reason_code=reason_code, held=held):
         lab = _kept_or_not(w, fill or {}, fleet=fleet)
         lines.append(f"{indent}way out ({w.when}): {w.action}")
         if not real:
@@ -656,6 +655,28 @@ def way_out_lines(rule: str, kind: str, *, indent: str = "  ", fill: Mapping[str
         said += [f"rehearse in a lab: phoneemu run scenarios/{w.scenario}.yaml"] if w.scenario else []
         lines += [f"{indent}  {'   '.join(said)}"] if said else []
     return lines
+
+
+def _phone_ways(rule: str, kind: str, fill: Mapping[str, str], *, fleet: bool,
+                reason_code: str | VerifyReason | None, held: HeldLists | None) -> tuple[WayOut, ...]:
+    """The ways :func:`way_out_lines` says: ``held`` not given, the lists are read from the flash ``fill``
+    names (one phone's ``FLASH``), only where they can choose the ways (:func:`_lists_choose`)."""
+    flash = fill.get("FLASH")
+    if held is None and flash is not None and not fleet and _lists_choose(rule, kind):
+        held = held_lists(flash)
+    return ways_out(rule, kind, reason_code, held=held)
+
+
+def phone_placeholders_left(rule: str, kind: str, fill: Mapping[str, str] | None = None, *,
+                            reason_code: str | VerifyReason | None = None,
+                            held: HeldLists | None = None) -> list[str]:
+    """The placeholders :func:`way_out_lines` of one phone leaves in the commands it shows with ``fill`` (the
+    same arguments), in :data:`PLACEHOLDERS`' order: what ``boot`` and ``phone show`` say under their ways
+    with :func:`legend_lines`, as a fleet's text does with :func:`placeholder_lines` (was: ``OLD``, ``DIR``
+    left bare in one phone's commands)."""
+    fill = fill or {}
+    ways = _phone_ways(rule, kind, fill, fleet=False, reason_code=reason_code, held=held)
+    return _left_in(_not_needing_a_lab(ways, fill, fleet=False), fill, fleet=False)
 
 
 def no_way_out(rule: str | None, kind: str | None) -> str | None:
@@ -795,14 +816,18 @@ def ways_out_text(doc: list[dict[str, Any]], fill: Mapping[str, str] | None = No
 def _shown_ways(doc: list[dict[str, Any]], fill: Mapping[str, str]) -> list[WayOut]:
     """The ways whose command :func:`ways_out_text` shows for ``doc``: every way of each group, but none
     needing a lab for a cluster that is not one (:data:`NOT_A_LAB`)."""
-    real = NOT_A_LAB in fill
     shown: list[WayOut] = []
     for entry in doc:
         if entry.get("ways"):
             rule, kind, code, held = ways_group_of(entry)
-            ways = ways_out(rule, kind, code, held=held)
-            shown += [w for w in ways if not (real and w.needs_a_lab(fleet=True))]
+            shown += _not_needing_a_lab(ways_out(rule, kind, code, held=held), fill, fleet=True)
     return shown
+
+
+def _not_needing_a_lab(ways: tuple[WayOut, ...], fill: Mapping[str, str], *, fleet: bool) -> list[WayOut]:
+    """``ways`` whose command is shown with ``fill``: none needing a lab for a cluster that is not one."""
+    real = NOT_A_LAB in fill
+    return [w for w in ways if not (real and w.needs_a_lab(fleet=fleet))]
 
 
 #: a placeholder word of a lab command (:data:`PLACEHOLDERS`)
@@ -813,9 +838,14 @@ def placeholders_left(doc: list[dict[str, Any]], fill: Mapping[str, str]) -> lis
     """The placeholders :func:`ways_out_text` of ``doc`` leaves in the commands it shows with ``fill``, in
     :data:`PLACEHOLDERS`' order. The commands are filled with values that name no placeholder (a folder
     ``/srv/DIR`` is not DIR left)."""
+    return _left_in(_shown_ways(doc, fill), fill, fleet=True)
+
+
+def _left_in(ways: list[WayOut], fill: Mapping[str, str], *, fleet: bool) -> list[str]:
+    """The placeholders the commands of ``ways`` keep once filled with ``fill``, in :data:`PLACEHOLDERS`'
+    order (filled with values that name no placeholder: a folder ``/srv/DIR`` is not DIR left)."""
     masked = dict.fromkeys(fill, "-")
-    left = {m.group(0) for way in _shown_ways(doc, fill)
-            for m in _PLACEHOLDER.finditer(_kept_or_not(way, masked, fleet=True))}
+    left = {m.group(0) for way in ways for m in _PLACEHOLDER.finditer(_kept_or_not(way, masked, fleet=fleet))}
     return [name for name in PLACEHOLDERS if name in left]
 
 
@@ -825,5 +855,14 @@ def placeholder_lines(doc: list[dict[str, Any]], fill: Mapping[str, str], why: M
     it is left (``why`` by name, else ``otherwise``): ``DIR: the lab folder (not known to predict)`` (was a
     bare DIR in ``predict --fleet-flash``'s commands, FLEET in ``--models``', DIR in ``phone show
     --fleet-flash``'s without ``--cluster``)."""
-    return [f"{name}: {PLACEHOLDERS[name]} ({why.get(name, otherwise)})"
-            for name in placeholders_left(doc, fill)]
+    return legend_lines(placeholders_left(doc, fill), why, otherwise)
+
+
+def legend_lines(names: Iterable[str], why: Mapping[str, str], otherwise: str, *,
+                 indent: str = "") -> list[str]:
+    """One line per placeholder of ``names`` (once each, in :data:`PLACEHOLDERS`' order): ``DIR: the lab
+    folder (<why>)``, ``why`` by name, else ``otherwise`` — a fleet's (:func:`placeholder_lines`) and one
+    phone's (:func:`phone_placeholders_left`: ``boot``, ``phone show``) alike."""
+    wanted = set(names)
+    return [f"{indent}{name}: {meaning} ({why.get(name, otherwise)})"
+            for name, meaning in PLACEHOLDERS.items() if name in wanted]
