@@ -51,7 +51,8 @@ Rules (identical to :class:`phoneemu.lab.tvs_threaded.ThreadedTvsServer` unless 
   per connection and read (per address: a count and the connections yet to ask, silent longest first,
   one moved to the end when it is heard; an address leaves with its last connection); choosing whom to
   close reads each address once (at most ``max_connections``), again for each candidate found with
-  bytes waiting (at most :data:`_PEEKS_PER_CHOICE`).
+  bytes waiting (at most :data:`~phoneemu.net._room.PEEKS_PER_CHOICE`). The rule and its bookkeeping are
+  :mod:`phoneemu.net._room`'s, shared with :class:`phoneemu.net.tls.TlsServer` (CAPF, HTTPS, SIP over TLS).
 * Requests: every complete frame is answered with :func:`phoneemu.protocols.tvs.answer` and
   ``handler.lookup``; a malformed, truncated or unexpected frame, a timeout or a lost connection
   closes that one connection with the reason logged and counted in ``handler.refused``. A handshake
@@ -72,7 +73,7 @@ import errno
 import logging
 import socket
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from phoneemu.errors import PhoneEmuError
@@ -81,6 +82,7 @@ from phoneemu.lab.tvs_service import TvsConnectionLog, TvsHandler, address_text,
 from phoneemu.lab.tvs_threaded import IdentityContext
 from phoneemu.net._listen import tcp_listener
 from phoneemu.net._refusals import RefusalLog
+from phoneemu.net._room import DEFAULT_GRACE, Room, checked_grace, input_waits
 from phoneemu.net.tls import handshake_failure
 from phoneemu.protocols import tvs
 
@@ -90,11 +92,10 @@ _log = logging.getLogger("phoneemu.lab.tvs")
 
 DEFAULT_MAX_CONNECTIONS = 1024
 #: seconds a connection may take to send its first complete request before a full server may close it
-DEFAULT_FIRST_REQUEST_GRACE = 1.0
+DEFAULT_FIRST_REQUEST_GRACE = DEFAULT_GRACE
 _READ_SIZE = 65536
 _RECORD_SIZE = 16384  # SSLObject.read returns one record at most: 16 KiB of plaintext (RFC 5246 §6.2.1)
 _ACCEPT_BATCH = 64  # connections accepted per readiness event of the listening socket
-_PEEKS_PER_CHOICE = 8  # candidates found with bytes waiting before a choice gives up (module docstring)
 _ACCEPT_RETRY = 0.05  # seconds to wait after EMFILE and similar before accepting again
 _DRAIN_READS = 16  # at most 16 x 64 KiB of unread input discarded at close
 _QUICKACK: int | None = getattr(socket, "TCP_QUICKACK", None)  # Linux
@@ -160,10 +161,7 @@ class _Connection:
     def input_waits(self) -> bool:
         """Whether bytes from the client wait unread in the kernel (a peek): it spoke, the loop did not read
         it yet (fairness, module docstring). Its end or an error: False."""
-        try:
-            return bool(self.sock.recv(1, socket.MSG_PEEK))
-        except OSError:  # BlockingIOError: nothing; another: the connection's own callback says it
-            return False
+        return input_waits(self.sock)
 
     def _stop_reading(self) -> None:
         if self._reading:
@@ -394,18 +392,6 @@ class _Connection:
         self.server._forget(self)
 
 
-class _Address:
-    """The open connections of one peer address (fairness, module docstring)."""
-
-    __slots__ = ("count", "unasked")
-
-    def __init__(self) -> None:
-        self.count = 0
-        #: those that have not sent a complete request yet, silent longest first (a dict keeps insertion
-        #: order; one heard from is moved to the end)
-        self.unasked: dict[_Connection, None] = {}
-
-
 class LoopTvsServer:
     """TVS on ``host:port`` served on the running event loop; ``start``/``close`` are coroutines, like
     :class:`phoneemu.lab.tvs_threaded.ThreadedTvsServer` which it stands in for in
@@ -418,9 +404,6 @@ class LoopTvsServer:
                  first_request_grace: float = DEFAULT_FIRST_REQUEST_GRACE) -> None:
         if max_connections < 1:
             raise PhoneEmuError(f"max_connections {max_connections}: at least 1", path="max_connections")
-        if not first_request_grace >= 0:  # NaN too
-            raise PhoneEmuError(f"first_request_grace {first_request_grace}: at least 0",
-                                path="first_request_grace")
         self.handler = handler
         self.host = host
         self.requested_port = port
@@ -429,7 +412,8 @@ class LoopTvsServer:
         self.backlog = backlog
         self.name = name
         self.failure_log_level = failure_log_level
-        self.first_request_grace = first_request_grace
+        #: the open connections by address, and whom to close for room (module docstring, "Fair")
+        self._room: Room[_Connection] = Room(checked_grace(first_request_grace))
         self.contexts = IdentityContext(identity, keylog=keylog)
         self.connections = 0
         self.errors = 0
@@ -437,12 +421,21 @@ class LoopTvsServer:
         self.evicted = 0
         self.refusals = RefusalLog(_log, name)
         self._open: set[_Connection] = set()
-        self._addresses: dict[str, _Address] = {}
         self._listener: socket.socket | None = None
         self._accepting = False
         self._retry: asyncio.TimerHandle | None = None
         self._room_at: asyncio.TimerHandle | None = None  # the oldest unasked connection's grace ends
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def first_request_grace(self) -> float:
+        """Seconds of silence after which a full server may close a connection without a request."""
+        return self._room.grace
+
+    @property
+    def _addresses(self) -> Mapping[str, object]:
+        """The addresses holding open connections (the room's)."""
+        return self._room.addresses
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -477,7 +470,7 @@ class LoopTvsServer:
             conn._closing = True  # cut by close(): no log, as the asyncio server cancels silently
             conn.close()
         self._open.clear()
-        self._addresses.clear()
+        self._room.clear()
         self.refusals.flush()
 
     async def __aenter__(self) -> LoopTvsServer:
@@ -541,65 +534,30 @@ class LoopTvsServer:
             return
         self._open.add(conn)
         self.connections += 1
-        address = self._addresses.get(host)
-        if address is None:
-            address = self._addresses[host] = _Address()
-        address.count += 1
-        address.unasked[conn] = None
+        self._room.opened(conn, conn.opened)
 
     def _heard(self, conn: _Connection) -> None:
         """``conn``'s client sent bytes before its first request: silent least long of its address."""
-        conn.heard = self.loop.time()
-        address = self._addresses.get(conn.host)
-        if address is not None and conn in address.unasked:  # moved to the end
-            del address.unasked[conn]
-            address.unasked[conn] = None
+        self._room.heard(conn, self.loop.time())
 
     def _asked(self, conn: _Connection) -> None:
         """``conn`` sent its first complete request: never closed for room from now on."""
-        address = self._addresses.get(conn.host)
-        if address is not None:
-            address.unasked.pop(conn, None)
+        self._room.asked(conn)
 
     def _forget(self, conn: _Connection) -> None:
         if conn not in self._open:
             return
         self._open.discard(conn)
-        address = self._addresses.get(conn.host)
-        if address is not None:
-            address.unasked.pop(conn, None)
-            address.count -= 1
-            if address.count <= 0:
-                del self._addresses[conn.host]
+        self._room.closed(conn)
         if not self._accepting and self._listener is not None and self._retry is None:
             self._accept_on()
 
     # --- fairness (module docstring, "Fair") -----------------------------------------------------
     def _victim(self) -> _Connection | None:
-        """The connection to close for a waiting one: silent past its grace without a request and nothing
-        of it waiting unread, from the address holding the most connections, the silent longest; None when
-        there is none. One found with bytes waiting is heard from now, and the choice made again."""
-        cutoff = self.loop.time() - self.first_request_grace
-        for _ in range(_PEEKS_PER_CHOICE):
-            best = self._silent_longest(cutoff)
-            if best is None or not best.input_waits():
-                return best
-            self._heard(best)  # the loop is slow to read it, not its client to speak
-        return None
-
-    def _silent_longest(self, cutoff: float) -> _Connection | None:
-        """The unasked connection silent since ``cutoff`` or longer, of the address holding the most
-        connections among those that have one; of two alike, the one silent longest."""
-        best: _Connection | None = None
-        best_count = 0
-        for address in self._addresses.values():
-            oldest = next(iter(address.unasked), None)
-            if oldest is None or oldest.heard > cutoff:
-                continue
-            if address.count > best_count or (
-                    best is not None and address.count == best_count and oldest.heard < best.heard):
-                best, best_count = oldest, address.count
-        return best
+        """The connection to close for a waiting one (:meth:`phoneemu.net._room.Room.victim`): silent past
+        its grace without a request and nothing of it waiting unread, from the address holding the most
+        connections, the silent longest; None when there is none."""
+        return self._room.victim(self.loop.time())
 
     def _wait_for_room(self) -> None:
         """Full, none to close: accepting pauses until a connection ends (:meth:`_forget`) or the oldest
@@ -608,10 +566,9 @@ class LoopTvsServer:
         self._accept_off()
         if self._room_at is not None:
             return  # armed for an earlier or the same time: the oldest only gets younger
-        oldest = min((next(iter(a.unasked)).heard for a in self._addresses.values() if a.unasked),
-                     default=None)
-        if oldest is not None:
-            self._room_at = self.loop.call_at(oldest + self.first_request_grace, self._room_due)
+        due = self._room.silence_due()
+        if due is not None:
+            self._room_at = self.loop.call_at(due, self._room_due)
 
     def _room_due(self) -> None:
         self._room_at = None
@@ -621,7 +578,7 @@ class LoopTvsServer:
     def _evict(self, victim: _Connection) -> None:
         """Close ``victim`` to make room (logged like a refusal, counted in :attr:`evicted`)."""
         self.evicted += 1
-        held = self._addresses[victim.host].count
+        held = self._room.held(victim.host)
         step = "handshake done" if victim.handshaken else "TLS handshake unfinished"
         self.refusals.refused(victim.peer, f"closed to make room: no complete request, silent for "
                                            f"{self.first_request_grace:g} s ({step}; {len(self._open)} open, "

@@ -25,6 +25,18 @@ Rules:
   :class:`ConnectionBudget` shared with other servers of the process (the lab's TLS and TCP listeners
   share one, a fraction of the open-file limit): a connection flood on one port is refused beyond it
   instead of taking the descriptors the TFTP, HTTP and TVS servers of the same process need.
+* Room under a flood (ours, :mod:`phoneemu.net._room`, the lab's loop TVS's rule): a TLS connection
+  accepted when the server is full (its ``max_connections``, or no place left in the shared budget) takes
+  the place of the connection whose client has been silent longest — still in its TLS handshake (for this
+  server the first request is the finished handshake: what it sees of every protocol it carries; a
+  client that completed one is never closed for room), nothing from it for ``first_request_grace`` (1 s)
+  since it connected or its last bytes, nothing of it waiting unread (a peek) — one of the address
+  holding the most connections first. That one is aborted, logged like a refusal and counted in
+  ``evicted``; with none such the newcomer is refused as before. Was: refused, so a flood of silent
+  connections from one address held every place until their handshake timeout (10 s in the lab) and
+  turned every other client away. Plain TCP (no context: the directory, SIP over TCP) keeps refusing at
+  the cap: the server does not see its reads. Each read of a connection in its handshake costs a few dict
+  operations (O(1)); after it, one attribute test.
 * Refused connections are logged at most once a second per server, with their exact count
   (:class:`phoneemu.net._refusals.RefusalLog`; was: a line each, 275,732 lines in a 30 s CAPF flood).
 * A connection's close waits for what is still unsent while the client goes on taking it: at least
@@ -45,6 +57,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import ssl
 import tempfile
 import warnings
@@ -60,6 +73,7 @@ from phoneemu.files import private_file
 from phoneemu.net._listen import close_listening, is_ipv6_any, serving, tcp_listener
 from phoneemu.net._oserror import os_error_text
 from phoneemu.net._refusals import RefusalLog
+from phoneemu.net._room import DEFAULT_GRACE, Room, input_waits
 from phoneemu.net._taken import TAKEN_PER_IDLE, unsent, until_taken
 from phoneemu.net.capture import note_connect, note_peer
 from phoneemu.net.tls_accept import TlsAcceptProtocol
@@ -339,6 +353,73 @@ class ConnectionBudget:
         self.open = max(0, self.open - 1)
 
 
+class _Accepted(TlsAcceptProtocol):
+    """An accepted TLS connection of a :class:`TlsServer` in its room (module rules, "Room under a flood"):
+    until its handshake ends, each read says its client spoke; the handshake's end (or failure) takes it out
+    of the choice, its loss out of the room. ``evicted``: closed for room (nothing more to say of it)."""
+
+    def __init__(self, ctx: ssl.SSLContext, on_connection: Callable[[TlsAcceptProtocol], None]) -> None:
+        super().__init__(ctx, on_connection)
+        self.host = "?"  # the peer's address without the port
+        self.heard = 0.0  # when its client last sent bytes (set by the room)
+        self.task: asyncio.Task[None] | None = None
+        self.evicted = False
+        self._room: Room[_Accepted] | None = None  # from its admission until the connection is lost
+        self._clock: Callable[[], float] | None = None
+        self._choosable = False  # in the choice: each read is noted
+
+    def enter(self, room: Room[_Accepted], task: asyncio.Task[None]) -> None:
+        """Admitted: counted for its address, in the choice, heard from now."""
+        loop = asyncio.get_running_loop()
+        raw = self.raw
+        peername = raw.get_extra_info("peername") if raw is not None else None
+        self.host = str(peername[0]) if isinstance(peername, tuple) and peername else "?"
+        self.task = task
+        self._room, self._clock, self._choosable = room, loop.time, True
+        room.opened(self, loop.time())
+
+    def leave_choice(self) -> None:
+        """Never closed for room from now on (its handshake ended, or it is ending)."""
+        if self._choosable:
+            self._choosable = False
+            if self._room is not None:
+                self._room.asked(self)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._choosable:  # in its handshake: O(1) (module rules)
+            hs = self.handshake
+            if hs is None or hs.done():
+                self.leave_choice()
+            elif self._room is not None and self._clock is not None:
+                self._room.heard(self, self._clock())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        room, self._room = self._room, None
+        self._choosable = False
+        if room is not None:
+            room.closed(self)
+        super().connection_lost(exc)
+
+    def input_waits(self) -> bool:
+        """Whether bytes of the client wait unread in the kernel (:func:`phoneemu.net._room.input_waits`,
+        on the transport's descriptor)."""
+        raw = self.raw
+        sock = raw.get_extra_info("socket") if raw is not None and not raw.is_closing() else None
+        fd = sock.fileno() if sock is not None else -1
+        if fd < 0:
+            return False
+        try:
+            probe = socket.socket(fileno=fd)  # the transport's own socket object offers no recv
+        except OSError:
+            return False
+        try:
+            probe.setblocking(False)
+            return input_waits(probe)
+        finally:
+            probe.detach()  # the descriptor stays the transport's
+
+
 class TlsServer:
     """``async with TlsServer(handler, ctx, port=0) as srv`` — one isolated handler per connection.
 
@@ -353,13 +434,16 @@ class TlsServer:
     (logged, counted in ``refused``), so a flood of TCP connections that never send a ClientHello
     cannot hold more descriptors than that. With a shared ``budget`` (:class:`ConnectionBudget`), a
     connection also needs one of its places, given back when the connection ends. Refusals are logged at
-    most once a second with their count (``refusals``, module rules)."""
+    most once a second with their count (``refusals``, module rules). Full, a TLS connection takes the
+    place (and the budget place) of one silent past ``first_request_grace`` in its handshake, if there is
+    one (counted in ``evicted``, logged with the refusals; module rules, "Room under a flood")."""
 
     def __init__(self, handler: Handler, ctx: ssl.SSLContext | None, host: str = "127.0.0.1",
                  port: int = 0, *, name: str = "tls", handshake_timeout: float = 10.0,
                  max_connections: int = 1024, backlog: int = 1024,
                  on_handshake_error: Callable[[str, str], None] | None = None,
-                 failure_log_level: int = logging.WARNING, budget: ConnectionBudget | None = None) -> None:
+                 failure_log_level: int = logging.WARNING, budget: ConnectionBudget | None = None,
+                 first_request_grace: float = DEFAULT_GRACE) -> None:
         self.handler = handler
         self.budget = budget
         self.failure_log_level = failure_log_level
@@ -374,9 +458,15 @@ class TlsServer:
         self.connections = 0
         self.handshake_failures = 0
         self.refused = 0
+        #: connections closed to make room for a newcomer (module rules, "Room under a flood")
+        self.evicted = 0
         self.refusals = RefusalLog(_log, name)
         self.on_handshake_error = on_handshake_error
         self._active: set[asyncio.Task[None]] = set()
+        #: the TLS connections by address, and whom to close for room (a PhoneEmuError for a bad grace)
+        self._by_address: Room[_Accepted] = Room(first_request_grace)
+        #: the tasks of connections closed for room, still ending: their places are the newcomers'
+        self._passed: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
 
     async def start(self) -> TlsServer:
@@ -388,7 +478,7 @@ class TlsServer:
             ctx = self.ctx
 
             def factory() -> TlsAcceptProtocol:
-                return TlsAcceptProtocol(ctx, self._spawn)
+                return _Accepted(ctx, self._spawn)
             if sock is not None:
                 unstarted = loop.create_server(factory, sock=sock, backlog=self.backlog, start_serving=False)
             else:
@@ -403,33 +493,67 @@ class TlsServer:
         self._server = await serving(unstarted, sock)
         return self
 
+    @property
+    def first_request_grace(self) -> float:
+        """Seconds of silence in its handshake after which a full server may close a connection for room."""
+        return self._by_address.grace
+
     def _spawn(self, conn: TlsAcceptProtocol) -> None:
         raw = conn.raw
-        assert raw is not None
+        assert raw is not None and isinstance(conn, _Accepted)
         if not self._room():  # before the handshake (class docstring)
-            self._refuse(raw.get_extra_info("peername"))
-            raw.abort()
-            return
-        self._hold(asyncio.get_running_loop().create_task(self._tls_connection(conn)))
+            victim = self._by_address.victim(asyncio.get_running_loop().time())
+            if victim is None:
+                self._refuse(raw.get_extra_info("peername"))
+                raw.abort()
+                return
+            self._evict(victim)  # its places are conn's
+        task = asyncio.get_running_loop().create_task(self._tls_connection(conn))
+        conn.enter(self._by_address, task)
+        self._hold(task)
+
+    def _held(self) -> int:
+        """Connections holding a place: the open ones but those closed for room, still ending."""
+        return len(self._active) - len(self._passed)
 
     def _room(self) -> bool:
         """Below ``max_connections``, and a place of the shared budget taken (class docstring)."""
-        if len(self._active) >= self.max_connections:
+        if self._held() >= self.max_connections:
             return False
         return self.budget is None or self.budget.take()
 
+    def _evict(self, victim: _Accepted) -> None:
+        """Abort ``victim`` to make room; its places pass to the newcomer (logged like a refusal, counted in
+        :attr:`evicted`; module rules, "Room under a flood")."""
+        self.evicted += 1
+        victim.evicted = True
+        raw = victim.raw
+        peername = raw.get_extra_info("peername") if raw is not None else None
+        held = self._by_address.held(victim.host)
+        self.refusals.refused(_peer_of(peername), f"closed to make room: TLS handshake unfinished, silent "
+                                                  f"for {self.first_request_grace:g} s ({self._pool_text()}; "
+                                                  f"{victim.host} holds {held})")
+        victim.leave_choice()  # not chosen twice while it ends
+        if victim.task in self._active:
+            self._passed.add(victim.task)
+        if raw is not None:
+            raw.abort()
+
     def _hold(self, task: asyncio.Task[None]) -> None:
         """Count ``task``'s connection until it ends (its budget place, taken by :meth:`_room`, then given
-        back)."""
+        back — or passed on with it, closed for room)."""
         self._active.add(task)
         task.add_done_callback(self._release)
 
     def _release(self, task: asyncio.Task[None]) -> None:
         self._active.discard(task)
+        if task in self._passed:  # its places are a newcomer's (_evict)
+            self._passed.discard(task)
+            return
         if self.budget is not None:
             self.budget.give_back()
 
-    async def _tls_connection(self, conn: TlsAcceptProtocol) -> None:
+    async def _tls_connection(self, conn: _Accepted) -> None:
         """Wait for the handshake, then the handler with a StreamReader/Writer over the TLS transport."""
         raw, handshake = conn.raw, conn.handshake
         assert raw is not None and handshake is not None
@@ -444,9 +568,12 @@ class TlsServer:
             self._handshake_failed(peer, f"TLS handshake timeout after {self.handshake_timeout:g}s")
             return
         except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError; the alert is on its way
-            self._handshake_failed(peer, f"TLS handshake failed: {handshake_failure(exc)}"
-                                         f"{presented_text(conn.client_start)}")
+            if not conn.evicted:  # (one closed for room is said with the refusals)
+                self._handshake_failed(peer, f"TLS handshake failed: {handshake_failure(exc)}"
+                                             f"{presented_text(conn.client_start)}")
             return
+        finally:
+            conn.leave_choice()
         reader = asyncio.StreamReader()
         protocol = _TlsStreamProtocol(reader)
         tls = conn.attach(protocol)
@@ -456,10 +583,13 @@ class TlsServer:
     def _refuse(self, peername: object) -> None:
         """Count a refused connection; logged at most once a second (module rules)."""
         self.refused += 1
+        self.refusals.refused(_peer_of(peername), f"pool full ({self._pool_text()})")
+
+    def _pool_text(self) -> str:
+        """``N open, max_connections M`` and the shared budget's use, for a refusal's log line."""
         budget = self.budget
         shared = f", {budget.open} of {budget.limit} shared by the servers" if budget is not None else ""
-        self.refusals.refused(_peer_of(peername), f"pool full ({len(self._active)} open, max_connections "
-                                                  f"{self.max_connections}{shared})")
+        return f"{self._held()} open, max_connections {self.max_connections}{shared}"
 
     def _handshake_failed(self, peer: str, reason: str) -> None:
         self.handshake_failures += 1
@@ -537,6 +667,8 @@ class TlsServer:
             await asyncio.gather(*self._active, return_exceptions=True)
         await self._server.wait_closed()
         self._server = None
+        self._by_address.clear()
+        self._passed.clear()
         self.refusals.flush()  # the last interval's refusals said (module rules)
 
     def _cancel_active(self) -> None:
