@@ -137,7 +137,7 @@ def _itl_store(path: Path, profile_name: str) -> TrustStore:
 
     profile = get_profile(profile_name)
     store = TrustStore(profile=profile, intern=InternCache())
-    store.itl = load_installed(limit=profile.trust_list_limit, itl=path).itl
+    store.itl = load_installed(limit=profile.trust_list_limit, itl=path, itl_option="itl").itl  # its --itl
     return store
 
 

@@ -262,7 +262,13 @@ _TAKES = {
                       "its cluster)"),
     "installed-ctl": ("a CTL (CTLFile.tlv)", "give the CTL the phone holds now (tftp get CTLFile.tlv from "
                       "its cluster)"),
+    "itl": ("an ITL (ITLFile.tlv)", "give the ITL the phone holds now (tftp get ITLFile.tlv from its "
+            "cluster)"),
 }
+#: what else a file given as tvs's ``--itl`` may be, in tvs's options (:func:`_wrong_kind`; was predict's
+#: --installed-config, --installed-config-key and --tvs-cert, options tvs does not have)
+_TVS_ITL_ALSO = {"config": "a phone's config is --config's",
+                 "certificate": "a certificate to ask TVS about is the last argument (CERT_OR_FILE)"}
 #: a PEM block's first line (RFC 7468 §2), at the start of a line; searched in a file's first bytes only
 _PEM_BEGIN = re.compile(rb"^[ \t]*-----BEGIN ([\x20-\x7e]{1,64}?)-----[ \t]*\r?$", re.MULTILINE)
 _PEM_SEARCHED = 16 << 10
@@ -294,12 +300,17 @@ def _wrong_kind(path: Path, option: str, words: str, kind: str | None) -> PhoneE
     well-formed XML", "the first TLV must be VERSION", "a record must start with RECORD_LENGTH"."""
     takes, give = _TAKES.get(option, (_CONFIG_TAKES, "give the phone's config"))
     also: list[str] = []
-    if option in ("installed-itl", "installed-ctl") and kind in ("xml", "sgn", "enc"):
+    config = kind in ("xml", "sgn", "enc")
+    certificate = re.search(r"[(, ]CERTIFICATE[,)]", words) is not None
+    if option in ("installed-itl", "installed-ctl") and config:
         also.append("a phone's config is --installed-config's")
     if option.startswith("installed-") and "PRIVATE KEY" in words:
         also.append("the phone's private key is --installed-config-key's (PEM)")
-    if option.startswith("installed-") and re.search(r"[(, ]CERTIFICATE[,)]", words):
+    if option.startswith("installed-") and certificate:
         also.append("a certificate TVS vouches for is --tvs-cert's (PEM)")
+    if option == "itl":  # tvs's --itl: tvs's own options (it has no key option)
+        also += [_TVS_ITL_ALSO[what] for what, found in (("config", config), ("certificate", certificate))
+                 if found]
     more = "".join(f"; {a}" for a in also)
     return PhoneEmuError(f"--{option} {path}: {words}, not {takes}: {give}{more}", path=option)
 
@@ -545,10 +556,11 @@ class Installed:
 def load_installed(*, limit: int, itl: Path | None = None, ctl: Path | None = None,
                    config: Path | None = None, config_key: Any = None,
                    parse: Callable[[bytes, Literal["CTL", "ITL"], int], Any] | None = None,
-                   config_option: str = "installed-config") -> Installed:
+                   config_option: str = "installed-config", itl_option: str = "installed-itl") -> Installed:
     """Read and check the installed lists and config (module rules); PhoneEmuError naming the file and
     the option (``installed-itl`` ...; the config's: ``config_option``), a file of another kind said as
-    such (:func:`_wrong_kind`). ``parse`` caches parsed lists (``PredictInputs.installed_list``)."""
+    such (:func:`_wrong_kind`, naming ``itl_option`` for the ITL: tvs's ``itl``). ``parse`` caches parsed
+    lists (``PredictInputs.installed_list``)."""
     from phoneemu.formats import trustlist
     from phoneemu.phone import rules
 
@@ -564,7 +576,8 @@ def load_installed(*, limit: int, itl: Path | None = None, ctl: Path | None = No
         except PhoneEmuError as exc:
             found, words = _sniff(data, path.name)  # another kind of file: said so (a damaged list: exc)
             if words is not None and found not in ("itl", "ctl"):
-                raise _wrong_kind(path, f"installed-{kind.lower()}", words, found) from None
+                option = itl_option if kind == "ITL" else "installed-ctl"
+                raise _wrong_kind(path, option, words, found) from None
             raise PhoneEmuError(f"{path}: installed {kind}: {exc}",
                                 path=f"installed-{kind.lower()}") from None
         # CTL and ITL share one layout (§B): the header FILENAME says which, checked as the boot does
