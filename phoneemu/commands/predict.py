@@ -263,29 +263,75 @@ def _lab_fill(new_files: list[Path]) -> dict[str, str]:
     NEW_FILE is the served folder of one lab or a file in it (``LAB/tftp``, ``LAB`` holding its
     ``cluster.json``: :meth:`phoneemu.lab.cluster.LabCluster.open`): the lab the user gave the files of;
     else empty — nothing else names the cluster to predict (no ``--lab``)."""
+    lab = _one_lab(new_files)
+    return {} if lab is None else {"DIR": str(lab), "NEW": str(lab)}
+
+
+def _one_lab(paths: Iterable[Path]) -> Path | None:
+    """The lab whose served folder (``LAB/tftp``, ``LAB`` holding its ``cluster.json``) every one of
+    ``paths`` is, or is a file in; None when they are not all one lab's (or there are none)."""
     from phoneemu.lab.state import STATE_FILE
 
     labs: dict[Path, Path] = {}
-    for path in new_files:
+    for path in paths:
         served = path if path.is_dir() else path.parent
         if served.name != "tftp" or not (served.parent / STATE_FILE).is_file():
-            return {}
+            return None
         labs.setdefault(served.parent.resolve(), served.parent)
     if len(labs) != 1:
-        return {}
+        return None
     (lab,) = labs.values()
-    return {"DIR": str(lab), "NEW": str(lab)}
+    return lab
+
+
+def _installed_fill(installed: Iterable[Path | None], files_fill: dict[str, str]) -> dict[str, str]:
+    """``OLD`` (the cluster the phone left) when the ``--installed-*`` files are all in one lab's served
+    folder (:func:`_one_lab`) and that lab is not the one the new files are (``NEW``); else empty."""
+    lab = _one_lab([p for p in installed if p is not None])
+    if lab is None or "NEW" not in files_fill or lab.resolve() == Path(files_fill["NEW"]).resolve():
+        return {}
+    return {"OLD": str(lab)}
 
 
 #: why a placeholder is left in predict's ways (:func:`phoneemu.phone.ways_out.placeholder_lines`)
 _LEFT_BY_PREDICT = "not known to predict"
 #: why FLEET is left under ``--models``: the phones listed are real ones
 _NO_FLASHES = "--models lists real phones, with no emulated flash: --fleet-flash predicts emulated ones"
+#: why a placeholder is left in one phone's ways (:func:`_placeholder_legend`), by name, else
+#: :data:`_LEFT_BY_PREDICT`
+_ONE_PHONE_LEAVES = {
+    "DIR": "not known to predict: the new files are not one lab's served folder (LAB/tftp) or files in it",
+    "NEW": "not known to predict: the new files are not one lab's served folder (LAB/tftp) or files in it",
+    "OLD": "not known to predict: the --installed-* files are not in another lab's served folder",
+    "FLASH": "not known to predict: no --flash names an emulated phone's; the phone is predicted from files",
+    "FILE": "the new file served under the name its deciding line gives (its fetch line says which)"}
 
 
-def _text(r: PredictResult, installed: str, flash: Path | None, new_files: list[Path]) -> str:
-    fill = {**({"FLASH": str(flash)} if flash is not None else {}), **_files_fill(r.signed_by_lab, new_files)}
+def _placeholder_legend(r: PredictResult, fill: dict[str, str]) -> list[str]:
+    """Said once under one phone's ways out: each placeholder their commands leave, what it stands for and
+    why it is left (``OLD: the lab folder of the cluster the phones left (not known to predict: ...)``), as
+    ``boot`` and a fleet's ``predict`` say them (:func:`phoneemu.phone.ways_out.legend_lines`; was ``DIR``,
+    ``OLD`` and ``FLASH`` bare, with no legend)."""
+    from phoneemu.phone.ways_out import legend_lines, phone_placeholders_left
+
+    deciding = r.report.deciding
+    if not r.report.locked_out or deciding is None:
+        return []
+    left = phone_placeholders_left(deciding.rule, deciding.kind, fill, reason_code=deciding.reason_code,
+                                   held=r.report.held)
+    return legend_lines(left, _ONE_PHONE_LEAVES, _LEFT_BY_PREDICT, indent="  ")
+
+
+def _text(r: PredictResult, installed: str, flash: Path | None, new_files: list[Path],
+          installed_files: Iterable[Path | None] = ()) -> str:
+    """One phone's prediction; its ways out filled with what predict knows (its flash, its MAC, the lab
+    the new files are, and the one the installed files are: :func:`_installed_fill`), then the legend of
+    the placeholders left (:func:`_placeholder_legend`)."""
+    files_fill = _files_fill(r.signed_by_lab, new_files)
+    fill = {**({"FLASH": str(flash)} if flash is not None else {}), "MAC": r.mac, **files_fill,
+            **_installed_fill(installed_files, files_fill)}
     lines = [f"phone {r.mac}, holding {installed}:", *offline_boot_lines(r.served, r.report, fill)]
+    lines += _placeholder_legend(r, fill)
     lines += [f"  note: {n}" for n in r.notes]
     if r.sip is not None:
         lines += r.sip.lines()
@@ -607,6 +653,7 @@ def handler(args: argparse.Namespace) -> int:
     if args.json:
         print(json_doc.dumps(doc, indent=2))
     else:
-        print(_text(result, installed, args.flash, args.files))
+        print(_text(result, installed, args.flash, args.files,
+                    (args.installed_itl, args.installed_ctl, args.installed_config)))
     _said_unwritten(unwritten)
     return 0 if result.report.ok else 1

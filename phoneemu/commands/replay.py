@@ -359,6 +359,12 @@ class _BootPrinter:
         self.capture = str(args.capture)
         #: whether the boots so far were served a lab's files (phone.lab_signers): not one, not one later
         self.signed_by_lab: bool | None = None
+        #: what the ways out are filled with besides (the phone's MAC, its --flash)
+        self.known = {"MAC": mac, **({"FLASH": str(args.flash)} if args.flash is not None else {})}
+        #: the placeholders the locked boots' ways left, and the servers those boots went to (at most two
+        #: kept: one names the lab's address in the legend, more do not), said once at the end
+        self.left: set[str] = set()
+        self.servers: list[str] = []
         # --json: each boot's item of the document's list, as printed, comma-separated
         spool = tempfile.TemporaryFile("w+", encoding="utf-8") if self.json else None  # noqa: SIM115 (__exit__)
         self.spool = spool
@@ -385,7 +391,9 @@ class _BootPrinter:
             self.signed_by_lab = joined(self.signed_by_lab, r.signed_by_lab)
             if self.boots == 1:
                 print(self.head)
-            print(_boot_text(self.boots, r, not_a_lab_fill(self.signed_by_lab, self.capture)))
+            fill = {**self.known, **not_a_lab_fill(self.signed_by_lab, self.capture)}
+            print(_boot_text(self.boots, r, fill))
+            self._left_by(r, fill)
             return
         # json.dumps(indent=2) of the whole document: each boot an item of a list two levels deep
         assert self.spool is not None
@@ -402,9 +410,41 @@ class _BootPrinter:
             print(self.head)
             print(f"  not replayed: {why}")
 
+    def _left_by(self, r: ReplayResult, fill: dict[str, str]) -> None:
+        """Keep the placeholders a locked boot's ways left (:func:`phoneemu.phone.ways_out.
+        phone_placeholders_left`) and the server it went to, for :meth:`finish`'s legend."""
+        from phoneemu.phone.ways_out import phone_placeholders_left
+
+        deciding = r.report.deciding
+        if not r.report.locked_out or deciding is None:
+            return
+        self.left.update(phone_placeholders_left(deciding.rule, deciding.kind, fill,
+                                                 reason_code=deciding.reason_code, held=r.report.held))
+        if r.boot.server not in self.servers and len(self.servers) < 2:
+            self.servers.append(r.boot.server)
+
+    def legend(self) -> list[str]:
+        """Said once under the boots: each placeholder their ways out left, what it stands for and why it
+        is left (``DIR: the lab folder (not known to replay: the lab serving 127.0.0.12 in the capture)``),
+        as ``boot`` says them (:func:`phoneemu.phone.ways_out.legend_lines`; was ``DIR``,
+        ``OLD`` and ``FLASH`` bare, with no legend)."""
+        from phoneemu.phone.ways_out import legend_lines
+
+        where = (f"the lab serving {self.servers[0]} in the capture" if len(self.servers) == 1
+                 else "the lab serving the address each locked boot above went against")
+        why = {"DIR": f"not known to replay: {where}", "NEW": f"not known to replay: {where}",
+               "OLD": "not known to replay: the cluster the phone came from",
+               "FLASH": "not known to replay: no --flash names the emulated phone's",
+               "FILE": "not kept by replay: the file the capture holds under the name its deciding line "
+                       "gives (Wireshark's Export Objects gives it)"}
+        return legend_lines(self.left, why, "not known to replay", indent="  ")
+
     def finish(self) -> None:
-        """Every boot replayed: with ``--json``, the document."""
+        """Every boot replayed: the legend of the placeholders the ways out left (text), or with
+        ``--json`` the document."""
         if self.spool is None:
+            for line in self.legend():
+                print(line)
             return
         if not self.boots:
             print(f"{self.head}[]{self.tail}")
