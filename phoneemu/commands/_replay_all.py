@@ -453,7 +453,7 @@ def offline_words(args: argparse.Namespace, tvs_capture: TvsCapture) -> tuple[st
         holding = f"each its flash in {args.fleet_flash} (phones without one: {holding})"
     tvs = "answers for given certificates" if args.tvs_cert else "unavailable"
     if args.keylog is not None:
-        tvs = (f"answers from the capture ({tvs_capture.decrypted} exchange(s) decrypted"
+        tvs = (f"answers from the capture ({_count(tvs_capture.decrypted, 'exchange')} decrypted"
                f"{', else for given certificates' if args.tvs_cert else ''})")
     return holding, tvs
 

@@ -269,10 +269,11 @@ def _mixed_mode(cluster: LabCluster, args: argparse.Namespace, now: int | None) 
     secure = [mac for mac, ph in cluster.state.phones.items() if ph.security_mode != 1]
     if args.state == "off" and secure:
         shown = ", ".join(secure[:3]) + (f" and {len(secure) - 3} more" if len(secure) > 3 else "")
-        say(args, f"note: {len(secure)} phone(s) in a secure mode (authenticated or encrypted: {shown}): the "
-                  "CTL names no CallManager now, so each asks for it four times, then registers over TCP, "
-                  "unprotected (spec G.9); phoneemu lab security-mode "
-                  f"{shlex.quote(str(args.dir))} --mac MAC non-secure says so in their configs")
+        each, their = ("it", "its config") if len(secure) == 1 else ("each", "their configs")
+        say(args, f"note: {counted(len(secure), 'phone')} in a secure mode (authenticated or encrypted: "
+                  f"{shown}): the CTL names no CallManager now, so {each} asks for it four times, then "
+                  "registers over TCP, unprotected (spec G.9); phoneemu lab security-mode "
+                  f"{shlex.quote(str(args.dir))} --mac MAC non-secure says so in {their}")
 
 
 #: ``lab mixed-mode DIR off`` while the rollback ITL is served (:func:`_mixed_mode`): the non-secure CTL
@@ -742,8 +743,8 @@ def _init(args: argparse.Namespace) -> int:
                               key_spec=args.key, load=args.load, now=args.now, https_key=args.https_key,
                               before_keys=progress)
     s = cluster.summary()
-    print(f"lab cluster {s['name']!r} created in {args.dir} ({_seed_text(s['seed'])}, {s['nodes']} node(s), "
-          f"ITLRecovery {s['itlrecovery_years']} years)")
+    print(f"lab cluster {s['name']!r} created in {args.dir} ({_seed_text(s['seed'])}, "
+          f"{counted(s['nodes'], 'node')}, ITLRecovery {counted(s['itlrecovery_years'], 'year')})")
     print(f"ITL md5 {s['itl_md5']}  {s['files']} served files in {args.dir / 'tftp'}")
     return 0
 

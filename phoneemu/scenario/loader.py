@@ -22,6 +22,7 @@ from phoneemu.phone import rule_ids
 from phoneemu.phone.profile import PROFILES, profile_from_dict
 from phoneemu.scenario.model import ClusterSpec, Expectation, HoldsFor, PhoneGroup, Scenario, Step
 from phoneemu.values import MAX_TIME, parse_host_port
+from phoneemu.words import counted
 
 __all__ = [
     "ADMIN_OPERATIONS",
@@ -860,7 +861,8 @@ class _Labs:
     def at_step(self, cluster: str, name: str) -> str:
         """Why a certificate or service of nodes 2.. is not there at this step, or nothing."""
         if name in self.certs(cluster, _MAX_NODES) or name in self.services(cluster, _MAX_NODES):
-            return f"; cluster {cluster!r} has {self.nodes[cluster]} node(s) at this step: nodes:, add-node"
+            return (f"; cluster {cluster!r} has {counted(self.nodes[cluster], 'node')} at this step: nodes:, "
+                    "add-node")
         if name in self.services(cluster, _MAX_NODES, registers=True):
             return "; nodes 2..'s registrars run only in a scenario with a sip or call step"
         return ""

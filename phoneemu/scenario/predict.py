@@ -70,6 +70,7 @@ from phoneemu.formats._tlv import printable
 from phoneemu.phone.lab_signers import LabSigners
 from phoneemu.scenario.bounds import MAX_FLEET
 from phoneemu.values import host_port
+from phoneemu.words import counted
 
 if TYPE_CHECKING:
     from phoneemu.phone.boot import BootReport
@@ -820,8 +821,8 @@ def _noting_unasked(phones: list[FleetPhone], inputs: PredictInputs, asked: set[
         return phones
     shown = ", ".join(unasked[:_UNASKED_SHOWN]) + (f" and {len(unasked) - _UNASKED_SHOWN} more"
                                                    if len(unasked) > _UNASKED_SHOWN else "")
-    note = (f"{len(unasked)} file(s) given but asked for by no phone of the fleet: {shown} (not part of "
-            "any prediction)")
+    note = (f"{counted(len(unasked), 'file')} given but asked for by no phone of the fleet: {shown} (not "
+            "part of any prediction)")
     return [replace(ph, notes=(*ph.notes, note)) if ph.outcome is not None else ph for ph in phones]
 
 

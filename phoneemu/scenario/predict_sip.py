@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from phoneemu.errors import DecodeError
+from phoneemu.words import counted
 
 if TYPE_CHECKING:
     from phoneemu.phone.profile import PhoneProfile
@@ -77,9 +78,9 @@ class SipForecast:
     def lines(self) -> list[str]:
         out = [*self.before.lines("before a reset"), *self.after.lines("after this boot")]
         if self.refused_until_reset:
-            out.append(f"  sip: until it resets, the phone refuses {len(self.before.refused)} of the "
-                       f"{len(self.before.certificates)} CallManager certificate(s) (G.5): reset it (a "
-                       "registered phone keeps its registration until it registers again)")
+            total = counted(len(self.before.certificates), "CallManager certificate")
+            out.append(f"  sip: until it resets, the phone refuses {len(self.before.refused)} of the {total} "
+                       "(G.5): reset it (a registered phone keeps its registration until it registers again)")
         return out
 
     def as_dict(self) -> dict[str, Any]:

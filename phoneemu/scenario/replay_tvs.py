@@ -91,6 +91,7 @@ from phoneemu.protocols import tvs
 from phoneemu.scenario._capture_flows import MAX_TLS_STREAM, Endpoint, FlowScanner, Limits, reassembly_for
 from phoneemu.scenario.replay import CaptureIndex, no_tvs_answer, phone_sink
 from phoneemu.values import host_port
+from phoneemu.words import counted
 
 __all__ = ["MAX_CERTIFICATES", "MAX_CERTIFICATE_BYTES", "MAX_LISTED_EXCHANGES", "REFUSED", "CaptureScan",
            "CapturedCert", "CapturedTvs", "ScanWarnings", "TvsCapture", "TvsCollector", "feed_capture",
@@ -566,7 +567,7 @@ class ScanWarnings:
                          "the packets before it are read")
 
     def lines(self) -> list[str]:
-        more = [f"... and {self._dropped} more warning(s)"] if self._dropped else []
+        more = [f"... and {counted(self._dropped, 'more warning')}"] if self._dropped else []
         return [*self._cut, *self._kept, *more]
 
 

@@ -369,7 +369,7 @@ def test_run_with_capture_then_replay_tvs_vouching(tmp_path: Path, capsys: pytes
     pcap, keys = stem.with_suffix(".pcap"), stem.with_suffix(".keys")
     assert main(["replay", str(pcap), "--mac", "0A0000000301", "--keylog", str(keys)]) == 0
     out = capsys.readouterr().out
-    assert "G.3.4-vouched-by-tvs" in out and "answers from the capture (2 exchange(s) decrypted)" in out
+    assert "G.3.4-vouched-by-tvs" in out and "answers from the capture (2 exchanges decrypted)" in out
     assert main(["replay", str(pcap), "--mac", "0A0000000301"]) == 1  # without it: TVS unreachable
     assert "G.3.4-tvs-unreachable" in capsys.readouterr().out
 
@@ -395,7 +395,7 @@ def test_tls13_tvs_capture_replays_with_its_key_log(tmp_path: Path, capsys: pyte
     keylog = str(tmp_path / "tvs-tls13.keys")
     assert main(["replay", str(pcap), "--mac", "0A0000000302", "--keylog", keylog]) == 0
     out = capsys.readouterr().out
-    assert "G.3.4-vouched-by-tvs" in out and "(2 exchange(s) decrypted)" in out
+    assert "G.3.4-vouched-by-tvs" in out and "(2 exchanges decrypted)" in out
 
 
 def test_committed_vouching_capture_with_its_key_log_updates_the_itl() -> None:

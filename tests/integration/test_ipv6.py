@@ -247,7 +247,7 @@ def test_replay_and_wireshark_of_v6_capture(tmp_path: Path, capsys: pytest.Captu
     assert rc6 == rc4
     decisions = [line for line in out4.splitlines() if "G." in line]
     assert decisions and decisions == [line for line in out6.splitlines() if "G." in line]
-    assert "2 exchange(s) decrypted" in out6
+    assert "2 exchanges decrypted" in out6
     rc, listing = replay(v6, "--list")
     assert rc == 0 and "http [::1]:" in listing and "http ::1:" not in listing, listing
     rc, doc = replay(v6, "--list", "--json")

@@ -233,7 +233,7 @@ def test_fleet_given_every_served_file_by_name_notes_only_those_no_phone_asked_f
     assert "given but never asked for" not in out
     doc = json.loads(out_json.read_text())
     (note,) = doc["notes"]
-    assert note.startswith("file(s) given but asked for by no phone of the fleet", note.index(" ") + 1)
+    assert note.startswith("files given but asked for by no phone of the fleet", note.index(" ") + 1)
     assert "ITLFile.tlv" in note and "SEP0A00000000E1.cnf.xml.sgn" not in note  # E1's own config was asked
     assert out.count("asked for by no phone") == 1 and all(p["notes"] == [] for p in doc["phones"])
     assert {g["name"]: g["phones"] for g in doc["not_given"]} == {"CTLSEP<MAC>.tlv": 5, "CTLFile.tlv": 5}
@@ -401,7 +401,7 @@ def test_phones_that_refuse_the_regenerated_callmanager_until_they_reset(
     out = capsys.readouterr().out
     assert "  sip before a reset: over tls (G.9-tls-with-ctl); calls SRTP (G.14-offer-srtp)\n" \
         "    CN=m-pub" in out
-    assert "  sip: until it resets, the phone refuses 1 of the 1 CallManager certificate(s) (G.5)" in out
+    assert "  sip: until it resets, the phone refuses 1 of the 1 CallManager certificate (G.5)" in out
     assert main([*single, "--callmanager-cert", str(old_cm), "--json"]) == 0  # the old one: accepted before
     sip = json.loads(capsys.readouterr().out)["sip"]
     assert [x["rule"] for x in sip["before_reset"]["certificates"]] == ["G.5-sip-server-in-ctl"]

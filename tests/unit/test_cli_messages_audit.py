@@ -102,7 +102,7 @@ def test_seed_none_is_said_in_words(tmp_path: Path, capsys: pytest.CaptureFixtur
     lab = tmp_path / "L"
     assert main(["lab", "init", str(lab), "--key", "rsa1024"]) == 0
     out = capsys.readouterr().out
-    assert "(no seed: random keys, 1 node(s)" in out and "None" not in out
+    assert "(no seed: random keys, 1 node, " in out and "None" not in out
     assert main(["lab", "show", str(lab)]) == 0
     seed = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("seed:"))
     assert seed.split(":", 1)[1].strip() == "none (random keys)"

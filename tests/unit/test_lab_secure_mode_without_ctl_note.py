@@ -46,10 +46,10 @@ def test_mixed_mode_off_names_the_phones_left_in_a_secure_mode(tmp_path: Path,
     _err(["lab", "mixed-mode", str(root), "on"], capsys)
     _err(["lab", "security-mode", str(root), "--mac", MAC, "encrypted"], capsys)
     err = _err(["lab", "mixed-mode", str(root), "off"], capsys)
-    assert err == ("phoneemu lab mixed-mode: note: 1 phone(s) in a secure mode (authenticated or "
-                   f"encrypted: {MAC}): the CTL names no CallManager now, so each asks for it four times, "
+    assert err == ("phoneemu lab mixed-mode: note: 1 phone in a secure mode (authenticated or "
+                   f"encrypted: {MAC}): the CTL names no CallManager now, so it asks for it four times, "
                    "then registers over TCP, unprotected (spec G.9); phoneemu lab security-mode "
-                   f"{root} --mac MAC non-secure says so in their configs\n")
+                   f"{root} --mac MAC non-secure says so in its config\n")
     _err(["lab", "security-mode", str(root), "--mac", MAC, "non-secure"], capsys)
     _err(["lab", "mixed-mode", str(root), "on"], capsys)
     assert _err(["lab", "mixed-mode", str(root), "off"], capsys) == ""  # no phone in a secure mode

@@ -137,7 +137,7 @@ def test_replay_uses_the_embedded_key_log(tmp_path: Path, capsys: pytest.Capture
     given = capsys.readouterr().out
     rc = main(["replay", str(capture), "--mac", MIGRATION_MAC])
     embedded = capsys.readouterr().out
-    assert "offline TVS: answers from the capture (2 exchange(s) decrypted)" in embedded
+    assert "offline TVS: answers from the capture (2 exchanges decrypted)" in embedded
     assert (rc, embedded.replace(str(capture), "CAP")) == (rc_given, given.replace(str(MIGRATION), "CAP"))
 
 

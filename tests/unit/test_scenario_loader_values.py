@@ -151,11 +151,11 @@ def test_good_lab_cluster_options_load() -> None:
 @pytest.mark.parametrize(("step", "words"), [
     ("- service: {sip-2: stop}", "registrars run only in a scenario with a sip or call step"),
     ("- service: {sips-3: stop}", "sips-3: unknown field"),
-    ("- service: {tvs-2: stop}", "has 1 node(s) at this step"),
+    ("- service: {tvs-2: stop}", "has 1 node at this step"),
     ("- admin: {op: regenerate, cert: tvs-9}", "unknown cert 'tvs-9'"),
     ("- admin: {op: regenerate, cert: callmanager-0}", "unknown cert 'callmanager-0'"),
     ("- admin: {op: regenerate, cert: callmanager-1}", "unknown cert 'callmanager-1'"),
-    ("- admin: {op: regenerate, cert: tvs-2}", "has 1 node(s) at this step"),
+    ("- admin: {op: regenerate, cert: tvs-2}", "has 1 node at this step"),
     ("- admin: {op: regenerate, cert: TVS}", "unknown cert 'TVS'"),  # the lab reads it as written
     ("- admin: {op: itl-reset, key: LOCALKEY}", "unknown key 'LOCALKEY'"),
     ("- admin: {op: remove-node}", "the publisher (node 1) cannot be removed"),
@@ -176,7 +176,7 @@ def test_node_steps_change_what_a_step_may_name() -> None:
 """)
     load_text(body, "t.yaml")
     err = _refused(body.replace("  - sip: a\n", "  - service: {tvs-3: start}\n  - sip: a\n"))
-    assert "t.yaml:11 steps[5].service.tvs-3: unknown field" in err and "has 2 node(s)" in err
+    assert "t.yaml:11 steps[5].service.tvs-3: unknown field" in err and "has 2 nodes at this step" in err
     err = _refused(body.replace("{nodes: 2}", "{nodes: 8}"))
     assert "t.yaml:7 steps[1].admin.op: cluster 'c' already has 8 nodes" in err
 
