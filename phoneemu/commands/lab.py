@@ -202,48 +202,77 @@ def _tvs_stopped_said(cluster: LabCluster, lab: str) -> str:
 def _regenerate(cluster: LabCluster, args: argparse.Namespace, now: int | None) -> None:
     """``lab regenerate``: CUCM's warning first for the ITLRecovery certificate (on stderr); then, where this
     regeneration and an earlier one lock out the phones that took no ITL between (the list signer's and
-    every TVS's: :meth:`~phoneemu.lab.cluster.LabCluster.untaken_regenerations`), that lockout and its way
-    out (was: nothing said, ``regenerate tvs`` then ``regenerate itlrecovery`` locked every phone out).
-    Never refused: a lockout is rehearsed on purpose."""
+    every TVS's: :meth:`~phoneemu.lab.cluster.LabCluster.untaken_regenerations`), or, one standing, changes
+    its way out (the CallManager or ITLRecovery certificate regenerated: was nothing said), that lockout and
+    its way out (was: nothing said, ``regenerate tvs`` then ``regenerate itlrecovery`` locked every phone
+    out). Never refused: a lockout is rehearsed on purpose."""
     if args.cert == "itlrecovery":
         say(args, itlrecovery_warning(cluster, str(args.dir)))
     cluster.regenerate(args.cert, now=now)
     untaken = cluster.untaken_regenerations()
-    if untaken is not None and args.cert in (*untaken.signers, *untaken.tvs):
-        say(args, untaken_regenerations_warning(untaken, args.cert, str(args.dir),
-                                                ctl=cluster.state.ctl_exists))
+    if untaken is not None and args.cert in untaken.at_stake:
+        say(args, untaken_regenerations_warning(untaken, args.cert, str(args.dir)))
 
 
-def untaken_regenerations_warning(untaken: UntakenRegenerations, cert: str, lab: str, *, ctl: bool) -> str:
-    """The lockout ``lab regenerate`` of ``cert`` completes (:func:`_regenerate`): which regenerations, since
-    when (ours: counted from the last ``lab itl-reset`` / ``restart-tftp``, the lab records no boot), the
-    rule a phone that took no ITL between hits, how CUCM avoids it, and the way out the ways out table gives
-    for it (:mod:`phoneemu.phone.ways_out`: the bulk ITL reset; the CTL reset too in mixed mode)."""
-    from phoneemu.phone.ways_out import ways_out
-
+def untaken_regenerations_warning(untaken: UntakenRegenerations, cert: str, lab: str) -> str:
+    """The lockout ``lab regenerate`` of ``cert`` completes or keeps (:func:`_regenerate`; ``cert`` one it or
+    its way out rests on, :attr:`~phoneemu.lab.cluster.UntakenRegenerations.at_stake`): which regenerations,
+    since when (ours: counted from the last ``lab itl-reset``, or the ``restart-tftp`` that closed it, the
+    lab records no boot), the rule a phone that took no ITL between hits, how CUCM avoids it, and the way out
+    that works (:func:`_untaken_ways`: was the bulk ITL reset always, which leaves the phones locked where
+    the CallManager key is new too)."""
     last = {_regenerated(e): e for e in untaken.entries[:-1] if _regenerated(e) != cert}  # each one's last
     earlier = [_regenerated_said(e) for e in sorted(last.values(), key=lambda e: e.generation)]
     since = "since the change log began" if untaken.since is None else \
         f"since lab {untaken.since.op} (generation {untaken.since.generation})"
-    folder = shlex.quote(lab)
+    note = (f"warning: {', '.join([*earlier, f'and now {cert}'])}, regenerated {since} (ours: the lab "
+            "records no boot; it counts from the last lab itl-reset, or the restart-tftp that closed it): a "
+            "phone that took no ITL between holds none with the new TVS certificate "
+            f"({', '.join(untaken.tvs)}), and the lists served are signed by a new "
+            f"{' and '.join(untaken.signers)} key it does not hold, so it asks TVS, which presents a "
+            "certificate its ITL lacks: it refuses to ask and locks out at its next boot "
+            "(G.3.4-tvs-server-untrusted). To avoid it, regenerate one certificate at a time and reset the "
+            "phones between: each takes the ITL with the new one (ours, from the seed's Initial Trust List: "
+            "the ITL brings the TVS certificates).")
+    return f"{note} {_untaken_ways(untaken, shlex.quote(lab))}."
+
+
+def _untaken_ways(untaken: UntakenRegenerations, folder: str) -> str:
+    """The way out of :func:`untaken_regenerations_warning`'s lockout, each checked with real boots (tests):
+    the bulk ITL reset (seed Perform Bulk Reset of ITL File; the CTL reset for a phone holding the CTL) where
+    the CallManager key that signs the reset list is not new; TFTP restarted (the CTL: ``ctl-update``) where
+    the CallManager key signs the list now and ITLRecovery's is not new; else the phone's lists erased, the
+    next taken on first use (spec §G.2, §G.6; the ways out table's last resort)."""
+    from phoneemu.phone.ways_out import ways_out
 
     def way(kind: str, word: str) -> str:
         found = next(w for w in ways_out("G.3.4-tvs-server-untrusted", kind) if word in w.lab)
         return re.sub(r"\bDIR\b", lambda _m: folder, found.lab)
 
-    note = (f"warning: {', '.join(earlier)}, and now {cert}, regenerated {since} (ours: the lab records no "
-            "boot; it counts from the last lab itl-reset or restart-tftp): a phone that took no ITL between "
-            f"holds none with the new TVS certificate ({', '.join(untaken.tvs)}), and the lists served are "
-            f"signed by a new {' and '.join(untaken.signers)} key it does not hold, so it asks TVS, which "
-            "presents a certificate its ITL lacks: it refuses to ask and locks out at its next boot "
-            "(G.3.4-tvs-server-untrusted). To avoid it, regenerate one certificate at a time and reset the "
-            "phones between: each takes the ITL with the new one (ours, from the seed's Initial Trust List: "
-            "the ITL brings the TVS certificates). Way out, the bulk ITL reset (seed Perform Bulk Reset of "
-            f"ITL File): {way('ITL', 'itl-reset')} (FLASH: each phone's flash folder)")
-    if ctl:
-        note += ("; a phone holding the CTL refuses the new CTL first, for the same reason: its way out is "
-                 f"the CTL reset (seed Reset CTL Localkey): {way('CTL', 'ctl-reset')}")
-    return note + "."
+    boot = f"phoneemu boot --lab {folder} --flash FLASH"
+    erase = f"{way('ITL', 'phone erase')} && {boot}"
+    new_cm = "the reset list is signed by the CallManager key, new too"
+    itl = {"reset": "Way out, the bulk ITL reset (seed Perform Bulk Reset of ITL File): "
+                    f"{way('ITL', 'itl-reset')}",
+           "recovery-signed": f"The bulk ITL reset does not help ({new_cm}). Way out, restart TFTP: the ITL "
+                              "is signed by the ITLRecovery key again, which such a phone holds (spec G.3.3, "
+                              f"G.7): phoneemu lab restart-tftp {folder} && {boot}",
+           "erase": f"The bulk ITL reset does not help ({new_cm}"
+                    + (", and so is the ITLRecovery key a TFTP restart signs with" if untaken.itl_signer ==
+                       "callmanager" else "") + "). Way out, erase the CTL and ITL on each phone (Settings > "
+                    "Security > Trust List, or a factory reset): it takes the next lists on first use (seed "
+                    f"Migrate IP Phones Between Clusters; spec G.2, G.6): {erase}",
+           None: ""}[untaken.itl_way]
+    ctl = {"reset": f"the CTL reset (seed Reset CTL Localkey): {way('CTL', 'ctl-reset')}",
+           "recovery-signed": f"the CTL signed by the ITLRecovery key again, which it holds ({new_cm}): "
+                              f"phoneemu lab ctl-update {folder} && {boot}",
+           "erase": f"not the CTL reset ({new_cm}) but its lists erased"
+                    + ("" if untaken.itl_way == "erase" else f": {erase}"), None: ""}[untaken.ctl_way]
+    flash = "(FLASH: each phone's flash folder)"
+    if not ctl:
+        return f"{itl} {flash}"
+    ctl = f"a phone holding the CTL refuses the new CTL first, for the same reason: its way out is {ctl}"
+    return f"{itl} {flash}; {ctl}" if itl else f"{ctl[0].upper()}{ctl[1:]} {flash}"
 
 
 def _regenerated(entry: LogEntry) -> str:

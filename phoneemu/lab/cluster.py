@@ -49,9 +49,10 @@ Our conventions where the spec is silent ([UNK]/[INF]):
 * ``itl reset remotekey`` first restores the ITLRecovery identity from the exported key file, then
   behaves like ``localkey`` (ITL signed by CallManager until ``restart_tftp``).
 * Regenerations the phones may not have followed (:meth:`LabCluster.untaken_regenerations`, ``lab
-  regenerate``'s warning): the lab records no boot, so it counts from the last ``itl-reset`` or
-  ``restart-tftp`` in the change log (:data:`PHONES_RESET_AT`); the list signer and every TVS the configs
-  name regenerated since is the lockout ``G.3.4-tvs-server-untrusted`` of a phone that took no ITL between.
+  regenerate``'s warning): the lab records no boot, so it counts from the last ``itl-reset``, or the
+  ``restart-tftp`` that closes it, in the change log (:data:`PHONES_RESET_AT`); the list signer and every
+  TVS the configs name new since (an ITLRecovery key imported back from an earlier export is not) is the
+  lockout ``G.3.4-tvs-server-untrusted`` of a phone that took no ITL between.
 * ITLRecovery validity (seed "Certificate Management Changes for ITLRecovery Certificate", spec §G.8):
   an ``upgraded`` cluster starts with the 5-year certificate CUCM carried over the upgrade; a fresh
   install and every regeneration issue ``itlrecovery_years`` (default 20) — "when you regenerate an
@@ -186,26 +187,92 @@ Now = dt.datetime | int | float | None
 _T = TypeVar("_T")
 
 
-#: the change log operations from which :meth:`LabCluster.untaken_regenerations` counts (ours: the lab records
-#: no phone's boot, so none tells that the phones took an ITL): the bulk ITL reset and the TFTP restart, the
-#: steps of CUCM's recovery after which the phones are reset (spec §G.7)
+#: the change log operations :meth:`LabCluster.untaken_regenerations` counts from (ours: the lab records no
+#: phone's boot, so it takes the phones to be reset where the seed's procedure resets them): ``itl-reset``,
+#: the phones reset before TFTP is restarted (seed Perform Bulk Reset of ITL File, spec §G.7), and the first
+#: ``restart-tftp`` after it, which closes it (the phones reset by then). A ``restart-tftp`` with no
+#: ``itl-reset`` open changes nothing a phone holds and resets none (was: counted from as well, so
+#: ``regenerate tvs``, ``restart-tftp``, ``regenerate itlrecovery`` said nothing and locked the phones out)
 PHONES_RESET_AT = ("itl-reset", "restart-tftp")
+
+#: what :attr:`UntakenRegenerations.itl_way` / ``ctl_way`` name: the list reset (``lab itl-reset`` /
+#: ``ctl-reset``: signed by the CallManager key), the list signed by ITLRecovery again (``restart-tftp`` /
+#: ``ctl-update``), or the phone's lists erased (``phone erase``: the next taken on first use, §G.2, §G.6)
+WayOutKind = Literal["reset", "recovery-signed", "erase"]
 
 
 @dataclass(frozen=True, kw_only=True)
 class UntakenRegenerations:
-    """Trust certificates regenerated since the phones were last taken to hold the ITL served
+    """Trust certificates regenerated since the phones were last taken to hold the lists served
     (:meth:`LabCluster.untaken_regenerations`), together a lockout of every phone that took no ITL between
-    (spec §E.1, §G.3.4: ``G.3.4-tvs-server-untrusted``): the signers of the lists served now (``signers``:
-    ``itlrecovery``, or ``callmanager`` where it signs), which such a phone trusts only through TVS, and
-    every TVS the configs name (``tvs``), whose certificate its ITL lacks. ``entries``: their change log
-    entries, oldest first; ``since``: the entry counted from (:data:`PHONES_RESET_AT`), None for the whole
-    log."""
+    (spec §E.1, §G.3.4: ``G.3.4-tvs-server-untrusted``): the signer of the ITL (``itl_signer``) or the CTL
+    (``ctl_signer``) served now where it is new (None: the phones hold it), which such a phone trusts only
+    through TVS, and every TVS the configs name (``tvs``), whose certificate its ITL lacks. ``new``: every
+    certificate new since (``itlrecovery`` only where its certificate is none the phones held then: an
+    ``itlrecovery import`` of an earlier export restores it). ``entries``: the change log entries of those
+    the lockout and its way out rest on (:attr:`at_stake`), oldest first; ``since``: the entry counted from
+    (:data:`PHONES_RESET_AT`), None for the whole log."""
 
-    signers: tuple[str, ...]
+    itl_signer: str | None
+    ctl_signer: str | None
     tvs: tuple[str, ...]
+    new: frozenset[str]
     entries: tuple[LogEntry, ...]
     since: LogEntry | None
+
+    @property
+    def signers(self) -> tuple[str, ...]:
+        """The new signers of the lists served, sorted."""
+        return tuple(sorted({s for s in (self.itl_signer, self.ctl_signer) if s is not None}))
+
+    @property
+    def at_stake(self) -> frozenset[str]:
+        """The certificates whose regeneration completes this lockout or changes its way out: the new
+        signers, every TVS named, and the CallManager and ITLRecovery certificates where new (the keys of the
+        ways out: a reset list is signed by the CallManager key, ``restart-tftp`` / ``ctl-update`` sign with
+        ITLRecovery's)."""
+        return frozenset({*self.signers, *self.tvs, *(self.new & {"callmanager", "itlrecovery"})})
+
+    @property
+    def itl_way(self) -> WayOutKind | None:
+        """The way out of a phone holding no CTL (None: the ITL's signer is not new): :func:`_way_out`."""
+        return None if self.itl_signer is None else _way_out(self.itl_signer, self.new)
+
+    @property
+    def ctl_way(self) -> WayOutKind | None:
+        """The way out of a phone holding the CTL (None: the CTL's signer is not new): :func:`_way_out`."""
+        return None if self.ctl_signer is None else _way_out(self.ctl_signer, self.new)
+
+
+def _way_out(signer: str, new: frozenset[str]) -> WayOutKind:
+    """The way out of a lockout by the new ``signer`` of a list, ``new`` the certificates new since the
+    phones took theirs (spec §G.3.2, §G.3.3: a list signed by a SAST record they hold is taken; TVS is of no
+    use, its certificate new): the list reset, signed by the CallManager key, where it is not new; else the
+    list signed by ITLRecovery again where the CallManager key signs it now and ITLRecovery's is not new;
+    else nothing the cluster serves: the phone's lists erased (checked with real boots:
+    tests/unit/test_walk_s35_p11_regenerate_lockout_warning.py)."""
+    if "callmanager" not in new:
+        return "reset"
+    if signer == "callmanager" and "itlrecovery" not in new:
+        return "recovery-signed"
+    return "erase"
+
+
+def _replaced(entry: LogEntry) -> str | None:
+    """The identity a change log entry replaced with another key: ``regenerate``'s, or ITLRecovery for an
+    ``itlrecovery import`` (None: none)."""
+    if entry.op == "regenerate" and isinstance(entry.args.get("cert"), str):
+        return str(entry.args["cert"])
+    return "itlrecovery" if entry.op == "itlrecovery-import" else None
+
+
+def _exported_certificates(file: str) -> set[bytes]:
+    """The certificates (DER) in an ``itlrecovery export`` file now; none where it is gone or unreadable."""
+    try:
+        found = certs.load_certs_pem(read_at_most(file, PEM_LIMIT, what="key file"), source=file)
+    except (OSError, PhoneEmuError):
+        return set()
+    return {certs.cert_der(c) for c in found}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -1246,30 +1313,65 @@ class LabCluster:
 
     def untaken_regenerations(self) -> UntakenRegenerations | None:
         """Whether the change log shows the signer of a list served now and every TVS the configs name
-        regenerated since the last :data:`PHONES_RESET_AT` entry (ours: the lab records no boot, so it
-        cannot tell whether the phones took the ITL in between; CUCM regenerates one certificate at a time,
-        the phones reset between, the ITL bringing them the new TVS certificate, seed Initial Trust List): a
-        phone still holding the ITL of before refuses the new signer, TVS presenting a certificate its ITL
-        lacks (``G.3.4-tvs-server-untrusted``). None when not both (a TVS the configs name not regenerated
-        answers; a signer they hold vouches), or before 8.0 (no ITL)."""
+        new since the phones were last taken to hold the lists served: a phone still holding those of before
+        refuses the new signer, TVS presenting a certificate its ITL lacks (``G.3.4-tvs-server-untrusted``).
+        CUCM regenerates one certificate at a time, the phones reset between, the ITL bringing them the new
+        TVS certificate (seed Initial Trust List). None when not both (a TVS the configs name not new answers;
+        a signer they hold vouches), or before 8.0 (no ITL).
+
+        What the rule assumes (ours): the lab records no boot, so the phones are taken to be reset only where
+        the seed's procedure resets them, the bulk ITL reset (:data:`PHONES_RESET_AT`); not by a
+        ``restart-tftp`` alone, a regeneration, ``rollback`` (CUCM 10.5 and later restarts them itself, the
+        lab does not: a phone booted in between is not seen) or by erasing a phone's lists. A certificate is
+        new where regenerated since; ITLRecovery's where imported too, unless the certificate held now is one
+        the phones held then: one that an ``itlrecovery export`` made while it was held wrote, in that file as
+        the last export to it left it (read now: gone, unreadable or changed, it is not known, and counted as
+        new)."""
         st = self.state
         if st.pre_8_0:
             return None
-        start = next((i for i in range(len(st.log) - 1, -1, -1) if st.log[i].op in PHONES_RESET_AT), None)
-        since = st.log[start] if start is not None else None
+        start = self._phones_reset_index()
         window = st.log[start + 1:] if start is not None else st.log
-        changed = [e for e in window if (e.op == "regenerate" and isinstance(e.args.get("cert"), str))
-                   or e.op == "itlrecovery-import"]
-        certs_changed = {str(e.args.get("cert", "itlrecovery")) for e in changed}
-        serving = {st.itl_signer} | ({st.ctl_signer} if st.ctl_exists else set())
-        signers = tuple(sorted(serving & certs_changed))
+        changed = [e for e in window if _replaced(e) is not None]
+        new = {str(_replaced(e)) for e in changed}
+        if "itlrecovery" in new and self._recovery_held_at(start):
+            new.discard("itlrecovery")
+        itl_signer = st.itl_signer if st.itl_signer in new else None
+        ctl_signer = st.ctl_signer if st.ctl_exists and st.ctl_signer in new else None
         tvs = self._tvs_named()
-        if not signers or not set(tvs) <= certs_changed:
+        if (itl_signer is None and ctl_signer is None) or not set(tvs) <= new:
             return None
-        relevant = set(signers) | set(tvs)
-        return UntakenRegenerations(
-            signers=signers, tvs=tvs, since=since,
-            entries=tuple(e for e in changed if str(e.args.get("cert", "itlrecovery")) in relevant))
+        since = st.log[start] if start is not None else None
+        found = UntakenRegenerations(itl_signer=itl_signer, ctl_signer=ctl_signer, tvs=tvs,
+                                     new=frozenset(new), entries=(), since=since)
+        return replace(found, entries=tuple(e for e in changed if _replaced(e) in found.at_stake))
+
+    def _phones_reset_index(self) -> int | None:
+        """The index in the change log of the last :data:`PHONES_RESET_AT` entry: the last ``itl-reset``, or
+        the first ``restart-tftp`` after it (closing it); None without an ``itl-reset``."""
+        log = self.state.log
+        reset = next((i for i in range(len(log) - 1, -1, -1) if log[i].op == "itl-reset"), None)
+        if reset is None:
+            return None
+        return next((i for i in range(reset + 1, len(log)) if log[i].op == "restart-tftp"), reset)
+
+    def _recovery_held_at(self, start: int | None) -> bool:
+        """Whether the ITLRecovery certificate held now is one held just after change log entry ``start``
+        (None: before the first): one in the file of an ``itlrecovery export`` made while that key was held,
+        the last export to that file (:meth:`untaken_regenerations`). A key is held from one entry replacing
+        it (``regenerate``, ``itlrecovery import``, ``itl-reset remotekey``) to the next."""
+        held_from, start_key, last_export = 0, 0, {}
+        for i, entry in enumerate(self.state.log):
+            restored = entry.op == "itl-reset" and entry.args.get("key") == "remotekey"
+            if restored or _replaced(entry) == "itlrecovery":
+                held_from = i + 1
+            elif entry.op == "itlrecovery-export" and isinstance(entry.args.get("file"), str):
+                last_export[str(entry.args["file"])] = held_from
+            if i == start:
+                start_key = held_from
+        now = certs.cert_der(self.pki.get("itlrecovery").cert)
+        return any(key == start_key and now in _exported_certificates(file)
+                   for file, key in last_export.items())
 
     def _tvs_named(self) -> tuple[str, ...]:
         """The TVS identities the configs name, in their order (:meth:`_device_config`: node 1's, then each

@@ -7,6 +7,14 @@ the rule and the bulk ITL reset, the way out the ways out table gives for it; ne
 
 Was (walk-through): ``lab regenerate DIR tvs`` then ``lab regenerate DIR itlrecovery`` said only CUCM's
 ITLRecovery warning, which does not mention it. Also ``lab show``: ``... and 1 more phones``.
+
+Review of d90bf09 (P16), each reproduced with real boots (a phone booted into its flash while the lab is
+served, booted again on the same ports): a ``restart-tftp`` alone opened a new window (``regenerate tvs``,
+``restart-tftp``, ``regenerate itlrecovery``: no warning, the phone locked out); an ITLRecovery key imported
+back from an export made before counted as new (a warning, the phone booted); the bulk ITL reset was named
+where the CallManager key is new too, which leaves the phone locked (now: ``restart-tftp`` where the
+CallManager key signs the ITL and ITLRecovery's is not new, else the phone's lists erased), and regenerating
+the CallManager certificate after the warning said nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import pytest
 
 from phoneemu.cli import main
 from phoneemu.lab.cluster import LabCluster
+from tests.helpers import boot_into_flash, serve_in_thread
 
 NOW = 1_780_000_000
 MAC = "0A000000B101"
@@ -67,16 +76,17 @@ def test_itlrecovery_then_tvs_warns_too(tmp_path: Path, capsys: pytest.CaptureFi
     assert "regenerate itlrecovery (generation " in warning and "and now tvs," in warning
 
 
-@pytest.mark.parametrize("between", [["restart-tftp"], ["itl-reset", "localkey"]])
-def test_an_itl_reset_or_tftp_restart_between_opens_a_new_window(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str], between: list[str]) -> None:
+def test_an_itl_reset_closed_by_a_tftp_restart_opens_a_new_window(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = _lab(tmp_path)
     _err(["regenerate", str(root), "tvs"], capsys)
-    _err([between[0], str(root), *between[1:]], capsys)
-    if between[0] == "itl-reset":
-        _err(["restart-tftp", str(root)], capsys)
+    _err(["itl-reset", str(root), "localkey"], capsys)
+    _err(["restart-tftp", str(root)], capsys)
     assert not _lockout_warnings(_err(["regenerate", str(root), "itlrecovery"], capsys))
     (warning,) = _lockout_warnings(_err(["regenerate", str(root), "tvs"], capsys))
+    assert "since lab restart-tftp (generation " in warning, warning
+    _err(["restart-tftp", str(root)], capsys)  # closes no itl-reset: the window stays
+    (warning,) = _lockout_warnings(_err(["regenerate", str(root), "itlrecovery"], capsys))
     assert "since lab restart-tftp (generation " in warning, warning
 
 
@@ -126,3 +136,169 @@ def test_lab_show_counts_one_more_phone(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["lab", "show", str(root)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert "... and 1 more phone (--phones lists every one; --json has them)" in out, out[-3:]
+
+
+# --- P16: each reproduced with real boots -------------------------------------------------------------------
+
+
+def _booted_phone(tmp_path: Path, *, mixed_mode: bool = False) -> tuple[Path, Path, dict[str, int]]:
+    """A lab (mixed mode: serving a CTL) whose phone took its lists while the lab was served (its config
+    names the TVS there): (lab folder, the phone's flash, the ports)."""
+    lab = LabCluster.init(tmp_path / "lab", seed=16, key_spec="rsa1024", now=NOW)
+    lab.add_phone(MAC, now=NOW)
+    if mixed_mode:
+        lab.set_mixed_mode(True, now=NOW)
+    flash = tmp_path / "flash"
+    ports, stop = serve_in_thread(lab)
+    try:
+        assert boot_into_flash(lab, flash, MAC, now=NOW).ok
+    finally:
+        stop()
+    return lab.root, flash, ports
+
+
+def _ways(warning: str) -> str:
+    """The part of a lockout warning after the rule: how to avoid it and the way out."""
+    return warning.split(f"({RULE})", 1)[1]
+
+
+def _boot_again(root: Path, flash: Path, ports: dict[str, int]) -> str:
+    """The phone booted on the lab as it is now, served on the same ports: the rule that locked it out, or
+    ``booted``."""
+    lab = LabCluster.open(root)
+    _ports, stop = serve_in_thread(lab, tftp_port=ports["tftp"], tvs_port=ports["tvs"])
+    try:
+        report = boot_into_flash(lab, flash, MAC, now=NOW)
+    finally:
+        stop()
+    if not report.locked_out:
+        assert report.ok, report.deciding
+        return "booted"
+    assert report.deciding is not None
+    return report.deciding.rule
+
+
+def test_a_tftp_restart_alone_resets_no_phone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``restart-tftp`` with no ``itl-reset`` open changes nothing the phones hold (was: a new window, no
+    warning, the phone locked out)."""
+    root, flash, ports = _booted_phone(tmp_path)
+    _err(["regenerate", str(root), "tvs"], capsys)
+    _err(["restart-tftp", str(root)], capsys)
+    (warning,) = _lockout_warnings(_err(["regenerate", str(root), "itlrecovery"], capsys))
+    assert "regenerate tvs (generation " in warning and "since the change log began" in warning, warning
+    assert _boot_again(root, flash, ports) == RULE
+
+
+def test_an_itlrecovery_key_imported_back_is_not_new(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """The key exported before the regeneration, imported back: the phones hold it (was: ``regenerate tvs``
+    warned, the phone booted, ``G.3.3``). Imported from a copy of the export, the same."""
+    root, flash, ports = _booted_phone(tmp_path)
+    export, copy = tmp_path / "itlrecovery.pem", tmp_path / "copy.pem"
+    assert main(["lab", "itlrecovery", str(root), "export", str(export)]) == 0
+    copy.write_bytes(export.read_bytes())
+    _err(["regenerate", str(root), "itlrecovery"], capsys)
+    assert main(["lab", "itlrecovery", str(root), "import", str(copy), "--now", str(NOW)]) == 0
+    assert not _lockout_warnings(_err(["regenerate", str(root), "tvs"], capsys))
+    assert _boot_again(root, flash, ports) == "booted"
+
+
+def test_an_itlrecovery_key_not_held_then_is_new(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Imported from an export of the regenerated key, or from one whose file is gone (not known: counted as
+    new), the warning stands."""
+    root = _lab(tmp_path)
+    before, after = tmp_path / "before.pem", tmp_path / "after.pem"
+    assert main(["lab", "itlrecovery", str(root), "export", str(before)]) == 0
+    _err(["regenerate", str(root), "itlrecovery"], capsys)
+    assert main(["lab", "itlrecovery", str(root), "export", str(after)]) == 0
+    assert main(["lab", "itlrecovery", str(root), "import", str(after), "--now", str(NOW)]) == 0
+    (warning,) = _lockout_warnings(_err(["regenerate", str(root), "tvs"], capsys))
+    assert "warning: itlrecovery import (generation " in warning, warning  # its last change
+    assert main(["lab", "itlrecovery", str(root), "import", str(before), "--now", str(NOW)]) == 0
+    assert not _lockout_warnings(_err(["regenerate", str(root), "tvs"], capsys))
+    before.unlink()
+    assert _lockout_warnings(_err(["regenerate", str(root), "tvs"], capsys))
+
+
+def test_callmanager_new_too_the_itl_reset_is_not_offered(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """TVS, ITLRecovery and CallManager regenerated: the reset ITL is signed by the new CallManager key, the
+    phone stays locked; regenerating CallManager says so (was: nothing), and the way that works, the phone's
+    lists erased."""
+    root, flash, ports = _booted_phone(tmp_path)
+    _err(["regenerate", str(root), "tvs"], capsys)
+    _err(["regenerate", str(root), "itlrecovery"], capsys)
+    (warning,) = _lockout_warnings(_err(["regenerate", str(root), "callmanager"], capsys))
+    assert "itl-reset" not in _ways(warning) and "restart-tftp" not in _ways(warning), warning
+    assert ("The bulk ITL reset does not help (the reset list is signed by the CallManager key, new too). "
+            "Way out, erase the CTL and ITL on each phone") in warning, warning
+    assert warning.endswith(f": phoneemu phone erase --flash FLASH && phoneemu boot --lab {root} --flash "
+                            "FLASH (FLASH: each phone's flash folder)."), warning
+    assert _boot_again(root, flash, ports) == RULE
+    _err(["itl-reset", str(root), "localkey"], capsys)
+    assert _boot_again(root, flash, ports) == RULE  # the way out d90bf09 named
+    _err(["restart-tftp", str(root)], capsys)
+    assert main(["phone", "erase", "--flash", str(flash)]) == 0
+    assert _boot_again(root, flash, ports) == "booted"
+
+
+def test_callmanager_signing_the_itl_the_way_out_is_the_tftp_restart(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Between ``itl-reset`` and ``restart-tftp``, TVS and CallManager regenerated: the reset ITL (again) is
+    signed by the new CallManager key; restarting TFTP signs it with the ITLRecovery key the phone holds."""
+    root, flash, ports = _booted_phone(tmp_path)
+    _err(["itl-reset", str(root), "localkey"], capsys)
+    _err(["regenerate", str(root), "tvs"], capsys)
+    (warning,) = _lockout_warnings(_err(["regenerate", str(root), "callmanager"], capsys))
+    assert "itl-reset" not in _ways(warning), warning
+    assert warning.endswith(f"(spec G.3.3, G.7): phoneemu lab restart-tftp {root} && phoneemu boot --lab "
+                            f"{root} --flash FLASH (FLASH: each phone's flash folder)."), warning
+    assert _boot_again(root, flash, ports) == RULE
+    _err(["itl-reset", str(root), "localkey"], capsys)
+    assert _boot_again(root, flash, ports) == RULE
+    _err(["restart-tftp", str(root)], capsys)
+    assert _boot_again(root, flash, ports) == "booted"
+    # ITLRecovery regenerated now: the TFTP restart would not help either (the lockout's way changes)
+    _err(["itl-reset", str(root), "localkey"], capsys)
+    _err(["regenerate", str(root), "tvs"], capsys)
+    _err(["regenerate", str(root), "callmanager"], capsys)
+    (warning,) = _lockout_warnings(_err(["regenerate", str(root), "itlrecovery"], capsys))
+    assert ("new too, and so is the ITLRecovery key a TFTP restart signs with). Way out, erase the CTL and "
+            "ITL") in warning, warning
+
+
+def test_mixed_mode_callmanager_new_too_the_ctl_reset_is_not_offered(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Serving a CTL: the CTL reset is signed by the CallManager key too; the phone's lists erased."""
+    root, flash, ports = _booted_phone(tmp_path, mixed_mode=True)
+    _err(["regenerate", str(root), "tvs"], capsys)
+    _err(["regenerate", str(root), "itlrecovery"], capsys)
+    (warning,) = _lockout_warnings(_err(["regenerate", str(root), "callmanager"], capsys))
+    assert "ctl-reset" not in warning and "itl-reset" not in _ways(warning), warning
+    assert warning.endswith("(FLASH: each phone's flash folder); a phone holding the CTL refuses the new CTL "
+                            "first, for the same reason: its way out is not the CTL reset (the reset list is "
+                            "signed by the CallManager key, new too) but its lists erased."), warning
+    _err(["ctl-reset", str(root), "localkey"], capsys)
+    assert _boot_again(root, flash, ports) == RULE
+    _err(["ctl-update", str(root)], capsys)
+    assert main(["phone", "erase", "--flash", str(flash)]) == 0
+    assert _boot_again(root, flash, ports) == "booted"
+
+
+def test_mixed_mode_callmanager_signing_the_ctl_the_way_out_is_the_ctl_update(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Between ``ctl-reset`` and ``ctl-update``, TVS and CallManager regenerated: the CTL is signed by the new
+    CallManager key (the ITL's signer, ITLRecovery, is not new); ``ctl-update`` signs it with the ITLRecovery
+    key the phone holds."""
+    root, flash, ports = _booted_phone(tmp_path, mixed_mode=True)
+    _err(["ctl-reset", str(root), "localkey"], capsys)
+    _err(["regenerate", str(root), "tvs"], capsys)
+    (warning,) = _lockout_warnings(_err(["regenerate", str(root), "callmanager"], capsys))
+    assert warning.endswith(
+        "A phone holding the CTL refuses the new CTL first, for the same reason: its way out is the CTL "
+        "signed by the ITLRecovery key again, which it holds (the reset list is signed by the CallManager "
+        f"key, new too): phoneemu lab ctl-update {root} && phoneemu boot --lab {root} --flash FLASH "
+        "(FLASH: each phone's flash folder)."), warning
+    assert _boot_again(root, flash, ports) == RULE
+    _err(["ctl-update", str(root)], capsys)
+    assert _boot_again(root, flash, ports) == "booted"
