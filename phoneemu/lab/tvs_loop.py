@@ -36,7 +36,7 @@ Rules (identical to :class:`phoneemu.lab.tvs_threaded.ThreadedTvsServer` unless 
   connection silent longest among those that have not sent a complete first request yet (no handshake
   finished, or no whole TVS frame after it) is closed to make room if its client has sent nothing for
   ``first_request_grace`` (1 s; since it connected, or since its last bytes) and nothing of it waits
-  unread in the kernel (a peek), one taken from the address holding the most connections first. Was:
+  unread in the kernel (a peek), one taken from the address holding the most such first. Was:
   open for the grace, so under a load that slowed handshakes past 1 s (the server's loop busy, the
   bytes of a client's next flight waiting unread; a client answering each step in 0.35 s) a fleet's
   phones were cut in the middle of their handshake while they kept talking. Each is logged like a refused
@@ -556,7 +556,7 @@ class LoopTvsServer:
     def _victim(self) -> _Connection | None:
         """The connection to close for a waiting one (:meth:`phoneemu.net._room.Room.victim`): silent past
         its grace without a request and nothing of it waiting unread, from the address holding the most
-        connections, the silent longest; None when there is none."""
+        connections without one, the silent longest; None when there is none."""
         return self._room.victim(self.loop.time())
 
     def _wait_for_room(self) -> None:

@@ -10,10 +10,13 @@ TlsServer` (CAPF, HTTPS, the SIP-over-TLS registrars, the asyncio TVS):
   been *silent* longest: nothing from it for ``grace`` seconds (1 s by default, :data:`DEFAULT_GRACE`)
   since it connected or since its last bytes, and nothing of it waiting unread in the kernel (a peek: the
   loop, busy, has not read what the client sent — that client is heard from now and the choice made
-  again, at most :data:`PEEKS_PER_CHOICE` times). It is taken from the address holding the most
+  again, at most :data:`PEEKS_PER_CHOICE` times). It is taken from the address holding the most unasked
   connections (of those that have one past its grace), so silent connections from one host give way
-  before another host's; of two alike, the one silent longest. With none past its grace there is none to
-  close: the server does as it did without this rule (the loop TVS waits, TlsServer refuses the newcomer).
+  before another host's; of two alike, the one silent longest. Asked connections do not count there: a
+  fleet's address holding thousands of served sessions (CAPF, SIP registrations) does not give way before
+  a smaller flood (was: it did, its phones slow in their handshake closed before the flood's). With none
+  past its grace there is none to close: the server does as it did without this rule (the loop TVS
+  waits, TlsServer refuses the newcomer).
 * No per-address cap: a fleet boots from one address, and a boot storm's phones each send their next
   flight within the grace however long a loaded machine makes the whole handshake.
 * Bookkeeping is O(1) per connection and read: per address a count and the unasked connections in the
@@ -139,8 +142,8 @@ class Room(Generic[C]):
 
     def victim(self, now: float) -> C | None:
         """The connection to close for a waiting one at ``now``: unasked, silent past the grace, nothing of
-        it waiting unread, of the address holding the most connections, the silent longest; None when there
-        is none. One found with bytes waiting is heard from now, and the choice made again."""
+        it waiting unread, of the address holding the most unasked connections, the silent longest; None when
+        there is none. One found with bytes waiting is heard from now, and the choice made again."""
         if now < self._quiet_until:
             return None
         cutoff = now - self.grace
@@ -153,8 +156,8 @@ class Room(Generic[C]):
 
     def _silent_longest(self, cutoff: float, now: float) -> C | None:
         """The unasked connection silent since ``cutoff`` or longer, of the address holding the most
-        connections among those that have one; of two alike, the one silent longest. None found: no choice
-        finds one before the silent longest reaches its grace (kept, module rules)."""
+        unasked connections among those that have one; of two alike, the one silent longest. None found: no
+        choice finds one before the silent longest reaches its grace (kept, module rules)."""
         best: C | None = None
         best_count = 0
         oldest = now  # any connection opened later is heard from later still
@@ -165,9 +168,9 @@ class Room(Generic[C]):
             oldest = min(oldest, first.heard)
             if first.heard > cutoff:
                 continue
-            if address.count > best_count or (
-                    best is not None and address.count == best_count and first.heard < best.heard):
-                best, best_count = first, address.count
+            count = len(address.unasked)  # its asked ones do not count (module rules)
+            if count > best_count or (best is not None and count == best_count and first.heard < best.heard):
+                best, best_count = first, count
         if best is None:
             self._quiet_until = oldest + self.grace
         return best

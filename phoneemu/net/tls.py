@@ -31,8 +31,8 @@ Rules:
   server the first request is the finished handshake: what it sees of every protocol it carries; a
   client that completed one is never closed for room), nothing from it for ``first_request_grace`` (1 s)
   since it connected or its last bytes, nothing of it waiting unread (a peek) — one of the address
-  holding the most connections first. That one is aborted, logged like a refusal and counted in
-  ``evicted``; with none such the newcomer is refused as before. Was: refused, so a flood of silent
+  holding the most connections in their handshake first. That one is aborted, logged like a refusal and
+  counted in ``evicted``; with none such the newcomer is refused as before. Was: refused, so a flood of silent
   connections from one address held every place until their handshake timeout (10 s in the lab) and
   turned every other client away. Plain TCP (no context: the directory, SIP over TCP) keeps refusing at
   the cap: the server does not see its reads. Each read of a connection in its handshake costs a few dict
@@ -393,6 +393,15 @@ class _Accepted(TlsAcceptProtocol):
                 self.leave_choice()
             elif self._room is not None and self._clock is not None:
                 self._room.heard(self, self._clock())
+
+    def eof_received(self) -> bool:
+        """The client's end fails a handshake under way: out of the choice at once (was: until its task ran,
+        so a newcomer's turn before it closed it "for room", its failure unsaid)."""
+        keep = super().eof_received()
+        hs = self.handshake
+        if hs is None or hs.done():
+            self.leave_choice()
+        return keep
 
     def connection_lost(self, exc: Exception | None) -> None:
         room, self._room = self._room, None
