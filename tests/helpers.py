@@ -7,6 +7,7 @@ import asyncio
 import base64
 import contextlib
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -113,6 +114,28 @@ async def tls_exchange(host: str, port: int, payload: bytes, *, wait: float = 3.
         writer.close()
         with contextlib.suppress(Exception):
             await writer.wait_closed()
+
+
+async def tcp_exchange(host: str, port: int, data: bytes, *, wait: float = 3.0) -> tuple[bytes, str]:
+    """Send ``data`` over TCP and read until the server's end (``wait`` s, 64 reads at most: else an
+    AssertionError): (what came, how it ended: ``eof``, or ``reset`` with what came before it)."""
+    reader, writer = await asyncio.open_connection(host, port)
+    out = b""
+    try:
+        writer.write(data)
+        await writer.drain()
+        async with asyncio.timeout(wait):
+            for _ in range(64):  # bounded: each read takes at least a byte, or ends
+                try:
+                    chunk = await reader.read(65536)
+                except ConnectionResetError:
+                    return out, "reset"
+                if not chunk:
+                    return out, "eof"
+                out += chunk
+        raise AssertionError(f"no end after {len(out)} bytes")
+    finally:
+        writer.close()
 
 
 @dataclass
@@ -687,6 +710,29 @@ def fleet_lab(tmp: Path, *, seed: int, start: int, count: int, now: int, mixed_m
     return c
 
 
+def pristine_fleet_lab(name: str, *, seed: int, start: int, count: int, now: int,
+                       mixed_mode: bool = False) -> tuple[Any, Any]:
+    """The fixtures ``base_lab`` (module scope: the folder of a :func:`fleet_lab`, made once in a temporary
+    folder named ``name``: its keys are most of its making) and ``lab`` (a private copy of it per test,
+    :func:`copy_cluster`)::
+
+        base_lab, lab = pristine_fleet_lab("fleet", seed=3, start=START, count=COUNT, now=NOW)
+    """
+    @pytest.fixture(scope="module")
+    def base_lab(tmp_path_factory: pytest.TempPathFactory) -> Path:
+        made = fleet_lab(tmp_path_factory.mktemp(name), seed=seed, start=start, count=count, now=now,
+                         mixed_mode=mixed_mode)
+        root: Path = made.root
+        return root
+
+    @pytest.fixture
+    def lab(base_lab: Path, tmp_path: Path) -> Any:
+        """A private copy of the module's fleet lab."""
+        return copy_cluster(base_lab, tmp_path)
+
+    return base_lab, lab
+
+
 def held_then_itlrecovery_regenerated(c: Any, tmp: Path, *, now: int, tamper: str | None = None) -> Any:
     """The fleet's :class:`~phoneemu.fleet.engine.Prestate`: what the phones got from the lab (its TFTP
     files, so configs naming its running TVS), then ITLRecovery regenerated (and ``tamper`` tampered):
@@ -900,3 +946,22 @@ def mixed_mode_lab(root: Path, *, seed: int, name: str, mac: str, now: int) -> A
     lab.add_phone(mac, now=now)
     lab.set_mixed_mode(True, now=now)
     return lab
+
+
+# --------------------------------------------------------------------------- one phone's ways out
+def placeholders_left(text: str) -> set[str]:
+    """The placeholder words (:data:`phoneemu.phone.ways_out.PLACEHOLDERS`) of the ``lab:`` lines (the
+    commands of the ways out) of ``text``."""
+    from phoneemu.phone.ways_out import PLACEHOLDERS
+
+    word = re.compile(rf"\b(?:{'|'.join(PLACEHOLDERS)})\b")
+    return {m.group(0) for line in text.splitlines() if line.strip().startswith("lab: ")
+            for m in word.finditer(line.split("rehearse:")[0])}
+
+
+def legend_of(text: str) -> list[str]:
+    """The legend lines of ``text`` (``NAME: meaning (why it is left)``), stripped, in order."""
+    from phoneemu.phone.ways_out import PLACEHOLDERS
+
+    return [line.strip() for line in text.splitlines()
+            if any(line.strip().startswith(f"{name}: {meaning} (") for name, meaning in PLACEHOLDERS.items())]

@@ -8,6 +8,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from phoneemu import cli
 from phoneemu.scenario.loader import load_text
 from phoneemu.scenario.model import Scenario
 from phoneemu.scenario.results import ExpectationResult, RunSummary, ScenarioResult
@@ -44,6 +47,21 @@ def written_scenarios(folder: Path, names: Iterable[str], *, mac_prefix: str,
         path.write_text(one_boot_text(mac, label))
         files.append(str(path))
     return files
+
+
+def scenario_in_cwd(folder: Path, monkeypatch: pytest.MonkeyPatch, *, mac_prefix: str) -> Path:
+    """A scenario a.yaml (:func:`written_scenarios`) in ``folder``, made the cwd."""
+    monkeypatch.chdir(folder)
+    (written,) = written_scenarios(folder, "a", mac_prefix=mac_prefix)
+    return Path(written)
+
+
+def exit_code(argv: list[str]) -> Any:
+    """``phoneemu ARGV``'s exit status, a usage error's (SystemExit) included."""
+    try:
+        return cli.main(argv)
+    except SystemExit as exc:
+        return exc.code
 
 
 def passing_run_scenario(ran: list[str]) -> Callable[..., Awaitable[ScenarioResult]]:

@@ -32,10 +32,9 @@ from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.servers import LabServers
 from phoneemu.phone.boot import BootTarget
 from tests.helpers import (
-    copy_cluster,
     finish_process,
-    fleet_lab,
     held_then_itlrecovery_regenerated,
+    pristine_fleet_lab,
     reap,
     run_within,
     serve_in_thread,
@@ -51,19 +50,9 @@ BAD = mac_text(START + 7)
 run = run_within(120)
 
 
-@pytest.fixture(scope="module")
-def base_lab(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The storm's lab (50 phones, mixed mode), made once per module: its keys are most of its making."""
-    made: LabCluster = fleet_lab(tmp_path_factory.mktemp("fleet"), seed=3, start=START, count=COUNT, now=NOW,
-                                 mixed_mode=True)
-    return made.root
-
-
-@pytest.fixture
-def lab(base_lab: Path, tmp_path: Path) -> LabCluster:
-    """A private copy of the module's lab: each test regenerates and tampers its own."""
-    c: LabCluster = copy_cluster(base_lab, tmp_path)
-    return c
+#: the storm's lab (50 phones, mixed mode), made once per module; ``lab``: each test regenerates and tampers
+#: its own copy
+base_lab, lab = pristine_fleet_lab("fleet", seed=3, start=START, count=COUNT, now=NOW, mixed_mode=True)
 
 
 def _regenerate(c: LabCluster, tmp: Path) -> Prestate:

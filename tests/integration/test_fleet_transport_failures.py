@@ -12,15 +12,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from phoneemu.cli import main
 from phoneemu.fleet.engine import FleetSpec, ShardResult, mac_text, run_shard
 from phoneemu.fleet.metrics import FAILED_DOWNLOADS_KEPT, FleetMetrics
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.servers import LabServers
 from phoneemu.phone.boot import BootTarget
-from tests.helpers import copy_cluster, fleet_lab, run_within, serve_in_thread
+from tests.helpers import pristine_fleet_lab, run_within, serve_in_thread
 
 NOW = 1_780_000_000
 HOST = "127.0.0.1"
@@ -32,20 +30,9 @@ run = run_within(120)
 _KIND = re.compile(r"(CTL|ITL|config|other) (timeout|unreachable|refused|error|protocol|too-large)")
 
 
-@pytest.fixture(scope="module")
-def base_lab(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The fleet's lab, made once per module (its keys are most of a test's time): non-secure, no CTL
-    served."""
-    made: LabCluster = fleet_lab(tmp_path_factory.mktemp("transport"), seed=5, start=START, count=COUNT,
-                                 now=NOW)
-    return made.root
-
-
-@pytest.fixture
-def lab(base_lab: Path, tmp_path: Path) -> LabCluster:
-    """A private copy of the module's lab, so that nothing a test's servers write is seen by another."""
-    c: LabCluster = copy_cluster(base_lab, tmp_path)
-    return c
+#: the fleet's lab, made once per module (its keys are most of a test's time): non-secure, no CTL served;
+#: ``lab``: a private copy per test, so that nothing a test's servers write is seen by another
+base_lab, lab = pristine_fleet_lab("transport", seed=5, start=START, count=COUNT, now=NOW)
 
 
 def _storm(c: LabCluster, *, loss: float = 0.0, fail: tuple[str, ...] = (), retries: int = 1,

@@ -6,12 +6,12 @@ remote site reading a firmware load at less than ~26 KB/s (256 KiB / 10 s) was c
 
 Over real loopback sockets, the client's receive buffer small (:func:`tests.sip_helpers.connect_not_reading`)
 and the server's send buffer set (loopback's default holds megabytes: the server would wait for nothing).
-``idle_timeout`` is :data:`IDLE` so the tests are short; the client reads :data:`PIECE` bytes every
-:data:`GAP_S` — about 40 KB/s, some 20 KB an ``idle_timeout``: far above ``TAKEN_PER_IDLE`` however loaded
-the machine, well below the 100 KB/s and more the old rule asked here (some 50 KiB of a piece, or all
-that was unsent at the close, within 0.5 s): about the ratio of a phone reading 8 KB/s to the old 26 KB/s
-at the default 10 s. No elapsed time is asserted of the slow reader: that the whole file came and nothing
-was cut is.
+``idle_timeout`` is :data:`IDLE` so the tests are short; the client (:mod:`tests.slow_reader_helpers`)
+reads 2 KiB every 50 ms — about 40 KB/s, some 20 KB an ``idle_timeout``: far above ``TAKEN_PER_IDLE``
+however loaded the machine, well below the 100 KB/s and more the old rule asked here (some 50 KiB of a
+piece, or all that was unsent at the close, within 0.5 s): about the ratio of a phone reading 8 KB/s to
+the old 26 KB/s at the default 10 s. No elapsed time is asserted of the slow reader: that the whole file
+came and nothing was cut is.
 """
 
 from __future__ import annotations
@@ -19,53 +19,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import socket
 import sys
-import time
 
 import pytest
 
 from phoneemu.net.http import HttpServer
-from tests.polling import poll_until
 from tests.sip_helpers import SLOW_HOST, SMALL_BUFFER, connect_not_reading
+from tests.slow_reader_helpers import raw_recv, read_steadily, seconds_until_let_go, serve_to
 
 IDLE = 0.5
-PIECE = 2048
-GAP_S = 0.05
 FILE = os.urandom(112 * 1024)  # one piece, under 3 s at the client's rate: far longer than IDLE
-STOP_AFTER = 8 * 1024  # the client that stops reads this much first
-RECV_WAIT_S = 3.0  # the longest one read of the client waits (a test gone wrong ends)
 WAIT_S = 5.0  # how long a test waits for the server to let a connection go (polled)
-
-
-async def _serve_to(srv: HttpServer, sock: socket.socket, request: bytes, *, send_buffer: int) -> None:
-    """Send ``request`` on ``sock`` once the server holds the connection, its socket's send buffer made
-    ``send_buffer`` bytes first."""
-    await poll_until(lambda: len(srv._writers) == 1, "the connection accepted", within=WAIT_S, every=0.01)
-    server_side = next(iter(srv._writers)).get_extra_info("socket")
-    server_side.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
-    await asyncio.get_running_loop().sock_sendall(sock, request)
-
-
-async def _read_steadily(sock: socket.socket, want: int, *, stop_after: int | None = None) -> tuple[int, str]:
-    """Read :data:`PIECE` bytes every :data:`GAP_S` until ``want`` bytes came (or ``stop_after``: then
-    stop reading); (bytes read, how it ended)."""
-    loop = asyncio.get_running_loop()
-    got = 0
-    for _ in range(want + 10):  # bounded: each read takes at least a byte, or ends
-        if stop_after is not None and got >= stop_after:
-            return got, "stopped"
-        try:
-            more = await asyncio.wait_for(loop.sock_recv(sock, PIECE), RECV_WAIT_S)
-        except (ConnectionError, TimeoutError) as exc:
-            return got, f"cut: {exc!r}"
-        if not more:
-            return got, "end of stream"
-        got += len(more)
-        if got >= want:
-            return got, "all came"
-        await asyncio.sleep(GAP_S)
-    return got, "too many reads"
 
 
 def _request(keep: bool) -> bytes:
@@ -105,8 +69,9 @@ def test_a_client_reading_slowly_but_steadily_gets_the_whole_file(
         async with HttpServer({"fw.bin": FILE[:size]}, SLOW_HOST, 0, idle_timeout=IDLE) as srv:
             sock = await connect_not_reading(srv.port)
             try:
-                await _serve_to(srv, sock, _request(keep), send_buffer=send_buffer)
-                return await _read_steadily(sock, _response_size(size, keep))
+                await serve_to(srv, sock, _request(keep), send_buffer=send_buffer, within=WAIT_S)
+                want = _response_size(size, keep)
+                return await read_steadily(raw_recv(sock), lambda got: len(got) >= want)
             finally:
                 sock.close()
 
@@ -127,12 +92,8 @@ def test_a_client_that_stops_reading_is_still_cut_about_idle_timeout_after(
         async with HttpServer({"fw.bin": FILE[:size]}, SLOW_HOST, 0, idle_timeout=IDLE) as srv:
             sock = await connect_not_reading(srv.port)
             try:
-                await _serve_to(srv, sock, _request(keep), send_buffer=send_buffer)
-                read, ended = await _read_steadily(sock, size, stop_after=STOP_AFTER)
-                assert ended == "stopped", (read, ended)
-                stopped = time.monotonic()
-                await poll_until(lambda: not srv._writers, "the connection let go", within=WAIT_S, every=0.02)
-                return time.monotonic() - stopped
+                await serve_to(srv, sock, _request(keep), send_buffer=send_buffer, within=WAIT_S)
+                return await seconds_until_let_go(raw_recv(sock), lambda: not srv._writers, within=WAIT_S)
             finally:
                 sock.close()
 

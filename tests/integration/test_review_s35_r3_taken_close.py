@@ -20,23 +20,24 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from phoneemu.net.http import HttpServer
 from phoneemu.net.tls import TlsServer
 from tests.sip_helpers import (
     SLOW_HOST,
     SLOW_MAC,
-    SMALL_BUFFER,
     connect_not_reading,
     lab_registrar,
     pipelined_register,
+    small_send_buffer,
 )
+from tests.slow_reader_helpers import http_close_mid_response, reading_steadily
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 ANSWER = 2 * 1024 * 1024  # what the handler writes: ~50 s at the steady reader's pace
-PIECE = 2048
-GAP_S = 0.05  # the steady reader: PIECE every GAP_S, ~40 KB/s (the floor: 1 KiB a second)
 CLOSE_BOUND_S = 3.0  # the server's close must return within this (it returned after ~50 s, or never)
 END_BOUND_S = 3.0  # and the connection must end within this after it
+#: the longest one read of the steady reader waits: above END_BOUND_S, so that a connection left open and
+#: silent after the close is "still open", not a read given up ("cut")
+RECV_WAIT_S = 5.0
 
 
 def _catch_loop_errors(loop: asyncio.AbstractEventLoop) -> list[dict[str, Any]]:
@@ -46,21 +47,17 @@ def _catch_loop_errors(loop: asyncio.AbstractEventLoop) -> list[dict[str, Any]]:
     return errors
 
 
-async def _read_steadily(sock: socket.socket, stop: asyncio.Event) -> str:
-    """Read :data:`PIECE` bytes every :data:`GAP_S` until the connection ends (or ``stop``): how it
-    ended."""
-    loop = asyncio.get_running_loop()
-    for _ in range(100_000):  # bounded: each read takes at least a byte, or ends
-        if stop.is_set():
-            return "stopped"
-        try:
-            data = await asyncio.wait_for(loop.sock_recv(sock, PIECE), 5.0)
-        except (ConnectionError, TimeoutError) as exc:
-            return f"cut: {exc!r}"
-        if not data:
-            return "end of stream"
-        await asyncio.sleep(GAP_S)
-    return "too many reads"
+async def _close_timed(srv: TlsServer, reading: asyncio.Task[tuple[int, str]]) -> tuple[float, str]:
+    """Close ``srv`` (:data:`CLOSE_BOUND_S` s at most) while a steady reader's ``reading`` runs: (how long
+    the close took, how the reader's connection ended, :data:`END_BOUND_S` s at most after it)."""
+    began = time.monotonic()
+    try:
+        await asyncio.wait_for(srv.close(), CLOSE_BOUND_S)
+    except TimeoutError:
+        return CLOSE_BOUND_S, "close not returned"
+    took = time.monotonic() - began
+    done, _ = await asyncio.wait((reading,), timeout=END_BOUND_S)
+    return took, reading.result()[1] if done else "still open after the server's close"
 
 
 def _answer(then: str) -> Handler:
@@ -68,7 +65,7 @@ def _answer(then: str) -> Handler:
     socket's send buffer small, then ends (``then`` "end") or waits for the client's next bytes, which
     never come ("read": the server's close cancels it there)."""
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_BUFFER)
+        small_send_buffer(writer)
         writer.write(bytes(ANSWER))
         if then == "read":
             await reader.read(1)
@@ -82,21 +79,12 @@ def _close_with_a_steady_reader(then: str) -> tuple[float, str, list[dict[str, A
         errors = _catch_loop_errors(asyncio.get_running_loop())
         srv = await TlsServer(_answer(then), None, SLOW_HOST, 0, name="tvs").start()
         sock = await connect_not_reading(srv.port)
-        stop = asyncio.Event()
-        reading = asyncio.ensure_future(_read_steadily(sock, stop))
         try:
-            await asyncio.sleep(0.5)
-            began = time.monotonic()
-            try:
-                await asyncio.wait_for(srv.close(), CLOSE_BOUND_S)
-            except TimeoutError:
-                return CLOSE_BOUND_S, "close not returned", errors
-            took = time.monotonic() - began
-            done, _ = await asyncio.wait((reading,), timeout=END_BOUND_S)
-            return took, reading.result() if done else "still open after the server's close", errors
+            async with reading_steadily(sock, recv_wait=RECV_WAIT_S) as reading:
+                await asyncio.sleep(0.5)
+                took, ended = await _close_timed(srv, reading)
+                return took, ended, errors
         finally:
-            stop.set()
-            await asyncio.wait((reading,), timeout=6.0)
             sock.close()
 
     return asyncio.run(main())
@@ -124,7 +112,7 @@ def test_a_registrar_cut_at_its_close_leaves_the_servers_close_quiet() -> None:
     registrar.read_timeout = 0.3
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_BUFFER)
+        small_send_buffer(writer)
         writer.transport.set_write_buffer_limits(high=1 << 20)  # no drain: the answers wait for the close
         await registrar(reader, writer)
 
@@ -158,7 +146,7 @@ def test_the_servers_close_does_not_wait_for_a_registrars_steady_reader() -> Non
     registrar = lab_registrar({SLOW_MAC: (None, None)}, outcomes)
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_BUFFER)
+        small_send_buffer(writer)
         writer.transport.set_write_buffer_limits(high=1 << 22)  # no drain: the answers wait unsent
         await registrar(reader, writer)
 
@@ -167,25 +155,17 @@ def test_the_servers_close_does_not_wait_for_a_registrars_steady_reader() -> Non
         errors = _catch_loop_errors(loop)
         srv = await TlsServer(handler, None, SLOW_HOST, 0, name="sip").start()
         sock = await connect_not_reading(srv.port)
-        stop = asyncio.Event()
-        reading = asyncio.ensure_future(_read_steadily(sock, stop))
-        try:  # ~630 KB of answers, ~15 s at the reader's pace; our side kept open
-            await loop.sock_sendall(sock, b"".join(pipelined_register(n) for n in range(1, 3001)))
-            for _ in range(200):  # bounded: 10 s
-                if len(outcomes) >= 3000:
-                    break
-                await asyncio.sleep(0.05)
-            began = time.monotonic()
-            try:
-                await asyncio.wait_for(srv.close(), CLOSE_BOUND_S)
-            except TimeoutError:
-                return CLOSE_BOUND_S, "close not returned", errors
-            took = time.monotonic() - began
-            done, _ = await asyncio.wait((reading,), timeout=END_BOUND_S)
-            return took, reading.result() if done else "still open after the server's close", errors
+        try:
+            async with reading_steadily(sock, recv_wait=RECV_WAIT_S) as reading:
+                # ~630 KB of answers, ~15 s at the reader's pace; our side kept open
+                await loop.sock_sendall(sock, b"".join(pipelined_register(n) for n in range(1, 3001)))
+                for _ in range(200):  # bounded: 10 s
+                    if len(outcomes) >= 3000:
+                        break
+                    await asyncio.sleep(0.05)
+                took, ended = await _close_timed(srv, reading)
+                return took, ended, errors
         finally:
-            stop.set()
-            await asyncio.wait((reading,), timeout=6.0)
             sock.close()
 
     took, ended, errors = asyncio.run(main())
@@ -199,29 +179,8 @@ def test_the_http_servers_close_ends_a_response_a_steady_reader_is_taking() -> N
     (far above the floor) is not served on after it (was: its handler went on writing, the descriptor
     held for as long as the client read)."""
     async def main() -> tuple[str, list[dict[str, Any]]]:
-        loop = asyncio.get_running_loop()
-        errors = _catch_loop_errors(loop)
-        srv = await HttpServer({"big.bin": bytes(ANSWER)}, SLOW_HOST, 0, idle_timeout=1.0).start()
-        sock = await connect_not_reading(srv.port)
-        stop = asyncio.Event()
-        for _ in range(100):  # bounded: 5 s; the server's send buffer small before the request
-            if srv._writers:
-                break
-            await asyncio.sleep(0.05)
-        server_side = next(iter(srv._writers)).get_extra_info("socket")
-        server_side.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_BUFFER)
-        await loop.sock_sendall(sock, b"GET /big.bin HTTP/1.1\r\nHost: lab\r\n\r\n")
-        reading = asyncio.ensure_future(_read_steadily(sock, stop))
-        try:
-            await asyncio.sleep(0.5)
-            await asyncio.wait_for(srv.close(), CLOSE_BOUND_S)
-            done, _ = await asyncio.wait((reading,), timeout=END_BOUND_S)
-            await asyncio.sleep(0.05)  # the handler's end
-            return reading.result() if done else "still open after the server's close", errors
-        finally:
-            stop.set()
-            await asyncio.wait((reading,), timeout=6.0)
-            sock.close()
+        errors = _catch_loop_errors(asyncio.get_running_loop())
+        return await http_close_mid_response(ANSWER, end_within=END_BOUND_S), errors
 
     ended, errors = asyncio.run(main())
     assert ended.startswith(("cut", "end of stream")), ended

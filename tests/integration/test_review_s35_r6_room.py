@@ -9,36 +9,19 @@ import asyncio
 from phoneemu.net.tls import (
     TlsAcceptProtocol,
     TlsServer,
-    client_context_verify_after_handshake,
-    open_tls_connection,
 )
 from tests.helpers import run, self_signed_server_context
 from tests.polling import poll_until
-
-HOST = "127.0.0.1"  # the fleet's address (and the newcomer's)
-FLOODER = "127.0.0.2"
-
-Held = tuple[asyncio.StreamReader, asyncio.StreamWriter]
-
-
-async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    writer.write(await reader.readexactly(5))
-    await writer.drain()
-
-
-async def _silent(port: int, source: str, count: int) -> list[Held]:
-    """``count`` TCP connections from ``source`` that never send a byte (no ClientHello)."""
-    return [await asyncio.open_connection(HOST, port, local_addr=(source, 0)) for _ in range(count)]
-
-
-async def _cut(reader: asyncio.StreamReader) -> bool:
-    """Whether the server has closed this connection (end of stream or reset)."""
-    try:
-        return await asyncio.wait_for(reader.read(1), 0.05) == b""
-    except TimeoutError:
-        return False
-    except ConnectionError:
-        return True
+from tests.room_helpers import (
+    FLOODER,
+    HOST,
+    close_all,
+    echo,
+    echo_of,
+    handshaken,
+    silent_connections,
+    was_cut,
+)
 
 
 def test_the_flooding_address_gives_way_before_one_whose_many_connections_are_served() -> None:
@@ -53,27 +36,22 @@ def test_the_flooding_address_gives_way_before_one_whose_many_connections_are_se
     async def main() -> None:
         async with TlsServer(echo, ctx, HOST, 0, max_connections=7, handshake_timeout=30,
                              first_request_grace=0.2) as srv:
-            served = [await open_tls_connection(HOST, srv.port, client_context_verify_after_handshake(),
-                                                timeout=5) for _ in range(4)]
-            slow = await _silent(srv.port, HOST, 1)
-            flood = await _silent(srv.port, FLOODER, 2)
+            served = await handshaken(srv.port, 4)
+            slow = await silent_connections(srv.port, HOST, 1)
+            flood = await silent_connections(srv.port, FLOODER, 2)
             held = served + slow + flood
             try:
                 await poll_until(lambda: len(srv._active) == 7, "the server full", within=5, every=0.01)
                 await asyncio.sleep(0.3)  # every silent one past its grace
-                reader, writer = await open_tls_connection(HOST, srv.port,
-                                                           client_context_verify_after_handshake(), timeout=5)
-                held.append((reader, writer))
-                writer.write(b"hello")
-                assert await asyncio.wait_for(reader.readexactly(5), 5) == b"hello"
+                [newcomer] = await handshaken(srv.port, 1)
+                held.append(newcomer)
+                assert await echo_of(newcomer) == b"hello"
                 assert srv.evicted == 1
-                assert [await _cut(r) for r, _w in slow + flood] == [False, True, False]
-                for reader, writer in served:  # never closed for room
-                    writer.write(b"hello")
-                    assert await asyncio.wait_for(reader.readexactly(5), 5) == b"hello"
+                assert [await was_cut(r) for r, _w in slow + flood] == [False, True, False]
+                for client in served:  # never closed for room
+                    assert await echo_of(client) == b"hello"
             finally:
-                for _r, writer in held:
-                    writer.close()
+                close_all(held)
     run(main())
 
 
@@ -105,7 +83,7 @@ def test_a_client_that_hung_up_in_its_handshake_is_no_longer_one_to_close() -> N
                 conn.eof_received = eof_then_choice  # type: ignore[method-assign]
 
             srv._spawn = noted  # type: ignore[method-assign]
-            [(_reader, writer)] = await _silent(srv.port, FLOODER, 1)
+            [(_reader, writer)] = await silent_connections(srv.port, FLOODER, 1)
             try:
                 await poll_until(lambda: bool(accepted), "accepted", within=5, every=0.01)
                 await asyncio.sleep(0.2)  # past its grace

@@ -10,7 +10,7 @@ served, one that stops is still cut.
 
 Over real loopback sockets, the client's receive buffer small (:func:`tests.sip_helpers.connect_not_reading`)
 and the server's send buffer set (loopback's default holds megabytes: the server would wait for nothing).
-The client reads :data:`PIECE` bytes every :data:`GAP_S`, about 40 KB/s: far above the floors
+The client (:mod:`tests.slow_reader_helpers`) reads 2 KiB every 50 ms, about 40 KB/s: far above the floors
 (``TAKEN_PER_WAIT`` 256 B a ``read_timeout``, ``TAKEN_PER_IDLE`` 1 KiB a ``CLOSE_WAIT_S``) however loaded
 the machine. No elapsed time is asserted of the steady reader: that all came and nothing was cut is.
 """
@@ -22,7 +22,6 @@ import logging
 import socket
 import ssl
 import sys
-import time
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -33,53 +32,24 @@ from tests.polling import poll_until
 from tests.sip_helpers import (
     SLOW_HOST,
     SLOW_MAC,
-    SMALL_BUFFER,
     connect_not_reading,
     lab_registrar,
     pipelined_register,
+    small_send_buffer,
+)
+from tests.slow_reader_helpers import (
+    PIECE,
+    RECV_WAIT_S,
+    STOP_AFTER,
+    Recv,
+    raw_recv,
+    read_steadily,
+    seconds_until_let_go,
 )
 
-PIECE = 2048
-GAP_S = 0.05
-RECV_WAIT_S = 3.0  # the longest one read of the client waits (a test gone wrong ends)
 WAIT_S = 5.0  # how long a test waits for the server to let a connection go (polled)
-STOP_AFTER = 8 * 1024  # the client that stops reads this much first
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-#: one paced read of a connection: what it brought (b"": nothing whole yet), None at its end
-Recv = Callable[[], Awaitable[bytes | None]]
-
-
-async def _read_steadily(recv: Recv, done: Callable[[bytearray], bool], *,
-                         stop_after: int | None = None) -> tuple[int, str]:
-    """Take what ``recv()`` gives every :data:`GAP_S` until ``done(all read)`` (or ``stop_after`` bytes:
-    then stop reading); (bytes read, how it ended)."""
-    got = bytearray()
-    for _ in range(100_000):  # bounded: each read takes at least a byte, or ends
-        if stop_after is not None and len(got) >= stop_after:
-            return len(got), "stopped"
-        try:
-            more = await asyncio.wait_for(recv(), RECV_WAIT_S)
-        except (ConnectionError, TimeoutError, ssl.SSLError) as exc:
-            return len(got), f"cut: {exc!r}"
-        if more is None:
-            return len(got), "end of stream"
-        got += more
-        if done(got):
-            return len(got), "all came"
-        await asyncio.sleep(GAP_S)
-    return len(got), "too many reads"
-
-
-def _raw_recv(sock: socket.socket) -> Recv:
-    """One read of at most :data:`PIECE` bytes of ``sock``."""
-    loop = asyncio.get_running_loop()
-
-    async def recv() -> bytes | None:
-        return await loop.sock_recv(sock, PIECE) or None
-    return recv
 
 
 # --------------------------------------------------------------------------- SIP: a moderate send buffer
@@ -125,8 +95,8 @@ async def _pipeline_and_read(sock: socket.socket, *, then_close: bool,
         sending.add_done_callback(lambda _: sock.shutdown(socket.SHUT_WR))
     last = f"CSeq: {REGISTERS} REGISTER".encode()
     try:
-        return await _read_steadily(_raw_recv(sock), lambda got: last in got[-len(last) - PIECE:],
-                                    stop_after=stop_after)
+        return await read_steadily(raw_recv(sock), lambda got: last in got[-len(last) - PIECE:],
+                                   stop_after=stop_after)
     finally:
         sending.cancel()
 
@@ -186,7 +156,7 @@ def _answer_then_end(size: int) -> Handler:
     """A handler that writes ``size`` bytes (no drain: most stay unsent) and ends, its socket's send
     buffer small."""
     async def handler(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_BUFFER)
+        small_send_buffer(writer)
         writer.write(bytes(size))
     return handler
 
@@ -246,7 +216,7 @@ async def _connect(port: int, over_tls: bool) -> tuple[socket.socket, Recv]:
     """A slow client's socket to ``port`` and its paced read (:class:`_TlsClient` when ``over_tls``)."""
     sock = await connect_not_reading(port)
     if not over_tls:
-        return sock, _raw_recv(sock)
+        return sock, raw_recv(sock)
     client = _TlsClient(sock)
     await client.handshake()
     return sock, client.recv
@@ -262,7 +232,7 @@ def test_a_tls_server_close_serves_a_steady_reader_the_end_of_its_answer(
         async with TlsServer(_answer_then_end(ANSWER), ctx, SLOW_HOST, 0, name="tvs") as srv:
             sock, recv = await _connect(srv.port, over_tls)
             try:
-                return await _read_steadily(recv, lambda got: len(got) >= ANSWER)
+                return await read_steadily(recv, lambda got: len(got) >= ANSWER)
             finally:
                 sock.close()
 
@@ -281,11 +251,7 @@ def test_a_tls_server_close_still_cuts_a_reader_that_stops(
         async with TlsServer(_answer_then_end(ANSWER), ctx, SLOW_HOST, 0, name="tvs") as srv:
             sock, recv = await _connect(srv.port, over_tls)
             try:
-                read, ended = await _read_steadily(recv, lambda got: False, stop_after=STOP_AFTER)
-                assert ended == "stopped", (read, ended)
-                stopped = time.monotonic()
-                await poll_until(lambda: not srv._active, "the connection let go", within=WAIT_S, every=0.02)
-                return time.monotonic() - stopped
+                return await seconds_until_let_go(recv, lambda: not srv._active, within=WAIT_S)
             finally:
                 sock.close()
 

@@ -73,7 +73,8 @@ class _Draws:
 
 
 class _Raw:
-    """A hand-driven client socket (one port for all its requests, as a pooled socket)."""
+    """A hand-driven client socket (one port for all its requests, as a pooled socket); closed at the end
+    of its ``with`` block."""
 
     def __init__(self, server_port: int) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -106,7 +107,10 @@ class _Raw:
         await self.data(3)
         return tid
 
-    def close(self) -> None:
+    def __enter__(self) -> _Raw:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
         self.sock.close()
 
 
@@ -150,16 +154,13 @@ def test_a_new_request_while_the_last_block_lingers_is_copy_1(mode: str,
 
     async def main() -> None:
         async with _server(mode, timeout=5.0) as srv:
-            client = _Raw(srv.port)
-            try:
+            with _Raw(srv.port) as client:
                 await client.fetch_unacked_last()
                 first = draws.take()
                 await client.send(RRQ)  # the pooled socket's next request
                 await client.send(RRQ)  # and its retransmission (its timer ran out before DATA 1 came)
                 await client.data(1)
                 again = draws.take()
-            finally:
-                client.close()
         assert [w for w in first if w[2] == "rrq"] == [_rrq_copy(1)]
         assert [w for w in again if w[2] == "rrq"] == [_rrq_copy(1), _rrq_copy(2)]
         assert _sendings_of(again) == {1}
@@ -178,16 +179,13 @@ def test_a_new_request_after_a_timeout_on_the_last_block_is_copy_1(mode: str,
 
     async def main() -> None:
         async with _server(mode, timeout=0.05, retries=1, on_request=outcomes) as srv:
-            client = _Raw(srv.port)
-            try:
+            with _Raw(srv.port) as client:
                 await client.fetch_unacked_last()
                 assert await outcomes.wait(1) == ["timeout"]
                 draws.take()
                 await client.data(3)  # the one re-sending of the last block
                 await client.send(RRQ)
                 await client.data(1)
-            finally:
-                client.close()
         assert draws.rrqs() == [_rrq_copy(1)]
         assert _sendings_of(draws.made) == {1}
 
@@ -202,15 +200,12 @@ def test_a_new_request_after_a_served_one_is_copy_1(mode: str, monkeypatch: pyte
 
     async def main() -> None:
         async with _server(mode, timeout=5.0, on_request=outcomes) as srv:
-            client = _Raw(srv.port)
-            try:
+            with _Raw(srv.port) as client:
                 tid = await client.fetch_unacked_last()
                 await client.send(_ack(3), tid)
                 assert await outcomes.wait(1) == ["ok"]
                 await client.send(RRQ)
                 await client.data(1)
-            finally:
-                client.close()
         assert draws.rrqs() == [_rrq_copy(1), _rrq_copy(1)]
 
     run(main())
@@ -226,8 +221,7 @@ def test_a_copy_of_the_request_during_its_transfer_leaves_the_next_request_copy_
 
     async def main() -> None:
         async with _server(mode, timeout=5.0, on_request=outcomes) as srv:
-            client = _Raw(srv.port)
-            try:
+            with _Raw(srv.port) as client:
                 await client.send(RRQ)
                 tid = await client.data(1)
                 await client.send(_ack(1), tid)
@@ -240,8 +234,6 @@ def test_a_copy_of_the_request_during_its_transfer_leaves_the_next_request_copy_
                 draws.take()
                 await client.send(RRQ)
                 await client.data(1)
-            finally:
-                client.close()
         assert draws.rrqs() == [_rrq_copy(1)]
 
     run(main())
@@ -255,14 +247,11 @@ def test_a_retransmitted_request_is_copy_2(mode: str, monkeypatch: pytest.Monkey
 
     async def main() -> None:
         async with _server(mode, timeout=5.0) as srv:
-            client = _Raw(srv.port)
-            try:
+            with _Raw(srv.port) as client:
                 await client.send(RRQ)
                 await client.nothing(0.2)
                 await client.send(RRQ)
                 await client.data(1)
-            finally:
-                client.close()
         assert draws.rrqs() == [_rrq_copy(1), _rrq_copy(2)]
         assert _sendings_of(draws.made) == {2}
 
@@ -279,16 +268,13 @@ def test_a_request_resent_before_its_answer_was_acknowledged_is_copy_2(
 
     async def main() -> None:
         async with _server(mode, timeout=5.0) as srv:
-            client = _Raw(srv.port)
-            try:
+            with _Raw(srv.port) as client:
                 await client.send(RRQ)
                 tid = await client.data(1)
                 await client.send(RRQ)
                 await client.nothing(0.1)  # ignored: no DATA 1 again (and read before the ACK below)
                 await client.send(_ack(1), tid)
                 await client.data(2)
-            finally:
-                client.close()
         assert draws.rrqs() == [_rrq_copy(1), _rrq_copy(2)]
         assert _sendings_of(draws.made) == {1}
 
@@ -306,14 +292,11 @@ def test_a_one_block_transfer_never_acknowledged_counts_a_new_rrq_as_a_resend(
     async def main() -> None:
         small = {NAME: b"one block"}
         async with TftpServer(small, HOST, 0, tid_mode=mode, loss=0.5, timeout=5.0) as srv:  # type: ignore[arg-type]
-            client = _Raw(srv.port)
-            try:
+            with _Raw(srv.port) as client:
                 await client.send(RRQ)
                 await client.data(1)
                 await client.send(RRQ)
                 await client.data(1)  # a new transfer's DATA 1, for copy 2
-            finally:
-                client.close()
         assert draws.rrqs() == [_rrq_copy(1), _rrq_copy(2)]
         assert _sendings_of(draws.made) == {1, 2}
 

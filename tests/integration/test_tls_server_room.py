@@ -17,52 +17,31 @@ from phoneemu.net.tls import (
     TlsAcceptProtocol,
     TlsServer,
     client_context_verify_after_handshake,
-    open_tls_connection,
 )
 from tests.helpers import run, self_signed_server_context
 from tests.polling import poll_until
+from tests.room_helpers import (
+    FLOODER,
+    HOST,
+    OTHER,
+    close_all,
+    echo,
+    echo_of,
+    handshaken,
+    silent_connections,
+    was_cut,
+)
 
-HOST = "127.0.0.1"
-FLOODER = "127.0.0.2"
-OTHER = "127.0.0.3"
 GRACE = 0.3
-
-Held = tuple[asyncio.StreamReader, asyncio.StreamWriter]
-
-
-async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    writer.write(await reader.readexactly(5))
-    await writer.drain()
-
-
-async def _silent(port: int, source: str, count: int) -> list[Held]:
-    """``count`` TCP connections from ``source`` that never send a byte (no ClientHello)."""
-    return [await asyncio.open_connection(HOST, port, local_addr=(source, 0)) for _ in range(count)]
-
-
-def _close_all(held: list[Held]) -> None:
-    for _r, writer in held:
-        writer.close()
-
-
-async def _cut(reader: asyncio.StreamReader) -> bool:
-    """Whether the server has closed this silent connection (end of stream or reset)."""
-    try:
-        return await asyncio.wait_for(reader.read(1), 0.05) == b""
-    except TimeoutError:
-        return False
-    except ConnectionError:
-        return True
 
 
 async def _echoed(port: int) -> bytes:
     """One real client from 127.0.0.1: handshake, ``hello``, its echo."""
-    reader, writer = await open_tls_connection(HOST, port, client_context_verify_after_handshake(), timeout=5)
+    [client] = await handshaken(port, 1)
     try:
-        writer.write(b"hello")
-        return await asyncio.wait_for(reader.readexactly(5), 5)
+        return await echo_of(client)
     finally:
-        writer.close()
+        client[1].close()
 
 
 def test_a_silent_flood_from_one_address_leaves_room_for_real_clients(
@@ -75,7 +54,7 @@ def test_a_silent_flood_from_one_address_leaves_room_for_real_clients(
     async def main() -> None:
         async with TlsServer(echo, ctx, HOST, 0, name="capf", max_connections=6, handshake_timeout=30,
                              first_request_grace=GRACE) as srv:
-            flood = await _silent(srv.port, FLOODER, 10)
+            flood = await silent_connections(srv.port, FLOODER, 10)
             try:
                 await poll_until(lambda: srv.refused == 4, "the flood holds every place", within=5,
                                  every=0.02)
@@ -83,10 +62,10 @@ def test_a_silent_flood_from_one_address_leaves_room_for_real_clients(
                 assert await asyncio.gather(*(_echoed(srv.port) for _ in range(5))) == [b"hello"] * 5
                 assert srv.evicted == 5 and srv.refused == 4
                 assert srv.handshake_failures == 0 and srv.errors == 0  # (the evicted said as refusals)
-                cut = [await _cut(r) for r, _w in flood]
+                cut = [await was_cut(r) for r, _w in flood]
                 assert cut == [True] * 5 + [False] + [True] * 4  # the oldest five, then the refused four
             finally:
-                _close_all(flood)
+                close_all(flood)
             await poll_until(lambda: not srv._by_address.addresses, "no address kept once its connections "
                              "are gone", within=5, every=0.02)
         assert srv.refusals.total == srv.refused + srv.evicted
@@ -107,19 +86,17 @@ def test_clients_that_finished_their_handshake_are_kept_however_silent() -> None
     async def main() -> None:
         async with TlsServer(echo, ctx, HOST, 0, max_connections=3, handshake_timeout=30,
                              first_request_grace=0.1) as srv:
-            kept = [await open_tls_connection(HOST, srv.port, client_context_verify_after_handshake(),
-                                              timeout=5) for _ in range(3)]
+            kept = await handshaken(srv.port, 3)
             try:
                 await asyncio.sleep(0.4)
                 for _ in range(4):
                     with pytest.raises(TransportError):
                         await _echoed(srv.port)
                 assert srv.evicted == 0 and srv.refused == 4
-                for reader, writer in kept:
-                    writer.write(b"hello")
-                    assert await asyncio.wait_for(reader.readexactly(5), 5) == b"hello"
+                for client in kept:
+                    assert await echo_of(client) == b"hello"
             finally:
-                _close_all(kept)
+                close_all(kept)
     run(main())
 
 
@@ -161,8 +138,8 @@ def test_a_client_heard_from_within_its_grace_keeps_its_place() -> None:
         loop = asyncio.get_running_loop()
         async with TlsServer(echo, ctx, HOST, 0, max_connections=2, handshake_timeout=30,
                              first_request_grace=grace) as srv:
-            older = await _silent(srv.port, FLOODER, 1)
-            younger = await _silent(srv.port, FLOODER, 1)
+            older = await silent_connections(srv.port, FLOODER, 1)
+            younger = await silent_connections(srv.port, FLOODER, 1)
             opened = loop.time()
             try:
                 await poll_until(lambda: len(srv._active) == 2, "both in", within=5, every=0.01)
@@ -171,9 +148,9 @@ def test_a_client_heard_from_within_its_grace_keeps_its_place() -> None:
                 await asyncio.sleep(opened + grace + 0.1 - loop.time())
                 assert await _echoed(srv.port) == b"hello"
                 assert srv.evicted == 1
-                assert [await _cut(r) for r, _w in older + younger] == [False, True]
+                assert [await was_cut(r) for r, _w in older + younger] == [False, True]
             finally:
-                _close_all(older + younger)
+                close_all(older + younger)
     run(main())
 
 
@@ -185,17 +162,17 @@ def test_the_address_holding_most_connections_gives_way_first() -> None:
     async def main() -> None:
         async with TlsServer(echo, ctx, HOST, 0, max_connections=4, handshake_timeout=30,
                              first_request_grace=0.2) as srv:
-            alone = await _silent(srv.port, OTHER, 1)
+            alone = await silent_connections(srv.port, OTHER, 1)
             await poll_until(lambda: len(srv._active) == 1, "127.0.0.3 first", within=5, every=0.01)
-            many = await _silent(srv.port, FLOODER, 3)
+            many = await silent_connections(srv.port, FLOODER, 3)
             try:
                 await poll_until(lambda: len(srv._active) == 4, "the server full", within=5, every=0.01)
                 await asyncio.sleep(0.3)
                 assert await _echoed(srv.port) == b"hello"
                 assert srv.evicted == 1
-                assert [await _cut(r) for r, _w in alone + many] == [False, True, False, False]
+                assert [await was_cut(r) for r, _w in alone + many] == [False, True, False, False]
             finally:
-                _close_all(alone + many)
+                close_all(alone + many)
     run(main())
 
 
@@ -209,7 +186,7 @@ def test_the_place_of_the_shared_budget_passes_to_the_newcomer() -> None:
     async def main() -> None:
         async with TlsServer(echo, ctx, HOST, 0, max_connections=100, handshake_timeout=30,
                              first_request_grace=0.2, budget=budget) as srv:
-            flood = await _silent(srv.port, FLOODER, 3)
+            flood = await silent_connections(srv.port, FLOODER, 3)
             try:
                 await poll_until(lambda: budget.open == 3, "the budget full", within=5, every=0.01)
                 await asyncio.sleep(0.3)
@@ -219,7 +196,7 @@ def test_the_place_of_the_shared_budget_passes_to_the_newcomer() -> None:
                                  every=0.01)
                 assert not srv._passed
             finally:
-                _close_all(flood)
+                close_all(flood)
             await poll_until(lambda: not srv._active, "every connection gone", within=5, every=0.01)
             assert budget.open == 0
     run(main())
@@ -260,8 +237,7 @@ def test_bytes_waiting_unread_are_seen_and_the_connection_still_works(loop_name:
                 assert waits()  # peeked, not consumed
                 raw.resume_reading()
                 await asyncio.wait_for(tls, 5)
-                writer.write(b"hello")
-                assert await asyncio.wait_for(reader.readexactly(5), 5) == b"hello"
+                assert await echo_of((reader, writer)) == b"hello"
             finally:
                 writer.close()
 

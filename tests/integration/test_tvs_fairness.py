@@ -20,36 +20,12 @@ from phoneemu.net.tvs_client import tvs_verify
 from phoneemu.protocols import tvs
 from tests.helpers import lab_template, run
 from tests.polling import poll_until
+from tests.room_helpers import FLOODER, HOST, OTHER, Held, close_all, silent_connections, was_cut
 
-HOST = "127.0.0.1"
-FLOODER = "127.0.0.2"
-OTHER = "127.0.0.3"
 MAC = "001122334455"
 DEVICE = f"CP-8861-SEP{MAC}"
 
 template = lab_template("tvsfair", seed=13, phones={MAC: {}})
-
-Held = tuple[asyncio.StreamReader, asyncio.StreamWriter]
-
-
-async def _silent(port: int, source: str, count: int) -> list[Held]:
-    """``count`` TCP connections from ``source`` that never send a byte (no ClientHello)."""
-    return [await asyncio.open_connection(HOST, port, local_addr=(source, 0)) for _ in range(count)]
-
-
-def _close_all(held: list[Held]) -> None:
-    for _r, writer in held:
-        writer.close()
-
-
-async def _cut(reader: asyncio.StreamReader) -> bool:
-    """Whether the server has closed this silent connection (end of stream or reset, nothing waited for)."""
-    try:
-        return await asyncio.wait_for(reader.read(1), 0.05) == b""
-    except TimeoutError:
-        return False
-    except ConnectionError:
-        return True
 
 
 def test_silent_flood_from_one_address_leaves_room_for_other_addresses(
@@ -63,7 +39,7 @@ def test_silent_flood_from_one_address_leaves_room_for_other_addresses(
     async def main() -> None:
         async with LoopTvsServer(handler, cluster.tvs_identity, HOST, 0, max_connections=20,
                                  handshake_timeout=30.0) as srv:
-            flood = await _silent(srv.port, FLOODER, 30)
+            flood = await silent_connections(srv.port, FLOODER, 30)
             try:
                 await poll_until(lambda: srv.connections == 20, "the flood holds every place", within=5,
                                  every=0.02)
@@ -73,11 +49,11 @@ def test_silent_flood_from_one_address_leaves_room_for_other_addresses(
                 assert handler.answered == 7 and srv.errors == 0
                 assert srv.evicted >= 7  # the flood's queued ones were let in too, each for an older one
                 assert srv.refusals.total == srv.evicted
-                cut = [await _cut(r) for r, _w in flood]
+                cut = [await was_cut(r) for r, _w in flood]
                 assert sum(cut) == srv.evicted  # the oldest first: the first connections of the flood
                 assert cut[:srv.evicted] == [True] * srv.evicted
             finally:
-                _close_all(flood)
+                close_all(flood)
             await poll_until(lambda: not srv._addresses, "no address kept once its connections are gone",
                              within=5, every=0.02)
         said = [r.getMessage() for r in caplog.records if "closed to make room" in r.getMessage()]
@@ -114,9 +90,9 @@ def test_the_address_holding_most_connections_gives_way_first(cluster: LabCluste
     async def main() -> None:
         async with LoopTvsServer(handler, cluster.tvs_identity, HOST, 0, max_connections=4,
                                  handshake_timeout=30.0, first_request_grace=0.2) as srv:
-            alone = await _silent(srv.port, OTHER, 1)
+            alone = await silent_connections(srv.port, OTHER, 1)
             await poll_until(lambda: srv.connections == 1, "127.0.0.3 first", within=5, every=0.01)
-            many = await _silent(srv.port, FLOODER, 3)
+            many = await silent_connections(srv.port, FLOODER, 3)
             try:
                 await poll_until(lambda: srv.connections == 4, "the server full", within=5, every=0.01)
                 # all four past their grace when the query comes (else, the three opened a few ms after the
@@ -124,9 +100,9 @@ def test_the_address_holding_most_connections_gives_way_first(cluster: LabCluste
                 await asyncio.sleep(0.3)
                 reply = await tvs_verify([(HOST, srv.port)], DEVICE, known, timeout=8)
                 assert reply.valid and srv.evicted == 1
-                assert [await _cut(r) for r, _w in alone + many] == [False, True, False, False]
+                assert [await was_cut(r) for r, _w in alone + many] == [False, True, False, False]
             finally:
-                _close_all(alone + many)
+                close_all(alone + many)
     run(main())
 
 
@@ -159,7 +135,7 @@ def test_connections_that_asked_are_kept_however_old(cluster: LabCluster) -> Non
                 assert (await asyncio.wait_for(asyncio.shield(late), 5)).valid
                 assert srv.evicted == 0 and handler.answered == 3
             finally:
-                _close_all(kept)
+                close_all(kept)
                 with contextlib.suppress(Exception):
                     await late
     run(main())

@@ -8,20 +8,17 @@ boot between (``G.3.4-tvs-server-untrusted``, scenario ``tvs-trusted-through-itl
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 
 from phoneemu.cli import main
 from phoneemu.lab.cluster import LabCluster
-from phoneemu.phone.ways_out import PLACEHOLDERS
-from tests.helpers import boot_into_flash, serve_in_thread
+from tests.helpers import boot_into_flash, legend_of, placeholders_left, serve_in_thread
 
 NOW = 1_780_000_000
 MAC = "0A000000B201"
 RULE = "G.3.4-tvs-server-untrusted"
-_WORD = re.compile(rf"\b(?:{'|'.join(PLACEHOLDERS)})\b")
 
 
 def _locked_boot(tmp_path: Path, argv: list[str]) -> tuple[LabCluster, Path, dict[str, int]]:
@@ -48,25 +45,14 @@ def _locked_boot(tmp_path: Path, argv: list[str]) -> tuple[LabCluster, Path, dic
     return lab, flash, ports
 
 
-def _left_in_commands(text: str) -> set[str]:
-    """The placeholder words of the ``lab:`` lines (the commands) of ``text``."""
-    return {m.group(0) for line in text.splitlines() if line.strip().startswith("lab: ")
-            for m in _WORD.finditer(line.split("rehearse:")[0])}
-
-
-def _legend(text: str) -> list[str]:
-    return [line.strip() for line in text.splitlines()
-            if any(line.strip().startswith(f"{name}: {meaning} (") for name, meaning in PLACEHOLDERS.items())]
-
-
 def test_boot_says_what_old_stands_for(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     lab = tmp_path / "lab"
     _locked_boot(tmp_path, ["boot", "--lab", str(lab)])
     out = capsys.readouterr().out
     assert f"deciding:  {RULE} (rejected)" in out, out
-    assert _left_in_commands(out) == {"OLD"}, out  # DIR, NEW, FLASH filled in
-    assert _legend(out) == ["OLD: the lab folder of the cluster the phones left (not known to boot: --lab "
-                            "names the cluster it boots against, not the one it left)"], out
+    assert placeholders_left(out) == {"OLD"}, out  # DIR, NEW, FLASH filled in
+    assert legend_of(out) == ["OLD: the lab folder of the cluster the phones left (not known to boot: --lab "
+                              "names the cluster it boots against, not the one it left)"], out
     lines = out.rstrip("\n").splitlines()
     assert lines[-1].strip().startswith("OLD: "), lines[-3:]  # once, under the ways
 
@@ -77,9 +63,9 @@ def test_phone_show_says_what_dir_and_old_stand_for(tmp_path: Path,
     capsys.readouterr()
     assert main(["phone", "show", "--flash", str(flash)]) == 0
     out = capsys.readouterr().out
-    assert _left_in_commands(out) == {"DIR", "OLD"}, out
+    assert placeholders_left(out) == {"DIR", "OLD"}, out
     where = f"127.0.0.1 (tftp {ports['tftp']})"
-    assert _legend(out) == [
+    assert legend_of(out) == [
         f"DIR: the lab folder (not known to phone show: the lab serving {where}, where its last boot went)",
         "OLD: the lab folder of the cluster the phones left (not known to phone show: the cluster the phone "
         "came from)"], out

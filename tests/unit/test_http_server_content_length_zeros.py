@@ -8,12 +8,10 @@ connection closed, every line checked.
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 
 from phoneemu.net.http import HttpServer
-from tests.helpers import run
+from tests.helpers import run, tcp_exchange
 
 HOST = "127.0.0.1"
 FILES = {"a.txt": b"AAAA"}
@@ -21,21 +19,11 @@ WAIT_S = 3.0
 
 
 async def _exchange(port: int, data: bytes) -> bytes:
-    """Send ``data``, return all the server sends until it closes (bounded in reads and time)."""
-    reader, writer = await asyncio.open_connection(HOST, port)
-    out = b""
-    try:
-        writer.write(data)
-        await writer.drain()
-        async with asyncio.timeout(WAIT_S):
-            for _ in range(64):  # each read takes at least a byte, or ends
-                chunk = await reader.read(65536)
-                if not chunk:
-                    return out
-                out += chunk
-        raise AssertionError(f"no end after {len(out)} bytes")
-    finally:
-        writer.close()
+    """Send ``data``, return all the server sends until it closes (:func:`tests.helpers.tcp_exchange`): an
+    end, not a reset."""
+    out, ended = await tcp_exchange(HOST, port, data, wait=WAIT_S)
+    assert ended == "eof", (ended, out[:120])
+    return out
 
 
 def _request(*lengths: str) -> bytes:

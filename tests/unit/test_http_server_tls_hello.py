@@ -21,7 +21,7 @@ import ssl
 import pytest
 
 from phoneemu.net.http import HttpServer, http_get
-from tests.helpers import run
+from tests.helpers import run, tcp_exchange
 from tests.polling import poll_until
 
 HOST = "127.0.0.1"
@@ -52,27 +52,6 @@ def _count_of(line: str) -> int:
         return int(counted.group(1).replace(",", ""))
     assert re.search(r"refused a connection from 127\.0\.0\.1:\d+: a TLS ClientHello", line), line
     return 1
-
-
-async def _raw_exchange(port: int, data: bytes, *, wait: float = AT_ONCE_S) -> tuple[bytes, str]:
-    """Send ``data`` and read until the server's end: (what came, how it ended: ``eof`` or ``reset``)."""
-    reader, writer = await asyncio.open_connection(HOST, port)
-    out = b""
-    try:
-        writer.write(data)
-        await writer.drain()
-        async with asyncio.timeout(wait):
-            for _ in range(64):  # bounded: each read takes at least a byte, or ends
-                try:
-                    chunk = await reader.read(65536)
-                except ConnectionResetError:
-                    return out, "reset"
-                if not chunk:
-                    return out, "eof"
-                out += chunk
-        raise AssertionError(f"no end after {len(out)} bytes")
-    finally:
-        writer.close()
 
 
 def _client_hello_record(size: int = 512) -> bytes:
@@ -153,7 +132,8 @@ def test_a_start_that_is_not_a_tls_handshake_record_is_read_as_a_request(
 
     async def main() -> None:
         async with HttpServer(FILES, HOST, 0) as srv:
-            out, _end = await _raw_exchange(srv.port, start + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+            request = start + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+            out, _end = await tcp_exchange(HOST, srv.port, request, wait=AT_ONCE_S)
             assert out.startswith(b"HTTP/1.1 400 "), out[:80]
 
     run(main())
@@ -194,7 +174,7 @@ def test_a_hello_flood_is_said_once_a_second_with_the_exact_count(caplog: pytest
         async with HttpServer(FILES, HOST, 0) as srv:
             started = loop.time()
             for _ in range(flood):
-                out, end = await _raw_exchange(srv.port, _client_hello_record())
+                out, end = await tcp_exchange(HOST, srv.port, _client_hello_record(), wait=AT_ONCE_S)
                 assert (out, end) == (ALERT, "eof")
             elapsed = loop.time() - started
             assert srv.tls_hellos.total == flood

@@ -10,30 +10,18 @@ the user named as a scenario (before e1fb679 nothing was written). Now an existi
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from phoneemu import cli
-from tests.run_helpers import written_scenarios
-
-
-def _exit_code(argv: list[str]) -> Any:
-    """``phoneemu ARGV``'s exit status, a usage error's (SystemExit) included."""
-    try:
-        return cli.main(argv)
-    except SystemExit as exc:
-        return exc.code
+from tests.run_helpers import exit_code, scenario_in_cwd
 
 
 @pytest.fixture
-def scenario(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def scenario(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A scenario a.yaml in the cwd (``tmp_path``)."""
-    monkeypatch.chdir(tmp_path)
-    (written,) = written_scenarios(tmp_path, "a", mac_prefix="0F000007B0")
-    yield Path(written)
+    return scenario_in_cwd(tmp_path, monkeypatch, mac_prefix="0F000007B0")
 
 
 @pytest.mark.parametrize(("argv", "kept"), [
@@ -49,7 +37,7 @@ def test_a_usage_error_never_writes_a_report_over_a_yaml_file(
     (scenario.parent / "link.xml").symlink_to(scenario.name)
     (scenario.parent / "A.YML").write_text("steps: []\n")
     before = {p.name: p.read_bytes() for p in scenario.parent.iterdir()}
-    assert _exit_code(argv) == 2
+    assert exit_code(argv) == 2
     err = capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in scenario.parent.iterdir()} == before
     said = "not written: a *.yaml/*.yml name is a scenario file's, never a report's"
@@ -60,7 +48,7 @@ def test_a_usage_error_never_writes_a_report_over_a_yaml_file(
 def test_the_other_report_is_still_written(scenario: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``--junit a.yaml --json out.json``: out.json says nothing ran; a.yaml kept."""
     text = scenario.read_bytes()
-    assert _exit_code(["run", "--junit", "a.yaml", "--json", "out.json"]) == 2
+    assert exit_code(["run", "--junit", "a.yaml", "--json", "out.json"]) == 2
     assert scenario.read_bytes() == text
     doc = json.loads(Path("out.json").read_text())
     assert doc["ran"] is False and doc["mistakes"][0]["problem"] == \
@@ -74,7 +62,7 @@ def test_a_new_yaml_path_is_not_written_another_existing_file_is(
     scenario's, existing or not; was written, and the next run refused it as a scenario's file); an
     earlier report ``out.xml`` is."""
     Path("out.xml").write_text("an earlier run's report\n")
-    assert _exit_code(["run", "a.yaml", "--junit", "out.xml", "--json", "new.yaml", "-j", "x"]) == 2
+    assert exit_code(["run", "a.yaml", "--junit", "out.xml", "--json", "new.yaml", "-j", "x"]) == 2
     assert "usage error: argument -j/--jobs" in Path("out.xml").read_text()
     assert not Path("new.yaml").exists()
     assert "--json new.yaml: not written: a *.yaml/*.yml name" in capsys.readouterr().err
@@ -86,10 +74,10 @@ def test_one_parser_for_many_calls_remembers_no_earlier_arguments(
     writes only the reports of its own arguments (``arguments_given`` is set by each parse of ``run``)."""
     parser = cli.build_parser()
     monkeypatch.setattr(cli, "build_parser", lambda: parser)
-    assert _exit_code(["run", "a.yaml", "--junit", "first.xml", "-j", "x"]) == 2
+    assert exit_code(["run", "a.yaml", "--junit", "first.xml", "-j", "x"]) == 2
     Path("first.xml").unlink()  # written: this call's report
     for argv in (["inspect", "--bogus"], ["run", "--timeout", "abc"], ["--bogus", "run", "a.yaml"], ["run"]):
-        assert _exit_code(argv) == 2
+        assert exit_code(argv) == 2
     assert not Path("first.xml").exists()
 
 
@@ -101,7 +89,7 @@ def test_a_run_that_parses_never_writes_its_report_over_a_yaml_file(
     other = tmp_path / "b.yaml"
     other.write_text(scenario.read_text())
     before = scenario.read_bytes()
-    assert _exit_code(["run", report, "a.yaml", "b.yaml"]) == 2
+    assert exit_code(["run", report, "a.yaml", "b.yaml"]) == 2
     assert scenario.read_bytes() == before
     said = "a *.yaml/*.yml name is a scenario file's, never a report's"
     assert f"{report} a.yaml: {said}" in capsys.readouterr().err
@@ -112,5 +100,5 @@ def test_a_run_with_nothing_to_run_never_writes_its_not_run_report_over_a_yaml_f
     """``run --junit a.yaml missing.yaml``: nothing runs (no such path) and the not-run report would have
     gone over a.yaml."""
     before = scenario.read_bytes()
-    assert _exit_code(["run", "--junit", "a.yaml", "missing.yaml"]) == 2
+    assert exit_code(["run", "--junit", "a.yaml", "missing.yaml"]) == 2
     assert scenario.read_bytes() == before

@@ -9,30 +9,17 @@ whether it exists or not, before anything runs, and the message says what to nam
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from phoneemu import cli
-from tests.run_helpers import written_scenarios
-
-
-def _exit_code(argv: list[str]) -> Any:
-    """``phoneemu ARGV``'s exit status, a usage error's (SystemExit) included."""
-    try:
-        return cli.main(argv)
-    except SystemExit as exc:
-        return exc.code
+from tests.run_helpers import exit_code, scenario_in_cwd
 
 
 @pytest.fixture
-def scenario(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def scenario(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A scenario a.yaml in the cwd (``tmp_path``)."""
-    monkeypatch.chdir(tmp_path)
-    (written,) = written_scenarios(tmp_path, "a", mac_prefix="0F000007B4")
-    yield Path(written)
+    return scenario_in_cwd(tmp_path, monkeypatch, mac_prefix="0F000007B4")
 
 
 @pytest.mark.parametrize(("option", "path", "instead"), [
@@ -46,7 +33,7 @@ def test_a_report_named_yaml_is_refused_every_time_not_only_once_it_exists(
     report written the first time, exit 2 "is a YAML file, a scenario's" the next)."""
     Path("link.xml").symlink_to("gone.yaml")
     for _ in range(2):
-        assert _exit_code(["run", "a.yaml", option, path]) == 2
+        assert exit_code(["run", "a.yaml", option, path]) == 2
         err = capsys.readouterr().err
         assert f"{option} {path}: a *.yaml/*.yml name is a scenario file's, never a report's" in err, err
         assert f"name it *{instead}" in err, err
@@ -58,7 +45,7 @@ def test_a_usage_error_writes_no_not_run_report_at_a_new_yaml_path(
         scenario: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``run a.yaml --junit out.yml --bogus``: argparse's exit 2; no out.yml made, and said (was: the
     not-run report written there, which the next run refused as a scenario's file)."""
-    assert _exit_code(["run", "a.yaml", "--junit", "out.yml", "--bogus"]) == 2
+    assert exit_code(["run", "a.yaml", "--junit", "out.yml", "--bogus"]) == 2
     assert not Path("out.yml").exists()
     assert "--junit out.yml: not written: a *.yaml/*.yml name" in capsys.readouterr().err
 
@@ -66,13 +53,13 @@ def test_a_usage_error_writes_no_not_run_report_at_a_new_yaml_path(
 def test_a_folder_named_yaml_is_told_a_folder(scenario: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A folder is refused as a folder (check_writable's message), not as a YAML name."""
     Path("d.yaml").mkdir()
-    assert _exit_code(["run", "a.yaml", "--junit", "d.yaml"]) == 2
+    assert exit_code(["run", "a.yaml", "--junit", "d.yaml"]) == 2
     assert "--junit d.yaml: is a folder, not a file" in capsys.readouterr().err
 
 
 def test_other_report_names_are_written(scenario: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``out.xml`` and ``out.yaml.json`` (the last suffix counts) are reports: written."""
-    assert _exit_code(["run", "a.yaml", "--junit", "out.xml", "--json", "out.yaml.json"]) == 0
+    assert exit_code(["run", "a.yaml", "--junit", "out.xml", "--json", "out.yaml.json"]) == 0
     assert Path("out.xml").read_text().startswith("<?xml")
     assert Path("out.yaml.json").read_text().startswith("{")
     capsys.readouterr()

@@ -7,7 +7,6 @@ no legend. ``predict`` fills ``OLD`` when its ``--installed-*`` files are anothe
 from __future__ import annotations
 
 import json
-import re
 import shutil
 from pathlib import Path
 
@@ -15,14 +14,13 @@ import pytest
 
 from phoneemu.cli import main
 from phoneemu.lab.cluster import LabCluster
-from phoneemu.phone.ways_out import PLACEHOLDERS
+from tests.helpers import legend_of, placeholders_left
 
 NOW = 1_780_000_000
 MAC = "0A00000000D1"
 ROOT = Path(__file__).resolve().parents[2]
 PCAP = ROOT / "captures" / "migration-itl-signer-unknown.pcap"
 PCAP_MAC = "0A0000000501"
-_WORD = re.compile(rf"\b(?:{'|'.join(PLACEHOLDERS)})\b")
 
 
 @pytest.fixture(scope="module")
@@ -37,17 +35,6 @@ def moved(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return where
 
 
-def _left_in_commands(text: str) -> set[str]:
-    """The placeholder words of the ``lab:`` lines (the commands) of ``text``."""
-    return {m.group(0) for line in text.splitlines() if line.strip().startswith("lab: ")
-            for m in _WORD.finditer(line.split("rehearse:")[0])}
-
-
-def _legend(text: str) -> list[str]:
-    return [line.strip() for line in text.splitlines()
-            if any(line.strip().startswith(f"{name}: {meaning} (") for name, meaning in PLACEHOLDERS.items())]
-
-
 def _predict(capsys: pytest.CaptureFixture[str], installed: Path, new: Path, *more: str) -> str:
     assert main(["predict", "--installed-itl", str(installed), "--now", str(NOW), *more, str(new)]) == 1
     out = capsys.readouterr().out
@@ -58,14 +45,14 @@ def _predict(capsys: pytest.CaptureFixture[str], installed: Path, new: Path, *mo
 def test_predict_says_what_old_and_flash_stand_for(moved: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = _predict(capsys, moved / "a-ITLFile.tlv", moved / "b" / "tftp")
     assert f"lab itl-reset {moved / 'b'} localkey" in out  # DIR filled: the new files are lab b's
-    assert _left_in_commands(out) == {"OLD", "FLASH"}, out
-    assert _legend(out) == [
+    assert placeholders_left(out) == {"OLD", "FLASH"}, out
+    assert legend_of(out) == [
         "OLD: the lab folder of the cluster the phones left (not known to predict: the --installed-* files "
         "are not in another lab's served folder)",
         "FLASH: the phone's flash folder, as boot --flash keeps it (not known to predict: no --flash names "
         "an emulated phone's; the phone is predicted from files)"], out
     lines = out.splitlines()
-    at = lines.index("  " + _legend(out)[0])
+    at = lines.index("  " + legend_of(out)[0])
     assert lines[at - 1].strip().startswith("lab: ") and lines[at + 1].strip().startswith("FLASH: "), lines
 
 
@@ -73,8 +60,8 @@ def test_predict_fills_old_with_the_lab_the_installed_files_are(moved: Path,
                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     out = _predict(capsys, moved / "a" / "tftp" / "ITLFile.tlv", moved / "b" / "tftp")
     assert f"lab: phoneemu lab rollback {moved / 'a'} on" in out, out
-    assert _left_in_commands(out) == {"FLASH"}, out
-    assert [line.split(":")[0] for line in _legend(out)] == ["FLASH"], out
+    assert placeholders_left(out) == {"FLASH"}, out
+    assert [line.split(":")[0] for line in legend_of(out)] == ["FLASH"], out
 
 
 def test_predict_of_one_lab_fills_no_old_and_says_dir_left(moved: Path,
@@ -85,23 +72,23 @@ def test_predict_of_one_lab_fills_no_old_and_says_dir_left(moved: Path,
     elsewhere.mkdir(exist_ok=True)
     shutil.copyfile(moved / "b" / "tftp" / "ITLFile.tlv", elsewhere / "ITLFile.tlv")
     out = _predict(capsys, moved / "a" / "tftp" / "ITLFile.tlv", elsewhere / "ITLFile.tlv")
-    assert _left_in_commands(out) == {"DIR", "OLD", "FLASH"}, out
-    assert _legend(out)[0] == ("DIR: the lab folder (not known to predict: the new files are not one lab's "
-                               "served folder (LAB/tftp) or files in it)"), out
+    assert placeholders_left(out) == {"DIR", "OLD", "FLASH"}, out
+    assert legend_of(out)[0] == ("DIR: the lab folder (not known to predict: the new files are not one "
+                                 "lab's served folder (LAB/tftp) or files in it)"), out
 
 
 def test_predict_accepted_says_no_legend(moved: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["predict", "--installed-itl", str(moved / "b" / "tftp" / "ITLFile.tlv"), "--now", str(NOW),
                  str(moved / "b" / "tftp")]) == 0
-    assert _legend(capsys.readouterr().out) == []
+    assert legend_of(capsys.readouterr().out) == []
 
 
 def test_replay_says_what_dir_old_and_flash_stand_for(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["replay", str(PCAP), "--mac", PCAP_MAC]) == 1
     out = capsys.readouterr().out
     assert "deciding: G.3.4-tvs-unreachable (rejected)" in out, out
-    assert _left_in_commands(out) == {"DIR", "OLD", "FLASH"}, out
-    assert _legend(out) == [
+    assert placeholders_left(out) == {"DIR", "OLD", "FLASH"}, out
+    assert legend_of(out) == [
         "DIR: the lab folder (not known to replay: the lab serving 127.0.0.12 in the capture)",
         "OLD: the lab folder of the cluster the phones left (not known to replay: the cluster the phone came "
         "from)",
@@ -124,5 +111,5 @@ def test_replay_fills_flash_with_its_flash(tmp_path: Path, capsys: pytest.Captur
     assert main(["replay", str(PCAP), "--flash", str(flash)]) == 1
     out = capsys.readouterr().out
     assert f"lab: phoneemu phone erase --flash {flash}" in out, out
-    assert _left_in_commands(out) == {"DIR", "OLD"}, out
-    assert [line.split(":")[0] for line in _legend(out)] == ["DIR", "OLD"], out
+    assert placeholders_left(out) == {"DIR", "OLD"}, out
+    assert [line.split(":")[0] for line in legend_of(out)] == ["DIR", "OLD"], out

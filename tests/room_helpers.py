@@ -1,0 +1,57 @@
+"""A silent flood and its view from the client side, for the tests of a full server making room
+(:mod:`phoneemu.net._room`: :class:`phoneemu.net.tls.TlsServer`, the loop TVS). Real sockets over
+loopback: :data:`FLOODER` and :data:`OTHER` are other addresses of the loopback interface (Linux)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from phoneemu.net.tls import client_context_verify_after_handshake, open_tls_connection
+
+HOST = "127.0.0.1"  # the server's address (and the newcomers')
+FLOODER = "127.0.0.2"
+OTHER = "127.0.0.3"
+
+#: a client's end of a connection
+Held = tuple[asyncio.StreamReader, asyncio.StreamWriter]
+
+
+async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A connection handler answering the first 5 bytes with themselves."""
+    writer.write(await reader.readexactly(5))
+    await writer.drain()
+
+
+async def echo_of(held: Held) -> bytes:
+    """``hello`` written on the connection ``held``, :func:`echo`'s answer read (5 s at most)."""
+    reader, writer = held
+    writer.write(b"hello")
+    return await asyncio.wait_for(reader.readexactly(5), 5)
+
+
+async def silent_connections(port: int, source: str, count: int) -> list[Held]:
+    """``count`` TCP connections from ``source`` to :data:`HOST` ``port`` that never send a byte (no
+    ClientHello)."""
+    return [await asyncio.open_connection(HOST, port, local_addr=(source, 0)) for _ in range(count)]
+
+
+async def handshaken(port: int, count: int) -> list[Held]:
+    """``count`` TLS clients from :data:`HOST` to ``port`` past their handshake (5 s at most each; the
+    server's certificate not checked)."""
+    return [await open_tls_connection(HOST, port, client_context_verify_after_handshake(), timeout=5)
+            for _ in range(count)]
+
+
+def close_all(held: list[Held]) -> None:
+    for _r, writer in held:
+        writer.close()
+
+
+async def was_cut(reader: asyncio.StreamReader) -> bool:
+    """Whether the server has closed this connection (end of stream or reset; 0.05 s waited for a byte)."""
+    try:
+        return await asyncio.wait_for(reader.read(1), 0.05) == b""
+    except TimeoutError:
+        return False
+    except ConnectionError:
+        return True
