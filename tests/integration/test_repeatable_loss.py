@@ -27,7 +27,6 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
 import pytest
 
@@ -40,7 +39,7 @@ from phoneemu.net.http import http_get
 from phoneemu.net.tftp_client import tftp_get
 from phoneemu.net.tftp_server import TftpServer, is_lost, loss_key
 from phoneemu.phone.boot import BootTarget
-from tests.helpers import copy_cluster, fleet_lab, run_within
+from tests.helpers import pristine_fleet_lab, run_within
 
 HOST = "127.0.0.1"
 NOW = 1_780_000_000
@@ -214,17 +213,7 @@ def test_the_checks_catch_draws_made_in_arrival_order(monkeypatch: pytest.Monkey
 
 
 # --- the lab: a boot storm, HTTP ---------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def base_lab(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    made: LabCluster = fleet_lab(tmp_path_factory.mktemp("repeatable_loss"), seed=5, start=START,
-                                 count=PHONES, now=NOW)
-    return made.root
-
-
-@pytest.fixture
-def lab(base_lab: Path, tmp_path: Path) -> LabCluster:
-    c: LabCluster = copy_cluster(base_lab, tmp_path)
-    return c
+base_lab, lab = pristine_fleet_lab("repeatable_loss", seed=5, start=START, count=PHONES, now=NOW)
 
 
 def _boot_storm(lab: LabCluster, *, seed: int,

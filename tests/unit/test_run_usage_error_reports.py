@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from phoneemu import cli
 from phoneemu.commands import run as run_command
 from phoneemu.scenario import reports
-from tests.run_helpers import written_scenarios
+from tests.run_helpers import exit_code, written_scenarios
 
 EARLIER = "an earlier run's report (PASS)\n"
 
@@ -41,14 +41,6 @@ def _setup(tmp_path: Path) -> tuple[str, Path, Path]:
     junit.write_text(EARLIER)
     json_report.write_text(EARLIER)
     return scenario, junit, json_report
-
-
-def _exit_code(argv: list[str]) -> Any:
-    """``phoneemu ARGV``'s exit status, a usage error's (SystemExit) included."""
-    try:
-        return cli.main(argv)
-    except SystemExit as exc:
-        return exc.code
 
 
 def _junit_errors(path: Path) -> list[str]:
@@ -73,7 +65,7 @@ def test_a_usage_error_replaces_both_reports(tmp_path: Path, capsys: pytest.Capt
                                              extra: list[str], error: str) -> None:
     """Exit 2, argparse's message on stderr as before; each report says nothing ran, naming the error."""
     scenario, junit, json_report = _setup(tmp_path)
-    code = _exit_code(["run", scenario, "--junit", str(junit), "--json", str(json_report), *extra])
+    code = exit_code(["run", scenario, "--junit", str(junit), "--json", str(json_report), *extra])
     out, err = capsys.readouterr()
     assert code == 2 and out == "", (out, err)
     assert err.endswith(f"phoneemu run: error: {error}\n"), err
@@ -93,7 +85,7 @@ def test_each_form_of_the_options_argparse_takes_is_found(tmp_path: Path, monkey
     """``--junit=F`` and the prefixes argparse takes (``allow_abbrev``: ``--ju``, not ``--j``)."""
     scenario, junit, json_report = _setup(tmp_path)
     monkeypatch.chdir(tmp_path)
-    assert _exit_code(["run", scenario, *forms, "-j", "x"]) == 2
+    assert exit_code(["run", scenario, *forms, "-j", "x"]) == 2
     assert junit.read_text() != EARLIER and json_report.read_text() != EARLIER
     assert json.loads(json_report.read_text())["ran"] is False
 
@@ -101,9 +93,9 @@ def test_each_form_of_the_options_argparse_takes_is_found(tmp_path: Path, monkey
 def test_missing_paths_and_an_error_of_the_top_parser_too(tmp_path: Path) -> None:
     """No PATH (argparse: required) and an option ``phoneemu`` itself does not know (said as ``run``'s)."""
     _, junit, json_report = _setup(tmp_path)
-    assert _exit_code(["run", "--junit", str(junit)]) == 2
+    assert exit_code(["run", "--junit", str(junit)]) == 2
     assert _junit_errors(junit) == ["usage error: the following arguments are required: PATH"]
-    assert _exit_code(["--bogus", "run", "a.yaml", "--json", str(json_report)]) == 2
+    assert exit_code(["--bogus", "run", "a.yaml", "--json", str(json_report)]) == 2
     assert json.loads(json_report.read_text())["mistakes"][0]["problem"] == \
         "usage error: unrecognized arguments: --bogus"
 
@@ -121,7 +113,7 @@ def test_nothing_but_the_reports_named_is_written(tmp_path: Path, monkeypatch: p
                  ["run", "x.yaml", "--junit", "out.xml", "--junit", "-5", "--bogus"],
                  ["run", scenario, "--junit", scenario, "--bogus"],
                  ["run", str(tmp_path), "--json", scenario, "--bogus"]):
-        assert _exit_code(argv) == 2
+        assert exit_code(argv) == 2
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
 
 
@@ -135,7 +127,7 @@ def test_a_report_whose_write_fails_is_said_and_the_earlier_one_removed(
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(reports, "write_json_not_run", full_disk)
-    assert _exit_code(["run", scenario, "--junit", str(junit), "--json", str(json_report), "-j", "x"]) == 2
+    assert exit_code(["run", scenario, "--junit", str(junit), "--json", str(json_report), "-j", "x"]) == 2
     err = capsys.readouterr().err
     assert (f"phoneemu run: --json {json_report}: not written: No space left on device; the earlier file "
             "there removed\n") in err
@@ -148,7 +140,7 @@ def test_a_report_whose_write_fails_is_said_and_the_earlier_one_removed(
 def test_a_refused_report_path_is_said(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A report ``check_writable`` refuses (a folder) is said, the usage error as before."""
     (tmp_path / "reports").mkdir()
-    assert _exit_code(["run", "a.yaml", "--junit", str(tmp_path / "reports"), "-j", "x"]) == 2
+    assert exit_code(["run", "a.yaml", "--junit", str(tmp_path / "reports"), "-j", "x"]) == 2
     err = capsys.readouterr().err
     assert f"phoneemu run: --junit {tmp_path / 'reports'}: is a folder, not a file\n" in err
 
@@ -158,7 +150,7 @@ def test_a_missing_path_does_not_hide_a_scenario_file_named_as_a_report(
     """``run missing.yaml a.yaml --junit a.yaml``: nothing ran (exit 2) and a.yaml is left as it was."""
     scenario, _, json_report = _setup(tmp_path)
     text = Path(scenario).read_text()
-    code = _exit_code(["run", str(tmp_path / "missing.yaml"), scenario, "--junit", scenario,
+    code = exit_code(["run", str(tmp_path / "missing.yaml"), scenario, "--junit", scenario,
                        "--json", str(json_report)])
     assert code == 2, capsys.readouterr().err
     assert Path(scenario).read_text() == text
