@@ -91,3 +91,19 @@ def send_once(sig: signal.Signals) -> Callable[[], None]:
 def verdicts(summary: RunSummary) -> dict[str, str]:
     """Each scenario's verdict (PASS, ERROR, ...) by name."""
     return {s.name: s.outcome.value for s in summary.scenarios}
+
+
+def earlier_reports(folder: Path, text: str) -> tuple[Path, Path]:
+    """``folder/out.xml`` and ``folder/out.json`` holding ``text``: an earlier run's reports, which a run must
+    replace or remove (never leave)."""
+    junit, json_report = folder / "out.xml", folder / "out.json"
+    junit.write_text(text)
+    json_report.write_text(text)
+    return junit, json_report
+
+
+def junit_errors(path: Path) -> list[str]:
+    """The error messages of a JUnit report (it parses: it is not the earlier text)."""
+    import xml.etree.ElementTree as ET
+
+    return [e.get("message", "") for e in ET.parse(path).getroot().iter("error")]

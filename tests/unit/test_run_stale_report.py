@@ -26,7 +26,13 @@ import pytest
 from phoneemu import cli
 from phoneemu.scenario import loader, reports, runner
 from phoneemu.scenario.results import RunSummary
-from tests.run_helpers import passing_run_scenario, send_once, written_scenarios
+from tests.run_helpers import (
+    earlier_reports,
+    junit_errors,
+    passing_run_scenario,
+    send_once,
+    written_scenarios,
+)
 from tests.signal_rules import signals_as_commands_set_them
 
 pytestmark = pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
@@ -50,15 +56,8 @@ def fake_scenarios(monkeypatch: pytest.MonkeyPatch) -> None:
 def _setup(tmp_path: Path) -> tuple[list[str], Path, Path]:
     """Scenarios a, b, c and an earlier run's out.xml and out.json."""
     files = written_scenarios(tmp_path, "abc", mac_prefix="0F00000000")
-    junit, json_report = tmp_path / "out.xml", tmp_path / "out.json"
-    junit.write_text(EARLIER)
-    json_report.write_text(EARLIER)
+    junit, json_report = earlier_reports(tmp_path, EARLIER)
     return files, junit, json_report
-
-
-def _junit_errors(path: Path) -> list[str]:
-    """The error messages of a JUnit report (it parses: it is not the earlier text)."""
-    return [e.get("message", "") for e in ET.parse(path).getroot().iter("error")]
 
 
 @pytest.mark.parametrize(("sig", "by"), [(signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")])
@@ -78,7 +77,7 @@ def test_a_signal_while_the_files_load_writes_interrupted_reports(
     monkeypatch.setattr(loader, "load_file", load_file)
     rc = cli.main(["run", *files, "--junit", str(junit), "--json", str(json_report)])
     assert rc == 130
-    assert _junit_errors(junit) == [f"interrupted ({by}) before any scenario started: nothing ran"]
+    assert junit_errors(junit) == [f"interrupted ({by}) before any scenario started: nothing ran"]
     doc = json.loads(json_report.read_text())
     assert (doc["ok"], doc["ran"], doc["interrupted"], doc["scenarios"]) == (False, False, True, [])
 
@@ -93,11 +92,11 @@ def test_an_internal_error_while_loading_writes_reports_naming_it(monkeypatch: p
     monkeypatch.setattr(loader, "load_file", load_file)
     with pytest.raises(RuntimeError):
         cli.main(["run", *files, "--junit", str(junit), "--json", str(json_report)])
-    assert _junit_errors(junit) == ["internal error before any scenario started: RuntimeError: loader bug "
+    assert junit_errors(junit) == ["internal error before any scenario started: RuntimeError: loader bug "
                                     "(its traceback on stderr)"]
     doc = json.loads(json_report.read_text())
     assert (doc["ran"], doc["interrupted"]) == (False, False)
-    assert doc["mistakes"][0]["text"] == _junit_errors(junit)[0]
+    assert doc["mistakes"][0]["text"] == junit_errors(junit)[0]
 
 
 @pytest.mark.parametrize("refused", ["capture-a-file", "junit-folder-missing", "junit-a-scenario-file"])
@@ -122,7 +121,7 @@ def test_a_refused_option_replaces_each_report_it_can(tmp_path: Path, capsys: py
     assert json.loads(json_report.read_text())["mistakes"][0]["text"] == said
     assert Path(files[0]).read_text() == scenario_text
     if refused == "capture-a-file":
-        assert _junit_errors(junit) == [said]
+        assert junit_errors(junit) == [said]
 
 
 def test_list_with_a_report_is_refused_and_the_report_says_so(tmp_path: Path,
@@ -132,7 +131,7 @@ def test_list_with_a_report_is_refused_and_the_report_says_so(tmp_path: Path,
     out, err = capsys.readouterr()
     assert rc == 2 and out == "", (out, err)
     assert "--list runs nothing and writes no report: give --list or --junit, not both" in err
-    assert "--list runs nothing" in _junit_errors(junit)[0]
+    assert "--list runs nothing" in junit_errors(junit)[0]
     assert json.loads(json_report.read_text())["ran"] is False
 
 

@@ -18,7 +18,6 @@ import functools
 import io
 import json
 import os
-import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from hypothesis import strategies as st
 from phoneemu import cli
 from phoneemu.commands import run as run_command
 from phoneemu.scenario import reports
-from tests.run_helpers import exit_code, written_scenarios
+from tests.run_helpers import earlier_reports, exit_code, junit_errors, written_scenarios
 
 EARLIER = "an earlier run's report (PASS)\n"
 
@@ -37,14 +36,8 @@ EARLIER = "an earlier run's report (PASS)\n"
 def _setup(tmp_path: Path) -> tuple[str, Path, Path]:
     """A scenario a.yaml and an earlier run's out.xml and out.json."""
     (scenario,) = written_scenarios(tmp_path, "a", mac_prefix="0F000007A0")
-    junit, json_report = tmp_path / "out.xml", tmp_path / "out.json"
-    junit.write_text(EARLIER)
-    json_report.write_text(EARLIER)
+    junit, json_report = earlier_reports(tmp_path, EARLIER)
     return scenario, junit, json_report
-
-
-def _junit_errors(path: Path) -> list[str]:
-    return [e.get("message", "") for e in ET.parse(path).getroot().iter("error")]
 
 
 def _run_parser() -> cli._Parser:
@@ -69,7 +62,7 @@ def test_a_usage_error_replaces_both_reports(tmp_path: Path, capsys: pytest.Capt
     out, err = capsys.readouterr()
     assert code == 2 and out == "", (out, err)
     assert err.endswith(f"phoneemu run: error: {error}\n"), err
-    assert _junit_errors(junit) == [f"usage error: {error}"]
+    assert junit_errors(junit) == [f"usage error: {error}"]
     doc = json.loads(json_report.read_text())
     assert (doc["ok"], doc["ran"], doc["interrupted"], doc["scenarios"]) == (False, False, False, [])
     assert [m["text"] for m in doc["mistakes"]] == [f"usage error: {error}"]
@@ -94,7 +87,7 @@ def test_missing_paths_and_an_error_of_the_top_parser_too(tmp_path: Path) -> Non
     """No PATH (argparse: required) and an option ``phoneemu`` itself does not know (said as ``run``'s)."""
     _, junit, json_report = _setup(tmp_path)
     assert exit_code(["run", "--junit", str(junit)]) == 2
-    assert _junit_errors(junit) == ["usage error: the following arguments are required: PATH"]
+    assert junit_errors(junit) == ["usage error: the following arguments are required: PATH"]
     assert exit_code(["--bogus", "run", "a.yaml", "--json", str(json_report)]) == 2
     assert json.loads(json_report.read_text())["mistakes"][0]["problem"] == \
         "usage error: unrecognized arguments: --bogus"
@@ -134,7 +127,7 @@ def test_a_report_whose_write_fails_is_said_and_the_earlier_one_removed(
     assert err.endswith("phoneemu run: error: argument -j/--jobs: 'x' is not a non-negative integer "
                         "(ASCII digits 0-9)\n"), err
     assert not json_report.exists()
-    assert _junit_errors(junit)[0].startswith("usage error: argument -j/--jobs")
+    assert junit_errors(junit)[0].startswith("usage error: argument -j/--jobs")
 
 
 def test_a_refused_report_path_is_said(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
