@@ -525,6 +525,8 @@ def _why(result: Any) -> str:
     """Why some phones were not started."""
     if result.interrupted:
         return "interrupted"
+    if result.overran:
+        return str(result.overran)
     if result.gave_up:
         return f"{result.gave_up}; --keep-going boots every phone anyway"
     return "--max-time"
@@ -795,12 +797,16 @@ def _boot(args: argparse.Namespace) -> int:
         nonlocal stormed
         stormed = True
 
+    def on_overrun(why: str) -> None:
+        progress.close()
+        say(args, f"stopping: {why}; no new boot starts, the boots under way finish")
+
     try:
         try:  # interrupted from the banner on, before the storm: the summary and reports, no phone booted
             say(args, f"{counted(args.count, 'phone')} {which} ({mix}) -> {target}")
             result = run_fleet(spec, shards=args.shards, progress=progress, on_interrupt=on_interrupt,
                                on_lost=on_lost, on_start=capture.add_owners if capture is not None else None,
-                               on_give_up=on_give_up, on_storm=on_storm)
+                               on_give_up=on_give_up, on_storm=on_storm, on_overrun=on_overrun)
         except KeyboardInterrupt:
             if stormed:
                 raise  # a second Ctrl-C, or boots that did not end in the grace period: abort

@@ -11,10 +11,11 @@ Rules (our convention):
   (``(after 120 bytes of it)``, ``the 4213-byte body``, ``(70000 received)``, ``truncated at 300 of
   4213``), seconds (``0.3 s``, ``2.5s into``), a count of packets or messages (``3 packet(s)``, ``2 more
   left unanswered``) and the port a TFTP reply came from (the server's transfer ID, new for each
-  transfer). A storm that cuts 1,000 phones at 1,000 blocks is one kind, not :data:`KINDS_KEPT` kinds and
-  the rest "other". Numbers that tell kinds apart are kept as they are: a TFTP error code, an HTTP
-  status, a rule id (``G.3.5``), a file name, a server's ``host:port``, an offset in a file, a count of
-  retries (the fleet's own setting).
+  transfer), and the opcode of a datagram that is no TFTP packet (``unknown opcode 31332``: the first two
+  bytes of a server's garbage, other for each phone). A storm that cuts 1,000 phones at 1,000 blocks, or
+  a server answering garbage, is one kind, not :data:`KINDS_KEPT` kinds and the rest "other". Numbers
+  that tell kinds apart are kept as they are: a TFTP error code, an HTTP status, a rule id (``G.3.5``), a
+  file name, a server's ``host:port``, an offset in a file, a count of retries (the fleet's own setting).
 * A kind shows the range each such number took over its phones, ``lo-hi`` (``stalled at block 7-19
   after 1 retries``), or the one value when all agree (a kind of one phone reads as that phone's text).
   The range is two numbers per ``{n}`` of a kind: memory stays bounded.
@@ -54,6 +55,9 @@ _PER_PHONE = tuple(re.compile(p) for p in (
     r"(?:block|DATA) " + _NUMBER + r"(?!\w)",  # the TFTP block reached
     r"truncated at " + _NUMBER + " of " + _NUMBER + r"(?!\w)",  # bytes come so far, of the size
     r"reply(?: at offset \d+)? from \S+:" + _NUMBER + r"(?!\w)",  # a TFTP reply's port: the server's TID
+    # the first bytes of a datagram that is no TFTP packet (a server talking garbage): what it held, not
+    # what went wrong; read as a measure, a garbage-talking server is one kind, not one per phone
+    r"unknown opcode " + _NUMBER + r"(?!\w)",
     # standing alone: after a space, a ``(`` or at the start (not in ``G.3.5``, ``cp-7962``, a file name)
     r"(?:^|[\s(])" + _NUMBER + f"(?={_MEASURE})",
 ))

@@ -413,6 +413,20 @@ def fetcher_for(phone: Phone, spec: FleetSpec, pool: TftpClientPool | None,
     return tftp
 
 
+def _raised_text(exc: BaseException) -> str:
+    """A boot's exception as one line: ``RuntimeError: boom (at phone/boot.py:120 in boot)``, where it was
+    raised (the innermost frame; was the exception's text twice: ``RuntimeError: boom RuntimeError:
+    boom``)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = ""
+    if frames:
+        last = frames[-1]
+        parts = Path(last.filename).parts
+        where = f" (at {'/'.join(parts[-2:])}:{last.lineno} in {last.name})"
+    text = " ".join(str(exc).split())  # one line, whatever the exception's text holds
+    return f"{type(exc).__name__}: {text}{where}"
+
+
 class _UnreadyError(Exception):
     """A phone of the run that cannot be made, and why (its lab MIC, its flash, its manual key)."""
 
@@ -641,11 +655,11 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
                 t0 = time.perf_counter()
                 try:
                     report = await phone.boot(spec.target, fetcher=fetcher_for(phone, spec, pool, asked))
-                except Exception as exc:  # the boot contract says never; count it, keep going
+                except Exception as exc:  # the boot contract says never; count it, keep its record, go on
                     t1 = time.perf_counter()
-                    metrics.add_error(phone.mac, f"{type(exc).__name__}: {exc} "
-                                      f"{traceback.format_exc(limit=-1).strip().splitlines()[-1]}",
-                                      latency_s=t1 - t0, end_s=t1 - start)
+                    rec = metrics.add_error(phone.mac, _raised_text(exc), latency_s=t1 - t0, end_s=t1 - start)
+                    if spec.keep_records:  # was counted only: --json and --junit lacked the phone
+                        records.append(rec)
                     done += 1
                     return
                 t1 = time.perf_counter()

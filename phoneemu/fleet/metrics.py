@@ -608,10 +608,14 @@ class FleetMetrics:
         self.tftp_retransmitted += retransmitted
         self.tftp_retransmits += retransmits
 
-    def add_error(self, mac: str, text: str, *, latency_s: float, end_s: float) -> None:
-        """A boot that raised instead of reporting (a bug: the boot contract says it never raises)."""
-        self.add(BootRecord(mac=mac, outcome="error", rule="exception", latency_s=latency_s, end_s=end_s,
-                            reason=text[:300]))
+    def add_error(self, mac: str, text: str, *, latency_s: float, end_s: float) -> BootRecord:
+        """A boot that raised instead of reporting (a bug: the boot contract says it never raises): its
+        record, counted (the caller keeps it with the others: ``--json`` and ``--junit`` list every
+        phone)."""
+        rec = BootRecord(mac=mac, outcome="error", rule="exception", latency_s=latency_s, end_s=end_s,
+                         reason=text[:300])
+        self.add(rec)
+        return rec
 
     def merge(self, other: FleetMetrics) -> FleetMetrics:
         self.by_outcome.update(other.by_outcome)

@@ -18,9 +18,14 @@ Rules:
   shard's own (not events shared by every shard: their lock, taken at each boot to check ``stop``,
   could be held for ever by a shard killed at that moment).
 * Every wait is bounded: process start (``start_timeout``), the run (``spec.max_time_s`` plus a
-  grace period, else ``run_timeout``). A shard that dies or fails before the storm, or a run that
+  grace period, else ``run_timeout``). A shard that dies or fails before the storm, or a start that
   times out, makes the run fail with a :class:`~phoneemu.errors.PhoneEmuError` naming it; the other
-  shards are stopped.
+  shards are stopped. A run that outlasts its bound ends as an interrupted one does, so that what
+  booted is kept (was: the PhoneEmuError, every shard killed, the summary and every record lost — a
+  ``--max-time`` storm whose last boots took more than a minute, any storm of more than an hour):
+  ``on_overrun(why)`` is told, the shards start no new boot, the boots under way finish within
+  ``interrupt_grace`` seconds, and a shard still running then is killed and counted as lost; the
+  result says why (``FleetResult.overran``), the phones not booted counted as not started.
 * A shard that dies during the storm (killed by a signal, e.g. SIGKILL from the OOM killer, or any
   exit without its result), reports an error or sends bytes that do not decode is noticed at once
   (the end of its pipe or of its process; within ``_RESULT_GRACE_S`` when only one of the two ends),
@@ -129,6 +134,9 @@ class FleetResult:
     interrupted: bool = False  # stopped early by Ctrl-C/SIGTERM: not-started phones were never booted
     lost: list[LostShard] = field(default_factory=list)  # shards that died during the storm
     before_storm: bool = False  # interrupted while the shards were starting: no phone booted
+    #: why the run was stopped at its time bound (``run_fleet``'s ``run_timeout``, ``max_time_s`` plus its
+    #: grace), else None: no new boot started from then on
+    overran: str | None = None
 
     @property
     def not_started(self) -> int:
@@ -158,6 +166,7 @@ class FleetResult:
         out["shards"] = len(self.shards)
         out["not_started"] = self.not_started
         out["interrupted"] = self.interrupted
+        out["overran"] = self.overran
         out["gave_up"] = self.gave_up
         out["lost"] = self.lost_phones
         out["lost_shards"] = [x.as_dict() for x in self.lost]
@@ -301,13 +310,15 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
               on_lost: Callable[[str], None] | None = None,
               on_start: Callable[[list[int]], None] | None = None,
               on_give_up: Callable[[str], None] | None = None,
-              on_storm: Callable[[], None] | None = None) -> FleetResult:
+              on_storm: Callable[[], None] | None = None,
+              on_overrun: Callable[[str], None] | None = None) -> FleetResult:
     """Boot ``spec.count`` phones across ``shards`` processes (see module docstring). ``on_start(pids)``
     is told the shard processes' ids once they started, before the storm (``fleet boot --capture``
     follows their TCP connections); ``on_give_up(reason)`` once, when the first shard gives up
     (``FleetSpec.give_up_unanswered``); ``on_storm()`` once, as the storm starts: a KeyboardInterrupt
     out of this function before it is an interrupt before any shard started (the caller's
-    :func:`interrupted_before_storm`), after it an abort (a second Ctrl-C)."""
+    :func:`interrupted_before_storm`), after it an abort (a second Ctrl-C); ``on_overrun(why)`` once, when
+    the run outlasts its bound (module docstring)."""
     n = (os.cpu_count() or 1) if shards is None else shards
     if n == 0:
         return _run_inline(spec, progress, on_interrupt, on_give_up, on_storm)
@@ -371,6 +382,7 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
         limit = t0 + budget
         ended_at: dict[int, float] = {}  # shards whose process or pipe ended, not yet accounted for
         gave_up_said = False  # on_give_up is told once, for the first shard that gives up
+        overran: str | None = None  # the run outlasted its bound: stopped as an interrupt stops it
         if on_storm is not None:
             on_storm()
         _order(orders, "go")
@@ -415,9 +427,19 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
                 if on_interrupt is not None:
                     on_interrupt()
             except PhoneEmuError:
-                if interrupted and time.monotonic() >= limit:
+                if time.monotonic() < limit:
+                    raise  # not _get's limit
+                if interrupted:
                     raise KeyboardInterrupt from None  # the boots under way did not end in the grace period
-                raise
+                if overran is None:  # the run's bound: no new boot, the boots under way may finish
+                    overran = f"the run took longer than {budget:g} s"
+                    _order(orders, "stop")
+                    limit = time.monotonic() + interrupt_grace
+                    if on_overrun is not None:
+                        on_overrun(overran)
+                    continue
+                for i in range(len(procs)):  # the boots under way did not end in their grace period either
+                    lose(i, f"did not finish its boots under way {interrupt_grace:g} s after {overran}")
         for p in procs:
             p.join(10.0)
     except BaseException:
@@ -435,7 +457,7 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
     merged.peak_rss["parent"] = peak_rss_mib()
     spool.keep(sorted(results))
     return FleetResult(metrics=merged, shards=ordered, records=spool,
-                       interrupted=interrupted, lost=[lost[i] for i in sorted(lost)])
+                       interrupted=interrupted, lost=[lost[i] for i in sorted(lost)], overran=overran)
 
 
 def interrupted_before_storm(spec: FleetSpec, shards: int | None = None) -> FleetResult:
