@@ -175,14 +175,18 @@ def register(sub: Any) -> None:
 
 
 def _junit_case(mac: str, result: str, deciding: dict[str, Any] | None, body: dict[str, Any],
-                files_fill: dict[str, str] | None = None, *, held: HeldLists | None = None) -> Any:
+                files_fill: dict[str, str] | None = None, *, held: HeldLists | None = None,
+                installed_fill: dict[str, str] | None = None) -> Any:
     """A phone's JUnit case (:mod:`phoneemu.fleet.junit`): failed unless its outcome is accepted; an
     accepted one carries its notes (``body["notes"]``: e.g. a TVS assumed trusted) as its system-out.
-    ``files_fill``: :func:`_files_fill` of the new files (no lab command, or the lab serving them).
+    ``files_fill``: :func:`_files_fill` of the new files (no lab command, or the lab serving them);
+    ``installed_fill``: :func:`_installed_fill` (``OLD``, one phone's). A locked-out case's failure text
+    ends with the legend of the placeholders its ways out leave, as the terminal says it
+    (:func:`_placeholder_legend`; was: ``OLD``, ``FLASH`` ... bare in the CI report).
     ``held``: the lists the phone holds after the predicted boot, which choose its ways out (as its JSON
     and its group of the summary; was: read from its flash as it was before, or the table's)."""
     from phoneemu.fleet.junit import Case
-    from phoneemu.phone.ways_out import no_way_out_lines, way_out_lines
+    from phoneemu.phone.ways_out import legend_lines, no_way_out_lines, phone_placeholders_left, way_out_lines
 
     if result == "accepted":
         notes = body.get("notes") or []
@@ -192,11 +196,16 @@ def _junit_case(mac: str, result: str, deciding: dict[str, Any] | None, body: di
         f": {deciding['file'] + ': ' if deciding.get('file') else ''}{deciding['reason']}"
     lines = [f"{k}: {json.dumps(v) if isinstance(v, (dict, list)) else v}" for k, v in body.items()]
     if result == "locked out" and deciding:  # the ways out name the phone's flash when it is known
-        fill = {**({"FLASH": str(body["flash"])} if body.get("flash") else {}), **(files_fill or {})}
+        fill = {**({"FLASH": str(body["flash"])} if body.get("flash") else {}), "MAC": mac,
+                **(files_fill or {}), **(installed_fill or {})}
         kind = str(deciding.get("kind", ""))
-        lines += way_out_lines(rule, kind, indent="", fill=fill, reason_code=deciding.get("reason_code"),
-                               held=held)
+        code = deciding.get("reason_code")
+        lines += way_out_lines(rule, kind, indent="", fill=fill, reason_code=code, held=held)
         lines += no_way_out_lines(rule, kind, indent="")  # or why there is none (ways_out.NO_WAY_OUT)
+        # what each placeholder left stands for, as the terminal's legend (a --models phone: no flash)
+        why = {**_ONE_PHONE_LEAVES, **({"FLASH": _NO_FLASHES} if "listed" in body else {})}
+        left = phone_placeholders_left(rule, kind, fill, reason_code=code, held=held)
+        lines += legend_lines(left, why, _LEFT_BY_PREDICT)
     return Case(mac, failure=(f"{result} ({rule}){reason}", "\n".join(lines)))
 
 
@@ -640,20 +649,23 @@ def handler(args: argparse.Namespace) -> int:
            "report": result.report.as_dict(),
            **({"sip": result.sip.as_dict()} if result.sip is not None else {})}
 
+    installed_files = (args.installed_itl, args.installed_ctl, args.installed_config)
+    files_fill = _files_fill(result.signed_by_lab, args.files)
+
     def junit() -> None:
         rep = doc["report"]
         case = _junit_case(result.mac, outcome(result.report), rep.get("deciding"),
                            {**({"flash": str(args.flash)} if args.flash is not None else {}),
                             "installed": doc["installed"], "tvs": doc["tvs"], "notes": doc["notes"],
                             "decisions": [f"{d['rule']} {d['file']}" for d in rep.get("decisions", [])]},
-                           _files_fill(result.signed_by_lab, args.files), held=result.report.held)
+                           files_fill, held=result.report.held,
+                           installed_fill=_installed_fill(installed_files, files_fill))
         _write_junit(args.junit, f"predict {', '.join(str(f) for f in args.files)}", [case])
 
     unwritten = _write_outputs(args, doc, junit)
     if args.json:
         print(json_doc.dumps(doc, indent=2))
     else:
-        print(_text(result, installed, args.flash, args.files,
-                    (args.installed_itl, args.installed_ctl, args.installed_config)))
+        print(_text(result, installed, args.flash, args.files, installed_files))
     _said_unwritten(unwritten)
     return 0 if result.report.ok else 1
