@@ -211,6 +211,9 @@ class _Tally:
         self.listed: list[dict[str, Any]] = []  # the first PHONES_LISTED records
         #: whether every boot's files were a lab's (phone.lab_signers): false, no lab command in the ways out
         self.signed_by_lab: bool | None = None
+        #: the servers the locked-out last boots went to, at most two (one names the lab's address in the
+        #: placeholder legend, more do not: :func:`_legend_why`)
+        self.locked_servers: list[str] = []
 
     def add(self, rec: dict[str, Any]) -> None:
         from phoneemu.fleet.metrics import FAILED_BY
@@ -271,6 +274,9 @@ class _Tally:
         if last["outcome"] == "locked-out":
             self.locked[ways_group(str(last["rule"]), str(last.get("kind", "")), last.get("reason_code"),
                                    held=HeldLists.from_json(last.get("held")))] += 1
+            server = last.get("server")
+            if isinstance(server, str) and server not in self.locked_servers and len(self.locked_servers) < 2:
+                self.locked_servers.append(server)
         if last["outcome"] != "ok":
             self.failed.add(mac, {**{f: last.get(f) for f in FAILED_BY}, "partial": _partial(last)})
 
@@ -378,14 +384,31 @@ def _group(kind: dict[str, Any], field: str) -> tuple[str, str, str]:
     return _count(n, "phone"), f"{', '.join(macs)}{more}", value
 
 
+#: why a placeholder is left in ``replay --all``'s ways out (:func:`_legend_why`), else this
+_LEFT_BY_REPLAY = "not known to replay"
+
+
+def _legend_why(servers: list[str]) -> dict[str, str]:
+    """Why each placeholder of the summary's ways out is left, by name (else :data:`_LEFT_BY_REPLAY`), in
+    ``replay --mac``'s words: ``servers``, those the locked-out last boots went to (the lab serving the one
+    named, when there is one)."""
+    where = (f"the lab serving {servers[0]} in the capture" if len(servers) == 1
+             else "the lab serving the address each locked-out phone's last boot went against")
+    return {"DIR": f"{_LEFT_BY_REPLAY}: {where}", "NEW": f"{_LEFT_BY_REPLAY}: {where}",
+            "OLD": f"{_LEFT_BY_REPLAY}: the cluster the phones came from",
+            "FLEET": f"{_LEFT_BY_REPLAY}: no --fleet-flash or --export-flash names the phones' flashes"}
+
+
 def fleet_text(doc: dict[str, Any], head: str, fill: dict[str, str] | None = None,
-               listed: list[dict[str, Any]] | None = None) -> str:
+               listed: list[dict[str, Any]] | None = None, servers: list[str] | None = None) -> str:
     """The summary as text; ``fill``: the ways out's lab placeholders that are known (``FLEET``; the
     capture's files not a lab's, :func:`phoneemu.phone.lab_signers.not_a_lab_fill`, no lab command);
     ``listed``: the records listed a line each when there are at most :data:`PHONES_LISTED` phones
-    (default the document's ``records``)."""
+    (default the document's ``records``); ``servers``: those the locked-out last boots went to, for the
+    legend of the placeholders the ways out leave (:func:`_legend_why`; was: ``DIR``, ``OLD``, ``FLEET``
+    bare, with no legend, where ``replay --mac`` and the other fleet summaries have one)."""
     from phoneemu.fleet.metrics import kind_lines, tally_lines
-    from phoneemu.phone.ways_out import ways_out_text
+    from phoneemu.phone.ways_out import placeholder_lines, ways_out_text
 
     lines = [head]
     if "downloads" in doc:
@@ -416,6 +439,7 @@ def fleet_text(doc: dict[str, Any], head: str, fill: dict[str, str] | None = Non
             phones, macs, text = _group(kind, "differs")
             lines.append(f"  SIP differs for {phones} ({macs}): {text}")
     lines += ways_out_text(doc["ways_out"], fill)
+    lines += placeholder_lines(doc["ways_out"], fill or {}, _legend_why(servers or []), _LEFT_BY_REPLAY)
     ok = doc["by_outcome"].get("ok", 0)
     lines.append(f"result: {ok} of {_count(doc['phones'], 'phone')} ended with a configuration accepted")
     if doc["exit_why"] is not None:
@@ -619,7 +643,7 @@ def _report(args: argparse.Namespace, capture: Any, spool: _RecordSpool, with_mo
         print(fleet_text({**doc, **downloads},
                          printable(f"replay of {counts} from {args.capture} (profile {profile}; "
                                    f"holding {holding}; offline TVS: {tvs}; CAPF unavailable)"),
-                         fill, listed=tally.listed))
+                         fill, listed=tally.listed, servers=tally.locked_servers))
         if args.export_flash is not None:
             print(f"flashes of {_count(tally.replayed, 'phone')} written to {args.export_flash}/<MAC> "
                   f"(phoneemu predict --fleet-flash {args.export_flash} NEW-FILES: what new files would do "
