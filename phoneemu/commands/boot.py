@@ -515,11 +515,12 @@ _LEFT_BY_BOOT = "not known to boot"
 
 
 def _placeholder_legend(report: BootReport, fill: Mapping[str, str], sip: SipResult | None,
-                        call: CallResult | None) -> list[str]:
+                        call: CallResult | None, *, other_cluster: str | None = None) -> list[str]:
     """Said once under ``boot``'s ways out (the lockout's, a refused registration's, a call's without SRTP):
     each placeholder their commands leave, what it stands for and why it is left (``OLD: the lab folder of
     the cluster the phones left (not known to boot: ...)``), as a fleet's text says them
-    (:func:`phoneemu.phone.ways_out.legend_lines`; was ``OLD`` bare, with no legend)."""
+    (:func:`phoneemu.phone.ways_out.legend_lines`; was ``OLD`` bare, with no legend). ``other_cluster``:
+    why the ``--lab`` folder's copy of the refused file is not ``FILE`` (:func:`_other_cluster`)."""
     from phoneemu.phone.ways_out import legend_lines, phone_placeholders_left
 
     left: list[str] = []
@@ -530,12 +531,45 @@ def _placeholder_legend(report: BootReport, fill: Mapping[str, str], sip: SipRes
         left += phone_placeholders_left(sip.rule, "sip", fill)
     if call is not None:
         left += phone_placeholders_left(call.rule, "media", fill)
-    return legend_lines(left, _BOOT_LEAVES, _LEFT_BY_BOOT, indent="  ")
+    why = dict(_BOOT_LEAVES)
+    if other_cluster is not None:
+        why["FILE"] = f"{why['FILE']}; not the --lab folder's copy: {other_cluster}"
+    return legend_lines(left, why, _LEFT_BY_BOOT, indent="  ")
+
+
+def _other_cluster(lab: Path | None, where: ClusterAddress) -> str | None:
+    """Why the cluster the phone booted against is not known to be the ``--lab`` one (None: no ``--lab``, or
+    it is: its address taken from the lab, or a ``--tftp`` at the very address and TFTP port where that
+    lab's lab serve last listened, :func:`lab_recorded_elsewhere`). A ``--tftp`` elsewhere is another
+    cluster, and so is one given for a lab no lab serve ever recorded (it records where it listens when it
+    starts): the lab's copy of a file need not be the one the phone was served."""
+    from phoneemu.commands._cluster_address import _recorded  # where the lab's lab serve last listened
+
+    if lab is None or where.from_lab:
+        return None
+    given = host_port(where.host, where.tftp_port)
+    if _recorded(lab) is None:
+        return f"--tftp {given}, and no lab serve of {lab} has recorded listening there"
+    elsewhere = lab_recorded_elsewhere(lab, where.host, where.tftp_port, addresses=where.addresses)
+    if elsewhere is not None:
+        return f"--tftp {given} is not where lab serve of {lab} last listened, {elsewhere}"
+    return None
+
+
+def _refused_file_of(lab: Path | None, where: ClusterAddress,
+                     report: BootReport) -> tuple[dict[str, str], str | None]:
+    """``FILE`` as :func:`_refused_file` fills it from the ``--lab`` folder, only when the phone booted
+    against that lab (``where``); else nothing, and why the lab's copy is not the file the phone refused
+    (:func:`_other_cluster`, said in the legend). Was: the ``--lab`` folder's copy with ``--tftp`` another
+    cluster's address, where the phone was served another file under that name."""
+    other = _other_cluster(lab, where)
+    return _refused_file(lab if other is None else None, report), other
 
 
 def _refused_file(lab: Path | None, report: BootReport) -> dict[str, str]:
     """The ways out's ``FILE`` (``inspect FILE``: a lockout whose QUERY was too large to send) where the lab
-    booted against serves it (``DIR/tftp/<the refused file>``); nothing otherwise (boot keeps no copy)."""
+    booted against serves it (``DIR/tftp/<the refused file>``); nothing otherwise (boot keeps no copy).
+    ``lab``: None when the phone booted against another cluster (:func:`_refused_file_of`)."""
     name = report.deciding.file if report.locked_out and report.deciding is not None else None
     if lab is None or not name or "/" in name or name in (".", ".."):
         return {}
@@ -688,7 +722,8 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
                      "FLASH": str(flash_dir) if args.flash is not None else None, "MAC": mac,
                      NOT_A_LAB: str(where) if args.lab is None else None,  # no lab: no lab command
                      FLASH_NOT_KEPT: "phoneemu boot" if args.flash is None else None}  # a temporary folder
-            fill = {k: v for k, v in known.items() if v is not None} | _refused_file(args.lab, report)
+            refused, other = _refused_file_of(args.lab, where, report)  # not another cluster's lab's copy
+            fill = {k: v for k, v in known.items() if v is not None} | refused
             print(_text(report, fill, _files_lines(args, asked, where)))
             if where_sip is not None:
                 print(_sip_line(sip_result))
@@ -702,7 +737,7 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
                 for line in way_out_lines(call_result.rule if call_result else "", "media", fill=fill):
                     print(line)
             for line in _placeholder_legend(report, fill, sip_result if where_sip is not None else None,
-                                            call_result if called else None):
+                                            call_result if called else None, other_cluster=other):
                 print(line)
         hint = unanswered_hint(report, target, lab=args.lab)
         if hint is not None:
