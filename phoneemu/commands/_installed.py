@@ -4,13 +4,15 @@
 Rules: an option given wins over the ``--flash`` phone's file; the flash also gives the MAC and the
 profile when ``--mac`` / ``--profile`` are not given (its ``phone.json``). The lists and config are
 read and checked by :func:`phoneemu.scenario.predict.load_installed` (module rules there). A file given
-as a flash (``--flash FILE``, ``--fleet-flash FILE``: a downloaded ITL, a config, a DER certificate) is
-said as what it is, in every command's words alike (:func:`file_not_flash`).
+as a flash (``--flash FILE``, ``--fleet-flash FILE``: a downloaded ITL, a config, a DER certificate; a
+named pipe, a socket, a device, a link to nothing) is said as what it is, in every command's words alike
+(:func:`file_not_flash`).
 """
 
 from __future__ import annotations
 
 import argparse
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -75,13 +77,19 @@ def file_not_flash(path: Path, *, fleet: bool = False) -> str | None:
     """What a file given as a phone's flash is (``--flash FILE``; ``fleet``: as a folder of phones' flashes,
     ``--fleet-flash FILE``), in a downloaded ITL's, config's, DER certificate's or key's words
     (:func:`phoneemu.formats.detect.what_it_is`), and that ``phoneemu inspect FILE`` reads it (was "no such
-    flash directory" / "no such folder", as if nothing were there); None when ``path`` is not a regular
-    file (a missing path keeps its "no such ..." of each command)."""
+    flash directory" / "no such folder", as if nothing were there); a named pipe, socket, device or link to
+    nothing as that (:func:`_special_kind`: never opened; was "no such flash directory" too). None for a
+    folder or a missing path (which keeps its "no such ..." of each command)."""
     import shlex
 
     from phoneemu.files import read_at_most
     from phoneemu.formats.detect import what_it_is
 
+    instead = ("a folder of phone flashes (fleet boot --flash DIR makes one)" if fleet else
+               "a phone's flash directory (boot --flash DIR makes one)")
+    special = _special_kind(path)
+    if special is not None:
+        return f"{path}: {special}, not {instead}"
     if not path.is_file():
         return None
     try:
@@ -90,9 +98,25 @@ def file_not_flash(path: Path, *, fleet: bool = False) -> str | None:
         what = "a file"
     reads = "names it and what to do with it" if what.startswith("a DER file") else \
         "decodes the files a phone downloads" if what == "a file" else "decodes it"
-    instead = ("a folder of phone flashes (fleet boot --flash DIR makes one)" if fleet else
-               "a phone's flash directory (boot --flash DIR makes one)")
     return f"{path}: {what}, not {instead}: phoneemu inspect {shlex.quote(str(path))} {reads}"
+
+
+#: what a path that is neither a folder nor a regular file is, by its ``st_mode`` test
+_SPECIAL_KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISSOCK, "a socket"),
+                  (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))
+
+
+def _special_kind(path: Path) -> str | None:
+    """What ``path`` is when it is there but is neither a folder nor a regular file (a named pipe, a socket,
+    a device, a symbolic link to nothing), from its status alone (a FIFO is never opened: that waits for a
+    writer); None otherwise, or when its status cannot be read (a missing path, one under a file)."""
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "a link to nothing" if path.is_symlink() else None
+    except OSError:
+        return None
+    return next((what for test, what in _SPECIAL_KINDS if test(mode)), None)
 
 
 def refuse_file_as_flash(path: Path, option: str, *, fleet: bool = False) -> None:
