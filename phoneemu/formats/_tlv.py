@@ -24,7 +24,7 @@ from typing import Any, Generic, TypeVar
 from phoneemu.errors import DecodeError, EncodeError
 
 __all__ = ["Memo", "check_cstring", "clear_memos", "decode_cstring", "encode_cstring", "printable",
-           "unchecked"]
+           "printable_latin1", "unchecked"]
 
 V = TypeVar("V")
 D = TypeVar("D")
@@ -104,7 +104,11 @@ def printable(text: str) -> str:
     ``2e``); a lone surrogate that is no undecodable byte (JSON's ``"\\ud800"``) as its code point,
     ``\\ud800`` (was: UnicodeEncodeError out of an error message), the text around it as without it
     (was: undecodable bytes forming UTF-8, ``"\\udcc3\\udca9"``, shown ``é`` alone but ``\\xc3\\xa9``
-    beside such a surrogate)."""
+    beside such a surrogate). ``\\x80`` to ``\\xff`` are undecodable bytes only: a character of those code
+    points (a C1 control, U+0080 to U+009F; U+00AD) is written ``\\u0080`` (was ``\\x80`` for both, so
+    what a file or server sent could not be told from the text: surrogateescape's bytes are 0x80 to 0xFF,
+    so below 0x80 ``\\xNN`` is a character alone). Text decoded from bytes as Latin-1, each character a
+    byte: :func:`printable_latin1`."""
     try:
         out = _bytes_decoded(text)
     except UnicodeEncodeError:
@@ -123,8 +127,18 @@ def _bytes_decoded(text: str) -> str:
 _LONE_SURROGATE = re.compile("([\ud800-\udc7f\udd00-\udfff])")
 
 
+def printable_latin1(text: str) -> str:
+    """:func:`printable` of ``text`` decoded from bytes as Latin-1 (an HTTP head), where each character is
+    the byte it was: one not printable is written as that byte, ``\\x8e`` (the server sent byte 0x8e;
+    :func:`printable` writes the character U+008E ``\\u008e``), a printable one as itself (``é``, 0xe9)."""
+    return "".join(f"\\x{ord(c):02x}" if ord(c) <= 0xFF and not c.isprintable() else printable(c)
+                   for c in text)
+
+
 def _escaped(code: int) -> str:
-    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+    """A character as Python writes it, but ``\\xNN`` only below 0x80 (above, ``\\xNN`` is an undecodable
+    byte: :func:`printable`)."""
+    return f"\\x{code:02x}" if code < 0x80 else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
 
 
 #: Per dataclass: every field name, in field order, with its default (None when it has none).

@@ -93,7 +93,7 @@ from typing import Protocol
 from urllib.parse import unquote
 
 from phoneemu.errors import DecodeError, PhoneEmuError
-from phoneemu.formats._tlv import printable
+from phoneemu.formats._tlv import printable, printable_latin1
 from phoneemu.net.capture import FIN, RST, SYN, PcapPacket, Reassembly
 from phoneemu.net.tftp_codec import DEFAULT_BLKSIZE, Data, Error, OptionAck, ReadRequest, WriteRequest, decode
 from phoneemu.scenario.bounds import MAX_MEMORY
@@ -713,8 +713,10 @@ class _Http:
                 sparts = sline.split(" ", 2)
                 code = (parse_ascii_int(sparts[1], max_digits=3) if len(sparts) >= 2 else None) or -1
                 outcome = _HTTP_OUTCOMES.get(code, "error")
-                # the status line's control characters escaped: the detail is printed (replay's boot lines)
-                detail = f"HTTP {printable(sline[9:].strip() if sline.startswith('HTTP/') else sline[:40])}"
+                # the status line's control characters escaped: the detail is printed (replay's boot lines);
+                # decoded as Latin-1, its characters are bytes (\x8e: byte 0x8e)
+                status = sline[9:].strip() if sline.startswith("HTTP/") else sline[:40]
+                detail = f"HTTP {printable_latin1(status)}"
                 self._drop_body()
                 self.cur, self.got = (req, outcome, detail, t1), 0
                 if req.method == "HEAD" or code in (204, 304) or 100 <= code < 200:

@@ -80,8 +80,8 @@ def test_capture_text_reaches_the_terminal_escaped(tmp_path: Path, capsys: pytes
         assert "HTTP 500 \\x1b[2JBad\\x8e" in out
     elif mode[0] == "--mac":
         assert "captured outcome: error HTTP 500 \\x1b[2JBad" in out
-        assert "call sip:\\x9b2J\\x9b]0;pwn@x" in out
-        assert "call from sip:\\x9b31mevil (received)" in out
+        assert "call sip:\\u009b2J\\u009b]0;pwn@x" in out  # the character U+009B (CSI), not a byte
+        assert "call from sip:\\u009b31mevil (received)" in out
 
 
 def test_captured_tvs_exchange_describes_its_fields_escaped() -> None:
@@ -182,7 +182,7 @@ def test_a_capture_name_reaches_the_terminal_escaped(tmp_path: Path, capsys: pyt
     main(["replay", str(capture), *mode])
     out, err = capsys.readouterr()
     assert not [c for c in RAW if c in out + err], out + err
-    assert "from " + str(tmp_path) + "/cap\\x1b[2J\\x1b]0;t\\x07\\x9b\\x0d.pcap (profile" in out
+    assert "from " + str(tmp_path) + "/cap\\x1b[2J\\x1b]0;t\\x07\\u009b\\x0d.pcap (profile" in out
 
 
 @pytest.mark.parametrize("argv", [
