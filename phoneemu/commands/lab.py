@@ -218,31 +218,72 @@ def untaken_regenerations_warning(untaken: UntakenRegenerations, cert: str, lab:
     """The lockout ``lab regenerate`` of ``cert`` completes or keeps (:func:`_regenerate`; ``cert`` one it or
     its way out rests on, :attr:`~phoneemu.lab.cluster.UntakenRegenerations.at_stake`): which regenerations,
     since when (ours: counted from the last ``lab itl-reset``, or the ``restart-tftp`` that closed it, the
-    lab records no boot), the rule a phone that took no ITL between hits, how CUCM avoids it, and the way out
-    that works (:func:`_untaken_ways`: was the bulk ITL reset always, which leaves the phones locked where
-    the CallManager key is new too)."""
+    lab records no boot), the rule a phone that took no ITL between hits (:func:`_untaken_lockout`), how CUCM
+    avoids it, and the way out that works (:func:`_untaken_ways`: was the bulk ITL reset always, which leaves
+    the phones locked where the CallManager key is new too)."""
     last = {_regenerated(e): e for e in untaken.entries[:-1] if _regenerated(e) != cert}  # each one's last
     earlier = [_regenerated_said(e) for e in sorted(last.values(), key=lambda e: e.generation)]
-    since = "since the change log began" if untaken.since is None else \
-        f"since lab {untaken.since.op} (generation {untaken.since.generation})"
-    note = (f"warning: {', '.join([*earlier, f'and now {cert}'])}, regenerated {since} (ours: the lab "
-            "records no boot; it counts from the last lab itl-reset, or the restart-tftp that closed it): a "
-            "phone that took no ITL between holds none with the new TVS certificate "
-            f"({', '.join(untaken.tvs)}), and the lists served are signed by a new "
-            f"{' and '.join(untaken.signers)} key it does not hold, so it asks TVS, which presents a "
-            "certificate its ITL lacks: it refuses to ask and locks out at its next boot "
-            "(G.3.4-tvs-server-untrusted). To avoid it, regenerate one certificate at a time and reset the "
+    note = (f"warning: {', '.join([*earlier, f'and now {cert}'])}, regenerated {_since(untaken)} (ours: "
+            "the lab records no boot; it counts from the last lab itl-reset, or the restart-tftp that closed "
+            "it): "
+            f"{_untaken_lockout(untaken)}. To avoid it, regenerate one certificate at a time and reset the "
             "phones between: each takes the ITL with the new one (ours, from the seed's Initial Trust List: "
             "the ITL brings the TVS certificates).")
     return f"{note} {_untaken_ways(untaken, shlex.quote(lab))}."
 
 
+def itl_reset_lockout_warning(untaken: UntakenRegenerations, lab: str) -> str:
+    """``lab itl-reset`` where the CallManager key that signs the reset ITL is new, with every TVS the configs
+    name, since the reset point before it (:meth:`~phoneemu.lab.cluster.LabCluster.untaken_regenerations`
+    ``at_reset``; ours: the lab records no boot): a phone that took no ITL since cannot verify the reset ITL
+    (nor, a CTL served, the CTL whose signer is new, which the reset ITL no longer lets it take at the boot
+    after): the reset does not help it, locked out at its next boot (``G.3.4-tvs-server-untrusted``; was:
+    nothing said, only the reset note "reset the phones now"). The way out that works, as
+    :func:`untaken_regenerations_warning`'s, each checked with real boots
+    (tests/unit/test_walk_s35_p11_regenerate_lockout_warning.py)."""
+    said = [_regenerated_said(e) for e in untaken.entries]
+    return (f"warning: the reset ITL is signed by the CallManager key, new {_since(untaken)} with every TVS "
+            f"the configs name ({', '.join(said)}; ours: the lab records no boot, it counts from the lab "
+            f"itl-reset before this one, or the restart-tftp that closed it): {_untaken_lockout(untaken)}"
+            f"{'; this reset does not help it' if untaken.ctl_served else ''}. "  # else the ways say so
+            f"{_untaken_ways(untaken, shlex.quote(lab))}.")
+
+
+def _since(untaken: UntakenRegenerations) -> str:
+    """Since when :class:`~phoneemu.lab.cluster.UntakenRegenerations` counts, as said."""
+    return "since the change log began" if untaken.since is None else \
+        f"since lab {untaken.since.op} (generation {untaken.since.generation})"
+
+
+def _untaken_lockout(untaken: UntakenRegenerations) -> str:
+    """What a phone that took no ITL since the count began meets at its next boot (each checked with real
+    boots). No CTL served: the ITL signed by a new key. A CTL served: the CTL, which every phone checks first,
+    one holding none against its ITL (ours, from real boots: the same SAST keys; a new ITL signer alone locks
+    none out, :class:`~phoneemu.lab.cluster.UntakenRegenerations`); the ITL's signer not new, it takes the
+    ITL at that boot, which names the CTL's signer, and the CTL at the next."""
+    tvs = f"holds none with the new TVS certificate ({', '.join(untaken.tvs)})"
+    untrusted = ("so it asks TVS, which presents a certificate its ITL lacks: it refuses to ask and locks "
+                 "out at its next boot (G.3.4-tvs-server-untrusted)")
+    if not untaken.ctl_served:
+        return (f"a phone that took no ITL between {tvs}, and the lists served are signed by a new "
+                f"{' and '.join(untaken.signers)} key it does not hold, {untrusted}")
+    lockout = (f"a phone that took no ITL between {tvs}, and the CTL served, which every phone checks first "
+               "(holding a CTL or not: one holding none checks it against its ITL, the same SAST keys), is "
+               f"signed by a new {untaken.ctl_signer} key it does not hold, {untrusted}")
+    if untaken.lasting:
+        return f"{lockout}, and stays locked: the ITL is signed by a new {untaken.itl_signer} key too"
+    return (f"{lockout}; it takes the ITL then (its signer not new), which names the new "
+            f"{untaken.ctl_signer} key a SAST record, and the CTL at the boot after")
+
+
 def _untaken_ways(untaken: UntakenRegenerations, folder: str) -> str:
-    """The way out of :func:`untaken_regenerations_warning`'s lockout, each checked with real boots (tests):
-    the bulk ITL reset (seed Perform Bulk Reset of ITL File; the CTL reset for a phone holding the CTL) where
-    the CallManager key that signs the reset list is not new; TFTP restarted (the CTL: ``ctl-update``) where
-    the CallManager key signs the list now and ITLRecovery's is not new; else the phone's lists erased, the
-    next taken on first use (spec §G.2, §G.6; the ways out table's last resort)."""
+    """The way out of :func:`_untaken_lockout`, each checked with real boots (tests): through the list a phone
+    checks first (the CTL where one is served: the CTL it takes names the ITL's signer, so the ITL follows;
+    else the ITL) — its reset (seed Perform Bulk Reset of ITL File, Reset CTL Localkey) where the CallManager
+    key that signs the reset list is not new; TFTP restarted (the CTL: ``ctl-update``) where the CallManager
+    key signs the list now and ITLRecovery's is not new; else the phone's lists erased, the next taken on
+    first use (spec §G.2, §G.6; the ways out table's last resort). A CTL served and the lockout not lasting,
+    also a second reset (:attr:`~phoneemu.lab.cluster.UntakenRegenerations.lasting`)."""
     from phoneemu.phone.ways_out import ways_out
 
     def way(kind: str, word: str) -> str:
@@ -252,27 +293,33 @@ def _untaken_ways(untaken: UntakenRegenerations, folder: str) -> str:
     boot = f"phoneemu boot --lab {folder} --flash FLASH"
     erase = f"{way('ITL', 'phone erase')} && {boot}"
     new_cm = "the reset list is signed by the CallManager key, new too"
-    itl = {"reset": "Way out, the bulk ITL reset (seed Perform Bulk Reset of ITL File): "
-                    f"{way('ITL', 'itl-reset')}",
-           "recovery-signed": f"The bulk ITL reset does not help ({new_cm}). Way out, restart TFTP: the ITL "
-                              "is signed by the ITLRecovery key again, which such a phone holds (spec G.3.3, "
-                              f"G.7): phoneemu lab restart-tftp {folder} && {boot}",
-           "erase": f"The bulk ITL reset does not help ({new_cm}"
-                    + (", and so is the ITLRecovery key a TFTP restart signs with" if untaken.itl_signer ==
-                       "callmanager" else "") + "). Way out, erase the CTL and ITL on each phone (Settings > "
-                    "Security > Trust List, or a factory reset): it takes the next lists on first use (seed "
-                    f"Migrate IP Phones Between Clusters; spec G.2, G.6): {erase}",
-           None: ""}[untaken.itl_way]
-    ctl = {"reset": f"the CTL reset (seed Reset CTL Localkey): {way('CTL', 'ctl-reset')}",
-           "recovery-signed": f"the CTL signed by the ITLRecovery key again, which it holds ({new_cm}): "
-                              f"phoneemu lab ctl-update {folder} && {boot}",
-           "erase": f"not the CTL reset ({new_cm}) but its lists erased"
-                    + ("" if untaken.itl_way == "erase" else f": {erase}"), None: ""}[untaken.ctl_way]
     flash = "(FLASH: each phone's flash folder)"
-    if not ctl:
-        return f"{itl} {flash}"
-    ctl = f"a phone holding the CTL refuses the new CTL first, for the same reason: its way out is {ctl}"
-    return f"{itl} {flash}; {ctl}" if itl else f"{ctl[0].upper()}{ctl[1:]} {flash}"
+    erase_way = ("Way out, erase the CTL and ITL on each phone (Settings > Security > Trust List, or a "
+                 "factory reset): it takes the next lists on first use (seed Migrate IP Phones Between "
+                 f"Clusters; spec G.2, G.6): {erase}")
+    if untaken.ctl_served:
+        signer, kind = untaken.ctl_signer, untaken.ctl_way
+        ways = {"reset": f"Way out, the CTL reset (seed Reset CTL Localkey): {way('CTL', 'ctl-reset')}",
+                "recovery-signed": f"The CTL reset does not help ({new_cm}). Way out, update the CTL: it "
+                                   "is signed by the ITLRecovery key again, which such a phone holds (spec "
+                                   f"G.3.2, G.3.3): phoneemu lab ctl-update {folder} && {boot}",
+                "erase": f"The CTL reset does not help ({new_cm}"
+                         + (", and so is the ITLRecovery key a CTL update signs with"
+                            if signer == "callmanager" else "") + f"). {erase_way}"}
+        text = ways[kind] if kind is not None else ""
+        if not untaken.lasting:
+            text += f"; or reset the phones twice (the ITL, then the CTL): {boot} && {boot}"
+        return f"{text} {flash}"
+    signer, kind = untaken.itl_signer, untaken.itl_way
+    ways = {"reset": "Way out, the bulk ITL reset (seed Perform Bulk Reset of ITL File): "
+                     f"{way('ITL', 'itl-reset')}",
+            "recovery-signed": f"The bulk ITL reset does not help ({new_cm}). Way out, restart TFTP: the "
+                               "ITL is signed by the ITLRecovery key again, which such a phone holds (spec "
+                               f"G.3.3, G.7): phoneemu lab restart-tftp {folder} && {boot}",
+            "erase": f"The bulk ITL reset does not help ({new_cm}"
+                     + (", and so is the ITLRecovery key a TFTP restart signs with" if signer == "callmanager"
+                        else "") + f"). {erase_way}"}
+    return f"{ways[kind] if kind is not None else ''} {flash}"
 
 
 def _regenerated(entry: LogEntry) -> str:
@@ -339,10 +386,15 @@ def _itl_reset(cluster: LabCluster, args: argparse.Namespace, now: int | None) -
     """``lab itl-reset``: what follows on stderr, in the seed's order ("Perform Bulk Reset of ITL File"
     steps 4-5, spec G.7): reset the phones while the CallManager key signs the ITL, then restart TFTP
     (was: only who signs the ITL now; restarting TFTP first serves the ITLRecovery-signed ITL again), as
-    :func:`_itl_reset_note` says it for the lists the cluster serves."""
+    :func:`_itl_reset_note` says it for the lists the cluster serves; then, where the CallManager key that
+    signs the reset ITL is new with every TVS since the reset point before, the lockout it leaves
+    (:func:`itl_reset_lockout_warning`)."""
     cluster.itl_reset(args.key, key_file=args.key_file, now=now)
     say(args, _itl_reset_note(cluster.state.rollback, cluster.state.ctl_exists, shlex.quote(str(args.dir)),
                               mixed_mode=cluster.state.mixed_mode))
+    untaken = cluster.untaken_regenerations(at_reset=True)
+    if untaken is not None and "callmanager" in untaken.new:
+        say(args, itl_reset_lockout_warning(untaken, str(args.dir)))
 
 
 def _itl_reset_note(rollback: bool, ctl: bool, lab: str, *, mixed_mode: bool = True) -> str:

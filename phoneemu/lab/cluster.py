@@ -52,7 +52,8 @@ Our conventions where the spec is silent ([UNK]/[INF]):
   regenerate``'s warning): the lab records no boot, so it counts from the last ``itl-reset``, or the
   ``restart-tftp`` that closes it, in the change log (:data:`PHONES_RESET_AT`); the list signer and every
   TVS the configs name new since (an ITLRecovery key imported back from an earlier export is not) is the
-  lockout ``G.3.4-tvs-server-untrusted`` of a phone that took no ITL between.
+  lockout ``G.3.4-tvs-server-untrusted`` of a phone that took no ITL between. A CTL served, that list is
+  the CTL's: every phone checks the CTL first, holding one or not (:class:`UntakenRegenerations`).
 * ITLRecovery validity (seed "Certificate Management Changes for ITLRecovery Certificate", spec §G.8):
   an ``upgraded`` cluster starts with the 5-year certificate CUCM carried over the upgrade; a fresh
   install and every regeneration issue ``itlrecovery_years`` (default 20) — "when you regenerate an
@@ -211,7 +212,17 @@ class UntakenRegenerations:
     certificate new since (``itlrecovery`` only where its certificate is none the phones held then: an
     ``itlrecovery import`` of an earlier export restores it). ``entries``: the change log entries of those
     the lockout and its way out rest on (:attr:`at_stake`), oldest first; ``since``: the entry counted from
-    (:data:`PHONES_RESET_AT`), None for the whole log."""
+    (:data:`PHONES_RESET_AT`), None for the whole log.
+
+    ``ctl_served`` (a CTL served, mixed mode or its non-secure CTL): every phone asks for the CTL first
+    (spec §C.6) and checks it before the ITL (§G.3): one holding a CTL against it (G.3.2), one holding none
+    against its ITL (G.3.3; not trust on first use, its ITL installed) — the same SAST keys, ITLRecovery and
+    CallManager (§B.5), so the phones holding a CTL and those holding none lock out alike, and only where
+    the CTL's signer is new; the CTL it takes names both list signers SAST records, so a new ITL signer alone
+    locks out no phone (ours, from real boots: tests/unit/test_walk_s35_p11_regenerate_lockout_warning.py;
+    was: a warning, every phone booted). The CTL's signer new and the ITL's not (:attr:`lasting` False), a
+    phone refuses the CTL at its next boot but takes the ITL, which names the new CTL signer: the boot after
+    takes the CTL."""
 
     itl_signer: str | None
     ctl_signer: str | None
@@ -219,6 +230,7 @@ class UntakenRegenerations:
     new: frozenset[str]
     entries: tuple[LogEntry, ...]
     since: LogEntry | None
+    ctl_served: bool = False
 
     @property
     def signers(self) -> tuple[str, ...]:
@@ -234,13 +246,22 @@ class UntakenRegenerations:
         return frozenset({*self.signers, *self.tvs, *(self.new & {"callmanager", "itlrecovery"})})
 
     @property
+    def lasting(self) -> bool:
+        """Whether a locked phone stays locked at the boots that follow: False only where a CTL is served and
+        the ITL's signer is not new (the phone takes the ITL at its locked boot, and with it the new CTL
+        signer, a SAST record: it takes the CTL at the next)."""
+        return not self.ctl_served or self.itl_signer is not None
+
+    @property
     def itl_way(self) -> WayOutKind | None:
-        """The way out of a phone holding no CTL (None: the ITL's signer is not new): :func:`_way_out`."""
-        return None if self.itl_signer is None else _way_out(self.itl_signer, self.new)
+        """The way out through the ITL (None: a CTL served, which every phone checks first, or the ITL's
+        signer not new): :func:`_way_out`."""
+        return None if self.ctl_served or self.itl_signer is None else _way_out(self.itl_signer, self.new)
 
     @property
     def ctl_way(self) -> WayOutKind | None:
-        """The way out of a phone holding the CTL (None: the CTL's signer is not new): :func:`_way_out`."""
+        """The way out through the CTL, of every phone where one is served (None: the CTL's signer is not
+        new): :func:`_way_out`; the CTL taken names the ITL's signer, so the ITL follows."""
         return None if self.ctl_signer is None else _way_out(self.ctl_signer, self.new)
 
 
@@ -1311,10 +1332,13 @@ class LabCluster:
         self.state.identity_generations[cert] = gen
         self._commit("regenerate", {"cert": cert, "identity_generation": gen}, now)
 
-    def untaken_regenerations(self) -> UntakenRegenerations | None:
-        """Whether the change log shows the signer of a list served now and every TVS the configs name
-        new since the phones were last taken to hold the lists served: a phone still holding those of before
-        refuses the new signer, TVS presenting a certificate its ITL lacks (``G.3.4-tvs-server-untrusted``).
+    def untaken_regenerations(self, *, at_reset: bool = False) -> UntakenRegenerations | None:
+        """Whether the change log shows the signer of the list a phone checks first now (the CTL where one is
+        served, else the ITL: :class:`UntakenRegenerations`) and every TVS the configs name new since the
+        phones were last taken to hold the lists served: a phone still holding those of before refuses the
+        new signer, TVS presenting a certificate its ITL lacks (``G.3.4-tvs-server-untrusted``).
+        ``at_reset``: the last change log entry is an ``itl-reset`` just made, counted from the reset point
+        before it (the lockout it leaves a phone that took no lists since: ``lab itl-reset``'s warning).
         CUCM regenerates one certificate at a time, the phones reset between, the ITL bringing them the new
         TVS certificate (seed Initial Trust List). None when not both (a TVS the configs name not new answers;
         a signer they hold vouches), or before 8.0 (no ITL).
@@ -1330,7 +1354,7 @@ class LabCluster:
         st = self.state
         if st.pre_8_0:
             return None
-        start = self._phones_reset_index()
+        start = self._phones_reset_index(len(st.log) - 1 if at_reset else len(st.log))
         window = st.log[start + 1:] if start is not None else st.log
         changed = [e for e in window if _replaced(e) is not None]
         new = {str(_replaced(e)) for e in changed}
@@ -1339,17 +1363,18 @@ class LabCluster:
         itl_signer = st.itl_signer if st.itl_signer in new else None
         ctl_signer = st.ctl_signer if st.ctl_exists and st.ctl_signer in new else None
         tvs = self._tvs_named()
-        if (itl_signer is None and ctl_signer is None) or not set(tvs) <= new:
+        if (ctl_signer if st.ctl_exists else itl_signer) is None or not set(tvs) <= new:
             return None
         since = st.log[start] if start is not None else None
         found = UntakenRegenerations(itl_signer=itl_signer, ctl_signer=ctl_signer, tvs=tvs,
-                                     new=frozenset(new), entries=(), since=since)
+                                     new=frozenset(new), entries=(), since=since, ctl_served=st.ctl_exists)
         return replace(found, entries=tuple(e for e in changed if _replaced(e) in found.at_stake))
 
-    def _phones_reset_index(self) -> int | None:
-        """The index in the change log of the last :data:`PHONES_RESET_AT` entry: the last ``itl-reset``, or
-        the first ``restart-tftp`` after it (closing it); None without an ``itl-reset``."""
-        log = self.state.log
+    def _phones_reset_index(self, end: int) -> int | None:
+        """The index in the change log's first ``end`` entries of the last :data:`PHONES_RESET_AT` entry: the
+        last ``itl-reset``, or the first ``restart-tftp`` after it (closing it); None without an
+        ``itl-reset``."""
+        log = self.state.log[:end]
         reset = next((i for i in range(len(log) - 1, -1, -1) if log[i].op == "itl-reset"), None)
         if reset is None:
             return None

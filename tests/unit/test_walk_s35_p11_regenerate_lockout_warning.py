@@ -116,15 +116,21 @@ def test_a_tvs_the_configs_name_not_regenerated_still_answers(tmp_path: Path,
     assert "the new TVS certificate (tvs, tvs-2)" in warning
 
 
-def test_mixed_mode_names_the_ctl_reset_too(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_mixed_mode_names_the_ctl_reset_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Serving a CTL, every phone checks it first: its way out is the CTL's (was: the bulk ITL reset, then
+    'a phone holding the CTL' the CTL reset; real boots:
+    test_ctl_lab_a_new_ctl_signer_locks_out_every_phone)."""
     root = _lab(tmp_path)
     _err(["mixed-mode", str(root), "on"], capsys)
     _err(["regenerate", str(root), "tvs"], capsys)
     (warning,) = _lockout_warnings(_err(["regenerate", str(root), "itlrecovery"], capsys))
     ctl_reset = (f"phoneemu lab ctl-reset {root} localkey && phoneemu boot --lab {root} --flash FLASH && "
                  f"phoneemu lab ctl-update {root}")
-    assert warning.endswith("; a phone holding the CTL refuses the new CTL first, for the same reason: its "
-                            f"way out is the CTL reset (seed Reset CTL Localkey): {ctl_reset}."), warning
+    assert "the CTL served, which every phone checks first (holding a CTL or not" in warning, warning
+    assert "stays locked: the ITL is signed by a new itlrecovery key too" in warning, warning
+    assert warning.endswith(f"Way out, the CTL reset (seed Reset CTL Localkey): {ctl_reset} (FLASH: each "
+                            "phone's flash folder)."), warning
+    assert "itl-reset" not in _ways(warning), warning
 
 
 def test_lab_show_counts_one_more_phone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -165,17 +171,7 @@ def _ways(warning: str) -> str:
 def _boot_again(root: Path, flash: Path, ports: dict[str, int]) -> str:
     """The phone booted on the lab as it is now, served on the same ports: the rule that locked it out, or
     ``booted``."""
-    lab = LabCluster.open(root)
-    _ports, stop = serve_in_thread(lab, tftp_port=ports["tftp"], tvs_port=ports["tvs"])
-    try:
-        report = boot_into_flash(lab, flash, MAC, now=NOW)
-    finally:
-        stop()
-    if not report.locked_out:
-        assert report.ok, report.deciding
-        return "booted"
-    assert report.deciding is not None
-    return report.deciding.rule
+    return _boot_mac(root, flash, MAC, ports)
 
 
 def test_a_tftp_restart_alone_resets_no_phone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -275,9 +271,10 @@ def test_mixed_mode_callmanager_new_too_the_ctl_reset_is_not_offered(
     _err(["regenerate", str(root), "itlrecovery"], capsys)
     (warning,) = _lockout_warnings(_err(["regenerate", str(root), "callmanager"], capsys))
     assert "ctl-reset" not in warning and "itl-reset" not in _ways(warning), warning
-    assert warning.endswith("(FLASH: each phone's flash folder); a phone holding the CTL refuses the new CTL "
-                            "first, for the same reason: its way out is not the CTL reset (the reset list is "
-                            "signed by the CallManager key, new too) but its lists erased."), warning
+    assert ("The CTL reset does not help (the reset list is signed by the CallManager key, new too). Way "
+            "out, erase the CTL and ITL on each phone") in warning, warning
+    assert warning.endswith(f": phoneemu phone erase --flash FLASH && phoneemu boot --lab {root} --flash "
+                            "FLASH (FLASH: each phone's flash folder)."), warning
     _err(["ctl-reset", str(root), "localkey"], capsys)
     assert _boot_again(root, flash, ports) == RULE
     _err(["ctl-update", str(root)], capsys)
@@ -294,11 +291,191 @@ def test_mixed_mode_callmanager_signing_the_ctl_the_way_out_is_the_ctl_update(
     _err(["ctl-reset", str(root), "localkey"], capsys)
     _err(["regenerate", str(root), "tvs"], capsys)
     (warning,) = _lockout_warnings(_err(["regenerate", str(root), "callmanager"], capsys))
+    boot = f"phoneemu boot --lab {root} --flash FLASH"
     assert warning.endswith(
-        "A phone holding the CTL refuses the new CTL first, for the same reason: its way out is the CTL "
-        "signed by the ITLRecovery key again, which it holds (the reset list is signed by the CallManager "
-        f"key, new too): phoneemu lab ctl-update {root} && phoneemu boot --lab {root} --flash FLASH "
-        "(FLASH: each phone's flash folder)."), warning
+        "The CTL reset does not help (the reset list is signed by the CallManager key, new too). Way out, "
+        "update the CTL: it is signed by the ITLRecovery key again, which such a phone holds (spec G.3.2, "
+        f"G.3.3): phoneemu lab ctl-update {root} && {boot}; or reset the phones twice (the ITL, then the "
+        f"CTL): {boot} && {boot} (FLASH: each phone's flash folder)."), warning
+    assert "it takes the ITL then (its signer not new), which names the new callmanager key" in warning
     assert _boot_again(root, flash, ports) == RULE
     _err(["ctl-update", str(root)], capsys)
     assert _boot_again(root, flash, ports) == "booted"
+
+
+# --- a lab serving a CTL: phones holding it and phones holding none (T1) ----------------------------------
+# Real boots: every phone asks for the CTL first; one holding none checks it against its ITL (G.3.3), whose
+# SAST keys are the CTL's (ITLRecovery, CallManager): both lock out alike, and only where the CTL's signer is
+# new (the CTL taken names the ITL's signer, G.3.2). Was: a new ITL signer warned in a CTL lab too (gap 1).
+
+NO_CTL = "0A000000B102"  # booted before mixed mode: it holds an ITL and no CTL
+
+
+def _ctl_lab_phones(tmp_path: Path) -> tuple[Path, dict[str, Path], dict[str, int]]:
+    """A lab serving a CTL with two phones that took their lists while it was served: ``MAC`` holding the
+    CTL and the ITL, ``NO_CTL`` the ITL alone (booted before mixed mode went on); (folder, flash by MAC,
+    ports)."""
+    lab = LabCluster.init(tmp_path / "lab", seed=16, key_spec="rsa1024", now=NOW)
+    for mac in (MAC, NO_CTL):
+        lab.add_phone(mac, now=NOW)
+    flashes = {MAC: tmp_path / "flash-ctl", NO_CTL: tmp_path / "flash-no-ctl"}
+    ports, stop = serve_in_thread(lab)
+    try:
+        assert boot_into_flash(lab, flashes[NO_CTL], NO_CTL, now=NOW).ok
+    finally:
+        stop()
+    lab.set_mixed_mode(True, now=NOW)
+    lab = LabCluster.open(lab.root)
+    _ports, stop = serve_in_thread(lab, tftp_port=ports["tftp"], tvs_port=ports["tvs"])
+    try:
+        assert boot_into_flash(lab, flashes[MAC], MAC, now=NOW).ok
+    finally:
+        stop()
+    assert not (flashes[NO_CTL] / "CTLFile.tlv").exists() and (flashes[MAC] / "CTLFile.tlv").exists()
+    return lab.root, flashes, ports
+
+
+def _boot_each(root: Path, flashes: dict[str, Path], ports: dict[str, int]) -> set[str]:
+    """Each phone booted once on the lab as it is now: the rules (or ``booted``) they got, both alike."""
+    got = {mac: _boot_mac(root, flash, mac, ports) for mac, flash in flashes.items()}
+    return set(got.values())
+
+
+def _boot_mac(root: Path, flash: Path, mac: str, ports: dict[str, int]) -> str:
+    """Phone ``mac`` booted from ``flash`` on the lab as it is now, served on the same ports: the rule that
+    locked it out, or ``booted``."""
+    lab = LabCluster.open(root)
+    _ports, stop = serve_in_thread(lab, tftp_port=ports["tftp"], tvs_port=ports["tvs"])
+    try:
+        report = boot_into_flash(lab, flash, mac, now=NOW)
+    finally:
+        stop()
+    if not report.locked_out:
+        assert report.ok, report.deciding
+        return "booted"
+    assert report.deciding is not None
+    return report.deciding.rule
+
+
+def test_ctl_lab_a_new_itl_signer_alone_locks_no_phone_out(tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """Gap 1: ``itl-reset``, ``regenerate tvs``, ``regenerate callmanager``: the ITL signed by the new
+    CallManager key, the CTL by ITLRecovery's (not new): no warning (was: one), every phone boots."""
+    root, flashes, ports = _ctl_lab_phones(tmp_path)
+    for argv in (["itl-reset", str(root), "localkey"], ["regenerate", str(root), "tvs"],
+                 ["regenerate", str(root), "callmanager"]):
+        assert not _lockout_warnings(_err(argv, capsys)), argv
+    assert _boot_each(root, flashes, ports) == {"booted"}
+
+
+def test_ctl_lab_a_new_ctl_signer_locks_out_every_phone(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """TVS and ITLRecovery regenerated: both lists signed by the new key, the phones holding a CTL and those
+    holding none lock out alike, and stay locked; the CTL reset the warning names brings both back (the bulk
+    ITL reset it no longer names first)."""
+    root, flashes, ports = _ctl_lab_phones(tmp_path)
+    _err(["regenerate", str(root), "tvs"], capsys)
+    (warning,) = _lockout_warnings(_err(["regenerate", str(root), "itlrecovery"], capsys))
+    assert f"phoneemu lab ctl-reset {root} localkey" in _ways(warning), warning
+    assert _boot_each(root, flashes, ports) == {RULE}
+    assert _boot_each(root, flashes, ports) == {RULE}  # lasting
+    _err(["ctl-reset", str(root), "localkey"], capsys)
+    assert _boot_each(root, flashes, ports) == {"booted"}
+    _err(["ctl-update", str(root)], capsys)
+    assert _boot_each(root, flashes, ports) == {"booted"}
+
+
+def test_ctl_lab_the_itl_signer_not_new_a_second_boot_takes_the_ctl(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``ctl-reset``, TVS and CallManager regenerated: every phone refuses the CTL at its next boot but takes
+    the ITL (ITLRecovery's), which names the new CallManager key: the boot after takes the CTL, as the warning
+    says (the ctl-update way: test_mixed_mode_callmanager_signing_the_ctl_the_way_out_is_the_ctl_update)."""
+    root, flashes, ports = _ctl_lab_phones(tmp_path)
+    _err(["ctl-reset", str(root), "localkey"], capsys)
+    _err(["regenerate", str(root), "tvs"], capsys)
+    (warning,) = _lockout_warnings(_err(["regenerate", str(root), "callmanager"], capsys))
+    assert "or reset the phones twice (the ITL, then the CTL)" in warning, warning
+    assert _boot_each(root, flashes, ports) == {RULE}
+    assert _boot_each(root, flashes, ports) == {"booted"}
+
+
+# --- lab itl-reset: the reset ITL signed by a CallManager key new since (gap 2) ---------------------------
+
+
+def test_itl_reset_signed_by_a_new_callmanager_key_warns_with_the_tftp_restart(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """TVS and CallManager regenerated (no warning: the ITL served is signed by ITLRecovery's key, held),
+    then ``itl-reset``: the reset ITL is signed by the new CallManager key, TVS new too: a phone that took
+    no ITL since locks out (was: nothing said); restarting TFTP brings it back."""
+    root, flash, ports = _booted_phone(tmp_path)
+    _err(["regenerate", str(root), "tvs"], capsys)
+    assert not _lockout_warnings(_err(["regenerate", str(root), "callmanager"], capsys))
+    (warning,) = _lockout_warnings(_err(["itl-reset", str(root), "localkey"], capsys))
+    assert warning.startswith("phoneemu lab itl-reset: warning: the reset ITL is signed by the CallManager "
+                              "key, new since the change log began with every TVS the configs name "
+                              "(regenerate tvs (generation "), warning
+    assert f"({RULE}). The bulk ITL reset does not help (the reset list is signed" in warning, warning
+    assert warning.endswith(f"(spec G.3.3, G.7): phoneemu lab restart-tftp {root} && phoneemu boot --lab "
+                            f"{root} --flash FLASH (FLASH: each phone's flash folder)."), warning
+    assert _boot_again(root, flash, ports) == RULE
+    _err(["restart-tftp", str(root)], capsys)
+    assert _boot_again(root, flash, ports) == "booted"
+
+
+def test_itl_reset_a_new_callmanager_key_vouched_by_a_tvs_not_new_no_warning(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """CallManager alone regenerated: the TVS the phone holds vouches for the new key (G.3.4): no warning."""
+    root, flash, ports = _booted_phone(tmp_path)
+    _err(["regenerate", str(root), "callmanager"], capsys)
+    assert not _lockout_warnings(_err(["itl-reset", str(root), "localkey"], capsys))
+    assert _boot_again(root, flash, ports) == "booted"
+
+
+def test_itl_reset_itlrecovery_new_too_the_way_out_is_the_erase(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """TVS, CallManager and ITLRecovery regenerated, then ``itl-reset``: neither the reset nor the TFTP
+    restart helps; the phone's lists erased do."""
+    root, flash, ports = _booted_phone(tmp_path)
+    for cert in ("tvs", "callmanager", "itlrecovery"):
+        _err(["regenerate", str(root), cert], capsys)
+    (warning,) = _lockout_warnings(_err(["itl-reset", str(root), "localkey"], capsys))
+    assert "restart-tftp" not in _ways(warning).split("this reset does not help")[-1], warning
+    assert warning.endswith(f": phoneemu phone erase --flash FLASH && phoneemu boot --lab {root} --flash "
+                            "FLASH (FLASH: each phone's flash folder)."), warning
+    assert _boot_again(root, flash, ports) == RULE
+    _err(["restart-tftp", str(root)], capsys)
+    assert _boot_again(root, flash, ports) == RULE
+    assert main(["phone", "erase", "--flash", str(flash)]) == 0
+    assert _boot_again(root, flash, ports) == "booted"
+
+
+def test_ctl_lab_itl_reset_makes_the_lockout_last_the_way_out_is_the_ctl_update(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Serving a CTL reset to the CallManager key: TVS and CallManager regenerated (a second boot would take
+    the CTL), then ``itl-reset``: the reset ITL is signed by the new key too, every phone stays locked (was:
+    nothing said); ``ctl-update`` brings them back. Without the CTL reset (the CTL's signer not new) the same
+    ``itl-reset`` says nothing: test_ctl_lab_itl_reset_of_a_ctl_not_new_says_nothing."""
+    root, flashes, ports = _ctl_lab_phones(tmp_path)
+    _err(["ctl-reset", str(root), "localkey"], capsys)
+    _err(["regenerate", str(root), "tvs"], capsys)
+    _err(["regenerate", str(root), "callmanager"], capsys)
+    (warning,) = _lockout_warnings(_err(["itl-reset", str(root), "localkey"], capsys))
+    assert ("stays locked: the ITL is signed by a new callmanager key too; this reset does not help it. The "
+            "CTL reset does not help") in warning, warning
+    assert "reset the phones twice" not in warning, warning
+    assert "Way out, update the CTL: it is signed by the ITLRecovery key again" in warning, warning
+    assert _boot_each(root, flashes, ports) == {RULE}
+    assert _boot_each(root, flashes, ports) == {RULE}
+    _err(["ctl-update", str(root)], capsys)
+    assert _boot_each(root, flashes, ports) == {"booted"}
+
+
+def test_ctl_lab_itl_reset_of_a_ctl_not_new_says_nothing(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """TVS and CallManager regenerated, then ``itl-reset``: the CTL (ITLRecovery's) names the new key, so
+    every phone takes the reset ITL: no warning, all boot."""
+    root, flashes, ports = _ctl_lab_phones(tmp_path)
+    _err(["regenerate", str(root), "tvs"], capsys)
+    _err(["regenerate", str(root), "callmanager"], capsys)
+    assert not _lockout_warnings(_err(["itl-reset", str(root), "localkey"], capsys))
+    assert _boot_each(root, flashes, ports) == {"booted"}
