@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 
 from phoneemu.net.tls import client_context_verify_after_handshake, open_tls_connection
+from phoneemu.protocols import tvs
 
 HOST = "127.0.0.1"  # the server's address (and the newcomers')
 FLOODER = "127.0.0.2"
@@ -40,6 +41,18 @@ async def handshaken(port: int, count: int) -> list[Held]:
     server's certificate not checked)."""
     return [await open_tls_connection(HOST, port, client_context_verify_after_handshake(), timeout=5)
             for _ in range(count)]
+
+
+async def tvs_asked(port: int, request: bytes) -> Held:
+    """A TLS client from :data:`HOST` to the TVS on ``port`` that sent ``request`` (an encoded TVS frame) and
+    read its whole reply: a connection that asked, left open (5 s at most each step)."""
+    reader, writer = await open_tls_connection(HOST, port, client_context_verify_after_handshake(), timeout=5)
+    writer.write(request)
+    decoder = tvs.FrameDecoder()
+    for _ in range(64):  # the reply: a few records at most
+        if decoder.feed(await asyncio.wait_for(reader.read(65536), 5)):
+            return reader, writer
+    raise AssertionError("no reply")
 
 
 def close_all(held: list[Held]) -> None:

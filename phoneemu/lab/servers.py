@@ -93,7 +93,9 @@ Rules:
   waiting there makes room by closing the oldest one silent past its grace, :mod:`phoneemu.lab.tvs_loop`),
   and every TLS or TCP listener besides (CAPF, the registrars, HTTPS, the directory, an ``asyncio`` TVS)
   together :data:`TLS_SHARE`, at least :data:`TLS_FLOOR` where a quarter of the limit allows (one
-  :class:`phoneemu.net.tls.ConnectionBudget`; one more connection is closed at once, logged). A flood
+  :class:`phoneemu.net.tls.ConnectionBudget`; one more connection is closed at once, logged — or, the
+  budget full, takes the place of the one silent longest yet to ask of any of these servers, the address
+  holding the most such over all of them first: :mod:`phoneemu.net._room`). A flood
   of connections that never finish their handshake on one port so cannot take the descriptors the
   other services need (before: TVS and CAPF took up to 1,024 each whatever the
   limit, and at the common soft limit of 1,024 one TVS flood left HTTP unable to accept and TFTP

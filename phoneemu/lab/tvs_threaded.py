@@ -32,7 +32,21 @@ Rules (identical to :class:`phoneemu.lab.tvs_service.TvsHandler` unless said):
   on 2 cores, 8-12 workers cost the least CPU per verify (measured with 16 C clients: 8 → 973/s
   1.12 ms, 12 → 971/s 1.13 ms, 16 → 853/s 1.29 ms, 24 → 862/s 1.31 ms server CPU per verify).
   Connections beyond the pool wait in the listen queue; an idle client holds a worker for at most
-  the handshake or read timeout.
+  the handshake or read timeout — or, when connections wait, until it is closed for room (below).
+* Room under a flood (ours, :mod:`phoneemu.net._room`, the loop TVS's rule): when every worker holds a
+  connection and more wait in the listen queue (the kernel's count), the watchdog closes, for each waiting
+  one, the connection silent longest among those without a complete first request (handshake unfinished,
+  or no whole TVS frame after it) whose client has sent nothing for ``first_request_grace`` (1 s; since it
+  connected or its last bytes), one taken from the address holding the most such first; its worker then
+  takes the next waiting connection. The workers block inside OpenSSL's handshake, so the server does not
+  see a client's handshake bytes: the kernel says when data last came (Linux ``TCP_INFO``,
+  :func:`phoneemu.net._room.spoke_within`), and bytes waiting unread are peeked at; a candidate heard
+  within its grace is heard from now and the choice made again. Each is logged like a refused connection
+  (:class:`phoneemu.net._refusals.RefusalLog`, on the loop) and counted in
+  :attr:`ThreadedTvsServer.evicted`; it ends silently otherwise (not a handshake failure, not a refused
+  request). Connections that asked are never closed for room. At most one choice per waiting connection
+  and watchdog tick. Where the kernel cannot say (not Linux) no room is made. Was: a flood of silent
+  connections held every worker until its handshake timeout and real phones waited in the queue.
 * Timeouts: the handshake must complete within ``handshake_timeout`` (total); each request must be
   complete within ``handler.read_timeout`` of the handshake or of the previous answer (bytes that do
   not complete a frame do not extend it: no slow-drip client holds a worker), and its reply must be
@@ -95,6 +109,16 @@ from phoneemu.errors import PhoneEmuError
 from phoneemu.lab.pki import Identity
 from phoneemu.lab.tvs_service import TvsConnectionLog, TvsHandler, address_text, answer_frames
 from phoneemu.net._listen import tcp_listener
+from phoneemu.net._refusals import RefusalLog
+from phoneemu.net._room import (
+    DEFAULT_GRACE,
+    KERNEL_SAYS,
+    Room,
+    accept_queue,
+    checked_grace,
+    input_waits,
+    spoke_within,
+)
 from phoneemu.net.tls import CUCM_TVS_CIPHERS, handshake_failure, server_context
 from phoneemu.protocols import tvs
 
@@ -114,14 +138,28 @@ _WAKE_EVERY = 0.1  # seconds a thread may outlive the listener's shutdown before
 
 
 class _Deadline:
-    """When the current step of one connection must be over; ``fired`` once the watchdog cut it."""
+    """One accepted connection: when its current step must be over (``fired`` once the watchdog cut it),
+    and its place in the room (module rules, "Room under a flood"; ``evicted``: closed for room)."""
 
-    __slots__ = ("at", "cut", "fired")
+    __slots__ = ("at", "cut", "evicted", "fired", "grace", "handshaken", "heard", "host", "peer", "sock")
 
-    def __init__(self, at: float) -> None:
+    def __init__(self, at: float, *, host: str = "?", peer: str = "?", grace: float = DEFAULT_GRACE) -> None:
         self.at = at
         self.fired = False
         self.cut = False
+        self.host = host  # the peer's address without the port
+        self.peer = peer
+        self.grace = grace
+        self.heard = 0.0  # set by the room
+        self.handshaken = False
+        self.evicted = False
+        self.sock: socket.socket | None = None
+
+    def input_waits(self) -> bool:
+        """Whether its client spoke: bytes of it wait unread, or the kernel received some within the grace
+        (its worker reads inside OpenSSL's handshake, unseen; module rules)."""
+        sock = self.sock
+        return sock is not None and (input_waits(sock) or spoke_within(sock, self.grace))
 
 
 class IdentityContext:
@@ -183,9 +221,16 @@ class ThreadedTvsServer:
     def __init__(self, handler: TvsHandler, identity: Callable[[], Identity], host: str = "127.0.0.1",
                  port: int = 0, *, workers: int = DEFAULT_WORKERS, handshake_timeout: float = 10.0,
                  backlog: int = 1024, keylog: Path | None = None, stop_timeout: float = 5.0,
-                 name: str = "tvs", log_on_loop: bool = True) -> None:
+                 name: str = "tvs", log_on_loop: bool = True,
+                 first_request_grace: float = DEFAULT_GRACE) -> None:
         if workers < 1:
             raise PhoneEmuError(f"workers {workers}: at least 1", path="workers")
+        #: the open connections by address, and whom to close for room (module rules, under ``_lock``)
+        self._room: Room[_Deadline] = Room(checked_grace(first_request_grace))
+        #: connections closed to make room for a waiting one (module rules, "Room under a flood")
+        self.evicted = 0
+        self.refusals = RefusalLog(_log, name)
+        self._held = 0  # workers holding a connection not closed for room (under ``_lock``)
         self.handler = handler
         self.host = host
         self.requested_port = port
@@ -227,6 +272,11 @@ class ThreadedTvsServer:
         return self
 
     @property
+    def first_request_grace(self) -> float:
+        """Seconds of silence after which a full server may close a connection without a request."""
+        return self._room.grace
+
+    @property
     def port(self) -> int:
         assert self._listener is not None, "server not started"
         return int(self._listener.getsockname()[1])
@@ -252,6 +302,10 @@ class ThreadedTvsServer:
             listener.close()
             self._listener = None
             self._drain()
+            with self._lock:
+                self._room.clear()
+        await asyncio.sleep(0)  # the refusals the watchdog handed over (_refused), then the last said
+        self.refusals.flush()
         alive = [t.name for t in threads if t.is_alive()]
         if alive:
             _log.warning("%s: %d worker(s) still running after %ss: %s", self.name, len(alive),
@@ -305,6 +359,47 @@ class ThreadedTvsServer:
                         deadline.cut = True
                         with contextlib.suppress(OSError):
                             socket.socket.shutdown(conn, socket.SHUT_RDWR)
+                if KERNEL_SAYS:
+                    self._make_room(now)
+
+    def _make_room(self, now: float) -> None:
+        """Under ``_lock``, from the watchdog: close for room one connection for each waiting in the listen
+        queue that no worker is free for, or about to be (module rules, "Room under a flood")."""
+        listener = self._listener
+        if listener is None or self._stopping.is_set():
+            return
+        waiting = accept_queue(listener)
+        for _ in range(min(waiting - (self.workers - self._held), self.workers)):
+            victim = self._room.victim(now)
+            if victim is None:
+                return
+            self._evict(victim)
+
+    def _evict(self, victim: _Deadline) -> None:
+        """Under ``_lock``: shut ``victim`` down for room; its worker ends it silently and accepts the next
+        (logged like a refusal, counted in :attr:`evicted`)."""
+        victim.evicted = True
+        self.evicted += 1
+        self._held -= 1  # its worker is the waiting connection's
+        self._room.asked(victim)  # not chosen twice while it ends
+        step = "handshake done" if victim.handshaken else "TLS handshake unfinished"
+        self._refused(victim.peer, f"closed to make room: no complete request, silent for "
+                                   f"{self.first_request_grace:g} s ({step}; {len(self._open)} open, "
+                                   f"workers {self.workers}; {victim.host} holds "
+                                   f"{self._room.held(victim.host)})")
+        if victim.sock is not None:
+            with contextlib.suppress(OSError):
+                socket.socket.shutdown(victim.sock, socket.SHUT_RDWR)
+
+    def _refused(self, peer: str, why: str) -> None:
+        """``refusals.refused`` on the loop (its timer is the loop's); the loop closed: said here."""
+        loop = self._loop
+        try:
+            if loop is None:
+                raise RuntimeError("no loop")
+            loop.call_soon_threadsafe(self.refusals.refused, peer, why)
+        except RuntimeError:
+            _log.warning("%s: refused a connection from %s: %s", self.name, peer, why)
 
     def _worker(self) -> None:
         listener = self._listener
@@ -322,17 +417,26 @@ class ThreadedTvsServer:
             if self._stopping.is_set():
                 raw.close()
                 return
+            peer = address_text(addr)
+            host = str(addr[0]) if isinstance(addr, tuple) and addr else peer
+            entry = _Deadline(time.monotonic() + self.handshake_timeout, host=host, peer=peer,
+                              grace=self._room.grace)  # total, watched by _watchdog
+            with self._lock:
+                self._held += 1
             try:
-                self._connection(raw, addr)
+                self._connection(raw, entry)
             except Exception as exc:  # a bug must not kill the worker
                 with self._lock:
                     self.errors += 1
-                _log.warning("%s: connection from %s failed: %s: %s", self.name, address_text(addr),
-                             type(exc).__name__, exc)
+                _log.warning("%s: connection from %s failed: %s: %s", self.name, peer, type(exc).__name__,
+                             exc)
+            finally:
+                with self._lock:
+                    if not entry.evicted:  # (one closed for room was given back then)
+                        self._held -= 1
 
-    def _connection(self, raw: socket.socket, addr: object) -> None:
-        peer = address_text(addr)
-        deadline = _Deadline(time.monotonic() + self.handshake_timeout)  # total, watched by _watchdog
+    def _connection(self, raw: socket.socket, deadline: _Deadline) -> None:
+        peer = deadline.peer
         try:
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if raw.gettimeout() is not None:  # a process-wide socket.setdefaulttimeout()
@@ -342,9 +446,11 @@ class ThreadedTvsServer:
             raw.close()
             _log.warning("%s: connection from %s failed: %s", self.name, peer, exc)
             return
+        deadline.sock = conn
         with self._lock:
             self._open[conn] = deadline
             self.connections += 1
+            self._room.opened(deadline, time.monotonic())  # (under the lock: each address's order kept)
         peer_closed = False
         try:
             if self._stopping.is_set():
@@ -352,8 +458,8 @@ class ThreadedTvsServer:
             try:
                 conn.do_handshake()
             except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-                if self._stopping.is_set():
-                    return  # cut by close(): silent (module rules, "Stop")
+                if self._stopping.is_set() or deadline.evicted:
+                    return  # cut by close() or for room: silent (module rules, "Stop", "Room")
                 with self._lock:
                     self.errors += 1
                 if deadline.fired:
@@ -362,12 +468,15 @@ class ThreadedTvsServer:
                 else:
                     _log.warning("%s: %s: TLS handshake failed: %s", self.name, peer, handshake_failure(exc))
                 return
+            if deadline.evicted:
+                return
             if deadline.fired:  # cut just as it completed: the deadline passed all the same
                 with self._lock:
                     self.errors += 1
                 _log.warning("%s: %s: TLS handshake timeout after %gs", self.name, peer,
                              self.handshake_timeout)
                 return
+            deadline.handshaken = True
             if _QUICKACK is not None:  # ACK the client's Finished now (see module docstring)
                 with contextlib.suppress(OSError):
                     conn.setsockopt(socket.IPPROTO_TCP, _QUICKACK, 1)
@@ -375,6 +484,7 @@ class ThreadedTvsServer:
         finally:
             with self._lock:
                 self._open.pop(conn, None)
+                self._room.closed(deadline)
             self._close(conn, peer_closed=peer_closed)
 
     @staticmethod
@@ -412,6 +522,8 @@ class ThreadedTvsServer:
                 data = conn.recv(_READ_SIZE)
             except (OSError, ValueError) as exc:  # ConnectionError and ssl.SSLError included
                 data, error = b"", exc
+            if deadline.evicted:  # closed for room: said with the refusals
+                return False
             if deadline.fired:
                 if seen == 0 or decoder.buffered:
                     self._refuse(peer, tls, f"timeout: no complete request within {handler.read_timeout}s "
@@ -437,6 +549,12 @@ class ThreadedTvsServer:
                 return False
             if replies:  # the replies and the next request: read_timeout from now (partial data: not)
                 deadline.at = time.monotonic() + handler.read_timeout
+            if seen == 0:  # not asked yet: asked now, or heard from (module rules, "Room under a flood")
+                with self._lock:
+                    if replies:
+                        self._room.asked(deadline)
+                    else:
+                        self._room.heard(deadline, time.monotonic())
             out = []
             for req, reply in replies:
                 seen += 1
@@ -453,7 +571,9 @@ class ThreadedTvsServer:
                 try:
                     conn.sendall(b"".join(out))
                 except (OSError, ValueError) as exc:
-                    if deadline.fired:
+                    if deadline.evicted:
+                        pass  # closed for room as it asked: said with the refusals
+                    elif deadline.fired:
                         self._refuse(peer, tls, f"timeout: reply not taken within {handler.read_timeout}s")
                     elif not self._stopping.is_set():
                         self._refuse(peer, tls, f"connection lost: {exc}")

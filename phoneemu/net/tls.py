@@ -34,9 +34,19 @@ Rules:
   holding the most connections in their handshake first. That one is aborted, logged like a refusal and
   counted in ``evicted``; with none such the newcomer is refused as before. Was: refused, so a flood of silent
   connections from one address held every place until their handshake timeout (10 s in the lab) and
-  turned every other client away. Plain TCP (no context: the directory, SIP over TCP) keeps refusing at
-  the cap: the server does not see its reads. Each read of a connection in its handshake costs a few dict
-  operations (O(1)); after it, one attribute test.
+  turned every other client away. Plain TCP (no context: the directory, SIP over TCP): the first step is
+  the client's first bytes (every plain protocol the lab serves has the client speak first: HTTP, SIP),
+  so a connection that sent none for the grace is one to close (was: plain TCP kept refusing at the cap,
+  its reads unseen). Each read of a connection in its handshake costs a few dict operations (O(1)); after
+  it, one attribute test.
+* Room across a shared budget (:class:`phoneemu.net._room.Rooms`): full at its own ``max_connections``, a
+  server closes one of its own connections (only that frees one of its places); with places of its own
+  but the shared :class:`ConnectionBudget` full, the choice is made across every server sharing the budget
+  by the same rule — the address holding the most connections yet to ask over all of them gives way first,
+  its silent longest whichever server holds it (each past its own server's grace) — and that server closes
+  it, logged with its refusals (``closed to make room for capf: ...``), counted in its ``evicted``, the budget
+  place passed to the newcomer. Was: a silent flood on one server (the directory, SIP over TCP) took the
+  budget and every other server refused newcomers until the flood's timeout.
 * Refused connections are logged at most once a second per server, with their exact count
   (:class:`phoneemu.net._refusals.RefusalLog`; was: a line each, 275,732 lines in a 30 s CAPF flood).
 * A connection's close waits for what is still unsent while the client goes on taking it: at least
@@ -63,6 +73,7 @@ import tempfile
 import warnings
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import cast
 
 from cryptography import x509
 
@@ -73,7 +84,7 @@ from phoneemu.files import private_file
 from phoneemu.net._listen import close_listening, is_ipv6_any, serving, tcp_listener
 from phoneemu.net._oserror import os_error_text
 from phoneemu.net._refusals import RefusalLog
-from phoneemu.net._room import DEFAULT_GRACE, Room, input_waits
+from phoneemu.net._room import DEFAULT_GRACE, Room, Rooms, input_waits
 from phoneemu.net._taken import TAKEN_PER_IDLE, unsent, until_taken
 from phoneemu.net.capture import note_connect, note_peer
 from phoneemu.net.tls_accept import TlsAcceptProtocol
@@ -335,13 +346,16 @@ class _TlsStreamProtocol(asyncio.StreamReaderProtocol):
 
 class ConnectionBudget:
     """Connections several servers hold open together, at most ``limit`` (module rules; ``TlsServer``'s
-    ``budget``). ``take()`` is False when none is left; ``give_back()`` returns one."""
+    ``budget``). ``take()`` is False when none is left; ``give_back()`` returns one. ``rooms``: the rooms of
+    the servers drawing on it, for the choice across them when it is full (module rules, "Room across a
+    shared budget"); its servers run on one event loop."""
 
-    __slots__ = ("limit", "open")
+    __slots__ = ("limit", "open", "rooms")
 
     def __init__(self, limit: int) -> None:
         self.limit = max(1, limit)
         self.open = 0
+        self.rooms: Rooms[_Place] = Rooms()
 
     def take(self) -> bool:
         if self.open >= self.limit:
@@ -353,67 +367,66 @@ class ConnectionBudget:
         self.open = max(0, self.open - 1)
 
 
-class _Accepted(TlsAcceptProtocol):
-    """An accepted TLS connection of a :class:`TlsServer` in its room (module rules, "Room under a flood"):
-    until its handshake ends, each read says its client spoke; the handshake's end (or failure) takes it out
-    of the choice, its loss out of the room. ``evicted``: closed for room (nothing more to say of it)."""
+class _Place:
+    """A connection of a :class:`TlsServer` in its room (module rules, "Room under a flood"): until its first
+    step (a TLS handshake's end, a plain connection's first bytes) each read says its client spoke; that
+    step (or its failure) takes it out of the choice, its loss out of the room. ``evicted``: closed for room
+    (nothing more to say of it). Mixed into the connection's protocol (``_init_place`` in its
+    ``__init__``)."""
 
-    def __init__(self, ctx: ssl.SSLContext, on_connection: Callable[[TlsAcceptProtocol], None]) -> None:
-        super().__init__(ctx, on_connection)
+    host: str
+    heard: float
+    task: asyncio.Task[None] | None
+    evicted: bool
+    server: TlsServer | None
+
+    def _init_place(self) -> None:
         self.host = "?"  # the peer's address without the port
         self.heard = 0.0  # when its client last sent bytes (set by the room)
-        self.task: asyncio.Task[None] | None = None
+        self.task = None
         self.evicted = False
-        self._room: Room[_Accepted] | None = None  # from its admission until the connection is lost
+        self.server = None  # whose room it is in
+        self._room: Room[_Place] | None = None  # from its admission until the connection is lost
         self._clock: Callable[[], float] | None = None
         self._choosable = False  # in the choice: each read is noted
 
-    def enter(self, room: Room[_Accepted], task: asyncio.Task[None]) -> None:
-        """Admitted: counted for its address, in the choice, heard from now."""
+    def transport_of(self) -> asyncio.Transport | None:
+        raise NotImplementedError
+
+    def enter(self, server: TlsServer, task: asyncio.Task[None]) -> None:
+        """Admitted: counted for its address in ``server``'s room, in the choice, heard from now."""
         loop = asyncio.get_running_loop()
-        raw = self.raw
-        peername = raw.get_extra_info("peername") if raw is not None else None
+        transport = self.transport_of()
+        peername = transport.get_extra_info("peername") if transport is not None else None
         self.host = str(peername[0]) if isinstance(peername, tuple) and peername else "?"
-        self.task = task
+        self.task, self.server = task, server
+        room = server._by_address
         self._room, self._clock, self._choosable = room, loop.time, True
         room.opened(self, loop.time())
 
     def leave_choice(self) -> None:
-        """Never closed for room from now on (its handshake ended, or it is ending)."""
+        """Never closed for room from now on (its first step made, or it is ending)."""
         if self._choosable:
             self._choosable = False
             if self._room is not None:
                 self._room.asked(self)
 
-    def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if self._choosable:  # in its handshake: O(1) (module rules)
-            hs = self.handshake
-            if hs is None or hs.done():
-                self.leave_choice()
-            elif self._room is not None and self._clock is not None:
-                self._room.heard(self, self._clock())
+    def spoke(self) -> None:
+        """Its client sent bytes before its first step ended: heard from now (O(1), module rules)."""
+        if self._room is not None and self._clock is not None:
+            self._room.heard(self, self._clock())
 
-    def eof_received(self) -> bool:
-        """The client's end fails a handshake under way: out of the choice at once (was: until its task ran,
-        so a newcomer's turn before it closed it "for room", its failure unsaid)."""
-        keep = super().eof_received()
-        hs = self.handshake
-        if hs is None or hs.done():
-            self.leave_choice()
-        return keep
-
-    def connection_lost(self, exc: Exception | None) -> None:
+    def left(self) -> None:
+        """The connection is lost: out of the room."""
         room, self._room = self._room, None
         self._choosable = False
         if room is not None:
             room.closed(self)
-        super().connection_lost(exc)
 
     def input_waits(self) -> bool:
         """Whether bytes of the client wait unread in the kernel (:func:`phoneemu.net._room.input_waits`,
         on the transport's descriptor)."""
-        raw = self.raw
+        raw = self.transport_of()
         sock = raw.get_extra_info("socket") if raw is not None and not raw.is_closing() else None
         fd = sock.fileno() if sock is not None else -1
         if fd < 0:
@@ -427,6 +440,78 @@ class _Accepted(TlsAcceptProtocol):
             return input_waits(probe)
         finally:
             probe.detach()  # the descriptor stays the transport's
+
+
+class _Accepted(TlsAcceptProtocol, _Place):
+    """An accepted TLS connection of a :class:`TlsServer` in its room (:class:`_Place`): its first step is
+    its handshake's end."""
+
+    def __init__(self, ctx: ssl.SSLContext, on_connection: Callable[[TlsAcceptProtocol], None]) -> None:
+        super().__init__(ctx, on_connection)
+        self._init_place()
+
+    def transport_of(self) -> asyncio.Transport | None:
+        return self.raw
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self._choosable:  # in its handshake: O(1) (module rules)
+            hs = self.handshake
+            if hs is None or hs.done():
+                self.leave_choice()
+            else:
+                self.spoke()
+
+    def eof_received(self) -> bool:
+        """The client's end fails a handshake under way: out of the choice at once (was: until its task ran,
+        so a newcomer's turn before it closed it "for room", its failure unsaid)."""
+        keep = super().eof_received()
+        hs = self.handshake
+        if hs is None or hs.done():
+            self.leave_choice()
+        return keep
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.left()
+        super().connection_lost(exc)
+
+
+class _Plain(asyncio.StreamReaderProtocol, _Place):
+    """An accepted plain TCP connection of a :class:`TlsServer` in its room (:class:`_Place`): its first step
+    is its client's first bytes (module rules: the lab's plain protocols have the client speak first)."""
+
+    def __init__(self, reader: asyncio.StreamReader,
+                 on_connect: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]) -> None:
+        super().__init__(reader, on_connect)
+        self._init_place()
+        self._tcp: asyncio.Transport | None = None
+        self._spoken = False  # bytes came (before its admission too)
+
+    def transport_of(self) -> asyncio.Transport | None:
+        return self._tcp
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._tcp = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass asyncio's
+        super().connection_made(transport)
+
+    def enter(self, server: TlsServer, task: asyncio.Task[None]) -> None:
+        super().enter(server, task)
+        if self._spoken:  # before its task ran: asked already
+            self.leave_choice()
+
+    def data_received(self, data: bytes) -> None:
+        if data:
+            self._spoken = True
+            self.leave_choice()
+        super().data_received(data)
+
+    def eof_received(self) -> bool:
+        self.leave_choice()
+        return bool(super().eof_received())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.left()
+        super().connection_lost(exc)
 
 
 class TlsServer:
@@ -445,7 +530,9 @@ class TlsServer:
     connection also needs one of its places, given back when the connection ends. Refusals are logged at
     most once a second with their count (``refusals``, module rules). Full, a TLS connection takes the
     place (and the budget place) of one silent past ``first_request_grace`` in its handshake, if there is
-    one (counted in ``evicted``, logged with the refusals; module rules, "Room under a flood")."""
+    one (counted in ``evicted``, logged with the refusals; module rules, "Room under a flood"); with places
+    of its own but the shared budget full, of one silent in any server sharing the budget (module rules,
+    "Room across a shared budget"). Plain TCP likewise, its first bytes for the handshake's end."""
 
     def __init__(self, handler: Handler, ctx: ssl.SSLContext | None, host: str = "127.0.0.1",
                  port: int = 0, *, name: str = "tls", handshake_timeout: float = 10.0,
@@ -472,8 +559,8 @@ class TlsServer:
         self.refusals = RefusalLog(_log, name)
         self.on_handshake_error = on_handshake_error
         self._active: set[asyncio.Task[None]] = set()
-        #: the TLS connections by address, and whom to close for room (a PhoneEmuError for a bad grace)
-        self._by_address: Room[_Accepted] = Room(first_request_grace)
+        #: the connections by address, and whom to close for room (a PhoneEmuError for a bad grace)
+        self._by_address: Room[_Place] = Room(first_request_grace)
         #: the tasks of connections closed for room, still ending: their places are the newcomers'
         self._passed: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
@@ -494,12 +581,17 @@ class TlsServer:
                 unstarted = loop.create_server(factory, self.host, self.requested_port, backlog=self.backlog,
                                                start_serving=False)
         else:
-            kwargs: dict[str, object] = {"sock": sock} if sock is not None else \
-                {"host": self.host, "port": self.requested_port}
-            unstarted = asyncio.start_server(self._on_connect, backlog=self.backlog, start_serving=False,
-                                             **kwargs)  # type: ignore[arg-type]
+            def plain() -> asyncio.Protocol:  # asyncio.start_server's, in the room (module rules)
+                return _Plain(asyncio.StreamReader(), self._on_connect)
+            if sock is not None:
+                unstarted = loop.create_server(plain, sock=sock, backlog=self.backlog, start_serving=False)
+            else:
+                unstarted = loop.create_server(plain, self.host, self.requested_port, backlog=self.backlog,
+                                               start_serving=False)
         # a start that does not return (cancelled) leaves nothing listening (phoneemu.net._listen.serving)
         self._server = await serving(unstarted, sock)
+        if self.budget is not None:
+            self.budget.rooms.add(self._by_address)  # (module rules, "Room across a shared budget")
         return self
 
     @property
@@ -510,36 +602,47 @@ class TlsServer:
     def _spawn(self, conn: TlsAcceptProtocol) -> None:
         raw = conn.raw
         assert raw is not None and isinstance(conn, _Accepted)
-        if not self._room():  # before the handshake (class docstring)
-            victim = self._by_address.victim(asyncio.get_running_loop().time())
-            if victim is None:
-                self._refuse(raw.get_extra_info("peername"))
-                raw.abort()
-                return
-            self._evict(victim)  # its places are conn's
+        if not self._admit(raw.get_extra_info("peername")):  # before the handshake (class docstring)
+            raw.abort()
+            return
         task = asyncio.get_running_loop().create_task(self._tls_connection(conn))
-        conn.enter(self._by_address, task)
+        conn.enter(self, task)
         self._hold(task)
 
     def _held(self) -> int:
         """Connections holding a place: the open ones but those closed for room, still ending."""
         return len(self._active) - len(self._passed)
 
-    def _room(self) -> bool:
-        """Below ``max_connections``, and a place of the shared budget taken (class docstring)."""
+    def _admit(self, peername: object) -> bool:
+        """A place for a newcomer: below ``max_connections`` with a place of the shared budget taken; else the
+        places of one closed for room — of this server when it is at its own cap, else of any server sharing
+        the budget (module rules). None to close: refused (counted, logged), False."""
+        now = asyncio.get_running_loop().time()
         if self._held() >= self.max_connections:
+            victim = self._by_address.victim(now)
+        elif self.budget is None or self.budget.take():
+            return True
+        else:
+            victim = self.budget.rooms.victim(now)
+        owner = victim.server if victim is not None else None
+        if victim is None or owner is None:
+            self._refuse(peername)
             return False
-        return self.budget is None or self.budget.take()
+        owner._evict(victim, self)  # its places are the newcomer's
+        return True
 
-    def _evict(self, victim: _Accepted) -> None:
-        """Abort ``victim`` to make room; its places pass to the newcomer (logged like a refusal, counted in
-        :attr:`evicted`; module rules, "Room under a flood")."""
+    def _evict(self, victim: _Place, newcomer: TlsServer) -> None:
+        """Abort ``victim`` to make room for a newcomer of ``newcomer`` (this server or one sharing its
+        budget); its places pass to the newcomer (logged like a refusal, counted in :attr:`evicted`; module
+        rules, "Room under a flood")."""
         self.evicted += 1
         victim.evicted = True
-        raw = victim.raw
+        raw = victim.transport_of()
         peername = raw.get_extra_info("peername") if raw is not None else None
         held = self._by_address.held(victim.host)
-        self.refusals.refused(_peer_of(peername), f"closed to make room: TLS handshake unfinished, silent "
+        step = "TLS handshake unfinished" if isinstance(victim, _Accepted) else "nothing received"
+        whom = "" if newcomer is self else f" for {newcomer.name}"
+        self.refusals.refused(_peer_of(peername), f"closed to make room{whom}: {step}, silent "
                                                   f"for {self.first_request_grace:g} s ({self._pool_text()}; "
                                                   f"{victim.host} holds {held})")
         victim.leave_choice()  # not chosen twice while it ends
@@ -618,12 +721,14 @@ class TlsServer:
         peername = writer.get_extra_info("peername")
         peer = _peer_of(peername)
         task = asyncio.current_task()
+        plain = writer.transport.get_protocol()
         if task is not None and task not in self._active:  # plain TCP (a TLS one is counted by _spawn)
-            if not self._room():
-                self._refuse(peername)
+            if not self._admit(peername):
                 writer.close()
                 return
             self._hold(task)
+            if isinstance(plain, _Plain):
+                plain.enter(self, task)
         self.connections += 1
         cancelled = False
         try:
@@ -634,11 +739,13 @@ class TlsServer:
             cancelled = True
             return
         except Exception as exc:
-            self.errors += 1
-            _log.warning("%s: connection from %s failed: %s: %s", self.name, peer, type(exc).__name__, exc)
+            if not (isinstance(plain, _Plain) and plain.evicted):  # (one closed for room: said with refusals)
+                self.errors += 1
+                _log.warning("%s: connection from %s failed: %s: %s", self.name, peer, type(exc).__name__,
+                             exc)
         finally:
             await self._close_connection(writer, peer, ending=cancelled)
-            if task is not None:
+            if task is not None and task not in self._passed:  # (a passed one: _release)
                 self._active.discard(task)  # after the close: its descriptor counted until then
 
     async def _close_connection(self, writer: asyncio.StreamWriter, peer: str, *,
@@ -676,6 +783,8 @@ class TlsServer:
             await asyncio.gather(*self._active, return_exceptions=True)
         await self._server.wait_closed()
         self._server = None
+        if self.budget is not None:
+            self.budget.rooms.remove(self._by_address)
         self._by_address.clear()
         self._passed.clear()
         self.refusals.flush()  # the last interval's refusals said (module rules)
