@@ -15,12 +15,11 @@ from phoneemu.errors import PhoneEmuError
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.tvs_loop import LoopTvsServer
 from phoneemu.lab.tvs_service import TvsHandler
-from phoneemu.net.tls import client_context_verify_after_handshake, open_tls_connection
 from phoneemu.net.tvs_client import tvs_verify
 from phoneemu.protocols import tvs
 from tests.helpers import lab_template, run
 from tests.polling import poll_until
-from tests.room_helpers import FLOODER, HOST, OTHER, Held, close_all, silent_connections, was_cut
+from tests.room_helpers import FLOODER, HOST, OTHER, close_all, silent_connections, tvs_asked, was_cut
 
 MAC = "001122334455"
 DEVICE = f"CP-8861-SEP{MAC}"
@@ -113,20 +112,10 @@ def test_connections_that_asked_are_kept_however_old(cluster: LabCluster) -> Non
     handler = TvsHandler(cluster.tvs_lookup, read_timeout=30.0)
     request = tvs.encode(tvs.verify_request(7, DEVICE, known))
 
-    async def asked(port: int) -> Held:
-        reader, writer = await open_tls_connection(HOST, port, client_context_verify_after_handshake(),
-                                                   timeout=5)
-        writer.write(request)
-        decoder = tvs.FrameDecoder()
-        for _ in range(64):  # the reply: a few records at most
-            if decoder.feed(await asyncio.wait_for(reader.read(65536), 5)):
-                return reader, writer
-        raise AssertionError("no reply")
-
     async def main() -> None:
         async with LoopTvsServer(handler, cluster.tvs_identity, HOST, 0, max_connections=2,
                                  handshake_timeout=30.0, first_request_grace=0.1) as srv:
-            kept = [await asyncio.wait_for(asked(srv.port), 10) for _ in range(2)]
+            kept = [await asyncio.wait_for(tvs_asked(srv.port, request), 10) for _ in range(2)]
             late = asyncio.ensure_future(tvs_verify([(HOST, srv.port)], DEVICE, known, timeout=10))
             try:
                 await asyncio.sleep(0.6)
