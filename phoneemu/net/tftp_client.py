@@ -9,7 +9,12 @@ Rules:
   packet from another port of the server gets ERROR 5 and is otherwise ignored (RFC 1350).
 * Duplicate DATA (our ACK was lost) is re-acknowledged; out-of-window DATA is ignored. On timeout
   the last packet (RRQ or ACK) is resent, at most ``retries`` times, then ``kind="timeout"`` with the
-  message ``no answer after N retries`` (or ``stalled at block B after N retries``). Each
+  message ``no answer after N retries`` (or ``stalled at block B after N retries``). A timeout says what
+  was heard and ignored, if anything (ours): ``no answer after 5 retries (3 datagram(s) ignored, the first
+  a reply from 127.0.0.2:4711: not 127.0.0.1:69, the address asked)``, ``(... the first a reply from
+  127.0.0.1:4711: DATA 3 before DATA 1)`` — a multi-homed server answering from another address, or a
+  first answer out of order, is rightly ignored (RFC 1350 transfer IDs), but is not "nothing answered".
+  Memory stays bounded: a count and the first one's text; nothing on the in-order DATA path. Each
   resend calls ``on_retransmit`` when given (a phone counts its own; ``client_stats`` counts all).
   The per-packet timeout alone does not bound a transfer: a server that drips one block just inside
   it holds the client for ``max_size / blksize`` timeouts (hours at 16 MiB). ``max_time`` (seconds,
@@ -133,6 +138,8 @@ client_stats = {"retransmits": 0}  # process-wide counters (for benchmarks and t
 Addr = tuple[Any, ...]
 
 _KINDS = {ErrorCode.FILE_NOT_FOUND: "not-found", ErrorCode.ACCESS_VIOLATION: "refused"}
+#: packets a client does not expect, by opcode, as an ignored one is named (:meth:`_Transfer._ignore`)
+_OPCODE_NAMES = {1: "RRQ", 2: "WRQ", 4: "ACK"}
 
 #: characters of a server's ERROR message a failure quotes (ours, module docstring; the rest is counted)
 MAX_QUOTED = 200
@@ -169,6 +176,8 @@ class _Transfer:
         "final_pkt",
         "fut",
         "got_oack",
+        "ignored",
+        "ignored_first",
         "last_pkt",
         "late",
         "loop",
@@ -223,6 +232,8 @@ class _Transfer:
         # (TID, final DATA 1) of this socket's previous transfer: a late copy of it is not our answer
         self.late: tuple[Addr, bytes] | None = None
         self.last_pkt = b""
+        self.ignored = 0  # datagrams heard and ignored (module docstring: what a timeout says was heard)
+        self.ignored_first = ""  # the first of them: where it came from and why it was ignored
         self.deadline = 0.0
         self.timer: asyncio.TimerHandle | None = None
         self.fut: asyncio.Future[bytes] = loop.create_future()
@@ -254,6 +265,19 @@ class _Transfer:
         self.deadline = self.loop.time() + self.timeout
         self.transport.sendto(pkt, addr)
 
+    def _ignore(self, addr: Addr, why: str) -> None:
+        """A datagram from ``addr`` heard and ignored for ``why``: counted, the first one said (a timeout's
+        text, :meth:`_heard`); bounded memory whatever the server sends."""
+        self.ignored += 1
+        if self.ignored == 1:
+            self.ignored_first = f"a reply from {host_port(addr[0], addr[1])}: {why}"
+
+    def _heard(self) -> str:
+        """`` (N datagram(s) ignored, the first ...)`` for a timeout's text, or "" when nothing was."""
+        if not self.ignored:
+            return ""
+        return f" ({self.ignored} datagram(s) ignored, the first {self.ignored_first})"
+
     def _fail(self, exc: TransportError, notify: bytes | None = None) -> None:
         if notify is not None and self.tid is not None:
             self.transport.sendto(notify, self.tid)
@@ -278,23 +302,29 @@ class _Transfer:
                                       path=self.name))
 
     def on_datagram(self, buf: bytes, addr: Addr) -> None:
-        if self.fut.done() or addr[0] != self.server[0]:
+        if self.fut.done():
+            return
+        if addr[0] != self.server[0]:  # (a multi-homed server answering from another of its addresses)
+            self._ignore(addr, f"not {host_port(self.server[0], self.server[1])}, the address asked")
             return
         tid = self.tid
         if tid is not None and addr != tid and addr[:2] != tid[:2]:  # (IPv6 addresses carry 4 fields)
             self.transport.sendto(error_packet(ErrorCode.UNKNOWN_TID, "unknown transfer ID"), addr)
+            self._ignore(addr, "another port than the transfer's (ERROR 5 sent)")
             return
         n = len(buf) - 4  # DATA: its payload's length
         if n >= 0 and buf[0] == 0 and buf[1] == 3:  # DATA fast path (one call a datagram: the send)
             block = (buf[2] << 8) | buf[3]
             if tid is None:
-                if block != 1:
-                    return  # stale packet; not an answer to our RRQ
+                if block != 1:  # stale packet, or out of order: not an answer to our RRQ
+                    self._ignore(addr, f"DATA {block} before DATA 1")
+                    return
                 late = self.late
                 if late is not None and buf == late[1] and addr[:2] == late[0][:2]:
                     # the previous transfer's final DATA 1 again, from its TID (our final ACK was late
                     # or lost): ACK it as a dallying client would; it is not the answer to our RRQ
                     self.transport.sendto(ack_packet(1), addr)
+                    self._ignore(addr, "the previous download's final DATA 1 again (ACKed)")
                     return
                 self.tid = addr
             if block == self.expected & 0xFFFF:
@@ -335,6 +365,8 @@ class _Transfer:
                     self.expected += 1
             elif block == (self.expected - 1) & 0xFFFF and self.expected > 1:
                 self.transport.sendto(ack_packet(block), addr)  # our ACK was lost
+            else:
+                self._ignore(addr, f"DATA {block} out of order (block {self.expected & 0xFFFF} awaited)")
             return
         try:
             pkt = decode(buf)
@@ -352,6 +384,7 @@ class _Transfer:
                 if pkt.code == ErrorCode.UNKNOWN_TID:
                     # never an answer to a request: a late reply to a packet of an earlier transfer
                     # of this socket (e.g. a duplicated final ACK reaching a single-socket server)
+                    self._ignore(addr, "ERROR 5 (unknown transfer ID), not an answer to a request")
                     return
                 self.tid = addr
             kind = _KINDS.get(pkt.code, "error")  # type: ignore[call-overload]
@@ -360,6 +393,7 @@ class _Transfer:
             return
         if isinstance(pkt, OptionAck):
             if self.expected != 1:
+                self._ignore(addr, f"OACK at block {self.expected}")
                 return
             if self.got_oack:
                 if self.tid is not None and addr[:2] == self.tid[:2]:
@@ -369,6 +403,8 @@ class _Transfer:
             self._on_oack(pkt.options)
             return
         # ACK/RRQ/WRQ to a client: ignore.
+        name = _OPCODE_NAMES.get(buf[1], f"opcode {buf[1]}")
+        self._ignore(addr, f"{name}, not an answer to a read request")
 
     def _on_oack(self, options: dict[str, str]) -> None:
         asked = {"blksize"} if self.requested is not None else set()
@@ -403,7 +439,8 @@ class _Transfer:
         """The whole transfer took longer than ``max_time``: ERROR 0 to the server, ``kind="timeout"``."""
         if not self.fut.done():
             self._fail(TransportError(f"TFTP transfer of {self.name} took longer than {self.max_time:g} s "
-                                      f"(at block {self.expected})", kind="timeout", path=self.name),
+                                      f"(at block {self.expected}){self._heard()}", kind="timeout",
+                                      path=self.name),
                        error_packet(ErrorCode.NOT_DEFINED, "transfer too slow"))
 
     def _on_timer(self) -> None:
@@ -420,7 +457,7 @@ class _Transfer:
         self.retries += 1
         if self.retries > self.max_retries:
             what = "no answer" if self.tid is None else f"stalled at block {self.expected}"
-            self._fail(TransportError(f"{what} after {self.max_retries} retries",
+            self._fail(TransportError(f"{what} after {self.max_retries} retries{self._heard()}",
                                       kind="timeout", path=self.name))
             return
         client_stats["retransmits"] += 1
