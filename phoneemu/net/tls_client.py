@@ -24,6 +24,13 @@ Rules:
   handshake, read when it ends: the certificate the caller compares with its trust list stays the
   connection's, and reading it after a later TLS error (OpenSSL then says "handshake not done yet":
   a ValueError) or a declined renegotiation (phoneemu.net.tls) cannot fail.
+* A server that answers, but not with TLS — its first bytes no TLS record header (a content type 20-24, then
+  version major 3): an HTTP or SSH server on the TVS port, a TVS speaking its frames without TLS — is said
+  so, whatever ended the handshake (OpenSSL's ``WRONG_VERSION_NUMBER``, the server closing, the deadline):
+  ``HOST:PORT: the server answered, but not with TLS (first bytes: 48 54 54 50 2f 31 2e 31 ...: looks like
+  HTTP)``, kind ``"tls"`` as a handshake failure (ours) — told apart from a real handshake failure (a TLS
+  alert, a version refused) and from no answer (closed with nothing sent, a timeout with nothing heard).
+  At most :data:`HEAD_SHOWN` bytes of it are kept and shown.
 * A handshake failure after the server asked for a client certificate (its TLS 1.0-1.2
   CertificateRequest, read from the server's first :data:`~phoneemu.net.tls_handshake.HANDSHAKE_LIMIT`
   bytes, kept until the handshake ends) says so: a TLS 1.2 server that requires one answers a phone
@@ -63,7 +70,7 @@ from phoneemu.net.capture import note_connect
 from phoneemu.net.tls_handshake import HANDSHAKE_LIMIT, handshake_messages
 from phoneemu.values import host_port
 
-__all__ = ["HANDSHAKE_MAX_BYTES", "RECV_MAX_ROUNDS", "TlsClientConnection"]
+__all__ = ["HANDSHAKE_MAX_BYTES", "HEAD_SHOWN", "RECV_MAX_ROUNDS", "TlsClientConnection"]
 
 #: Bytes from the server after which a handshake that has not ended fails (module docstring)
 HANDSHAKE_MAX_BYTES = 1 << 20
@@ -72,6 +79,13 @@ HANDSHAKE_MAX_BYTES = 1 << 20
 #: before it fit even a byte at a time (was 1,024 reads: a 16 KiB record delivered in small pieces was "no
 #: complete TLS record"); the caller's deadline bounds the time
 RECV_MAX_ROUNDS = 1 << 17
+
+#: the server's first bytes a failure shows when they are not TLS (module docstring)
+HEAD_SHOWN = 8
+#: TLS record content types (RFC 8446 §5.1, RFC 6520): the first byte of a server's answer that is TLS
+_TLS_RECORD_TYPES = frozenset({20, 21, 22, 23, 24})
+#: what a server's first bytes that are not TLS look like (ours; prefixes of at most HEAD_SHOWN bytes)
+_LOOKS_LIKE = ((b"HTTP/", "HTTP"), (b"SSH-", "SSH"), (b"\x57\x01", "a TVS frame without TLS (spec §E.2)"))
 
 _READ_SIZE = 65536
 _MAX_ADDRESSES = 8  # addresses of one name tried, in the resolver's order
@@ -178,8 +192,8 @@ def _discard(conn: TlsClientConnection | None, sock: socket.socket | None) -> No
 class TlsClientConnection:
     """``conn = await TlsClientConnection.open(host, port, ctx, timeout=5)``; ``send``/``recv``/``close``."""
 
-    __slots__ = ("_described", "_eof", "_fd", "_fresh", "_got", "_in", "_loop", "_lost", "_out", "_peer",
-                 "_reading", "_seen", "_sock", "_waiter", "deadline", "host", "obj", "port")
+    __slots__ = ("_described", "_eof", "_fd", "_fresh", "_got", "_head", "_in", "_loop", "_lost", "_out",
+                 "_peer", "_reading", "_seen", "_sock", "_waiter", "deadline", "host", "obj", "port")
 
     def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, obj: ssl.SSLObject,
                  incoming: ssl.MemoryBIO, outgoing: ssl.MemoryBIO, *, host: str, port: int,
@@ -199,6 +213,7 @@ class TlsClientConnection:
         self._lost: OSError | None = None
         self._seen: bytearray | None = bytearray()  # the server's bytes until the handshake ends (bounded)
         self._got = 0  # how many bytes the server sent in the handshake (HANDSHAKE_MAX_BYTES)
+        self._head = b""  # the server's first bytes, kept when the handshake failed (module docstring)
         self._peer: bytes | None = None  # the handshake's server certificate and description (docstring)
         self._described = "? ?"
         loop.add_reader(self._fd, self._on_readable)  # one registration for the connection's life
@@ -225,8 +240,17 @@ class TlsClientConnection:
             return conn
         except TimeoutError:
             _discard(conn, sock)
+            not_tls = conn._not_tls() if conn is not None else None
+            if not_tls is not None:  # it answered something, then nothing more in time (module docstring)
+                raise not_tls from None
             raise TransportError(f"{host_port(host, port)}: {step} timeout after {timeout}s",
                                  kind="timeout") from None
+        except TransportError as exc:
+            _discard(conn, sock)
+            not_tls = conn._not_tls() if conn is not None else None
+            if not_tls is None:
+                raise
+            raise not_tls from exc
         except BaseException:
             _discard(conn, sock)
             raise
@@ -254,8 +278,22 @@ class TlsClientConnection:
             raise TransportError(f"{host_port(self.host, self.port)}: TLS handshake did not finish within "
                                  f"{HANDSHAKE_MAX_BYTES} bytes from the server ({self._got} received)",
                                  kind="tls")
+        except BaseException:  # (a timeout's cancellation too) its first bytes, for open's reason
+            self._head = bytes((self._seen or b"")[:HEAD_SHOWN])
+            raise
         finally:
             self._seen = None
+
+    def _not_tls(self) -> TransportError | None:
+        """The failure of a handshake whose server answered with bytes that are no TLS record (module
+        docstring), or None: nothing came, or what came may be TLS."""
+        head = self._head
+        if not head or (head[0] in _TLS_RECORD_TYPES and (len(head) < 2 or head[1] == 3)):
+            return None
+        shown = " ".join(f"{b:02x}" for b in head) + (" ..." if self._got > len(head) else "")
+        like = next((f": looks like {what}" for prefix, what in _LOOKS_LIKE if head.startswith(prefix)), "")
+        return TransportError(f"{host_port(self.host, self.port)}: the server answered, but not with TLS "
+                              f"(first bytes: {shown}{like})", kind="tls")
 
     async def _handshake_error(self, exc: ssl.SSLError) -> TransportError:
         """Why the handshake failed, in words (module docstring)."""
