@@ -62,7 +62,8 @@ if TYPE_CHECKING:  # the phone, its crypto and its lab are imported where a boot
     from phoneemu.phone.profile import PhoneProfile
     from phoneemu.phone.sip import SipResult
 
-__all__ = ["add_capf_keygen_options", "capf_keygen_overrides", "capf_keygen_text", "nothing_answered_hint",
+__all__ = ["add_capf_keygen_options", "capf_keygen_overrides", "capf_keygen_text", "ignored_heard",
+           "nothing_answered_hint",
            "parse_hostport", "register", "unanswered_hint"]
 
 _EPILOG = """\
@@ -376,20 +377,41 @@ def unanswered_hint(report: BootReport, target: BootTarget, *, lab: Path | None 
         return None
     if report.answered or any("not found" in s.lower() for s in report.statuses):
         return None  # something answered (a malformed reply, an endless file): the decision says what
-    return nothing_answered_hint(target, lab=lab)
+    return nothing_answered_hint(target, lab=lab, heard=ignored_heard(d.reason or ""))
 
 
-def nothing_answered_hint(target: BootTarget, *, lab: Path | None = None) -> str:
+def ignored_heard(reason: str) -> str | None:
+    """What a TFTP timeout's ``reason`` says was heard and ignored, its first one (``a reply from
+    127.0.0.2:4711: not 127.0.0.1:69, the address asked``: :mod:`phoneemu.net.tftp_client`), or None."""
+    at = reason.find(_IGNORED)
+    if at < 0:
+        return None
+    said = reason[at + len(_IGNORED):]
+    return said[:-1] if said.endswith(")") else said
+
+
+#: where a TFTP timeout's reason says what it heard and ignored (phoneemu.net.tftp_client)
+_IGNORED = " ignored, the first "
+
+
+def nothing_answered_hint(target: BootTarget, *, lab: Path | None = None, heard: str | None = None) -> str:
     """What ``boot`` (:func:`unanswered_hint`) and ``fleet boot`` (every phone unanswered) say when
     nothing answered at ``target``: the host as an address is written (``[::1]``, :func:`_host_text`) and
     the ports asked; the ``lab serve`` command names the lab folder when one was given (``--lab DIR``;
     else ``DIR``) and the ports asked (HTTP's when the phones tried it on another than lab serve's
     default 6970). Without ``--lab`` (a real cluster, most likely) CUCM's terms come first
-    (:func:`_cucm_hint`; it offered only the lab's command)."""
+    (:func:`_cucm_hint`; it offered only the lab's command). ``heard``: replies came but were ignored
+    (:func:`ignored_heard`, the first of them): said instead of asking whether a server runs (was: "is the
+    cluster's TFTP server running there?" of a multi-homed server answering from another address)."""
     from phoneemu.lab.state import DEFAULT_PORTS
 
     tried_http = target.use_http and bool(target.http_port)
     http = f", HTTP port {target.http_port}" if tried_http else ""
+    if heard is not None:
+        return (f"no reply at {_host_text(target.host)} (TFTP port {target.tftp_port}{http}) could be taken, "
+                f"but replies came: the first, {heard}. A TFTP reply must come from the address asked and "
+                "begin with DATA 1 (RFC 1350); a server with several addresses may answer from another: ask "
+                "that one (--tftp ADDRESS), or have the server answer from the address asked")
     folder = shlex.quote(str(lab)) if lab is not None else "DIR"
     serve = f"phoneemu lab serve {folder} --tftp-port {target.tftp_port}"
     if tried_http and target.http_port != DEFAULT_PORTS["http"]:

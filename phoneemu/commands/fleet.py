@@ -85,6 +85,7 @@ from phoneemu.commands.boot import (
     add_capf_keygen_options,
     capf_keygen_overrides,
     capf_keygen_text,
+    ignored_heard,
     nothing_answered_hint,
 )
 from phoneemu.errors import EncodeError, PhoneEmuError
@@ -827,7 +828,9 @@ def _boot(args: argparse.Namespace) -> int:
     fill = _summary_fill(args, target, macs, listed=listed)
     print(result.metrics.render(fill or None))
     if result.metrics.total and result.metrics.unanswered == result.metrics.total and not result.lost:
-        say(args, nothing_answered_hint(target, lab=args.lab))  # once, as boot says it of its phone
+        heard = next((h for kind in result.metrics.failed_alike.kinds()
+                      if (h := ignored_heard(str(kind.get("reason") or ""))) is not None), None)
+        say(args, nothing_answered_hint(target, lab=args.lab, heard=heard))  # once, as boot says it
     hint = http_fallback_hint(result.metrics.files_over, target, run_models)
     if hint:
         print(hint)
