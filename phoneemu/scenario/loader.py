@@ -8,7 +8,10 @@ of: ...)``. YAML is read with the safe loader only (no object construction).
 from __future__ import annotations
 
 import contextlib
+import datetime
+import errno
 import math
+import os
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -216,11 +219,28 @@ class _Node:
 #: phones of a scenario, all groups together (ours: a full cluster's worth, as ``fleet boot --count``)
 MAX_PHONES = 100_000
 MAX_YAML_NODES = 100_000  # a scenario has hundreds; aliases ("billion laughs") cannot expand past this
+#: values of a file YAML reads (each key, value and alias once), counted as it reads them: PyYAML's parser
+#: is pure Python, about 0.1 ms a value, so a 1 MB file of 500 000 values took a minute and 360 MB before
+#: it was refused (the catalogue's largest file has 250)
+MAX_YAML_READ = 50_000
 MAX_YAML_DEPTH = 64
 MAX_NUMBER_CHARS = 100  # the longest int/float scalar read (a scenario's numbers are counts and seconds)
 _NUMBER_TAGS = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:float"})
 #: the only tags a mapping or list may carry: its own (``!!map``, ``!!seq`` or none)
 _COLLECTION_TAGS = frozenset({"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
+
+
+class _CountingLoader(yaml.SafeLoader):
+    """The safe loader, refusing a file of more than :data:`MAX_YAML_READ` values as it reads them."""
+
+    composed = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        self.composed += 1
+        if self.composed > MAX_YAML_READ:
+            raise ScenarioError(f"more than {MAX_YAML_READ} values (a scenario file holds hundreds)",
+                                line=self.get_mark().line + 1)
+        return super().compose_node(parent, index)
 
 
 def _convert(node: yaml.Node, loader: yaml.SafeLoader, budget: list[int] | None = None,
@@ -248,6 +268,9 @@ def _convert(node: yaml.Node, loader: yaml.SafeLoader, budget: list[int] | None 
             if not isinstance(k, yaml.ScalarNode):
                 raise ScenarioError("mapping keys must be plain names", line=k.start_mark.line + 1)
             skey = str(k.value)
+            if k.tag == "tag:yaml.org,2002:merge":  # was "unknown field" with nothing said of it
+                raise ScenarioError("a YAML merge key (<<) is not supported: write the keys out",
+                                    line=k.start_mark.line + 1)
             if skey in out:
                 raise ScenarioError(f"duplicate key {skey!r}", line=k.start_mark.line + 1)
             out[skey] = _convert(v, loader, budget, depth + 1)
@@ -335,6 +358,56 @@ def _described(node: _Node) -> str:
     return f"the {type(v).__name__} {node.raw or v}"  # a date, a timestamp
 
 
+def _got(node: _Node) -> str:
+    """``node``'s value for "expected ..., got ...": as Python shows a text, number, list or mapping, and
+    as :func:`_described` says nothing, a date or bytes (was ``None``, ``datetime.date(2024, 1, 1)``)."""
+    v = node.value
+    if v is None or not isinstance(v, (str, int, float, list, dict)):
+        return _described(node)
+    return repr(_plain(node))
+
+
+#: a plain number written with a leading 0, which YAML 1.1 reads as octal (``010`` is 8)
+_OCTAL = re.compile(r"[-+]?0[0-9_]+", re.ASCII)
+
+
+def _misread(node: _Node) -> str | None:
+    """How YAML 1.1 reads the unquoted number ``node`` other than its digits say, or None: ``010`` is the
+    octal number 8 and ``1:30`` the base-60 number 90 (a password ``0123`` was taken as ``83``, ``count:
+    010`` as 8 phones and ``timeout: 1:00`` as 60 s, silently)."""
+    v, raw = node.value, node.raw
+    if raw is None or isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    if ":" in raw:
+        return f"YAML reads an unquoted {raw} as the base-60 number {v!r}"
+    if isinstance(v, int) and _OCTAL.fullmatch(raw) and int(raw.replace("_", "")) != v:
+        return f"YAML reads an unquoted {raw} as the octal number {v}"
+    return None
+
+
+def _as_written(ctx: _Ctx, node: _Node, field: str, expected: str) -> None:
+    """Refuse a number YAML reads other than its digits say (:func:`_misread`), naming ``expected``."""
+    misread = _misread(node)
+    if misread is not None:
+        raw = str(node.raw)
+        fix = f"{raw.replace('_', '').lstrip('+-').lstrip('0') or '0'} without the leading 0, or " \
+            if ":" not in raw else ""
+        raise ctx.fail(node, field, f"expected {expected}, got {raw} ({misread}: write {fix}{node.value!r} "
+                                    "if you meant that)")
+
+
+#: the most names a "defined: ..." list shows (a file of 20 000 groups made a 300 KB line)
+MAX_LISTED_NAMES = 20
+
+
+def _listed(names: Iterable[str]) -> str:
+    """``a, b, c``; past :data:`MAX_LISTED_NAMES`, the first ones and ``... (N in all)``."""
+    every = list(names)
+    if len(every) <= MAX_LISTED_NAMES:
+        return ", ".join(every)
+    return f"{', '.join(every[:MAX_LISTED_NAMES])}, ... ({len(every)} in all)"
+
+
 def _plain(n: _Node) -> Any:
     if isinstance(n.value, dict):
         return {k: _plain(v) for k, v in n.value.items()}
@@ -372,11 +445,19 @@ class _Ctx:
         return m
 
     def string(self, node: _Node, field: str) -> str:
-        if not isinstance(node.value, (str, int)) or isinstance(node.value, bool):
-            hint = (f' (YAML reads an unquoted {node.raw} as a boolean: write "{node.raw}" if you meant the '
-                    "word)" if isinstance(node.value, bool) and node.raw else "")
-            raise self.fail(node, field, f"expected text, got {_plain(node)!r}{hint}")
-        return str(node.value)
+        v = node.value
+        misread = _misread(node)
+        if misread is not None:  # was taken as its number's digits: a password 0123 became "83"
+            raise self.fail(node, field, f'expected text, got {node.raw} ({misread}: write "{node.raw}" '
+                                         "if you meant the text)")
+        if not isinstance(v, (str, int)) or isinstance(v, bool):
+            what = "a boolean" if isinstance(v, bool) else "a number" if isinstance(v, float) else \
+                "a timestamp" if isinstance(v, datetime.datetime) else \
+                "a date" if isinstance(v, datetime.date) else None
+            hint = (f' (YAML reads an unquoted {node.raw} as {what}: write "{node.raw}" if you meant the '
+                    f"{'word' if isinstance(v, bool) else 'text'})" if what and node.raw else "")
+            raise self.fail(node, field, f"expected text, got {_got(node)}{hint}")
+        return str(v)
 
     def quoted(self, node: _Node, field: str, what: str) -> str:
         """A digit string (MAC, key, auth string) that YAML must not have read as a number."""
@@ -390,8 +471,9 @@ class _Ctx:
 
     def integer(self, node: _Node, field: str, lo: int = 0, hi: int = 1 << 31) -> int:
         v = node.value
+        _as_written(self, node, field, f"an integer in {lo}..{hi}")  # count: 010 was 8 phones
         if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
-            raise self.fail(node, field, f"expected an integer in {lo}..{hi}, got {_plain(node)!r}")
+            raise self.fail(node, field, f"expected an integer in {lo}..{hi}, got {_got(node)}")
         return v
 
     def boolean(self, node: _Node, field: str) -> bool:
@@ -400,7 +482,7 @@ class _Ctx:
             return v
         if v in ("on", "off"):
             return bool(v == "on")
-        raise self.fail(node, field, f"expected true/false (or on/off), got {_plain(node)!r}")
+        raise self.fail(node, field, f"expected true/false (or on/off), got {_got(node)}")
 
     def names(self, node: _Node, field: str) -> tuple[str, ...]:
         if isinstance(node.value, list):
@@ -527,9 +609,10 @@ def _capf_bounds(ctx: _Ctx, node: _Node, field: str) -> dict[str, float | int]:
             continue
         lo, hi = CAPF_BOUND_SECONDS[key]
         v = val.value
+        _as_written(ctx, val, f"{field}.{key}", f"seconds from {lo:g} to {hi:g}")
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not lo <= v <= hi:
             raise ctx.fail(val, f"{field}.{key}", f"expected seconds from {lo:g} to {hi:g} (a number, e.g. "
-                                                  f"1.5), got {_plain(val)!r}")
+                                                  f"1.5), got {_got(val)}")
         out[key] = float(v)
     return out
 
@@ -582,7 +665,7 @@ def _phones(ctx: _Ctx, name: str, node: _Node, clusters: dict[str, ClusterSpec])
     if cluster not in clusters:
         at = m.get("cluster", node)
         raise ctx.fail(at, f"{field}.cluster",
-                       f"unknown cluster {cluster!r} (defined: {', '.join(clusters) or 'none'})")
+                       f"unknown cluster {cluster!r} (defined: {_listed(clusters) or 'none'})")
     count = ctx.integer(m["count"], f"{field}.count", 1, MAX_PHONES) if "count" in m else 1
     if "mac" in m and "mac_start" in m:  # mac was silently ignored
         raise ctx.fail(m["mac"], f"{field}.mac", "give mac or mac_start, not both (they mean the same: the "
@@ -603,6 +686,13 @@ def _phones(ctx: _Ctx, name: str, node: _Node, clusters: dict[str, ClusterSpec])
             pm = ctx.mapping(pnode, f"{field}.profile")
             if "base" in pm:
                 profile = ctx.string(pm["base"], f"{field}.profile.base")
+            for k, v in pm.items():  # trust_list_limit: 040000 was 16384
+                for i, item in enumerate(v.value if isinstance(v.value, list) else [v]):
+                    misread = _misread(item)
+                    if misread is not None:
+                        where = f"{field}.profile.{k}" + (f"[{i}]" if isinstance(v.value, list) else "")
+                        raise ctx.fail(item, where, f'{misread}: write "{item.raw}" for the text, or the '
+                                                    "number in decimal without a leading 0 or ':'")
             overrides = {k: _plain(v) for k, v in pm.items() if k != "base"}
         else:
             profile = ctx.string(pnode, f"{field}.profile")
@@ -733,10 +823,11 @@ def _capf_values(ctx: _Ctx, m: dict[str, _Node], field: str) -> None:
                            f"one of: {', '.join(ADMIN_CHOICES[('capf', 'operation')])})")
     if "auth_mode" in m:
         mode = m["auth_mode"].value
+        _as_written(ctx, m["auth_mode"], f"{field}.auth_mode", "0..4 or a mode's name")
         if isinstance(mode, bool) or not ((isinstance(mode, int) and 0 <= mode <= 4)
                                           or (isinstance(mode, str) and mode.lower() in CAPF_AUTH_MODES)):
             raise ctx.fail(m["auth_mode"], f"{field}.auth_mode", f"expected 0..4 or one of "
-                           f"{', '.join(CAPF_AUTH_MODES)}, got {_plain(m['auth_mode'])!r}")
+                           f"{', '.join(CAPF_AUTH_MODES)}, got {_got(m['auth_mode'])}")
     if "key" in m:
         try:
             KeySpec.parse(ctx.string(m["key"], f"{field}.key"))
@@ -789,9 +880,9 @@ def _phone_refs(ctx: _Ctx, node: _Node, field: str, groups: dict[str, PhoneGroup
     that checks nothing, would pass)."""
     if node.value == []:
         raise ctx.fail(node, field, f"empty list: name a phone group, a list of them or all "
-                       f"(defined: {', '.join(groups)})")
+                       f"(defined: {_listed(groups)})")
     items = node.value if isinstance(node.value, list) else [node]
-    defined = f"(defined: {', '.join(groups)})"
+    defined = f"(defined: {_listed(groups)})"
     for i, item in enumerate(items):  # a MAC given unquoted that YAML read as a number
         if isinstance(item, _Node) and isinstance(item.value, int) and not isinstance(item.value, bool):
             at = f"{field}[{i}]" if isinstance(node.value, list) else field
@@ -892,7 +983,7 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
     def cluster_ref(n: _Node, f: str) -> str:
         name = ctx.string(n, f)
         if name not in clusters:
-            raise ctx.fail(n, f, f"unknown cluster {name!r} (defined: {', '.join(clusters)})")
+            raise ctx.fail(n, f, f"unknown cluster {name!r} (defined: {_listed(clusters)})")
         return name
 
     def lab_ref(am: dict[str, _Node], f: str) -> str:
@@ -941,8 +1032,8 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
                 args[name] = ctx.boolean(value, f"{field}.{name}")
             elif name in _ADMIN_INTS:
                 args[name] = ctx.integer(value, f"{field}.{name}", *_ADMIN_INTS[name])
-            elif name in _ADMIN_TEXTS:
-                ctx.string(value, f"{field}.{name}")
+            elif name in _ADMIN_TEXTS:  # as text: password: 1234 reached the lab as the number 1234
+                args[name] = ctx.string(value, f"{field}.{name}")
         if "auth_string" in am:
             args["auth_string"] = ctx.quoted(am["auth_string"], f"{field}.auth_string", "auth_string")
         if op == "capf":
@@ -950,6 +1041,10 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
             _capf_auth_explicit(ctx, arg, field, am, default="install")
         if op == "calling-search-space":
             args.update(_dial_plan_values(ctx, arg, am, field))
+        if op == "load" and "name" in am:  # as a cluster's load: (was refused by the lab when it ran)
+            problem = _lab_option_problem("load", args["name"])
+            if problem is not None:
+                raise ctx.fail(am["name"], f"{field}.name", problem)
         args["cluster"] = lab
         if "phones" in am:
             args["phones"] = _phone_refs(ctx, am["phones"], f"{field}.phones", groups)
@@ -961,6 +1056,9 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
             if "with" not in am:
                 raise ctx.fail(arg, field, "exchange needs 'with: <cluster>'")
             other = cluster_ref(am["with"], f"{field}.with")
+            if other == lab:  # was refused by the lab when the step ran (an ERROR, exit 1)
+                raise ctx.fail(am["with"], f"{field}.with", f"exchange with {other!r}, the cluster itself: "
+                                                            "name another cluster of the file")
             if clusters[other].external is not None:
                 raise ctx.fail(am["with"], f"{field}.with",
                                f"cluster {other!r} is external: exchange needs two built-in labs")
@@ -1002,17 +1100,17 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
             for n, item in enumerate(items):
                 if not isinstance(item.value, str):  # fail: 3 is not "3 failures": it names no file
                     raise ctx.fail(item, f"{field}.fail[{n}]",
-                                   f"expected a served file name or * pattern, got {_plain(item)!r} "
+                                   f"expected a served file name or * pattern, got {_got(item)} "
                                    "(e.g. fail: ['ITLSEP{mac}.tlv', '*.cnf.xml.sgn']; "
                                    "quote a name YAML would read as a number)")
             args["fail"] = list(ctx.names(am["fail"], f"{field}.fail"))
             for n, (name, item) in enumerate(zip(args["fail"], items, strict=True)):
-                if not name.strip() or len(name) > 255 or any(c in name for c in "/\\\0"):
-                    shown = name if len(name) <= 40 else name[:40] + "..."
+                if _served_name_problem(name):
                     raise ctx.fail(item, f"{field}.fail[{n}]", f"expected a served file name or * pattern "
-                                   f"(1..255 characters, no path), got {shown!r}")
+                                   f"(1..255 characters, no path), got {_shown(name)!r}")
         if "loss" in am:
             loss = am["loss"].value
+            _as_written(ctx, am["loss"], f"{field}.loss", "a fraction in [0, 1)")
             if isinstance(loss, bool) or not isinstance(loss, (int, float)) or not 0 <= loss < 1:
                 raise ctx.fail(am["loss"], f"{field}.loss", f"expected a fraction in [0, 1), got {loss!r}")
             args["loss"] = float(loss)
@@ -1030,11 +1128,15 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
     if kind == "tamper":
         am = ctx.mapping(arg, field, allowed=("cluster", "file", "offset"), required=("file",))
         args = {"file": ctx.string(am["file"], f"{field}.file"), "cluster": lab_ref(am, field)}
+        if _served_name_problem(args["file"]):  # '' or a path: was a failed step (ERROR) when it ran
+            raise ctx.fail(am["file"], f"{field}.file", f"expected a served file name (1..255 characters, no "
+                           f"path; {{mac}} for each phone's), got {_shown(args['file'])!r}")
         if "offset" in am:
             args["offset"] = ctx.integer(am["offset"], f"{field}.offset", -(1 << 20), 1 << 20)
         return Step(kind=kind, where=where, args=args)
     if kind == "clock":
         am = ctx.mapping(arg, field, allowed=("advance",), required=("advance",))
+        _as_written(ctx, am["advance"], f"{field}.advance", "a duration like 90s, 10m, 2d or 25y")
         try:
             seconds = parse_duration(am["advance"].value)
         except ScenarioError as exc:
@@ -1084,6 +1186,16 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
         return _expectation(ctx, arg, field, groups)
     raise ctx.fail(node, field, f"unknown step {kind!r}{_did_you_mean(str(kind), STEP_KINDS)} "
                    f"(expected one of: {', '.join(STEP_KINDS)})")
+
+
+def _served_name_problem(name: str) -> bool:
+    """Whether ``name`` can be no served file's name (nor a pattern of them): blank, over 255 characters,
+    or a path (``/``, ``\\``, NUL)."""
+    return not name.strip() or len(name) > 255 or any(c in name for c in "/\\\0")
+
+
+def _shown(text: str, most: int = 40) -> str:
+    return text if len(text) <= most else text[:most] + "..."
 
 
 #: an expectation's keys beside its checks
@@ -1201,6 +1313,7 @@ def _bound_count(ctx: _Ctx, node: _Node, field: str, named: int, key: str) -> tu
     or a percentage ``"90%"`` (0..100, two decimals at most) of them, rounded so that the share is met
     (``at_least`` up, ``at_most`` down; ``exactly`` must come to a whole number of phones)."""
     v = node.value
+    _as_written(ctx, node, field, f"a count of phones (0..{named})")
     if isinstance(v, int) and not isinstance(v, bool):
         if v < 0:
             raise ctx.fail(node, field, f"a count of phones cannot be negative, got {v}")
@@ -1253,9 +1366,10 @@ def _call_status(ctx: _Ctx, node: _Node, field: str) -> int | str:
     if node.value == "none":
         return "none"
     v = node.value
+    _as_written(ctx, node, field, "a SIP final status 200..699")
     if isinstance(v, bool) or not isinstance(v, int) or not 200 <= v <= 699:
         raise ctx.fail(node, field, f"expected a SIP final status 200..699 (e.g. 200, 404, 480) or none, "
-                                    f"got {_plain(node)!r}")
+                                    f"got {_got(node)}")
     return v
 
 
@@ -1300,6 +1414,15 @@ def _yaml_hint(problem: str) -> str:
     return ""
 
 
+#: what YAML counts as a line break (its marks' lines: a lone CR, NEL, U+2028 and U+2029 too)
+_LINE_BREAK = re.compile("\r\n|[\n\r\x85\u2028\u2029]")
+
+
+def _line_at(text: str, index: int) -> int:
+    """The line (1-based, as YAML counts them: :data:`_LINE_BREAK`) of ``text[index]``."""
+    return len(_LINE_BREAK.findall(text, 0, index)) + 1
+
+
 def load_text(text: str, path: str = "<string>") -> Scenario:
     """Parse and validate one scenario document; raises ScenarioError with file:line.
 
@@ -1309,11 +1432,20 @@ def load_text(text: str, path: str = "<string>") -> Scenario:
     ctx = _Ctx(path)
     bad = next((i for i, ch in enumerate(text) if ch < " " and ch not in "\t\n\r"), None)
     if bad is not None:  # YAML refuses control characters; say where, as file:line
-        raise ScenarioError(f"control character 0x{ord(text[bad]):02x} is not allowed in YAML",
-                            file=path, line=text.count("\n", 0, bad) + 1)
+        nul = " (a NUL: UTF-16 or binary? a scenario file is UTF-8 text)" if text[bad] == "\0" else ""
+        raise ScenarioError(f"control character 0x{ord(text[bad]):02x} is not allowed in YAML{nul}",
+                            file=path, line=_line_at(text, bad))
     try:
-        loader = yaml.SafeLoader(text)
-    except yaml.YAMLError as exc:  # other characters the YAML reader refuses (e.g. U+FFFE)
+        loader = _CountingLoader(text)
+    except yaml.reader.ReaderError as exc:  # other characters the YAML reader refuses (DEL, C1, U+FFFE)
+        code = exc.character if isinstance(exc.character, int) else 0
+        what = "a lone surrogate" if 0xD800 <= code <= 0xDFFF else "a noncharacter" if code >= 0xFFFE \
+            else "a control character"
+        at = min(max(exc.position, 0), len(text))  # was: PyYAML's two-line message, no line
+        column = at - max(text.rfind(c, 0, at) for c in "\n\r\x85\u2028\u2029")
+        raise ScenarioError(f"{what} (U+{code:04X}) at column {column} is not allowed in YAML", file=path,
+                            line=_line_at(text, at)) from None
+    except yaml.YAMLError as exc:
         raise ScenarioError(f"invalid YAML: {exc}", file=path) from None
     try:
         root_node = loader.get_single_node()
@@ -1387,8 +1519,12 @@ def load_text(text: str, path: str = "<string>") -> Scenario:
         raise ctx.fail(root, "name", f"the file name cannot be the scenario's name: {_text_problem(stem)}; "
                                      "write a name: key")
     tags = ctx.names(top["tags"], "tags") if "tags" in top else ()
+    name = ctx.string(top["name"], "name") if "name" in top else stem
+    if not name.strip():  # name: '' ran, its verdict line and report suite nameless
+        raise ctx.fail(top.get("name", root), "name", "empty name: reports and -k tell scenarios apart by "
+                                                      "it (leave name: out for the file name)")
     return Scenario(
-        name=ctx.string(top["name"], "name") if "name" in top else stem,
+        name=name,
         path=path,
         description=ctx.string(top["description"], "description") if "description" in top else "",
         reproduces=ctx.string(top["reproduces"], "reproduces") if "reproduces" in top else "",
@@ -1406,25 +1542,49 @@ def _timeout(ctx: _Ctx, node: _Node) -> int:
     """``timeout: 600`` / ``90s`` / ``10m`` / ``1h``: the scenario's wall-clock limit in seconds, 0..1 day
     (0 = no limit); it overrides ``run --timeout``."""
     expected = f"expected seconds from 0 (no limit) to {MAX_TIMEOUT_S} (1 day): 600, 90s, 10m or 1h"
+    _as_written(ctx, node, "timeout", expected.removeprefix("expected "))  # 1:00 was 60 s, 010 was 8 s
     try:
         seconds = parse_duration(node.value)
     except ScenarioError:
-        raise ctx.fail(node, "timeout", f"{expected}; got {_plain(node)!r}") from None
+        raise ctx.fail(node, "timeout", f"{expected}; got {_got(node)}") from None
     if seconds > MAX_TIMEOUT_S:
-        raise ctx.fail(node, "timeout", f"{expected}; got {_plain(node)!r} ({seconds} s)")
+        raise ctx.fail(node, "timeout", f"{expected}; got {_got(node)} ({seconds} s)")
     return seconds
+
+
+#: byte order marks of the encodings a scenario file is not in (UTF-32's first: it starts as UTF-16's)
+_OTHER_BOMS = ((b"\xff\xfe\x00\x00", "UTF-32"), (b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe", "UTF-16"),
+               (b"\xfe\xff", "UTF-16"))
 
 
 def load_file(path: Path) -> Scenario:
     try:
-        text = read_at_most(path, MAX_FILE_BYTES, what="scenario file").decode("utf-8")
+        data = read_at_most(path, MAX_FILE_BYTES, what="scenario file")
     except PhoneEmuError as exc:  # over the size limit, or a pipe or device that never ends
         raise ScenarioError(exc.message, file=str(path)) from None
-    except UnicodeDecodeError as exc:
-        raise ScenarioError(f"not UTF-8 text (byte {exc.start})", file=str(path)) from None
     except OSError as exc:
-        raise ScenarioError(f"cannot read: {exc.strerror}", file=str(path)) from None
-    return load_text(text, str(path))
+        link = ""
+        with contextlib.suppress(OSError):
+            if path.is_symlink() and exc.errno == errno.ENOENT:  # was "no such file" of a name ls shows
+                link = f" (a symbolic link to {os.readlink(path)!r}, which does not exist)"
+        raise ScenarioError(f"cannot read: {exc.strerror}{link}", file=str(path)) from None
+    return load_text(_decoded(data, str(path)), str(path))
+
+
+def _decoded(data: bytes, path: str) -> str:
+    """The UTF-8 text of a scenario file; ScenarioError naming the line and column of the first byte that
+    is not UTF-8 (was the byte's offset alone), or the encoding a byte order mark says the file is in."""
+    other = next((name for bom, name in _OTHER_BOMS if data.startswith(bom)), None)
+    if other is not None:
+        raise ScenarioError(f"{other} text (its byte order mark says so): save the file as UTF-8",
+                            file=path, line=1)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        before = data[:exc.start].decode("utf-8")  # the text up to the first bad byte is UTF-8
+        column = len(before) - max(before.rfind(c) for c in "\n\r\x85\u2028\u2029")
+        raise ScenarioError(f"not UTF-8 text: byte 0x{data[exc.start]:02X} at column {column} (save the file "
+                            "as UTF-8)", file=path, line=_line_at(before, len(before))) from None
 
 
 def discover(paths: Iterable[str | Path]) -> list[Path]:
@@ -1436,16 +1596,20 @@ def discover(paths: Iterable[str | Path]) -> list[Path]:
             raise ScenarioError("empty path: give a scenario file or folder (an unset variable?)",
                                 file=repr(given))
         p = Path(given)
-        if p.is_dir():
-            out.extend(sorted(q for q in p.rglob("*") if q.suffix in (".yaml", ".yml") and q.is_file()))
-        elif p.exists():
+        if p.is_dir():  # every *.yaml but a folder: a broken link, a link loop or a FIFO is a mistake of
+            # its own (load_file), never a scenario silently left out of the run (was: is_file() only)
+            out.extend(sorted(q for q in p.rglob("*") if q.suffix in (".yaml", ".yml") and not q.is_dir()))
+        elif p.exists() or p.is_symlink():  # a broken link or a loop: load_file says which
             out.append(p)
         else:
             raise ScenarioError("no such file or folder", file=str(p))
-    seen: set[Path] = set()
+    seen: set[object] = set()
     unique = []
     for f in out:
-        key = f.resolve()
+        try:
+            key: object = f.resolve()
+        except (OSError, RuntimeError):  # a link loop (RuntimeError before Python 3.13)
+            key = f.absolute()
         if key not in seen:
             seen.add(key)
             unique.append(f)

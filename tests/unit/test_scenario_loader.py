@@ -338,7 +338,7 @@ def test_network_fail_refuses_numbers(fail: str) -> None:
     ("trust_file_retries: true", "trust_file_retries", "expected an integer"),
     ("itl_records: [{role: SAST}]", r"itl_records\[0\]", "expected text"),
     ("ctl_records: [[SAST x]]", r"ctl_records\[0\]", "expected text"),
-    ("itl_records: [null]", r"itl_records\[0\]", "expected text, got None"),
+    ("itl_records: [null]", r"itl_records\[0\]", r"expected text, got nothing \(an empty value\)"),
     ("itl_signer: ''", "itl_signer", "empty text"),
     ("deciding_rule: {a: 1}", "deciding_rule", "expected text"),
     ("itl_file_status: [match, {a: 1}]", r"itl_file_status\[1\]", "expected text"),
