@@ -34,7 +34,9 @@ Rules:
   ``note`` naming its capture offset. The reassembled packet has the time, index and offset of the
   fragment that completed it. A capture that ends inside its last packet (tcpdump
   killed, a full disk) is an error too, unless the caller passes ``cut_short``: then, as Wireshark
-  does, the packets before that point are read and ``cut_short`` receives the error as a warning.
+  does, the packets before that point are read and ``cut_short`` receives the error as a warning; a
+  pcapng cut inside its first Section Header Block is an error whatever ``cut_short`` (as a classic
+  pcap cut inside its file header: no capture to read).
   A pcapng packet time (its ticks at ``if_tsresol``, plus ``if_tsoffset``: 64-bit each) outside the
   years 1..9999 is malformed (ours: no clock shows it, and it becomes a replayed phone's clock).
   Packets that are not UDP/TCP over IP are skipped. **snaplen** (``tcpdump -s 96``): a record whose
@@ -1057,11 +1059,18 @@ def _read_pcapng(read: Callable[[int], bytes], max_packets: int, cut_short: CutS
                 raise _perr(f"unsupported link type {unread[0]} (expected one of {sorted(_LINK_HEADERS)})",
                             unread[1], f"interface[{unread[2]}].linktype")
             return
+        # the capture's own header (its first section header block) cut short is an error, as a classic
+        # pcap's file header is (a later block cut short: the capture ends inside its last packet)
+        ends_inside: CutShort | None = None if pos == 0 else cut_short
         if len(head) < 8:
-            _end_inside(_perr(f"block header needs 8 bytes, {len(head)} remain", pos, "block"), cut_short)
+            _end_inside(_perr(f"block header needs 8 bytes, {len(head)} remain", pos, "block"), ends_inside)
             return
         if head[:4] == _PCAPNG_SHB:
             bom = read(4)
+            if len(bom) < 4:
+                _end_inside(_perr(f"section header block needs 28 bytes, {8 + len(bom)} remain", pos,
+                                  "section"), ends_inside)
+                return
             if bom == b"\x4d\x3c\x2b\x1a":
                 end = "<"
             elif bom == b"\x1a\x2b\x3c\x4d":
@@ -1093,7 +1102,7 @@ def _read_pcapng(read: Callable[[int], bytes], max_packets: int, cut_short: CutS
             short = len(body) < blen - 12
         trailer = read(4)
         if short or len(trailer) < 4:
-            _end_inside(_perr(f"pcapng block of {blen} bytes truncated", pos, "block"), cut_short)
+            _end_inside(_perr(f"pcapng block of {blen} bytes truncated", pos, "block"), ends_inside)
             return
         if struct.unpack(end + "I", trailer)[0] != blen:
             raise _perr("pcapng block length and trailing length differ", pos + blen - 4, "block.length")

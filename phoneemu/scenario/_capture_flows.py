@@ -13,7 +13,9 @@ adds how they are kept bounded:
   most ``max_stream`` bytes per direction — beyond, the stream ends there (a gap, with a warning).
   A connection is classified by its client's first bytes (``GET ``/``HEAD `` → HTTP,
   ``16 03`` → TLS, anything else → dropped at once); until then at most :data:`MAX_UNCLASSIFIED`
-  bytes per direction are held. A connection ends at FIN from both sides, RST, eviction (at most
+  bytes per direction are held. A connection ends at FIN from both sides (once each direction is whole
+  up to its FIN: a segment the capture holds after the FINs, a retransmission, is still read; a gap
+  never filled is one at the end of the capture, not "still open"), RST, eviction (at most
   ``max_flows`` open, least recently active evicted) or the end of the capture.
 * **HTTP**: requests and responses are parsed as the bytes come (heads at most 16 KiB); a body is
   kept only when wanted and at most ``max_file`` bytes (else ``too-large`` with a warning; the body
@@ -340,8 +342,8 @@ class _Budget:
 
 # --------------------------------------------------------------------------- TFTP
 class _Tftp(_Flow):
-    __slots__ = ("blksize", "blocks", "client", "cut", "detail", "end", "keep", "name", "order", "outcome",
-                 "parts", "server", "size", "start", "tid")
+    __slots__ = ("ahead", "blksize", "blocks", "client", "cut", "detail", "end", "keep", "name", "order",
+                 "outcome", "parts", "server", "size", "start", "tid")
 
     def __init__(self, rrq: ReadRequest, pkt: PcapPacket, keep: bool, order: int,
                  budget: _Budget | None = None) -> None:
@@ -360,6 +362,8 @@ class _Tftp(_Flow):
         self.outcome: str | None = None
         self.detail = ""
         self.cut: str | None = None  # an answer the capture holds in part (module rules, "snaplen")
+        #: (block, capture offset) of a block past the next one, when one came: the next is not captured
+        self.ahead: tuple[int, int] | None = None
 
     def flow(self) -> str:
         server = host_port(self.server[0], self.tid or self.server[1])
@@ -380,6 +384,8 @@ class _Tftp(_Flow):
                 self.blksize = size
         elif isinstance(msg, Data):
             if msg.block != (self.blocks + 1) & 0xFFFF:
+                if self._past_next(msg.block) and (self.ahead is None or not self._past_next(self.ahead[0])):
+                    self.ahead = (msg.block, pkt.offset)
                 return  # duplicate or out of window
             self.blocks += 1
             self.size += len(msg.data)
@@ -399,6 +405,10 @@ class _Tftp(_Flow):
             self.outcome = _TFTP_ERRORS.get(msg.code, "error")
             self.detail = f"TFTP error {msg.code}: {printable(msg.message)}"
 
+    def _past_next(self, block: int) -> bool:
+        """``block`` comes after the next block in order (half the block numbers ahead, as they wrap)."""
+        return 0 < (block - self.blocks - 1) & 0xFFFF < 0x8000
+
     def client_error(self, msg: Error) -> None:
         if self.outcome is None:
             self.outcome = "error"
@@ -413,8 +423,11 @@ class _Tftp(_Flow):
                 detail = f"{detail}; {early}"
         elif outcome is None:
             outcome = "incomplete" if self.tid is not None else "no-reply"
-            detail = f"{self.blocks} block(s) received, last block missing" if self.tid is not None \
-                else "no answer from the server"
+            ahead = self.ahead if self.ahead is not None and self._past_next(self.ahead[0]) else None
+            detail = "no answer from the server" if self.tid is None else \
+                f"{self.blocks} block(s) received, last block missing" if ahead is None else \
+                f"{self.blocks} block(s) received, block {(self.blocks + 1) & 0xFFFF} not captured (block " \
+                f"{ahead[0]} at capture offset {ahead[1]} came after it)"
             if early:
                 detail = f"{detail}; {early}"
         data = b"".join(self.parts) if outcome == "ok" and self.keep else None
@@ -430,7 +443,7 @@ class _Tftp(_Flow):
 class _Stream:
     """One direction of a TCP connection, delivered in order to ``sink(offset, ts, data)``."""
 
-    __slots__ = ("_held", "base", "charge", "cut", "fin", "isn", "next", "overflow", "pending",
+    __slots__ = ("_held", "base", "charge", "cut", "fin", "fin_at", "isn", "next", "overflow", "pending",
                  "pending_bytes", "seen_payload", "sink")
 
     def __init__(self, charge: Callable[[int], None]) -> None:
@@ -442,6 +455,7 @@ class _Stream:
         self._held = 0  # segments held so far (arrival order of the heap's ties)
         self.pending_bytes = 0
         self.fin = False
+        self.fin_at: int | None = None  # stream offset of the FIN (the end of the direction), when known
         self.overflow = False
         self.seen_payload = False
         self.sink: Callable[[int, float, bytes], None] | None = None
@@ -458,6 +472,10 @@ class _Stream:
             self.isn = pkt.seq
         if pkt.flags & FIN:
             self.fin = True
+            base = self.base if self.base is not None else (self.isn + 1) & 0xFFFFFFFF \
+                if self.isn is not None else pkt.seq if pkt.payload or pkt.missing else None
+            if base is not None:  # (else nothing came: the direction ends where it starts)
+                self.fin_at = self._rel(pkt.seq, base) + len(pkt.payload) + pkt.missing
         if not pkt.payload and not pkt.missing:
             return
         self.seen_payload = True
@@ -465,8 +483,7 @@ class _Stream:
             return
         if self.base is None:
             self.base = (self.isn + 1) & 0xFFFFFFFF if self.isn is not None else pkt.seq
-        diff = (pkt.seq - self.base - self.next) & 0xFFFFFFFF
-        rel = self.next + (diff - (1 << 32) if diff & 0x80000000 else diff)
+        rel = self._rel(pkt.seq, self.base)
         if pkt.missing:  # its payload taken as missing (module rules, "snaplen"): a gap, unless delivered
             if rel + len(pkt.payload) + pkt.missing > self.next and self.hole is None:
                 self.cut = (max(rel, self.next), snaplen_text(pkt))
@@ -495,6 +512,17 @@ class _Stream:
             self.charge(-(len(pdata) + SEGMENT_COST))
             if prel + len(pdata) > self.next:
                 self._deliver(prel, pts, pdata)
+
+    def _rel(self, seq: int, base: int) -> int:
+        """The stream offset of sequence number ``seq`` (the one nearest the next byte in order)."""
+        diff = (seq - base - self.next) & 0xFFFFFFFF
+        return self.next + (diff - (1 << 32) if diff & 0x80000000 else diff)
+
+    @property
+    def ended(self) -> bool:
+        """Its FIN came and every byte before it was delivered (or will never be: the stream overflowed):
+        a segment the capture holds later, a retransmission, is still read until then (module rules)."""
+        return self.fin and (self.fin_at is None or self.next >= self.fin_at or self.overflow)
 
     def _deliver(self, rel: int, ts: float, data: bytes) -> None:
         tail = data[self.next - rel:]
@@ -1159,7 +1187,7 @@ class FlowScanner:
             d.sink = self._sink(conn, a, pkt)
         self._current_offset = pkt.offset
         d.add(pkt, self.limits.max_stream, lambda: self._flow(conn, a), self.warn)
-        if pkt.flags & RST or (conn.dirs[b].fin and d.fin):
+        if pkt.flags & RST or (conn.dirs[b].ended and d.ended):
             self._end(conn)
             self._tcp[key] = _CLOSED
 
@@ -1281,8 +1309,8 @@ class FlowScanner:
                 self.downloads.add(t.finish(early=CAPTURE_END))
         self._tftp.clear()
         for conn in self._tcp.values():
-            if conn.kind != "closed":
-                self._end(conn, CAPTURE_END)
+            if conn.kind != "closed":  # closed by both ends, a gap left before a FIN: not still open
+                self._end(conn, "" if all(d.fin for d in conn.dirs.values()) else CAPTURE_END)
         self._tcp.clear()
         if self.evicted > 1:
             self.warn(f"{self.evicted} flows in all ended early: more than {self.limits.max_flows} open at "

@@ -10,8 +10,9 @@ Rules (issue #5 point 3; spec §C.6 request names, §H.1 TFTP/HTTP 6970):
   512); DATA blocks are taken in order (``block == previous + 1`` mod 65536, so the rollover past
   65535 works); duplicates are dropped; a block shorter than ``blksize`` ends the transfer.
   ERROR 1 → ``not-found``, 2 → ``refused``, others → ``error``; data without its last block →
-  ``incomplete``; no answer at all → ``no-reply``. A new RRQ from the same client endpoint closes
-  the previous transfer (client sockets are reused).
+  ``incomplete`` (a block the capture lacks while later ones came: its detail names it and the capture
+  offset of the first later one); no answer at all → ``no-reply``. A new RRQ from the same client
+  endpoint closes the previous transfer (client sockets are reused).
 * **HTTP 6970**: TCP segments are grouped per connection and each direction is reassembled by
   sequence number from the SYN (or the first segment seen); retransmitted/overlapping bytes are
   merged, and a gap ends the stream (what follows is reported ``incomplete``). The client stream is
