@@ -126,15 +126,21 @@ def _nothing_run(args: argparse.Namespace, *, elapsed: float) -> FuzzReport:
 def _fuzz_end(args: argparse.Namespace, report: FuzzReport, *, interrupted_while: str | None) -> int:
     """The end of a fuzz run, normal or by Ctrl-C: ``summary.json`` first — written whole (atomically), a
     Ctrl-C or SIGTERM held back while it is written (then exit 130 with it there) — then the lines; exit
-    130 when interrupted, else 1 when something crashed or hung."""
+    130 when interrupted, else 1 when something crashed or hung. A run stopped by a file it could not
+    write (a full disk: :attr:`FuzzReport.error`) says so first, naming the file, and where to go on; its
+    summary.json has ``error``; exit 2, as any other file not written (ours; was: no summary.json)."""
+    if report.error is not None:  # said before summary.json is written: that may fail too on a full disk
+        say(args, f"{report.error}: the run stopped after {report.execs} execs; the findings so far are "
+                  f"saved (to go on: --seed {args.seed} --run-index {args.run_index + report.execs})")
     with ctrl_c_deferred() as interrupted_meanwhile:
         summary = {"format": args.fmt, "seed": args.seed, "interrupted": report.interrupted,
-                   "interrupted_while": interrupted_while,
+                   "interrupted_while": interrupted_while, "error": report.error,
                    "first_run_index": args.run_index, "next_run_index": args.run_index + report.execs,
                    "execs": report.execs, "elapsed": report.elapsed,
                    "execs_per_s": report.execs_per_s, "statuses": dict(report.statuses),
                    "findings": [{"signature": f.signature, "kind": f.kind, "count": f.count,
-                                 "first_run": f.first_run, "dir": str(f.directory)}
+                                 "first_run": f.first_run,
+                                 "dir": None if f.directory is None else str(f.directory)}
                                 for f in report.findings.values()]}
         write_output(args.out / "summary.json", (json_doc.dumps(summary, indent=2) + "\n").encode("utf-8"))
     interrupted_meanwhile()  # a Ctrl-C held back: KeyboardInterrupt now, summary.json whole
@@ -148,6 +154,8 @@ def _fuzz_end(args: argparse.Namespace, report: FuzzReport, *, interrupted_while
         print(f"  {f.kind}: {f.signature} (x{f.count}, first at run {f.first_run}) -> {f.directory}")
     if report.interrupted:
         return 130
+    if report.error is not None:
+        return 2
     return 1 if report.crashed else 0
 
 

@@ -131,12 +131,20 @@ def _serve_end(args: argparse.Namespace, session: ServeSession | None, *, interr
     """The end of ``--serve``, normal or by Ctrl-C: ``summary.json`` first — written whole (atomically), a
     Ctrl-C or SIGTERM held back while it is written (then exit 130 with it there) — then the lines, as
     :func:`_fuzz_end`; exit 130 when interrupted, else 1 when the device fell silent after a mutant.
-    ``session`` None: interrupted with ``--out`` made, before the session began (nothing served)."""
+    ``session`` None: interrupted with ``--out`` made, before the session began (nothing served). A session
+    ended by a file it could not write (a full disk: ``ServeSession.error``) says so first, naming the file;
+    its summary.json has ``error``; exit 2 (ours; was: a traceback a request, the mutants not recorded
+    counted as served, and the run went on serving nothing to the end of ``--time``)."""
     served, requests = (session.served, session.requests) if session is not None else (0, 0)
+    error = session.error if session is not None else None
+    if error is not None:  # said before summary.json is written: that may fail too on a full disk
+        say(args, f"{error}: serving stopped after {served} mutant(s); the findings so far are saved (to go "
+                  f"on: --seed {args.seed} --run-index {args.run_index + served})")
     counts = dict(session.outcomes) if session is not None else {}
     silences = session.silences if session is not None else []
     with ctrl_c_deferred() as interrupted_meanwhile:
-        summary = {"format": args.fmt, "seed": args.seed, "interrupted": interrupted, "served": served,
+        summary = {"format": args.fmt, "seed": args.seed, "interrupted": interrupted, "error": error,
+                   "served": served,
                    "requests": requests, "outcomes": counts,
                    "silences": [{"run_index": f["index"], "name": f["name"],
                                  "dir": str(args.out / "crashes" / f"silent-{int(str(f['index'])):06d}")}
@@ -156,6 +164,8 @@ def _serve_end(args: argparse.Namespace, session: ServeSession | None, *, interr
           f"{'request' if args.fmt == 'sip-response' else 'transfer'} outcomes: {outcomes}{silent}{log}")
     if interrupted:
         return 130
+    if error is not None:
+        return 2
     return 1 if silences else 0
 
 

@@ -1,7 +1,8 @@
 """``phoneemu fuzz``: structure-aware fuzzing of CTL/ITL, ``.sgn`` and ``.enc.sgn`` parsers.
 
 Exit status: 0 when no crash or hang was found, 1 when at least one was (or the replayed input
-crashes), 2 for usage errors, 130 on Ctrl-C or SIGTERM (the findings so far saved, summary.json written).
+crashes), 2 for usage errors (and a file the run could not write, a full disk: summary.json's error), 130
+on Ctrl-C or SIGTERM (the findings so far saved, summary.json written).
 """
 
 from __future__ import annotations
@@ -298,7 +299,12 @@ def _handle(args: argparse.Namespace) -> int:
     target = _target(args, corpus)
     try:
         if args.replay is not None:
-            outcome = run_once(target, read_at_most(args.replay, _REPLAY_LIMIT, what="replay input"))
+            try:
+                data = read_at_most(args.replay, _REPLAY_LIMIT, what="replay input")
+            except OSError as exc:  # named: a failed read() names no file (was: "Input/output error" alone)
+                raise EncodeError(f"--replay {args.replay}: cannot read it: {exc.strerror or exc}",
+                                  path="replay") from None
+            outcome = run_once(target, data)
             print(f"{args.replay}: {outcome.status}"
                   f"{' — ' + outcome.signature if outcome.signature else ''}"
                   f"{' (' + outcome.detail + ')' if outcome.detail and not outcome.is_finding else ''}")

@@ -296,7 +296,11 @@ def with_seed_files(corpus: Corpus, folder: Path) -> Corpus:
     seeds, names = list(corpus.seeds), list(corpus.names)
     total = 0
     for p in files:
-        data = read_at_most(p, MAX_SEED_FILE, what="seed file")
+        try:
+            data = read_at_most(p, MAX_SEED_FILE, what="seed file")
+        except OSError as exc:  # named: a failed read() names no file (was: "Input/output error" alone)
+            raise EncodeError(f"--seed-dir: {p}: cannot read it: {exc.strerror or exc}",
+                              path="seed-dir") from None
         total += len(data)
         if total > MAX_SEED_TOTAL:  # every seed stays in memory for the whole run
             raise EncodeError(f"--seed-dir {folder}: the files hold more than {MAX_SEED_TOTAL} bytes "

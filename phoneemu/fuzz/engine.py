@@ -22,6 +22,10 @@ Rules implemented here:
   (:mod:`phoneemu.fuzz.runwatch`), saved un-minimised. Past ``time_limit`` an in-process call still under
   way is stopped once it is a hang (SIGALRM), and the loop ends: the ``--time`` bound holds. A regenerated
   finding is saved before it is minimised too.
+* A file the loop cannot write (ours: a full disk, the command's input file or a finding's) stops it as
+  Ctrl-C does (:attr:`FuzzReport.error`, naming the file; the input under way not counted): the findings
+  saved so far are kept and counted, and the caller writes the summary (was: the OSError left the loop, no
+  summary.json, and its message named no file).
 * Progress goes to a stream at most every ``progress_interval`` seconds: one line rewritten with
   ``\\r`` on a terminal, plain lines otherwise, each said by ``said_by`` (the command as typed,
   ``phoneemu fuzz: itl: 64 execs, ...``: :mod:`phoneemu.cli` rules, ours; without it, and on a terminal,
@@ -110,6 +114,7 @@ class FuzzReport:
     findings: dict[str, Finding] = field(default_factory=dict)
     slowest: float = 0.0
     interrupted: bool = False  #: stopped by Ctrl-C (the findings so far are saved all the same)
+    error: str | None = None  #: the file the run could not write, and why, that stopped it (module docstring)
 
     @property
     def execs_per_s(self) -> float:
@@ -182,6 +187,12 @@ def _record(report: FuzzReport, config: FuzzConfig, target: Target, mutant: Muta
                              time_left=time_left, clock=clock, stopped_by=stopped_by), config)
 
 
+def _os_error_text(exc: OSError) -> str:
+    """``/fz/.work/input-x.tlv: No space left on device``: the file (when the error knows it) and why."""
+    why = exc.strerror or str(exc)
+    return f"{exc.filename}: {why}" if exc.filename else why
+
+
 def regenerate(config: FuzzConfig, target: Target, mutator: Mutator, *, index: int,
                into: Path) -> tuple[Outcome, Finding | None]:
     """Rebuild input ``index`` of ``config.seed`` into ``into/input.bin`` and run it once against
@@ -251,10 +262,17 @@ def fuzz(config: FuzzConfig, target: Target, mutator: Mutator, *, start_index: i
             _record(report, config, watch, under_way, index=index - 1, outcome=hang,
                     time_left=None if deadline is None else deadline - clock(), clock=clock,
                     stopped_by=stopped_by)
+    except OSError as exc:  # a file not written (a full disk): stop, the findings so far kept (docstring)
+        report.error = _os_error_text(exc)
+        if m0 is not None:
+            minimize_time += clock() - m0
     report.execs = index - start_index
     report.elapsed = max(1e-9, clock() - t0 - minimize_time)
     for f in report.findings.values():  # final counts into info.json
-        save_finding(f, config)
+        try:
+            save_finding(f, config)
+        except OSError as exc:  # its last complete version stays (each file atomic)
+            report.error = report.error or _os_error_text(exc)
     progress.done(f"{head}: {report.execs} execs, {report.execs_per_s:,.0f} execs/s, "
                   f"{len(report.findings)} unique finding(s), {statuses['crash']} crash(es), "
                   f"{statuses['hang']} hang(s)")

@@ -118,6 +118,11 @@ _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../phonee
 _FUZZ = os.path.dirname(os.path.abspath(__file__))
 #: the bytes of a --target-cmd's stderr a finding keeps (its last ones: where a crash says why)
 _STDERR_TAIL = 2000
+#: how often a command's stderr reader looks whether the command has exited, seconds (:meth:`CommandTarget.
+#: _stderr_tail`: a process it left running may hold its stderr open)
+_EXIT_POLL = 0.05
+#: at most this many reads (64 KiB each) of what is in a command's stderr pipe once it has exited
+_DRAIN_READS = 64
 
 
 class AttemptStopped(BaseException):
@@ -668,7 +673,10 @@ class CommandTarget:
         return rc >= 128
 
     def run(self, data: bytes) -> Outcome:
-        self.path.write_bytes(data)
+        try:
+            self.path.write_bytes(data)
+        except OSError as exc:  # a full disk: name the file (a failed write() alone does not)
+            raise OSError(exc.errno, exc.strerror, str(self.path)) from None
         t0 = time.perf_counter()
         timed_out = t0 + self.timeout
         stop = timed_out if self._runs_end is None else min(timed_out, self._runs_end)
@@ -707,19 +715,30 @@ class CommandTarget:
         return Outcome(status="ok" if rc == 0 else "handled", detail=f"exit status {rc}", elapsed=elapsed)
 
     def _stderr_tail(self, proc: subprocess.Popen[bytes], stop: float) -> bytes:
-        """The last :data:`_STDERR_TAIL` bytes the command writes to stderr, read until it closes it
-        (memory bounded whatever it writes: ``communicate`` kept a gigabyte); TimeoutExpired past ``stop``
-        (perf_counter: the command's time, or the end of :meth:`runs_ending_within`)."""
+        """The last :data:`_STDERR_TAIL` bytes the command writes to stderr, read until it closes it or
+        exits (memory bounded whatever it writes: ``communicate`` kept a gigabyte); TimeoutExpired past
+        ``stop`` (perf_counter: the command's time, or the end of :meth:`runs_ending_within`). Once the
+        command has exited, what is already in the pipe is read and no more: a process it started and left
+        running (``cmd &``, a daemon in a session of its own) holds the pipe open, and was waited for until
+        ``stop`` — a command that exited at once was a hang (ours)."""
         assert proc.stderr is not None
         tail = bytearray()
         fd = proc.stderr.fileno()
         with selectors.DefaultSelector() as sel:
             sel.register(fd, selectors.EVENT_READ)
+            exited = False
+            drained = 0
             while True:
                 left = stop - time.perf_counter()
                 if left <= 0:
                     raise subprocess.TimeoutExpired(self.argv, self.timeout)
-                if not sel.select(left):
+                if not exited and proc.poll() is not None:
+                    exited = True  # its own writes are all in the pipe now: read them, not its children's
+                if exited:
+                    drained += 1
+                    if drained > _DRAIN_READS or not sel.select(0):
+                        return bytes(tail)
+                elif not sel.select(min(left, _EXIT_POLL)):
                     continue
                 chunk = os.read(fd, 65536)
                 if not chunk:
@@ -729,10 +748,14 @@ class CommandTarget:
 
     @staticmethod
     def _kill(proc: subprocess.Popen[bytes]) -> None:
-        """Kill the command and everything it started (its session), and reap it."""
+        """Kill the command and everything it started (its session), and reap it; its stderr is closed, not
+        read to its end (a process it started in a session of its own may hold it open for ever: was
+        ``communicate``, which waited for it — the fuzzer stuck)."""
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
+        if proc.stderr is not None:
+            proc.stderr.close()
+        proc.wait()
 
     @contextlib.contextmanager
     def _stdin(self) -> Iterator[int]:
@@ -794,6 +817,10 @@ class ServeSession:
     under ``DIR/served/`` with its seed; other
     names come from ``fallback`` (e.g. a lab cluster's files) or are "not found". Every request
     and its outcome are appended to ``DIR/served/requests.jsonl`` — the observation of the device.
+    A file that cannot be written (a full disk: a mutant's copy, the log, a silence's folder) ends the
+    session (:attr:`error`, naming it; :meth:`watch` returns): nothing more is served, as a mutant served
+    unrecorded could not be reproduced, and a mutant whose copy was not written is not served nor counted
+    (ours; was: a traceback a request, each an index used up — "served" though never sent).
     """
 
     def __init__(self, *, fmt: str, make: Callable[[int, str], tuple[bytes, dict[str, object]]], seed: int,
@@ -825,6 +852,14 @@ class ServeSession:
         self.commands = commands
         #: the mutant being watched: index, name, file, when served; None once the device asked again
         self._watched: tuple[int, str, str, float] | None = None
+        #: the file not written, and why, that ended the session (class docstring); None while it goes on
+        self.error: str | None = None
+
+    def _failed(self, exc: OSError) -> None:
+        """The session ends with ``exc``, a file not written (class docstring); the first one is kept."""
+        if self.error is None:
+            why = exc.strerror or str(exc)
+            self.error = f"{exc.filename}: {why}" if exc.filename else why
 
     @property
     def served(self) -> int:
@@ -836,19 +871,28 @@ class ServeSession:
 
     def _log(self, entry: dict[str, object]) -> None:
         entry = {"time": round(time.time(), 3), **entry}
-        with self.log_path.open("a", encoding="utf-8") as fh:
-            fh.write(json_doc.dumps(entry, sort_keys=True) + "\n")
+        try:
+            with self.log_path.open("a", encoding="utf-8") as fh:
+                fh.write(json_doc.dumps(entry, sort_keys=True) + "\n")
+        except OSError as exc:
+            self._failed(OSError(exc.errno, exc.strerror, exc.filename or str(self.log_path)))
 
     def get(self, name: str) -> bytes | None:
         self.requests += 1
         self._watched = None  # it asked again: it survived the last mutant
+        if self.error is not None:  # ending (class docstring): nothing more served
+            return None
         if served_name_matches(self.fmt, name, self.mac) and not self.exhausted:
             index = self.next_index
-            self.next_index += 1
             data, meta = self.make(index, name)
             safe = re.sub(r"[^A-Za-z0-9._-]", "_", name.rsplit("/", 1)[-1])
             path = self.dir / f"{index:06d}-{safe}"
-            atomic_write(path, data)  # a record of what was served: never truncated by a kill
+            try:
+                atomic_write(path, data)  # a record of what was served: never truncated by a kill
+            except OSError as exc:  # not recorded: not served, its index not used up (class docstring)
+                self._failed(exc)
+                return None
+            self.next_index += 1
             self._log({"event": "served", "name": name, "index": index, "seed": self.seed, "size": len(data),
                        "file": path.name, **meta})
             self._watched = (index, name, path.name, time.monotonic())
@@ -880,11 +924,11 @@ class ServeSession:
                                       "silent_s": round(quiet, 1)}
         if self.commands is not None:
             finding.update(self.commands(index, name, folder))
+        self.silences.append(finding)  # counted even when its folder cannot be written (an error, then)
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write(folder / "input.bin", (self.dir / file).read_bytes())
         info = json_doc.dumps(finding, indent=2, sort_keys=True) + "\n"
         atomic_write(folder / "info.json", info.encode())
-        self.silences.append(finding)
         self._log({"event": "silent", "index": index, "name": name, "silent_s": finding["silent_s"]})
         return finding
 
@@ -906,7 +950,12 @@ class ServeSession:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + time_limit if time_limit is not None else None
         while deadline is None or loop.time() < deadline:
-            finding = self.check_silence()
+            try:
+                finding = self.check_silence()
+            except OSError as exc:  # its folder not written (class docstring)
+                self._failed(exc)
+            if self.error is not None:
+                return False
             if finding is not None and on_silence is not None:
                 on_silence(finding)
             if self.exhausted and not busy() and (self.silent_after is None or self.silence_settled()):
