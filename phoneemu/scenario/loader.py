@@ -450,6 +450,10 @@ class _Ctx:
         if misread is not None:  # was taken as its number's digits: a password 0123 became "83"
             raise self.fail(node, field, f'expected text, got {node.raw} ({misread}: write "{node.raw}" '
                                          "if you meant the text)")
+        if isinstance(v, int) and not isinstance(v, bool) and node.raw is not None and node.raw != str(v):
+            # its digits not as written: password 007 was "7", 0x1F "31", 1_000 "1000", +5 "5"
+            raise self.fail(node, field, f'expected text, got {node.raw} (YAML reads an unquoted {node.raw} '
+                                         f'as the number {v}: write "{node.raw}" if you meant the text)')
         if not isinstance(v, (str, int)) or isinstance(v, bool):
             what = "a boolean" if isinstance(v, bool) else "a number" if isinstance(v, float) else \
                 "a timestamp" if isinstance(v, datetime.datetime) else \

@@ -57,6 +57,22 @@ def test_numbers_yaml_reads_otherwise_are_refused(old: str, new: str, line: int,
     assert words in str(err) and "\n" not in str(err), str(err)
 
 
+@pytest.mark.parametrize(("written", "read"), [("007", "7"), ("00", "0"), ("0x1F", "31"), ("1_000", "1000"),
+                                               ("+5", "5"), ("0b101", "5")])
+def test_a_text_yaml_reads_as_other_digits_is_refused(written: str, read: str) -> None:
+    """A text field given a number YAML reads as other digits than written, its value equal in octal or not
+    (review of 7ef4d9b: password 007 reached the lab as "7", 0x1F as "31", silently)."""
+    err = mistake(HEAD + f"  - admin: {{op: digest, phones: p, user: u, password: {written}}}\n" + EXPECT)
+    assert (err.line, err.path) == (STEP_LINE, "steps[0].admin.password"), str(err)
+    assert f'as the number {read}: write "{written}" if you meant the text' in str(err), str(err)
+    quoted = load_text(HEAD + f"  - admin: {{op: digest, phones: p, user: u, password: '{written}'}}\n"
+                       + EXPECT, "t.yaml")
+    assert isinstance(quoted.steps[0], Step) and quoted.steps[0].args["password"] == written
+    plain = load_text(HEAD + "  - admin: {op: digest, phones: p, user: u, password: 1234}\n" + EXPECT,
+                      "t.yaml")
+    assert isinstance(plain.steps[0], Step) and plain.steps[0].args["password"] == "1234"  # as written: kept
+
+
 def test_holds_for_count_with_a_leading_zero_is_refused() -> None:
     err = mistake(HEAD + "  - boot: p\n"
                   "  - expect: {phones: p, config: accepted, holds_for: {at_least: 010}}\n")
