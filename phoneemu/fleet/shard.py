@@ -24,8 +24,9 @@ Rules:
   booted is kept (was: the PhoneEmuError, every shard killed, the summary and every record lost — a
   ``--max-time`` storm whose last boots took more than a minute, any storm of more than an hour):
   ``on_overrun(why)`` is told, the shards start no new boot, the boots under way finish within
-  ``interrupt_grace`` seconds, and a shard still running then is killed and counted as lost; the
-  result says why (``FleetResult.overran``), the phones not booted counted as not started.
+  ``interrupt_grace`` seconds, and a shard still running then is killed and counted as lost (a Ctrl-C
+  in that grace as well: it asks for what is under way, and no longer aborts the run); the result says
+  why (``FleetResult.overran``), the phones not booted counted as not started.
 * A shard that dies during the storm (killed by a signal, e.g. SIGKILL from the OOM killer, or any
   exit without its result), reports an error or sends bytes that do not decode is noticed at once
   (the end of its pipe or of its process; within ``_RESULT_GRACE_S`` when only one of the two ends),
@@ -429,7 +430,7 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
             except PhoneEmuError:
                 if time.monotonic() < limit:
                     raise  # not _get's limit
-                if interrupted:
+                if interrupted and overran is None:
                     raise KeyboardInterrupt from None  # the boots under way did not end in the grace period
                 if overran is None:  # the run's bound: no new boot, the boots under way may finish
                     overran = f"the run took longer than {budget:g} s"
@@ -438,7 +439,9 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
                     if on_overrun is not None:
                         on_overrun(overran)
                     continue
-                for i in range(len(procs)):  # the boots under way did not end in their grace period either
+                # the boots under way did not end in their grace period either (a Ctrl-C during it too: it
+                # asked for what the overrun was doing, and aborted the run, its summary lost)
+                for i in range(len(procs)):
                     lose(i, f"did not finish its boots under way {interrupt_grace:g} s after {overran}")
         for p in procs:
             p.join(10.0)

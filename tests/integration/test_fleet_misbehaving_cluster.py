@@ -136,3 +136,27 @@ def test_boots_that_outlast_the_grace_after_the_bound_lose_their_shard_not_the_r
     finally:
         res.close()
 
+
+
+def test_a_ctrl_c_in_the_grace_after_the_bound_keeps_the_run(silent_port: int) -> None:
+    """Ctrl-C while the overrun's boots under way finish (review of ae1a9a9): the run still ends as the
+    overrun does, its stuck shard lost, marked interrupted (was: KeyboardInterrupt out of run_fleet once the
+    grace ran out, so fleet boot aborted with no summary, where without the Ctrl-C it kept one)."""
+    told: list[str] = []
+    pressed: list[bool] = []
+
+    def progress(*_args: Any, **_kwargs: Any) -> None:  # the parent's loop, as a Ctrl-C lands in it
+        if told and not pressed:
+            pressed.append(True)
+            raise KeyboardInterrupt
+
+    try:
+        res = shard_mod.run_fleet(_slow_spec(silent_port), shards=1, run_timeout=0.5, interrupt_grace=0.3,
+                                  on_overrun=told.append, progress=progress)
+    except KeyboardInterrupt:  # (not out of the test: pytest would stop the session)
+        pytest.fail("KeyboardInterrupt out of run_fleet: the run aborted, its summary lost")
+    try:
+        assert pressed and told == ["the run took longer than 0.5 s"]
+        assert res.interrupted and res.overran == told[0] and res.lost_phones == 4, res.summary()
+    finally:
+        res.close()
