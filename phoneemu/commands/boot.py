@@ -392,6 +392,9 @@ def ignored_heard(reason: str) -> str | None:
 
 #: where a TFTP timeout's reason says what it heard and ignored (phoneemu.net.tftp_client)
 _IGNORED = " ignored, the first "
+#: how such a first one ends when it came from another address than the one asked (the others: DATA N before
+#: DATA 1, another port of the transfer, ERROR 5 ... from the address asked)
+_OTHER_ADDRESS = ", the address asked"
 
 
 def nothing_answered_hint(target: BootTarget, *, lab: Path | None = None, heard: str | None = None) -> str:
@@ -407,11 +410,15 @@ def nothing_answered_hint(target: BootTarget, *, lab: Path | None = None, heard:
 
     tried_http = target.use_http and bool(target.http_port)
     http = f", HTTP port {target.http_port}" if tried_http else ""
-    if heard is not None:
+    if heard is not None:  # the way out as the first one says: its address, else its order (was: the
+        # address's alone, "ask that one (--tftp ADDRESS)" of a reply from the very address asked)
+        what = ("a server with several addresses may answer from another: ask that one (--tftp ADDRESS), or "
+                "have the server answer from the address asked" if heard.endswith(_OTHER_ADDRESS) else
+                "this one came from the address asked, out of turn: check the server (or what stands between "
+                "it and the phones: a NAT, a load balancer)")
         return (f"no reply at {_host_text(target.host)} (TFTP port {target.tftp_port}{http}) could be taken, "
                 f"but replies came: the first, {heard}. A TFTP reply must come from the address asked and "
-                "begin with DATA 1 (RFC 1350); a server with several addresses may answer from another: ask "
-                "that one (--tftp ADDRESS), or have the server answer from the address asked")
+                f"begin with DATA 1 (RFC 1350); {what}")
     folder = shlex.quote(str(lab)) if lab is not None else "DIR"
     serve = f"phoneemu lab serve {folder} --tftp-port {target.tftp_port}"
     if tried_http and target.http_port != DEFAULT_PORTS["http"]:

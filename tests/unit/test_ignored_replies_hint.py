@@ -58,3 +58,22 @@ def test_replies_from_another_address_are_said_not_nothing_answered(
 ])
 def test_ignored_heard_reads_the_first_one(reason: str, heard: str | None) -> None:
     assert ignored_heard(reason) == heard
+
+
+@pytest.mark.parametrize("heard", [
+    "a reply from 127.0.0.1:4711: DATA 3 before DATA 1",
+    "a reply from 127.0.0.1:4712: another port than the transfer's (ERROR 5 sent)",
+])
+def test_a_reply_from_the_address_asked_is_not_sent_to_another_address(heard: str) -> None:
+    """Review of a8422d0: the first reply ignored came from the address asked, out of order: the hint said
+    "a server with several addresses may answer from another: ask that one (--tftp ADDRESS)" of it too."""
+    from phoneemu.commands.boot import nothing_answered_hint
+    from phoneemu.phone.boot import BootTarget
+
+    hint = nothing_answered_hint(BootTarget(host="127.0.0.1", tftp_port=69, use_http=False), heard=heard)
+    assert f"the first, {heard}. A TFTP reply must come from the address asked" in hint, hint
+    assert "--tftp ADDRESS" not in hint and "several addresses" not in hint, hint
+    assert "came from the address asked, out of turn: check the server" in hint, hint
+    other = nothing_answered_hint(BootTarget(host="127.0.0.1", tftp_port=69, use_http=False),
+                                  heard="a reply from 127.0.0.2:4711: not 127.0.0.1:69, the address asked")
+    assert "ask that one (--tftp ADDRESS)" in other, other
