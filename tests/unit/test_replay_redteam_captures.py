@@ -205,3 +205,23 @@ def test_a_tftp_read_cut_at_its_end_still_says_its_last_block_missing(tmp_path: 
     _tftp_read(f, list(range(1, 11)))
     (d,) = index_capture(f).downloads
     assert d.outcome == "incomplete" and "10 block(s) received, last block missing" in d.detail
+
+
+def test_a_connection_closed_with_a_gap_is_not_evicted_as_open(tmp_path: Path) -> None:
+    """Review of 0934598: a connection closed by both ends with a gap left before a FIN stays until the gap
+    fills; a new one past ``max_flows`` ends it as the capture's end does, unsaid (was: "more than 1 TCP
+    connections open at once", counted as evicted, of a connection both ends had closed)."""
+    from phoneemu.scenario._capture_flows import Limits
+    from phoneemu.scenario.replay import _KeepAll, _scan
+
+    f = tmp_path / "half-closed.pcap"
+    _half_closed_exchange(f, retransmitted=False)
+    other = ("10.0.0.9", 40003)
+    later = [PcapPacket(ts=2.0, src=other[0], sport=other[1], dst=SERVER[0], dport=SERVER[1], proto="tcp",
+                        seq=7000, ack=0, flags=SYN, payload=b"", index=99, offset=0)]
+    sink = _KeepAll()
+    scanner = _scan([*read_pcap(f), *later], sink, Limits(max_flows=1))
+    index = sink.index(scanner)
+    assert scanner.evicted == 0 and not any("open at once" in w for w in index.warnings), index.warnings
+    (d,) = index.downloads
+    assert d.outcome == "incomplete" and CAPTURE_END not in d.detail, d.detail
