@@ -520,9 +520,13 @@ class LabCluster:
                                 f"one, or change this one with the lab operations (phoneemu lab show {root}, "
                                 f"phoneemu lab --help)", path=str(root))
         if root.is_dir() and any(root.iterdir()):
+            # a lab init killed before cluster.json left private/ (was: this line alone, and lab show
+            # said "create one with lab init": each sent the user to the other)
+            unfinished = ("; it holds private/ but no cluster.json: a lab init that did not finish? Remove "
+                          "the folder and run lab init again") if (root / "private").is_dir() else ""
             raise PhoneEmuError("is not empty and holds no lab cluster: give a new or empty folder "
-                                "(the lab writes certs/, private/, tftp/ and removes other files from tftp/)",
-                                path=str(root))
+                                "(the lab writes certs/, private/, tftp/ and removes other files from tftp/)"
+                                + unfinished, path=str(root))
 
     @classmethod
     def init(

@@ -33,6 +33,7 @@ each handed out once, made ahead of need on an idle core (or inline when none is
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import os
@@ -234,11 +235,41 @@ class LabPki:
         self.store(ident)
         return ident
 
+    def staged_cert_path(self, name: str) -> Path:
+        """Where :meth:`store` puts the new certificate until the new key is in place."""
+        return self.root / "certs" / f".{name}.pem.staged"
+
     def store(self, ident: Identity) -> None:
-        """Write key (0600) and certificate, replacing any previous ones."""
+        """Write key (0600) and certificate, replacing any previous ones: the certificate staged first
+        (:meth:`staged_cert_path`), then the key, then the certificate renamed into place, so that a kill
+        at any point leaves the old pair, or the new key with its staged certificate, which :meth:`get`
+        puts in place (was: key, then certificate: killed between the two, a key without its certificate,
+        the identity lost)."""
+        staged = self.staged_cert_path(ident.name)
+        _write_atomic(staged, cert_pem(ident.cert), durable=self.durable)
         keys.write_private_key(self.key_path(ident.name), ident.key, durable=self.durable)
-        _write_atomic(self.cert_path(ident.name), cert_pem(ident.cert), durable=self.durable)
+        cpath = self.cert_path(ident.name)
+        try:
+            os.replace(staged, cpath)
+        except OSError as exc:
+            raise OSError(exc.errno, f"cannot write: {exc.strerror}", str(cpath)) from None
         self._cache[ident.name] = ident
+
+    def _staged_cert(self, name: str, key: PrivateKey) -> x509.Certificate | None:
+        """The certificate :meth:`store` staged for ``key`` and did not put in place (killed between the
+        key and the certificate): put in place now and returned; None when there is none for ``key``."""
+        staged = self.staged_cert_path(name)
+        try:
+            found = certs.load_certs_pem(read_at_most(staged, PEM_LIMIT, what="certificate file"),
+                                         source=str(staged))
+        except (OSError, DecodeError):
+            return None
+        mine = keys.public_key_spki_der(key.public_key())
+        if not found or keys.public_key_spki_der(certs.cert_public_key(found[0])) != mine:
+            return None
+        with contextlib.suppress(FileNotFoundError):  # another process put it in place first
+            os.replace(staged, self.cert_path(name))
+        return found[0]
 
     def get(self, name: str) -> Identity:
         """Load identity ``name`` from disk (cached)."""
@@ -256,7 +287,18 @@ class LabPki:
                               f"{self.cert_path(name)})", path="pki") from None
         if not cert_list:
             raise DecodeError(f"no certificate in {self.cert_path(name)}", path="pki")
-        ident = Identity(name=name, key=key, cert=cert_list[0])
+        cert = cert_list[0]
+        mine = keys.public_key_spki_der(key.public_key())
+        if keys.public_key_spki_der(certs.cert_public_key(cert)) != mine:
+            # a store killed between its key and its certificate: the staged one; else the pair is refused
+            # (was: taken; a CAPF or manufacturing CA key of another pair signed LSCs and MICs no phone
+            # could verify, in silence; a CallManager key: "header: signer: ...", no file named)
+            staged = self._staged_cert(name, key)
+            if staged is None:
+                raise DecodeError(f"identity {name!r}: the private key {kpath} does not belong to the "
+                                  f"certificate {cpath} (a file replaced?)", path="pki")
+            cert = staged
+        ident = Identity(name=name, key=key, cert=cert)
         self._cache[name] = ident
         return ident
 

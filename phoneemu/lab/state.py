@@ -226,9 +226,16 @@ class ClusterState:
             raise DecodeError("top level is not an object", path=source)
         if raw.get("version") != STATE_VERSION:
             raise DecodeError(f"state version {raw.get('version')!r}, expected {STATE_VERSION}", path=source)
+        missing = sorted(_SAVED_SINCE_VERSION_1 - set(raw))
+        if missing:  # every cluster.json phoneemu ever saved holds them: a damaged or hand-cut file
+            raise DecodeError(f"missing keys {missing} (every saved state holds them: a damaged or cut "
+                              "file?)", path=source)
+        if not isinstance(raw["phones"], dict):
+            raise DecodeError(f"{json.dumps(raw['phones'], default=str)[:60]} is not an object (MAC: phone)",
+                              path=f"{source}:phones")
         try:
-            raw["phones"] = {k: _make(PhoneState, v, f"{source}:phones.{printable(k)}")
-                             for k, v in dict(raw.get("phones", {})).items()}
+            raw["phones"] = {k: _phone(k, v, f"{source}:phones.{printable(k)}")
+                             for k, v in raw["phones"].items()}
             raw["tvs_trust"] = [_make(TrustedCert, v, f"{source}:tvs_trust[{i}]")
                                 for i, v in enumerate(raw.get("tvs_trust", []))]
             raw["log"] = [_make(LogEntry, v, f"{source}:log[{i}]") for i, v in enumerate(raw.get("log", []))]
@@ -236,6 +243,25 @@ class ClusterState:
             raise DecodeError(f"malformed state: {exc}", path=source) from None
         made: ClusterState = _make(cls, raw, source)
         return made
+
+
+#: the keys of the first ``cluster.json`` (every field of :class:`ClusterState` then): each save writes every
+#: field, so a state without one is damaged, not older; the fields added since default when absent
+_SAVED_SINCE_VERSION_1 = frozenset({
+    "version", "name", "host", "seed", "key_spec", "nodes", "itlrecovery_years", "https_key", "upgraded",
+    "clock", "generation", "identity_generations", "ports", "ctl_exists", "mixed_mode", "itl_signer",
+    "ctl_signer", "rollback", "extra_certs", "hash_alg", "sbd", "autoregistration", "tvs_ttl", "load",
+    "loads", "phones", "tvs_trust", "tampered", "log"})
+
+
+def _phone(key: str, raw: Any, where: str) -> PhoneState:
+    """One phone of ``phones``, filed under its own MAC: the key names its files (``DIR/phones/<MAC>``,
+    ``SEP<MAC>.cnf.xml``), so a key that is not the phone's ``mac`` — another MAC, ``../x`` — is refused
+    (was: taken, a phone served under one MAC with another's config, or files written outside ``tftp/``)."""
+    ph: PhoneState = _make(PhoneState, raw, where)
+    if key != ph.mac:
+        raise DecodeError(f"filed under {json.dumps(key)[:60]}, not under its mac {ph.mac}", path=where)
+    return ph
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...]] = {}
@@ -335,6 +361,8 @@ def _make(cls: type[Any], raw: Any, where: str) -> Any:
                 0 <= port <= 65535 for port in value.values())):
             raise DecodeError(f"expected a port 0..65535 for each of {', '.join(DEFAULT_PORTS)}, got "
                               f"{json.dumps(value)[:80]}", path=f"{where}:{key}")
+        if cls is ClusterState and key == "host":
+            _check_host(value, f"{where}:{key}")
     try:
         return cls(**raw)
     except TypeError as exc:
@@ -342,9 +370,17 @@ def _make(cls: type[Any], raw: Any, where: str) -> Any:
 
 
 _SIGNERS = ("itlrecovery", "callmanager")
+#: the keys of a cluster's identities, :data:`phoneemu.lab.cluster.CLUSTER_KEYS` (a test checks they agree;
+#: not imported: the cluster imports this module)
+_CLUSTER_KEYS = ("rsa1024", "rsa2048", "rsa4096")
 _HEX = re.compile(r"[0-9a-f]{32}|[0-9a-f]{64}")
 _MAC = re.compile(r"[0-9A-F]{12}")
-_PATTERN_TEXT = {_HEX: "32 or 64 lower-case hex digits", _MAC: "12 upper-case hex digits (a MAC)"}
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,31}")  # lab init --name (LabCluster.init)
+_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]{0,15}")  # lab phone add --model (cluster._model)
+_AUTH_STRING = re.compile(r"[0-9]{4,16}")  # lab capf --auth-string (spec §F.7)
+_PATTERN_TEXT = {_HEX: "32 or 64 lower-case hex digits", _MAC: "12 upper-case hex digits (a MAC)",
+                 _NAME: "a cluster name (letters, digits, . _ -; at most 32)",
+                 _MODEL: "a phone model (letters, digits, -; at most 16)", _AUTH_STRING: "4..16 digits"}
 #: the values a field may hold beyond its type, as the admin operations set them (module rules); a key
 #: spec is text :meth:`KeySpec.parse` reads
 _ALLOWED: dict[tuple[type[Any], str], tuple[Any, ...] | range | re.Pattern[str] | type[KeySpec]] = {
@@ -355,7 +391,10 @@ _ALLOWED: dict[tuple[type[Any], str], tuple[Any, ...] | range | re.Pattern[str] 
     (PhoneState, "capf_operation"): ("install", "fetch", "delete"),
     (PhoneState, "symmetric_key"): _HEX,  # 128 or 256 bits, lower-case hex (spec §C.5)
     (PhoneState, "lsc_key"): KeySpec,
-    (ClusterState, "key_spec"): KeySpec,
+    (PhoneState, "model"): _MODEL,
+    (PhoneState, "auth_string"): _AUTH_STRING,
+    (ClusterState, "name"): _NAME,  # in every certificate's subject: 1000 characters was a traceback
+    (ClusterState, "key_spec"): _CLUSTER_KEYS,  # rsa512 was a traceback out of the next key made
     (ClusterState, "https_key"): KeySpec,
     (ClusterState, "nodes"): range(1, 9),
     (ClusterState, "itlrecovery_years"): range(1, 31),
@@ -391,6 +430,19 @@ def _check_allowed(allowed: tuple[Any, ...] | range | re.Pattern[str] | type[Key
         raise DecodeError(f"{json.dumps(value)[:60]} is {want}", path=where)
 
 
+def _check_host(value: str, where: str) -> None:
+    """The address configs name, as ``lab init --host`` takes it (:func:`phoneemu.lab.cluster.check_host`;
+    was: taken, and each rebuild refused it naming no file, ``config: server.host: ...``)."""
+    from phoneemu.lab.cluster import check_host  # the cluster imports this module
+
+    try:
+        ok = check_host(value) == value
+    except EncodeError as exc:
+        raise DecodeError(exc.message, path=where) from None
+    if not ok:
+        raise DecodeError(f"{json.dumps(value)[:60]} has surrounding whitespace", path=where)
+
+
 def _check_dial_plan(key: str, value: Any, where: str) -> None:
     """A phone's partition or calling search space holds good names (:mod:`phoneemu.lab.dial_plan`)."""
     if key == "partition":
@@ -403,6 +455,10 @@ def _check_dial_plan(key: str, value: Any, where: str) -> None:
         raise DecodeError(problem, path=where)
 
 
+#: the folders ``lab init`` makes before ``cluster.json`` (:meth:`phoneemu.lab.cluster.LabCluster.init`)
+_INIT_MAKES = ("private/", "certs/")
+
+
 def load_state(root: Path) -> ClusterState:
     """The state of the lab cluster in ``root``. A folder without ``cluster.json`` is "not a lab cluster":
     the error's path is the folder (named once) and its message the ``lab init`` command that makes one."""
@@ -410,6 +466,11 @@ def load_state(root: Path) -> ClusterState:
     try:
         text = read_at_most(path, STATE_LIMIT, what=STATE_FILE).decode("utf-8")
     except FileNotFoundError:
+        made = [name for name in _INIT_MAKES if (Path(root) / name.rstrip("/")).is_dir()]
+        if made:  # lab init writes cluster.json last: killed before, it left these (no lab, no user file)
+            raise DecodeError(f"not a lab cluster: no {STATE_FILE}, though it holds {', '.join(made)}: a lab "
+                              "init that did not finish (it writes cluster.json last)? Remove the folder and "
+                              f"run 'phoneemu lab init {root}' again", path=str(root)) from None
         raise DecodeError(f"not a lab cluster (no {STATE_FILE}; create one with "
                           f"'phoneemu lab init {root}')", path=str(root)) from None
     except NotADirectoryError:  # a file given as DIR: not "DIR/cluster.json: Not a directory"
