@@ -129,6 +129,21 @@ def _existing(args: argparse.Namespace) -> bool:
     return True
 
 
+def _owned(args: argparse.Namespace) -> bool:
+    """:func:`_existing`, and a ``phone.json`` naming the phone's MAC (a command that changes a flash needs
+    whose it is): a folder without one is not a phone's flash — said as such, nothing in it touched (was
+    "DIR: DIR: no phone.json ...; give --mac", an option these commands do not have)."""
+    from phoneemu.phone.phone import PHONE_FILE, read_phone_file
+
+    if not _existing(args):
+        return False
+    if not isinstance(read_phone_file(args.flash).get("mac"), str):
+        say(args, f"{args.flash}: not a phone's flash (no {PHONE_FILE} naming its MAC; boot --flash DIR "
+                  "makes one); nothing changed")
+        return False
+    return True
+
+
 def _phone(args: argparse.Namespace) -> Phone:
     from phoneemu.phone.phone import Phone
 
@@ -256,7 +271,7 @@ def _erase(args: argparse.Namespace) -> int:
 
     if args.fleet_flash is not None:
         return _each_phone(args, Phone.erase_trust, f"{args.fleet_flash}/<MAC>")
-    if not _existing(args):
+    if not _owned(args):
         return 2
     print(_phone(args).erase_trust())
     return 0
@@ -265,7 +280,7 @@ def _erase(args: argparse.Namespace) -> int:
 def _reset(args: argparse.Namespace) -> int:
     if args.fleet_flash is not None:
         return _each_phone(args, _factory_reset, f"{args.fleet_flash}/<MAC>")
-    if not _existing(args):
+    if not _owned(args):
         return 2
     print(_factory_reset(_phone(args)))
     return 0
@@ -277,7 +292,7 @@ def _factory_reset(phone: Phone) -> str:
 
 
 def _set_key(args: argparse.Namespace) -> int:
-    if not _existing(args):
+    if not _owned(args):
         return 2
     phone = _phone(args)
     phone.set_symmetric_key(args.key)

@@ -19,7 +19,7 @@ Rules:
 * Every file is replaced atomically: write ``.<name>.tmp``, flush + fsync, ``os.replace`` onto the
   name, fsync the directory. A crash at any point leaves the old file or the new one, never a
   torn mix. Files are written one after the other (``state.json`` last); a crash between two files
-  can leave e.g. a new CTL beside the old ITL, each whole. Stale temp files are removed on load.
+  can leave e.g. a new CTL beside the old ITL, each whole. Stale temp files are removed on load (below).
 * A certificate and its key (``mic.*``, ``lsc.*``) are replaced as a pair (our convention): both are
   first written whole under staged names, ``.<stem>.der.new`` then ``.<stem>.key.new`` (each atomically
   as above); then ``.der.new`` is renamed onto ``.der`` — the commit point — and ``.key.new`` onto
@@ -34,6 +34,18 @@ Rules:
   removal's own outcome.
   A flash made with ``durable=False`` (the scenario runner's throw-away phones) skips the fsyncs:
   still atomic for readers, no longer crash-safe.
+* One process at a time loads or saves a flash (ours): each load, save, erase and reset holds an
+  ``flock`` on the flash folder itself (no lock file: the folder's listing is unchanged), exclusive — a
+  load settles and cleans too — or shared for the read-only views (:meth:`held_files` ...). Without it a
+  second ``boot --flash`` of the same folder loading while the first saved removed the first's temporary
+  and staged files (its save failed, or a pair replacement was undone half-way), and two saves shared
+  the temporary names (one renamed the other's half-written file into place). Each save writes the
+  whole state, so after two boots at once the flash holds the state of the one that saved last — whole,
+  never a mix of the two (the other's outcome is lost: boot one phone once at a time). A lock held for
+  longer than :data:`LOCK_WAIT` (a process stopped mid-save) is an OSError naming the folder.
+* A load removes the temporary files a crash left under this module's own names only
+  (``.ITLFile.tlv.tmp`` ...), never any other ``.*.tmp`` of the folder: ``phone show --flash`` given a
+  folder that is not a flash (a home folder) must not delete a user's files.
 * Key material is created with mode 0600 (never world-readable, even for an instant).
 * ``state.json`` and ``last-boot.json`` are written by :func:`phoneemu.json_doc.dumps`: a lone surrogate
   a string holds (bytes kept by ``surrogateescape``) is written U+FFFD, so strict JSON readers take the
@@ -44,7 +56,13 @@ Rules:
   so a FIFO cannot make ``phone show`` or a boot wait for a writer for ever; saving replaces it (a
   folder is not removed: saving over it is an OSError naming it). A phone shows these problems as
   the first statuses of its next boot (``flash: ITLFile.tlv: ...; not loaded``): a trust list lost
-  to a damaged file is then taken again as on a phone with none, and the user sees why.
+  to a damaged file is then taken again as on a phone with none, and the user sees why. Our decision
+  where §G is silent (a real phone keeps a ``.bak``): a damaged list is an absent one, never a lock.
+  The other list still decides (a new ITL is checked by an intact CTL, a new CTL by an intact ITL,
+  §G.3); only a phone left holding neither takes the next list on first use (§G.2) — what
+  ``phone erase``, the one way out of a lock, would lead to, and no more than deleting the file, which
+  whoever can damage it can do. The boot's first status names the damaged file, and its decision says
+  "first CTL accepted unchecked".
 * ``config.xml`` is restored only as the config ``state.json`` says the phone accepted: under the file
   name it records, and only when the SHA-256 it records is that of ``config.xml``. The two are written
   one after the other (``state.json`` last), so a crash between them leaves a new config beside the old
@@ -66,8 +84,13 @@ Rules:
   one without that credential: without an LSC it uses its MIC (a config encrypted for the LSC fails to
   decrypt, CAPF may install a new LSC); without a MIC, a PKI-encrypted config is refused ("no LSC or
   MIC") and MIC-authenticated CAPF fails, until a MIC is given (``boot --lab`` or
-  ``--mic``/``--mic-key``, which replaces it: the status then says so). The next save removes the
-  pair, as it removes the files of any credential the phone does not hold.
+  ``--mic``/``--mic-key``, which replaces it: the status then says so). The files of such a pair stay
+  on the flash (ours): a save leaves them, so that no command loses the phone's private key to a
+  damaged certificate beside it (``phone set-key``, ``phone erase`` and every boot save the flash; they
+  removed the pair, the good half too), and each load says again why they are not loaded, until the
+  user repairs them, a new pair replaces them (``--mic``, a CAPF install) or a factory reset removes an
+  LSC (never the MIC). An LSC key alone (its certificate gone) is the outcome of an interrupted
+  removal: the next save finishes it.
 * :meth:`Flash.erase_trust_lists` removes CTL and ITL ("Erasing CTL and ITL files");
   :meth:`Flash.factory_reset` removes everything but the MIC.
 
@@ -80,10 +103,14 @@ the store). Files written before ``state.json`` recorded a rule
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import hashlib
 import json
 import os
 import stat
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -95,7 +122,7 @@ from phoneemu.phone import status
 from phoneemu.phone.profile import PhoneProfile
 from phoneemu.phone.store import AcceptedConfig, Credential, InternCache, TrustStore
 
-__all__ = ["KEY_FILES", "Flash", "atomic_write", "dropped_credential", "not_loaded_notes"]
+__all__ = ["KEY_FILES", "LOCK_WAIT", "Flash", "atomic_write", "dropped_credential", "not_loaded_notes"]
 
 CTL_FILE = "CTLFile.tlv"
 ITL_FILE = "ITLFile.tlv"
@@ -109,6 +136,15 @@ _ALL = (CTL_FILE, ITL_FILE, CONFIG_FILE, "mic.der", "mic.key", "lsc.der", "lsc.k
 _TMP_PREFIX = "."
 _TMP_SUFFIX = ".tmp"
 _STAGED_SUFFIX = ".new"
+#: the identity file the phone writes beside these (:data:`phoneemu.phone.phone.PHONE_FILE`)
+_PHONE_FILE = "phone.json"
+#: The temporary files this module (and the phone's ``phone.json``) write, by name: the only ones a load
+#: removes — never another ``.*.tmp`` of the folder (``phone show --flash ~`` must not delete a user's).
+_OWN_TEMPS = frozenset(f"{_TMP_PREFIX}{n}{_TMP_SUFFIX}" for n in (*_ALL, _PHONE_FILE, *(
+    f"{_TMP_PREFIX}{n}{_STAGED_SUFFIX}" for n in ("mic.der", "mic.key", "lsc.der", "lsc.key"))))
+#: How long a load or save waits for another process's load or save of the same flash (module rules).
+LOCK_WAIT = 10.0
+_LOCK_POLL = 0.01
 _MAX_STATE = 64 * 1024
 #: A MIC's or LSC's DER at most: what a CAPF CERTIFICATE element can carry (spec §F.4, a 16-bit length;
 #: an LSC the phone installed is saved, so its flash must load it back), and a key's PEM at most.
@@ -145,7 +181,7 @@ def not_loaded_notes(path: Path, problems: list[str]) -> list[str]:
 class Flash:
     """One phone's flash directory; :meth:`load` builds a :class:`TrustStore`, :meth:`save` writes one."""
 
-    __slots__ = ("durable", "intern", "path", "problems", "profile")
+    __slots__ = ("_kept", "_lock_depth", "_lock_fd", "durable", "intern", "path", "problems", "profile")
 
     def __init__(self, path: Path | str, *, profile: PhoneProfile, intern: InternCache | None = None,
                  durable: bool = True) -> None:
@@ -155,6 +191,47 @@ class Flash:
         self.profile = profile
         self.intern = intern
         self.problems: list[str] = []
+        #: MIC/LSC files present at the last load but not loaded (damaged): a save leaves them (rules)
+        self._kept: set[str] = set()
+        self._lock_fd = -1
+        self._lock_depth = 0
+
+    @contextlib.contextmanager
+    def _locked(self, *, shared: bool = False) -> Iterator[None]:
+        """Hold the flash folder's ``flock`` (module rules): one load or save of a flash at a time across
+        processes; re-entrant within this object. Waits at most :data:`LOCK_WAIT` seconds, then an OSError
+        naming the folder. A folder that cannot be opened is not locked (its own error comes next)."""
+        if self._lock_depth:
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError:
+            yield
+            return
+        try:
+            mode = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
+            for _ in range(max(1, int(LOCK_WAIT / _LOCK_POLL))):  # bounded: LOCK_WAIT seconds at most
+                try:
+                    fcntl.flock(fd, mode)
+                    break
+                except BlockingIOError:
+                    time.sleep(_LOCK_POLL)
+            else:
+                raise OSError(errno.EWOULDBLOCK, f"flash in use: another process has been loading or saving "
+                              f"it for {LOCK_WAIT:g} s (two boots of one phone at once?); try again when it "
+                              "ends", str(self.path))
+            self._lock_fd, self._lock_depth = fd, 1
+            try:
+                yield
+            finally:
+                self._lock_fd, self._lock_depth = -1, 0
+        finally:
+            os.close(fd)  # releases the lock
 
     def _file(self, name: str) -> Path:
         return self.path / name
@@ -181,11 +258,14 @@ class Flash:
     def _write(self, name: str, data: bytes | None) -> None:
         p = self._file(name)
         if data is None:
-            if p.exists():
+            if name in self._kept:  # damaged, not loaded: left for the user (module rules)
+                return
+            if os.path.lexists(p):
                 p.unlink()
                 if self.durable:
                     _fsync_dir(self.path)
             return
+        self._kept.discard(name)  # replaced
         if self._unchanged(name, data):  # not rewritten
             return
         atomic_write(p, data, mode=0o600 if name in KEY_FILES else 0o644, durable=self.durable)
@@ -209,6 +289,7 @@ class Flash:
             self._write(der_name, None)
             self._write(key_name, None)
             return
+        self._kept -= {der_name, key_name}  # a damaged pair is replaced by the new one
         if self._unchanged(der_name, cred.cert_der) and self._unchanged(key_name, cred.key_pem):
             return
         staged_der, staged_key = self._staged(der_name), self._staged(key_name)
@@ -244,17 +325,25 @@ class Flash:
                                  f"be settled: {exc}")
 
     def _clean_temps(self) -> None:
-        for p in self.path.glob(f"{_TMP_PREFIX}*{_TMP_SUFFIX}"):
+        """Remove the temporary files a crash left: this module's own names only (:data:`_OWN_TEMPS`)."""
+        for name in _OWN_TEMPS:
             with contextlib.suppress(OSError):
-                p.unlink()
+                self._file(name).unlink()
 
     # ------------------------------------------------------------------ load / save
     def load(self) -> TrustStore:
         """Read the flash into a new store (missing directory → factory-fresh store without MIC)."""
         self.problems = []
+        self._kept = set()
         store = TrustStore(profile=self.profile, intern=self.intern)
         if not self.path.is_dir():
             return store
+        with self._locked():
+            self._load_into(store)
+        return store
+
+    def _load_into(self, store: TrustStore) -> None:
+        """:meth:`load`'s reading, the flash locked."""
         self._clean_temps()
         self._settle_pair("mic")
         self._settle_pair("lsc")
@@ -283,7 +372,6 @@ class Flash:
         load = state.get("firmware_load")
         if isinstance(load, str) and load:
             store.firmware_load = load
-        return store
 
     def held_keys(self) -> tuple[Credential | None, Credential | None, bytes | None]:
         """The MIC, LSC and manual config key (``symmetric.key``) the flash holds, each read and checked
@@ -293,7 +381,13 @@ class Flash:
         self.problems = []
         if not self.path.is_dir():
             return None, None, None
-        return self._credential("mic"), self._credential("lsc"), self._read("symmetric.key", 64) or None
+        kept = set(self._kept)
+        try:
+            with self._locked(shared=True):
+                mic, lsc = self._credential("mic"), self._credential("lsc")
+                return mic, lsc, self._read("symmetric.key", 64) or None
+        finally:
+            self._kept = kept
 
     def held_files(self) -> dict[str, Path | None]:
         """The ITL, CTL and config :meth:`load` would load (keys ``itl``, ``ctl``, ``config``; None: absent,
@@ -305,10 +399,11 @@ class Flash:
         if not self.path.is_dir():
             return {"itl": None, "ctl": None, "config": None}
         intern = InternCache(max_items=4)
-        state = self._state()
-        ctl = self._trust_list("CTL", intern)
-        itl = self._trust_list("ITL", intern)
-        cfg = self._config(state, intern)
+        with self._locked(shared=True):
+            state = self._state()
+            ctl = self._trust_list("CTL", intern)
+            itl = self._trust_list("ITL", intern)
+            cfg = self._config(state, intern)
         return {"itl": self.path / ITL_FILE if itl is not None else None,
                 "ctl": self.path / CTL_FILE if ctl is not None else None,
                 "config": self.path / CONFIG_FILE if cfg is not None else None}
@@ -322,7 +417,8 @@ class Flash:
         self.problems = []
         if not self.path.is_dir():
             return None
-        return self._config(self._state(), InternCache(max_items=1))
+        with self._locked(shared=True):
+            return self._config(self._state(), InternCache(max_items=1))
 
     def _state(self) -> dict[str, Any]:
         return self._json_object(STATE_FILE) or {}
@@ -383,12 +479,14 @@ class Flash:
         der = self._read(der_name, _MAX_CERT)
         pem = self._read(key_name, _MAX_KEY)
         if der is None and pem is None:
+            self._keep_damaged(stem)
             return None
         without = dropped_credential(stem)
         if der is None or pem is None:
             if len(self.problems) == noted:  # one half missing (not already noted as unreadable)
                 there, gone = (key_name, der_name) if der is None else (der_name, key_name)
                 self.problems.append(f"{there}: no {gone} beside it; {without}")
+            self._keep_damaged(stem)
             return None
         try:
             problem = certs.der_extent_problem(der)
@@ -398,8 +496,17 @@ class Flash:
                                   key_name=key_name)
         except DecodeError as exc:
             self.problems.append(f"{exc}; {without}")
+            self._keep_damaged(stem)
             return None
         return Credential(cert_der=der, key_pem=pem)
+
+    def _keep_damaged(self, stem: Literal["mic", "lsc"]) -> None:
+        """Note the files of a MIC or LSC not loaded as ones a save leaves (module rules): every one there,
+        but an LSC key alone, the outcome of an interrupted removal, which the next save finishes."""
+        der, key = self._file(f"{stem}.der"), self._file(f"{stem}.key")
+        if stem == "lsc" and not os.path.lexists(der):
+            return
+        self._kept.update(p.name for p in (der, key) if os.path.lexists(p))
 
     def _trust_list(self, kind: Literal["CTL", "ITL"], intern: InternCache) -> TrustList | None:
         name = CTL_FILE if kind == "CTL" else ITL_FILE
@@ -417,6 +524,11 @@ class Flash:
         """Write ``store`` (each file atomically; unchanged files are not rewritten)."""
         self.path.mkdir(parents=True, exist_ok=True)
         os.chmod(self.path, 0o700)
+        with self._locked():
+            self._save(store)
+
+    def _save(self, store: TrustStore) -> None:
+        """:meth:`save`'s writing, the flash locked."""
         self._write(CTL_FILE, store.ctl.raw if store.ctl is not None else None)
         self._write(ITL_FILE, store.itl.raw if store.itl is not None else None)
         self._write(CONFIG_FILE, store.config.xml if store.config is not None else None)
@@ -437,31 +549,36 @@ class Flash:
     def save_last_boot(self, summary: dict[str, Any]) -> None:
         """Write what the last boot ended with (``last-boot.json``, module rules)."""
         self.path.mkdir(parents=True, exist_ok=True)
-        self._write(LAST_BOOT_FILE, json_doc.dumps(summary, sort_keys=True, indent=1).encode())
+        with self._locked():
+            self._write(LAST_BOOT_FILE, json_doc.dumps(summary, sort_keys=True, indent=1).encode())
 
     def last_boot(self) -> dict[str, Any] | None:
         """The last boot's summary, or None (never booted, erased, or unreadable: noted in problems)."""
-        return self._json_object(LAST_BOOT_FILE)
+        with self._locked(shared=True):
+            return self._json_object(LAST_BOOT_FILE)
 
     # ------------------------------------------------------------------ admin
     def erase_trust_lists(self) -> str:
         """Delete CTL and ITL from flash (and the last boot's report: its lock no longer holds); returns
         "Erasing CTL and ITL files" (spec §G.6)."""
         if self.path.is_dir():
-            self._write(CTL_FILE, None)
-            self._write(ITL_FILE, None)
-            self._write(LAST_BOOT_FILE, None)
+            with self._locked():
+                self._write(CTL_FILE, None)
+                self._write(ITL_FILE, None)
+                self._write(LAST_BOOT_FILE, None)
         return status.ERASING_CTL_ITL
 
     def factory_reset(self) -> str:
         """Remove everything but the MIC (certificate and key)."""
         if self.path.is_dir():
-            for name in ("lsc.key", "lsc.der"):  # the staged key first: no rollback state is a commit
-                self._staged(name).unlink(missing_ok=True)
-            for name in _ALL:
-                if not name.startswith("mic."):
-                    self._write(name, None)
-            self._clean_temps()
+            with self._locked():
+                for name in ("lsc.key", "lsc.der"):  # the staged key first: no rollback state is a commit
+                    self._staged(name).unlink(missing_ok=True)
+                self._kept -= {"lsc.der", "lsc.key"}  # asked for: a damaged LSC goes too
+                for name in _ALL:
+                    if not name.startswith("mic."):
+                        self._write(name, None)
+                self._clean_temps()
         return status.ERASING_CTL_ITL
 
     def files(self) -> tuple[str, ...]:

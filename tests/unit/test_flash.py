@@ -352,18 +352,26 @@ def test_a_key_of_another_certificate_or_a_missing_half_is_not_loaded(tmp_path: 
     assert "mic.der: no mic.key beside it; not loaded (the phone runs without its MIC)" in back_fl.problems
 
 
-def test_a_damaged_mic_is_a_missing_one_at_the_next_save(tmp_path: Path) -> None:
-    """What the phone does with a damaged credential: it holds none, so the next save removes the pair
-    (as for every credential the phone does not hold); a later load is a flash without a MIC."""
+def test_a_damaged_mic_stays_on_the_flash_until_replaced(tmp_path: Path) -> None:
+    """What the phone does with a damaged credential: it holds none (it runs without it), but the next
+    save leaves its files — the good key beside a damaged certificate is the phone's identity, and no
+    command may lose it — and each load says again why it is not loaded. A new pair replaces them.
+    Before, the save removed the pair (``phone set-key`` or ``phone erase`` deleted the MIC key)."""
     fl, _ = _booted(tmp_path)
     key = fl.path / "mic.key"
-    key.write_bytes(key.read_bytes()[:32])  # the phone's own key, cut short (no END line)
+    good = key.read_bytes()
+    key.write_bytes(good[:32])  # the phone's own key, cut short (no END line)
+    der = (fl.path / "mic.der").read_bytes()
     back = fl.load()
     assert back.mic is None and len(fl.problems) == 1
     fl.save(back)
-    assert not {"mic.der", "mic.key"} & set(fl.files()) and {"lsc.der", "lsc.key"} <= set(fl.files())
+    assert (fl.path / "mic.der").read_bytes() == der and key.read_bytes() == good[:32]
+    assert {"lsc.der", "lsc.key"} <= set(fl.files())
     again = fl.load()
-    assert fl.problems == [] and again.mic is None and again.lsc is not None
+    assert again.mic is None and again.lsc is not None and len(fl.problems) == 1, fl.problems
+    again.mic = Credential.of(*_ident("mic")[::-1])  # boot --mic: replaced
+    fl.save(again)
+    assert fl.load().mic is not None and fl.problems == []
 
 
 @pytest.mark.parametrize("stem", ["lsc", "mic"])
