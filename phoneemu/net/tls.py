@@ -370,9 +370,9 @@ class ConnectionBudget:
 class _Place:
     """A connection of a :class:`TlsServer` in its room (module rules, "Room under a flood"): until its first
     step (a TLS handshake's end, a plain connection's first bytes) each read says its client spoke; that
-    step (or its failure) takes it out of the choice, its loss out of the room. ``evicted``: closed for room
-    (nothing more to say of it). Mixed into the connection's protocol (``_init_place`` in its
-    ``__init__``)."""
+    step (or its failure, or its handler's end) takes it out of the choice, its loss out of the room.
+    ``evicted``: closed for room (nothing more to say of it). Mixed into the connection's protocol
+    (``_init_place`` in its ``__init__``)."""
 
     host: str
     heard: float
@@ -744,6 +744,8 @@ class TlsServer:
                 _log.warning("%s: connection from %s failed: %s: %s", self.name, peer, type(exc).__name__,
                              exc)
         finally:
+            if isinstance(plain, _Plain):  # ending: never closed for room, its places given back as it ends
+                plain.leave_choice()  # (was: chosen until its loss, a newcomer let in on a place given back)
             await self._close_connection(writer, peer, ending=cancelled)
             if task is not None and task not in self._passed:  # (a passed one: _release)
                 self._active.discard(task)  # after the close: its descriptor counted until then

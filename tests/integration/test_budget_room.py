@@ -161,3 +161,40 @@ def test_a_server_at_its_own_cap_closes_only_its_own() -> None:
             finally:
                 close_all(silent + served)
     run(main())
+
+
+def test_a_plain_connection_whose_handler_ended_is_not_closed_for_room() -> None:
+    """The budget (1) held by the directory's silent plain connection, past its grace; its handler cancelled
+    (as the directory's close cuts it) ends, its connection not lost yet: a CAPF newcomer's turn in that
+    loop iteration is refused (none to close; the ended handler gives its place back), the budget right
+    after. Was: let in by closing it, while its handler gave the place back all the same — the newcomer held
+    a place the budget did not count (one more connection than the limit)."""
+    ctx = self_signed_server_context("budget-room-ended", 5)
+    budget = ConnectionBudget(1)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        async with TlsServer(echo, None, HOST, 0, name="directory", handshake_timeout=30,
+                             first_request_grace=GRACE, budget=budget) as directory, \
+                TlsServer(echo, ctx, HOST, 0, name="capf", handshake_timeout=30, first_request_grace=GRACE,
+                          budget=budget) as capf:
+            flood = await silent_connections(directory.port, FLOODER, 1)
+            try:
+                await poll_until(lambda: budget.open == 1 and len(directory._active) == 1, "the budget full",
+                                 within=5, every=0.01)
+                await asyncio.sleep(GRACE * 1.5)  # silent past its grace
+                [task] = directory._active
+                admitted: list[bool] = []
+                # its handler ends in the next loop iteration, its connection is lost in the one after; a
+                # newcomer's turn (its task's first step) in between
+                task.cancel()
+                loop.call_soon(lambda: admitted.append(capf._admit((HOST, 4711))))
+                rooms = directory._by_address.addresses
+                await poll_until(lambda: bool(admitted) and task.done() and not rooms,
+                                 "the handler ended, its connection lost", within=5, every=0.01)
+                await asyncio.sleep(0)  # (the task's done callbacks: its places given back)
+                assert admitted == [False] and capf.refused == 1 and directory.evicted == 0
+                assert budget.open == 0 and not directory._active and not directory._passed
+            finally:
+                close_all(flood)
+    run(main())
