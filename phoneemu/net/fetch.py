@@ -9,7 +9,9 @@ Rules:
   connection fails (kinds "unreachable", "timeout", "protocol"; §H.1 "TFTP on failure"), and when the
   HTTP server answers with a server error (5xx: e.g. a 503 from a server at its connection cap) or a
   redirect (3xx: never followed, so a redirect to another host reaches nothing; the file is asked of
-  the configured TFTP server instead). Whether an HTTP 404 also falls back is configurable
+  the configured TFTP server instead). An answer that is no HTTP file server's (kind "protocol": not
+  HTTP, malformed framing, an unrequested coding, a 101 Switching Protocols the GET never asked for) falls
+  back as a failed connection does. Whether an HTTP 404 also falls back is configurable
   (``fallback_on_not_found``, default False: our choice); a 403 and other 4xx do not fall back.
   ``last_fallback`` keeps the HTTP failure behind the last fetch's fallback (None when HTTP answered or
   no fallback was tried), so a boot's timeline can say why a file came over TFTP.

@@ -75,7 +75,10 @@ Rules:
 * Client :func:`http_get`: ``GET`` with ``Accept-Encoding: identity`` and ``Connection: close``; 200 →
   body (bounded by ``max_size``), 404 → ``TransportError(kind="not-found", code=404)``, 403 →
   ``"refused"``, other statuses → ``"error"`` with the status as ``code``; a redirect (3xx) is never
-  followed (its reason names the ``Location``: a redirect to another host reaches nothing); connect
+  followed (its reason names the ``Location``: a redirect to another host reaches nothing); a 101
+  (Switching Protocols) → ``"protocol"`` (code 101): the GET asked for no Upgrade, and a server switches
+  only to a protocol the client asked for (RFC 9110 §15.2.2), so the answer is no HTTP file server's and
+  the phone asks TFTP (:mod:`phoneemu.net.fetch`; was ``"error"``, the file not asked of TFTP); connect
   failures → ``"unreachable"``; time-outs → ``"timeout"``; malformed answers → ``"protocol"``.
   Content-Length, chunked and read-to-EOF bodies are accepted (a real cluster may send any of them). A
   connection handler never lets an exception escape (it is logged with the peer).
@@ -90,7 +93,8 @@ Rules:
 * A time-out says how far the exchange got, in its one line (ours): no connection (a firewall dropping
   the port, a host down), connected with no response (not an HTTP file server), ``no data for S s with the
   M-byte body under way`` (a stalled server or link), or, the cap, ``took longer than T s in all (the
-  M-byte body under way)``. The bytes come so far are not said: a fleet's alike failures
+  M-byte body under way)``; a response head begun but not ended within ``timeout`` is said so (was: "no
+  response to the GET", a status line come). The bytes come so far are not said: a fleet's alike failures
   (:mod:`phoneemu.fleet.alike`) are grouped by their text, and phones cut at different bytes of one file
   are one kind (the live "still downloading" line of ``boot`` says the count). The error
   (:class:`HttpTimeoutError`) says it too: ``responded`` when the server had sent its response head — an
@@ -102,11 +106,16 @@ Rules:
   does not answer" while the file came).
 * The client reads a response head strictly (RFC 9112), each refusal a ``"protocol"`` error naming the
   header line. A line ends with CRLF or a bare LF (§2.2, as the server takes them; chunk-size and trailer
-  lines too); the head is at most ``max_header`` bytes, the trailer section too. The status line is
-  ``HTTP/1.0`` or ``HTTP/1.1`` and a status of 100..599 (RFC 9110 §15), its reason phrase HTAB, SP, VCHAR
-  or obs-text (RFC 9112 §4: a NUL or another control character is refused); a field with a CR or NUL in it is
-  refused (RFC 9110 §5.5); a field line without ``:`` or with white space in or before its name (§5.1) is
-  refused; an obs-fold line is joined to the one before with a space (§5.2, what a user agent must do);
+  lines too); the head is at most ``max_header`` bytes, the trailer section too. A response must begin
+  ``HTTP/`` (empty lines before it skipped): one that does not is refused as its first bytes come, named
+  in hex and by what they look like (a TLS record: an HTTPS server on the port; SSH; a TVS frame) — an
+  HTTP/0.9 server sending the file with no status line, or another service on the port (was: waited for
+  until it closed, "connection closed before the end of the response head", or the timeout, "no response
+  to the GET"). The status line is ``HTTP/1.0`` or ``HTTP/1.1`` and a status of 100..599 (RFC 9110 §15),
+  its reason phrase HTAB, SP, VCHAR or obs-text (RFC 9112 §4: a NUL or another control character is
+  refused); a field with a CR or NUL in it is refused (RFC 9110 §5.5); a field line without ``:`` or whose
+  name is not a token (§5.1, §5.6.2: white space in or before it, a control character in it) is refused;
+  an obs-fold line is joined to the one before with a space (§5.2, what a user agent must do);
   Content-Length values that differ, in one field or repeated fields, are refused (§6.3 item 5; equal
   repeats are accepted); Transfer-Encoding together with Content-Length is refused (§6.3 item 3 says it
   "ought to be handled as an error": it is the shape of response splitting); a transfer coding other than
@@ -156,6 +165,12 @@ _REASONS = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 4
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # in a request head line or a reason phrase: not HTAB
 _VERSION = re.compile(r"HTTP/1\.[0-9]")  # RFC 9112 §2.3: "HTTP/" DIGIT "." DIGIT, major version 1
 _MAX_INTERIM = 8  # 1xx responses the client skips before it calls the answer malformed (docstring)
+#: RFC 9110 §5.1: a field name is a token (§5.6.2: tchar)
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_STATUS_START = b"HTTP/"  # RFC 9112 §4: what every status line begins with (HTTP-name is case-sensitive)
+#: what a response that is not HTTP may be, said after its first bytes (module docstring)
+_LOOKS_LIKE = ((b"\x16\x03", "TLS, an HTTPS server?"), (b"\x15\x03", "a TLS alert, a TLS server?"),
+               (b"SSH-", "SSH"), (b"\x57\x01", "a TVS frame (spec §E.2)"))
 _REFUSAL_READ = 4096  # bytes of a refused connection's request read and dropped after its 503 (docstring)
 _REFUSAL_LINGER_S = 1.0  # ... within at most this (or idle_timeout when shorter)
 #: a TLS handshake record's first bytes, one set of values each: type 22, version 3.0 (SSL 3) .. 3.4
@@ -558,13 +573,14 @@ DEFAULT_MAX_TIME = 60.0
 
 
 class _Progress:
-    """How far one exchange got (module rules): connected, the final head read (with its Content-Length),
-    and the body bytes received so far (calling it reads them). Each step (:meth:`moved`) starts the wait
-    of ``timeout`` seconds again on the exchange's timer (:meth:`watch`), never past the cap of
-    ``max_time`` seconds from the exchange's start."""
+    """How far one exchange got (module rules): connected, a response head begun, the final head read (with
+    its Content-Length), and the body bytes received so far (calling it reads them). Each step
+    (:meth:`moved`) starts the wait of ``timeout`` seconds again on the exchange's timer (:meth:`watch`),
+    never past the cap of ``max_time`` seconds from the exchange's start."""
 
     def __init__(self, timeout: float, max_time: float | None) -> None:
         self.connected = False
+        self.began = False  # the response head's first bytes came (it may not have ended)
         self.head = False
         self.length: int | None = None
         self.body = 0
@@ -623,7 +639,7 @@ class _Progress:
         if not self.connected:
             return "no connection yet"
         if not self.head:
-            return "connected, no response yet"
+            return "the response head under way" if self.began else "connected, no response yet"
         return f"{self._body_said()} under way"
 
     def _body_said(self) -> str:
@@ -637,6 +653,8 @@ class _Progress:
         if not self.connected:
             return (f"no connection (a firewall dropping TCP {port}, or the host down: is the HTTP file "
                     "service reachable from here?)")
+        if self.began:  # (was: "no response", a status line come)
+            return "the response head begun, not ended (a stalled server or link)"
         return f"connected, but no response to the GET (is port {port} an HTTP file server?)"
 
 
@@ -718,7 +736,7 @@ async def read_response(reader: asyncio.StreamReader, name: str, *, max_size: in
     ``"protocol"``, a body above ``max_size`` → ``"too-large"``, both with ``path=name``. No time bound
     here: the caller bounds the exchange (:func:`http_get`: each wait and the whole).
     ``progress`` (:func:`http_get`'s) is told of the head and counts the body bytes as they come."""
-    status, version, fields = await _read_final_head(reader, name, max_header)
+    status, version, fields = await _read_final_head(reader, name, max_header, progress)
     if check is not None:
         check(status, fields)
     if status in (101, 204, 304):
@@ -809,6 +827,9 @@ _CHUNKED = -1  # what _body_length returns for a chunked body
 
 def _only_200(status: int, headers: dict[str, list[str]], name: str) -> None:
     """:func:`http_get`'s status rule (module docstring), before any of the body is read."""
+    if status == 101:  # RFC 9110 §15.2.2: never to a request without Upgrade (module docstring)
+        raise TransportError(f"HTTP 101 (Switching Protocols) for /{name}, a GET that asked for no Upgrade: "
+                             "not an answer an HTTP file server gives", kind="protocol", code=101, path=name)
     if status != 200:
         kind = {404: "not-found", 403: "refused"}.get(status, "error")
         why = ""
@@ -818,21 +839,23 @@ def _only_200(status: int, headers: dict[str, list[str]], name: str) -> None:
         raise TransportError(f"HTTP {status} for /{name}{why}", kind=kind, code=status, path=name)
 
 
-async def _response_head(reader: asyncio.StreamReader, name: str, max_header: int) -> list[str]:
+async def _response_head(reader: asyncio.StreamReader, name: str, max_header: int,
+                         progress: _Progress | None = None) -> list[str]:
     """The lines of one response head, line ends removed: CRLF or a bare LF ends a line (RFC 9112 §2.2,
-    as the server takes them), at most ``max_header`` bytes."""
+    as the server takes them), at most ``max_header`` bytes. Its first bytes must begin a status line
+    (``HTTP/``): any others are refused as they come (:func:`_status_start`)."""
     got = 0
     lines: list[str] = []
     try:
+        start, got = await _status_start(reader, name, max_header, progress)  # got: the empty lines
         while True:
-            line = await reader.readuntil(b"\n")
+            line = start + await reader.readuntil(b"\n")
+            start = b""
             got += len(line)
             if got > max_header:
                 raise ValueError("response head above max_header")
             if line in (b"\r\n", b"\n"):
-                if lines:
-                    return lines
-                continue  # no head yet
+                return lines  # (empty lines before the status line: skipped by _status_start)
             lines.append(line.removesuffix(b"\n").removesuffix(b"\r").decode("latin-1"))
     except (asyncio.LimitOverrunError, ValueError) as exc:
         raise TransportError(f"response head above {max_header} bytes", kind="protocol", path=name) from exc
@@ -842,12 +865,46 @@ async def _response_head(reader: asyncio.StreamReader, name: str, max_header: in
                              kind="protocol", path=name) from exc
 
 
-async def _read_final_head(reader: asyncio.StreamReader, name: str,
-                           max_header: int) -> tuple[int, str, dict[str, list[str]]]:
+async def _status_start(reader: asyncio.StreamReader, name: str, max_header: int,
+                        progress: _Progress | None) -> tuple[bytes, int]:
+    """The first bytes of a response head, ``HTTP/``, and the bytes of the empty lines skipped before them
+    (at most ``max_header`` bytes in all). Any others are refused at once, named with what
+    they look like (module docstring): a server that is not HTTP, or an HTTP/0.9 one sending the file with
+    no status line, was waited for until it closed or the timeout (was: "connection closed before the
+    end of the response head", or "no response to the GET" when it kept the connection open).
+    ValueError: ``max_header`` passed; IncompleteReadError: closed before."""
+    got = bytearray()  # every byte read here, the empty lines skipped too
+    start = b""
+    while start != _STATUS_START:
+        more = await reader.read(len(_STATUS_START) - len(start))  # never more than the status line's start
+        if not more:
+            raise asyncio.IncompleteReadError(bytes(got), None)
+        got += more
+        if len(got) > max_header:
+            raise ValueError("response head above max_header")
+        if progress is not None:
+            progress.began = True
+        start += more
+        while start[:1] == b"\n" or start[:2] == b"\r\n":  # an empty line before the head (ours: skipped)
+            start = start[1:] if start[:1] == b"\n" else start[2:]
+        if start and start != b"\r" and not _STATUS_START.startswith(start):
+            shown = " ".join(f"{b:02x}" for b in start)
+            like = next((f": looks like {what}" for prefix, what in _LOOKS_LIKE if start.startswith(prefix)),
+                        "")
+            text = start.decode("latin-1")
+            said = f" ({text!r})" if text.isascii() and text.isprintable() else ""  # text: "SSH-2", "<?xml"
+            raise TransportError(f"malformed status line: the response begins {shown}{said}, not 'HTTP/' (an "
+                                 f"HTTP/0.9 server sending the file with no status line, or not an HTTP "
+                                 f"server{like})", kind="protocol", path=name)
+    return start, len(got) - len(start)
+
+
+async def _read_final_head(reader: asyncio.StreamReader, name: str, max_header: int,
+                           progress: _Progress | None = None) -> tuple[int, str, dict[str, list[str]]]:
     """The status, HTTP version and header fields of the final response, interim 1xx ones skipped
-    (module docstring)."""
+    (module docstring); ``progress`` is told when its first bytes came."""
     for _ in range(_MAX_INTERIM + 1):
-        lines = await _response_head(reader, name, max_header)
+        lines = await _response_head(reader, name, max_header, progress)
         status_parts = lines[0].split(" ", 2)
         if (len(status_parts) < 2 or status_parts[0] not in ("HTTP/1.0", "HTTP/1.1")
                 or len(status_parts[1]) != 3 or not is_ascii_digits(status_parts[1])
@@ -877,7 +934,7 @@ def _header_fields(lines: list[str], name: str) -> dict[str, list[str]]:
             last[-1] = (last[-1] + " " + line.strip(" \t")).strip(" ")
             continue
         field_name, colon, value = line.partition(":")
-        if not colon or not field_name or any(c in field_name for c in " \t"):
+        if not colon or not _TOKEN.fullmatch(field_name):  # white space or a control character in it too
             raise TransportError(f"header line {number}: malformed field {line[:60]!r}", kind="protocol",
                                  path=name)
         last = fields.setdefault(field_name.lower(), [])
