@@ -23,11 +23,13 @@ Rules:
 * Failures are ``TransportError``: ``"unreachable"``, ``"timeout"`` (each read bounded by
   ``timeout``, the whole session by ``session_timeout``, default ``4 * timeout``: a server trickling a
   byte at a time cannot keep the phone forever), ``"tls"``, or ``"protocol"`` (malformed frame,
-  unexpected command, connection closed before END_SESSION). Retrying (3 more times, 30 s apart, §F.1)
+  unexpected command, connection closed before END_SESSION — inside a frame, that frame named by its
+  stream offset and the bytes of it received). Retrying (3 more times, 30 s apart, §F.1)
   is the caller's policy. Garbage or an out-of-place frame after the frames of a read: those frames are
   answered (the session's rule), then the session ends at once with the ``"protocol"`` error naming
   what followed them — it does not wait for the server's next bytes (was: a ``"timeout"`` in state
-  ``'failed'`` that lost the reason).
+  ``'failed'`` that lost the reason). A session that ended (END_SESSION in the same read as a frame the
+  phone answered) keeps its result when the server is gone before that answer went out.
 """
 
 from __future__ import annotations
@@ -98,7 +100,7 @@ async def capf_session(server: ServerAddress, client_session: CapfClientSession,
                                      f"{client_session.state!r}", kind="timeout") from None
             if not data:
                 raise TransportError(f"{where}: CAPF closed the connection in state "
-                                     f"{client_session.state!r}", kind="protocol")
+                                     f"{client_session.state!r}{_cut(client_session)}", kind="protocol")
             received_at = loop.time()
             unsent = False  # frames written and not drained (after an END_SESSION the server may be gone)
             for frame in await _answer(client_session, data, where):
@@ -109,7 +111,7 @@ async def capf_session(server: ServerAddress, client_session: CapfClientSession,
                 writer.write(frame)
                 unsent = True
             if unsent:
-                await writer.drain()
+                await _drain(writer, client_session)
             _raise_if_failed(client_session, where)
         result = client_session.result
         assert result is not None
@@ -127,6 +129,18 @@ async def capf_session(server: ServerAddress, client_session: CapfClientSession,
             await asyncio.wait_for(writer.wait_closed(), 1.0)
 
 
+async def _drain(writer: asyncio.StreamWriter, client_session: CapfClientSession) -> None:
+    """Send what was written. Once the session has ended (END_SESSION came in the same read as the frame
+    the phone answered, e.g. STORE_CERTIFICATE_REQUEST and END_SESSION {REASON=1} in one write) the server
+    may be gone: the connection lost then keeps the session's result (was: a ``"unreachable"`` error, an
+    LSC accepted and confirmed lost, or not, by the race of the server's close)."""
+    if not client_session.done:
+        await writer.drain()
+        return
+    with contextlib.suppress(ConnectionError, OSError, ssl.SSLError):
+        await writer.drain()
+
+
 def _raise_if_failed(client_session: CapfClientSession, where: str) -> None:
     """A session that answered the frames of a read and then failed on what followed them (garbage, an
     out-of-place frame) cannot go on: a ``"protocol"`` TransportError naming that error, at once — not a
@@ -134,6 +148,13 @@ def _raise_if_failed(client_session: CapfClientSession, where: str) -> None:
     (END_SESSION, then garbage) keeps its result."""
     if client_session.failed and not client_session.done:
         raise TransportError(f"{where}: CAPF protocol error: {client_session.error}", kind="protocol")
+
+
+def _cut(client_session: CapfClientSession) -> str:
+    """For a closed connection: ``, inside a frame: WHY`` naming the frame it cut (its stream offset and the
+    bytes of it received), or "" between frames (was: only the state, a frame cut short unsaid)."""
+    cut = client_session.cut_frame()
+    return f", inside a frame: {cut}" if cut is not None else ""
 
 
 def _too_long(where: str, total: float, client_session: CapfClientSession) -> TransportError:
@@ -199,7 +220,7 @@ class _SlowKeygen:
             elapsed = loop.time() - since
             if not data:
                 closed = self.how_far("CAPF closed the connection", elapsed)
-                raise TransportError(f"{self.where}: {closed}", kind="protocol")
+                raise TransportError(f"{self.where}: {closed}{_cut(self.session)}", kind="protocol")
             if await self._server_ended(data):
                 self.ended_after = elapsed
                 return False
@@ -218,6 +239,9 @@ class _SlowKeygen:
             return True
         _raise_if_failed(self.session, self.where)
         if answers:
+            sent = self.session.last_received
+            what = CapfCommand(sent).name if sent is not None else "a frame"
             raise TransportError(f"{self.where}: CAPF protocol error: the server spoke out of turn during "
-                                 "key generation", kind="protocol")
+                                 f"key generation: {what} before the phone's KEY_GENERATE_RESPONSE",
+                                 kind="protocol")
         return False

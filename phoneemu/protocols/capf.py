@@ -33,18 +33,24 @@ The phone's checks (ours; §F does not say what a phone checks of the certificat
 describes what capfd and CUCM issue):
 
 * KEY_GENERATE_REQUEST: a key the phone cannot make — RSA above ``max_rsa_bits`` or not one of §F.8's
-  sizes, EC when the phone has no ``ec_support``, an unknown key type or curve — is answered
+  sizes, one its key generator refuses (cryptography makes no RSA 512, a §F.8 size; was: a ValueError
+  out of the boot), EC when the phone has no ``ec_support``, an unknown key type or curve — is answered
   KEY_GENERATE_RESPONSE {REASON=7} without PUBLIC_KEY (§F.6 "failure"). Every key is generated fresh for
   the request (``generate_key``); the private key never goes on the wire.
 * STORE_CERTIFICATE_REQUEST: the phone answers REASON 7 and keeps what it had unless the certificate is
-  a DER X.509 certificate whose public key is the one just generated, not a CA (basicConstraints CA:TRUE,
-  or keyUsage keyCertSign/cRLSign: an LSC is an end entity, F.9), small enough to be presented in an
-  AUTH_RESPONSE with its signed data (§F.2 one frame, §F.7; a STORE frame carries a few hundred bytes more
-  of certificate) and, when ``now`` is given, within its validity. Its issuer is not checked: the phone
-  trusted the CAPF server itself (§F.1) and an LSC may come from CAPF or from an online CA (F.9). An LSC
-  is only installed on END_SESSION REASON 1 after a STORE the phone accepted; a refusal's reason is in
-  the result's ``detail``.
+  a DER X.509 certificate whose public key is the one just generated, that names this device (its CN
+  the device name or ending in ``-<name>``, or a SAN URI the device name: :func:`names_device`, F.9 — was:
+  a certificate for another device installed, one the lab's CAPF refuses to authenticate it), not a CA
+  (basicConstraints CA:TRUE, or keyUsage keyCertSign/cRLSign: an LSC is an end entity, F.9), small enough
+  to be presented in an AUTH_RESPONSE with its signed data (§F.2 one frame, §F.7; a STORE frame carries a
+  few hundred bytes more of certificate) and, when ``now`` is given, within its validity. Its issuer is not
+  checked: the phone trusted the CAPF server itself (§F.1) and an LSC may come from CAPF or from an online
+  CA (F.9). An LSC is only installed on END_SESSION REASON 1 after a STORE the phone accepted; a refusal's
+  reason is in the result's ``detail``.
 * FETCH sends the current LSC (a certificate) only; there is no request for a private key.
+* Duplicated elements: an element the phone acts on (REASON, AUTH_TYPE, KEY_TYPE, KEY_SIZE, CURVE,
+  CERTIFICATE) given twice in one message is a DecodeError naming it and both offsets — which one the
+  server meant is unknown (ours); any other element may repeat.
 
 Slow key generation (§F.6 REQUEST_IN_PROGRESS "key generation may take a long time", §F.8 "half an hour
 or more on some models"); conventions that are **ours**:
@@ -78,7 +84,7 @@ from datetime import datetime
 
 from cryptography import x509
 
-from phoneemu.crypto.certs import cert_public_key, load_cert_der
+from phoneemu.crypto.certs import cert_public_key, dn_text, load_cert_der
 from phoneemu.crypto.hashes import HashAlg
 from phoneemu.crypto.keys import (
     KeySpec,
@@ -137,6 +143,7 @@ __all__ = [
     "encode_sha2_signed_data",
     "encode_sudi_data",
     "message",
+    "names_device",
     "sudi_auth_data",
 ]
 
@@ -485,6 +492,22 @@ def sudi_auth_data(session_id: int, sudi_cert_der: bytes) -> bytes:
     return session_id.to_bytes(4, "little") + sudi_cert_der
 
 
+def names_device(cert: x509.Certificate, device_name: str) -> bool:
+    """Whether ``cert`` is a certificate of device ``device_name`` (spec §F.9): a CN equal to the name or
+    ending in ``-<name>`` (a CUCM LSC's ``CP-8861-SEP…``), or a SAN URI equal to it (capfd's). The lab's CAPF
+    server holds a certificate presented for authentication to the same rule
+    (``phoneemu.lab.cluster._names_device``)."""
+    names = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    if any(isinstance(n.value, str) and (n.value == device_name or n.value.endswith("-" + device_name))
+           for n in names):
+        return True
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    return device_name in san.get_values_for_type(x509.UniformResourceIdentifier)
+
+
 def default_generate_key(key_type: str, bits: int, curve: str | None) -> PrivateKey:
     """Key generator for :class:`CapfClientSession` using crypto.keys (``rsa``/``ec``)."""
     return generate_key(KeySpec(kind=key_type, bits=bits, curve=curve or "p256"))
@@ -523,6 +546,8 @@ class _Session:
         self.session_id: int | None = None
         self._result: CapfResult | None = None
         self._error: DecodeError | None = None
+        #: the command of the last frame received (None before the first)
+        self.last_received: int | None = None
 
     @property
     def failed(self) -> bool:
@@ -570,10 +595,20 @@ class _Session:
         """Why the session failed (see :attr:`failed`), else None."""
         return self._error
 
+    def cut_frame(self) -> DecodeError | None:
+        """The peer closed now: the DecodeError naming the frame it cut (its stream offset, the bytes of it
+        received), else None (it closed between frames)."""
+        try:
+            self._decoder.eof()
+        except DecodeError as exc:
+            return exc
+        return None
+
     def _receive(self, data: bytes, out: list[bytes]) -> None:
         """The answers to the frames of ``data``, into ``out`` as they are made (kept when a later frame
         raises)."""
         for msg in self._decoder.feed(data):
+            self.last_received = msg.command
             if self.done:
                 raise ProtocolError(f"{self.role}: {_cmd_name(msg.command)} after the session ended",
                                     fmt=FMT, path=f"{self.role}.{self.state}", tag=msg.command)
@@ -909,6 +944,29 @@ GenerateKey = Callable[[str, int, "str | None"], PrivateKey]
 """(key type "rsa"|"ec", bits, curve "p256"|"p384"|"p521"|None) -> new private key."""
 
 
+#: The elements the phone acts on (module docstring "duplicated elements"): each at most once in a message.
+_CLIENT_READS = frozenset({CapfTag.REASON, CapfTag.AUTH_TYPE, CapfTag.KEY_TYPE, CapfTag.KEY_SIZE,
+                           CapfTag.CURVE, CapfTag.CERTIFICATE})
+
+
+def _read_once(msg: CapfMessage) -> None:
+    """An element the phone acts on given twice in one message is a DecodeError naming it and both offsets
+    in the frame (ours): which one the server meant is unknown, and a server reading the last where the
+    phone read the first (END_SESSION {REASON=7, REASON=1}) would disagree with it about the outcome (was:
+    the first taken, silently). Other elements, unknown ones included, may repeat (they are kept)."""
+    first: dict[int, int] = {}
+    at = HEADER_SIZE
+    for e in msg.elements:
+        if e.tag in _CLIENT_READS:
+            if e.tag in first:
+                cmd, name = _cmd_name(msg.command), CapfTag(e.tag).name
+                raise DecodeError(f"{cmd} carries {name} twice (at offsets {first[e.tag]} and {at} of the "
+                                  "frame): which one the server meant is unknown", fmt=FMT,
+                                  path=f"{cmd}.{name}", tag=e.tag, offset=at)
+            first[e.tag] = at
+        at += 3 + len(e.value)
+
+
 class CapfClientSession(_Session):
     """CAPF client (phone side) for one TLS connection: feed received bytes to ``receive()`` and send
     what it returns; ``done``/``result`` after END_SESSION.
@@ -987,6 +1045,7 @@ class CapfClientSession(_Session):
         return self._new_key is not None
 
     def _handle(self, msg: CapfMessage) -> list[CapfMessage]:
+        _read_once(msg)
         cmd = msg.command
         if self.state == "wait-auth-request":
             if cmd != CapfCommand.AUTH_REQUEST:
@@ -1083,7 +1142,7 @@ class CapfClientSession(_Session):
                 if bits > self.max_rsa_bits:
                     raise EncodeError(f"RSA {bits} exceeds this phone's limit of {self.max_rsa_bits} bits",
                                       fmt=FMT, path="KEY_SIZE")
-                key = self._generate_key("rsa", bits, None)
+                key = self._make_key("rsa", bits, None, what=f"RSA {bits}", path="KEY_SIZE")
             elif key_type == KeyType.EC:
                 code = msg.u8(CapfTag.CURVE)
                 if code not in Curve._value2member_map_:
@@ -1091,7 +1150,8 @@ class CapfClientSession(_Session):
                 if not self.ec_support:
                     raise EncodeError("this phone has no EC keys (spec §F.8)", fmt=FMT, path="KEY_TYPE")
                 curve = Curve(code)
-                key = self._generate_key("ec", {0: 256, 1: 384, 2: 521}[code], curve.label)
+                key = self._make_key("ec", {0: 256, 1: 384, 2: 521}[code], curve.label,
+                                     what=f"EC {curve.label}", path="CURVE")
             else:
                 raise EncodeError(f"unknown key type {key_type}", fmt=FMT, path="KEY_TYPE")
         except EncodeError as exc:
@@ -1102,6 +1162,15 @@ class CapfClientSession(_Session):
         out.append(self._msg(CapfCommand.KEY_GENERATE_RESPONSE,
                              (CapfTag.PUBLIC_KEY, public_key_spki_der(key.public_key()))))
         return out
+
+    def _make_key(self, kind: str, bits: int, curve: str | None, *, what: str, path: str) -> PrivateKey:
+        """A new key from ``generate_key``; one it cannot make is a refusal (EncodeError, answered REASON 7):
+        the key generator's ValueError too — cryptography makes no RSA key under 1024 bits, yet §F.8 lists
+        512 among CUCM's sizes (was: the ValueError out of the session and the phone's boot, a traceback)."""
+        try:
+            return self._generate_key(kind, bits, curve)
+        except ValueError as exc:
+            raise EncodeError(f"this phone cannot make {what}: {exc}", fmt=FMT, path=path) from None
 
     def _on_store(self, msg: CapfMessage) -> CapfMessage:
         self._action = "store"
@@ -1126,6 +1195,9 @@ class CapfClientSession(_Session):
             return exc.message
         if public_key_spki_der(pub) != public_key_spki_der(self._new_key.public_key()):
             return "its public key is not the key the phone generated"
+        if not names_device(cert, self.device_name):
+            return (f"it names another device: subject {dn_text(cert.subject)!r}, not {self.device_name!r} "
+                    "(§F.9: a CN equal to the device name or ending in '-<name>', or a SAN URI equal to it)")
         too_large = self._too_large_to_present(der, self._new_key)
         if too_large:
             return too_large

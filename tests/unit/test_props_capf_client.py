@@ -5,7 +5,8 @@ with a fixed P-256 key so that certificates for it can be made once; then:
 
 * random bytes, and random mutations of the DER of the right LSC, as the STORE certificate never raise
   (the phone answers STORE_CERTIFICATE_RESPONSE and ends the session with an outcome), and what is
-  installed is always a certificate that loads, binds the generated key, is an end entity and is valid now;
+  installed is always a certificate that loads, binds the generated key, names the device, is an end entity
+  and is valid now;
 * generated certificates (right or other key, CA or not, keyUsage, validity, extensions absent) are
   accepted exactly when the rules say so.
 
@@ -118,7 +119,19 @@ def oracle_ok(der: bytes) -> bool:
             return False
     except x509.ExtensionNotFound:
         pass
-    return before <= NOW <= after
+    return before <= NOW <= after and _names_device(cert, exts)
+
+
+def _names_device(cert: x509.Certificate, exts: x509.Extensions) -> bool:
+    """A CN equal to DEVICE or ending in ``-DEVICE``, or a SAN URI equal to it (§F.9)."""
+    cns = [a.value for a in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)]
+    if any(isinstance(n, str) and (n == DEVICE or n.endswith("-" + DEVICE)) for n in cns):
+        return True
+    try:
+        san = exts.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return False
+    return DEVICE in san.get_values_for_type(x509.UniformResourceIdentifier)
 
 
 def store(der: bytes) -> capf.CapfResult:
