@@ -50,12 +50,24 @@ def _mutator_and_target(args: argparse.Namespace, state: _RunState) -> tuple[Mut
         corpus = _corpus(args)
         mutator = Mutator(corpus, resign_ratio=args.resign_ratio)
         state.step = "loading the target"
-        return mutator, _target(args, corpus)
+        return mutator, _supervised(args, _target(args, corpus))
     except PhoneEmuError:
         if getattr(args, "out_made", False):
             with contextlib.suppress(OSError):
                 args.out.rmdir()  # only if still empty
         raise
+
+
+def _supervised(args: argparse.Namespace, target: Target) -> Target:
+    """``--target MODULE:FUNCTION`` run in a child process, so that its native crash (SIGSEGV, an abort) is a
+    finding, not the fuzzer's end (:mod:`phoneemu.fuzz.supervise`); ``--target phoneemu`` and a command as
+    they are."""
+    from phoneemu.fuzz.supervise import SupervisedTarget, can_supervise
+    from phoneemu.fuzz.targets import PythonTarget
+
+    if args.target in (None, "phoneemu") or not isinstance(target, PythonTarget) or not can_supervise():
+        return target
+    return SupervisedTarget(target)
 
 
 def _fuzz_run(args: argparse.Namespace) -> int:

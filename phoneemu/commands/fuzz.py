@@ -12,7 +12,7 @@ from pathlib import Path
 
 from phoneemu.commands._argtypes import mac_option, non_negative_int, port, positive_float, positive_int
 from phoneemu.commands._fuzz_common import _DEFAULT_HANG_AFTER, _corpus, _make_folder, _target
-from phoneemu.commands._fuzz_run import _fuzz_run, _regenerate
+from phoneemu.commands._fuzz_run import _fuzz_run, _regenerate, _supervised
 from phoneemu.commands._fuzz_serve import _serve
 from phoneemu.commands._said import say
 from phoneemu.errors import EncodeError
@@ -56,7 +56,10 @@ Targets:
                              rejections, anything else (warnings included) a crash
   --target MODULE:FUNCTION   your Python callable taking the file bytes, imported with the current
                              directory on the path; the exception types of --reject-exc are its
-                             rejections, anything else a crash
+                             rejections, anything else a crash. It runs in a child process of the
+                             fuzzer: its death (a segfault or an abort in C code it calls, os._exit)
+                             is a crash too ("killed by SIGSEGV", "exit status N"; the Python frames
+                             under way in info.json), and the run goes on with a new child
   --target-cmd "CMD {}"      an external program, run without a shell; {} is the input file path
                              ("CMD < {}": the input on its standard input; other shell syntax,
                              such as >, | or ;, is refused; quoted, '|' is an argument). A
@@ -296,7 +299,7 @@ def _handle(args: argparse.Namespace) -> int:
         _make_folder(args.regenerate, "--regenerate")
     corpus = _corpus(args)
     mutator = Mutator(corpus, resign_ratio=args.resign_ratio)
-    target = _target(args, corpus)
+    target = _supervised(args, _target(args, corpus))
     try:
         if args.replay is not None:
             try:

@@ -15,6 +15,8 @@
   carried out.
 * :mod:`~phoneemu.fuzz.runwatch` — an in-process call that never ends: a hang at Ctrl-C, stopped past
   ``--time``, an attempt of the minimiser stopped at once.
+* :mod:`~phoneemu.fuzz.supervise` — a user's callable run in a child process: its native crash (SIGSEGV,
+  an abort) is a finding, not the fuzzer's end.
 * :mod:`~phoneemu.fuzz.minimize` — shrink a crashing input.
 * :mod:`~phoneemu.fuzz.reproduce` — where a finding's commands must run (``cd`` to the fuzzer's folder).
 * :mod:`~phoneemu.fuzz.strategies` — hypothesis strategies over the mutators (needs hypothesis).

@@ -26,6 +26,10 @@ Rules implemented here:
   Ctrl-C does (:attr:`FuzzReport.error`, naming the file; the input under way not counted): the findings
   saved so far are kept and counted, and the caller writes the summary (was: the OSError left the loop, no
   summary.json, and its message named no file).
+* A target that makes and runs the inputs itself (``run_batch``: a ``--target MODULE:FUNCTION`` in a child
+  process of its own, :mod:`phoneemu.fuzz.supervise`) runs them in batches, each to ``runs``, ``time_limit``
+  or its first finding; the loop counts, records, minimises and stops as one by one, the input under way at
+  Ctrl-C or past ``time_limit`` (a hang by then) included.
 * Progress goes to a stream at most every ``progress_interval`` seconds: one line rewritten with
   ``\\r`` on a terminal, plain lines otherwise, each said by ``said_by`` (the command as typed,
   ``phoneemu fuzz: itl: 64 execs, ...``: :mod:`phoneemu.cli` rules, ours; without it, and on a terminal,
@@ -40,7 +44,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from phoneemu.errors import EncodeError
 from phoneemu.files import atomic_write
@@ -187,6 +191,25 @@ def _record(report: FuzzReport, config: FuzzConfig, target: Target, mutant: Muta
                              time_left=time_left, clock=clock, stopped_by=stopped_by), config)
 
 
+def _progress(progress: Progress, head: str, report: FuzzReport, execs: int, elapsed: float) -> None:
+    """The progress line (rate-limited by ``progress``): ``execs`` run in ``elapsed`` seconds."""
+    if progress.stream is None:
+        return
+    rate = execs / elapsed if elapsed > 0 else 0.0
+    progress.update(f"{head}: {execs} execs, {rate:,.0f} execs/s, {len(report.findings)} unique finding(s), "
+                    f"{report.statuses['crash']} crash(es), {report.statuses['hang']} hang(s)")
+
+
+def _count_batch(report: FuzzReport, got: Any) -> None:
+    """The inputs of a batch run by the target itself (:class:`phoneemu.fuzz.supervise.BatchEnd`) counted:
+    those before the one that ended it, ok or rejected (a status only once it happened, as one by one)."""
+    if got.ok:
+        report.statuses["ok"] += got.ok
+    if got.handled:
+        report.statuses["handled"] += got.handled
+    report.slowest = max(report.slowest, got.slowest)
+
+
 def _os_error_text(exc: OSError) -> str:
     """``/fz/.work/input-x.tlv: No space left on device``: the file (when the error knows it) and why."""
     why = exc.strerror or str(exc)
@@ -228,13 +251,40 @@ def fuzz(config: FuzzConfig, target: Target, mutator: Mutator, *, start_index: i
     m0: float | None = None  # when the minimising under way began
     watch = RunWatch(target)
     under_way: Mutant | None = None  # the input being run (index ``index``)
+    batches = getattr(target, "run_batch", None)  # a target that makes and runs inputs itself (docstring)
+
+    def make(i: int) -> bytes:  # input ``i``, for such a target (made in its process)
+        return input_for(mutator, config.seed, i, rng=rng).data
+
+    def waiting(under_way_at: int) -> None:  # progress while a batch runs
+        _progress(progress, head, report, under_way_at - start_index, clock() - t0 - minimize_time)
+
     try:
         with target.session(), watch.stop_at(config.time_limit):
             while (end is None or index < end) and (deadline is None or clock() < deadline):
-                mutant = input_for(mutator, config.seed, index, rng=rng)
-                under_way = mutant
-                outcome = watch.run(mutant.data)
-                under_way = None
+                if batches is not None:
+                    until = None if deadline is None else time.perf_counter() + deadline - clock()
+                    got = batches(make, first=index, end=end, deadline=until, on_wait=waiting)
+                    _count_batch(report, got)
+                    ran, index = got.index > index, got.index
+                    outcome = got.finding
+                    if outcome is None:
+                        if not ran:  # its clock past the deadline already: the loop's may lag (a test's)
+                            break
+                        continue
+                    seen = report.findings.get(outcome.signature)
+                    if seen is not None:  # counted (as _record does), its input not made again
+                        statuses[outcome.status] += 1
+                        report.slowest = max(report.slowest, outcome.elapsed)
+                        seen.count += 1
+                        index += 1
+                        continue
+                    mutant = input_for(mutator, config.seed, index)
+                else:
+                    mutant = input_for(mutator, config.seed, index, rng=rng)
+                    under_way = mutant
+                    outcome = watch.run(mutant.data)
+                    under_way = None
                 statuses[outcome.status] += 1
                 report.slowest = max(report.slowest, outcome.elapsed)
                 index += 1
@@ -244,16 +294,18 @@ def fuzz(config: FuzzConfig, target: Target, mutator: Mutator, *, start_index: i
                             time_left=None if deadline is None else deadline - m0, clock=clock)
                     minimize_time += clock() - m0
                     m0 = None
-                if progress.stream is not None and index % 64 == 0:
-                    el = clock() - t0 - minimize_time
-                    rate = (index - start_index) / el if el > 0 else 0.0
-                    progress.update(f"{head}: {index - start_index} execs, {rate:,.0f} execs/s, "
-                                    f"{len(report.findings)} unique finding(s), "
-                                    f"{statuses['crash']} crash(es), {statuses['hang']} hang(s)")
+                if progress.stream is not None and (index % 64 == 0 or batches is not None):
+                    _progress(progress, head, report, index - start_index, clock() - t0 - minimize_time)
     except (KeyboardInterrupt, RunOverrun) as exc:  # Ctrl-C, or a hang past --time: stop, and report and
         report.interrupted = isinstance(exc, KeyboardInterrupt)  # save what was found (a 2nd one aborts)
         if m0 is not None:
             minimize_time += clock() - m0
+        cut = getattr(target, "batch_cut", None) if batches is not None else None
+        if cut is not None:  # stopped in a batch: its inputs so far counted, the one under way as in process
+            _count_batch(report, cut)
+            index = cut.index
+            watch.cut = (cut.elapsed, cut.cpu)
+            under_way = input_for(mutator, config.seed, index)
         stopped_by = "Ctrl-C or SIGTERM" if report.interrupted else "the --time limit"
         hang = watch.cut_hang(stopped_by)
         if under_way is not None and hang is not None:  # an endless loop's input: not lost, not minimised

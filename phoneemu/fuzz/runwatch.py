@@ -28,7 +28,8 @@ Rules implemented here (ours: the spec is silent on fuzzing):
   :func:`phoneemu.scenario.deadline.hard_stop`); elsewhere only the Ctrl-C rule applies. A target that
   bounds its own runs (``bounds_own_runs``: a command killed at its ``--timeout``, or at the minimiser's
   end: :meth:`phoneemu.fuzz.targets.CommandTarget.runs_ending_within`) is not watched. Code holding
-  the interpreter in C for ever is stopped by neither: only a kill ends it.
+  the interpreter in C for ever is stopped by neither: only a kill ends it (a ``--target MODULE:FUNCTION``
+  runs in a child process, killed so: :mod:`phoneemu.fuzz.supervise`).
 * The handler and the timer are set inside the ``try`` whose ``finally`` takes them back, a Ctrl-C held
   back while they are taken back: an interrupt at any point leaves no handler of ours and no timer
   running (was: one between setting the handler and the ``try`` left both).
