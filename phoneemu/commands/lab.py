@@ -217,15 +217,15 @@ def _regenerate(cluster: LabCluster, args: argparse.Namespace, now: int | None) 
 def untaken_regenerations_warning(untaken: UntakenRegenerations, cert: str, lab: str) -> str:
     """The lockout ``lab regenerate`` of ``cert`` completes or keeps (:func:`_regenerate`; ``cert`` one it or
     its way out rests on, :attr:`~phoneemu.lab.cluster.UntakenRegenerations.at_stake`): which regenerations,
-    since when (ours: counted from the last ``lab itl-reset``, or the ``restart-tftp`` that closed it, the
-    lab records no boot), the rule a phone that took no ITL between hits (:func:`_untaken_lockout`), how CUCM
-    avoids it, and the way out that works (:func:`_untaken_ways`: was the bulk ITL reset always, which leaves
-    the phones locked where the CallManager key is new too)."""
+    since when (ours: counted from the last ``lab itl-reset``, or the ``restart-tftp`` that closed it, that
+    did not leave the phones locked, the lab records no boot), the rule a phone that took no ITL between
+    hits (:func:`_untaken_lockout`), how CUCM avoids it, and the way out that works (:func:`_untaken_ways`:
+    was the bulk ITL reset always, which leaves the phones locked where the CallManager key is new too)."""
     last = {_regenerated(e): e for e in untaken.entries[:-1] if _regenerated(e) != cert}  # each one's last
     earlier = [_regenerated_said(e) for e in sorted(last.values(), key=lambda e: e.generation)]
     note = (f"warning: {', '.join([*earlier, f'and now {cert}'])}, regenerated {_since(untaken)} (ours: "
             "the lab records no boot; it counts from the last lab itl-reset, or the restart-tftp that closed "
-            "it): "
+            "it, that did not leave the phones locked): "
             f"{_untaken_lockout(untaken)}. To avoid it, regenerate one certificate at a time and reset the "
             "phones between: each takes the ITL with the new one (ours, from the seed's Initial Trust List: "
             "the ITL brings the TVS certificates).")
@@ -244,9 +244,37 @@ def itl_reset_lockout_warning(untaken: UntakenRegenerations, lab: str) -> str:
     said = [_regenerated_said(e) for e in untaken.entries]
     return (f"warning: the reset ITL is signed by the CallManager key, new {_since(untaken)} with every TVS "
             f"the configs name ({', '.join(said)}; ours: the lab records no boot, it counts from the lab "
-            f"itl-reset before this one, or the restart-tftp that closed it): {_untaken_lockout(untaken)}"
+            "itl-reset before this one, or the restart-tftp that closed it, that did not leave the phones "
+            f"locked): {_untaken_lockout(untaken)}"
             f"{'; this reset does not help it' if untaken.ctl_served else ''}. "  # else the ways say so
             f"{_untaken_ways(untaken, shlex.quote(lab))}.")
+
+
+def _restart_tftp(cluster: LabCluster, args: argparse.Namespace, now: int | None) -> None:
+    """``lab restart-tftp``: where it signs the ITL with the ITLRecovery key again and that key is new, with
+    every TVS the configs name (a CTL served: its signer new too, the lockout lasting now), since the phones
+    last took the lists, the lockout it completes or keeps (:func:`restart_tftp_lockout_warning`)."""
+    signer = cluster.state.itl_signer
+    cluster.restart_tftp(now=now)
+    untaken = cluster.untaken_regenerations()
+    if signer != cluster.state.itl_signer and untaken is not None and untaken.itl_signer is not None:
+        say(args, restart_tftp_lockout_warning(untaken, str(args.dir)))
+
+
+def restart_tftp_lockout_warning(untaken: UntakenRegenerations, lab: str) -> str:
+    """``lab restart-tftp`` closing an ``itl-reset`` where the ITLRecovery key it signs the ITL with again is
+    new with every TVS the configs name since the phones last took the lists
+    (:meth:`~phoneemu.lab.cluster.LabCluster.untaken_regenerations`; ours: the lab records no boot): a phone
+    that took no ITL since locks out at its next boot, or stays locked (``G.3.4-tvs-server-untrusted``; was:
+    nothing said, ``itl-reset``, ``regenerate tvs``, ``regenerate itlrecovery``, ``restart-tftp`` locked the
+    phones out, and an ``itl-reset`` warning named this restart as the way out where a regeneration since
+    made it none). The way out that works, as :func:`untaken_regenerations_warning`'s, each checked with real
+    boots (tests/unit/test_walk_s35_p11_regenerate_lockout_warning.py)."""
+    said = [_regenerated_said(e) for e in untaken.entries]
+    return (f"warning: the ITL is signed by the ITLRecovery key again, new {_since(untaken)} with every TVS "
+            f"the configs name ({', '.join(said)}; ours: the lab records no boot, it counts from the last "
+            "lab itl-reset, or the restart-tftp that closed it, that did not leave the phones locked): "
+            f"{_untaken_lockout(untaken)}. {_untaken_ways(untaken, shlex.quote(lab))}.")
 
 
 def _since(untaken: UntakenRegenerations) -> str:
@@ -627,7 +655,7 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=_op(_itl_reset))
 
     p = add("restart-tftp", "TFTP service restart: ITL signed by ITLRecovery again")
-    p.set_defaults(handler=_op(lambda c, a, n: c.restart_tftp(now=n)))
+    p.set_defaults(handler=_op(_restart_tftp))
 
     p = add("restart-tvs", "TVS service restart (logged; TVS presents its current certificate and "
             "knowledge at every connection anyway)")

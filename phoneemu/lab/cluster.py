@@ -50,7 +50,8 @@ Our conventions where the spec is silent ([UNK]/[INF]):
   behaves like ``localkey`` (ITL signed by CallManager until ``restart_tftp``).
 * Regenerations the phones may not have followed (:meth:`LabCluster.untaken_regenerations`, ``lab
   regenerate``'s warning): the lab records no boot, so it counts from the last ``itl-reset``, or the
-  ``restart-tftp`` that closes it, in the change log (:data:`PHONES_RESET_AT`); the list signer and every
+  ``restart-tftp`` that closes it, in the change log (:data:`PHONES_RESET_AT`) that did not leave the phones
+  locked (each records it, :data:`_LISTS_TAKEN`); the list signer and every
   TVS the configs name new since (an ITLRecovery key imported back from an earlier export is not) is the
   lockout ``G.3.4-tvs-server-untrusted`` of a phone that took no ITL between. A CTL served, that list is
   the CTL's: every phone checks the CTL first, holding one or not (:class:`UntakenRegenerations`).
@@ -193,8 +194,17 @@ _T = TypeVar("_T")
 #: the phones reset before TFTP is restarted (seed Perform Bulk Reset of ITL File, spec §G.7), and the first
 #: ``restart-tftp`` after it, which closes it (the phones reset by then). A ``restart-tftp`` with no
 #: ``itl-reset`` open changes nothing a phone holds and resets none (was: counted from as well, so
-#: ``regenerate tvs``, ``restart-tftp``, ``regenerate itlrecovery`` said nothing and locked the phones out)
+#: ``regenerate tvs``, ``restart-tftp``, ``regenerate itlrecovery`` said nothing and locked the phones out).
+#: Either counts only where the phones took the ITL served right after it: one recorded as leaving them
+#: locked (:data:`_LISTS_TAKEN`) does not (was: counted, so ``regenerate tvs``, ``regenerate callmanager``,
+#: ``itl-reset``, ``regenerate itlrecovery``, ``restart-tftp`` said nothing after the reset's warning and
+#: locked the phones out)
 PHONES_RESET_AT = ("itl-reset", "restart-tftp")
+
+#: the argument a :data:`PHONES_RESET_AT` entry records, False where the phones reset then took no ITL: a
+#: lasting lockout in force with the lists served right after it, counted from the reset point before
+#: (:meth:`LabCluster._lists_untaken`). Absent (the phones took it, or a lab older than the record): counted
+_LISTS_TAKEN = "lists_taken"
 
 #: what :attr:`UntakenRegenerations.itl_way` / ``ctl_way`` name: the list reset (``lab itl-reset`` /
 #: ``ctl-reset``: signed by the CallManager key), the list signed by ITLRecovery again (``restart-tftp`` /
@@ -1348,7 +1358,8 @@ class LabCluster:
         a signer they hold vouches), or before 8.0 (no ITL).
 
         What the rule assumes (ours): the lab records no boot, so the phones are taken to be reset only where
-        the seed's procedure resets them, the bulk ITL reset (:data:`PHONES_RESET_AT`); not by a
+        the seed's procedure resets them, the bulk ITL reset (:data:`PHONES_RESET_AT`), and to take the lists
+        there only where no lasting lockout was in force (:data:`_LISTS_TAKEN`); not by a
         ``restart-tftp`` alone, a regeneration, ``rollback`` (CUCM 10.5 and later restarts them itself, the
         lab does not: a phone booted in between is not seen) or by erasing a phone's lists. A certificate is
         new where regenerated since; ITLRecovery's where imported too, unless the certificate held now is one
@@ -1375,14 +1386,30 @@ class LabCluster:
         return replace(found, entries=tuple(e for e in changed if _replaced(e) in found.at_stake))
 
     def _phones_reset_index(self, end: int) -> int | None:
-        """The index in the change log's first ``end`` entries of the last :data:`PHONES_RESET_AT` entry: the
-        last ``itl-reset``, or the first ``restart-tftp`` after it (closing it); None without an
-        ``itl-reset``."""
-        log = self.state.log[:end]
-        reset = next((i for i in range(len(log) - 1, -1, -1) if log[i].op == "itl-reset"), None)
-        if reset is None:
-            return None
-        return next((i for i in range(reset + 1, len(log)) if log[i].op == "restart-tftp"), reset)
+        """The index in the change log's first ``end`` entries of the last :data:`PHONES_RESET_AT` entry the
+        phones took the lists at: an ``itl-reset``, or the first ``restart-tftp`` after one (closing it), not
+        recorded as leaving them locked (:data:`_LISTS_TAKEN`; was: every one, so a reset that left them
+        locked, and the restart closing it, counted as taken); None without one."""
+        point, reset_open = None, False
+        for i, entry in enumerate(self.state.log[:end]):
+            if entry.op == "itl-reset" or (entry.op == "restart-tftp" and reset_open):
+                reset_open = entry.op == "itl-reset"
+                if entry.args.get(_LISTS_TAKEN) is not False:
+                    point = i
+        return point
+
+    def _lists_untaken(self) -> bool:
+        """Whether the phones reset now, the change log's last entry not yet this one, take no ITL: a lockout
+        in force with the lists served now, counted from the reset point before
+        (:meth:`untaken_regenerations`), that lasts (:attr:`UntakenRegenerations.lasting`: a phone refusing
+        only the CTL takes the ITL, which names the CTL's new signer, checked with real boots:
+        tests/unit/test_walk_s35_p11_regenerate_lockout_warning.py)."""
+        found = self.untaken_regenerations()
+        return found is not None and found.lasting
+
+    def _itl_reset_open(self) -> bool:
+        """Whether the change log's last ``itl-reset`` has no ``restart-tftp`` after it."""
+        return next((e.op for e in reversed(self.state.log) if e.op in PHONES_RESET_AT), None) == "itl-reset"
 
     def _recovery_held_at(self, start: int | None) -> bool:
         """Whether the ITLRecovery certificate held now is one held just after change log entry ``start``
@@ -1436,7 +1463,7 @@ class LabCluster:
             ident = LabPki.read_identity_file(Path(key_file), "itlrecovery")
             self.pki.store(ident)
         self.state.itl_signer = "callmanager"
-        self._commit("itl-reset", {"key": key}, now)
+        self._commit("itl-reset", {"key": key, _LISTS_TAKEN: False if self._lists_untaken() else None}, now)
 
     def _no_exported_recovery_key(self, default: Path) -> str:
         """``itl reset remotekey`` with no key file given and none at ``default`` (where a scenario's
@@ -1452,9 +1479,12 @@ class LabCluster:
                 "--key-file)")
 
     def restart_tftp(self, *, now: Now = None) -> None:
-        """TFTP service restart: the ITL is signed by its usual signer again (ITLRecovery, §G.7)."""
+        """TFTP service restart: the ITL is signed by its usual signer again (ITLRecovery, §G.7). Closing an
+        ``itl-reset``, it records whether the phones take that ITL (:data:`_LISTS_TAKEN`)."""
+        closes = self._itl_reset_open()
         self.state.itl_signer = self.state.base_itl_signer
-        self._commit("restart-tftp", {}, now)
+        untaken = closes and self._lists_untaken()
+        self._commit("restart-tftp", {_LISTS_TAKEN: False if untaken else None}, now)
 
     def set_service(self, name: str, running: bool, *, now: Now = None) -> None:
         """Stop (``running=False``) or start a service of a running ``lab serve`` — ``tftp``, ``http``,

@@ -98,10 +98,10 @@ def test_callmanager_warns_only_where_it_signs_the_itl(tmp_path: Path,
     root = _lab(tmp_path)
     _err(["regenerate", str(root), "tvs"], capsys)
     assert not _lockout_warnings(_err(["regenerate", str(root), "callmanager"], capsys))
-    _err(["itl-reset", str(root), "localkey"], capsys)
+    _err(["itl-reset", str(root), "localkey"], capsys)  # leaves the phones locked (it warns): not counted
     _err(["regenerate", str(root), "tvs"], capsys)
     (warning,) = _lockout_warnings(_err(["regenerate", str(root), "callmanager"], capsys))
-    assert "since lab itl-reset (generation " in warning and "a new callmanager key" in warning
+    assert "since the change log began" in warning and "a new callmanager key" in warning
 
 
 def test_a_tvs_the_configs_name_not_regenerated_still_answers(tmp_path: Path,
@@ -406,7 +406,8 @@ def test_itl_reset_signed_by_a_new_callmanager_key_warns_with_the_tftp_restart(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """TVS and CallManager regenerated (no warning: the ITL served is signed by ITLRecovery's key, held),
     then ``itl-reset``: the reset ITL is signed by the new CallManager key, TVS new too: a phone that took
-    no ITL since locks out (was: nothing said); restarting TFTP brings it back."""
+    no ITL since locks out (was: nothing said); restarting TFTP brings it back, and is the reset point: a
+    later ``regenerate itlrecovery`` alone says nothing (the TVS the phone took vouches), TVS then warns."""
     root, flash, ports = _booted_phone(tmp_path)
     _err(["regenerate", str(root), "tvs"], capsys)
     assert not _lockout_warnings(_err(["regenerate", str(root), "callmanager"], capsys))
@@ -418,8 +419,12 @@ def test_itl_reset_signed_by_a_new_callmanager_key_warns_with_the_tftp_restart(
     assert warning.endswith(f"(spec G.3.3, G.7): phoneemu lab restart-tftp {root} && phoneemu boot --lab "
                             f"{root} --flash FLASH (FLASH: each phone's flash folder)."), warning
     assert _boot_again(root, flash, ports) == RULE
-    _err(["restart-tftp", str(root)], capsys)
+    assert not _lockout_warnings(_err(["restart-tftp", str(root)], capsys))
     assert _boot_again(root, flash, ports) == "booted"
+    assert not _lockout_warnings(_err(["regenerate", str(root), "itlrecovery"], capsys))
+    (warning,) = _lockout_warnings(_err(["regenerate", str(root), "tvs"], capsys))
+    assert "since lab restart-tftp (generation " in warning, warning
+    assert _boot_again(root, flash, ports) == RULE
 
 
 def test_itl_reset_a_new_callmanager_key_vouched_by_a_tvs_not_new_no_warning(
@@ -479,3 +484,108 @@ def test_ctl_lab_itl_reset_of_a_ctl_not_new_says_nothing(tmp_path: Path,
     _err(["regenerate", str(root), "callmanager"], capsys)
     assert not _lockout_warnings(_err(["itl-reset", str(root), "localkey"], capsys))
     assert _boot_each(root, flashes, ports) == {"booted"}
+
+
+# --- TLOCK2: a reset that left the phones locked is no reset point; restart-tftp completing a lockout -------
+# Review, each reproduced with real boots: an itl-reset that left the phones locked (its ITL signed by a new
+# CallManager key, TVS new too), and the restart-tftp that closed it, were counted as the point the phones
+# took the lists (regenerate itlrecovery then said nothing, and the restart-tftp the warning named locked the
+# phone out unsaid); a restart-tftp that signs the ITL with a new ITLRecovery key said nothing either.
+
+
+def test_an_itl_reset_that_left_the_phones_locked_is_no_reset_point(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """TVS and CallManager regenerated, ``itl-reset`` (warns: the phone stays locked, ``restart-tftp`` the way
+    out), then ``regenerate itlrecovery``: the TFTP restart no longer helps, the phone's lists erased do
+    (was: nothing said, counted from that itl-reset); ``restart-tftp`` says the phone stays locked (was:
+    nothing)."""
+    root, flash, ports = _booted_phone(tmp_path)
+    assert not _lockout_warnings(_err(["regenerate", str(root), "tvs"], capsys))
+    assert not _lockout_warnings(_err(["regenerate", str(root), "callmanager"], capsys))
+    (warning,) = _lockout_warnings(_err(["itl-reset", str(root), "localkey"], capsys))
+    assert f"phoneemu lab restart-tftp {root} && " in _ways(warning), warning
+    (warning,) = _lockout_warnings(_err(["regenerate", str(root), "itlrecovery"], capsys))
+    assert "since the change log began" in warning, warning
+    assert ("new too, and so is the ITLRecovery key a TFTP restart signs with). Way out, erase the CTL and "
+            "ITL") in warning, warning
+    (warning,) = _lockout_warnings(_err(["restart-tftp", str(root)], capsys))
+    assert warning.startswith("phoneemu lab restart-tftp: warning: the ITL is signed by the ITLRecovery key "
+                              "again, new since the change log began with every TVS the configs name "
+                              "(regenerate tvs (generation "), warning
+    assert "restart-tftp" not in _ways(warning) and "itl-reset" not in _ways(warning), warning
+    assert warning.endswith(f": phoneemu phone erase --flash FLASH && phoneemu boot --lab {root} --flash "
+                            "FLASH (FLASH: each phone's flash folder)."), warning
+    assert _boot_again(root, flash, ports) == RULE
+    assert main(["phone", "erase", "--flash", str(flash)]) == 0
+    assert _boot_again(root, flash, ports) == "booted"
+
+
+def test_a_tftp_restart_signing_with_a_new_itlrecovery_key_warns(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``itl-reset``, TVS and ITLRecovery regenerated (nothing to say: the CallManager key the phone holds
+    signs the ITL), then ``restart-tftp``: the ITL signed by the new ITLRecovery key, TVS new, the phone
+    locks out (was: nothing said); the bulk ITL reset it names brings it back, and says nothing itself."""
+    root, flash, ports = _booted_phone(tmp_path)
+    _err(["itl-reset", str(root), "localkey"], capsys)
+    assert not _lockout_warnings(_err(["regenerate", str(root), "tvs"], capsys))
+    assert not _lockout_warnings(_err(["regenerate", str(root), "itlrecovery"], capsys))
+    (warning,) = _lockout_warnings(_err(["restart-tftp", str(root)], capsys))
+    assert "new since lab itl-reset (generation " in warning, warning
+    assert "signed by a new itlrecovery key it does not hold" in warning, warning
+    assert warning.endswith(f"phoneemu lab itl-reset {root} localkey && phoneemu boot --lab {root} --flash "
+                            f"FLASH && phoneemu lab restart-tftp {root} (FLASH: each phone's flash "
+                            "folder)."), warning
+    assert _boot_again(root, flash, ports) == RULE
+    assert not _lockout_warnings(_err(["itl-reset", str(root), "localkey"], capsys))
+    assert _boot_again(root, flash, ports) == "booted"
+    assert not _lockout_warnings(_err(["restart-tftp", str(root)], capsys))
+    assert _boot_again(root, flash, ports) == "booted"
+
+
+def test_ctl_lab_a_tftp_restart_making_the_lockout_last_warns_and_a_reset_after_the_ctl_way_does_not(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Serving a CTL: ``itl-reset``, TVS and ITLRecovery regenerated (the CTL's signer new: a lockout a second
+    boot ends, the ITL's signer the CallManager key), then ``restart-tftp``: the ITL is signed by the new key
+    too, every phone stays locked (was: nothing said); the CTL reset it names brings them back. Then a bulk
+    ITL reset with the phones holding the lists: no warning (a reset point where the phones take the ITL, the
+    CTL refused or not), every phone boots."""
+    root, flashes, ports = _ctl_lab_phones(tmp_path)
+    _err(["itl-reset", str(root), "localkey"], capsys)
+    _err(["regenerate", str(root), "tvs"], capsys)
+    (warning,) = _lockout_warnings(_err(["regenerate", str(root), "itlrecovery"], capsys))
+    assert "or reset the phones twice" in warning, warning
+    (warning,) = _lockout_warnings(_err(["restart-tftp", str(root)], capsys))
+    assert "stays locked: the ITL is signed by a new itlrecovery key too" in warning, warning
+    assert "reset the phones twice" not in warning, warning
+    assert f"Way out, the CTL reset (seed Reset CTL Localkey): phoneemu lab ctl-reset {root} localkey" \
+        in _ways(warning), warning
+    assert _boot_each(root, flashes, ports) == {RULE}
+    assert _boot_each(root, flashes, ports) == {RULE}
+    for argv in (["ctl-reset", str(root), "localkey"], ["ctl-update", str(root)]):
+        assert not _lockout_warnings(_err(argv, capsys)), argv
+        assert _boot_each(root, flashes, ports) == {"booted"}
+    for argv in (["itl-reset", str(root), "localkey"], ["restart-tftp", str(root)]):
+        assert not _lockout_warnings(_err(argv, capsys)), argv
+        assert _boot_each(root, flashes, ports) == {"booted"}
+
+
+def test_ctl_lab_a_reset_where_the_phones_take_the_itl_but_not_the_ctl_counts(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Serving a CTL, TVS and ITLRecovery regenerated (warns), then the bulk ITL reset instead of the CTL's:
+    the phones refuse the CTL at the reset but take the reset ITL, which names the new ITLRecovery key; after
+    the TFTP restart they take both: no warning at either (the reset counts), every phone boots."""
+    root, flashes, ports = _ctl_lab_phones(tmp_path)
+    _err(["regenerate", str(root), "tvs"], capsys)
+    assert _lockout_warnings(_err(["regenerate", str(root), "itlrecovery"], capsys))
+    assert not _lockout_warnings(_err(["itl-reset", str(root), "localkey"], capsys))
+    assert _boot_each(root, flashes, ports) == {RULE}
+    assert not _lockout_warnings(_err(["restart-tftp", str(root)], capsys))
+    assert _boot_each(root, flashes, ports) == {"booted"}
+    # counted from that restart: TVS and ITLRecovery regenerated again, the next restart locks them out
+    for argv in (["itl-reset", str(root), "localkey"], ["regenerate", str(root), "tvs"]):
+        assert not _lockout_warnings(_err(argv, capsys)), argv
+    assert _lockout_warnings(_err(["regenerate", str(root), "itlrecovery"], capsys))
+    (warning,) = _lockout_warnings(_err(["restart-tftp", str(root)], capsys))
+    assert "new since lab itl-reset (generation " in warning, warning
+    assert _boot_each(root, flashes, ports) == {RULE}
+    assert _boot_each(root, flashes, ports) == {RULE}
