@@ -19,7 +19,11 @@ Steps (spec §E.7.1, CSC-118699):
    body, CRLF or bare-LF lines, a strict head), the whole exchange within ``timeout``; its status and
    body are kept in the result, whatever the status. A body above ``max_body`` is refused, never kept cut
    short; it, a malformed response, a time-out or a lost connection leave ``http_status`` None, the body
-   empty and the problem in ``reason``. Untrusted: the connection is closed without a request.
+   empty and the problem in ``reason``. A body with neither Content-Length nor chunked framing, read to
+   the connection's end, is kept only when TLS ended it with a close_notify (RFC 9112 §9.8, RFC 8446
+   §6.1): a TCP close without one may be anyone on the path cutting the body short (a truncation
+   attack), so it is refused like a malformed response, said so. Untrusted: the connection is closed
+   without a request.
 
 Plain HTTP (:func:`open_plain_http`): a config whose ``secureDirectoryURL`` is an ``http://`` URL (the
 enterprise parameters' secure URLs set to plain HTTP, the workaround of seed "Update ITL File for Cisco
@@ -37,6 +41,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +110,29 @@ async def _verify(store: TrustStore, cert_der: bytes, *, device_name: str, versi
     return TvsAnswer.from_reply(cert_der, reply.roles, reply.ttl, cert_from_tvs=False)  # VERIFY: ours
 
 
+def _ended_by_close_notify(writer: asyncio.StreamWriter) -> bool:
+    """Whether the TLS connection behind ``writer``, read to its end, was ended by the peer's close_notify
+    (its TLS object then reports a clean close: SSLZeroReturnError, or b"") rather than by a bare TCP
+    close (the TLS object still waits for records: SSLWantReadError). True over plain TCP: nothing there
+    can tell a cut from an end."""
+    obj = writer.get_extra_info("ssl_object")
+    if not isinstance(obj, ssl.SSLObject):
+        return True
+    try:
+        return obj.read(1) == b""
+    except ssl.SSLZeroReturnError:
+        return True
+    except (ssl.SSLError, ValueError, OSError):  # SSLWantReadError: no close_notify came
+        return False
+
+
+def _read_to_close(status: int, fields: dict[str, list[str]]) -> bool:
+    """Whether the response's body was delimited by the connection's close (RFC 9112 §6.3 item 8: neither
+    Transfer-Encoding nor Content-Length, and a status that has a body)."""
+    framed = "transfer-encoding" in fields or "content-length" in fields
+    return status not in (101, 204, 304) and not framed
+
+
 async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host: str, *, timeout: float,
                max_body: int) -> tuple[int | None, bytes, str]:
     """``GET /`` with ``Host: host`` (:func:`phoneemu.net.http.host_header`: the port unless the scheme's
@@ -114,8 +142,9 @@ async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host:
     head. The whole exchange is bounded by ``timeout`` (a server trickling bytes included). Any status
     is kept with its body (one other than 200 named in the problem). The status is None with an empty
     body when no complete response was read: a malformed one ("malformed HTTP response (why)"), a body
-    above ``max_body`` (refused, never kept cut short), a time-out or a lost connection — the problem
-    says which."""
+    above ``max_body`` (refused, never kept cut short), a body read to the connection's end that TLS did
+    not end with a close_notify (maybe cut short: RFC 9112 §9.8), a time-out or a lost connection — the
+    problem says which."""
     seen: list[int] = []
 
     async def exchange() -> tuple[int, dict[str, list[str]], bytes]:
@@ -126,7 +155,7 @@ async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host:
                                    check=lambda status, _fields: seen.append(status))
 
     try:
-        status, _fields, body = await asyncio.wait_for(exchange(), timeout)
+        status, fields, body = await asyncio.wait_for(exchange(), timeout)
     except TimeoutError:
         head = f" (HTTP {seen[-1]} head read)" if seen else ""
         return None, b"", f"no complete HTTP response within {timeout:g}s{head}"
@@ -137,6 +166,10 @@ async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host:
         return None, b"", f"malformed HTTP response ({head}{exc.message})"
     except OSError as exc:
         return None, b"", f"HTTP exchange failed: {os_error_text(exc)}"
+    if _read_to_close(status, fields) and not _ended_by_close_notify(writer):
+        return None, b"", (f"HTTP {status} body ({len(body)} bytes, no Content-Length, not chunked) ended by "
+                           "a TCP close without the TLS close_notify: it may have been cut short on the way, "
+                           "not kept (RFC 9112 §9.8)")
     return status, body, "" if status == 200 else f"HTTP {status}, not 200"
 
 
