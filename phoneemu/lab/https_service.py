@@ -8,11 +8,17 @@ Rules:
   §G.5 "HTTPS XML services: APP-SERVER role, or TVS").
 * HTTP is minimal, **our convention**: one request per connection (``Connection: close``); ``GET /``
   (or ``HEAD /``) answers 200 with a tiny ``CiscoIPPhoneText`` XML object; another path 404; another
-  method 405; a request head that is malformed, over ``max_header`` bytes, or not complete within
-  ``read_timeout`` gets 400 (nothing on timeout or when the client closes first, e.g. a phone that
-  did not trust the certificate) and the connection is closed. A client that leaves before taking the
-  answer is logged (INFO) and not counted as answered. Memory per
-  connection is bounded by ``max_header``.
+  method 405 with ``Allow: GET, HEAD`` (RFC 9110 §15.5.6); a request head that is malformed, over
+  ``max_header`` bytes, or not complete within ``read_timeout`` gets 400 (nothing on timeout or when the
+  client closes first, e.g. a phone that did not trust the certificate) and the connection is closed.
+  The head is read as the HTTP port reads it (:mod:`phoneemu.net.http`): lines end with CRLF or a bare LF
+  (RFC 9112 §2.2), empty lines before the request line are skipped; malformed is a head that is not
+  ASCII, holds a control character other than HTAB (a request-target with a LF, an ESC or a NUL would
+  otherwise reach the log and the request log as written: a forged log line, terminal escapes), a request
+  line not ``METHOD SP /target SP HTTP/1.<digit>`` (§3), or a field line not ``name: value`` (§5); the
+  400 is logged with why. No file is served: only ``/`` exists, so a path (``/../``, ``%2e%2e``, a backslash)
+  reaches nothing. A client that leaves before taking the answer is logged (INFO) and not counted as
+  answered. Memory per connection is bounded by ``max_header``.
 * ``on_log(peer, path, status)`` sees every answered request.
 """
 
@@ -20,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable
 
 from phoneemu.values import host_port
@@ -38,13 +45,56 @@ PLAIN_DIRECTORY_XML = (b'<?xml version="1.0" encoding="UTF-8"?>\n<CiscoIPPhoneTe
                        b'<Text>Directory service reached over HTTP (no TLS, no certificate checked).</Text>'
                        b'</CiscoIPPhoneText>\n')
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # in a head line: a control character but HTAB
+_VERSION = re.compile(r"HTTP/1\.[0-9]")  # RFC 9112 §2.3
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 §5.6.2: a method, a field name
 
 
 def _response(status: int, body: bytes, *, head_only: bool = False) -> bytes:
     ctype = "text/xml; charset=utf-8" if status == 200 else "text/plain; charset=utf-8"
-    head = (f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: {ctype}\r\n"
+    allow = "Allow: GET, HEAD\r\n" if status == 405 else ""  # RFC 9110 §15.5.6
+    head = (f"HTTP/1.1 {status} {_REASONS[status]}\r\nContent-Type: {ctype}\r\n{allow}"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
     return head if head_only else head + body
+
+
+def _head_end(buf: bytes | bytearray) -> int:
+    """Where the head in ``buf`` ends (after its blank line; CRLF or bare LF line ends, empty lines before
+    the request line skipped), -1 while it has not."""
+    start = len(buf) - len(buf.lstrip(b"\r\n"))
+    ends = [i for i in (buf.find(b"\n\r\n", start), buf.find(b"\n\n", start)) if i >= 0]
+    if not ends:
+        return -1
+    end = min(ends)
+    return end + (3 if buf[end + 1:end + 2] == b"\r" else 2)
+
+
+def _parse(head: bytes) -> tuple[int, str, str, str]:
+    """(status, method, path, why) of a request head (module rules): 400 with why for a malformed head
+    (path and method then empty), 405 for a method other than GET and HEAD, else 200 for ``/`` (any query)
+    and 404 for another path."""
+    try:
+        text = head.decode("ascii")
+    except UnicodeDecodeError:
+        return 400, "", "", "non-ASCII request head"
+    lines = [line.removesuffix("\r") for line in text.lstrip("\r\n").split("\n")]
+    bad = next((line for line in lines if _CONTROL.search(line)), None)
+    if bad is not None:
+        return 400, "", "", f"control character in the request head: {bad[:80]!r}"
+    parts = lines[0].split(" ")
+    if len(parts) != 3 or not _TOKEN.fullmatch(parts[0]) or not _VERSION.fullmatch(parts[2]):
+        return 400, "", "", f"malformed request line {lines[0][:80]!r}"
+    for line in lines[1:]:
+        name, colon, _value = line.partition(":")
+        if line and (not colon or not _TOKEN.fullmatch(name)):
+            return 400, "", "", f"malformed header field {line[:80]!r}"
+    method, target = parts[0], parts[1]
+    if method not in ("GET", "HEAD"):
+        return 405, method[:16], target[:200], ""
+    if not target.startswith("/"):
+        return 400, "", "", f"request-target {target[:80]!r} does not start with /"
+    path = target[:200]
+    return (200 if path.split("?", 1)[0] == "/" else 404), method, path, ""
 
 
 def _peer(writer: asyncio.StreamWriter) -> str:
@@ -69,7 +119,7 @@ class HttpsAppHandler:
         buf = bytearray()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.read_timeout
-        while b"\r\n\r\n" not in buf:
+        while _head_end(buf) < 0:
             left = deadline - loop.time()
             if left <= 0:
                 raise TimeoutError
@@ -94,27 +144,22 @@ class HttpsAppHandler:
         if head == b"":
             _log.info("https: %s closed without a request", peer)
             return
-        status, path, head_only = 400, "", False
-        if head is not None:
-            line = head.split(b"\r\n", 1)[0]
-            parts = line.split(b" ")
-            if len(parts) == 3 and parts[2].startswith(b"HTTP/1.") and parts[1].startswith(b"/"):
-                method = parts[0]
-                path = parts[1].decode("ascii", "replace")[:200]
-                head_only = method == b"HEAD"
-                if method not in (b"GET", b"HEAD"):
-                    status = 405
-                else:
-                    status = 200 if path.split("?", 1)[0] == "/" else 404
+        if head is None:
+            status, method, path = 400, "", ""
+            why = f"request head above {self.max_header} bytes or cut short"
+        else:
+            status, method, path, why = _parse(head[:_head_end(head)])
+        head_only = method == "HEAD"
+        asked = path or f"(malformed: {why})"
         body = self.body if status == 200 else f"{status} {_REASONS[status]}\n".encode()
         try:
             writer.write(_response(status, body, head_only=head_only))
             await writer.drain()
         except OSError as exc:  # ConnectionResetError: the client left before taking the answer
-            _log.info("https: %s closed before taking the %d answer to %s: %s", peer, status,
-                      path or "(malformed)", exc or type(exc).__name__)
+            _log.info("https: %s closed before taking the %d answer to %s: %s", peer, status, asked,
+                      exc or type(exc).__name__)
             return
         self.answered += 1
-        _log.info("https: %s %s -> %d", peer, path or "(malformed)", status)
+        _log.info("https: %s %s -> %d", peer, asked, status)
         if self.on_log is not None:
             self.on_log(peer, path, status)
