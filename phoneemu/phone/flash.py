@@ -42,7 +42,9 @@ Rules:
   the temporary names (one renamed the other's half-written file into place). Each save writes the
   whole state, so after two boots at once the flash holds the state of the one that saved last — whole,
   never a mix of the two (the other's outcome is lost: boot one phone once at a time). A lock held for
-  longer than :data:`LOCK_WAIT` (a process stopped mid-save) is an OSError naming the folder.
+  longer than :data:`LOCK_WAIT` (a process stopped mid-save) is an OSError naming the folder. A folder
+  whose filesystem takes no ``flock`` (``ENOSYS`` on a Lustre mount without ``-o flock``, ``ENOLCK`` ...)
+  is loaded and saved unlocked, as before the lock: never refused for it.
 * A load removes the temporary files a crash left under this module's own names only
   (``.ITLFile.tlv.tmp`` ...), never any other ``.*.tmp`` of the folder: ``phone show --flash`` given a
   folder that is not a flash (a home folder) must not delete a user's files.
@@ -200,7 +202,8 @@ class Flash:
     def _locked(self, *, shared: bool = False) -> Iterator[None]:
         """Hold the flash folder's ``flock`` (module rules): one load or save of a flash at a time across
         processes; re-entrant within this object. Waits at most :data:`LOCK_WAIT` seconds, then an OSError
-        naming the folder. A folder that cannot be opened is not locked (its own error comes next)."""
+        naming the folder. A folder that cannot be opened is not locked (its own error comes next), nor one
+        whose filesystem refuses ``flock`` (module rules)."""
         if self._lock_depth:
             self._lock_depth += 1
             try:
@@ -218,9 +221,12 @@ class Flash:
             for _ in range(max(1, int(LOCK_WAIT / _LOCK_POLL))):  # bounded: LOCK_WAIT seconds at most
                 try:
                     fcntl.flock(fd, mode)
-                    break
                 except BlockingIOError:
                     time.sleep(_LOCK_POLL)
+                    continue
+                except OSError:  # a filesystem without flock (Lustre's ENOSYS, ENOLCK ...): unlocked (rules)
+                    pass
+                break
             else:
                 raise OSError(errno.EWOULDBLOCK, f"flash in use: another process has been loading or saving "
                               f"it for {LOCK_WAIT:g} s (two boots of one phone at once?); try again when it "
@@ -325,10 +331,16 @@ class Flash:
                                  f"be settled: {exc}")
 
     def _clean_temps(self) -> None:
-        """Remove the temporary files a crash left: this module's own names only (:data:`_OWN_TEMPS`)."""
-        for name in _OWN_TEMPS:
+        """Remove the temporary files a crash left: this module's own names only (:data:`_OWN_TEMPS`), those
+        the folder's listing holds (one listing, not an unlink a name: every boot of a fleet loads its
+        flash, and 15 unlinks of names that are not there doubled a load's time)."""
+        try:
+            present = _OWN_TEMPS.intersection(os.listdir(self.path))
+        except OSError:
+            return
+        for name in present:
             with contextlib.suppress(OSError):
-                self._file(name).unlink()
+                os.unlink(self._file(name))
 
     # ------------------------------------------------------------------ load / save
     def load(self) -> TrustStore:
