@@ -133,6 +133,14 @@ def cert_pem(cert: x509.Certificate) -> bytes:
     return ("-----BEGIN CERTIFICATE-----\n" + "\n".join(lines) + "\n-----END CERTIFICATE-----\n").encode()
 
 
+def _holds(path: Path, data: bytes) -> bool:
+    """Whether the file at ``path`` holds ``data`` (False when it cannot be read)."""
+    try:
+        return read_at_most(path, len(data) + 1, what="certificate file") == data
+    except (OSError, DecodeError):
+        return False
+
+
 def _write_atomic(path: Path, data: bytes, mode: int = 0o644, *, durable: bool = True) -> None:
     atomic_write(path, data, mode=mode, durable=durable, make_parents=True)
 
@@ -246,18 +254,24 @@ class LabPki:
         puts in place (was: key, then certificate: killed between the two, a key without its certificate,
         the identity lost)."""
         staged = self.staged_cert_path(ident.name)
-        _write_atomic(staged, cert_pem(ident.cert), durable=self.durable)
+        pem = cert_pem(ident.cert)
+        _write_atomic(staged, pem, durable=self.durable)
         keys.write_private_key(self.key_path(ident.name), ident.key, durable=self.durable)
         cpath = self.cert_path(ident.name)
         try:
             os.replace(staged, cpath)
         except OSError as exc:
-            raise OSError(exc.errno, f"cannot write: {exc.strerror}", str(cpath)) from None
+            # gone: another process's get read the new key and put this certificate in place itself
+            # (:meth:`_staged_cert`; was: "cannot write", the operation failed with its new key written)
+            if not (isinstance(exc, FileNotFoundError) and _holds(cpath, pem)):
+                raise OSError(exc.errno, f"cannot write: {exc.strerror}", str(cpath)) from None
         self._cache[ident.name] = ident
 
     def _staged_cert(self, name: str, key: PrivateKey) -> x509.Certificate | None:
         """The certificate :meth:`store` staged for ``key`` and did not put in place (killed between the
-        key and the certificate): put in place now and returned; None when there is none for ``key``."""
+        key and the certificate): put in place now and returned; None when there is none for ``key``. A lab
+        this process cannot write (a read-only copy, another user's) is read all the same: the certificate
+        is returned, left staged for the next :meth:`store` (was: the OSError, the lab unreadable)."""
         staged = self.staged_cert_path(name)
         try:
             found = certs.load_certs_pem(read_at_most(staged, PEM_LIMIT, what="certificate file"),
@@ -267,7 +281,7 @@ class LabPki:
         mine = keys.public_key_spki_der(key.public_key())
         if not found or keys.public_key_spki_der(certs.cert_public_key(found[0])) != mine:
             return None
-        with contextlib.suppress(FileNotFoundError):  # another process put it in place first
+        with contextlib.suppress(OSError):  # another process put it in place first, or a read-only lab
             os.replace(staged, self.cert_path(name))
         return found[0]
 

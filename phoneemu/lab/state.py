@@ -21,7 +21,9 @@ C JSON encoder: a state of 2,000 phones and 4,300 log entries is made in ~35 ms 
 from __future__ import annotations
 
 import functools
+import ipaddress
 import json
+import os
 import re
 import types
 import typing
@@ -432,15 +434,50 @@ def _check_allowed(allowed: tuple[Any, ...] | range | re.Pattern[str] | type[Key
 
 def _check_host(value: str, where: str) -> None:
     """The address configs name, as ``lab init --host`` takes it (:func:`phoneemu.lab.cluster.check_host`;
-    was: taken, and each rebuild refused it naming no file, ``config: server.host: ...``)."""
+    was: taken, and each rebuild refused it naming no file, ``config: server.host: ...``), or as a
+    phoneemu before that check stored it (:func:`_older_init_host`): a user's lab still opens, and
+    ``lab serve --host ADDRESS`` re-issues its configs naming a good one."""
     from phoneemu.lab.cluster import check_host  # the cluster imports this module
 
     try:
         ok = check_host(value) == value
     except EncodeError as exc:
+        if _older_init_host(value):
+            return
         raise DecodeError(exc.message, path=where) from None
     if not ok:
         raise DecodeError(f"{json.dumps(value)[:60]} has surrounding whitespace", path=where)
+
+
+def _older_init_host(value: str) -> bool:
+    """Whether ``value`` is a host ``lab init --host`` took before it took addresses and DNS names only
+    (e7fed7c, 2026-12-04), as a user typed it: a wildcard (``0.0.0.0``, ``::``), an IPv6 address in
+    brackets (``[::1]``), an address or name with a port (``lab:6970``, ``[::1]:2445``), a scoped IPv6
+    address. Such a lab opened and served until the state's values were checked (was: refused, every
+    command — ``lab serve --host``, the way to a good host, too)."""
+    from phoneemu.lab.cluster import WILDCARD_HOSTS, check_host
+
+    if value in WILDCARD_HOSTS:
+        return True
+    host, port = value, ""
+    if value.startswith("["):
+        host, sep, rest = value[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            return False
+        port = rest[1:] if rest else ""
+    elif value.count(":") == 1:
+        host, _, port = value.partition(":")
+    if port and not (port.isascii() and port.isdigit() and int(port) < 65536):
+        return False
+    try:
+        ipaddress.ip_address(host)
+        return True
+    except ValueError:
+        pass
+    try:
+        return bool(host) and check_host(host) == host
+    except EncodeError:
+        return False
 
 
 def _check_dial_plan(key: str, value: Any, where: str) -> None:
@@ -457,6 +494,22 @@ def _check_dial_plan(key: str, value: Any, where: str) -> None:
 
 #: the folders ``lab init`` makes before ``cluster.json`` (:meth:`phoneemu.lab.cluster.LabCluster.init`)
 _INIT_MAKES = ("private/", "certs/")
+#: every name a ``lab init`` killed before writing ``cluster.json`` can leave in its folder (and a temporary
+#: ``.cluster.json.tmp...``; the lab lock, :data:`phoneemu.lab.lock.LOCK_FILE`)
+_INIT_LEAVES = frozenset({"private", "certs", "tftp", "phones", ".lab.lock"})
+
+
+def _left_by_init(root: Path) -> list[str]:
+    """The folders of :data:`_INIT_MAKES` a folder without ``cluster.json`` holds, when it holds nothing a
+    killed ``lab init`` could not have left; else none: a user's folder with a ``certs/`` or ``private/``
+    of its own is not told to be removed (was: "a lab init that did not finish? Remove the folder")."""
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return []
+    if any(n not in _INIT_LEAVES and not n.startswith(f".{STATE_FILE}.tmp") for n in names):
+        return []
+    return [name for name in _INIT_MAKES if (root / name.rstrip("/")).is_dir()]
 
 
 def load_state(root: Path) -> ClusterState:
@@ -466,7 +519,7 @@ def load_state(root: Path) -> ClusterState:
     try:
         text = read_at_most(path, STATE_LIMIT, what=STATE_FILE).decode("utf-8")
     except FileNotFoundError:
-        made = [name for name in _INIT_MAKES if (Path(root) / name.rstrip("/")).is_dir()]
+        made = _left_by_init(Path(root))
         if made:  # lab init writes cluster.json last: killed before, it left these (no lab, no user file)
             raise DecodeError(f"not a lab cluster: no {STATE_FILE}, though it holds {', '.join(made)}: a lab "
                               "init that did not finish (it writes cluster.json last)? Remove the folder and "
