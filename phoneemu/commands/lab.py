@@ -214,39 +214,49 @@ def _regenerate(cluster: LabCluster, args: argparse.Namespace, now: int | None) 
         say(args, untaken_regenerations_warning(untaken, args.cert, str(args.dir)))
 
 
+def _counted_from(untaken: UntakenRegenerations) -> str:
+    """Where the lockout warnings count from, as said (:data:`~phoneemu.lab.cluster.PHONES_RESET_AT`): a CTL
+    served, the CTL reset too (was: the ITL's reset alone, so a CTL reset the phones followed left a false
+    warning, phone erase named); none served, there is no CTL to reset."""
+    if untaken.ctl_served:
+        return ("lab itl-reset or ctl-reset, or the restart-tftp or ctl-update that closed it, that did not "
+                "leave the phones locked")
+    return "lab itl-reset, or the restart-tftp that closed it, that did not leave the phones locked"
+
+
 def untaken_regenerations_warning(untaken: UntakenRegenerations, cert: str, lab: str) -> str:
     """The lockout ``lab regenerate`` of ``cert`` completes or keeps (:func:`_regenerate`; ``cert`` one it or
     its way out rests on, :attr:`~phoneemu.lab.cluster.UntakenRegenerations.at_stake`): which regenerations,
-    since when (ours: counted from the last ``lab itl-reset``, or the ``restart-tftp`` that closed it, that
-    did not leave the phones locked, the lab records no boot), the rule a phone that took no ITL between
-    hits (:func:`_untaken_lockout`), how CUCM avoids it, and the way out that works (:func:`_untaken_ways`:
-    was the bulk ITL reset always, which leaves the phones locked where the CallManager key is new too)."""
+    since when (ours: counted from the last list reset, ``lab itl-reset`` or ``ctl-reset``, or the
+    ``restart-tftp`` / ``ctl-update`` that closed it, that did not leave the phones locked, the lab records no
+    boot: :func:`_counted_from`), the rule a phone that took no ITL between hits (:func:`_untaken_lockout`),
+    how CUCM avoids it, and the way out that works (:func:`_untaken_ways`: was the bulk ITL reset always,
+    which leaves the phones locked where the CallManager key is new too)."""
     last = {_regenerated(e): e for e in untaken.entries[:-1] if _regenerated(e) != cert}  # each one's last
     earlier = [_regenerated_said(e) for e in sorted(last.values(), key=lambda e: e.generation)]
     note = (f"warning: {', '.join([*earlier, f'and now {cert}'])}, regenerated {_since(untaken)} (ours: "
-            "the lab records no boot; it counts from the last lab itl-reset, or the restart-tftp that closed "
-            "it, that did not leave the phones locked): "
+            f"the lab records no boot; it counts from the last {_counted_from(untaken)}): "
             f"{_untaken_lockout(untaken)}. To avoid it, regenerate one certificate at a time and reset the "
             "phones between: each takes the ITL with the new one (ours, from the seed's Initial Trust List: "
             "the ITL brings the TVS certificates).")
     return f"{note} {_untaken_ways(untaken, shlex.quote(lab))}."
 
 
-def itl_reset_lockout_warning(untaken: UntakenRegenerations, lab: str) -> str:
+def itl_reset_lockout_warning(untaken: UntakenRegenerations, lab: str, *, kind: str = "ITL") -> str:
     """``lab itl-reset`` where the CallManager key that signs the reset ITL is new, with every TVS the configs
     name, since the reset point before it (:meth:`~phoneemu.lab.cluster.LabCluster.untaken_regenerations`
     ``at_reset``; ours: the lab records no boot): a phone that took no ITL since cannot verify the reset ITL
     (nor, a CTL served, the CTL whose signer is new, which the reset ITL no longer lets it take at the boot
     after): the reset does not help it, locked out at its next boot (``G.3.4-tvs-server-untrusted``; was:
-    nothing said, only the reset note "reset the phones now"). The way out that works, as
-    :func:`untaken_regenerations_warning`'s, each checked with real boots
+    nothing said, only the reset note "reset the phones now"). ``kind`` "CTL": ``lab ctl-reset``, the reset
+    CTL signed by that key (:func:`_ctl_reset`; its ways say the CTL reset does not help). The way out that
+    works, as :func:`untaken_regenerations_warning`'s, each checked with real boots
     (tests/unit/test_walk_s35_p11_regenerate_lockout_warning.py)."""
     said = [_regenerated_said(e) for e in untaken.entries]
-    return (f"warning: the reset ITL is signed by the CallManager key, new {_since(untaken)} with every TVS "
-            f"the configs name ({', '.join(said)}; ours: the lab records no boot, it counts from the lab "
-            "itl-reset before this one, or the restart-tftp that closed it, that did not leave the phones "
-            f"locked): {_untaken_lockout(untaken)}"
-            f"{'; this reset does not help it' if untaken.ctl_served else ''}. "  # else the ways say so
+    helps = "; this reset does not help it" if untaken.ctl_served and kind == "ITL" else ""  # else the ways
+    return (f"warning: the reset {kind} is signed by the CallManager key, new {_since(untaken)} with every "
+            f"TVS the configs name ({', '.join(said)}; ours: the lab records no boot, it counts from the "
+            f"last {_counted_from(untaken)}, before this one): {_untaken_lockout(untaken)}{helps}. "
             f"{_untaken_ways(untaken, shlex.quote(lab))}.")
 
 
@@ -261,20 +271,21 @@ def _restart_tftp(cluster: LabCluster, args: argparse.Namespace, now: int | None
         say(args, restart_tftp_lockout_warning(untaken, str(args.dir)))
 
 
-def restart_tftp_lockout_warning(untaken: UntakenRegenerations, lab: str) -> str:
+def restart_tftp_lockout_warning(untaken: UntakenRegenerations, lab: str, *, kind: str = "ITL") -> str:
     """``lab restart-tftp`` closing an ``itl-reset`` where the ITLRecovery key it signs the ITL with again is
     new with every TVS the configs name since the phones last took the lists
     (:meth:`~phoneemu.lab.cluster.LabCluster.untaken_regenerations`; ours: the lab records no boot): a phone
     that took no ITL since locks out at its next boot, or stays locked (``G.3.4-tvs-server-untrusted``; was:
     nothing said, ``itl-reset``, ``regenerate tvs``, ``regenerate itlrecovery``, ``restart-tftp`` locked the
     phones out, and an ``itl-reset`` warning named this restart as the way out where a regeneration since
-    made it none). The way out that works, as :func:`untaken_regenerations_warning`'s, each checked with real
-    boots (tests/unit/test_walk_s35_p11_regenerate_lockout_warning.py)."""
+    made it none). ``kind`` "CTL": ``lab ctl-update`` closing a ``ctl-reset`` (:func:`_ctl_update`). The way
+    out that works, as :func:`untaken_regenerations_warning`'s, each checked with real boots
+    (tests/unit/test_walk_s35_p11_regenerate_lockout_warning.py)."""
     said = [_regenerated_said(e) for e in untaken.entries]
-    return (f"warning: the ITL is signed by the ITLRecovery key again, new {_since(untaken)} with every TVS "
-            f"the configs name ({', '.join(said)}; ours: the lab records no boot, it counts from the last "
-            "lab itl-reset, or the restart-tftp that closed it, that did not leave the phones locked): "
-            f"{_untaken_lockout(untaken)}. {_untaken_ways(untaken, shlex.quote(lab))}.")
+    return (f"warning: the {kind} is signed by the ITLRecovery key again, new {_since(untaken)} with every "
+            f"TVS the configs name ({', '.join(said)}; ours: the lab records no boot, it counts from the "
+            f"last {_counted_from(untaken)}): {_untaken_lockout(untaken)}. "
+            f"{_untaken_ways(untaken, shlex.quote(lab))}.")
 
 
 def _since(untaken: UntakenRegenerations) -> str:
@@ -468,13 +479,32 @@ def _itl_reset_note(rollback: bool, ctl: bool, lab: str, *, mixed_mode: bool = T
 
 def _ctl_reset(cluster: LabCluster, args: argparse.Namespace, now: int | None) -> None:
     """``lab ctl-reset``: what follows on stderr, in the seed's order ("Reset CTL Localkey" steps 4-5):
-    reset the phones while the CallManager key signs the CTL, then ``ctl-update``."""
+    reset the phones while the CallManager key signs the CTL, then ``ctl-update``; then, where that key is new
+    with every TVS since the reset point before, the lockout it leaves (:func:`itl_reset_lockout_warning`;
+    was: nothing said, ``regenerate tvs``, ``regenerate callmanager``, ``ctl-reset`` locked every phone out
+    at its next boot)."""
     cluster.ctl_reset(args.key, now=now)
     lab = shlex.quote(str(args.dir))
     say(args, "note: the CTL is signed by the CallManager key until the CTL is updated: reset the phones "
               "now (each takes it, the CallManager certificate a SAST record of its CTL; phoneemu boot "
               f"--lab {lab} --flash FLASH), then phoneemu lab ctl-update {lab} signs it with ITLRecovery "
               "again")
+    untaken = cluster.untaken_regenerations(at_reset=True)
+    if untaken is not None and untaken.ctl_signer is not None:
+        say(args, itl_reset_lockout_warning(untaken, str(args.dir), kind="CTL"))
+
+
+def _ctl_update(cluster: LabCluster, args: argparse.Namespace, now: int | None) -> None:
+    """``lab ctl-update``: closing a ``ctl-reset``, where the ITLRecovery key it signs the CTL with again is
+    new with every TVS the configs name since the reset point before (counted from there: the phones that
+    refuse that CTL and take the ITL make it one, the lockout not lasting), the lockout it completes or keeps
+    (:func:`restart_tftp_lockout_warning`; was: nothing said, ``ctl-reset``, ``regenerate tvs``, ``regenerate
+    itlrecovery``, ``ctl-update`` locked every phone out)."""
+    signer = cluster.state.ctl_signer
+    cluster.ctl_update(now=now)
+    untaken = cluster.untaken_regenerations(at_reset=True)
+    if signer != cluster.state.ctl_signer and untaken is not None and untaken.ctl_signer is not None:
+        say(args, restart_tftp_lockout_warning(untaken, str(args.dir), kind="CTL"))
 
 
 #: the trust-list limit of the phones (spec §B.5, seed "Interactions and Restrictions": 64 kilobytes)
@@ -674,7 +704,7 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=_op(_ctl_reset))
 
     p = add("ctl-update", "utils ctl update CTLFile: CTL signed by ITLRecovery again")
-    p.set_defaults(handler=_op(lambda c, a, n: c.ctl_update(now=n)))
+    p.set_defaults(handler=_op(_ctl_update))
 
     p = add("add-node", "add a CallManager/TVS node: its TVS cert joins the ITL; 'lab serve' runs its TVS")
     p.set_defaults(handler=_op(lambda c, a, n: c.add_node(now=n)))

@@ -49,12 +49,13 @@ Our conventions where the spec is silent ([UNK]/[INF]):
 * ``itl reset remotekey`` first restores the ITLRecovery identity from the exported key file, then
   behaves like ``localkey`` (ITL signed by CallManager until ``restart_tftp``).
 * Regenerations the phones may not have followed (:meth:`LabCluster.untaken_regenerations`, ``lab
-  regenerate``'s warning): the lab records no boot, so it counts from the last ``itl-reset``, or the
-  ``restart-tftp`` that closes it, in the change log (:data:`PHONES_RESET_AT`) that did not leave the phones
-  locked (each records it, :data:`_LISTS_TAKEN`); the list signer and every
-  TVS the configs name new since (an ITLRecovery key imported back from an earlier export is not) is the
-  lockout ``G.3.4-tvs-server-untrusted`` of a phone that took no ITL between. A CTL served, that list is
-  the CTL's: every phone checks the CTL first, holding one or not (:class:`UntakenRegenerations`).
+  regenerate``'s warning): the lab records no boot, so it counts from the last ``itl-reset`` or
+  ``ctl-reset``, or the ``restart-tftp`` / ``ctl-update`` that closes it, in the change log
+  (:data:`PHONES_RESET_AT`) that did not leave the phones locked (each records it, :data:`_LISTS_TAKEN`); the
+  list signer and every TVS the configs name new since (an ITLRecovery key imported back from an earlier
+  export is not) is the lockout ``G.3.4-tvs-server-untrusted`` of a phone that took no ITL between. A CTL
+  served, that list is the CTL's: every phone checks the CTL first, holding one or not
+  (:class:`UntakenRegenerations`).
 * ITLRecovery validity (seed "Certificate Management Changes for ITLRecovery Certificate", spec §G.8):
   an ``upgraded`` cluster starts with the 5-year certificate CUCM carried over the upgrade; a fresh
   install and every regeneration issue ``itlrecovery_years`` (default 20) — "when you regenerate an
@@ -195,11 +196,19 @@ _T = TypeVar("_T")
 #: ``restart-tftp`` after it, which closes it (the phones reset by then). A ``restart-tftp`` with no
 #: ``itl-reset`` open changes nothing a phone holds and resets none (was: counted from as well, so
 #: ``regenerate tvs``, ``restart-tftp``, ``regenerate itlrecovery`` said nothing and locked the phones out).
-#: Either counts only where the phones took the ITL served right after it: one recorded as leaving them
+#: Each counts only where the phones took the ITL served right after it: one recorded as leaving them
 #: locked (:data:`_LISTS_TAKEN`) does not (was: counted, so ``regenerate tvs``, ``regenerate callmanager``,
 #: ``itl-reset``, ``regenerate itlrecovery``, ``restart-tftp`` said nothing after the reset's warning and
-#: locked the phones out)
-PHONES_RESET_AT = ("itl-reset", "restart-tftp")
+#: locked the phones out). A CTL served, the CTL reset the same way (seed Reset CTL Localkey): ``ctl-reset``,
+#: the phones reset before ``ctl-update``, and the first ``ctl-update`` after it; a phone taking the CTL
+#: takes the ITL too, the CTL naming its signer (G.3.2; was: neither counted, so ``regenerate tvs``,
+#: ``regenerate itlrecovery``, ``ctl-reset``, ``ctl-update``, ``regenerate callmanager`` warned that the
+#: phones reset between lock out and named ``phone erase``: real boots, they booted)
+PHONES_RESET_AT = ("itl-reset", "restart-tftp", "ctl-reset", "ctl-update")
+
+#: each list reset of :data:`PHONES_RESET_AT` and the operation that closes it (signs that list with the
+#: ITLRecovery key again): counted only with its reset open
+_RESET_CLOSED_BY = {"itl-reset": "restart-tftp", "ctl-reset": "ctl-update"}
 
 #: the argument a :data:`PHONES_RESET_AT` entry records, False where the phones reset then took no ITL: a
 #: lasting lockout in force with the lists served right after it, counted from the reset point before
@@ -1351,15 +1360,16 @@ class LabCluster:
         served, else the ITL: :class:`UntakenRegenerations`) and every TVS the configs name new since the
         phones were last taken to hold the lists served: a phone still holding those of before refuses the
         new signer, TVS presenting a certificate its ITL lacks (``G.3.4-tvs-server-untrusted``).
-        ``at_reset``: the last change log entry is an ``itl-reset`` just made, counted from the reset point
-        before it (the lockout it leaves a phone that took no lists since: ``lab itl-reset``'s warning).
+        ``at_reset``: the last change log entry is a reset point just made (``itl-reset``, ``ctl-reset``, or
+        the ``ctl-update`` closing one), counted from the reset point before it (the lockout it leaves a phone
+        that took no lists since: ``lab itl-reset``'s, ``ctl-reset``'s and ``ctl-update``'s warnings).
         CUCM regenerates one certificate at a time, the phones reset between, the ITL bringing them the new
         TVS certificate (seed Initial Trust List). None when not both (a TVS the configs name not new answers;
         a signer they hold vouches), or before 8.0 (no ITL).
 
         What the rule assumes (ours): the lab records no boot, so the phones are taken to be reset only where
-        the seed's procedure resets them, the bulk ITL reset (:data:`PHONES_RESET_AT`), and to take the lists
-        there only where no lasting lockout was in force (:data:`_LISTS_TAKEN`); not by a
+        the seed's procedure resets them, the bulk ITL reset and the CTL reset (:data:`PHONES_RESET_AT`), and
+        to take the lists there only where no lasting lockout was in force (:data:`_LISTS_TAKEN`); not by a
         ``restart-tftp`` alone, a regeneration, ``rollback`` (CUCM 10.5 and later restarts them itself, the
         lab does not: a phone booted in between is not seen) or by erasing a phone's lists. A certificate is
         new where regenerated since; ITLRecovery's where imported too, unless the certificate held now is one
@@ -1387,15 +1397,22 @@ class LabCluster:
 
     def _phones_reset_index(self, end: int) -> int | None:
         """The index in the change log's first ``end`` entries of the last :data:`PHONES_RESET_AT` entry the
-        phones took the lists at: an ``itl-reset``, or the first ``restart-tftp`` after one (closing it), not
-        recorded as leaving them locked (:data:`_LISTS_TAKEN`; was: every one, so a reset that left them
-        locked, and the restart closing it, counted as taken); None without one."""
-        point, reset_open = None, False
+        phones took the lists at: an ``itl-reset`` or ``ctl-reset``, or the first ``restart-tftp`` /
+        ``ctl-update`` after one (closing it, :data:`_RESET_CLOSED_BY`), not recorded as leaving them locked
+        (:data:`_LISTS_TAKEN`; was: every one, so a reset that left them locked, and the restart closing it,
+        counted as taken); None without one."""
+        point: int | None = None
+        open_resets: set[str] = set()
+        closed = {close: reset for reset, close in _RESET_CLOSED_BY.items()}
         for i, entry in enumerate(self.state.log[:end]):
-            if entry.op == "itl-reset" or (entry.op == "restart-tftp" and reset_open):
-                reset_open = entry.op == "itl-reset"
-                if entry.args.get(_LISTS_TAKEN) is not False:
-                    point = i
+            if entry.op in _RESET_CLOSED_BY:
+                open_resets.add(entry.op)
+            elif closed.get(entry.op) in open_resets:
+                open_resets.discard(closed[entry.op])
+            else:
+                continue
+            if entry.args.get(_LISTS_TAKEN) is not False:
+                point = i
         return point
 
     def _lists_untaken(self) -> bool:
@@ -1407,9 +1424,11 @@ class LabCluster:
         found = self.untaken_regenerations()
         return found is not None and found.lasting
 
-    def _itl_reset_open(self) -> bool:
-        """Whether the change log's last ``itl-reset`` has no ``restart-tftp`` after it."""
-        return next((e.op for e in reversed(self.state.log) if e.op in PHONES_RESET_AT), None) == "itl-reset"
+    def _reset_open(self, reset: str) -> bool:
+        """Whether the change log's last ``reset`` (``itl-reset`` or ``ctl-reset``) has not the operation
+        closing it after it (:data:`_RESET_CLOSED_BY`: ``restart-tftp``, ``ctl-update``)."""
+        pair = (reset, _RESET_CLOSED_BY[reset])
+        return next((e.op for e in reversed(self.state.log) if e.op in pair), None) == reset
 
     def _recovery_held_at(self, start: int | None) -> bool:
         """Whether the ITLRecovery certificate held now is one held just after change log entry ``start``
@@ -1481,7 +1500,7 @@ class LabCluster:
     def restart_tftp(self, *, now: Now = None) -> None:
         """TFTP service restart: the ITL is signed by its usual signer again (ITLRecovery, §G.7). Closing an
         ``itl-reset``, it records whether the phones take that ITL (:data:`_LISTS_TAKEN`)."""
-        closes = self._itl_reset_open()
+        closes = self._reset_open("itl-reset")
         self.state.itl_signer = self.state.base_itl_signer
         untaken = closes and self._lists_untaken()
         self._commit("restart-tftp", {_LISTS_TAKEN: False if untaken else None}, now)
@@ -1507,20 +1526,25 @@ class LabCluster:
         self._commit("restart-tvs", {}, now)
 
     def ctl_reset(self, key: str = "localkey", *, now: Now = None) -> None:
-        """``utils ctl reset localkey``: the CTL is signed by the CallManager key until ``ctl update``."""
+        """``utils ctl reset localkey``: the CTL is signed by the CallManager key until ``ctl update``. A
+        reset point (:data:`PHONES_RESET_AT`): it records whether the phones take the lists
+        (:data:`_LISTS_TAKEN`)."""
         if key != "localkey":
             raise EncodeError(f"ctl reset {key!r}: only localkey", path="key")
         if not self.state.ctl_exists:
             raise PhoneEmuError("no CTL: turn mixed mode on first")
         self.state.ctl_signer = "callmanager"
-        self._commit("ctl-reset", {"key": key}, now)
+        self._commit("ctl-reset", {"key": key, _LISTS_TAKEN: False if self._lists_untaken() else None}, now)
 
     def ctl_update(self, *, now: Now = None) -> None:
-        """``utils ctl update CTLFile``: re-sign the CTL with ITLRecovery."""
+        """``utils ctl update CTLFile``: re-sign the CTL with ITLRecovery. Closing a ``ctl-reset``, it records
+        whether the phones take the lists (:data:`_LISTS_TAKEN`)."""
         if not self.state.ctl_exists:
             raise PhoneEmuError("no CTL: turn mixed mode on first")
+        closes = self._reset_open("ctl-reset")
         self.state.ctl_signer = "itlrecovery"
-        self._commit("ctl-update", {}, now)
+        untaken = closes and self._lists_untaken()
+        self._commit("ctl-update", {_LISTS_TAKEN: False if untaken else None}, now)
 
     def add_node(self, *, now: Now = None) -> None:
         """Add a CallManager/TVS node (the next number, at most 8): its CallManager and TVS identities

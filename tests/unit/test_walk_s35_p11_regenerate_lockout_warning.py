@@ -270,7 +270,7 @@ def test_mixed_mode_callmanager_new_too_the_ctl_reset_is_not_offered(
     _err(["regenerate", str(root), "tvs"], capsys)
     _err(["regenerate", str(root), "itlrecovery"], capsys)
     (warning,) = _lockout_warnings(_err(["regenerate", str(root), "callmanager"], capsys))
-    assert "ctl-reset" not in warning and "itl-reset" not in _ways(warning), warning
+    assert "ctl-reset" not in _ways(warning) and "itl-reset" not in _ways(warning), warning
     assert ("The CTL reset does not help (the reset list is signed by the CallManager key, new too). Way "
             "out, erase the CTL and ITL on each phone") in warning, warning
     assert warning.endswith(f": phoneemu phone erase --flash FLASH && phoneemu boot --lab {root} --flash "
@@ -589,3 +589,158 @@ def test_ctl_lab_a_reset_where_the_phones_take_the_itl_but_not_the_ctl_counts(
     assert "new since lab itl-reset (generation " in warning, warning
     assert _boot_each(root, flashes, ports) == {RULE}
     assert _boot_each(root, flashes, ports) == {RULE}
+
+
+# --- TCTL: the CTL reset, and the ctl-update closing it, are reset points too ------------------------------
+# Reported (b6ecd46's author): mixed mode, TVS and ITLRecovery regenerated (warns: the CTL reset the way
+# out), ctl-reset, ctl-update, then regenerate callmanager still warned, naming phone erase. Real boots: a
+# phone reset between the CTL reset and the update, as the way out asks, takes the CTL (signed by the
+# CallManager key it holds) and with it the ITL (the CTL names its new ITLRecovery signer): it boots after.
+
+
+def test_ctl_lab_a_ctl_reset_the_phones_followed_is_a_reset_point(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The reported sequence, the phones reset between ``ctl-reset`` and ``ctl-update``: ``regenerate
+    callmanager`` says nothing (was: a warning naming ``phone erase``), every phone boots; counted from the
+    ``ctl-update``, TVS alone says nothing either (booted), and ITLRecovery then completes a lockout the
+    warning names: counted from that update (generation said), every phone locks out."""
+    root, flashes, ports = _ctl_lab_phones(tmp_path)
+    _err(["regenerate", str(root), "tvs"], capsys)
+    (warning,) = _lockout_warnings(_err(["regenerate", str(root), "itlrecovery"], capsys))
+    assert f"phoneemu lab ctl-reset {root} localkey" in _ways(warning), warning
+    assert not _lockout_warnings(_err(["ctl-reset", str(root), "localkey"], capsys))
+    assert _boot_each(root, flashes, ports) == {"booted"}  # the reset the way out asks for
+    assert not _lockout_warnings(_err(["ctl-update", str(root)], capsys))
+    assert not _lockout_warnings(_err(["regenerate", str(root), "callmanager"], capsys))
+    assert _boot_each(root, flashes, ports) == {"booted"}
+    assert _boot_each(root, flashes, ports) == {"booted"}
+
+
+def test_ctl_lab_counted_from_the_ctl_update_the_next_lockout_is_said(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """After the CTL reset the phones followed and its update, TVS and CallManager regenerated say nothing
+    (the CTL and ITL signed by the ITLRecovery key the phones took there: booted); ITLRecovery regenerated
+    then warns, counted from the update (was: from the change log's start, the TVS and ITLRecovery
+    regenerations before the reset said too), and every phone locks out, as it says."""
+    root, flashes, ports = _ctl_lab_phones(tmp_path)
+    for argv in (["regenerate", str(root), "tvs"], ["regenerate", str(root), "itlrecovery"],
+                 ["ctl-reset", str(root), "localkey"]):
+        _err(argv, capsys)
+    assert _boot_each(root, flashes, ports) == {"booted"}
+    _err(["ctl-update", str(root)], capsys)
+    update = LabCluster.open(root).state.generation
+    for cert in ("tvs", "callmanager"):
+        assert not _lockout_warnings(_err(["regenerate", str(root), cert], capsys)), cert
+    (warning,) = _lockout_warnings(_err(["regenerate", str(root), "itlrecovery"], capsys))
+    assert warning.startswith(f"phoneemu lab regenerate: warning: regenerate tvs (generation {update + 1}), "
+                              f"regenerate callmanager (generation {update + 2}), and now itlrecovery, "
+                              f"regenerated since lab ctl-update (generation {update})"), warning
+    assert _boot_each(root, flashes, ports) == {RULE}
+
+
+def test_ctl_lab_phones_that_skipped_the_ctl_reset_stay_locked_unsaid(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Ours, as for the bulk ITL reset: the lab records no boot and takes the phones reset where the seed's
+    procedure resets them (its ctl-reset note says to). Phones booted only after ``ctl-update`` took no CTL
+    signed by the CallManager key: the CTL is signed by the new ITLRecovery key again and they stay locked,
+    ``regenerate callmanager`` saying nothing more of them (was: the warning, and phone erase, for every
+    phone: the phones that followed the reset boot, test_ctl_lab_a_ctl_reset_the_phones_followed_is_a_reset_
+    point)."""
+    root, flashes, ports = _ctl_lab_phones(tmp_path)
+    _err(["regenerate", str(root), "tvs"], capsys)
+    _err(["regenerate", str(root), "itlrecovery"], capsys)
+    err = _err(["ctl-reset", str(root), "localkey"], capsys)
+    assert "reset the phones now" in err and not _lockout_warnings(err), err
+    assert not _lockout_warnings(_err(["ctl-update", str(root)], capsys))
+    assert _boot_each(root, flashes, ports) == {RULE}
+    assert not _lockout_warnings(_err(["regenerate", str(root), "callmanager"], capsys))
+    assert _boot_each(root, flashes, ports) == {RULE}
+
+
+def test_ctl_lab_a_ctl_reset_that_left_the_phones_locked_is_no_reset_point(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """TVS, ITLRecovery and CallManager regenerated: the CTL reset is signed by the new CallManager key, the
+    ITL by the new ITLRecovery key, every phone stays locked; the reset says so now, the update too (was:
+    nothing), and neither is counted (``lists_taken: false``): ``regenerate tvs`` after them still warns,
+    counted from the change log's start, naming phone erase, which brings them back."""
+    root, flashes, ports = _ctl_lab_phones(tmp_path)
+    for cert in ("tvs", "itlrecovery", "callmanager"):
+        _err(["regenerate", str(root), cert], capsys)
+    (warning,) = _lockout_warnings(_err(["ctl-reset", str(root), "localkey"], capsys))
+    assert warning.startswith("phoneemu lab ctl-reset: warning: the reset CTL is signed by the CallManager "
+                              "key, new since the change log began with every TVS"), warning
+    assert "stays locked: the ITL is signed by a new itlrecovery key too" in warning, warning
+    assert "ctl-update" not in _ways(warning) and "phoneemu phone erase --flash FLASH" in warning, warning
+    assert _boot_each(root, flashes, ports) == {RULE}
+    (warning,) = _lockout_warnings(_err(["ctl-update", str(root)], capsys))
+    assert warning.startswith("phoneemu lab ctl-update: warning: the CTL is signed by the ITLRecovery key "
+                              "again, new since the change log began"), warning
+    assert _boot_each(root, flashes, ports) == {RULE}
+    entries = [e for e in LabCluster.open(root).state.log if e.op in ("ctl-reset", "ctl-update")]
+    assert [e.args.get("lists_taken") for e in entries] == [False, False]
+    (warning,) = _lockout_warnings(_err(["regenerate", str(root), "tvs"], capsys))
+    assert "since the change log began" in warning and "phoneemu phone erase --flash FLASH" in warning
+    assert _boot_each(root, flashes, ports) == {RULE}
+    for flash in flashes.values():
+        assert main(["phone", "erase", "--flash", str(flash)]) == 0
+    assert _boot_each(root, flashes, ports) == {"booted"}
+
+
+def test_ctl_lab_a_ctl_reset_signed_by_a_new_callmanager_key_warns(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """TVS and CallManager regenerated (nothing to say: both lists signed by the ITLRecovery key the phones
+    hold), then ``ctl-reset``: the reset CTL is signed by the new CallManager key, every phone locks out at
+    its next boot (was: nothing said) and takes the CTL at the boot after, as the warning says; the update it
+    names brings them back too."""
+    root, flashes, ports = _ctl_lab_phones(tmp_path)
+    for cert in ("tvs", "callmanager"):
+        assert not _lockout_warnings(_err(["regenerate", str(root), cert], capsys)), cert
+    (warning,) = _lockout_warnings(_err(["ctl-reset", str(root), "localkey"], capsys))
+    assert "it takes the ITL then (its signer not new), which names the new callmanager key" in warning
+    assert (f"Way out, update the CTL: it is signed by the ITLRecovery key again, which such a phone holds "
+            f"(spec G.3.2, G.3.3): phoneemu lab ctl-update {root} && ") in warning, warning
+    assert "or reset the phones twice (the ITL, then the CTL)" in warning, warning
+    assert _boot_each(root, flashes, ports) == {RULE}
+    assert _boot_each(root, flashes, ports) == {"booted"}
+    assert not _lockout_warnings(_err(["ctl-update", str(root)], capsys))
+    assert _boot_each(root, flashes, ports) == {"booted"}
+
+
+def test_ctl_lab_a_ctl_update_signing_with_a_new_itlrecovery_key_warns(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``ctl-reset``, TVS and ITLRecovery regenerated (nothing to say: the CTL is signed by the CallManager
+    key the phones hold, and names the new ITLRecovery key), then ``ctl-update``: the CTL is signed by the new
+    ITLRecovery key, TVS new, every phone locks out and stays locked (was: nothing said); the CTL reset it
+    names brings them back, saying nothing itself."""
+    root, flashes, ports = _ctl_lab_phones(tmp_path)
+    _err(["ctl-reset", str(root), "localkey"], capsys)
+    for cert in ("tvs", "itlrecovery"):
+        assert not _lockout_warnings(_err(["regenerate", str(root), cert], capsys)), cert
+    (warning,) = _lockout_warnings(_err(["ctl-update", str(root)], capsys))
+    assert "new since lab ctl-reset (generation " in warning, warning
+    assert "stays locked: the ITL is signed by a new itlrecovery key too" in warning, warning
+    assert warning.endswith(f"Way out, the CTL reset (seed Reset CTL Localkey): phoneemu lab ctl-reset "
+                            f"{root} localkey && phoneemu boot --lab {root} --flash FLASH && phoneemu lab "
+                            f"ctl-update {root} (FLASH: each phone's flash folder)."), warning
+    assert _boot_each(root, flashes, ports) == {RULE}
+    assert _boot_each(root, flashes, ports) == {RULE}
+    assert not _lockout_warnings(_err(["ctl-reset", str(root), "localkey"], capsys))
+    assert _boot_each(root, flashes, ports) == {"booted"}
+    assert not _lockout_warnings(_err(["ctl-update", str(root)], capsys))
+    assert _boot_each(root, flashes, ports) == {"booted"}
+
+
+def test_ctl_lab_a_ctl_update_completing_a_lockout_a_second_boot_ends_says_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The ITL reset open (its ITL signed by the CallManager key, not new), ``ctl-reset``, TVS and ITLRecovery
+    regenerated, then ``ctl-update``: the CTL signed by the new ITLRecovery key, every phone locks out at its
+    next boot, takes the ITL there and the CTL at the boot after, as the warning says (was: nothing said)."""
+    root, flashes, ports = _ctl_lab_phones(tmp_path)
+    for argv in (["itl-reset", str(root), "localkey"], ["ctl-reset", str(root), "localkey"],
+                 ["regenerate", str(root), "tvs"], ["regenerate", str(root), "itlrecovery"]):
+        assert not _lockout_warnings(_err(argv, capsys)), argv
+    (warning,) = _lockout_warnings(_err(["ctl-update", str(root)], capsys))
+    assert "it takes the ITL then (its signer not new), which names the new itlrecovery key" in warning
+    assert "or reset the phones twice (the ITL, then the CTL)" in warning, warning
+    assert _boot_each(root, flashes, ports) == {RULE}
+    assert _boot_each(root, flashes, ports) == {"booted"}
