@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import ipaddress
+import re
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -559,19 +560,45 @@ def render_text(r: dict[str, Any]) -> str:
     for section in ("body", "encryption", "firmware", "config"):
         if section in r:
             out.append(f"{section.capitalize()}:")
-            out += [f"  {k}: {v}" for k, v in r[section].items()]
+            out += [f"  {k}: {_shown(v)}" for k, v in r[section].items()]
     if "plaintext" in r:
-        out += ["Plaintext:", printable(r["plaintext"]) if "\n" not in r["plaintext"] else r["plaintext"]]
+        out += ["Plaintext:", *_plaintext_lines(r["plaintext"])]
     if r.get("empty_itl"):
         out.append(f"Note: this is an empty (rollback) {label}: no usable TVS/TFTP/CCM record.")
-    out += [f"Note: {n}" for n in r["notes"]]
+    out += [f"Note: {printable(n)}" for n in r["notes"]]
     for c in r["checks"]:
+        detail = printable(c["detail"])
         if c["check"] == "signature" and c["ok"]:
-            out.append(f"The {label} file was verified successfully ({c['detail']}).")
+            out.append(f"The {label} file was verified successfully ({detail}).")
         elif c["ok"]:
-            out.append(f"{c['check']}: OK ({c['detail']})")
+            out.append(f"{c['check']}: OK ({detail})")
         else:
-            out.append(f"{c['check']}: FAILED ({c['reason']}): {c['detail']}")
+            out.append(f"{c['check']}: FAILED ({c['reason']}): {detail}")
     return "\n".join(out)
+
+
+def _shown(value: Any) -> str:
+    """A value of a section (a config's device name, load, servers...) as one line of text: what the
+    file holds escaped (:func:`~phoneemu.formats._tlv.printable`), a list as its items, comma-separated.
+    Was the value as it was: a config's ``<deviceName>`` or ``<loadInformation>`` holding U+202E (which
+    turns the rest of the line around) or the C1 control U+009B (CSI) went to the terminal as such."""
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(printable(str(v)) for v in value) + "]"
+    return printable(value) if isinstance(value, str) else str(value)
+
+
+#: where a plaintext's lines are cut for :func:`_plaintext_lines`: line ends and tabs are kept as they are
+_LINE_PARTS = re.compile(r"(\r?\n|\t)")
+
+
+def _plaintext_lines(text: str) -> list[str]:
+    """A decrypted config as shown: its lines (and tabs) as they are, every other control character
+    escaped (:func:`~phoneemu.formats._tlv.printable`). Was the plaintext as it was when it held a line
+    break: anyone may encrypt a file to a phone's certificate (it is public), so the escape sequences of
+    a crafted ``.enc.sgn`` (``ESC]0;...BEL`` retitles the terminal, ``ESC[2J`` clears it) reached the
+    terminal of whoever inspected it with the phone's key."""
+    parts = _LINE_PARTS.split(text)  # text at even places, a line end or a tab at odd ones
+    shown = "".join(part if at % 2 else printable(part) for at, part in enumerate(parts))
+    return shown.replace("\r\n", "\n").split("\n")
 
 

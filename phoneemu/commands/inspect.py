@@ -269,8 +269,8 @@ def handler(args: argparse.Namespace) -> int:
     except OSError as exc:
         _say(args, f"{exc.filename or args.file}: {exc.strerror or exc}{_not_stdin(args.file, exc)}")
         return 2
-    except PhoneEmuError as exc:
-        _say(args, f"{args.file}: {exc}")
+    except PhoneEmuError as exc:  # one naming its file already names it once (was "F: F: file: no end ...")
+        _say(args, str(exc) if exc.file is not None else f"{args.file}: {exc}")
         return 2
     except Exception as exc:  # last resort: one line, never a traceback
         _say(args, f"{args.file}: internal error: {type(exc).__name__}: {exc}")
