@@ -142,9 +142,13 @@ def _itl_store(path: Path, profile_name: str) -> TrustStore:
 
 
 def _roles(roles: tuple[int, ...]) -> list[str]:
-    from phoneemu.formats.trustlist import role_text
+    """Each role code of an answer once, in the order sent, as ``CCM+TFTP (2)``, an unknown one as
+    ``Unknown (6)``: a phone keeps the set (:meth:`~phoneemu.phone.store.TvsAnswer.from_reply`). Was each
+    code as often as sent (a TVS repeating them filled a line with thousands) and ``Unknown (6) (6)``."""
+    from phoneemu.formats.trustlist import Role, role_text
 
-    return [f"{role_text(r)} ({r})" for r in roles]
+    return [f"{role_text(r)} ({r})" if r in Role._value2member_map_ else role_text(r)
+            for r in dict.fromkeys(roles)]
 
 
 def _servers(args: argparse.Namespace) -> list[tuple[str, int]]:
@@ -314,10 +318,19 @@ def _mismatch(cert: x509.Certificate, key: QueryKey) -> dict[str, dict[str, str]
 
 
 def _ttl(ttl: int | None) -> str:
-    """An answer's TTL; none sent: what a phone keeps it for (spec §E.4: CUCM sends 86400 s)."""
-    from phoneemu.phone.store import TVS_TTL_DEFAULT
+    """An answer's TTL, with what a phone does with it when that is not the TTL itself: none sent, it keeps
+    the answer 86400 s (spec §E.4: CUCM sends that); 0, it keeps it not at all; above 30 days, 30 days
+    (§H.2; :meth:`~phoneemu.phone.store.TvsAnswer.from_reply`, ``TrustStore.cache_tvs``). Was the TTL
+    alone: ``TTL 4294967295s``, as if a phone trusted the answer for 136 years."""
+    from phoneemu.phone.store import TVS_TTL_DEFAULT, TVS_TTL_MAX
 
-    return f"TTL {ttl}s" if ttl is not None else f"no TTL (a phone keeps it {TVS_TTL_DEFAULT}s)"
+    if ttl is None:
+        return f"no TTL (a phone keeps it {TVS_TTL_DEFAULT}s)"
+    if ttl == 0:
+        return "TTL 0s (a phone does not keep the answer: it asks again for the next file)"
+    if ttl > TVS_TTL_MAX:
+        return f"TTL {ttl}s (a phone keeps it {TVS_TTL_MAX}s at most, spec §H.2)"
+    return f"TTL {ttl}s"
 
 
 #: How the ITL of a phone holding none is named (:func:`_itl_named`): it talks to no TVS (spec §E.1).
@@ -426,6 +439,24 @@ async def _ask(args: argparse.Namespace, server: tuple[str, int], key: QueryKey,
     return reply, error, tvs_server_trusted(store, seen[-1]) if store is not None and seen else None
 
 
+def _escaped(value: Any) -> Any:
+    """``value`` (a document of :func:`_doc`, the summary, a note) with each text escaped
+    (:func:`~phoneemu.formats._tlv.printable`) for the text output. Its names come from a file's header
+    (the signer's subject and issuer), a certificate and the server (the certificate it presents, the one
+    it returns): was printed as they were, so a crafted ITL or a hostile TVS sent its escape sequences
+    (``ESC]0;...BEL`` retitles the terminal, U+202E turns the line around) to the user's terminal. The
+    JSON output holds them as they are (JSON escapes them)."""
+    from phoneemu.formats._tlv import printable
+
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {k: _escaped(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_escaped(v) for v in value]
+    return value
+
+
 def _vouches(doc: dict[str, Any]) -> bool:
     return "answer" in doc and doc["answer"]["valid"] and doc.get("phone_would_talk") is not False
 
@@ -511,6 +542,50 @@ def _from_flash(args: argparse.Namespace) -> None:
                             "phoneemu tvs HOST[:PORT] ...)", path="flash")
 
 
+def _check_request(args: argparse.Namespace, key: QueryKey, cert: x509.Certificate | None, *,
+                   given: bool) -> None:
+    """Refuse, before any server is asked, a request that cannot be sent: a device name that is not ASCII
+    (or holds a NUL), or a QUERY (VERIFY) whose device name, subject, issuer and serial (certificate) do
+    not fit in a TVS body (uint16 length, spec §E.2) — the certificate's fault, named with its file, unless
+    the device name (``given``: ``--device-name``; else the ``--config`` phone's) alone makes it too long.
+    Was an error of the codec naming neither option nor file (``tvs: elements: body of 72851 bytes exceeds
+    65535``, ``element.value (tag 1): element value of 70001 bytes exceeds 65535``)."""
+    from phoneemu.crypto import certs
+    from phoneemu.formats._tlv import printable
+    from phoneemu.protocols._elements import MAX_BODY  # a TVS body's uint16 length (spec §E.2)
+    from phoneemu.protocols.tvs import query_request_fits, verify_request_fits
+
+    name = args.device_name
+    where = "device_name" if given else "config"
+    said = f"{printable(name[:80])}{'...' if len(name) > 80 else ''}"
+    if not name.isascii() or "\0" in name:
+        raise PhoneEmuError(f"device name '{said}' is not ASCII without NUL: a phone sends "
+                            "CP-<model>-SEP<MAC> (spec §E.4)", path=where)
+
+    def fits(device_name: str) -> bool:
+        if args.verify:
+            assert cert is not None
+            return verify_request_fits(device_name, certs.cert_der(cert))
+        return query_request_fits(device_name, key.subject, key.issuer, key.serial)
+
+    if fits(name):
+        return
+    request = "VERIFY" if args.verify else "QUERY"
+    if fits("CP-8861-SEP001122334455"):
+        raise PhoneEmuError(f"a device name of {len(name)} characters makes the TVS {request} longer than a "
+                            f"TVS message carries ({MAX_BODY} bytes, spec §E.2): a phone sends "
+                            "CP-<model>-SEP<MAC> (spec §E.4)", path=where)
+    if args.verify:
+        assert cert is not None
+        size = f"the certificate ({len(certs.cert_der(cert))} bytes) does"
+    else:
+        size = (f"the signer's subject and issuer ({len(key.subject.encode('utf-8', 'surrogateescape'))} and "
+                f"{len(key.issuer.encode('utf-8', 'surrogateescape'))} bytes) do")
+    raise PhoneEmuError(f"{printable(str(args.subject))}: {size} not fit in a TVS {request} (at most "
+                        f"{MAX_BODY} bytes, spec §E.2): no phone can ask TVS about it, nor take a signer "
+                        "only TVS could vouch for")
+
+
 def handler(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -527,9 +602,11 @@ def handler(args: argparse.Namespace) -> int:
     store = _itl_store(args.itl, args.profile) if args.itl is not None else None
     if store is None and args.flash is not None:  # a flash holding no ITL: a phone's store without one
         store = TrustStore(profile=get_profile(args.profile), intern=InternCache())
+    given_name = args.device_name
     servers = _servers(args)
     if args.device_name is None:
         args.device_name = phone_device_name(get_profile(args.profile).model, "SEP001122334455")
+    _check_request(args, key, cert, given=given_name is not None)
 
     async def ask_all() -> list[_Asked]:
         return list(await asyncio.gather(*(_ask(args, s, key, cert, store) for s in servers)))
@@ -537,13 +614,15 @@ def handler(args: argparse.Namespace) -> int:
     docs = [_doc(args, server, key, what, reply=reply, error=error, trusted=trusted)
             for server, (reply, error, trusted) in zip(servers, asyncio_run(ask_all()), strict=True)]
     note = _no_itl_note(args)
+    itl = _itl_named(args)
     if len(docs) == 1 and args.config is None:  # one server named: its answer, as it always was
         shown = {**docs[0], "note": note} if note else docs[0]
         print(json_doc.dumps(shown, indent=2) if args.json else
-              "\n".join([_text(docs[0], _itl_named(args)), *([note] if note else [])]))
+              "\n".join([_text(_escaped(docs[0]), _escaped(itl)), *_escaped([note] if note else [])]))
     else:
-        summary = {**_summary(docs, _itl_named(args)), **({"note": note} if note else {})}
+        summary = {**_summary(docs, itl), **({"note": note} if note else {})}
         print(json_doc.dumps({**summary, "servers": docs}, indent=2) if args.json else
-              "\n".join([_several_text(docs, summary, _itl_named(args)), *([note] if note else [])]))
+              "\n".join([_several_text(_escaped(docs), _escaped(summary), _escaped(itl)),
+                         *_escaped([note] if note else [])]))
     return 0 if all(_vouches(d) for d in docs) else 1
 
