@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from phoneemu import json_doc
@@ -50,7 +51,7 @@ def _mutator_and_target(args: argparse.Namespace, state: _RunState) -> tuple[Mut
         corpus = _corpus(args)
         mutator = Mutator(corpus, resign_ratio=args.resign_ratio)
         state.step = "loading the target"
-        return mutator, _supervised(args, _target(args, corpus))
+        return mutator, _supervised(args, lambda: _target(args, corpus))
     except PhoneEmuError:
         if getattr(args, "out_made", False):
             with contextlib.suppress(OSError):
@@ -58,14 +59,23 @@ def _mutator_and_target(args: argparse.Namespace, state: _RunState) -> tuple[Mut
         raise
 
 
-def _supervised(args: argparse.Namespace, target: Target) -> Target:
-    """``--target MODULE:FUNCTION`` run in a child process, so that its native crash (SIGSEGV, an abort) is a
-    finding, not the fuzzer's end (:mod:`phoneemu.fuzz.supervise`); ``--target phoneemu`` and a command as
+def _supervised(args: argparse.Namespace, load: Callable[[], Target]) -> Target:
+    """The target ``load()`` makes (:func:`_target`); ``--target MODULE:FUNCTION`` run in a child process, so
+    that its native crash (SIGSEGV, an abort) is a finding, not the fuzzer's end
+    (:mod:`phoneemu.fuzz.supervise`) — unless its import started threads, which a child would not have: it
+    stays in process, said (was: every input a crash or a hang); ``--target phoneemu`` and a command as
     they are."""
-    from phoneemu.fuzz.supervise import SupervisedTarget, can_supervise
+    from phoneemu.fuzz.supervise import SupervisedTarget, can_supervise, threads_started
     from phoneemu.fuzz.targets import PythonTarget
 
+    target, threads = threads_started(load)
     if args.target in (None, "phoneemu") or not isinstance(target, PythonTarget) or not can_supervise():
+        return target
+    if threads:
+        shown = ", ".join(threads[:3]) + (f" and {len(threads) - 3} more" if len(threads) > 3 else "")
+        say(args, f"--target {args.target}: its import started {len(threads)} thread(s) ({shown}), which a "
+                  "child process would not have: it runs in the fuzzer's own process (a native crash of it "
+                  "ends the run)")
         return target
     return SupervisedTarget(target)
 

@@ -59,7 +59,8 @@ Targets:
                              rejections, anything else a crash. It runs in a child process of the
                              fuzzer: its death (a segfault or an abort in C code it calls, os._exit)
                              is a crash too ("killed by SIGSEGV", "exit status N"; the Python frames
-                             under way in info.json), and the run goes on with a new child
+                             under way in info.json), and the run goes on with a new child (one
+                             whose import starts threads runs in the fuzzer's process, said)
   --target-cmd "CMD {}"      an external program, run without a shell; {} is the input file path
                              ("CMD < {}": the input on its standard input; other shell syntax,
                              such as >, | or ;, is refused; quoted, '|' is an argument). A
@@ -299,7 +300,7 @@ def _handle(args: argparse.Namespace) -> int:
         _make_folder(args.regenerate, "--regenerate")
     corpus = _corpus(args)
     mutator = Mutator(corpus, resign_ratio=args.resign_ratio)
-    target = _supervised(args, _target(args, corpus))
+    target = _supervised(args, lambda: _target(args, corpus))
     try:
         if args.replay is not None:
             try:

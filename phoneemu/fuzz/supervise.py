@@ -21,12 +21,21 @@ Rules implemented here (ours: the spec is silent on fuzzing):
   child as it died (the Python frames under way, innermost first), when there is one. The next input gets
   a new child. Within the fuzz loop and ``--regenerate`` (:meth:`SupervisedTarget.session`) the children
   dump no core (soft ``RLIMIT_CORE`` 0, as a ``--target-cmd``'s); ``--replay`` runs with the limits it was
-  given.
+  given. The child's death is seen by its end (a ``pidfd`` on Linux, else ``waitpid`` every
+  :data:`_LOOK_EVERY` s), not only by its pipe's: a process the target started (``fork``, a
+  ``multiprocessing`` worker) holds the child's pipes open after it died (was: the fuzzer waited for ever, or
+  past ``--time`` called the crash a hang). faulthandler writes without blocking and the current thread
+  only: the crash's frames, never a dump of many threads filling the pipe (was: the child stuck in its
+  signal handler, the fuzzer waiting for ever).
 * Hangs keep the in-process rule (:meth:`~phoneemu.fuzz.targets.PythonTarget.is_hang`): the CPU time is the
   child's (its main thread's, read from ``/proc``; without ``/proc`` the wall-time rule alone). The watch
   (:mod:`phoneemu.fuzz.runwatch`) stops a call under way as before — Ctrl-C, past ``--time``, a minimiser's
   attempt; in a batch the fuzzer itself, from the shared memory — and the child, then left half-way, is
   killed (SIGKILL) and a new one started for the next input: a call stuck in C code for ever is ended too.
+* A target whose import started threads (a thread pool, a client library's worker) stays in the fuzzer's
+  process, said (:func:`threads_started`, :func:`phoneemu.commands._fuzz_run._supervised`): a forked child has
+  none of them, so its calls waiting on them never ended, or each one was a crash (was: every input a
+  ``TimeoutError`` crash, or the run stuck).
 * The child ignores SIGINT and SIGTERM: a Ctrl-C at the terminal reaches the whole process group, and a
   SIGTERM the fuzzer; the fuzzer decides, and kills the child — never a "crash" of the target. A child dies
   with its parent (Linux ``PR_SET_PDEATHSIG``; elsewhere at its next read of the closed pipe). The fuzzer
@@ -48,17 +57,19 @@ import selectors
 import signal
 import struct
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, NoReturn, cast
+from typing import Any, NoReturn, TypeVar, cast
 
 from phoneemu.fuzz.runwatch import RunOverrun
 from phoneemu.fuzz.targets import Outcome, PythonTarget, crash_location, exception_name, no_core_dumps
 
-__all__ = ["BatchEnd", "SupervisedTarget", "can_supervise"]
+__all__ = ["BatchEnd", "SupervisedTarget", "can_supervise", "threads_started"]
 
+_T = TypeVar("_T")
 _LEN = struct.Struct("<I")
 _READ = 1 << 16
 #: the bytes of a dying child's faulthandler traceback a finding keeps (its first: innermost frames first)
@@ -86,8 +97,17 @@ def can_supervise() -> bool:
     return hasattr(os, "fork") and hasattr(signal, "pthread_sigmask")
 
 
+def threads_started(load: Callable[[], _T]) -> tuple[_T, list[str]]:
+    """``load()`` (a target's import) and the names of the threads it started that are still running: a
+    child forked later would have none of them (module docstring)."""
+    before = set(threading.enumerate())
+    loaded = load()
+    return loaded, [t.name for t in threading.enumerate() if t not in before and t.is_alive()]
+
+
 class _ChildDiedError(Exception):
-    """The child ended (its pipe closed) while it had an input."""
+    """The child ended (its pipe closed, or its end seen: :meth:`SupervisedTarget._await_reply`) while it had
+    an input."""
 
 
 def _clock_ticks() -> int:
@@ -126,6 +146,17 @@ def _die_with_parent(parent: int) -> None:
             ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
     if os.getppid() != parent:
         os._exit(0)
+
+
+def _pidfd(pid: int) -> int:
+    """A file descriptor readable once process ``pid`` has ended (Linux ``pidfd_open``), else -1."""
+    opener = getattr(os, "pidfd_open", None)
+    if opener is None:
+        return -1
+    try:
+        return int(opener(pid))
+    except OSError:  # a kernel before 5.3, or a sandbox refusing it: waitpid every look instead
+        return -1
 
 
 def _read_exactly(fd: int, n: int, head: bytes = b"") -> bytes:
@@ -226,6 +257,8 @@ class SupervisedTarget:
         self._to_child = -1  # requests (_ONE, _BATCH)
         self._from_child = -1  # replies: a pickle's length, then the pickle
         self._dumps = -1  # what faulthandler writes in the child as it dies
+        self._ended = -1  # readable once the child has ended (a pidfd; -1: none, waitpid instead)
+        self._status: int | None = None  # the child's wait status, when a look found it ended (reaped)
         self._shared = mmap.mmap(-1, _SHARED.size)  # MAP_SHARED: the children write it, we read it
         self._make: Callable[[int], bytes] | None = None  # run_batch's input maker (the child forked with it)
         self._child_make: Callable[[int], bytes] | None = None
@@ -245,7 +278,7 @@ class SupervisedTarget:
         try:
             self._busy = True
             _write_all(self._to_child, _ONE + _LEN.pack(len(data)) + data)
-            reply = self._reply()
+            reply = self._await_reply()
             self._busy = False
         except _ChildDiedError:
             self._busy = False
@@ -282,7 +315,7 @@ class SupervisedTarget:
         try:
             _write_all(self._to_child, _BATCH + _BATCH_ARGS.pack(first, -1 if end is None else end,
                                                                  math.nan if deadline is None else deadline))
-            kind, payload, self._cpu_base = self._await_batch(deadline, on_wait)
+            kind, payload, self._cpu_base = self._await_reply(deadline, on_wait)
         except _ChildDiedError:
             index, ok, handled, slowest, began, _cpu0 = _SHARED.unpack_from(self._shared)
             return BatchEnd(index=index, ok=ok, handled=handled, slowest=slowest,
@@ -309,14 +342,25 @@ class SupervisedTarget:
             make(index)
         return got
 
-    def _await_batch(self, deadline: float | None,
-                     on_wait: Callable[[int], None]) -> tuple[int, object, float]:
-        """The child's reply to a batch; meanwhile, every :data:`_LOOK_EVERY` s, ``on_wait`` and, past
-        ``deadline``, the input under way stopped once it is a hang (RunOverrun). Each turn waits a bounded
-        time; the turns end with the reply or the child's end (:class:`_ChildDiedError`)."""
+    def _await_reply(self, deadline: float | None = None,
+                     on_wait: Callable[[int], None] | None = None) -> tuple[int, object, float]:
+        """The child's reply (to one input, or to a batch); meanwhile, in a batch, every
+        :data:`_LOOK_EVERY` s, ``on_wait`` and, past ``deadline``, the input under way stopped once it is a
+        hang (RunOverrun). Each turn waits a bounded time; the turns end with the reply or the child's end
+        (:class:`_ChildDiedError`): its reply pipe closed, or the child ended while a process it started
+        holds that pipe (module docstring)."""
         with selectors.DefaultSelector() as sel:
             sel.register(self._from_child, selectors.EVENT_READ)
-            while not sel.select(_LOOK_EVERY):
+            if self._ended >= 0:
+                sel.register(self._ended, selectors.EVENT_READ)
+            while True:
+                ready = {key.fd for key, _events in sel.select(_LOOK_EVERY)}
+                if self._from_child in ready:  # a reply (written before any end), or the pipe's end
+                    return self._reply()
+                if ready or (self._ended < 0 and self._has_ended()):
+                    raise _ChildDiedError
+                if on_wait is None:
+                    continue
                 index, _ok, _handled, _slowest, began, cpu0 = _SHARED.unpack_from(self._shared)
                 on_wait(index)
                 now = time.perf_counter()
@@ -324,7 +368,15 @@ class SupervisedTarget:
                     cpu = _thread_cpu(self._pid)
                     if self.inner.is_hang(now - began, 0.0 if cpu is None else cpu - cpu0):
                         raise RunOverrun
-        return self._reply()
+
+    def _has_ended(self) -> bool:
+        """Without a pidfd: whether the child has ended (reaped now, its status kept for :meth:`_death`)."""
+        if self._pid is None or self._status is not None:
+            return self._status is not None
+        done, status = os.waitpid(self._pid, os.WNOHANG)
+        if done:
+            self._status = status
+        return bool(done)
 
     def _reply(self) -> tuple[int, object, float]:
         """The child's next reply (kind, payload, its CPU seconds then); :class:`_ChildDiedError` at its
@@ -361,7 +413,8 @@ class SupervisedTarget:
         """The crash of the input whose child died (module docstring); the child reaped, a new one next."""
         pid = self._pid
         assert pid is not None
-        status = self._reap(pid)
+        status = self._status if self._status is not None else self._reap(pid)
+        self._status = None
         dump = _drain(self._dumps, _DUMP_LIMIT).decode("utf-8", errors="replace")
         self._close_pipes()
         self._pid = None
@@ -407,6 +460,8 @@ class SupervisedTarget:
             if pid == 0:  # the child: never returns
                 self._child(parent, old_mask, req_r, rep_w, dump_w)
             self._pid = pid
+            self._status = None
+            self._ended = _pidfd(pid)
             self._child_make = self._make
             self._cpu_base = 0.0
             for fd in (req_r, rep_w, dump_w):
@@ -421,15 +476,16 @@ class SupervisedTarget:
         """Kill the child and reap it (idle or half-way: SIGKILL either way, bounded); its pipes closed."""
         pid, self._pid = self._pid, None
         self._busy = False
-        if pid is not None:
+        if pid is not None and self._status is None:  # (a status kept: reaped already, its pid maybe reused)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, 0)
+        self._status = None
         self._close_pipes()
 
     def _close_pipes(self) -> None:
-        for name in ("_to_child", "_from_child", "_dumps"):
+        for name in ("_to_child", "_from_child", "_dumps", "_ended"):
             fd = getattr(self, name)
             if fd >= 0:
                 with contextlib.suppress(OSError):
@@ -465,7 +521,8 @@ class SupervisedTarget:
             signal.signal(signal.SIGALRM, signal.SIG_DFL)
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
             _die_with_parent(parent)
-            faulthandler.enable(file=dump, all_threads=True)
+            os.set_blocking(dump, False)  # a full pipe loses the rest of the dump, never blocks the death
+            faulthandler.enable(file=dump, all_threads=False)  # the crash's thread (module docstring)
             self._serve(req, rep)
         except BaseException:  # the fuzzer gone, or a pipe broken: nothing left to say
             code = 70
