@@ -845,6 +845,7 @@ async def _response_head(reader: asyncio.StreamReader, name: str, max_header: in
     as the server takes them), at most ``max_header`` bytes. Its first bytes must begin a status line
     (``HTTP/``): any others are refused as they come (:func:`_status_start`)."""
     got = 0
+    start = b""  # "HTTP/" once read, until the status line's rest is read too
     lines: list[str] = []
     try:
         start, got = await _status_start(reader, name, max_header, progress)  # got: the empty lines
@@ -859,8 +860,9 @@ async def _response_head(reader: asyncio.StreamReader, name: str, max_header: in
             lines.append(line.removesuffix(b"\n").removesuffix(b"\r").decode("latin-1"))
     except (asyncio.LimitOverrunError, ValueError) as exc:
         raise TransportError(f"response head above {max_header} bytes", kind="protocol", path=name) from exc
-    except asyncio.IncompleteReadError as exc:
-        said = f" (after {got + len(exc.partial)} bytes of it)" if got or exc.partial else ""
+    except asyncio.IncompleteReadError as exc:  # (cut in the status line: its "HTTP/" counted too)
+        come = got + len(start) + len(exc.partial)
+        said = f" (after {come} bytes of it)" if come else ""
         raise TransportError(f"connection closed before the end of the response head{said}",
                              kind="protocol", path=name) from exc
 

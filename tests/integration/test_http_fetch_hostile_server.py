@@ -307,3 +307,23 @@ def test_a_slow_drip_inside_each_wait_is_cut_by_the_whole_download_cap(response:
         fell = fetcher.last_fallback
         assert fell is not None and fell.kind == "timeout" and "took longer than 0.5 s in all" in str(fell)
     run(main())
+
+
+# -- review of af506c0: a close inside the status line counts its 'HTTP/' too ------------------------------
+
+@pytest.mark.parametrize(("response", "come"), [
+    (b"HTTP/1.1 200", 12),  # was "after 7 bytes": the 'HTTP/' read by the start's check not counted
+    (b"\r\nHTTP/1.1 200 OK\r\nContent-Le", 29),  # an empty line before it, a field line cut
+    (b"HTT", 3),
+    (b"\r\n", 2),
+])
+def test_a_close_inside_the_head_says_every_byte_of_it_that_came(response: bytes, come: int) -> None:
+    async def main() -> None:
+        async with hostile(response) as port:
+            data, fetcher = await fetch_through(port)
+        assert (data, fetcher.transport) == (TFTP_COPY, "tftp")
+        fell = fetcher.last_fallback
+        assert fell is not None and fell.kind == "protocol", fell
+        said = f"connection closed before the end of the response head (after {come} bytes of it)"
+        assert str(fell).endswith(said), fell
+    run(main())
