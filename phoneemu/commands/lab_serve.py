@@ -9,7 +9,9 @@ node's TVS), so that a lab served again keeps its ports and its files. Prints on
 per service (with the real port), records the ports in the cluster so its configs name them, re-reads
 the cluster when another ``phoneemu lab`` command changes it and says so (``12:04:31 picked up a
 change to the lab: generation 3; ITL md5 ...; ITL signed by ...``). A port that is taken or needs
-privileges is one error line (exit 2), suggesting ``--tftp-port 6969`` for TFTP.
+privileges is one error line (exit 2), suggesting ``--tftp-port 6969`` for TFTP; a port taken names the
+process holding it when Linux's ``/proc`` lets this user know (``held by pid 1234 (phoneemu lab serve
+...)``, :func:`phoneemu.lab.servers.port_holder`).
 
 Rules:
 
@@ -25,7 +27,8 @@ Rules:
   save, under the lab lock (:meth:`phoneemu.lab.servers.LabServers.start`; an operation under way is
   waited for, logged after :data:`phoneemu.lab.lock.LOCK_WAIT_S`), never an operation's new files beside
   the state before it.
-* SIGINT (Ctrl-C) and SIGTERM stop it cleanly once the cluster is open — while the servers start, wait
+* SIGINT (Ctrl-C), SIGTERM and SIGHUP (its terminal closed; unless ignored, ``nohup``) stop it cleanly
+  once the cluster is open — while the servers start, wait
   for the lab lock or serve — within the time it takes to close its sockets: every server is closed
   (its ports free), no traceback, and the lab directory is left as the last whole save made it (a
   signal while it waits for the lab lock gives up that write; nothing is half-written). A write under
@@ -35,22 +38,33 @@ Rules:
   port or a phone booting.
 * Exit status: **130 after SIGINT** (128 + 2, the shell's convention for Ctrl-C, as every phoneemu
   command interrupted by Ctrl-C, :mod:`phoneemu.cli`); **0 after SIGTERM** (the ordinary way a service
-  manager or ``kill`` stops a server; as before). The last line printed is ``stopping (SIGINT)`` or
-  ``stopping (SIGTERM)``. A Ctrl-C while the cluster is still being read is the CLI's ``interrupted``,
-  also 130.
+  manager or ``kill`` stops a server; as before); **129 after SIGHUP** (128 + 1, ours: was killed by it,
+  nothing finished). The first signal decides; another one while it stops, or as the process ends, is
+  dropped (a second ``kill`` then killed the process, exit 143). The last line printed is ``stopping
+  (SIGINT)``, ``stopping (SIGTERM)`` or ``stopping (SIGHUP)``. A Ctrl-C while the cluster is still being
+  read is the CLI's ``interrupted``, also 130; a SIGTERM or SIGHUP then is as at any other moment, from
+  the moment ``lab serve``'s handler runs (was: 130 and ``interrupted`` for a SIGTERM in its first 0.35
+  s). Before that — Python starting, the CLI importing its commands (about 0.15 s) — it is the CLI's rule.
+* stdout that cannot be written (``lab serve | head -1`` once ``head`` has left, a full disk, a terminal
+  hung up) loses its lines, never the serving nor the exit status (was: exit 1 or 2 at start, or at the
+  stop); a failure other than a reader gone is said once on stderr (:func:`_out`). The ports are also in
+  ``DIR/.serve.lock`` and the lab (``boot --lab DIR`` finds them).
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
 import contextlib
+import errno
 import logging
 import os
 import resource
 import signal
 import sys
+import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -67,11 +81,13 @@ if TYPE_CHECKING:  # the servers and their event loop are imported where lab ser
     from phoneemu.lab.cluster import LabCluster
     from phoneemu.lab.servers import LabServers
 
-__all__ = ["EXIT_SIGINT", "OPEN_FILES_WANTED", "CapfBounds", "hostport", "main", "raise_open_file_limit",
-           "register_serve", "serve"]
+__all__ = ["EXIT_SIGHUP", "EXIT_SIGINT", "OPEN_FILES_WANTED", "CapfBounds", "StopSignals", "hostport", "main",
+           "raise_open_file_limit", "register_serve", "serve"]
 
 #: Exit status after SIGINT (Ctrl-C): 128 + 2, as the shell reports a command Ctrl-C ended
 EXIT_SIGINT = 130
+#: Exit status after SIGHUP (the terminal closed): 128 + 1, as the shell reports a command a hangup ended
+EXIT_SIGHUP = 129
 #: open files ``lab serve`` raises its soft RLIMIT_NOFILE to (at most the hard limit): the services' shares
 #: of it (:mod:`phoneemu.lab.servers` "Descriptors") then reach their own bounds (1,024 per TLS/TCP service)
 OPEN_FILES_WANTED = 65_536
@@ -234,9 +250,30 @@ def _shared_port_text(earlier: str, later: str, port: int, given: frozenset[str]
 
 def run_serve(args: argparse.Namespace) -> int:
     """Handler of ``lab serve``: errors of the project propagate (the CLI prints them as one line). Run by
-    :func:`~phoneemu.interrupts.asyncio_run`: a Ctrl-C or SIGTERM before the servers' own handlers are set
-    is the CLI's ``interrupted`` at every moment (``asyncio.run`` let out a CancelledError as it set its
-    handler, exit 1, and hung with SIGINT ignored, a shell's background job)."""
+    :func:`~phoneemu.interrupts.asyncio_run`: a Ctrl-C before the servers' own handlers are set is the
+    CLI's ``interrupted`` at every moment (``asyncio.run`` let out a CancelledError as it set its handler,
+    exit 1, and hung with SIGINT ignored, a shell's background job); a SIGTERM or SIGHUP then stops it
+    with the status it has at any other moment (:func:`_noted_from_the_start`)."""
+    signals = StopSignals()
+    try:
+        with _noted_from_the_start(signals):
+            try:
+                return _run_serve(args, signals)
+            except KeyboardInterrupt:
+                if not signals.got and signals.term_unnoted:
+                    signals.got.append(signal.SIGTERM)  # SIGINT ignored: it was a SIGTERM
+                if not signals.got or signals.got[0] == signal.SIGINT:
+                    raise  # a Ctrl-C: the CLI's interrupted, 130
+                signals.say_stopping()
+                return signals.exit_status()
+    finally:
+        if signals.got or signals.said:  # stopped by a signal: another one as the process ends is dropped
+            atexit.unregister(_hold_stopping_signals)
+            atexit.register(_hold_stopping_signals)
+
+
+def _run_serve(args: argparse.Namespace, signals: StopSignals) -> int:
+    """:func:`run_serve` once its signals are noted."""
     from phoneemu.lab.log_lines import OneLineFormatter
 
     if args.dir is not None and args.dir_arg is not None and args.dir != args.dir_arg:
@@ -254,12 +291,17 @@ def run_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, handlers=[handler])
     # (one time format for the log and the lines lab serve prints; every message names its service, and
     # is one line whatever a client sent: phoneemu.lab.log_lines)
-    return asyncio_run(serve(args.dir, host=args.host, tftp_port=args.tftp_port, http_port=args.http_port,
-                             tvs_port=args.tvs_port, capf_port=args.capf_port, keylog=args.keylog,
-                             sip_port=args.sip_port, sips_port=args.sips_port, attacks=tuple(args.attack),
-                             capf_bounds=CapfBounds(read_timeout=args.capf_read_timeout,
-                                                    session_timeout=args.capf_session_timeout,
-                                                    max_in_progress=args.capf_max_in_progress)))
+    main = serve(args.dir, host=args.host, tftp_port=args.tftp_port, http_port=args.http_port,
+                 tvs_port=args.tvs_port, capf_port=args.capf_port, keylog=args.keylog,
+                 sip_port=args.sip_port, sips_port=args.sips_port, attacks=tuple(args.attack),
+                 capf_bounds=CapfBounds(read_timeout=args.capf_read_timeout,
+                                        session_timeout=args.capf_session_timeout,
+                                        max_in_progress=args.capf_max_in_progress),
+                 signals=signals)
+    try:
+        return asyncio_run(main)
+    finally:  # (a Ctrl-C before asyncio_run took it: closed, not 'never awaited')
+        main.close()
 
 
 def _capf_max_in_progress() -> int:
@@ -289,16 +331,18 @@ class CapfBounds:
 async def serve(root: Path, *, host: str | None = None, tftp_port: int = 69, http_port: int = 6970,
                 tvs_port: int = 2445, capf_port: int = 3804, keylog: Path | None = None,
                 sip_port: int | None = None, sips_port: int | None = None,
-                attacks: tuple[str, ...] = (), capf_bounds: CapfBounds | None = None) -> int:
-    """Open the cluster, serve until SIGINT/SIGTERM, stop cleanly; return the exit status (130 after
-    SIGINT, 0 after SIGTERM: module rules).
+                attacks: tuple[str, ...] = (), capf_bounds: CapfBounds | None = None,
+                signals: StopSignals | None = None) -> int:
+    """Open the cluster, serve until SIGINT/SIGTERM/SIGHUP, stop cleanly; return the exit status (130 after
+    SIGINT, 0 after SIGTERM, 129 after SIGHUP: module rules).
 
     ``host`` None listens on the address the configs name (``lab init --host``); another address is
     written into the configs and ITL records first (a phone told to ask TVS at the old address would
     find no TVS there and stay locked), except a wildcard (0.0.0.0, ::), which keeps the named address.
     ``attacks``: :data:`ATTACKS` the SIP line's on-path attacker makes (:mod:`phoneemu.lab.on_path`).
     ``capf_bounds``: the CAPF server's (None: the defaults, :class:`CapfBounds`); others than the
-    defaults are said under its ``listening capf`` line."""
+    defaults are said under its ``listening capf`` line. ``signals``: where the signals that stop it are
+    noted (:func:`run_serve`'s, which notes those that come before the servers' handlers are set)."""
     from phoneemu.lab.cluster import LabCluster
     from phoneemu.lab.lock import serving
 
@@ -308,13 +352,14 @@ async def serve(root: Path, *, host: str | None = None, tftp_port: int = 69, htt
         return await _serve(cluster, root, note, host=host, tftp_port=tftp_port, http_port=http_port,
                             tvs_port=tvs_port, capf_port=capf_port, keylog=keylog,
                             sip_ports={"sip": sip_port, "sips": sips_port}, attacks=attacks,
-                            capf_bounds=capf_bounds or CapfBounds())
+                            capf_bounds=capf_bounds or CapfBounds(),
+                            signals=signals if signals is not None else StopSignals())
 
 
 async def _serve(cluster: LabCluster, root: Path, note: Callable[[str], None], *, host: str | None,
                  tftp_port: int, http_port: int, tvs_port: int, capf_port: int, keylog: Path | None,
                  sip_ports: dict[str, int | None], attacks: tuple[str, ...] = (),
-                 capf_bounds: CapfBounds) -> int:
+                 capf_bounds: CapfBounds, signals: StopSignals) -> int:
     """:func:`serve` once the lab folder is this process's to serve (``note``: where it listens)."""
     import asyncio
 
@@ -330,8 +375,8 @@ async def _serve(cluster: LabCluster, root: Path, note: Callable[[str], None], *
         # '[::]' and '*' are '::' (a socket cannot bind either text): every address, both families
         host = "0.0.0.0" if host.strip() == "0.0.0.0" else "::"
         every = "every IPv4 address" if host == "0.0.0.0" else "every address, IPv4 and IPv6"
-        print(f"listening on {every}; configs and ITL records name {named} "
-              f"(to change it: phoneemu lab serve --dir {root} --host ADDRESS)")
+        _out(f"listening on {every}; configs and ITL records name {named} "
+             f"(to change it: phoneemu lab serve --dir {root} --host ADDRESS)")
     else:
         # checked now, re-issued once the servers listen there: an address this machine lacks must
         # leave the configs naming the old one
@@ -346,10 +391,10 @@ async def _serve(cluster: LabCluster, root: Path, note: Callable[[str], None], *
     servers.attacker.tamper = "tamper-signalling" in attacks
     servers.attacker.replay = "replay-sip" in attacks
     if attacks:
-        print(f"on-path attacker on the SIP line: {', '.join(sorted(set(attacks)))} (phoneemu's test "
-              "attacker; -v logs each change it makes as 'on-path attacker ...')", flush=True)
+        _out(f"on-path attacker on the SIP line: {', '.join(sorted(set(attacks)))} (phoneemu's test "
+             "attacker; -v logs each change it makes as 'on-path attacker ...')")
     stop = asyncio.Event()
-    got: list[signal.Signals] = []
+    got = signals.got
     replaced = _note_signals(servers, stop, got)
     try:
         try:
@@ -364,28 +409,29 @@ async def _serve(cluster: LabCluster, root: Path, note: Callable[[str], None], *
         # ``got``, not ``stop``: a signal during the port record is noted at once, the event set later
         if started and reissue and not got and await _unless_stopped(
                 servers.update_cluster(lambda: cluster.set_host(new_host)), stop):
-            print(f"configs and ITL records named {named}; re-issued for {host} "
-                  f"(generation {cluster.generation}; same signers, phones accept the new ITL)")
+            _out(f"configs and ITL records named {named}; re-issued for {host} "
+                 f"(generation {cluster.generation}; same signers, phones accept the new ITL)")
         if started and not got:
             _print_listening(servers, root, host)
             order = [*DEFAULT_PORTS, *sorted(set(servers.ports) - set(DEFAULT_PORTS))]
             note(f"pid {os.getpid()}, " + ", ".join(f"{name} {hostport(host, servers.ports[name])}"
                                                     for name in order if name in servers.ports))
         await stop.wait()
-        print(f"stopping ({got[0].name})" if got else "stopping", flush=True)
+        signals.say_stopping()
     finally:
         try:
             await servers.stop()
         finally:  # a stop cancelled or failed still gives the signals back
             _restore_signals(replaced)
-    return EXIT_SIGINT if got and got[0] == signal.SIGINT else 0
+    return signals.exit_status()
 
 
 def _note_signals(servers: LabServers, stop: asyncio.Event,
                   got: list[signal.Signals]) -> dict[signal.Signals, Any]:
-    """Handle SIGINT and SIGTERM by noting them at once: ``got`` and :meth:`LabServers.request_stop`,
-    then ``stop`` set on the loop; returns the handlers replaced (module rules: stop within the time it
-    takes to close the sockets and to finish a write under way, never begin another).
+    """Handle SIGINT, SIGTERM and SIGHUP (unless ignored: ``nohup``) by noting them at once: ``got`` and
+    :meth:`LabServers.request_stop`, then ``stop`` set on the loop; returns the handlers replaced (module
+    rules: stop within the time it takes to close the sockets and to finish a write under way, never
+    begin another).
 
     A Python signal handler runs between two bytecodes, also while the loop runs a lab write of its own
     (``--host`` re-issues and the port record rebuild every served file: about 1 ms a phone). asyncio's
@@ -402,7 +448,97 @@ def _note_signals(servers: LabServers, stop: asyncio.Event,
         servers.request_stop()
         loop.call_soon_threadsafe(stop.set)
 
-    return {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    return {sig: signal.signal(sig, on_signal) for sig in _stopping_signals()}
+
+
+def _stopping_signals() -> tuple[signal.Signals, ...]:
+    """The signals that stop ``lab serve``: SIGINT, SIGTERM, and SIGHUP unless it is ignored (``nohup``,
+    which asks for the server to outlive its terminal)."""
+    hup = () if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN else (signal.SIGHUP,)
+    return (signal.SIGINT, signal.SIGTERM, *hup)
+
+
+@dataclass
+class StopSignals:
+    """The signals that stopped ``lab serve``, in order (the first decides its exit status: module rules),
+    and whether ``stopping (SIG...)`` was said."""
+
+    got: list[signal.Signals] = field(default_factory=list)
+    said: bool = False
+    #: SIGTERM not noted before the servers' handlers (SIGINT ignored: :func:`_noted_from_the_start`)
+    term_unnoted: bool = False
+
+    def exit_status(self) -> int:
+        """130 after SIGINT, 129 after SIGHUP, 0 after SIGTERM (or none)."""
+        first = self.got[0] if self.got else None
+        if first is None:
+            return 0
+        return {signal.SIGINT: EXIT_SIGINT, signal.SIGHUP: EXIT_SIGHUP}.get(first, 0)
+
+    def say_stopping(self) -> None:
+        """``stopping (SIGTERM)`` (the first signal) on stdout, once."""
+        if not self.said:
+            self.said = True
+            _out(f"stopping ({self.got[0].name})" if self.got else "stopping")
+
+
+@contextlib.contextmanager
+def _noted_from_the_start(signals: StopSignals) -> Iterator[None]:
+    """Note a SIGTERM or SIGHUP in ``signals`` before the servers' own handlers are set (the cluster read,
+    the modules imported: about 0.3 s), then pass it on as the CLI has it (a Ctrl-C:
+    :func:`~phoneemu.interrupts.term_as_ctrl_c`, its KeyboardInterrupt or the main task cancelled), so
+    :func:`run_serve` can stop with the status the signal has at any other moment (was: 130 and
+    ``interrupted`` for a SIGTERM in the first 0.35 s, 0 after; a SIGHUP killed the process at any time).
+    Main thread only; a SIGHUP ignored (``nohup``) stays ignored.
+
+    With SIGINT ignored (a shell's background job) SIGTERM's handler is left as it is:
+    :func:`~phoneemu.interrupts.asyncio_run` then stops its run on SIGTERM only when it finds the CLI's
+    own handler there (a wrapper made it ``asyncio.run``, whose loop a SIGTERM left hanging); a
+    KeyboardInterrupt can then only be a SIGTERM's (or a SIGHUP's, noted), and :func:`run_serve` takes it
+    so."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def pass_on(frame: Any) -> None:
+        """A SIGTERM's way, with the handler in force now (asyncio_run's during its run)."""
+        handler = signal.getsignal(signal.SIGTERM)
+        if not callable(handler):  # not the CLI's rule: as it would have it
+            raise KeyboardInterrupt
+        handler(signal.SIGTERM, frame)
+
+    old_term = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum: int, frame: Any) -> None:
+        signals.got.append(signal.Signals(signum))
+        if not callable(old_term):
+            raise KeyboardInterrupt
+        old_term(signum, frame)
+
+    def on_hup(signum: int, frame: Any) -> None:
+        signals.got.append(signal.Signals(signum))
+        pass_on(frame)
+
+    replaced: dict[signal.Signals, Any] = {}
+    if callable(signal.getsignal(signal.SIGINT)):
+        replaced[signal.SIGTERM] = signal.signal(signal.SIGTERM, on_term)
+    else:
+        signals.term_unnoted = True
+    if signal.SIGHUP in _stopping_signals():
+        replaced[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hup)
+    try:
+        yield
+    finally:
+        _restore_signals(replaced)
+
+
+def _hold_stopping_signals() -> None:
+    """At the process's end (``atexit``, after ``lab serve`` stopped on a signal): SIGINT, SIGTERM and SIGHUP
+    blocked. Python gives them their system default as it finalises (about 0.1 s, after its last handler
+    ran), and a second ``kill`` or Ctrl-C then killed the process (exit 143 for SIGTERM, not 0); blocked,
+    they are dropped as it ends."""
+    if threading.current_thread() is threading.main_thread():
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
 
 
 def _restore_signals(replaced: dict[signal.Signals, Any]) -> None:
@@ -444,8 +580,35 @@ def _say(text: str) -> None:
     """What the servers notice (a change another process saved, served now — as the operation's own
     last line; a node's TVS started or stopped; a service taken down or brought back): one line with
     the time, so a terminal watching ``lab serve`` sees each change land."""
-    with contextlib.suppress(OSError):  # stdout closed (a pipe whose reader left): serving goes on
-        print(f"{time.strftime('%H:%M:%S')} {text}", flush=True)
+    _out(f"{time.strftime('%H:%M:%S')} {text}")
+
+
+def _out(text: str) -> None:
+    """``text`` and a line end on stdout, flushed (module rules: a stdout that fails loses its lines, never
+    the serving nor the exit status). A first failure points stdout at the null device, so the lines
+    still buffered are not written again as the process ends (Python then said ``Exception ignored ...
+    BrokenPipeError`` and exited 120); one that is not a pipe whose reader left (a full disk, a terminal
+    hung up) is said once on stderr."""
+    try:
+        print(text, flush=True)
+    except OSError as exc:
+        _stdout_lost(exc)
+
+
+def _stdout_lost(exc: OSError) -> None:
+    """:func:`_out`'s failure: stdout's file descriptor pointed at the null device (when it has one), the
+    reason said on stderr unless the pipe's reader left (``lab serve | head -1``: nothing to say)."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # (no descriptor: an in-memory stdout)
+        fd = sys.stdout.fileno()
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, fd)
+        finally:
+            os.close(null)
+    if exc.errno != errno.EPIPE:
+        with contextlib.suppress(OSError):
+            teller("phoneemu lab serve")(f"stdout: {os.strerror(exc.errno) if exc.errno else exc}: its lines "
+                                         "are lost from now on (serving goes on)")
 
 
 async def _unless_stopped(work: Awaitable[_T], stop: asyncio.Event) -> _T | None:
@@ -487,40 +650,43 @@ def _print_listening(servers: LabServers, root: Path, host: str) -> None:
 
     cluster = servers.cluster
     p = servers.ports
+    lines: list[str] = []
+    line = lines.append  # written at once by _out (stdout may be gone)
     tvs_cert = cluster.tvs_identity().cert
     capf_cert = cluster.identity("capf").cert
-    print(f"lab cluster {cluster.state.name!r} ({root}), generation {cluster.generation}")
-    print(f"listening tftp udp {hostport(host, p['tftp'])}")
-    print(f"listening http tcp {hostport(host, p['http'])}")
-    print(f"listening tvs  tls {hostport(host, p['tvs'])}  cert {dn_text(tvs_cert.subject)} "
-          f"sha1 {fingerprint(tvs_cert, 'sha1')}")
+    line(f"lab cluster {cluster.state.name!r} ({root}), generation {cluster.generation}")
+    line(f"listening tftp udp {hostport(host, p['tftp'])}")
+    line(f"listening http tcp {hostport(host, p['http'])}")
+    line(f"listening tvs  tls {hostport(host, p['tvs'])}  cert {dn_text(tvs_cert.subject)} "
+         f"sha1 {fingerprint(tvs_cert, 'sha1')}")
     for node in range(2, cluster.state.nodes + 1):  # each node's TVS (add-node), named in the configs
         name = f"tvs-{node}"
         if name in p:
             cert = cluster.tvs_identity(node).cert
-            print(f"listening {name} tls {hostport(host, p[name])}  cert {dn_text(cert.subject)} "
-                  f"sha1 {fingerprint(cert, 'sha1')}")
-    print(f"listening capf tls {hostport(host, p['capf'])}  cert {dn_text(capf_cert.subject)} "
-          f"sha1 {fingerprint(capf_cert, 'sha1')}")
+            line(f"listening {name} tls {hostport(host, p[name])}  cert {dn_text(cert.subject)} "
+                 f"sha1 {fingerprint(cert, 'sha1')}")
+    line(f"listening capf tls {hostport(host, p['capf'])}  cert {dn_text(capf_cert.subject)} "
+         f"sha1 {fingerprint(capf_cert, 'sha1')}")
     h = servers.capf_handler
     bounds = CapfBounds(read_timeout=h.read_timeout, session_timeout=h.session_timeout,
                         max_in_progress=h.max_in_progress)
     if bounds != CapfBounds():  # --capf-*: a CUCM with other bounds rehearsed
         d = CapfBounds()
-        print(f"capf {bounds.text()} (--capf-*; defaults {d.read_timeout:g}s, {d.session_timeout:g}s, "
-              f"{d.max_in_progress})")
+        line(f"capf {bounds.text()} (--capf-*; defaults {d.read_timeout:g}s, {d.session_timeout:g}s, "
+             f"{d.max_in_progress})")
     for node in range(1, cluster.state.nodes + 1):  # each node's registrar: the configs' CallManagers
         suffix = f"-{node}" if node > 1 else ""
         if f"sip{suffix}" in p:
-            print(f"listening {'sip' + suffix:4} tcp {hostport(host, p['sip' + suffix])}  SIP registrar "
-                  "(digest realm ccmsipline; calls to moh, annunciator, ivr)")
+            line(f"listening {'sip' + suffix:4} tcp {hostport(host, p['sip' + suffix])}  SIP registrar "
+                 "(digest realm ccmsipline; calls to moh, annunciator, ivr)")
         if f"sips{suffix}" in p:
             cm = cluster.callmanager(node).cert
-            print(f"listening {'sips' + suffix:4} tls {hostport(host, p['sips' + suffix])}  cert "
-                  f"{dn_text(cm.subject)} sha1 {fingerprint(cm, 'sha1')}")
+            line(f"listening {'sips' + suffix:4} tls {hostport(host, p['sips' + suffix])}  cert "
+                 f"{dn_text(cm.subject)} sha1 {fingerprint(cm, 'sha1')}")
     for name in sorted(servers.stopped_by_cluster):
-        print(f"{name} stopped (an outage: phoneemu lab service {root} {name} start brings it back)")
-    print("Ctrl-C (SIGINT) or SIGTERM stops", flush=True)
+        line(f"{name} stopped (an outage: phoneemu lab service {root} {name} start brings it back)")
+    line("Ctrl-C (SIGINT) or SIGTERM stops")
+    _out("\n".join(lines))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

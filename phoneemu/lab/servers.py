@@ -113,6 +113,7 @@ import errno
 import fnmatch
 import logging
 import os
+import socket
 import ssl
 import threading
 import time
@@ -125,6 +126,7 @@ from typing import Any, TypeVar
 from cryptography import x509
 
 from phoneemu.errors import PhoneEmuError, TransportError
+from phoneemu.formats._tlv import printable
 from phoneemu.lab.call_relay import CallRelay
 from phoneemu.lab.capf_service import CAPF_LOCK_WAIT_S, CapfHandler, CapfSessionLog
 from phoneemu.lab.cluster import LabCluster
@@ -156,7 +158,7 @@ from phoneemu.protocols.sip import SIP_PORT, SIPS_PORT
 from phoneemu.values import host_port
 
 __all__ = ["NODE_TVS_SHARE", "SERVICES", "TLS_FLOOR", "TLS_SHARE", "TVS_SHARE", "LabServers", "RequestLog",
-           "tls_connections"]
+           "port_holder", "tls_connections"]
 
 _log = logging.getLogger("phoneemu.lab.servers")
 _T = TypeVar("_T")
@@ -1032,19 +1034,84 @@ class LabServers:
 def _bind_error(name: str, host: str, port: int, exc: OSError) -> TransportError:
     """One line for a port that cannot be bound, saying what to change: the option that moves the
     service (``--tftp-port`` ..., for the services ``lab serve`` has one for; 0 = any free port). A port
-    in use never gets the port that failed suggested back."""
-    option = f"--{name}-port" if name in DEFAULT_PORTS else None
+    in use never gets the port that failed suggested back; it names the process holding it when this one
+    may know (:func:`port_holder`)."""
+    option = f"--{name}-port" if name in DEFAULT_PORTS or name in ("sip", "sips") else None
     if exc.errno in (errno.EACCES, errno.EPERM):
         hint = " (ports below 1024 need privileges"
         hint += "; try --tftp-port 6969)" if name == "tftp" else (f"; pick {option} 1024 or above)" if option
                                                                  else ")")
         kind = "permission"
     elif exc.errno == errno.EADDRINUSE:
-        hint = " (port in use, e.g. by another 'phoneemu lab serve'"
+        holder = port_holder(port, udp=name == "tftp")
+        hint = f" (held by {holder}" if holder else " (port in use, e.g. by another 'phoneemu lab serve'"
         hint += f": stop it, or pick another {option} (0 = any free port))" if option else ")"
         kind = "in-use"
     else:
         hint = ""
         kind = "unreachable"
-    reason = os.strerror(exc.errno) if exc.errno else str(exc)  # asyncio wraps it in a longer text
+    if isinstance(exc, socket.gaierror):  # a --host name that does not resolve: its errno is not errno's
+        reason = exc.strerror or str(exc)
+    else:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)  # asyncio wraps it in a longer text
     return TransportError(f"cannot listen for {name} on {host_port(host, port)}: {reason}{hint}", kind=kind)
+
+
+#: at most this many open files of other processes looked at to name a port's holder (an error path only)
+_HOLDER_SCAN_LIMIT = 200_000
+
+
+def port_holder(port: int, *, udp: bool, proc: Path = Path("/proc")) -> str | None:
+    """``pid 1234 (phoneemu lab serve /tmp/lab ...)``: the other process holding ``port`` (a TCP listener, or
+    a UDP socket), as Linux's ``/proc`` tells it: the socket's inode in ``net/tcp[6]`` / ``net/udp[6]``, then
+    the process with that socket open. None when it cannot be known — not Linux, another user's process
+    (its descriptors are not ours to read), this process itself — or after :data:`_HOLDER_SCAN_LIMIT`
+    descriptors looked at (ours)."""
+    inodes = set()
+    for table in ("udp", "udp6") if udp else ("tcp", "tcp6"):
+        try:
+            rows = (proc / "net" / table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            f = row.split()
+            if len(f) < 10 or ":" not in f[1]:
+                continue
+            if int(f[1].rsplit(":", 1)[1], 16) == port and (udp or f[3] == "0A") and f[9] != "0":  # 0A LISTEN
+                inodes.add(f"socket:[{f[9]}]")
+    if not inodes:
+        return None
+    looked = 0
+    try:
+        pids = [e.name for e in os.scandir(proc) if e.name.isdigit() and int(e.name) != os.getpid()]
+    except OSError:
+        return None
+    for pid in pids:
+        try:
+            fds = os.scandir(proc / pid / "fd")
+            with fds:
+                for fd in fds:
+                    looked += 1
+                    if looked > _HOLDER_SCAN_LIMIT:
+                        return None
+                    with contextlib.suppress(OSError):
+                        if os.readlink(fd.path) in inodes:
+                            return f"pid {pid} ({_command_line(proc / pid)})"
+        except OSError:  # gone, or another user's
+            continue
+    return None
+
+
+def _command_line(where: Path) -> str:
+    """A process's command line, one printable line of at most 80 characters (its program's path cut to
+    its name: ``phoneemu lab serve /tmp/lab ...``, not ``/usr/bin/python3 /usr/local/bin/phoneemu ...``)."""
+    try:
+        words = [w.decode("utf-8", "replace") for w in (where / "cmdline").read_bytes().split(b"\0") if w]
+    except OSError:
+        words = []
+    if len(words) > 1 and os.path.basename(words[0]).startswith("python") and not words[1].startswith("-"):
+        words = words[1:]  # the interpreter of a script: the script names it better
+    if words:
+        words[0] = os.path.basename(words[0])
+    text = printable(" ".join(words)) if words else "?"
+    return text if len(text) <= 80 else text[:77] + "..."
