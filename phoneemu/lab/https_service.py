@@ -12,13 +12,15 @@ Rules:
   ``max_header`` bytes, or not complete within ``read_timeout`` gets 400 (nothing on timeout or when the
   client closes first, e.g. a phone that did not trust the certificate) and the connection is closed.
   The head is read as the HTTP port reads it (:mod:`phoneemu.net.http`): lines end with CRLF or a bare LF
-  (RFC 9112 §2.2), empty lines before the request line are skipped; malformed is a head that is not
-  ASCII, holds a control character other than HTAB (a request-target with a LF, an ESC or a NUL would
-  otherwise reach the log and the request log as written: a forged log line, terminal escapes), a request
-  line not ``METHOD SP /target SP HTTP/1.<digit>`` (§3), or a field line not ``name: value`` (§5); the
-  400 is logged with why. No file is served: only ``/`` exists, so a path (``/../``, ``%2e%2e``, a backslash)
-  reaches nothing. A client that leaves before taking the answer is logged (INFO) and not counted as
-  answered. Memory per connection is bounded by ``max_header``.
+  (RFC 9112 §2.2), empty lines before the request line are skipped; malformed is a request line that is
+  not ASCII, a head that holds a control character other than HTAB (a request-target with a LF, an ESC or a
+  NUL would otherwise reach the log and the request log as written: a forged log line, terminal escapes), a
+  request line not ``METHOD SP /target SP HTTP/1.<digit>`` (§3), or a field line not ``name: value`` (§5);
+  the 400 is logged with why. A field value may hold obs-text, bytes 0x80 to 0xFF (RFC 9110 §5.5; the value
+  is neither used nor logged; unlike the HTTP port): served (was 400, "non-ASCII request head", where the
+  server before that reading served it). No file is served: only ``/`` exists, so a path (``/../``,
+  ``%2e%2e``, a backslash) reaches nothing. A client that leaves before taking the answer is logged (INFO)
+  and not counted as answered. Memory per connection is bounded by ``max_header``.
 * ``on_log(peer, path, status)`` sees every answered request.
 """
 
@@ -73,11 +75,10 @@ def _parse(head: bytes) -> tuple[int, str, str, str]:
     """(status, method, path, why) of a request head (module rules): 400 with why for a malformed head
     (path and method then empty), 405 for a method other than GET and HEAD, else 200 for ``/`` (any query)
     and 404 for another path."""
-    try:
-        text = head.decode("ascii")
-    except UnicodeDecodeError:
-        return 400, "", "", "non-ASCII request head"
+    text = head.decode("latin-1")  # each byte one character: a field value's obs-text stays itself
     lines = [line.removesuffix("\r") for line in text.lstrip("\r\n").split("\n")]
+    if not lines[0].isascii():  # a field value may hold obs-text (RFC 9110 §5.5), the request line not (§3)
+        return 400, "", "", "non-ASCII request line"
     bad = next((line for line in lines if _CONTROL.search(line)), None)
     if bad is not None:
         return 400, "", "", f"control character in the request head: {bad[:80]!r}"

@@ -81,13 +81,29 @@ def test_a_head_with_bare_lf_line_ends_is_answered() -> None:
     assert [entry[1:] for entry in seen] == [("/", 200), ("/?x=1", 200)]
 
 
+@pytest.mark.parametrize("field", [b"User-Agent: Allegro-Software-WebClient/5.40b1 M\xfcller",
+                                   b"Cookie: name=\xc3\xa9t\xc3\xa9", b"X-Obs: \x80\x9b\xff"])
+def test_a_field_value_holding_obs_text_is_served(field: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    """RFC 9110 §5.5: a field value may hold obs-text (bytes 0x80 to 0xFF, Latin-1 or UTF-8 text a client
+    sends as it is). Was 400 "non-ASCII request head" (the head read as the HTTP port reads it), where the
+    server before that reading, looking at the request line alone, served it."""
+    request = (b"GET /?l=a HTTP/1.1\r\nHost: 10.0.0.1:8443\r\nAccept: x-CiscoIPPhone/*;version=3.0, "
+               b"text/*\r\nx-CiscoIPPhoneModelName: CP-8861\r\n" + field + b"\r\n\r\n")
+    answers, seen = _serve(request, caplog=caplog)
+    assert answers[0].startswith(b"HTTP/1.1 200 OK\r\n") and answers[0].endswith(DIRECTORY_XML), answers[0]
+    assert [entry[1:] for entry in seen] == [("/?l=a", 200)]
+    logged = [r.getMessage() for r in caplog.records]
+    assert not any(ch in text for text in logged for ch in "\x80\x9b\xff\xfc"), logged  # the value unlogged
+
+
 @pytest.mark.parametrize(("request_head", "why"), [
     (b"GET / HTTP/1.1x\r\n\r\n", "malformed request line 'GET / HTTP/1.1x'"),
     (b"GET / HTTP/2.0\r\n\r\n", "malformed request line"),
     (b"GET  / HTTP/1.1\r\n\r\n", "malformed request line"),
     (b"GET / HTTP/1.1\r\nno colon here\r\n\r\n", "malformed header field 'no colon here'"),
     (b"GET / HTTP/1.1\r\nBad Name: x\r\n\r\n", "malformed header field"),
-    (b"GET /\xc3\xa9 HTTP/1.1\r\n\r\n", "non-ASCII request head"),
+    (b"GET /\xc3\xa9 HTTP/1.1\r\n\r\n", "non-ASCII request line"),
+    (b"GET / HTTP/1.1\r\nN\xe4me: x\r\n\r\n", "malformed header field"),  # a field name is a token
     (b"GET http://lab/ HTTP/1.1\r\n\r\n", "does not start with /"),
 ])
 def test_a_malformed_head_is_400_with_why_logged(request_head: bytes, why: str,
