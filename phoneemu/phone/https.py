@@ -169,7 +169,9 @@ async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host:
     if _read_to_close(status, fields) and not _ended_by_close_notify(writer):
         return None, b"", (f"HTTP {status} body ({len(body)} bytes, no Content-Length, not chunked) ended by "
                            "a TCP close without the TLS close_notify: it may have been cut short on the way, "
-                           "not kept (RFC 9112 §9.8)")
+                           "not kept (RFC 9112 §9.8; a server that sends Content-Length or a chunked "
+                           "body, or ends its TLS with a close_notify — Python's ssl does on unwrap(), not "
+                           "on close() — is read whole)")
     return status, body, "" if status == 200 else f"HTTP {status}, not 200"
 
 
