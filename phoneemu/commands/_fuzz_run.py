@@ -142,7 +142,24 @@ def _nothing_run(args: argparse.Namespace, *, elapsed: float) -> FuzzReport:
     """The report of a run interrupted before its loop began: 0 execs, interrupted."""
     from phoneemu.fuzz.engine import FuzzReport
 
-    return FuzzReport(fmt=args.fmt, seed=args.seed, elapsed=elapsed, interrupted=True)
+    return FuzzReport(fmt=args.fmt, seed=args.seed, elapsed=elapsed, interrupted=True,
+                      start_index=args.run_index)
+
+
+def _stopped_line(args: argparse.Namespace, report: FuzzReport) -> str:
+    """What a run stopped by a file it could not write says (:func:`_fuzz_end`): the file, and where to go on
+    — a finding whose folder could not be written named, and run again from there
+    (:attr:`FuzzReport.next_index`; was: "the findings so far are saved", going on past its input)."""
+    go_on = f"--seed {args.seed} --run-index {report.next_index}"
+    head = f"{report.error}: the run stopped after {report.execs} execs"
+    lost = [report.findings[s] for s in report.unsaved]
+    if not lost:
+        return f"{head}; the findings so far are saved (to go on: {go_on})"
+    named = " and ".join(f"the {f.kind} first found at run {f.first_run} ({f.signature})" for f in lost)
+    kept = len(report.findings) - len(lost)
+    others = f", the {kept} other finding(s) are" if kept else ""
+    return (f"{head}; {named} {'was' if len(lost) == 1 else 'were'} not saved{others} (to go on, running "
+            f"{'its input' if len(lost) == 1 else 'their inputs'} again: {go_on})")
 
 
 def _fuzz_end(args: argparse.Namespace, report: FuzzReport, *, interrupted_while: str | None) -> int:
@@ -150,30 +167,35 @@ def _fuzz_end(args: argparse.Namespace, report: FuzzReport, *, interrupted_while
     Ctrl-C or SIGTERM held back while it is written (then exit 130 with it there) — then the lines; exit
     130 when interrupted, else 1 when something crashed or hung. A run stopped by a file it could not
     write (a full disk: :attr:`FuzzReport.error`) says so first, naming the file, and where to go on; its
-    summary.json has ``error``; exit 2, as any other file not written (ours; was: no summary.json)."""
+    summary.json has ``error``; exit 2, as any other file not written (ours; was: no summary.json). A
+    finding whose folder could not be written is said not saved — the line, its ``saved: false`` in
+    summary.json, ``-> not saved`` for its folder (was: ``-> None``) — and ``next_run_index`` runs its
+    input again (:func:`_stopped_line`)."""
     if report.error is not None:  # said before summary.json is written: that may fail too on a full disk
-        say(args, f"{report.error}: the run stopped after {report.execs} execs; the findings so far are "
-                  f"saved (to go on: --seed {args.seed} --run-index {args.run_index + report.execs})")
+        say(args, _stopped_line(args, report))
     with ctrl_c_deferred() as interrupted_meanwhile:
         summary = {"format": args.fmt, "seed": args.seed, "interrupted": report.interrupted,
                    "interrupted_while": interrupted_while, "error": report.error,
-                   "first_run_index": args.run_index, "next_run_index": args.run_index + report.execs,
+                   "first_run_index": args.run_index, "next_run_index": report.next_index,
                    "execs": report.execs, "elapsed": report.elapsed,
                    "execs_per_s": report.execs_per_s, "statuses": dict(report.statuses),
                    "findings": [{"signature": f.signature, "kind": f.kind, "count": f.count,
                                  "first_run": f.first_run,
-                                 "dir": None if f.directory is None else str(f.directory)}
+                                 "dir": None if f.directory is None else str(f.directory),
+                                 "saved": f.directory is not None}
                                 for f in report.findings.values()]}
         write_output(args.out / "summary.json", (json_doc.dumps(summary, indent=2) + "\n").encode("utf-8"))
     interrupted_meanwhile()  # a Ctrl-C held back: KeyboardInterrupt now, summary.json whole
     if interrupted_while == "running inputs":
-        say(args, f"interrupted after {report.execs} execs; the findings so far are saved (to go on: "
-                  f"--seed {args.seed} --run-index {args.run_index + report.execs})")
+        saved = "a finding was not saved (above)" if report.unsaved else "the findings so far are saved"
+        say(args, f"interrupted after {report.execs} execs; {saved} (to go on: --seed {args.seed} "
+                  f"--run-index {report.next_index})")
     elif interrupted_while is not None:
         say(args, f"interrupted while {interrupted_while}, before any input was run")
     print(report.summary())
     for f in report.findings.values():
-        print(f"  {f.kind}: {f.signature} (x{f.count}, first at run {f.first_run}) -> {f.directory}")
+        where = f.directory if f.directory is not None else "not saved (its folder could not be written)"
+        print(f"  {f.kind}: {f.signature} (x{f.count}, first at run {f.first_run}) -> {where}")
     if report.interrupted:
         return 130
     if report.error is not None:

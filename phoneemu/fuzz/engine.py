@@ -25,7 +25,10 @@ Rules implemented here:
 * A file the loop cannot write (ours: a full disk, the command's input file or a finding's) stops it as
   Ctrl-C does (:attr:`FuzzReport.error`, naming the file; the input under way not counted): the findings
   saved so far are kept and counted, and the caller writes the summary (was: the OSError left the loop, no
-  summary.json, and its message named no file).
+  summary.json, and its message named no file). A finding whose folder could not be written (in process,
+  a full disk shows there first) is counted, not saved (:attr:`FuzzReport.unsaved`), and the way to go on
+  runs its input again (:attr:`FuzzReport.next_index`, its first run; was: past it, the finding lost) —
+  one found as Ctrl-C or ``time_limit`` stopped the run too (was: the OSError left the loop).
 * A target that makes and runs the inputs itself (``run_batch``: a ``--target MODULE:FUNCTION`` in a child
   process of its own, :mod:`phoneemu.fuzz.supervise`) runs them in batches, each to ``runs``, ``time_limit``
   or its first finding; the loop counts, records, minimises and stops as one by one, the input under way at
@@ -119,10 +122,19 @@ class FuzzReport:
     slowest: float = 0.0
     interrupted: bool = False  #: stopped by Ctrl-C (the findings so far are saved all the same)
     error: str | None = None  #: the file the run could not write, and why, that stopped it (module docstring)
+    start_index: int = 0  #: the run index of its first input (``--run-index``)
+    #: the signatures of the findings whose folder could not be written (``error``): counted, not saved
+    unsaved: list[str] = field(default_factory=list)
 
     @property
     def execs_per_s(self) -> float:
         return self.execs / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def next_index(self) -> int:
+        """The run index that goes on where the run ended: past its last input, or the first run of a finding
+        not saved (:attr:`unsaved`), so that going on runs that input again (module docstring)."""
+        return min([self.start_index + self.execs, *(self.findings[s].first_run for s in self.unsaved)])
 
     @property
     def crashed(self) -> bool:
@@ -238,7 +250,7 @@ def regenerate(config: FuzzConfig, target: Target, mutator: Mutator, *, index: i
 def fuzz(config: FuzzConfig, target: Target, mutator: Mutator, *, start_index: int = 0,
          clock: Callable[[], float] = time.perf_counter) -> FuzzReport:
     """Run the loop (see module docstring) and return the report; findings are saved as found."""
-    report = FuzzReport(fmt=config.fmt, seed=config.seed)
+    report = FuzzReport(fmt=config.fmt, seed=config.seed, start_index=start_index)
     progress = Progress(config.progress, config.progress_interval, said_by=config.said_by)
     head = config.fmt if config.said_by and not progress.tty else f"fuzz {config.fmt}"  # (module docstring)
     t0 = clock()
@@ -311,9 +323,12 @@ def fuzz(config: FuzzConfig, target: Target, mutator: Mutator, *, start_index: i
         if under_way is not None and hang is not None:  # an endless loop's input: not lost, not minimised
             statuses[hang.status] += 1
             index += 1
-            _record(report, config, watch, under_way, index=index - 1, outcome=hang,
-                    time_left=None if deadline is None else deadline - clock(), clock=clock,
-                    stopped_by=stopped_by)
+            try:
+                _record(report, config, watch, under_way, index=index - 1, outcome=hang,
+                        time_left=None if deadline is None else deadline - clock(), clock=clock,
+                        stopped_by=stopped_by)
+            except OSError as exc:  # its folder not written: said as below (was: the OSError left the loop)
+                report.error = _os_error_text(exc)
     except OSError as exc:  # a file not written (a full disk): stop, the findings so far kept (docstring)
         report.error = _os_error_text(exc)
         if m0 is not None:
@@ -325,6 +340,8 @@ def fuzz(config: FuzzConfig, target: Target, mutator: Mutator, *, start_index: i
             save_finding(f, config)
         except OSError as exc:  # its last complete version stays (each file atomic)
             report.error = report.error or _os_error_text(exc)
+    if config.out is not None:  # none saved yet: not saved at all (a folder saved once keeps that version)
+        report.unsaved = [f.signature for f in report.findings.values() if f.directory is None]
     progress.done(f"{head}: {report.execs} execs, {report.execs_per_s:,.0f} execs/s, "
                   f"{len(report.findings)} unique finding(s), {statuses['crash']} crash(es), "
                   f"{statuses['hang']} hang(s)")
