@@ -224,6 +224,9 @@ def _write_outputs(args: argparse.Namespace, doc: dict[str, Any], junit: Callabl
                 write()
             except OSError as exc:
                 unwritten.append(f"{option} {path}: not written: {exc.strerror or exc}")
+            else:  # this run's: never removed as an earlier one (handler)
+                written: set[str] = getattr(args, "reports_written", set())
+                written.add(option)
     return unwritten
 
 
@@ -600,14 +603,80 @@ def _config_mac(path: Path) -> str | None:
     return m.group(1).upper() if m else None
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before any work, a report that could not be written, two reports naming one file, and a
+    report that would overwrite an input (nothing lost to a typo): a file given to an option or as a
+    NEW_FILE, a file of a NEW_FILE folder, of ``--flash``, of ``--installed-config-dir``, or of a phone's
+    flash in ``--fleet-flash`` (was: ``--json-file a/ITLFile.tlv --installed-itl a/ITLFile.tlv`` replaced
+    the only copy of the ITL the phones hold by the JSON; ``--json-file r --junit r`` kept the JUnit)."""
+    from phoneemu.files import check_apart, check_writable, output_target, same_file_key
+
+    outputs = (("--json-file", args.json_file), ("--junit", args.junit))
+    for option, out in outputs:
+        check_writable(out, option)
+    check_apart(outputs)
+    files = [("NEW_FILE", f) for f in args.files if not f.is_dir()]
+    given: tuple[tuple[str, list[Path | None]], ...] = (
+        ("--installed-itl", [args.installed_itl]), ("--installed-ctl", [args.installed_ctl]),
+        ("--installed-config", [args.installed_config]),
+        ("--installed-config-key", [args.installed_config_key]), ("--models", [args.models]),
+        ("--tvs-cert", args.tvs_cert), ("--tvs-server-cert", args.tvs_server_cert),
+        ("--callmanager-cert", args.callmanager_cert), ("--image-signer", args.image_signer))
+    files += [(option, path) for option, paths in given for path in paths if path is not None]
+    folders = [("NEW_FILE", f) for f in args.files if f.is_dir()]
+    folders += [(option, path) for option, path in (("--flash", args.flash),
+                                                    ("--installed-config-dir", args.installed_config_dir))
+                if path is not None]
+    for option, out in outputs:
+        if out is None or not out.is_file():
+            continue  # a new file (or a FIFO, a device) replaces no input
+        target, _in_place = output_target(out)
+        key, folder = same_file_key(target), same_file_key(target.parent)
+        clash = next((f"{what} {path}" for what, path in files if same_file_key(path) == key), None) or next(
+            (f"a file of {what} {path}" for what, path in folders if same_file_key(path) == folder), None)
+        if clash is None and args.fleet_flash is not None and \
+                same_file_key(target.parent.parent) == same_file_key(args.fleet_flash):
+            clash = f"a file of a phone's flash in --fleet-flash {args.fleet_flash}"
+        if clash is not None:
+            raise PhoneEmuError(f"{option} {out}: is {clash}: the report would overwrite it (give another "
+                                "file)", path=option.lstrip("-"))
+
+
+def _remove_earlier(args: argparse.Namespace, written: set[str]) -> None:
+    """The prediction ended without writing a report (bad input, an interrupt, a write that failed): an
+    earlier run's report at its path is removed, and said, so that a CI job archiving it does not read
+    the last run's results as this one's (as ``run``'s). A FIFO or a device holds no earlier report."""
+    from phoneemu.commands._said import say
+    from phoneemu.files import output_target
+
+    for option, path in (("--json-file", args.json_file), ("--junit", args.junit)):
+        if path is None or option in written:
+            continue
+        try:
+            target, in_place = output_target(path)
+            if in_place or not target.is_file():
+                continue
+            target.unlink()
+        except OSError:
+            continue
+        say(args, f"{option} {path}: the earlier file there removed (this run wrote no report there)")
+
+
 def handler(args: argparse.Namespace) -> int:
+    _check_outputs(args)  # before the try: a report refused (an input's name) is never removed
+    args.reports_written = written = set[str]()
+    try:
+        return _handler(args)
+    except BaseException:
+        _remove_earlier(args, written)
+        raise
+
+
+def _handler(args: argparse.Namespace) -> int:
     from phoneemu.crypto.certs import cert_der
-    from phoneemu.files import check_writable
     from phoneemu.interrupts import asyncio_run
     from phoneemu.scenario.predict import outcome, predict_boot
 
-    check_writable(args.json_file, "--json-file")
-    check_writable(args.junit, "--junit")
     roles = tvs_roles(args.tvs_roles)
     now = args.now if args.now is not None else int(time.time())
     live = _live_tvs(args)

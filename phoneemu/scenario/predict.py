@@ -57,8 +57,9 @@ Rules (our conventions, stated in the README):
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -84,7 +85,9 @@ __all__ = ["Installed", "PredictInputs", "PredictResult", "hold_flash_keys", "in
            "load_installed", "predict_boot"]
 
 _MAX_FILE = 16 << 20
-_MAX_FILES = 10_000
+#: new files given, in all: a TFTP root of MAX_FLEET phones (each its configs .cnf.xml, .sgn and
+#: .enc.sgn, ITLSEP and CTLSEP files) and the cluster's own (about 45 MB of names at 400,000)
+_MAX_FILES = 8 * MAX_FLEET
 _SEP_MAC = re.compile(r"^SEP([0-9A-Fa-f]{12})\.")
 _PER_PHONE = re.compile(r"SEP[0-9A-Fa-f]{12}")
 _ALIASES = {"CTLFile.tlv": "CTLSEP{mac}.tlv", "ITLFile.tlv": "ITLSEP{mac}.tlv"}
@@ -120,7 +123,7 @@ class PredictResult:
 class _FileFetcher:
     """Serves the given files by name (module rules), read when asked for; records every request."""
 
-    def __init__(self, files: dict[str, Path], mac: str, *, folder: bool = False,
+    def __init__(self, files: Mapping[str, Path], mac: str, *, folder: bool = False,
                  read: Any = None) -> None:
         self.files = files  # not copied: a fleet shares one name → path map of a whole TFTP root
         self.folder = folder  # a folder (a TFTP root) was given: what it lacks, the cluster does not serve
@@ -161,7 +164,7 @@ class PredictInputs:
         self.files = _files(new_files)
         self.folder = any(p.is_dir() for p in new_files)
         #: files named one by one (not found in a folder): one the phone never asks for is a note
-        self.named = tuple(p for p in new_files if not p.is_dir())
+        self.named = tuple(dict.fromkeys(p for p in new_files if not p.is_dir()))
         self._data: dict[Path, bytes] = {}
         self._cached = 0
         self._new_itls: dict[tuple[str, int, bytes], Any] = {}
@@ -214,21 +217,69 @@ class PredictInputs:
         return tl
 
 
-def _files(paths: Sequence[Path]) -> dict[str, Path]:
-    """Name → path of the given files; a folder gives its files (a TFTP root), at most _MAX_FILES."""
-    found: dict[str, Path] = {}
+class _GivenFiles(Mapping[str, Path]):
+    """Name → path of the new files (:func:`_files`): a file of a given folder is kept as its name and the
+    folder's index, not as a path of its own, so a TFTP root of :data:`MAX_FLEET` phones (hundreds of
+    thousands of files) costs a name each (about 110 bytes; a ``Path`` each was 410)."""
+
+    def __init__(self) -> None:
+        self._folders: list[Path] = []
+        self._where: dict[str, Path | int] = {}
+
+    def __getitem__(self, name: str) -> Path:
+        where = self._where[name]
+        return self._folders[where] / name if isinstance(where, int) else where
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._where)
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def folder(self, path: Path) -> int:
+        self._folders.append(path)
+        return len(self._folders) - 1
+
+    def add(self, name: str, where: Path | int) -> None:
+        self._where[name] = where
+
+
+def _files(paths: Sequence[Path]) -> Mapping[str, Path]:
+    """Name → path of the given files; a folder gives its files (a TFTP root), at most _MAX_FILES in all.
+    The same file given twice (a folder and a file in it, a name repeated) is taken once, as the name it
+    was given by; two different files of one name are an error naming both."""
+    found = _GivenFiles()
     for p in paths:
-        members = sorted(q for q in p.iterdir() if q.is_file()) if p.is_dir() else [p]
-        for q in members:
-            if not p.is_dir() and not q.is_file():
-                raise PhoneEmuError(f"{q}: no such file", path="files")
-            if q.name in found:
-                raise PhoneEmuError(f"{q}: a second file named {q.name} (the other: {found[q.name]})",
-                                    path="files")
-            found[q.name] = q
+        if p.is_dir():
+            index = found.folder(p)
+            with os.scandir(p) as listing:  # a file's name is all that is kept (sorted below, as before)
+                members: list[tuple[str, Path | int]] = [(e.name, index) for e in listing if e.is_file()]
+            members.sort()
+        elif p.is_file():
+            members = [(p.name, p)]
+        else:
+            raise PhoneEmuError(f"{p}: no such file", path="files")
+        for name, where in members:
+            if name in found:
+                other = found[name]
+                here = where if isinstance(where, Path) else p / name
+                if _same_file(here, other):
+                    if isinstance(where, Path):  # named: the name it was given by (its note, if unasked)
+                        found.add(name, where)
+                    continue
+                raise PhoneEmuError(f"{here}: a second file named {name} (the other: {other})", path="files")
+            found.add(name, where)
             if len(found) > _MAX_FILES:
-                raise PhoneEmuError(f"more than {_MAX_FILES} files given", path="files")
+                raise PhoneEmuError(f"{p}: more than {_MAX_FILES:,} files given (a TFTP root of "
+                                    f"{MAX_FLEET:,} phones holds fewer)", path="files")
     return found
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def _default_mac(names: Sequence[str]) -> tuple[str, list[str]]:

@@ -114,7 +114,10 @@ def test_a_folder_is_a_tftp_root(two: tuple[Path, Path, Path], tmp_path: Path,
     assert f"fetch SEP{MAC}.cnf.xml.sgn: " in out and "G.3.5-reject-unknown-signer" in out
     # the whole TFTP root was given: what it lacks is not served, not a file to add
     assert "fetch CTLFile.tlv: not in the given folder → not found" in out and "not given" not in out
-    assert main(["predict", str(root), str(root / "ITLFile.tlv")]) == 2  # the same name twice
+    # the same file twice (the folder and a file in it) is taken once: a second file of that name is what
+    # is refused (tests/unit/test_predict_red_team_r18.py)
+    assert main(["predict", "--installed-itl", str(a / "ITLFile.tlv"), "--mac", MAC, "--now", str(NOW),
+                 str(root), str(root / "ITLFile.tlv")]) == 1
 
 
 def test_a_folder_of_many_phones_files_without_mac_says_which_phone_it_predicted(
