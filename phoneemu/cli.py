@@ -3,7 +3,8 @@
 Each command module exposes ``register(subparsers)``; it adds its parser and sets
 ``handler(args) -> int``. Errors of the project print as one line (a list of mistakes: one each),
 never a traceback, prefixed with the command as typed (``phoneemu lab phone add:``):
-exit 2 for bad input/usage, 1 for a check that failed (the command decides), 130 on Ctrl-C.
+exit 2 for bad input/usage, 1 for a check that failed (the command decides), 130 on Ctrl-C — whatever
+stderr is: a line that cannot be written there is lost, not the status (:class:`_LosableStderr`).
 An error's text, a usage error's included, reaches the terminal escaped (control characters and
 undecodable bytes as ``\\xHH``, but the line breaks of a message of several lines, such as the
 scenario mistakes of ``run``): it may name a file whose name came from a capture, a folder of
@@ -23,20 +24,22 @@ indented (two spaces); (c) argparse's usage error keeps its form, a usage line t
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import importlib
+import os
 import re
 import signal
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TextIO, cast
 
 from phoneemu import version_text
 from phoneemu.commands._help import tidy
 from phoneemu.commands._said import stderr_text
 from phoneemu.errors import PhoneEmuError
 from phoneemu.formats._tlv import printable
-from phoneemu.interrupts import term_as_ctrl_c
+from phoneemu.interrupts import hold_from_start, release_from_start, releases_itself, term_as_ctrl_c
 
 __all__ = ["build_parser", "main"]
 
@@ -191,30 +194,99 @@ def _as_typed(parser: argparse.ArgumentParser, exc: PhoneEmuError) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Parse ``argv`` and run the command's handler; its exit status (module docstring). SIGTERM is a
-    Ctrl-C from the first moment (:func:`~phoneemu.interrupts.term_as_ctrl_c`, given back on return): set
-    after the parser was built, one while the command modules were imported (about 0.3 s) ended the
-    process at once (exit -15, nothing said); now ``phoneemu: interrupted``, exit 130."""
+    """Parse ``argv`` and run the command's handler; its exit status (module docstring).
+
+    SIGTERM is a Ctrl-C (:func:`~phoneemu.interrupts.term_as_ctrl_c`, given back on return) unless the
+    command gives it a status of its own (``lab serve``: 0; ``run``: 130 with its reports written). From
+    the first line, SIGTERM and SIGHUP are held back (:func:`~phoneemu.interrupts.hold_from_start`) while
+    the command modules are imported and the arguments parsed, and let through once the command's handling
+    is in place: right before its handler, or by a handler marked
+    :func:`~phoneemu.interrupts.releases_from_start` itself. So a SIGTERM at any moment has the command's
+    documented status (was: in the first 0.05-0.15 s, ``phoneemu: interrupted``, exit 130, whatever the
+    command; a SIGHUP killed ``lab serve``). One held while parsing ended in ``--help``, ``--version`` or a
+    usage error is the Ctrl-C it stands for, as before.
+
+    stderr is :class:`_LosableStderr` meanwhile: a line that cannot be written there (``2>/dev/full``,
+    ``2>&-``, its reader gone) is lost, never the exit status (was: exit 1, the error's line raising as it
+    was printed; with fd 2 closed from the start the error was printed on stdout)."""
+    hold_from_start()  # first: a SIGTERM or SIGHUP now is the command's, once it can take it
     old_term = term_as_ctrl_c()  # SIGTERM is a Ctrl-C in every command (phoneemu.interrupts)
+    stderr = sys.stderr
+    losable = _LosableStderr(stderr)
+    sys.stderr = cast(TextIO, losable)
     said_by = "phoneemu"  # the command as typed, once parsed
     try:
-        parser = build_parser()
-        args, extra = parser.parse_known_args(argv)
-        used: argparse.ArgumentParser = getattr(args, "parser_used", parser)
-        said_by = used.prog  # what was typed: "phoneemu lab phone add", not "phoneemu lab"
-        if extra:  # said by the sub-command that was given them, with its usage (argparse: the top one's)
-            used.error(f"unrecognized arguments: {' '.join(extra)}")
-        handler = getattr(args, "handler", None)
-        if handler is None:
-            parser.print_help()
-            return 2
-        return _handled(handler, args, used)
+        try:
+            parser = build_parser()
+            args, extra = parser.parse_known_args(argv)
+            used: argparse.ArgumentParser = getattr(args, "parser_used", parser)
+            said_by = used.prog  # what was typed: "phoneemu lab phone add", not "phoneemu lab"
+            if extra:  # said by the sub-command that was given them, with its usage (argparse: the top one's)
+                used.error(f"unrecognized arguments: {' '.join(extra)}")
+            handler = getattr(args, "handler", None)
+            if handler is None:
+                parser.print_help()
+                return 2
+            if not releases_itself(handler):
+                release_from_start()  # the CLI's rule is the command's: a SIGTERM held is its Ctrl-C now
+            return _handled(handler, args, used)
+        finally:  # --help, --version, a usage error, a handler that ended before it let them through
+            release_from_start()
     except KeyboardInterrupt:
         print(stderr_text(said_by, "interrupted"), file=sys.stderr)
         return 130
     finally:
         if old_term is not None:
             signal.signal(signal.SIGTERM, old_term)
+        if cast(object, sys.stderr) is losable:  # (not replaced meanwhile)
+            sys.stderr = stderr
+
+
+class _LosableStderr:
+    """``sys.stderr`` while :func:`main` runs: writes and flushes passed on to the stream it stands for; the
+    first that fails (a full disk, a closed or read-only descriptor, a pipe whose reader left) points that
+    stream's descriptor at the null device (so that neither its buffered bytes nor Python's flush at exit
+    fail again: exit 120) and loses every line from then on. None (Python started with fd 2 closed): every
+    line lost (``print(file=None)`` wrote it on stdout). Anything else is the stream's."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self.stream = stream
+        self.lost = stream is None
+
+    def write(self, text: str) -> int:
+        if not self.lost:
+            try:
+                return self.stream.write(text) if self.stream is not None else len(text)
+            except (OSError, ValueError):  # (ValueError: the stream was closed)
+                self._lose()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.lost and self.stream is not None:
+            try:
+                self.stream.flush()
+            except (OSError, ValueError):
+                self._lose()
+
+    def isatty(self) -> bool:
+        return not self.lost and self.stream is not None and self.stream.isatty()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+    def _lose(self) -> None:
+        """Lines lost from now on; the stream's descriptor, when it has one, the null device."""
+        self.lost = True
+        if self.stream is None:
+            return
+        with contextlib.suppress(OSError, ValueError, AttributeError):  # (no descriptor: an in-memory stream)
+            fd = self.stream.fileno()
+            null = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(null, fd)
+            finally:
+                os.close(null)
+            self.stream.flush()  # what it still buffers: to the null device
 
 
 def _handled(handler: Any, args: argparse.Namespace, used: argparse.ArgumentParser) -> int:

@@ -11,6 +11,15 @@ A SIGTERM held back by :func:`ctrl_c_deferred` is delivered after the block by t
 Ctrl-C it stands for (was: with SIGINT ignored, dropped as an ignored SIGINT would be).
 :func:`asyncio_run` is ``asyncio.run`` with its Ctrl-C rule whole at every moment of the run, a SIGTERM with
 SIGINT ignored included.
+
+A command may give SIGTERM (and SIGHUP) a status of its own (``lab serve``: 0 after SIGTERM, 129 after
+SIGHUP; ``run``: 130 with its reports written). ``phoneemu.cli.main`` holds both back (blocked) from its
+first line, :func:`hold_from_start`, while it imports its commands and parses, and lets them through
+(:func:`release_from_start`) once the command's own handling is in place: before calling a command's handler,
+or, for a handler marked :func:`releases_from_start`, when that handler calls it (a signal that came meanwhile
+is delivered then, to the command's handler). Was: a SIGTERM in the CLI's first 0.05-0.15 s was
+``phoneemu: interrupted``, exit 130, whatever the command. A signal ignored (SIGHUP under ``nohup``) is not
+held: it stays ignored.
 """
 
 from __future__ import annotations
@@ -24,10 +33,51 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:  # asyncio is imported where a run needs it (the CLI's start-up)
     import asyncio
 
-__all__ = ["asyncio_run", "ctrl_c_deferred", "release_held_signals", "sigterm_noted", "start_processes",
-           "term_as_ctrl_c"]
+__all__ = ["asyncio_run", "ctrl_c_deferred", "hold_from_start", "release_from_start", "release_held_signals",
+           "releases_from_start", "releases_itself", "sigterm_noted", "start_processes", "term_as_ctrl_c"]
 
 _T = TypeVar("_T")
+_Handler = TypeVar("_Handler", bound=Callable[..., Any])
+
+#: the signals :func:`hold_from_start` holds back: those a command may give a status of its own
+HELD_FROM_START = (signal.SIGTERM, signal.SIGHUP)
+_held_from_start: set[int] = set()  # blocked by hold_from_start, not yet released
+_RELEASES_ITSELF = "_phoneemu_releases_from_start"
+
+
+def hold_from_start() -> None:
+    """``phoneemu.cli.main``'s first line: SIGTERM and SIGHUP blocked until :func:`release_from_start` (module
+    docstring), each unless ignored (``nohup``: it stays so, nothing held) or blocked already (it stays so
+    after). Main thread only (signals are the main thread's); one system call, nothing imported."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    wanted = {sig for sig in HELD_FROM_START if signal.getsignal(sig) != signal.SIG_IGN}
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, wanted)
+    _held_from_start.update(wanted - set(before))
+
+
+def release_from_start() -> None:
+    """The command's own handling of SIGTERM and SIGHUP is in place: what :func:`hold_from_start` blocked is
+    unblocked, and a signal that came meanwhile is delivered now, to the handler in force (its exception,
+    a KeyboardInterrupt, raised here). Nothing when nothing is held (a command called as a function, or a
+    second call)."""
+    if not _held_from_start or threading.current_thread() is not threading.main_thread():
+        return
+    held = set(_held_from_start)
+    _held_from_start.clear()  # first: a handler raising below leaves nothing held
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+
+
+def releases_from_start(handler: _Handler) -> _Handler:
+    """Mark a command's handler that calls :func:`release_from_start` itself, once its own handling of
+    SIGTERM (and SIGHUP) is in place: ``phoneemu.cli.main`` calls it with them still held."""
+    setattr(handler, _RELEASES_ITSELF, True)
+    return handler
+
+
+def releases_itself(handler: Any) -> bool:
+    """Whether ``handler`` was marked by :func:`releases_from_start`."""
+    return getattr(handler, _RELEASES_ITSELF, False) is True
 
 
 def term_as_ctrl_c() -> Any:

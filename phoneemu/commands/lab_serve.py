@@ -44,7 +44,9 @@ Rules:
   (SIGINT)``, ``stopping (SIGTERM)`` or ``stopping (SIGHUP)``. A Ctrl-C while the cluster is still being
   read is the CLI's ``interrupted``, also 130; a SIGTERM or SIGHUP then is as at any other moment, from
   the moment ``lab serve``'s handler runs (was: 130 and ``interrupted`` for a SIGTERM in its first 0.35
-  s). Before that — Python starting, the CLI importing its commands (about 0.15 s) — it is the CLI's rule.
+  s). Before that, the CLI holds them back from its first line (:func:`phoneemu.interrupts.hold_from_start`;
+  was: 130 and ``interrupted`` while it imported its commands, about 0.15 s; a SIGHUP killed it); only
+  Python starting and importing :mod:`phoneemu.cli` (about 0.05 s) leave them the system's default.
 * stdout that cannot be written (``lab serve | head -1`` once ``head`` has left, a full disk, a terminal
   hung up) loses its lines, never the serving nor the exit status (was: exit 1 or 2 at start, or at the
   stop); a failure other than a reader gone is said once on stderr (:func:`_out`). The ports are also in
@@ -72,7 +74,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from phoneemu.commands._argtypes import non_negative_int, port, positive_float
 from phoneemu.commands._said import teller
 from phoneemu.errors import PhoneEmuError, TransportError
-from phoneemu.interrupts import asyncio_run
+from phoneemu.interrupts import asyncio_run, release_from_start, releases_from_start
 from phoneemu.values import host_port
 
 if TYPE_CHECKING:  # the servers and their event loop are imported where lab serve runs (start-up time)
@@ -248,6 +250,7 @@ def _shared_port_text(earlier: str, later: str, port: int, given: frozenset[str]
             f"{option(taken_by)} N moves it)")
 
 
+@releases_from_start
 def run_serve(args: argparse.Namespace) -> int:
     """Handler of ``lab serve``: errors of the project propagate (the CLI prints them as one line). Run by
     :func:`~phoneemu.interrupts.asyncio_run`: a Ctrl-C before the servers' own handlers are set is the
@@ -258,6 +261,7 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         with _noted_from_the_start(signals):
             try:
+                release_from_start()  # a SIGTERM or SIGHUP the CLI held since its start: ours now
                 return _run_serve(args, signals)
             except KeyboardInterrupt:
                 if not signals.got and signals.term_unnoted:

@@ -16,7 +16,7 @@ from phoneemu.commands._argtypes import non_negative_float, non_negative_int
 from phoneemu.commands._said import command_of, say
 from phoneemu.errors import PhoneEmuError, ScenarioError, several
 from phoneemu.files import check_apart, check_writable, output_target, same_file_key
-from phoneemu.interrupts import sigterm_noted, term_as_ctrl_c
+from phoneemu.interrupts import release_from_start, releases_from_start, sigterm_noted, term_as_ctrl_c
 from phoneemu.tempdirs import sweep_abandoned
 from phoneemu.words import counted
 
@@ -477,13 +477,17 @@ class _RunReports:
         self.written: set[str] = set()
 
 
+@releases_from_start
 def _run(args: argparse.Namespace) -> int:
     """The command (:func:`_run_reported`); whatever ends it, a file at the path of --junit or --json
-    after it is this run's report, or there is none (:func:`_no_earlier_report`)."""
+    after it is this run's report, or there is none (:func:`_no_earlier_report`). A SIGTERM the CLI held
+    since its start is let through once it is noted (its reports then say SIGTERM: was ``phoneemu:
+    interrupted`` and no report, an earlier run's left standing)."""
     reports = _RunReports()
     sigterm: list[bool] = []
     try:
         with sigterm_noted() as sigterm:
+            release_from_start()
             return _run_reported(args, reports)
     except BaseException as exc:
         _no_earlier_report(args, reports, exc, by="SIGTERM" if sigterm else "Ctrl-C")

@@ -4,7 +4,9 @@
 its ordinary stop, ``stopping (SIGTERM)``, exit 0, as at any other moment.
 
 * ``cli-start``: while ``phoneemu`` imports its command modules to build its parser (about 0.3 s), before
-  ``main`` had made SIGTERM a Ctrl-C: the process was killed by it (exit -15, nothing said).
+  ``main`` had made SIGTERM a Ctrl-C: the process was killed by it (exit -15, nothing said); then it was
+  ``phoneemu: interrupted``, exit 130, whatever the command: now held back until the command can take it,
+  so it has the command's status (``fleet boot``: its Ctrl-C; ``lab serve``: its stop, exit 0).
 * ``loop-start``: as the event loop's SIGINT handler is set (asyncio's, or ``asyncio_run``'s), before
   ``asyncio.run`` zeroed its count of Ctrl-Cs: the main task was cancelled uncounted, a CancelledError
   traceback and exit 1 (``lab serve``, ``run``).
@@ -36,15 +38,27 @@ def _serve_argv(lab: Path) -> list[str]:
             "--tvs-port", "0", "--capf-port", "0"]
 
 
-@pytest.mark.parametrize("command", ["fleet boot", "lab serve"])
-def test_a_sigterm_while_the_cli_builds_its_parser_is_a_ctrl_c(cluster: object, tmp_path: Path,
-                                                              command: str) -> None:
-    """Not stopped, ``fleet boot`` would boot (nothing answers on port 9: exit 1) and ``lab serve`` serve."""
-    argv = (["fleet", "boot", "--count", "2", "--tftp", f"{HOST}:9", "--no-http", "--timeout", "0.2",
-             "--shards", "1", "-q"] if command == "fleet boot" else _serve_argv(tmp_path / "lab"))
+def test_a_sigterm_while_the_cli_builds_its_parser_is_the_commands_ctrl_c(tmp_path: Path) -> None:
+    """Not stopped, ``fleet boot`` would boot (nothing answers on port 9: exit 1). Held back until its
+    handler runs, the SIGTERM is its Ctrl-C, said by it (was ``phoneemu: interrupted``)."""
+    argv = ["fleet", "boot", "--count", "2", "--tftp", f"{HOST}:9", "--no-http", "--timeout", "0.2",
+            "--shards", "1", "-q"]
     done = sigterm_probe("cli-start", argv, tmp_path)
-    assert_stopped_as_ctrl_c(done, "phoneemu")  # before the command is known: the program's name
-    assert "listening" not in done.stdout and "phones" not in done.stderr
+    assert_stopped_as_ctrl_c(done, "phoneemu fleet boot")
+    assert "phones" not in done.stderr
+
+
+def test_a_sigterm_while_the_cli_builds_its_parser_stops_lab_serve_as_at_any_moment(cluster: object,
+                                                                                   tmp_path: Path) -> None:
+    """Held back until ``lab serve``'s own handler runs, the SIGTERM is its ordinary stop, exit 0 (was the
+    CLI's ``phoneemu: interrupted``, 130): nothing served, no port recorded."""
+    lab = tmp_path / "lab"
+    before = (lab / "cluster.json").read_bytes()
+    done = sigterm_probe("cli-start", _serve_argv(lab), tmp_path)
+    assert "SIGTERM sent" in done.stderr, done.stderr  # the moment was met
+    assert done.returncode == 0 and "Traceback" not in done.stderr, (done.returncode, done.stderr)
+    assert done.stdout == "stopping (SIGTERM)\n" and "interrupted" not in done.stderr
+    assert (lab / "cluster.json").read_bytes() == before
 
 
 @pytest.mark.parametrize("moment", ["loop-start", "first-step-sigint-ignored"])
