@@ -134,27 +134,35 @@ def _serve_end(args: argparse.Namespace, session: ServeSession | None, *, interr
     ``session`` None: interrupted with ``--out`` made, before the session began (nothing served). A session
     ended by a file it could not write (a full disk: ``ServeSession.error``) says so first, naming the file;
     its summary.json has ``error``; exit 2 (ours; was: a traceback a request, the mutants not recorded
-    counted as served, and the run went on serving nothing to the end of ``--time``)."""
+    counted as served, and the run went on serving nothing to the end of ``--time``). A silence whose folder
+    could not be written is said not saved — the line, ``saved: false`` and ``dir: null`` in summary.json —
+    and ``next_run_index`` (the ``--run-index`` to go on with, as a run's) serves its mutant again
+    (:func:`_saved_text`; was: "the findings so far are saved", going on past it)."""
     served, requests = (session.served, session.requests) if session is not None else (0, 0)
     error = session.error if session is not None else None
+    unsaved = session.unsaved if session is not None else []
+    resume = session.resume_index if session is not None else args.run_index
+    go_on = f"--seed {args.seed} --run-index {resume}"
     if error is not None:  # said before summary.json is written: that may fail too on a full disk
-        say(args, f"{error}: serving stopped after {served} mutant(s); the findings so far are saved (to go "
-                  f"on: --seed {args.seed} --run-index {args.run_index + served})")
+        say(args, f"{error}: serving stopped after {served} mutant(s); {_saved_text(unsaved, go_on)}")
     counts = dict(session.outcomes) if session is not None else {}
     silences = session.silences if session is not None else []
     with ctrl_c_deferred() as interrupted_meanwhile:
         summary = {"format": args.fmt, "seed": args.seed, "interrupted": interrupted, "error": error,
-                   "served": served,
+                   "served": served, "first_run_index": args.run_index, "next_run_index": resume,
                    "requests": requests, "outcomes": counts,
                    "silences": [{"run_index": f["index"], "name": f["name"],
-                                 "dir": str(args.out / "crashes" / f"silent-{int(str(f['index'])):06d}")}
+                                 "dir": None if f["index"] in unsaved else
+                                 str(args.out / "crashes" / f"silent-{int(str(f['index'])):06d}"),
+                                 "saved": f["index"] not in unsaved}
                                 for f in silences]}
         write_output(args.out / "summary.json", (json_doc.dumps(summary, indent=2) + "\n").encode("utf-8"))
     interrupted_meanwhile()  # a Ctrl-C held back: KeyboardInterrupt now, summary.json whole
     if interrupted and session is None:
         say(args, "interrupted while making the output folder, before any mutant was served")
     elif interrupted:
-        say(args, f"interrupted after serving {served} mutant(s); the findings so far are saved")
+        saved = "a silence was not saved (above)" if unsaved else "the findings so far are saved"
+        say(args, f"interrupted after serving {served} mutant(s); {saved} (to go on: {go_on})")
     outcomes = ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"
     silent = "" if args.silent_after is None else \
         f"; silent after {len(silences)} mutant(s)" + (
@@ -167,6 +175,18 @@ def _serve_end(args: argparse.Namespace, session: ServeSession | None, *, interr
     if error is not None:
         return 2
     return 1 if silences else 0
+
+
+def _saved_text(unsaved: list[int], go_on: str) -> str:
+    """What a session ended by a file it could not write says of its findings (:func:`_serve_end`): saved,
+    or the silences whose folder could not be written named, and gone on from the first of them (was: "the
+    findings so far are saved", going on past their mutants: the silences lost)."""
+    if not unsaved:
+        return f"the findings so far are saved (to go on: {go_on})"
+    named = " and ".join(f"the silence after mutant {index}" for index in unsaved)
+    which = "its mutant" if len(unsaved) == 1 else "their mutants"
+    return (f"{named} {'was' if len(unsaved) == 1 else 'were'} not saved (to go on, serving {which} again: "
+            f"{go_on})")
 
 
 def _silence_commands(args: argparse.Namespace) -> Callable[[int, str, Path], dict[str, str]]:

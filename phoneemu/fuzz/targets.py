@@ -820,7 +820,9 @@ class ServeSession:
     A file that cannot be written (a full disk: a mutant's copy, the log, a silence's folder) ends the
     session (:attr:`error`, naming it; :meth:`watch` returns): nothing more is served, as a mutant served
     unrecorded could not be reproduced, and a mutant whose copy was not written is not served nor counted
-    (ours; was: a traceback a request, each an index used up — "served" though never sent).
+    (ours; was: a traceback a request, each an index used up — "served" though never sent). A silence whose
+    folder could not be written is counted, not saved (:attr:`unsaved`), and the way to go on serves its
+    mutant again (:attr:`resume_index`).
     """
 
     def __init__(self, *, fmt: str, make: Callable[[int, str], tuple[bytes, dict[str, object]]], seed: int,
@@ -847,6 +849,9 @@ class ServeSession:
         #: through: ``serve_session(allow_peer=...)``, ``--device``); None: not watched
         self.silent_after = silent_after
         self.silences: list[dict[str, object]] = []  # the mutants a silence followed (``check_silence``)
+        #: the run indices of the silences whose folder could not be written (:attr:`error`): counted, not
+        #: saved; going on serves them again (:attr:`resume_index`)
+        self.unsaved: list[int] = []
         #: ``commands(index, name, folder)``: what a silence finding's info.json says to reproduce or
         #: rebuild it (``reproduce``, ``regenerate``, ``note``; the CLI's, which knows the options)
         self.commands = commands
@@ -864,6 +869,13 @@ class ServeSession:
     @property
     def served(self) -> int:
         return self.next_index - self.start_index
+
+    @property
+    def resume_index(self) -> int:
+        """The ``--run-index`` that goes on where the session ended: past its last mutant served, or the
+        first silence whose folder could not be written (:attr:`unsaved`), so that going on serves that mutant
+        again (was: past it, the silence lost)."""
+        return min([self.next_index, *self.unsaved])
 
     @property
     def exhausted(self) -> bool:
@@ -925,10 +937,14 @@ class ServeSession:
         if self.commands is not None:
             finding.update(self.commands(index, name, folder))
         self.silences.append(finding)  # counted even when its folder cannot be written (an error, then)
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write(folder / "input.bin", (self.dir / file).read_bytes())
-        info = json_doc.dumps(finding, indent=2, sort_keys=True) + "\n"
-        atomic_write(folder / "info.json", info.encode())
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            atomic_write(folder / "input.bin", (self.dir / file).read_bytes())
+            info = json_doc.dumps(finding, indent=2, sort_keys=True) + "\n"
+            atomic_write(folder / "info.json", info.encode())
+        except OSError:  # not saved: said so, and going on serves it again (:attr:`resume_index`)
+            self.unsaved.append(index)
+            raise
         self._log({"event": "silent", "index": index, "name": name, "silent_s": finding["silent_s"]})
         return finding
 
