@@ -272,8 +272,8 @@ def run_serve(args: argparse.Namespace) -> int:
                 return signals.exit_status()
     finally:
         if signals.got or signals.said:  # stopped by a signal: another one as the process ends is dropped
-            atexit.unregister(_hold_stopping_signals)
-            atexit.register(_hold_stopping_signals)
+            atexit.unregister(_drop_stopping_signals)
+            atexit.register(_drop_stopping_signals)
 
 
 def _run_serve(args: argparse.Namespace, signals: StopSignals) -> int:
@@ -536,13 +536,16 @@ def _noted_from_the_start(signals: StopSignals) -> Iterator[None]:
         _restore_signals(replaced)
 
 
-def _hold_stopping_signals() -> None:
+def _drop_stopping_signals() -> None:
     """At the process's end (``atexit``, after ``lab serve`` stopped on a signal): SIGINT, SIGTERM and SIGHUP
-    blocked. Python gives them their system default as it finalises (about 0.1 s, after its last handler
-    ran), and a second ``kill`` or Ctrl-C then killed the process (exit 143 for SIGTERM, not 0); blocked,
-    they are dropped as it ends."""
+    ignored. Python gives them their system default as it finalises (about 0.1 s, after its last handler
+    ran; the CLI gives SIGTERM back as it returns), and a second ``kill`` or Ctrl-C then killed the process
+    (exit 143 for SIGTERM, not 0); ignored, they are dropped as it ends (Python leaves an ignored signal
+    so). Ignored, not blocked: a mask is the main thread's own, and a thread still running then (a daemon
+    thread) was given the signal, killed by it (was: exit -15)."""
     if threading.current_thread() is threading.main_thread():
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM, signal.SIGHUP})
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_IGN)
 
 
 def _restore_signals(replaced: dict[signal.Signals, Any]) -> None:

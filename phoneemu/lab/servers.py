@@ -111,10 +111,12 @@ import asyncio
 import contextlib
 import errno
 import fnmatch
+import ipaddress
 import logging
 import os
 import socket
 import ssl
+import struct
 import threading
 import time
 import weakref
@@ -1043,7 +1045,7 @@ def _bind_error(name: str, host: str, port: int, exc: OSError) -> TransportError
                                                                  else ")")
         kind = "permission"
     elif exc.errno == errno.EADDRINUSE:
-        holder = port_holder(port, udp=name == "tftp")
+        holder = port_holder(port, udp=name == "tftp", host=host)
         hint = f" (held by {holder}" if holder else " (port in use, e.g. by another 'phoneemu lab serve'"
         hint += f": stop it, or pick another {option} (0 = any free port))" if option else ")"
         kind = "in-use"
@@ -1057,31 +1059,42 @@ def _bind_error(name: str, host: str, port: int, exc: OSError) -> TransportError
     return TransportError(f"cannot listen for {name} on {host_port(host, port)}: {reason}{hint}", kind=kind)
 
 
-#: at most this many open files of other processes looked at to name a port's holder (an error path only)
+#: at most this many entries of ``/proc`` looked at to name a port's holder — socket table rows and other
+#: processes' open files (an error path only; a machine with a million sockets or open files: about 1 s)
 _HOLDER_SCAN_LIMIT = 200_000
 
 
-def port_holder(port: int, *, udp: bool, proc: Path = Path("/proc")) -> str | None:
+def port_holder(port: int, *, udp: bool, host: str | None = None, proc: Path = Path("/proc")) -> str | None:
     """``pid 1234 (phoneemu lab serve /tmp/lab ...)``: the other process holding ``port`` (a TCP listener, or
-    a UDP socket), as Linux's ``/proc`` tells it: the socket's inode in ``net/tcp[6]`` / ``net/udp[6]``, then
-    the process with that socket open. None when it cannot be known — not Linux, another user's process
-    (its descriptors are not ours to read), this process itself — or after :data:`_HOLDER_SCAN_LIMIT`
-    descriptors looked at (ours)."""
+    a UDP socket) on an address that clashes with ``host`` (:func:`_clashes`: the same address, or a
+    wildcard; ``host`` None or a name: any address), as Linux's ``/proc`` tells it: the socket's inode in
+    ``net/tcp[6]`` / ``net/udp[6]``, then the process with that socket open. None when it cannot be known —
+    not Linux, another user's process (its descriptors are not ours to read), this process itself — or after
+    :data:`_HOLDER_SCAN_LIMIT` entries looked at (rows and descriptors). Was: any socket of that port number,
+    so a lab served on 127.0.0.11 was named for a port taken on 127.0.0.12."""
+    wanted = _address(host) if host is not None else None
+    looked = 0
     inodes = set()
     for table in ("udp", "udp6") if udp else ("tcp", "tcp6"):
         try:
-            rows = (proc / "net" / table).read_text().splitlines()[1:]
+            with (proc / "net" / table).open("rb") as rows:
+                next(rows, None)  # the heading
+                for row in rows:
+                    looked += 1
+                    if looked > _HOLDER_SCAN_LIMIT:
+                        return None
+                    f = row.split()
+                    listening = udp or f[3] == b"0A"  # (0A: TCP's LISTEN)
+                    if len(f) < 10 or b":" not in f[1] or f[9] == b"0" or not listening:
+                        continue
+                    address, _, number = f[1].partition(b":")
+                    with contextlib.suppress(ValueError):
+                        if int(number, 16) == port and _clashes(_proc_address(address), wanted):
+                            inodes.add(f"socket:[{f[9].decode('ascii', 'replace')}]")
         except OSError:
             continue
-        for row in rows:
-            f = row.split()
-            if len(f) < 10 or ":" not in f[1]:
-                continue
-            if int(f[1].rsplit(":", 1)[1], 16) == port and (udp or f[3] == "0A") and f[9] != "0":  # 0A LISTEN
-                inodes.add(f"socket:[{f[9]}]")
     if not inodes:
         return None
-    looked = 0
     try:
         pids = [e.name for e in os.scandir(proc) if e.name.isdigit() and int(e.name) != os.getpid()]
     except OSError:
@@ -1100,6 +1113,40 @@ def port_holder(port: int, *, udp: bool, proc: Path = Path("/proc")) -> str | No
         except OSError:  # gone, or another user's
             continue
     return None
+
+
+_IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _address(text: str) -> _IPAddress | None:
+    """``text`` as an address (an IPv4-mapped IPv6 one as its IPv4 address); None for a name."""
+    try:
+        address = ipaddress.ip_address(text.strip().removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return None
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return mapped if mapped is not None else address
+
+
+def _proc_address(text: bytes) -> _IPAddress | None:
+    """A ``/proc/net`` table's local address: 8 or 32 hex digits, each 32-bit word in this machine's byte
+    order; None when it is neither."""
+    if len(text) not in (8, 32):
+        return None
+    packed = b"".join(struct.pack("=I", int(text[i:i + 8], 16)) for i in range(0, len(text), 8))
+    return _address(str(ipaddress.ip_address(packed)))
+
+
+def _clashes(bound: _IPAddress | None, host: _IPAddress | None) -> bool:
+    """Whether a socket bound to ``bound`` keeps a listener on ``host`` from the same port: the same address,
+    or either a wildcard of its family, ``::`` of both (dual-stack); None (a name, an unknown row): yes."""
+    if bound is None or host is None or bound == host:
+        return True
+    if host.is_unspecified:
+        return host.version == 6 or bound.version == 4 or bound.is_unspecified
+    if bound.is_unspecified:
+        return bound.version == 6 or host.version == 4
+    return False
 
 
 def _command_line(where: Path) -> str:
