@@ -34,6 +34,9 @@ from phoneemu.fuzz.targets import PythonTarget, no_core_dumps
 #: seconds the target's helper process lives at most (killed at the test's end; it outlives the wait of
 #: the old code, which then called the crash a hang)
 HELPER_S = 20.0
+#: each test target's hang_after (10 x of wall time is a hang): at 0.05 s a loaded machine took a fork and
+#: its crash for a hang (under load ~12, the waitpid variant once)
+HANG_AFTER = 0.5
 #: the helpers' pids, written by the target in the child (the test kills them)
 _PIDS: list[Path] = []
 #: the input the forking target dies on in the fuzz loop (set before the child is forked)
@@ -76,7 +79,7 @@ def test_a_crash_is_seen_while_a_process_the_target_started_holds_the_pipe(
         pidfd: bool, monkeypatch: pytest.MonkeyPatch) -> None:
     if not pidfd:  # a kernel without pidfd_open: the child's end looked at every turn instead
         monkeypatch.setattr(supervise, "_pidfd", lambda _pid: -1, raising=False)
-    t = SupervisedTarget(PythonTarget(_forks_then_dies, name="forks", hang_after=0.05))
+    t = SupervisedTarget(PythonTarget(_forks_then_dies, name="forks", hang_after=HANG_AFTER))
     try:
         with no_core_dumps():
             outcome = run_once(t, b"die")  # was: no end of file, so a hang once 10 x hang_after had passed
@@ -93,7 +96,7 @@ def test_in_the_fuzz_loop_that_crash_is_the_finding_of_its_input(tmp_path: Path)
     _DIES_ON[:] = [input_for(mutator, 0, first).data]
     config = FuzzConfig(fmt="itl", seed=0, runs=first + 3, time_limit=5.0, out=tmp_path / "fz",
                         minimize=False)  # (the limit: what ended the old code's wait)
-    t = SupervisedTarget(PythonTarget(_forks_then_dies, name="forks", hang_after=0.05))
+    t = SupervisedTarget(PythonTarget(_forks_then_dies, name="forks", hang_after=HANG_AFTER))
     try:
         report = fuzz(config, t, mutator)  # was: the dead child waited for to --time, then "a hang"
     finally:
@@ -128,7 +131,7 @@ def _many_threads_then_segv(data: bytes) -> None:
 
 
 def test_a_crash_with_many_threads_is_not_stuck_writing_their_frames() -> None:
-    t = SupervisedTarget(PythonTarget(_many_threads_then_segv, name="threads", hang_after=0.05))
+    t = SupervisedTarget(PythonTarget(_many_threads_then_segv, name="threads", hang_after=HANG_AFTER))
     try:
         with no_core_dumps():
             outcome = run_once(t, b"x")  # was: the child stuck in faulthandler's write, a hang
