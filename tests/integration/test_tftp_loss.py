@@ -266,13 +266,13 @@ def _nominal(clients: int, files: dict[str, bytes] = FILES) -> int:
 def test_storm_through_lossy_proxy(loss: float, factor: float) -> None:
     """50 clients at 5 % / 20 % loss each way: every file right, none given up, no storm (datagrams
     within ``factor`` of the loss-free count), the server's transfer table empty afterwards."""
-    # (retries 40: 50 ms timeouts, so a loaded machine's event-loop lag (a CI run with -n 3, or other jobs:
-    # 20 retries, 1 s, were outlasted once by a stall under load ~10) is not taken for a lost peer; the loss
-    # itself is seeded — 9 losses of one packet in a row at 5 % do not happen)
+    # (timeouts of 0.1 s, 40 retries: a loaded machine's event-loop lag (a CI run with -n 3, or other jobs) is
+    # not taken for a lost peer — 50 ms x 20 and 50 ms x 40 were both outlasted by stalls under load ~10-12;
+    # the loss itself is seeded — 9 losses of one packet in a row at 5 % do not happen)
     # (50 clients: with hundreds on a loaded machine, a closed client socket's port can be handed by the
     # kernel to a new one while a server transfer still sends to it through the proxy's old session — a
     # wrong file neither side can tell; README: TFTP)
-    r = asyncio.run(_storm(clients=50, loss=loss, seed=5, retries=40))
+    r = asyncio.run(_storm(clients=50, loss=loss, seed=5, timeout=0.1, retries=40))
     assert r["outcome"] == {"ok": 50 * len(FILES)}, r
     assert r["datagrams"] <= factor * _nominal(50), r
     assert r["client_retx"] > 0 and r["active"] == 0, r
