@@ -148,6 +148,15 @@ def _die_with_parent(parent: int) -> None:
         os._exit(0)
 
 
+def _child_ends_waitable() -> None:
+    """SIGCHLD ignored (inherited, or set by the target's import) makes the kernel reap each child at once:
+    ``waitpid`` then fails (ChildProcessError) and its death could not be told; the default action is put
+    back before a child is forked (ours; only the main thread can: elsewhere it stays as it is)."""
+    if signal.getsignal(signal.SIGCHLD) == signal.SIG_IGN:
+        with contextlib.suppress(ValueError):  # not the main thread
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+
+
 def _pidfd(pid: int) -> int:
     """A file descriptor readable once process ``pid`` has ended (Linux ``pidfd_open``), else -1."""
     opener = getattr(os, "pidfd_open", None)
@@ -450,6 +459,7 @@ class SupervisedTarget:
         for stream in (sys.stdout, sys.stderr):  # not written twice, by the child too
             with contextlib.suppress(Exception):
                 stream.flush()
+        _child_ends_waitable()
         parent = os.getpid()
         old_mask = signal.pthread_sigmask(signal.SIG_BLOCK, _HELD)
         try:
