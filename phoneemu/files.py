@@ -30,7 +30,7 @@ import stat
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -41,9 +41,12 @@ __all__ = [
     "AtomicFile",
     "atomic_write",
     "check_writable",
+    "overwritten_input",
     "phone_config_in",
     "private_file",
     "read_at_most",
+    "remove_earlier",
+    "remove_unwritten",
     "streamed_output",
     "write_output",
     "write_output_pieces",
@@ -436,6 +439,69 @@ def check_apart(outputs: Sequence[tuple[str, Path | None]]) -> None:
         if key in seen:
             raise PhoneEmuError(f"{option} {path}: the same file as {seen[key]}", path=option.lstrip("-"))
         seen[key] = f"{option} {path}"
+
+
+def _key_of(path: Path) -> object:
+    """:func:`same_file_key`, or None for a path that has none (a link loop, a NUL in the name)."""
+    try:
+        return same_file_key(path)
+    except (OSError, RuntimeError, ValueError):
+        return None
+
+
+def overwritten_input(out: Path, files: Iterable[tuple[str, Path | None]],
+                      folders: Iterable[tuple[str, Path | None, int]] = ()) -> str | None:
+    """What input of the run the output ``out`` would overwrite, else None: an existing regular file (a
+    new one, a FIFO or a device replaces none; a link is taken as it is written, :func:`output_target`)
+    that is one of ``files`` (option, path: ``--models site.csv``) or lies in one of ``folders`` (what,
+    folder, depth): depth 1 a file in it, 2 a file in a folder of it (a phone's flash in a fleet's
+    ``DIR/<MAC>``), 0 a file anywhere under it (a lab's). Said as ``--models site.csv`` or ``a file of
+    --installed-config-dir old``, for the command's refusal (``predict``, ``fleet boot``, ``replay
+    --all``: checked before any work, so that a typo never replaces an input by a report)."""
+    try:
+        if not out.is_file():
+            return None
+        real = Path(os.path.realpath(output_target(out)[0]))
+    except OSError:  # check_writable says why it cannot be written
+        return None
+    key = _key_of(real)
+    clash = next((f"{what} {path}" for what, path in files if path is not None and _key_of(path) == key),
+                 None)
+    if clash is not None:
+        return clash
+    above = [_key_of(folder) for folder in real.parents]  # its folder first
+    for what, folder, depth in folders:
+        if folder is None:
+            continue
+        held = _key_of(folder)
+        within = above if depth == 0 else above[depth - 1:depth]
+        if held is not None and held in within:
+            return f"a file of {what} {folder}"
+    return None
+
+
+def remove_earlier(path: Path | str) -> bool:
+    """Remove the file an output at ``path`` would have replaced (a link's target, as it is written): an
+    earlier run's report must not stand for this run's, which wrote none there. A FIFO or a device is left
+    (it holds no earlier report); True when a file was removed."""
+    try:
+        target, in_place = output_target(path)
+        if in_place or not target.is_file():
+            return False
+        target.unlink()
+    except OSError:
+        return False
+    return True
+
+
+def remove_unwritten(outputs: Iterable[tuple[str, Path | None]], written: Container[str]) -> list[str]:
+    """A run ended (bad input, an interrupt, a write that failed) without writing some of its ``outputs``
+    (option, path; ``written``: the options it did write): the earlier file at each such path is removed
+    (:func:`remove_earlier`), so that a CI job archiving it does not read the last run's report as this
+    one's; a line each to say, ``--junit r.xml: the earlier file there removed (...)``."""
+    return [f"{option} {path}: the earlier file there removed (this run wrote no report there)"
+            for option, path in outputs
+            if path is not None and option not in written and remove_earlier(path)]
 
 
 def phone_config_in(folder: Path, mac: str) -> Path | None:

@@ -609,7 +609,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
     NEW_FILE, a file of a NEW_FILE folder, of ``--flash``, of ``--installed-config-dir``, or of a phone's
     flash in ``--fleet-flash`` (was: ``--json-file a/ITLFile.tlv --installed-itl a/ITLFile.tlv`` replaced
     the only copy of the ITL the phones hold by the JSON; ``--json-file r --junit r`` kept the JUnit)."""
-    from phoneemu.files import check_apart, check_writable, output_target, same_file_key
+    from phoneemu.files import check_apart, check_writable, overwritten_input
 
     outputs = (("--json-file", args.json_file), ("--junit", args.junit))
     for option, out in outputs:
@@ -623,20 +623,11 @@ def _check_outputs(args: argparse.Namespace) -> None:
         ("--tvs-cert", args.tvs_cert), ("--tvs-server-cert", args.tvs_server_cert),
         ("--callmanager-cert", args.callmanager_cert), ("--image-signer", args.image_signer))
     files += [(option, path) for option, paths in given for path in paths if path is not None]
-    folders = [("NEW_FILE", f) for f in args.files if f.is_dir()]
-    folders += [(option, path) for option, path in (("--flash", args.flash),
-                                                    ("--installed-config-dir", args.installed_config_dir))
-                if path is not None]
-    for option, out in outputs:
-        if out is None or not out.is_file():
-            continue  # a new file (or a FIFO, a device) replaces no input
-        target, _in_place = output_target(out)
-        key, folder = same_file_key(target), same_file_key(target.parent)
-        clash = next((f"{what} {path}" for what, path in files if same_file_key(path) == key), None) or next(
-            (f"a file of {what} {path}" for what, path in folders if same_file_key(path) == folder), None)
-        if clash is None and args.fleet_flash is not None and \
-                same_file_key(target.parent.parent) == same_file_key(args.fleet_flash):
-            clash = f"a file of a phone's flash in --fleet-flash {args.fleet_flash}"
+    folders: list[tuple[str, Path | None, int]] = [("NEW_FILE", f, 1) for f in args.files if f.is_dir()]
+    folders += [("--flash", args.flash, 1), ("--installed-config-dir", args.installed_config_dir, 1),
+                ("a phone's flash in --fleet-flash", args.fleet_flash, 2)]
+    for option, out in outputs:  # a new file (or a FIFO, a device) replaces no input
+        clash = overwritten_input(out, files, folders) if out is not None else None
         if clash is not None:
             raise PhoneEmuError(f"{option} {out}: is {clash}: the report would overwrite it (give another "
                                 "file)", path=option.lstrip("-"))
@@ -647,19 +638,10 @@ def _remove_earlier(args: argparse.Namespace, written: set[str]) -> None:
     earlier run's report at its path is removed, and said, so that a CI job archiving it does not read
     the last run's results as this one's (as ``run``'s). A FIFO or a device holds no earlier report."""
     from phoneemu.commands._said import say
-    from phoneemu.files import output_target
+    from phoneemu.files import remove_unwritten
 
-    for option, path in (("--json-file", args.json_file), ("--junit", args.junit)):
-        if path is None or option in written:
-            continue
-        try:
-            target, in_place = output_target(path)
-            if in_place or not target.is_file():
-                continue
-            target.unlink()
-        except OSError:
-            continue
-        say(args, f"{option} {path}: the earlier file there removed (this run wrote no report there)")
+    for line in remove_unwritten((("--json-file", args.json_file), ("--junit", args.junit)), written):
+        say(args, line)
 
 
 def handler(args: argparse.Namespace) -> int:
