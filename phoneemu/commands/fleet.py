@@ -22,7 +22,10 @@ when node 1 is down); media, media_suite and media_reason with --call: every reg
 over that connection (spec G.14) and the summary counts how the calls ended and the SRTP suite each
 used ("Media: G.14-srtp 1998, G.14-rtp-not-encrypted-mode 2", "Media suite: AES_CM_128_HMAC_SHA1_80
 1998, RTP 2"). Exit status 0 when every phone booted (and, with --register, registered; with --call,
-its call carried media), 1 when any failed, 2 on bad input.
+its call carried media), 1 when any failed, 2 on bad input. A file at the path of --json, --junit or --plot
+after a run is this run's report or none: a run that wrote none there (bad input, a second Ctrl-C, a full
+disk) removes an earlier file there, said on stderr; a report naming an input (--models, a file of the
+phones' --flash, of --installed-config-dir or of the --lab folder) is refused before any boot.
 --capture F.pcap records the whole storm as ``boot --capture`` records one boot: a live capture in
 this process (Linux, root or CAP_NET_RAW; otherwise exit 2 before any boot) of every IPv4/IPv6 packet
 to or from the --tftp host and each host the phones connect to over TCP (TVS, CAPF, HTTP elsewhere),
@@ -89,7 +92,7 @@ from phoneemu.commands.boot import (
     nothing_answered_hint,
 )
 from phoneemu.errors import EncodeError, PhoneEmuError
-from phoneemu.files import check_apart, check_writable, write_output_text
+from phoneemu.files import check_apart, check_writable, remove_unwritten, write_output_text
 from phoneemu.words import counted
 
 if TYPE_CHECKING:  # the fleet and its phones are imported where a storm runs (start-up time)
@@ -620,25 +623,28 @@ def _write_reports(args: argparse.Namespace, result: Any, target: BootTarget, ca
     The records come from ``result.records`` a record at a time (a spool on disk): neither report holds
     them all; --plot draws from the metrics' compact arrays (latencies, end times)."""
     unwritten: list[str] = []
+    written: set[str] = getattr(args, "reports_written", set())  # this run's: never removed (_boot)
     unkept = result.records_unkept
     if args.json is not None:
         if unkept is not None:
             unwritten.append(f"--json {args.json}: not written: {unkept}")
-        else:
-            _report("--json", args.json, lambda: _write_json(args.json, result, target, capture,
-                                                               profile=args.profile, fill=fill), unwritten)
+        elif _report("--json", args.json, lambda: _write_json(args.json, result, target, capture,
+                                                                 profile=args.profile, fill=fill), unwritten):
+            written.add("--json")
     if args.junit is not None:
         if unkept is not None:
             unwritten.append(f"--junit {args.junit}: not written: {unkept}")
-        else:
-            _report("--junit", args.junit, lambda: _write_junit(args.junit, result, target=str(target),
-                                                               count=args.count, lab=args.lab,
-                                                               flash=args.flash), unwritten)
+        elif _report("--junit", args.junit, lambda: _write_junit(args.junit, result, target=str(target),
+                                                                 count=args.count, lab=args.lab,
+                                                                 flash=args.flash), unwritten):
+            written.add("--junit")
     if args.plot is not None:
         from phoneemu.fleet.plot import plot_metrics
 
         title = f"phoneemu fleet: {counted(args.count, 'phone')} -> {target}"
-        _report("--plot", args.plot, lambda: plot_metrics(result.metrics, args.plot, title=title), unwritten)
+        if _report("--plot", args.plot, lambda: plot_metrics(result.metrics, args.plot, title=title),
+                   unwritten):
+            written.add("--plot")
     return unwritten
 
 
@@ -661,15 +667,19 @@ def _write_json(path: Path, result: Any, target: BootTarget, capture: Any, *, pr
                                                   indent=1))
 
 
-def _report(option: str, path: Path, write: Callable[[], object], unwritten: list[str]) -> None:
+def _report(option: str, path: Path, write: Callable[[], object], unwritten: list[str]) -> bool:
     """Write one report; a failure (a full disk, /dev/full) is said naming the option and the file, and
-    the other reports are still written; so is a plot matplotlib cannot draw."""
+    the other reports are still written; so is a plot matplotlib cannot draw. True when it was written
+    (one that was not leaves no earlier file at its path: :func:`_boot`)."""
     try:
         write()
     except OSError as exc:
         unwritten.append(f"{option} {path}: not written: {exc.strerror or exc}")
     except PhoneEmuError as exc:  # --plot: matplotlib could not draw it
         unwritten.append(f"{option} {path}: not written: {exc.message}")
+    else:
+        return True
+    return False
 
 
 def run_fleet(spec: FleetSpec, **options: Any) -> FleetResult:
@@ -679,33 +689,69 @@ def run_fleet(spec: FleetSpec, **options: Any) -> FleetResult:
     return storm(spec, **options)
 
 
+def _reports(args: argparse.Namespace) -> list[tuple[str, Path | None]]:
+    """The reports of the run, each as the option and the file it writes (``--plot r``: ``r.png``)."""
+    from phoneemu.fleet.plot import plot_path
+
+    return [("--json", args.json), ("--junit", args.junit),
+            ("--plot", plot_path(args.plot) if args.plot is not None else None)]
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before any work, a report that could not be written (:func:`check_writable`; ``--plot r``:
+    the ``r.png`` it writes, a folder refused now) and outputs that would overwrite an input or each
+    other (:func:`_outputs_apart`)."""
+    for option, path in _reports(args):
+        check_writable(path, option)
+    _outputs_apart(args)
+
+
 def _outputs_apart(args: argparse.Namespace) -> None:
     """Refuse, before any boot, outputs that would overwrite an input (``--models site.csv --json
-    site.csv`` replaced the user's export with the report) or each other, ``--plot FILE`` taken as the
-    ``FILE.png`` it writes (``--plot r --json r.png``: the plot replaced the JSON, exit 0), the key log
-    of a ``--capture F`` without ``--keylog`` taken as the ``F.keys`` it is (``--capture s.pcap --json
-    s.keys``: the JSON replaced the key log)."""
-    from phoneemu.files import same_file_key
-    from phoneemu.fleet.plot import plot_path
+    site.csv`` replaced the user's export with the report), a file of ``--installed-config-dir``, of a
+    phone's flash in ``--flash`` or of the ``--lab`` folder (was: ``--json fleet/0A0000000000/phone.json``
+    replaced that phone's flash file by the report, ``--keylog lab/cluster.json`` appended TLS secrets to
+    the lab's state), or each other, ``--plot FILE`` taken as the ``FILE.png`` it writes (``--plot r
+    --json r.png``: the plot replaced the JSON, exit 0), the key log of a ``--capture F`` without
+    ``--keylog`` taken as the ``F.keys`` it is (``--capture s.pcap --json s.keys``: the JSON replaced the
+    key log). A new file, a FIFO or a device replaces no input."""
+    from phoneemu.files import overwritten_input
 
     keylog = args.keylog
     if keylog is None and args.capture is not None:  # as capture_keylog names it
         keylog = args.capture.with_suffix(".keys")
-    outputs = [("--json", args.json), ("--junit", args.junit),
-               ("--plot", plot_path(args.plot) if args.plot is not None else None),
-               ("--keylog", keylog), ("--capture", args.capture)]
-    inputs = [("--models", args.models), ("--installed-itl", args.installed_itl),
-              ("--installed-ctl", args.installed_ctl), *(("--image-signer", p) for p in args.image_signer)]
-    given = {same_file_key(path): f"{option} {path}" for option, path in inputs if path is not None}
+    outputs = [*_reports(args), ("--keylog", keylog), ("--capture", args.capture)]
+    inputs = [("the input --models", args.models), ("the input --installed-itl", args.installed_itl),
+              ("the input --installed-ctl", args.installed_ctl),
+              *(("the input --image-signer", p) for p in args.image_signer)]
+    folders = [("--installed-config-dir", args.installed_config_dir, 1),
+               ("a phone's flash in --flash", args.flash, 2), ("the lab --lab", args.lab, 0)]
     for option, path in outputs:
-        read = given.get(same_file_key(path)) if path is not None else None
+        read = overwritten_input(path, inputs, folders) if path is not None else None
         if read is not None:
-            raise PhoneEmuError(f"{option} {path}: is the input {read}; it would be overwritten",
+            raise PhoneEmuError(f"{option} {path}: is {read}; it would be overwritten",
                                 path=option.lstrip("-"))
     check_apart(outputs)
 
 
 def _boot(args: argparse.Namespace) -> int:
+    """The command (:func:`_storm_reported`): whatever ends it, a file at the path of --json, --junit or
+    --plot after it is this run's report, or there is none: one it did not write (bad input, a refused
+    option, a second Ctrl-C, a full disk, the records' spool unwritable) leaves no earlier run's file
+    there, said on stderr (was: yesterday's report left for a CI job to archive as today's). A report
+    refused before any work (one naming an input) removes nothing."""
+    _check_outputs(args)  # before the try: a report refused (an input's name) is never removed
+    args.reports_written = written = set[str]()
+    try:
+        return _storm_reported(args)
+    except BaseException:
+        for line in remove_unwritten(_reports(args), written):
+            say(args, line)
+        raise
+
+
+def _storm_reported(args: argparse.Namespace) -> int:
+    """The storm and its summary and reports (outputs checked: :func:`_boot`); the exit status."""
     from phoneemu.fleet.engine import FleetSpec, mac_text
     from phoneemu.fleet.progress import Progress
     from phoneemu.fleet.shard import interrupted_before_storm
@@ -715,13 +761,6 @@ def _boot(args: argparse.Namespace) -> int:
     run_macs, models = _run_macs(args)
     listed = args.count is None  # the phones of the models file (or of --flash), not consecutive MACs
     args.count = len(run_macs)
-    check_writable(args.json, "--json")
-    check_writable(args.junit, "--junit")
-    if args.plot is not None:  # the file written: --plot r writes r.png (r.png a folder: refused now)
-        from phoneemu.fleet.plot import plot_path
-
-        check_writable(plot_path(args.plot), "--plot")
-    _outputs_apart(args)
     if args.capture_limit is not None and args.capture is None:
         raise PhoneEmuError("--capture-limit goes with --capture", path="capture-limit")
     args.packets = checked_packets(args, each="each phone's")
