@@ -33,11 +33,13 @@ __all__ = [
     "add_all_options",
     "boots_path",
     "check_all_options",
+    "check_reports",
     "fleet_doc",
     "fleet_text",
     "installed_files",
     "offline_words",
     "phone_record",
+    "reports_of",
     "run_all",
     "write_junit",
 ]
@@ -104,10 +106,6 @@ def check_all_options(args: argparse.Namespace) -> None:
         if value is not None:
             raise PhoneEmuError(f"{option} is for one phone: not with --all (every phone of the capture)",
                                 path="all")
-    from phoneemu.files import check_writable
-
-    check_writable(args.junit, "--junit")
-    check_writable(args.json_file, "--json-file")
     _check_export(args.export_flash)
     if args.fleet_flash is not None:
         from phoneemu.commands._installed import refuse_file_as_flash
@@ -116,6 +114,38 @@ def check_all_options(args: argparse.Namespace) -> None:
     if args.fleet_flash is not None and not args.fleet_flash.is_dir():
         raise PhoneEmuError(f"{args.fleet_flash}: no such folder (phones' flashes, one per <MAC>, as fleet "
                             "boot --flash keeps them)", path="fleet-flash")
+
+
+def reports_of(args: argparse.Namespace) -> tuple[tuple[str, Path | None], ...]:
+    """The report files of ``replay`` (``--all``'s), in the order they are written."""
+    return (("--junit", args.junit), ("--json-file", args.json_file))
+
+
+def check_reports(args: argparse.Namespace) -> None:
+    """Refuse, before any work, a report (``--junit``, ``--json-file``) that could not be written, the two
+    naming one file (was: the JSON written over the JUnit report, exit 0), and a report that would
+    overwrite an input: the capture, a file given to an option, a file of ``--installed-config-dir`` or
+    ``--flash``, or of a phone's flash in ``--fleet-flash`` (was: ``replay CAP.pcap --all --junit
+    CAP.pcap`` replaced the capture by the report, ``--json-file`` the ``--keylog`` its secrets). A new
+    file, a FIFO or a device replaces no input."""
+    from phoneemu.files import check_apart, check_writable, overwritten_input
+
+    reports = reports_of(args)
+    for option, path in reports:
+        check_writable(path, option)
+    check_apart(reports)
+    files: list[tuple[str, Path | None]] = [
+        ("the capture", args.capture), ("--keylog", args.keylog), ("--installed-itl", args.installed_itl),
+        ("--installed-ctl", args.installed_ctl), ("--installed-config", args.installed_config),
+        ("--installed-config-key", args.installed_config_key), ("--models", args.models),
+        *(("--tvs-cert", p) for p in args.tvs_cert), *(("--image-signer", p) for p in args.image_signer)]
+    folders = (("--installed-config-dir", args.installed_config_dir, 1), ("--flash", args.flash, 1),
+               ("a phone's flash in --fleet-flash", args.fleet_flash, 2))
+    for option, out in reports:
+        clash = overwritten_input(out, files, folders) if out is not None else None
+        if clash is not None:
+            raise PhoneEmuError(f"{option} {out}: is {clash}: the report would overwrite it (give another "
+                                "file)", path=option.lstrip("-"))
 
 
 def _check_export(folder: Path | None) -> None:
@@ -611,8 +641,10 @@ def _report(args: argparse.Namespace, capture: Any, spool: _RecordSpool, with_mo
                  "downloads_not_kept": capture.downloads_not_kept,
                  "phones_uncounted_downloads": capture.phones_uncounted_downloads,
                  "max_macs": capture.max_macs}
+    written: set[str] = getattr(args, "reports_written", set())  # this run's: never removed (replay)
     if args.junit is not None:
         write_junit(spool.records(), args.capture, args.junit)
+        written.add("--junit")
     holding, tvs = offline_words(args, capture.tvs)
     profile = args.profile or "cp-8861"
     if args.json or args.json_file is not None:
@@ -625,6 +657,7 @@ def _report(args: argparse.Namespace, capture: Any, spool: _RecordSpool, with_mo
         if args.json_file is not None:
             write_output_text(args.json_file,
                               json_doc.dumps_pieces(whole, "records", spool.records(), indent=1))
+            written.add("--json-file")
     if args.json:
         for piece in json_doc.dumps_pieces(whole, "records", spool.records(), indent=2):
             sys.stdout.write(piece)

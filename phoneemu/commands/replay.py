@@ -26,8 +26,10 @@ from phoneemu.commands._replay_all import (
     ALL_MAX_MEMORY_MIB,
     add_all_options,
     check_all_options,
+    check_reports,
     installed_files,
     offline_words,
+    reports_of,
     run_all,
 )
 from phoneemu.commands._said import say
@@ -102,7 +104,10 @@ Every phone and download of the capture is counted: a phone beyond the first 100
 downloads did not fit --max-memory, is listed as not replayed (exit status 1), and the downloads
 line (JSON downloads, downloads_kept, downloads_not_kept) says how many were kept and why not. The
 phones' records go to an unnamed temporary file as they are done; the summary, --json and --junit
-are made from it a phone at a time.
+are made from it a phone at a time. A file at the path of --junit or --json-file after a replay is its
+report or none: one that wrote none there (bad input, an interrupt, a full disk) removes an earlier file
+there, said on stderr; a report naming an input (the capture, --keylog, a file of --installed-config-dir or
+--fleet-flash) is refused before any work.
 
 Exit status: 0 when every replayed boot ended with a configuration it accepted and no captured SIP
 registration differs from the rules (or --list), 1 otherwise, 2 on bad input.
@@ -284,6 +289,25 @@ def _boot_text(i: int, r: ReplayResult, fill: dict[str, str] | None = None) -> s
 
 
 def handler(args: argparse.Namespace) -> int:
+    """The command (:func:`_replayed`): whatever ends it, a file at the path of ``--junit`` or
+    ``--json-file`` after it is this run's report, or there is none: one it did not write (bad input, a
+    refused option, an interrupt, a full disk) leaves no earlier run's file there, said on stderr (was:
+    yesterday's report left for a CI job to archive as today's). A report refused before any work (one
+    naming an input: :func:`~phoneemu.commands._replay_all.check_reports`) removes nothing."""
+    from phoneemu.files import remove_unwritten
+
+    check_reports(args)  # before the try: a report refused (an input's name) is never removed
+    args.reports_written = written = set[str]()
+    try:
+        return _replayed(args)
+    except BaseException:
+        for line in remove_unwritten(reports_of(args), written):
+            say(args, line)
+        raise
+
+
+def _replayed(args: argparse.Namespace) -> int:
+    """``--all``, ``--list`` or one phone (``--mac``); the exit status."""
     from phoneemu.formats.config import normalise_mac
     from phoneemu.interrupts import asyncio_run
     from phoneemu.net.tls_decrypt import KeyLog
