@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from phoneemu.commands._argtypes import non_negative_float, non_negative_int
 from phoneemu.commands._said import command_of, say
 from phoneemu.errors import PhoneEmuError, ScenarioError, several
-from phoneemu.files import check_apart, check_writable, output_target, same_file_key
+from phoneemu.files import check_apart, check_writable, output_target, remove_earlier, same_file_key
 from phoneemu.interrupts import release_from_start, releases_from_start, sigterm_noted, term_as_ctrl_c
 from phoneemu.tempdirs import sweep_abandoned
 from phoneemu.words import counted
@@ -393,30 +393,16 @@ def _can_write(path: Path, option: str, said_by: argparse.Namespace | None = Non
 
 def _unwritten(option: str, path: Path, exc: OSError) -> str:
     """``--json PATH: not written: REASON``, an earlier report there removed first (module rule:
-    :func:`_removed_earlier`) and said."""
-    removed = "; the earlier file there removed" if _removed_earlier(path) else ""
+    :func:`phoneemu.files.remove_earlier`) and said."""
+    removed = "; the earlier file there removed" if remove_earlier(path) else ""
     return f"{option} {path}: not written: {exc.strerror or exc}{removed}"
-
-
-def _removed_earlier(path: Path) -> bool:
-    """Remove the file a report at ``path`` would have replaced (a link's target, as it is written): an
-    earlier run's report must not stand for this run's. A FIFO or a device is left (it holds no earlier
-    report); True when a file was removed."""
-    try:
-        target, in_place = output_target(path)
-        if in_place or not target.is_file():
-            return False
-        target.unlink()
-    except OSError:
-        return False
-    return True
 
 
 def _removed_unwritten(args: argparse.Namespace, written: set[str]) -> None:
     """The run stopped after its scenarios began, before writing some report (a second Ctrl-C while the
     reports were written, an internal error): an earlier file at that path is removed, and said."""
     for option, path in (("--junit", args.junit), ("--json", args.json)):
-        if path is not None and option not in written and _removed_earlier(path):
+        if path is not None and option not in written and remove_earlier(path):
             say(args, f"{option} {path}: not written (the run stopped first); the earlier file there removed")
 
 
