@@ -27,7 +27,6 @@ import argparse
 import contextlib
 import difflib
 import importlib
-import os
 import re
 import signal
 import sys
@@ -36,7 +35,7 @@ from typing import Any, NoReturn, TextIO, cast
 
 from phoneemu import version_text
 from phoneemu.commands._help import tidy
-from phoneemu.commands._said import stderr_text
+from phoneemu.commands._said import lose_to_null, stderr_text
 from phoneemu.errors import PhoneEmuError
 from phoneemu.formats._tlv import printable
 from phoneemu.interrupts import hold_from_start, release_from_start, releases_itself, term_as_ctrl_c
@@ -279,13 +278,8 @@ class _LosableStderr:
         self.lost = True
         if self.stream is None:
             return
-        with contextlib.suppress(OSError, ValueError, AttributeError):  # (no descriptor: an in-memory stream)
-            fd = self.stream.fileno()
-            null = os.open(os.devnull, os.O_WRONLY)
-            try:
-                os.dup2(null, fd)
-            finally:
-                os.close(null)
+        lose_to_null(self.stream)
+        with contextlib.suppress(OSError, ValueError, AttributeError):
             self.stream.flush()  # what it still buffers: to the null device
 
 

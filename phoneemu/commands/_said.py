@@ -6,12 +6,15 @@ lines indented (two spaces, unless already indented). The rule, and its exceptio
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from collections.abc import Callable
+from typing import Any
 
 from phoneemu.formats._tlv import printable
 
-__all__ = ["command_of", "say", "stderr_text", "teller"]
+__all__ = ["command_of", "lose_to_null", "say", "stderr_text", "teller"]
 
 #: what a line is said by when the command as typed is not known (a Namespace built by hand)
 UNKNOWN_COMMAND = "phoneemu"
@@ -44,3 +47,17 @@ def teller(command: str) -> Callable[[str], None]:
     def tell(text: str) -> None:
         print(stderr_text(command, text), file=sys.stderr, flush=True)
     return tell
+
+
+def lose_to_null(stream: Any) -> None:
+    """A standard stream that could not be written (a full disk, the pipe's reader gone): its file
+    descriptor pointed at the null device, so that nothing written to it later — Python's flush at exit
+    included — fails again (an exit status 120, a traceback); a stream without a descriptor (in memory) is
+    left as it is. Used for stderr by :mod:`phoneemu.cli` and for stdout by ``lab serve``."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # (no descriptor: an in-memory stream)
+        fd = stream.fileno()
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, fd)
+        finally:
+            os.close(null)

@@ -72,7 +72,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from phoneemu.commands._argtypes import non_negative_int, port, positive_float
-from phoneemu.commands._said import teller
+from phoneemu.commands._said import lose_to_null, teller
 from phoneemu.errors import PhoneEmuError, TransportError
 from phoneemu.interrupts import asyncio_run, release_from_start, releases_from_start
 from phoneemu.values import host_port
@@ -605,13 +605,7 @@ def _out(text: str) -> None:
 def _stdout_lost(exc: OSError) -> None:
     """:func:`_out`'s failure: stdout's file descriptor pointed at the null device (when it has one), the
     reason said on stderr unless the pipe's reader left (``lab serve | head -1``: nothing to say)."""
-    with contextlib.suppress(OSError, ValueError, AttributeError):  # (no descriptor: an in-memory stdout)
-        fd = sys.stdout.fileno()
-        null = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(null, fd)
-        finally:
-            os.close(null)
+    lose_to_null(sys.stdout)
     if exc.errno != errno.EPIPE:
         with contextlib.suppress(OSError):
             teller("phoneemu lab serve")(f"stdout: {os.strerror(exc.errno) if exc.errno else exc}: its lines "
