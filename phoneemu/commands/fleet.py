@@ -83,6 +83,7 @@ from phoneemu.commands._register import (
     checked_packets,
     registrar,
 )
+from phoneemu.commands._reports import never_stale
 from phoneemu.commands._said import command_of, say, teller
 from phoneemu.commands.boot import (
     add_capf_keygen_options,
@@ -92,7 +93,7 @@ from phoneemu.commands.boot import (
     nothing_answered_hint,
 )
 from phoneemu.errors import EncodeError, PhoneEmuError
-from phoneemu.files import check_apart, check_writable, remove_unwritten, write_output_text
+from phoneemu.files import check_apart, check_writable, write_output_text
 from phoneemu.words import counted
 
 if TYPE_CHECKING:  # the fleet and its phones are imported where a storm runs (start-up time)
@@ -740,14 +741,7 @@ def _boot(args: argparse.Namespace) -> int:
     option, a second Ctrl-C, a full disk, the records' spool unwritable) leaves no earlier run's file
     there, said on stderr (was: yesterday's report left for a CI job to archive as today's). A report
     refused before any work (one naming an input) removes nothing."""
-    _check_outputs(args)  # before the try: a report refused (an input's name) is never removed
-    args.reports_written = written = set[str]()
-    try:
-        return _storm_reported(args)
-    except BaseException:
-        for line in remove_unwritten(_reports(args), written):
-            say(args, line)
-        raise
+    return never_stale(args, _check_outputs, _storm_reported, _reports(args))
 
 
 def _storm_reported(args: argparse.Namespace) -> int:

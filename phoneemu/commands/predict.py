@@ -633,25 +633,12 @@ def _check_outputs(args: argparse.Namespace) -> None:
                                 "file)", path=option.lstrip("-"))
 
 
-def _remove_earlier(args: argparse.Namespace, written: set[str]) -> None:
-    """The prediction ended without writing a report (bad input, an interrupt, a write that failed): an
-    earlier run's report at its path is removed, and said, so that a CI job archiving it does not read
-    the last run's results as this one's (as ``run``'s). A FIFO or a device holds no earlier report."""
-    from phoneemu.commands._said import say
-    from phoneemu.files import remove_unwritten
-
-    for line in remove_unwritten((("--json-file", args.json_file), ("--junit", args.junit)), written):
-        say(args, line)
-
-
 def handler(args: argparse.Namespace) -> int:
-    _check_outputs(args)  # before the try: a report refused (an input's name) is never removed
-    args.reports_written = written = set[str]()
-    try:
-        return _handler(args)
-    except BaseException:
-        _remove_earlier(args, written)
-        raise
+    """The prediction, its reports this run's or none (:mod:`phoneemu.commands._reports`)."""
+    from phoneemu.commands._reports import never_stale
+
+    return never_stale(args, _check_outputs, _handler,
+                       (("--json-file", args.json_file), ("--junit", args.junit)))
 
 
 def _handler(args: argparse.Namespace) -> int:

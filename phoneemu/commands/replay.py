@@ -32,6 +32,7 @@ from phoneemu.commands._replay_all import (
     reports_of,
     run_all,
 )
+from phoneemu.commands._reports import never_stale
 from phoneemu.commands._said import say
 from phoneemu.commands.boot import add_offline_phone_options, offline_boot_lines, pem_certificates, tvs_roles
 from phoneemu.errors import PhoneEmuError
@@ -294,16 +295,7 @@ def handler(args: argparse.Namespace) -> int:
     refused option, an interrupt, a full disk) leaves no earlier run's file there, said on stderr (was:
     yesterday's report left for a CI job to archive as today's). A report refused before any work (one
     naming an input: :func:`~phoneemu.commands._replay_all.check_reports`) removes nothing."""
-    from phoneemu.files import remove_unwritten
-
-    check_reports(args)  # before the try: a report refused (an input's name) is never removed
-    args.reports_written = written = set[str]()
-    try:
-        return _replayed(args)
-    except BaseException:
-        for line in remove_unwritten(reports_of(args), written):
-            say(args, line)
-        raise
+    return never_stale(args, check_reports, _replayed, reports_of(args))
 
 
 def _replayed(args: argparse.Namespace) -> int:
