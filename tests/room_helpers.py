@@ -5,6 +5,8 @@ loopback: :data:`FLOODER` and :data:`OTHER` are other addresses of the loopback 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from typing import Any
 
 from phoneemu.net.tls import client_context_verify_after_handshake, open_tls_connection
 from phoneemu.protocols import tvs
@@ -68,3 +70,25 @@ async def was_cut(reader: asyncio.StreamReader) -> bool:
         return False
     except ConnectionError:
         return True
+
+
+async def asked_ones_kept(srv: Any, handler: Any, known: bytes, device: str) -> None:
+    """A TVS server ``srv`` with room for two, full with two connections that each had an answer and stay
+    open, idle, past its grace: a query waits in the listen queue (none is closed for it, ``srv.evicted``
+    stays 0) and gets in when one of them ends (``handler``: its TvsHandler; ``known``: a certificate the
+    TVS knows, asked of it for ``device``)."""
+    from phoneemu.net.tvs_client import tvs_verify
+
+    request = tvs.encode(tvs.verify_request(7, device, known))
+    kept = [await asyncio.wait_for(tvs_asked(srv.port, request), 10) for _ in range(2)]
+    late = asyncio.ensure_future(tvs_verify([(HOST, srv.port)], device, known, timeout=10))
+    try:
+        await asyncio.sleep(0.6)
+        assert not late.done() and srv.evicted == 0 and srv.connections == 2
+        kept[0][1].close()
+        assert (await asyncio.wait_for(asyncio.shield(late), 5)).valid
+        assert srv.evicted == 0 and handler.answered == 3
+    finally:
+        close_all(kept)
+        with contextlib.suppress(Exception):
+            await late

@@ -7,7 +7,6 @@ past its first-request grace â€” from the address holding the most such first â€
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
 import pytest
@@ -18,10 +17,17 @@ from phoneemu.lab.tvs_service import TvsHandler
 from phoneemu.lab.tvs_threaded import ThreadedTvsServer
 from phoneemu.net._room import KERNEL_SAYS
 from phoneemu.net.tvs_client import tvs_verify
-from phoneemu.protocols import tvs
 from tests.helpers import lab_template, run
 from tests.polling import poll_until
-from tests.room_helpers import FLOODER, HOST, OTHER, close_all, silent_connections, tvs_asked, was_cut
+from tests.room_helpers import (
+    FLOODER,
+    HOST,
+    OTHER,
+    asked_ones_kept,
+    close_all,
+    silent_connections,
+    was_cut,
+)
 
 MAC = "001122334455"
 DEVICE = f"CP-8861-SEP{MAC}"
@@ -122,25 +128,12 @@ def test_a_client_the_kernel_heard_within_its_grace_keeps_its_place(cluster: Lab
 def test_connections_that_asked_are_kept_however_old(cluster: LabCluster) -> None:
     """Both workers hold connections that each had an answer and stay open, idle, past a 0.1 s grace: a
     query waits in the listen queue (none is closed for it) and gets in when one of them ends."""
-    known = cluster.callmanager().der
     handler = TvsHandler(cluster.tvs_lookup, read_timeout=30.0)
-    request = tvs.encode(tvs.verify_request(7, DEVICE, known))
 
     async def main() -> None:
         async with ThreadedTvsServer(handler, cluster.tvs_identity, HOST, 0, workers=2,
                                      handshake_timeout=30.0, first_request_grace=0.1) as srv:
-            kept = [await asyncio.wait_for(tvs_asked(srv.port, request), 10) for _ in range(2)]
-            late = asyncio.ensure_future(tvs_verify([(HOST, srv.port)], DEVICE, known, timeout=10))
-            try:
-                await asyncio.sleep(0.6)
-                assert not late.done() and srv.evicted == 0 and srv.connections == 2
-                kept[0][1].close()
-                assert (await asyncio.wait_for(asyncio.shield(late), 5)).valid
-                assert srv.evicted == 0 and handler.answered == 3
-            finally:
-                close_all(kept)
-                with contextlib.suppress(Exception):
-                    await late
+            await asked_ones_kept(srv, handler, cluster.callmanager().der, DEVICE)
     run(main())
 
 
