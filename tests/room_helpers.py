@@ -92,3 +92,12 @@ async def asked_ones_kept(srv: Any, handler: Any, known: bytes, device: str) -> 
         close_all(kept)
         with contextlib.suppress(Exception):
             await late
+
+
+async def echoed(port: int) -> bytes:
+    """One TLS client from :data:`HOST`: handshake, ``hello``, its echo (the connection then closed)."""
+    [client] = await handshaken(port, 1)
+    try:
+        return await echo_of(client)
+    finally:
+        client[1].close()

@@ -22,21 +22,13 @@ from tests.room_helpers import (
     close_all,
     echo,
     echo_of,
+    echoed,
     handshaken,
     silent_connections,
     was_cut,
 )
 
 GRACE = 0.2
-
-
-async def _echoed(port: int) -> bytes:
-    """One TLS client from 127.0.0.1: handshake, ``hello``, its echo."""
-    [client] = await handshaken(port, 1)
-    try:
-        return await echo_of(client)
-    finally:
-        client[1].close()
 
 
 def test_a_silent_flood_on_a_plain_server_leaves_room_for_a_tls_newcomer_on_another(
@@ -56,7 +48,7 @@ def test_a_silent_flood_on_a_plain_server_leaves_room_for_a_tls_newcomer_on_anot
             try:
                 await poll_until(lambda: budget.open == 3, "the budget full", within=5, every=0.01)
                 await asyncio.sleep(GRACE * 1.5)  # the flood silent past its grace
-                assert await _echoed(capf.port) == b"hello"
+                assert await echoed(capf.port) == b"hello"
                 assert directory.evicted == 1 and capf.evicted == 0
                 assert capf.refused == 0 and directory.errors == 0 and capf.errors == 0
                 assert [await was_cut(r) for r, _w in flood] == [True, False, False]
@@ -99,7 +91,7 @@ def test_the_address_holding_most_over_every_server_gives_way_first() -> None:
             try:
                 await poll_until(lambda: budget.open == 3, "the budget full", within=5, every=0.01)
                 await asyncio.sleep(GRACE * 1.5)
-                assert await _echoed(https.port) == b"hello"
+                assert await echoed(https.port) == b"hello"
                 assert capf.evicted == 1 and directory.evicted == 0 and https.refused == 0
                 assert [await was_cut(r) for r, _w in held] == [False, True, False]
             finally:
@@ -126,7 +118,7 @@ def test_plain_connections_that_spoke_are_kept_however_silent() -> None:
                 await poll_until(lambda: budget.open == 2, "the budget full", within=5, every=0.01)
                 await asyncio.sleep(0.3)
                 with pytest.raises(TransportError):
-                    await _echoed(capf.port)
+                    await echoed(capf.port)
                 assert directory.evicted == 0 and capf.evicted == 0 and capf.refused == 1
                 for reader, writer in kept:
                     writer.write(b"llo")
@@ -154,7 +146,7 @@ def test_a_server_at_its_own_cap_closes_only_its_own() -> None:
                 await poll_until(lambda: budget.open == 2, "both in", within=5, every=0.01)
                 await asyncio.sleep(0.3)
                 with pytest.raises(TransportError):
-                    await _echoed(capf.port)
+                    await echoed(capf.port)
                 assert capf.refused == 1 and directory.evicted == 0 and capf.evicted == 0
                 assert not await was_cut(silent[0][0])
                 assert await echo_of(served[0]) == b"hello"

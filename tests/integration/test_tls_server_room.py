@@ -27,21 +27,13 @@ from tests.room_helpers import (
     close_all,
     echo,
     echo_of,
+    echoed,
     handshaken,
     silent_connections,
     was_cut,
 )
 
 GRACE = 0.3
-
-
-async def _echoed(port: int) -> bytes:
-    """One real client from 127.0.0.1: handshake, ``hello``, its echo."""
-    [client] = await handshaken(port, 1)
-    try:
-        return await echo_of(client)
-    finally:
-        client[1].close()
 
 
 def test_a_silent_flood_from_one_address_leaves_room_for_real_clients(
@@ -59,7 +51,7 @@ def test_a_silent_flood_from_one_address_leaves_room_for_real_clients(
                 await poll_until(lambda: srv.refused == 4, "the flood holds every place", within=5,
                                  every=0.02)
                 await asyncio.sleep(GRACE * 1.5)  # the flood silent past its grace
-                assert await asyncio.gather(*(_echoed(srv.port) for _ in range(5))) == [b"hello"] * 5
+                assert await asyncio.gather(*(echoed(srv.port) for _ in range(5))) == [b"hello"] * 5
                 assert srv.evicted == 5 and srv.refused == 4
                 assert srv.handshake_failures == 0 and srv.errors == 0  # (the evicted said as refusals)
                 cut = [await was_cut(r) for r, _w in flood]
@@ -91,7 +83,7 @@ def test_clients_that_finished_their_handshake_are_kept_however_silent() -> None
                 await asyncio.sleep(0.4)
                 for _ in range(4):
                     with pytest.raises(TransportError):
-                        await _echoed(srv.port)
+                        await echoed(srv.port)
                 assert srv.evicted == 0 and srv.refused == 4
                 for client in kept:
                     assert await echo_of(client) == b"hello"
@@ -114,7 +106,7 @@ def test_a_storm_of_real_clients_at_a_full_server_loses_none() -> None:
     async def phone(port: int) -> bytes:
         for _ in range(400):  # 20 s at most
             try:
-                return await _echoed(port)
+                return await echoed(port)
             except TransportError:
                 await asyncio.sleep(0.05)
         raise AssertionError("never served")
@@ -146,7 +138,7 @@ def test_a_client_heard_from_within_its_grace_keeps_its_place() -> None:
                 await asyncio.sleep(0.3)
                 older[0][1].write(b"\x16")  # a handshake record begins
                 await asyncio.sleep(opened + grace + 0.1 - loop.time())
-                assert await _echoed(srv.port) == b"hello"
+                assert await echoed(srv.port) == b"hello"
                 assert srv.evicted == 1
                 assert [await was_cut(r) for r, _w in older + younger] == [False, True]
             finally:
@@ -168,7 +160,7 @@ def test_the_address_holding_most_connections_gives_way_first() -> None:
             try:
                 await poll_until(lambda: len(srv._active) == 4, "the server full", within=5, every=0.01)
                 await asyncio.sleep(0.3)
-                assert await _echoed(srv.port) == b"hello"
+                assert await echoed(srv.port) == b"hello"
                 assert srv.evicted == 1
                 assert [await was_cut(r) for r, _w in alone + many] == [False, True, False, False]
             finally:
@@ -190,7 +182,7 @@ def test_the_place_of_the_shared_budget_passes_to_the_newcomer() -> None:
             try:
                 await poll_until(lambda: budget.open == 3, "the budget full", within=5, every=0.01)
                 await asyncio.sleep(0.3)
-                assert await _echoed(srv.port) == b"hello"
+                assert await echoed(srv.port) == b"hello"
                 assert srv.evicted == 1 and srv.refused == 0
                 await poll_until(lambda: budget.open == 2, "the newcomer's place given back", within=5,
                                  every=0.01)
