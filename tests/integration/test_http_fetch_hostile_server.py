@@ -4,9 +4,7 @@ TFTP where the rules say so (phoneemu.net.fetch and phoneemu.net.http module doc
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -15,6 +13,7 @@ from phoneemu.net.fetch import HttpFetcher, HttpThenTftpFetcher, TftpFetcher
 from phoneemu.net.http import http_get
 from phoneemu.net.tftp import TftpServer
 from tests.helpers import run_within
+from tests.http_server_helpers import scripted_http
 
 HOST = "127.0.0.1"
 NAME = "SEP001122334455.cnf.xml.sgn"
@@ -23,42 +22,13 @@ OK = b"HTTP/1.1 200 OK\r\n"
 run = run_within(20)
 
 
-@contextlib.asynccontextmanager
-async def hostile(*responses: bytes, hold: bool = False, drip: float = 0.0,
-                  connections: list[int] | None = None) -> AsyncIterator[int]:
+def hostile(*responses: bytes, hold: bool = False, drip: float = 0.0,
+            connections: list[int] | None = None) -> contextlib.AbstractAsyncContextManager[int]:
     """A server answering the n-th connection's request head with ``responses[n]`` (the last one again
     after), a byte every ``drip`` seconds when set (at most 2,000 bytes), then closing, or with ``hold``
     keeping the connection open until the client goes (at most 10 s); its port. ``connections`` gets the
-    index of each connection made."""
-    made: list[int] = connections if connections is not None else []
-
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        index = len(made)
-        made.append(index)
-        response = responses[min(index, len(responses) - 1)]
-        try:
-            await reader.readuntil(b"\r\n\r\n")
-            if drip:
-                for at in range(min(len(response), 2000)):
-                    writer.write(response[at:at + 1])
-                    await writer.drain()
-                    await asyncio.sleep(drip)
-            else:
-                writer.write(response)
-                await writer.drain()
-            if hold:
-                await asyncio.wait_for(reader.read(), 10)
-        except Exception:  # the client went away: its right
-            pass
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(handler, HOST, 0)
-    try:
-        yield int(server.sockets[0].getsockname()[1])
-    finally:
-        server.close()
-        await server.wait_closed()
+    index of each connection made (:func:`tests.http_server_helpers.scripted_http`)."""
+    return scripted_http(*responses, hold=10.0 if hold else 0.0, drip=drip, connections=connections)
 
 
 async def fetch_through(port: int, *, timeout: float = 2.0,

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -16,41 +15,19 @@ from phoneemu.net.fetch import HttpFetcher, HttpThenTftpFetcher, TftpFetcher
 from phoneemu.net.http import http_get
 from phoneemu.net.tftp import TftpServer
 from tests.helpers import run_within
+from tests.http_server_helpers import scripted_http
 
 HOST = "127.0.0.1"
 run = run_within(5)
 
 
-@contextlib.asynccontextmanager
-async def scripted(response: bytes, *, close: bool = True, trickle: float = 0.0,
-                   requests: list[bytes] | None = None) -> AsyncIterator[int]:
+def scripted(response: bytes, *, close: bool = True, trickle: float = 0.0,
+             requests: list[bytes] | None = None) -> contextlib.AbstractAsyncContextManager[int]:
     """A server answering each request head with ``response`` (one byte per ``trickle`` seconds when
-    set), then closing unless ``close`` is False (it then waits for the client to go); its port."""
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            if requests is not None:
-                requests.append(head)
-            if trickle:
-                for i in range(min(len(response), 100)):
-                    writer.write(response[i:i + 1])
-                    await writer.drain()
-                    await asyncio.sleep(trickle)
-            else:
-                writer.write(response)
-                await writer.drain()
-            if not close:
-                await asyncio.wait_for(reader.read(), 3)
-        except Exception:  # the client went away: its right
-            pass
-        finally:  # (a cancelled handler too: no socket left for the garbage collector)
-            writer.close()
-    server = await asyncio.start_server(handler, HOST, 0)
-    try:
-        yield int(server.sockets[0].getsockname()[1])
-    finally:
-        server.close()
-        await server.wait_closed()
+    set, at most 100), then closing unless ``close`` is False (it then waits for the client to go, 3 s at
+    most); its port (:func:`tests.http_server_helpers.scripted_http`)."""
+    return scripted_http(response, hold=0.0 if close else 3.0, drip=trickle, drip_bytes=100,
+                         requests=requests)
 
 
 OK = b"HTTP/1.1 200 OK\r\n"
