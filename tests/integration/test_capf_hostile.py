@@ -21,7 +21,8 @@ from phoneemu.errors import TransportError
 from phoneemu.net.capf_client import capf_session
 from phoneemu.protocols import capf
 from phoneemu.protocols.capf import CapfClientSession, CapfCommand, CapfTag, FrameDecoder
-from tests.helpers import run, self_signed_server_context
+from tests.capf_hostile_helpers import next_frame, serve
+from tests.helpers import run
 
 HOST = "127.0.0.1"
 SID = 0x51
@@ -29,32 +30,12 @@ DEVICE = "SEP001122334477"
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
 
-async def _serve(tmp_path: Path, script: Script, body: Callable[[int], Awaitable[None]]) -> None:
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            await script(reader, writer)
-        except (ConnectionError, OSError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            writer.close()
-
-    tls = self_signed_server_context("capf-hostile", 3)
-    srv = await asyncio.start_server(handle, HOST, 0, ssl=tls)
-    try:
-        await body(srv.sockets[0].getsockname()[1])
-    finally:
-        srv.close()
+async def _serve(_tmp_path: Path, script: Script, body: Callable[[int], Awaitable[None]]) -> None:
+    """Run ``body(port)`` while a TLS server plays ``script`` (:func:`tests.capf_hostile_helpers.serve`)."""
+    await serve(script, body)
 
 
-async def _next(reader: asyncio.StreamReader, decoder: FrameDecoder) -> capf.CapfMessage:
-    for _ in range(100):  # bounded: a frame is at most 64 KiB
-        data = await asyncio.wait_for(reader.read(65536), 5)
-        if not data:
-            raise ConnectionError("phone closed")
-        got = decoder.feed(data)
-        if got:
-            return got[0]
-    raise AssertionError("no frame")
+_next = next_frame  # the phone's next frame, bounded (tests.capf_hostile_helpers)
 
 
 def _ca_as_lsc(spki: bytes) -> bytes:
