@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
+import ssl
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -14,6 +14,7 @@ from phoneemu.cli import main
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.protocols.tvs import Element, TvsMessage, TvsTag, decode, encode
 from tests.helpers import copy_cluster, lab_template, serve_in_thread
+from tests.tls_server_helpers import threaded_tls_servers
 
 MAC = "0A00000000F1"
 template = lab_template("tvscmd", seed=41, phones={MAC: {}})
@@ -178,49 +179,25 @@ def test_an_emulated_phones_flash_asks_as_that_phone(served: tuple[LabCluster, s
 def hostile(template: Path, tmp_path: Path) -> Iterator[tuple[LabCluster, Callable[[list[Element]], str]]]:
     """A TVS over TLS (the lab's TVS certificate) answering each request with the elements given:
     ``start(elements) -> HOST:PORT``."""
-    import socket
-    import threading
-
     from phoneemu.net.tls import server_context
 
     c = copy_cluster(template, tmp_path)
     tvs_id = c.identity("tvs")
     ctx = server_context(tvs_id.cert, tvs_id.key, min_version="1.0")  # @SECLEVEL=0: the lab's small keys
-    stop = threading.Event()
-    threads: list[threading.Thread] = []
 
-    def serve(sock: socket.socket, elements: list[Element]) -> None:
-        with sock:
-            while not stop.is_set():
-                try:
-                    conn, _ = sock.accept()
-                except TimeoutError:
-                    continue
-                with conn, contextlib.suppress(OSError), ctx.wrap_socket(conn, server_side=True) as tls:
-                    got = b""
-                    while len(got) < 10 or len(got) < 10 + int.from_bytes(got[8:10], "big"):
-                        chunk = tls.recv(65536)
-                        if not chunk:
-                            break
-                        got += chunk
-                    req = decode(got)
-                    tls.sendall(encode(TvsMessage(msg_type=req.msg_type + 1, session_id=req.session_id,
-                                                  elements=tuple(elements))))
+    def exchange(tls: ssl.SSLSocket, elements: list[Element]) -> None:
+        got = b""
+        while len(got) < 10 or len(got) < 10 + int.from_bytes(got[8:10], "big"):
+            chunk = tls.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        req = decode(got)
+        tls.sendall(encode(TvsMessage(msg_type=req.msg_type + 1, session_id=req.session_id,
+                                      elements=tuple(elements))))
 
-    def start(elements: list[Element]) -> str:
-        sock = socket.create_server(("127.0.0.1", 0))
-        sock.settimeout(0.1)
-        t = threading.Thread(target=serve, args=(sock, elements), daemon=True)
-        t.start()
-        threads.append(t)
-        return f"127.0.0.1:{sock.getsockname()[1]}"
-
-    try:
+    with threaded_tls_servers(ctx, exchange) as start:
         yield c, start
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(5)
 
 
 def test_a_valid_answer_with_an_unreadable_certificate_is_a_failed_answer(

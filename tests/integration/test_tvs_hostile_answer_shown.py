@@ -8,10 +8,8 @@ said with what a phone does with it."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import socket
-import threading
+import ssl
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,6 +20,7 @@ from phoneemu.crypto import certs
 from phoneemu.net.tls import server_context
 from phoneemu.protocols import tvs
 from tests.signer_helpers import self_signed
+from tests.tls_server_helpers import threaded_tls_servers
 
 SIGNER = self_signed("CN=signer\x1b]2\x07\u202e;O=r14", seed="r14-tvs-signer", serial=41, spec="ec-p256")
 SERVER = self_signed("CN=tvs\x1b[2J\u009b;O=r14", seed="r14-tvs-server", serial=42, spec="ec-p256")
@@ -33,43 +32,20 @@ def answering() -> Iterator[Callable[[int], str]]:
     """``start(ttl) -> HOST:PORT``: a TVS presenting :data:`SERVER`'s certificate and answering each
     request valid, returning :data:`SIGNER`'s certificate, roles SAST, SAST, 6, 6 and ``ttl``."""
     ctx = server_context(SERVER[1], SERVER[0])
-    stop = threading.Event()
-    threads: list[threading.Thread] = []
 
-    def serve(sock: socket.socket, ttl: int) -> None:
-        with sock:
-            while not stop.is_set():
-                try:
-                    conn, _ = sock.accept()
-                except TimeoutError:
-                    continue
-                conn.settimeout(5)
-                with conn, contextlib.suppress(OSError), ctx.wrap_socket(conn, server_side=True) as tls:
-                    decoder = tvs.FrameDecoder()
-                    for _ in range(64):  # one request, at most 64 reads
-                        data = tls.recv(65536)
-                        requests = decoder.feed(data) if data else []
-                        if not data or requests:
-                            break
-                    if requests:
-                        tls.sendall(tvs.encode(tvs.response(
-                            requests[0], status=0, roles=[0, 0, 6, 6], ttl=ttl,
-                            certificate=certs.cert_der(SIGNER[1]))))
+    def exchange(tls: ssl.SSLSocket, ttl: int) -> None:
+        decoder = tvs.FrameDecoder()
+        for _ in range(64):  # one request, at most 64 reads
+            data = tls.recv(65536)
+            requests = decoder.feed(data) if data else []
+            if not data or requests:
+                break
+        if requests:
+            tls.sendall(tvs.encode(tvs.response(requests[0], status=0, roles=[0, 0, 6, 6], ttl=ttl,
+                                                certificate=certs.cert_der(SIGNER[1]))))
 
-    def start(ttl: int) -> str:
-        sock = socket.create_server(("127.0.0.1", 0))
-        sock.settimeout(0.1)
-        t = threading.Thread(target=serve, args=(sock, ttl), daemon=True)
-        t.start()
-        threads.append(t)
-        return f"127.0.0.1:{sock.getsockname()[1]}"
-
-    try:
+    with threaded_tls_servers(ctx, exchange, read_timeout=5) as start:
         yield start
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(5)
 
 
 def test_names_from_the_file_and_the_server_are_escaped(answering: Callable[[int], str], tmp_path: Path,
