@@ -965,3 +965,18 @@ def legend_of(text: str) -> list[str]:
 
     return [line.strip() for line in text.splitlines()
             if any(line.strip().startswith(f"{name}: {meaning} (") for name, meaning in PLACEHOLDERS.items())]
+
+
+def moved_labs(where: Path, *, mac: str, now: int, seeds: tuple[int, int]) -> Path:
+    """In ``where``: labs ``a`` (the phone ``mac``'s ITL now) and ``b`` (where it moves, its ITL signed by a
+    signer a's does not name: G.3.5-reject-unknown-signer), each seeded by ``seeds``, and a copy of a's ITL
+    outside any lab, ``a-ITLFile.tlv``; ``where``."""
+    import shutil
+
+    from phoneemu.lab.cluster import LabCluster
+
+    for name, seed in zip(("a", "b"), seeds, strict=True):
+        lab = LabCluster.init(where / name, seed=seed, key_spec="rsa1024", now=now, name=name)
+        lab.add_phone(mac, now=now)
+    shutil.copyfile(where / "a" / "tftp" / "ITLFile.tlv", where / "a-ITLFile.tlv")
+    return where

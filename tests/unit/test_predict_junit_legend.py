@@ -7,7 +7,6 @@ the terminal filled it.
 
 from __future__ import annotations
 
-import shutil
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -15,8 +14,7 @@ import pytest
 
 from phoneemu.cli import main
 from phoneemu.commands.predict import _junit_case
-from phoneemu.lab.cluster import LabCluster
-from tests.helpers import legend_of
+from tests.helpers import legend_of, moved_labs
 
 NOW = 1_780_000_000
 MAC = "0A00000000D2"
@@ -27,12 +25,7 @@ RULE = "G.3.5-reject-unknown-signer"
 def moved(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Labs ``a`` (the phone's ITL now) and ``b`` (where it moves, its ITL signed by a signer a's does not
     name: G.3.5-reject-unknown-signer); a copy of a's ITL outside any lab."""
-    where = tmp_path_factory.mktemp("moved")
-    for name, seed in (("a", 31), ("b", 32)):
-        lab = LabCluster.init(where / name, seed=seed, key_spec="rsa1024", now=NOW, name=name)
-        lab.add_phone(MAC, now=NOW)
-    shutil.copyfile(where / "a" / "tftp" / "ITLFile.tlv", where / "a-ITLFile.tlv")
-    return where
+    return moved_labs(tmp_path_factory.mktemp("moved"), mac=MAC, now=NOW, seeds=(31, 32))
 
 
 def _failure(junit: Path) -> tuple[str, str]:

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from phoneemu.cli import main
-from phoneemu.lab.cluster import LabCluster
-from tests.helpers import legend_of, placeholders_left
+from tests.helpers import legend_of, moved_labs, placeholders_left
 
 NOW = 1_780_000_000
 MAC = "0A00000000D1"
@@ -27,12 +26,7 @@ PCAP_MAC = "0A0000000501"
 def moved(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Labs ``a`` (the phone's ITL now) and ``b`` (where it moves): b's ITL is signed by a signer a's ITL
     does not name and no TVS is asked (G.3.5-reject-unknown-signer); a copy of a's ITL outside any lab."""
-    where = tmp_path_factory.mktemp("moved")
-    for name, seed in (("a", 21), ("b", 22)):
-        lab = LabCluster.init(where / name, seed=seed, key_spec="rsa1024", now=NOW, name=name)
-        lab.add_phone(MAC, now=NOW)
-    shutil.copyfile(where / "a" / "tftp" / "ITLFile.tlv", where / "a-ITLFile.tlv")
-    return where
+    return moved_labs(tmp_path_factory.mktemp("moved"), mac=MAC, now=NOW, seeds=(21, 22))
 
 
 def _predict(capsys: pytest.CaptureFixture[str], installed: Path, new: Path, *more: str) -> str:
