@@ -980,3 +980,20 @@ def moved_labs(where: Path, *, mac: str, now: int, seeds: tuple[int, int]) -> Pa
         lab.add_phone(mac, now=now)
     shutil.copyfile(where / "a" / "tftp" / "ITLFile.tlv", where / "a-ITLFile.tlv")
     return where
+
+
+def capf_store_stopped_at_its_certificate(pki: Any, monkeypatch: pytest.MonkeyPatch, *, now: int) -> None:
+    """A store of the lab PKI ``pki``'s ``capf`` identity stopped (SystemExit, as a kill would) once its new
+    key is in place, its certificate still staged: the rename of the certificate never happens."""
+    real_replace = os.replace
+    cert_path = Path(pki.cert_path("capf"))
+
+    def stopped_at_the_certificate(src: Any, dst: Any) -> None:
+        if Path(str(dst)) == cert_path:
+            raise SystemExit("stopped")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", stopped_at_the_certificate)
+    with pytest.raises(SystemExit):
+        pki.create("capf", now=now, generation=1)
+    monkeypatch.setattr(os, "replace", real_replace)

@@ -6,7 +6,6 @@ left. Each is one error naming the file and field, never a traceback later, and 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ from phoneemu.errors import DecodeError, PhoneEmuError
 from phoneemu.lab.cluster import CLUSTER_KEYS, LabCluster
 from phoneemu.lab.pki import LabPki
 from phoneemu.lab.state import ClusterState, PhoneState, load_state
+from tests.helpers import capf_store_stopped_at_its_certificate
 
 NOW = 1_780_000_000
 MAC = "001122334455"
@@ -110,18 +110,7 @@ def test_a_pair_written_up_to_its_key_is_whole_when_read(lab: LabCluster, monkey
     pair (was: the new key beside the old certificate, an identity lost)."""
     spec = KeySpec.parse("rsa1024")
     pki = LabPki(lab.root, seed=None, key_spec=spec, cluster_name="lab")
-    cert_path = pki.cert_path("capf")
-    real_replace = os.replace
-
-    def killed_at_the_certificate(src: object, dst: object) -> None:
-        if Path(str(dst)) == cert_path:
-            raise SystemExit("killed")
-        real_replace(src, dst)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(os, "replace", killed_at_the_certificate)
-    with pytest.raises(SystemExit):
-        pki.create("capf", now=NOW, generation=1)
-    monkeypatch.setattr(os, "replace", real_replace)
+    capf_store_stopped_at_its_certificate(pki, monkeypatch, now=NOW)
     new_key = keys.load_private_key_pem(pki.key_path("capf").read_bytes())
     ident = LabPki(lab.root, seed=None, key_spec=spec, cluster_name="lab").get("capf")
     spki = keys.public_key_spki_der

@@ -24,6 +24,7 @@ from phoneemu.errors import DecodeError
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.pki import LabPki
 from phoneemu.lab.state import ClusterState, PhoneState, load_state
+from tests.helpers import capf_store_stopped_at_its_certificate
 
 NOW = 1_780_000_000
 MAC = "001122334455"
@@ -71,17 +72,7 @@ def _pki(root: Path) -> LabPki:
 def _key_in_place_certificate_staged(root: Path, monkeypatch: pytest.MonkeyPatch) -> LabPki:
     """A store of ``capf`` stopped once its new key is written, its certificate still staged."""
     pki = _pki(root)
-    real_replace = os.replace
-
-    def stopped_at_the_certificate(src: object, dst: object) -> None:
-        if Path(str(dst)) == pki.cert_path("capf"):
-            raise SystemExit("stopped")
-        real_replace(src, dst)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(os, "replace", stopped_at_the_certificate)
-    with pytest.raises(SystemExit):
-        pki.create("capf", now=NOW, generation=1)
-    monkeypatch.setattr(os, "replace", real_replace)
+    capf_store_stopped_at_its_certificate(pki, monkeypatch, now=NOW)
     return pki
 
 
