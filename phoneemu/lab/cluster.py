@@ -40,7 +40,10 @@ Our conventions where the spec is silent ([UNK]/[INF]):
 
 * Rebuilds: a cluster-wide change re-signs every file (timestamp = lab clock); a change to one
   phone (add, encryption, CAPF, LSC) rebuilds only that phone's files, as CUCM re-signs device files
-  when their data changes (spec §C.1).
+  when their data changes (spec §C.1). A change's files are staged in ``tftp/.pending/`` and put in place
+  once the state is saved (:class:`_ServedChange`): an operation killed at any point leaves, when the lab is
+  next opened, the old files with the old state or the new files with the new, never a mix. The per-phone
+  copies of a trust list are hard links of one file (never written in place).
 * TVS vouches for (roles): ITLRecovery (SAST), each CallManager (SAST, CCM+TFTP), each TVS (TVS),
   CAPF (CAPF), the extra certificates (TVS), the HTTPS identity (TFTP), and after a bulk exchange the
   peer's ITLRecovery and CallManager certificates with the roles of the trust stores they were imported
@@ -75,13 +78,16 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
 import functools
 import hashlib
 import ipaddress
+import json
 import os
 import re
 import shlex
 import shutil
+import stat
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -371,18 +377,259 @@ def _served_names_text(names: list[str], root: Path | None) -> str:
     return f"the served files: {shown}{more}"
 
 
+_INIT_MAKES = ("private", "certs", "tftp", "cluster.json", ".served.lock")
+"""What :meth:`LabCluster.init` makes in a folder it was given (and removes again when it fails)."""
+
+
+def _claim_new_root(root: Path) -> bool:
+    """Claim ``root`` for one :meth:`LabCluster.init`: its ``private/`` made there, never one that exists
+    (``mkdir`` is atomic: of two ``lab init`` of one folder at once, which both passed
+    :meth:`LabCluster.check_new_root`, one makes it, the other stops here with one line, having made and
+    removing nothing; was: both went on, writing their keys over each other's, and a loser that failed
+    removed the folder or its content, the winner's lab). Returns whether it made ``root`` itself."""
+    try:
+        root.mkdir(parents=True)
+        made_root = True
+    except FileExistsError:  # check_new_root let in an empty folder (or another init made it meanwhile)
+        made_root = False
+    try:
+        (root / "private").mkdir(mode=0o700)
+    except FileExistsError:
+        raise PhoneEmuError("another lab init is making a cluster in this folder (its private/ appeared "
+                            "after this one checked the folder was empty): give another folder, or see "
+                            "what the other one made", path=str(root)) from None
+    return made_root
+
+
 def _remove_made(root: Path, *, whole: bool) -> None:
     """Remove what a failed :meth:`LabCluster.init` made in ``root``: the folder itself when it made it
-    (``whole``), else everything in it (:meth:`LabCluster.check_new_root` let only an empty one in)."""
+    (``whole``), else what init makes there (:data:`_INIT_MAKES`; it claimed the empty folder
+    :meth:`LabCluster.check_new_root` let in, :func:`_claim_new_root`), nothing another process put beside."""
     if whole:
         shutil.rmtree(root, ignore_errors=True)
         return
     with contextlib.suppress(OSError):
-        for child in root.iterdir():
+        for name in _INIT_MAKES:
+            child = root / name
             if child.is_dir() and not child.is_symlink():
                 shutil.rmtree(child, ignore_errors=True)
             else:
                 child.unlink(missing_ok=True)
+
+
+_PENDING = ".pending"
+"""In ``DIR/tftp``: the served files of a change not yet in place (hidden: never served, never listed)."""
+_PENDING_NOTE = ".pending.json"
+"""In ``DIR/tftp``: written once every file of a change is in :data:`_PENDING`; what
+:func:`_settle_served` reads (see :class:`_ServedChange`)."""
+_PENDING_LOCK = ".served.lock"
+"""In ``DIR`` (beside ``tftp/``, whose listing is the served files): ``flock``-ed by the process whose
+change is under way, from its first staged file to its last rename. :func:`_settle_served` leaves a change
+it finds held alone (a live operation's, seen by a reader that does not hold the lab lock: ``lab serve``
+starting, ``phone``), settles one it can lock (its process gone: a kill frees the lock)."""
+_LAST_PUT = ("CTLFile.tlv", "ITLFile.tlv")  # put in place last: LabCluster.open reads a lab by its ITL
+
+
+def _lock_change(tftp: Path) -> int | None:
+    """The descriptor of :data:`_PENDING_LOCK` locked exclusively, without waiting; None while another
+    process (or another change of this one) holds it."""
+    fd = os.open(tftp.parent / _PENDING_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _not_regular(mode: int) -> str:
+    kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a folder" if stat.S_ISDIR(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket")
+    return (f"is {kind}, not a file the lab wrote: remove it (the next lab operation that re-signs every "
+            "file writes it again)")
+
+
+def _read_regular(path: str | Path) -> bytes:
+    """The bytes of the regular file ``path``; anything else (a FIFO, which a blocking open waits on for
+    ever; a device; a folder) is a PhoneEmuError naming it, found without blocking (``O_NONBLOCK``, then
+    ``fstat``). FileNotFoundError passes through."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with open(fd, "rb", closefd=True) as f:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise PhoneEmuError(_not_regular(mode), path=str(path))
+        return f.read()
+
+
+def _state_digest(root: Path) -> str:
+    """SHA-256 of the saved ``cluster.json`` ("" when there is none yet: a ``lab init``)."""
+    try:
+        return hashlib.sha256(_read_regular(root / "cluster.json")).hexdigest()
+    except FileNotFoundError:
+        return ""
+
+
+class _ServedChange:
+    """The served files one change writes and removes, put in place whole: "old or new, never half".
+
+    The files are written into ``DIR/tftp/.pending/``, then the note ``.pending.json`` (atomic) names the
+    saved state the change started from (its SHA-256; None: a rebuild of the state as saved, with no save
+    to wait for) and the files it removes. The state's save is the commit point; then the files are renamed
+    into ``tftp/`` (the trust lists last), the removed ones unlinked, the note and the folder removed. A
+    kill (or a failure) at any step leaves a lab :func:`_settle_served` makes whole when it is next opened
+    or changed: no note, the change never was (its folder removed); a note and the state it names still
+    saved, the save did not happen (rolled back: the folder removed, the old files untouched); a note and
+    another state saved, the save happened (rolled forward: what is left renamed into place). Was: each file
+    replaced one at a time, the state saved last: a kill between served a mix of two generations' files
+    (new keys' lists beside old configs) under the old state, and ``lab serve`` and ``lab show`` read it.
+    """
+
+    def __init__(self, tftp: Path, before: str | None) -> None:
+        self.tftp = tftp
+        self.folder = tftp / _PENDING
+        self.before = before
+        self.writes: set[str] = set()
+        self.removes: set[str] = set()
+        #: the :meth:`LabCluster.saved_once` group whose one save commits it (None: saved at once)
+        self.group: object = None
+        self._lock: int | None = None  # _PENDING_LOCK, held from begin() to release()
+
+    def begin(self) -> None:
+        """Hold :data:`_PENDING_LOCK` and make the folder (a change of another process under way, one
+        that does not hold the lab lock: a PhoneEmuError, nothing touched)."""
+        self.tftp.mkdir(parents=True, exist_ok=True)
+        self._lock = _lock_change(self.tftp)
+        if self._lock is None:
+            raise PhoneEmuError("held: another process is changing the served files; run this again once it "
+                                "is done", path=str(self.tftp.parent / _PENDING_LOCK))
+        self.folder.mkdir(exist_ok=True)
+
+    def release(self) -> None:
+        """Let go of :data:`_PENDING_LOCK` (the change applied, discarded, or left to be settled)."""
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    def put(self, name: str, data: bytes, *, same_as: str | None = None) -> None:
+        """Stage ``data`` as served file ``name`` (a second put of one name replaces the first), always as a
+        new file: a staged file never changes once written. ``same_as``: a file with the same bytes, linked
+        (``os.link``) when this change staged it, not written again — the per-phone copies of a trust list:
+        a regeneration makes no new file for each of 40,000 phones."""
+        if not name or "/" in name or name.startswith("."):  # never a served file's name: never written
+            raise EncodeError(f"not a served file's name: {name!r}", path="file")
+        path = self.folder / name
+        path.unlink(missing_ok=True)
+        linked = False
+        if same_as is not None and same_as != name and same_as in self.writes:
+            with contextlib.suppress(OSError):  # a file system without hard links: written
+                os.link(self.folder / same_as, path)
+                linked = True
+        if not linked:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+            with open(fd, "wb", closefd=True) as f:
+                f.write(data)
+        self.writes.add(name)
+        self.removes.discard(name)
+
+    def remove(self, name: str) -> None:
+        """Have served file ``name`` removed (and not written, if it was staged)."""
+        if name in self.writes:
+            self.writes.discard(name)
+            (self.folder / name).unlink(missing_ok=True)
+        self.removes.add(name)
+
+    def seal(self) -> None:
+        """Write the note: every staged file is whole (before the state's save)."""
+        note = {"state_before": self.before, "removes": sorted(self.removes)}
+        atomic_write(self.tftp / _PENDING_NOTE, json.dumps(note).encode(), tmp_name=_PENDING_NOTE + ".tmp")
+
+    def apply(self) -> None:
+        """Put the staged files in place (the trust lists last), unlink the removed ones, then the note and
+        the folder. Idempotent: run again after a kill, it finishes what is left."""
+        for name in sorted(self.writes, key=lambda n: n in _LAST_PUT):
+            with contextlib.suppress(FileNotFoundError):  # put in place by a run before a kill
+                os.replace(self.folder / name, self.tftp / name)
+        for name in self.removes:
+            (self.tftp / name).unlink(missing_ok=True)
+        self.discard()
+        self.release()
+
+    def discard(self) -> None:
+        """Forget the change: the note first (a kill then leaves a folder with no note: never was)."""
+        (self.tftp / _PENDING_NOTE).unlink(missing_ok=True)
+        shutil.rmtree(self.folder, ignore_errors=True)
+        (self.tftp / (_PENDING_NOTE + ".tmp")).unlink(missing_ok=True)  # a seal killed half-way
+
+
+def _list_copied(name: str, data: bytes, files: Mapping[str, bytes]) -> str | None:
+    """``ITLFile.tlv`` / ``CTLFile.tlv`` when ``name`` is a per-phone copy of it holding its bytes (``files``:
+    the served files by name), else None (:meth:`_ServedChange.put`'s ``same_as``)."""
+    m = _TRUST_DEVICE_RE.fullmatch(name)
+    if m is None:
+        return None
+    base = f"{m.group(1)}File.tlv"
+    return base if files.get(base) == data else None
+
+
+def _settle_served(root: Path) -> None:
+    """Make the served files of ``root`` whole after an operation killed (or failed) while it changed
+    them (:class:`_ServedChange`): rolled back or forward as the saved state says; nothing when none was
+    left (two ``stat`` calls). One a live process holds (:data:`_PENDING_LOCK`) is left to it: the old files
+    are all in place until its save."""
+    tftp = root / "tftp"
+    note_path = tftp / _PENDING_NOTE
+    if not note_path.exists() and not (tftp / _PENDING).is_dir():
+        return
+    try:
+        lock = _lock_change(tftp)
+        if lock is None:
+            return
+        try:
+            _settle_locked(root, tftp, note_path)
+        finally:
+            os.close(lock)
+    except OSError as exc:
+        raise PhoneEmuError(f"cannot finish the change of served files an interrupted lab operation left "
+                            f"({exc.strerror or exc})", path=str(tftp)) from None
+
+
+def _settle_locked(root: Path, tftp: Path, note_path: Path) -> None:
+    """:func:`_settle_served` holding :data:`_PENDING_LOCK`."""
+    try:
+        text = _read_regular(note_path)
+    except FileNotFoundError:  # killed before its note: the change never was
+        _ServedChange(tftp, None).discard()
+        return
+    before, removes = _pending_note(text, note_path)
+    change = _ServedChange(tftp, before)
+    if before is not None and before == _state_digest(root):
+        change.discard()  # the state was not saved: the old files stand
+        return
+    with contextlib.suppress(FileNotFoundError), os.scandir(change.folder) as listing:
+        change.writes = {e.name for e in listing if e.is_file(follow_symlinks=False)}
+    change.removes = removes
+    change.apply()
+
+
+def _pending_note(text: bytes, path: Path) -> tuple[str | None, set[str]]:
+    """(state_before, removes) of a :data:`_PENDING_NOTE`; a note not as :meth:`_ServedChange.seal` writes
+    it (names that are not served files' included: it names files to remove) is a DecodeError naming it."""
+    try:
+        note = json.loads(text)
+    except ValueError:
+        note = None
+    if isinstance(note, dict):
+        before, removes = note.get("state_before"), note.get("removes")
+        if (before is None or isinstance(before, str)) and isinstance(removes, list) and all(
+                isinstance(n, str) and n not in ("", ".", "..") and "/" not in n and "\0" not in n
+                for n in removes):
+            return before, set(removes)
+    raise DecodeError("not a note of a change of served files this lab wrote: remove it and the folder "
+                      f"{_PENDING}/ beside it, then run a lab operation to write the served files again",
+                      path=str(path))
 
 
 def _mac(text: str) -> str:
@@ -525,6 +772,7 @@ class LabCluster:
         #: told the number of phones before every served file is built again (each config signed
         #: again: about a minute for 40,000 phones); the ``lab`` commands say so on a large lab
         self.on_rebuild: Callable[[int], None] | None = None
+        self._change: _ServedChange | None = None  # the served files being changed (_served_change)
 
     # ============================================================== creation
     @staticmethod
@@ -623,10 +871,8 @@ class LabCluster:
                              sbd=sbd, load=load, autoregistration=autoregistration,
                              https_key=str(https_spec) if https_spec is not None else None,
                              itl_signer=itl_signer, base_itl_signer=itl_signer, pre_8_0=bool(pre_8_0))
-        made_root = not root.exists()
-        root.mkdir(parents=True, exist_ok=True)
+        made_root = _claim_new_root(root)
         try:
-            (root / "private").mkdir(mode=0o700, exist_ok=True)
             pki = LabPki(root, seed=seed, key_spec=spec, cluster_name=name, durable=durable)
             if before_keys is not None:
                 before_keys()
@@ -664,12 +910,14 @@ class LabCluster:
             raise DecodeError(exc.message, path=f"{root}/cluster.json:key_spec") from None
         cluster = cls(root, state, LabPki(root, seed=state.seed, key_spec=spec, cluster_name=state.name,
                                           durable=durable))
+        _settle_served(root)  # an operation killed while it changed the served files: its old or new ones
         tftp = root / "tftp"
         if tftp.is_dir() and (tftp / "ITLFile.tlv").exists():
             cluster._served = None  # read when first used: a `lab show` needs two of them
             cluster._index_tvs()
         else:
             cluster._rebuild()
+            cluster._put_unsaved()
         cluster._mtime = cluster._state_mtime()
         return cluster
 
@@ -708,8 +956,10 @@ class LabCluster:
         same: dict[bytes, bytes] = {}
         files: dict[str, bytes] = {}
         for name, path in sorted(self._served_entries()):  # sorted as strings: Paths sort 10x slower
-            with open(path, "rb") as f:
-                data = f.read()
+            try:
+                data = _read_regular(path)  # a FIFO is refused, not waited on for ever
+            except FileNotFoundError:  # a broken link, or removed since listed
+                continue
             files[name] = same.setdefault(data, data)
         return files
 
@@ -718,8 +968,7 @@ class LabCluster:
         if self._served is not None:
             return self._served.get(name)
         try:
-            with open(self.root / "tftp" / name, "rb") as f:
-                return f.read()
+            return _read_regular(self.root / "tftp" / name)  # a FIFO is refused, not waited on for ever
         except FileNotFoundError:
             return None
 
@@ -727,9 +976,10 @@ class LabCluster:
         return len(self._served) if self._served is not None else len(self._served_entries())
 
     def _served_entries(self) -> list[tuple[str, str]]:
-        """(name, path) of each served file in ``DIR/tftp`` (hidden files are not served)."""
+        """(name, path) of each served file in ``DIR/tftp`` (hidden files are not served, nor folders; a FIFO
+        or a device is, to be refused by name when read: was left out in silence)."""
         with os.scandir(self.root / "tftp") as listing:
-            return [(e.name, e.path) for e in listing if e.is_file() and not e.name.startswith(".")]
+            return [(e.name, e.path) for e in listing if not e.name.startswith(".") and not e.is_dir()]
 
     def _state_mtime(self) -> tuple[int, int, int]:
         """Identity of the saved state: (inode, mtime ns, size); atomic saves change the inode."""
@@ -1821,6 +2071,7 @@ class LabCluster:
 
     def tamper(self, name: str, *, offset: int | None = None, now: Now = None) -> int:
         """Flip one byte (default: the last) of served file ``name`` until the next rebuild."""
+        name = name.lstrip("/")  # as get() reads it (was: "/ITLFile.tlv" written at the file system's root)
         data = self.get(name)
         if data is None:
             served = _served_names_text(sorted(self._files), self.root if self.pki.durable else None)
@@ -1830,14 +2081,15 @@ class LabCluster:
         if name in ("ITLFile.tlv", "CTLFile.tlv"):
             prefix = name[:3] + "SEP"
             targets += [n for n in self._files if n.startswith(prefix)]
+        change = self._served_change()  # all the copies or none (a kill between two served a mix)
         for t in targets:
             self._files[t] = tampered
             self.state.tampered[t] = off
-            self._write_served(t, tampered)
+            change.put(t, tampered, same_as=name)
         self._tick(now)
         self.state.add_log(LogEntry(time=self.state.clock, generation=self.state.generation,
                                    op="tamper", args={"file": name, "offset": off}))
-        self._save()
+        self._save_served()
         return off
 
     def set_sbd(self, on: bool, *, now: Now = None) -> None:
@@ -2022,7 +2274,61 @@ class LabCluster:
             self._rebuild()
         else:
             self._rebuild_phones(phones)
-        self._save()
+        self._save_served()
+
+    def _served_change(self) -> _ServedChange:
+        """The change of served files under way (:class:`_ServedChange`): one per save, so the changes of a
+        :meth:`saved_once` group share one; one a failed save (or a killed process) left is settled first."""
+        change = self._change
+        if change is not None and self._after_save is not None and change.group is self._after_save:
+            return change
+        self._drop_change()
+        _settle_served(self.root)
+        change = _ServedChange(self.root / "tftp", _state_digest(self.root))
+        change.begin()
+        change.group = self._after_save
+        self._change = change
+        return change
+
+    def _drop_change(self) -> None:
+        """Let go of a change of served files a failure left (settled by the next reader or change)."""
+        change, self._change = self._change, None
+        if change is not None:
+            change.release()
+
+    def _save_served(self) -> None:
+        """Save the state with the change of served files under way: its note written, the state saved (the
+        commit point), then its files put in place (after :meth:`saved_once`'s one save, inside one). A save
+        that fails leaves the lab as :func:`_settle_served` finds it: the old files while the old state
+        stands."""
+        change = self._change
+        if change is None:
+            self._save()
+            return
+        change.seal()
+        try:
+            self._save()
+        except BaseException:
+            self._drop_change()
+            with contextlib.suppress(PhoneEmuError):
+                _settle_served(self.root)
+            raise
+        self._after_saving(self._put_served)
+
+    def _put_served(self) -> None:
+        """Put the change of served files in place (the state naming them is saved)."""
+        change, self._change = self._change, None
+        if change is not None:
+            change.apply()
+
+    def _put_unsaved(self) -> None:
+        """Put in place the files a rebuild of the state as saved made (:meth:`open`): no save to wait for,
+        so a kill while they are put is finished by the next reader, never rolled back."""
+        change = self._change
+        if change is not None:
+            change.before = None
+            change.seal()
+            self._put_served()
 
     def _rebuild(self) -> None:
         if self.on_rebuild is not None:
@@ -2040,13 +2346,13 @@ class LabCluster:
                     if other.startswith(name[:3] + "SEP"):
                         files[other] = old
         tftp = self.root / "tftp"
-        tftp.mkdir(parents=True, exist_ok=True)
+        change = self._served_change()
         for name, data in files.items():
             if self._files.get(name) != data or not (tftp / name).exists():
-                self._write_served(name, data)
+                change.put(name, data, same_as=_list_copied(name, data, files))
         for p in tftp.iterdir():
-            if p.is_file() and p.name not in files:
-                p.unlink()
+            if p.is_file() and p.name not in files and not p.name.startswith(_PENDING):
+                change.remove(p.name)
         self._files = files
         self._index_tvs()
 
@@ -2054,6 +2360,7 @@ class LabCluster:
         """Rebuild only the files of ``macs`` (device configs and per-device trust-list copies)."""
         self._rand_counter = 0
         tftp = self.root / "tftp"
+        change = self._served_change()
         for mac in macs:
             fresh = self._phone_all_files(mac, self._files)
             # The names a phone's files can have (looked up, not scanned: O(1) per phone, not O(files)).
@@ -2063,11 +2370,11 @@ class LabCluster:
             for name in old - set(fresh):
                 del self._files[name]
                 self.state.tampered.pop(name, None)
-                (tftp / name).unlink(missing_ok=True)
+                change.remove(name)
             for name, data in fresh.items():
                 self.state.tampered.pop(name, None)
                 if self._files.get(name) != data or not (tftp / name).exists():
-                    self._write_served(name, data)
+                    change.put(name, data, same_as=_list_copied(name, data, self._files))
                 self._files[name] = data
 
     def _phone_all_files(self, mac: str, base: Mapping[str, bytes]) -> dict[str, bytes]:
@@ -2076,11 +2383,6 @@ class LabCluster:
             out[f"CTLSEP{mac}.tlv"] = base["CTLFile.tlv"]
         out.update(self._phone_files(self.state.phones[mac], self.callmanager(1).signer))
         return out
-
-    def _write_served(self, name: str, data: bytes) -> None:
-        tftp = self.root / "tftp"
-        tftp.mkdir(parents=True, exist_ok=True)
-        _write_atomic(tftp / name, data)
 
     def _rand(self, label: str) -> Callable[[int], bytes]:
         """Randomness for encrypted files: os.urandom, or a hash stream in seeded mode."""
