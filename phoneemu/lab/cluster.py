@@ -120,6 +120,7 @@ from phoneemu.lab.state import (
     node_registrars,
     save_state,
 )
+from phoneemu.protocols.capf import names_device
 from phoneemu.protocols.sip import SIP_PORT, SIPS_PORT
 from phoneemu.protocols.tvs import TvsEntry
 from phoneemu.values import check_time, host_port, is_ascii_digits
@@ -724,19 +725,6 @@ def _device_pool(host: str, ports: tuple[tuple[int, int], ...]) -> str:
     return config.device_pool_xml([
         config.CallManager(host=host, priority=i, sip_port=sip, secured_sip_port=sips)
         for i, (sip, sips) in enumerate(ports)])
-
-
-def _names_device(cert: x509.Certificate, device_name: str) -> bool:
-    """Whether ``cert`` is a certificate of device ``device_name`` (spec §F.9): a CN equal to the name or
-    ending in ``-<name>`` (``CP-8861-SEP…``), or a SAN URI equal to it."""
-    names = [a.value for a in cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)]
-    if any(isinstance(n, str) and (n == device_name or n.endswith("-" + device_name)) for n in names):
-        return True
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return False
-    return device_name in san.get_values_for_type(x509.UniformResourceIdentifier)
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
@@ -1489,7 +1477,7 @@ class LabCluster:
                 f"{dt.datetime.fromtimestamp(when, dt.UTC):{iso}} (valid "
                 f"{cert.not_valid_before_utc:{iso}} .. {cert.not_valid_after_utc:{iso}})",
                 reason=VerifyReason.EXPIRED)
-        if not _names_device(cert, device_name):
+        if not names_device(cert, device_name):  # the phone's own rule for its LSC (protocols.capf)
             raise VerificationError(f"{what} {certs.dn_text(cert.subject)!r} does not name device "
                                     f"{device_name!r} (CN or SAN URI)", reason=VerifyReason.OTHER)
 

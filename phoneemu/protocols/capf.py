@@ -495,8 +495,8 @@ def sudi_auth_data(session_id: int, sudi_cert_der: bytes) -> bytes:
 def names_device(cert: x509.Certificate, device_name: str) -> bool:
     """Whether ``cert`` is a certificate of device ``device_name`` (spec §F.9): a CN equal to the name or
     ending in ``-<name>`` (a CUCM LSC's ``CP-8861-SEP…``), or a SAN URI equal to it (capfd's). The lab's CAPF
-    server holds a certificate presented for authentication to the same rule
-    (``phoneemu.lab.cluster._names_device``)."""
+    server holds a certificate presented for authentication to this rule too
+    (:meth:`phoneemu.lab.cluster.LabCluster`'s CAPF authentication by certificate)."""
     names = cert.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
     if any(isinstance(n.value, str) and (n.value == device_name or n.value.endswith("-" + device_name))
            for n in names):
