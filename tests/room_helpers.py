@@ -101,3 +101,24 @@ async def echoed(port: int) -> bytes:
         return await echo_of(client)
     finally:
         client[1].close()
+
+
+async def most_held_address_gives_way(srv: Any, known: bytes, device: str, *, many: int, wait: float) -> None:
+    """The TVS server ``srv`` with room for ``many`` + 1: one silent connection from :data:`OTHER`, then
+    ``many`` from :data:`FLOODER` filling it; ``wait`` seconds on (all past their grace), a query for
+    ``device`` (``known``: a certificate the TVS knows) takes the place of FLOODER's oldest, not of OTHER's
+    older one."""
+    from phoneemu.net.tvs_client import tvs_verify
+    from tests.polling import poll_until
+
+    alone = await silent_connections(srv.port, OTHER, 1)
+    await poll_until(lambda: srv.connections == 1, "127.0.0.3 first", within=5, every=0.01)
+    flood = await silent_connections(srv.port, FLOODER, many)
+    try:
+        await poll_until(lambda: srv.connections == 1 + many, "the server full", within=5, every=0.01)
+        await asyncio.sleep(wait)
+        reply = await tvs_verify([(HOST, srv.port)], device, known, timeout=8)
+        assert reply.valid and srv.evicted == 1
+        assert [await was_cut(r) for r, _w in alone + flood] == [False, True] + [False] * (many - 1)
+    finally:
+        close_all(alone + flood)

@@ -22,9 +22,9 @@ from tests.polling import poll_until
 from tests.room_helpers import (
     FLOODER,
     HOST,
-    OTHER,
     asked_ones_kept,
     close_all,
+    most_held_address_gives_way,
     silent_connections,
     was_cut,
 )
@@ -82,17 +82,7 @@ def test_the_address_holding_most_connections_gives_way_first(cluster: LabCluste
     async def main() -> None:
         async with ThreadedTvsServer(handler, cluster.tvs_identity, HOST, 0, workers=3,
                                      handshake_timeout=30.0, first_request_grace=GRACE) as srv:
-            alone = await silent_connections(srv.port, OTHER, 1)
-            await poll_until(lambda: srv.connections == 1, "127.0.0.3 first", within=5, every=0.01)
-            many = await silent_connections(srv.port, FLOODER, 2)
-            try:
-                await poll_until(lambda: srv.connections == 3, "every worker held", within=5, every=0.01)
-                await asyncio.sleep(GRACE * 1.5)  # all three past their grace when the query comes
-                reply = await tvs_verify([(HOST, srv.port)], DEVICE, known, timeout=8)
-                assert reply.valid and srv.evicted == 1
-                assert [await was_cut(r) for r, _w in alone + many] == [False, True, False]
-            finally:
-                close_all(alone + many)
+            await most_held_address_gives_way(srv, known, DEVICE, many=2, wait=GRACE * 1.5)
     run(main())
 
 
