@@ -41,3 +41,13 @@ def signer_pem(folder: Path, subject: str, *, seed: str, serial: int) -> Path:
     path = folder / "signer.pem"
     path.write_bytes(certs.cert_pem(cert))
     return path
+
+
+def capf_ca(subject: str, now: dt.datetime) -> tuple[PrivateKey, x509.Certificate]:
+    """A CAPF-like CA for the phone's CAPF client tests: a fresh EC P-256 key and its self-signed CA
+    certificate, valid from a day before ``now`` for ten years."""
+    key = generate_key(KeySpec(kind="ec", curve="p256"))
+    req = certs.CertRequest(subject=subject, public_key=key.public_key(), serial=1,
+                            not_before=now - dt.timedelta(days=1), not_after=now + dt.timedelta(days=3650),
+                            ca=True)
+    return key, certs.issue_certificate(req, issuer_key=key)

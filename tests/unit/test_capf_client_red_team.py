@@ -10,10 +10,11 @@ import pytest
 from cryptography import x509
 
 from phoneemu.crypto.certs import CertRequest, cert_der, issue_certificate
-from phoneemu.crypto.keys import KeySpec, PrivateKey, generate_key, load_public_key_spki_der
+from phoneemu.crypto.keys import PrivateKey, load_public_key_spki_der
 from phoneemu.errors import DecodeError
 from phoneemu.protocols import capf
 from phoneemu.protocols.capf import CapfClientSession, CapfCommand, CapfResult, CapfTag
+from tests.signer_helpers import capf_ca
 
 C = CapfCommand
 T = CapfTag
@@ -25,10 +26,7 @@ P256 = ((T.KEY_TYPE, b"\x01"), (T.CURVE, b"\x00"))
 
 @pytest.fixture(scope="module")
 def ca() -> tuple[PrivateKey, x509.Certificate]:
-    key = generate_key(KeySpec(kind="ec", curve="p256"))
-    req = CertRequest(subject="CN=CAPF-red-team", public_key=key.public_key(), serial=1,
-                      not_before=NOW - dt.timedelta(days=1), not_after=NOW + dt.timedelta(days=3650), ca=True)
-    return key, issue_certificate(req, issuer_key=key)
+    return capf_ca("CN=CAPF-red-team", NOW)
 
 
 def msg(command: int, *elements: tuple[int, bytes]) -> bytes:

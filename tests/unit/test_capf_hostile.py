@@ -24,6 +24,7 @@ from phoneemu.phone.profile import get_profile
 from phoneemu.phone.store import Credential, InternCache, TrustStore
 from phoneemu.protocols import capf
 from phoneemu.protocols.capf import CapfClientSession, CapfCommand, CapfMessage, CapfTag, CertType
+from tests.signer_helpers import capf_ca
 
 C = CapfCommand
 T = CapfTag
@@ -35,10 +36,7 @@ P256 = ((T.KEY_TYPE, b"\x01"), (T.CURVE, b"\x00"))
 
 @pytest.fixture(scope="module")
 def ca() -> tuple[PrivateKey, x509.Certificate]:
-    key = generate_key(KeySpec(kind="ec", curve="p256"))
-    req = CertRequest(subject="CN=CAPF-lab;O=Lab", public_key=key.public_key(), serial=1,
-                      not_before=NOW - dt.timedelta(days=1), not_after=NOW + dt.timedelta(days=3650), ca=True)
-    return key, issue_certificate(req, issuer_key=key)
+    return capf_ca("CN=CAPF-lab;O=Lab", NOW)
 
 
 def lsc_for(ca: tuple[PrivateKey, x509.Certificate], spki: bytes, *, days: tuple[int, int] = (-1, 365),
