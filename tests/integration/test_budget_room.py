@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
+from typing import Any
 
 import pytest
 
@@ -31,6 +33,14 @@ from tests.room_helpers import (
 GRACE = 0.2
 
 
+def _shared(name: str, ctx: ssl.SSLContext | None, budget: ConnectionBudget, *, grace: float = GRACE,
+            **options: Any) -> TlsServer:
+    """An echo server named as the lab's ``name`` (TLS with ``ctx``, else plain TCP) on :data:`HOST`, drawing
+    on ``budget``, its first-request grace ``grace`` (handshakes may take 30 s)."""
+    return TlsServer(echo, ctx, HOST, 0, name=name, handshake_timeout=30, first_request_grace=grace,
+                     budget=budget, **options)
+
+
 def test_a_silent_flood_on_a_plain_server_leaves_room_for_a_tls_newcomer_on_another(
         caplog: pytest.LogCaptureFixture) -> None:
     """The budget (3) full of silent plain TCP connections on the directory, its own cap far off: a TLS client
@@ -40,10 +50,8 @@ def test_a_silent_flood_on_a_plain_server_leaves_room_for_a_tls_newcomer_on_anot
     budget = ConnectionBudget(3)
 
     async def main() -> None:
-        async with TlsServer(echo, None, HOST, 0, name="directory", handshake_timeout=30,
-                             first_request_grace=GRACE, budget=budget) as directory, \
-                TlsServer(echo, ctx, HOST, 0, name="capf", handshake_timeout=30, first_request_grace=GRACE,
-                          budget=budget) as capf:
+        async with _shared("directory", None, budget) as directory, \
+                _shared("capf", ctx, budget) as capf:
             flood = await silent_connections(directory.port, FLOODER, 3)
             try:
                 await poll_until(lambda: budget.open == 3, "the budget full", within=5, every=0.01)
@@ -76,12 +84,9 @@ def test_the_address_holding_most_over_every_server_gives_way_first() -> None:
     budget = ConnectionBudget(3)
 
     async def main() -> None:
-        async with TlsServer(echo, None, HOST, 0, name="directory", handshake_timeout=30,
-                             first_request_grace=GRACE, budget=budget) as directory, \
-                TlsServer(echo, ctx, HOST, 0, name="capf", handshake_timeout=30, first_request_grace=GRACE,
-                          budget=budget) as capf, \
-                TlsServer(echo, ctx, HOST, 0, name="https", handshake_timeout=30, first_request_grace=GRACE,
-                          budget=budget) as https:
+        async with _shared("directory", None, budget) as directory, \
+                _shared("capf", ctx, budget) as capf, \
+                _shared("https", ctx, budget) as https:
             alone = await silent_connections(directory.port, OTHER, 1)
             await poll_until(lambda: budget.open == 1, "127.0.0.3 first", within=5, every=0.01)
             on_capf = await silent_connections(capf.port, FLOODER, 1)
@@ -107,10 +112,8 @@ def test_plain_connections_that_spoke_are_kept_however_silent() -> None:
     budget = ConnectionBudget(2)
 
     async def main() -> None:
-        async with TlsServer(echo, None, HOST, 0, name="directory", handshake_timeout=30,
-                             first_request_grace=0.1, budget=budget) as directory, \
-                TlsServer(echo, ctx, HOST, 0, name="capf", handshake_timeout=30, first_request_grace=0.1,
-                          budget=budget) as capf:
+        async with _shared("directory", None, budget, grace=0.1) as directory, \
+                _shared("capf", ctx, budget, grace=0.1) as capf:
             kept = await silent_connections(directory.port, FLOODER, 2)
             try:
                 for _r, writer in kept:
@@ -136,10 +139,8 @@ def test_a_server_at_its_own_cap_closes_only_its_own() -> None:
     budget = ConnectionBudget(10)
 
     async def main() -> None:
-        async with TlsServer(echo, None, HOST, 0, name="directory", handshake_timeout=30,
-                             first_request_grace=0.1, budget=budget) as directory, \
-                TlsServer(echo, ctx, HOST, 0, name="capf", max_connections=1, handshake_timeout=30,
-                          first_request_grace=0.1, budget=budget) as capf:
+        async with _shared("directory", None, budget, grace=0.1) as directory, \
+                _shared("capf", ctx, budget, grace=0.1, max_connections=1) as capf:
             silent = await silent_connections(directory.port, FLOODER, 1)
             served = await handshaken(capf.port, 1)
             try:
@@ -166,10 +167,8 @@ def test_a_plain_connection_whose_handler_ended_is_not_closed_for_room() -> None
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        async with TlsServer(echo, None, HOST, 0, name="directory", handshake_timeout=30,
-                             first_request_grace=GRACE, budget=budget) as directory, \
-                TlsServer(echo, ctx, HOST, 0, name="capf", handshake_timeout=30, first_request_grace=GRACE,
-                          budget=budget) as capf:
+        async with _shared("directory", None, budget) as directory, \
+                _shared("capf", ctx, budget) as capf:
             flood = await silent_connections(directory.port, FLOODER, 1)
             try:
                 await poll_until(lambda: budget.open == 1 and len(directory._active) == 1, "the budget full",

@@ -71,6 +71,15 @@ def _ended(proc: subprocess.Popen[str]) -> tuple[int, str, str]:
     return proc.returncode, out or "", err
 
 
+def _run_to_its_end(root: Path, setup: str) -> tuple[int, str, str]:
+    """``lab serve`` of ``root`` with ``setup`` (which stops it), run to its end: :func:`_ended`'s."""
+    proc = _start(root, setup)
+    try:
+        return _ended(proc)
+    finally:
+        reap(proc)
+
+
 @contextlib.contextmanager
 def _serving(root: Path, setup: str = _HUP_DEFAULT) -> Iterator[tuple[subprocess.Popen[str], dict[str, int]]]:
     proc = _start(root, setup)
@@ -99,11 +108,7 @@ def test_a_second_sigterm_as_the_process_ends_is_dropped(cluster: LabCluster) ->
              "    os.kill(os.getpid(), signal.SIGTERM)\n"
              "lab_serve._print_listening = listening_then_sigterm\n"
              "atexit.register(lambda: os.kill(os.getpid(), signal.SIGTERM))\n")
-    proc = _start(cluster.root, setup)
-    try:
-        status, out, err = _ended(proc)
-    finally:
-        reap(proc)
+    status, out, err = _run_to_its_end(cluster.root, setup)
     assert status == 0, (status, err)
     assert out.endswith("Ctrl-C (SIGINT) or SIGTERM stops\nstopping (SIGTERM)\n"), out
     assert err == ""
@@ -138,11 +143,7 @@ def test_a_sighup_while_the_lab_is_opened_stops_it_as_at_any_moment(cluster: Lab
              "    os.kill(os.getpid(), signal.SIGHUP)\n"
              "    return opened(*a, **k)\n"
              "LabCluster.open = hup_then_open\n")
-    proc = _start(cluster.root, setup)
-    try:
-        status, out, err = _ended(proc)
-    finally:
-        reap(proc)
+    status, out, err = _run_to_its_end(cluster.root, setup)
     assert (status, out, err) == (129, "stopping (SIGHUP)\n", "")
     assert (cluster.root / "cluster.json").read_bytes() == before
 
