@@ -15,18 +15,22 @@ Rules implemented here (ours: the spec is silent on fuzzing):
   an exception is (a rejection, a crash and its signature), and a hang that ends, are the child's own
   call's, as in process; ``--runs``, ``--time``, Ctrl-C, the counts and summary.json are as they were.
   ``--target phoneemu`` (our own parsers, pure Python over ``cryptography``) stays in process.
-* A child that dies while it runs an input is that input's *crash*, as a ``--target-cmd`` crash: ``killed
-  by SIGSEGV`` (the signal's name), or ``exit status N`` for one that exited (``os._exit``; ``sys.exit`` is
-  a ``SystemExit`` crash, as in process); its detail is the Python traceback ``faulthandler`` wrote in the
-  child as it died (the Python frames under way, innermost first), when there is one. The next input gets
-  a new child. Within the fuzz loop and ``--regenerate`` (:meth:`SupervisedTarget.session`) the children
-  dump no core (soft ``RLIMIT_CORE`` 0, as a ``--target-cmd``'s); ``--replay`` runs with the limits it was
-  given. The child's death is seen by its end (a ``pidfd`` on Linux, else ``waitpid`` every
-  :data:`_LOOK_EVERY` s), not only by its pipe's: a process the target started (``fork``, a
-  ``multiprocessing`` worker) holds the child's pipes open after it died (was: the fuzzer waited for ever, or
-  past ``--time`` called the crash a hang). faulthandler writes without blocking and the current thread
-  only: the crash's frames, never a dump of many threads filling the pipe (was: the child stuck in its
-  signal handler, the fuzzer waiting for ever).
+* A child that dies while it runs an input is that input's *crash*, as a ``--target-cmd`` crash: ``killed by
+  SIGSEGV`` (the signal's name), or ``exit status N`` for one that exited (``os._exit``; ``sys.exit`` is a
+  ``SystemExit`` crash, as in process); its detail is the Python traceback ``faulthandler`` wrote in the child
+  as it died (the Python frames under way, innermost first), when there is one. Its signature names where too,
+  as an in-process crash's (:func:`~phoneemu.fuzz.targets.crash_location`'s rule over those frames): ``killed
+  by SIGSEGV at parser.py:123`` — two native bugs in two places are two findings (was: one ``killed by
+  SIGSEGV`` for all, the rest counted as its duplicates); without such a frame (killed before faulthandler
+  wrote, ``os._exit``, a C function called directly) the signature is how alone (:func:`_native_location`).
+  The next input gets a new child. Within the fuzz loop and ``--regenerate``
+  (:meth:`SupervisedTarget.session`) the children dump no core (soft ``RLIMIT_CORE`` 0, as a
+  ``--target-cmd``'s); ``--replay`` runs with the limits it was given. The child's death is seen by its end (a
+  ``pidfd`` on Linux, else ``waitpid`` every :data:`_LOOK_EVERY` s), not only by its pipe's: a process the
+  target started (``fork``, a ``multiprocessing`` worker) holds the child's pipes open after it died (was: the
+  fuzzer waited for ever, or past ``--time`` called the crash a hang). faulthandler writes without blocking
+  and the current thread only: the crash's frames, never a dump of many threads filling the pipe (was: the
+  child stuck in its signal handler, the fuzzer waiting for ever).
 * Hangs keep the in-process rule (:meth:`~phoneemu.fuzz.targets.PythonTarget.is_hang`): the CPU time is the
   child's (its main thread's, read from ``/proc``; without ``/proc`` the wall-time rule alone). The watch
   (:mod:`phoneemu.fuzz.runwatch`) stops a call under way as before — Ctrl-C, past ``--time``, a minimiser's
@@ -53,6 +57,7 @@ import math
 import mmap
 import os
 import pickle
+import re
 import selectors
 import signal
 import struct
@@ -65,7 +70,14 @@ from dataclasses import dataclass
 from typing import Any, NoReturn, TypeVar, cast
 
 from phoneemu.fuzz.runwatch import RunOverrun
-from phoneemu.fuzz.targets import Outcome, PythonTarget, crash_location, exception_name, no_core_dumps
+from phoneemu.fuzz.targets import (
+    Outcome,
+    PythonTarget,
+    crash_location,
+    exception_name,
+    frames_location,
+    no_core_dumps,
+)
 
 __all__ = ["BatchEnd", "SupervisedTarget", "can_supervise", "threads_started"]
 
@@ -90,6 +102,8 @@ _OUTCOME, _INTERRUPTED, _DONE, _FINDING, _MAKE_FAILED = range(5)
 _SHARED = struct.Struct("<qqqddd")
 #: seconds between two looks of the fuzzer at a batch under way (progress, a hang past --time)
 _LOOK_EVERY = 0.1
+#: a frame line of faulthandler's dump (``???``: no line number known)
+_DUMP_FRAME = re.compile(r'  File "(?P<file>.*)", line (?P<line>\d+|\?\?\?) in (?P<name>.*)')
 
 
 def can_supervise() -> bool:
@@ -234,6 +248,41 @@ def _python_frames(dump: str) -> str:
             break
         lines.append(line)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def _dump_frames(dump: str) -> list[tuple[str, int | None]]:
+    """The target's own frames in faulthandler's ``dump`` (file name, line; innermost first): those of the
+    current thread (a fatal error's dump lists every thread, that one headed ``Current thread``; ours has
+    one, ``Stack``), down to the fuzzer's first. Whole lines only: the dump may be cut mid-line
+    (:data:`_DUMP_LIMIT`, or a full pipe), and its last line, unended, is left out."""
+    blocks: list[list[tuple[str, int | None]]] = [[]]
+    current: list[tuple[str, int | None]] | None = None
+    in_target = True  # the block's frames so far are the target's (no fuzzer frame yet)
+    for line in dump.split("\n")[:-1]:
+        frame = _DUMP_FRAME.fullmatch(line)
+        if frame is None:
+            if not line.startswith(" ") and line.endswith(":"):  # a thread's header: a new block
+                blocks.append([])
+                in_target = True
+                if line.startswith("Current thread") and current is None:
+                    current = blocks[-1]
+            continue
+        if frame["file"].startswith(_FUZZ_DIR):
+            in_target = False
+        if in_target:
+            lineno = frame["line"]
+            blocks[-1].append((frame["file"], int(lineno) if lineno.isdigit() else None))
+    if current is not None:
+        return current
+    return next((block for block in blocks if block), [])
+
+
+def _native_location(dump: str) -> str | None:
+    """Where the child died, in a native crash's signature (module docstring): the target's innermost own
+    frame by :func:`~phoneemu.fuzz.targets.crash_location`'s rule (``parser.py:123``: no address, no pid —
+    the same place, the same signature, run after run); None without a frame of the target's."""
+    frames = _dump_frames(dump)
+    return frames_location(frames[::-1]) if frames else None
 
 
 @dataclass(kw_only=True)
@@ -434,7 +483,9 @@ class SupervisedTarget:
         detail = f"the target's process was {how}\n"
         if dump:
             detail += f"its Python frames then (faulthandler):\n{_python_frames(dump)}"
-        return Outcome(status="crash", signature=how, detail=detail, elapsed=elapsed)
+        where = _native_location(dump)
+        signature = how if where is None else f"{how} at {where}"
+        return Outcome(status="crash", signature=signature, detail=detail, elapsed=elapsed)
 
     @staticmethod
     def _reap(pid: int) -> int:

@@ -104,6 +104,7 @@ __all__ = [
     "command_argv",
     "crash_location",
     "exception_name",
+    "frames_location",
     "load_callable",
     "load_exception_types",
     "no_core_dumps",
@@ -170,20 +171,25 @@ def _in_stdlib(path: str) -> bool:
 def crash_location(tb: TracebackType | None) -> str:
     """``phoneemu/formats/header.py:123`` of the innermost project frame (see module docstring); for a
     user's module the innermost frame outside this package and the standard library."""
-    frames = traceback.extract_tb(tb)
-    mine = [f for f in frames if os.path.abspath(f.filename).startswith(_PKG + os.sep)
-            and not os.path.abspath(f.filename).startswith(_FUZZ + os.sep)]
-    others = [f for f in frames if not os.path.abspath(f.filename).startswith(_FUZZ + os.sep)]
+    return frames_location([(f.filename, f.lineno) for f in traceback.extract_tb(tb)])
+
+
+def frames_location(frames: Sequence[tuple[str, int | None]]) -> str:
+    """:func:`crash_location`'s rule over ``(file name, line)`` pairs, outermost first (a dying child's
+    faulthandler frames too: :mod:`phoneemu.fuzz.supervise`)."""
+    mine = [f for f in frames if os.path.abspath(f[0]).startswith(_PKG + os.sep)
+            and not os.path.abspath(f[0]).startswith(_FUZZ + os.sep)]
+    others = [f for f in frames if not os.path.abspath(f[0]).startswith(_FUZZ + os.sep)]
     # the user's line that called the standard library, not base64.py:88 for every call site
-    users = [f for f in others if not _in_stdlib(os.path.abspath(f.filename))]
+    users = [f for f in others if not _in_stdlib(os.path.abspath(f[0]))]
     chosen = mine or users or others or list(frames)
     if not chosen:
         return "?"
-    frame = chosen[-1]
-    path = os.path.abspath(frame.filename)
+    filename, lineno = chosen[-1]
+    path = os.path.abspath(filename)
     root = os.path.dirname(_PKG)
     shown = os.path.relpath(path, root) if path.startswith(root + os.sep) else os.path.basename(path)
-    return f"{shown}:{frame.lineno}"
+    return f"{shown}:{lineno}"
 
 
 def exception_name(t: type[BaseException]) -> str:

@@ -39,7 +39,9 @@ def parse(data):
     if len(data) % 13 == 6:
         os._exit(3)
 """
-SIGNATURES = {"segv": "killed by SIGSEGV", "abrt": "killed by SIGABRT",
+#: each kind's signature: a native crash's names the parser's line where it died (os._exit: no dump, no place)
+SIGNATURES = {"segv": "killed by SIGSEGV at native_parser.py:4",
+              "abrt": "killed by SIGABRT at native_parser.py:6",
               "val": "ValueError at native_parser.py:8", "exit": "exit status 3"}
 RUNS = 40
 #: CPU seconds after which the "endless" loops below give up (so that a run that does not stop them ends)
@@ -94,20 +96,20 @@ def test_a_native_crash_is_a_finding_and_the_run_goes_on(run: tuple[Path, subpro
         assert (folder / "input.bin").read_bytes() == input_for(mutator, 0, f["first_run"]).data
         info = json.loads((folder / "info.json").read_text())
         assert info["run_index"] == f["first_run"] and info["reproduce"] and info["regenerate"]
-    detail = json.loads((Path(found["killed by SIGSEGV"]["dir"]) / "info.json").read_text())["detail"]
+    detail = json.loads((Path(found[SIGNATURES["segv"]]["dir"]) / "info.json").read_text())["detail"]
     assert 'native_parser.py", line 4 in parse' in detail  # faulthandler's frames, the user's line
     assert "engine.py" not in detail  # not the fuzzer's own below it
-    assert "killed by SIGSEGV (x" in proc.stdout
+    assert f"{SIGNATURES['segv']} (x" in proc.stdout
 
 
 def test_the_reproduce_command_replays_the_native_crash(run: tuple[Path, subprocess.CompletedProcess[str]],
                                                         tmp_path: Path) -> None:
     here, _ = run
-    info = json.loads((Path(_finding(here, "killed by SIGABRT")["dir"]) / "info.json").read_text())
+    info = json.loads((Path(_finding(here, SIGNATURES["abrt"])["dir"]) / "info.json").read_text())
     with no_core_dumps():  # --replay keeps the limits it is given: none here
         done = run_line(info["reproduce"], cwd=tmp_path)  # from another folder: its cd
     assert done.returncode == 1, done.stderr
-    assert "crash — killed by SIGABRT" in done.stdout
+    assert f"crash — {SIGNATURES['abrt']}" in done.stdout
     assert "native_parser.py" in done.stderr  # its traceback said
 
 
@@ -115,13 +117,13 @@ def test_the_regenerate_command_rebuilds_the_input_that_crashed(
         run: tuple[Path, subprocess.CompletedProcess[str]], monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     here, _ = run
-    folder = Path(_finding(here, "killed by SIGSEGV")["dir"])
+    folder = Path(_finding(here, SIGNATURES["segv"])["dir"])
     monkeypatch.chdir(here)
     monkeypatch.syspath_prepend(str(here))
     cd, argv = split_line(json.loads((folder / "info.json").read_text())["regenerate"])
     assert cd == here.resolve()
     assert main([*argv[1:], "--no-minimize"]) == 1  # in a child of the tests: they go on
-    assert "crash — killed by SIGSEGV" in capsys.readouterr().out
+    assert f"crash — {SIGNATURES['segv']}" in capsys.readouterr().out
     assert (folder / "regenerated" / "input.bin").read_bytes() == (folder / "input.bin").read_bytes()
 
 
@@ -158,7 +160,8 @@ def test_one_input_at_a_time_a_dead_child_is_replaced() -> None:
     try:
         with t.session():
             assert t.run(b"count").detail.rstrip().endswith("ValueError: 1")
-            assert t.run(b"segv").signature == "killed by SIGSEGV"
+            segv = t.run(b"segv").signature  # where it died: this file's line in _native
+            assert segv.startswith("killed by SIGSEGV at ") and f"{Path(__file__).name}:" in segv, segv
             assert t.run(b"count").detail.rstrip().endswith("ValueError: 1")  # a new child, as forked
             assert t.run(b"count").detail.rstrip().endswith("ValueError: 2")  # the same one
             exited = t.run(b"exit")
