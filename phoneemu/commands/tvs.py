@@ -586,6 +586,21 @@ def _check_request(args: argparse.Namespace, key: QueryKey, cert: x509.Certifica
                         "only TVS could vouch for")
 
 
+def _order_mistake(args: argparse.Namespace) -> None:
+    """A CERT_OR_FILE that does not exist while a server argument is an existing file: the two were given
+    in the wrong order, said with the command line to write (ours; was: ``127.0.0.1: No such file or
+    directory``, the server taken for the file)."""
+    if args.subject.exists():
+        return
+    files = [text for text in args.servers if Path(text).is_file()]
+    if not files:
+        return
+    servers = [text for text in args.servers if text not in files] + [str(args.subject)]
+    raise PhoneEmuError(f"{args.subject}: no such file, and the server argument {files[0]} is a file: "
+                        "the servers come first, the certificate or signed file last (phoneemu tvs "
+                        f"{' '.join(servers)} {files[0]})", path="CERT_OR_FILE")
+
+
 def handler(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -593,6 +608,7 @@ def handler(args: argparse.Namespace) -> int:
     from phoneemu.phone.store import InternCache, TrustStore
     from phoneemu.protocols.tvs import phone_device_name
 
+    _order_mistake(args)
     _from_flash(args)
     _versions(args.tls)  # a bad --tls is said before anything is read or asked
     key, cert, what = _subject(args.subject)
