@@ -59,6 +59,19 @@ examples:
 """
 
 
+def _examples(action: str) -> str:
+    """The examples of ``_EPILOG`` for one action, each with its continuation lines, as that action's
+    ``--help`` epilog (was: ``phone show --help`` had none, though every command's help has examples)."""
+    entries: list[list[str]] = []
+    for line in _EPILOG.splitlines()[1:]:
+        if line.startswith("  phoneemu "):
+            entries.append([line])
+        elif entries:
+            entries[-1].append(line)
+    chosen = [e for e in entries if e[0].startswith(f"  phoneemu phone {action} ")]
+    return "\n".join(["examples:", *(line for entry in chosen for line in entry)]) + "\n"
+
+
 def register(sub: Any) -> None:
     from phoneemu.phone.profile_names import PROFILE_NAMES  # the names in --profile's help
 
@@ -77,7 +90,8 @@ def register(sub: Any) -> None:
                        help=f"phone model profile ({', '.join(sorted(PROFILE_NAMES))}); default: the one in "
                        "the flash's phone.json, else cp-8861")
 
-    q = psub.add_parser("show", help="show the stored trust state (show itl / show ctl style)")
+    q = psub.add_parser("show", help="show the stored trust state (show itl / show ctl style)",
+                        epilog=_examples("show"), formatter_class=argparse.RawDescriptionHelpFormatter)
     common(q)
     q.add_argument("--json", action="store_true", help="print one JSON document")
     q.add_argument("--cluster", type=Path, metavar="PATH",
@@ -85,13 +99,17 @@ def register(sub: Any) -> None:
                    "current lists (CUCM's ITL File Status, match / mismatch): a lab folder, or a folder "
                    "holding the ITLFile.tlv (and CTLFile.tlv) the cluster serves, as tftp get saves them")
     q.set_defaults(handler=_show)
-    q = psub.add_parser("erase", help="erase CTL and ITL (Settings menu)")
+    q = psub.add_parser("erase", help="erase CTL and ITL (Settings menu)",
+                        epilog=_examples("erase"), formatter_class=argparse.RawDescriptionHelpFormatter)
     common(q)
     q.set_defaults(handler=_erase)
-    q = psub.add_parser("factory-reset", help="forget everything but the MIC")
+    q = psub.add_parser("factory-reset", help="forget everything but the MIC",
+                        epilog=_examples("factory-reset"),
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     common(q)
     q.set_defaults(handler=_reset)
-    q = psub.add_parser("set-key", help="set (or with 32 zero digits clear) the manual config key")
+    q = psub.add_parser("set-key", help="set (or with 32 zero digits clear) the manual config key",
+                        epilog=_examples("set-key"), formatter_class=argparse.RawDescriptionHelpFormatter)
     common(q, fleet=False)
     q.add_argument("key", metavar="HEX",
                    help="the key in hex, as long as the model's keys: 32 digits (AES-128; 64 where "
