@@ -58,7 +58,8 @@ Targets:
                              directory on the path; the exception types of --reject-exc are its
                              rejections, anything else a crash. It runs in a child process of the
                              fuzzer: its death (a segfault or an abort in C code it calls, os._exit)
-                             is a crash too ("killed by SIGSEGV", "exit status N"; the Python frames
+                             is a crash too ("killed by SIGSEGV at parser.py:123": where in your
+                             code it died, so two native bugs are two findings; the Python frames
                              under way in info.json), and the run goes on with a new child (one
                              whose import starts threads runs in the fuzzer's process, said)
   --target-cmd "CMD {}"      an external program, run without a shell; {} is the input file path
