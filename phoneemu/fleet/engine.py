@@ -18,9 +18,11 @@ Rules:
   by SHA-256 of the bytes, and — in fleet shards — a :class:`~phoneemu.crypto.signatures.VerifyCache`
   so identical signed files are verified once per process (successful checks only).
 * A phone's own state stays small: in-memory trust store (``flash=None``) unless a flash directory is
-  given (then ``DIR/<MAC>``), a small event log (``event_limit``, our fleet default 32 events and 8
-  statuses instead of 200/30; its deques made at the first event), the parts of a previous config equal
-  across phones held once (:func:`phoneemu.formats.config.parse`), and the full :class:`BootReport` is
+  given (then ``DIR/<MAC>``; a flash another process holds is never waited for in the loop: the phone is
+  not booted, or its boot fails, its reason naming the folder — :mod:`phoneemu.phone.flash`), a small
+  event log (``event_limit``, our fleet default 32 events and 8 statuses instead of 200/30; its deques
+  made at the first event), the parts of a previous config equal across phones held once
+  (:func:`phoneemu.formats.config.parse`), and the full :class:`BootReport` is
   reduced to a :class:`~phoneemu.fleet.metrics.BootRecord` right after the boot. Once built, the phones
   are moved out of the cyclic GC's reach (``gc.freeze``) for the storm, so full collections stay cheap, and
   the GC runs less often during the storm (:data:`_STORM_GC_THRESHOLD`, restored afterwards). A shard
@@ -87,7 +89,7 @@ from phoneemu.net.fetch import Fetcher, HttpFetcher, HttpThenTftpFetcher, TftpFe
 from phoneemu.net.tftp_client import QUARANTINE_S, TftpClientPool
 from phoneemu.phone.boot import BootReport, BootTarget, CapfRunner, TvsAsker, net_capf_runner, net_tvs_asker
 from phoneemu.phone.events import EventLog
-from phoneemu.phone.flash import Flash
+from phoneemu.phone.flash import Flash, FlashInUseError
 from phoneemu.phone.phone import Phone, check_flash_owner
 from phoneemu.phone.profile import PhoneProfile, get_profile, profile_from_dict
 from phoneemu.phone.sip import SipResult
@@ -491,8 +493,9 @@ def make_phones(spec: FleetSpec, macs: Sequence[int], *, pool: TftpClientPool | 
     """The phones of ``macs`` (shared pool and TVS asker; prestate applied; ``spec.mic_dir`` and
     ``spec.symmetric_keys``: each with its lab MIC and manual key; ``sleep``: their pause before a CAPF
     retry). A phone whose lab MIC does not load, whose flash folder is another phone's or another
-    model's (:func:`~phoneemu.phone.phone.check_flash_owner`), or whose key its model refuses, is not
-    made: its MAC and why go to ``unready`` (the error is raised when it is None)."""
+    model's (:func:`~phoneemu.phone.phone.check_flash_owner`) or held by another process (never waited
+    for: :mod:`phoneemu.phone.flash` rules), or whose key its model refuses, is not made: its MAC and why
+    go to ``unready`` (the error is raised when it is None)."""
     clock = fleet_clock(spec.clock_offset_s)
     models = _Models(spec, tvs)
     mic_dir = Path(spec.mic_dir) if spec.mic_dir is not None else None
@@ -508,8 +511,10 @@ def make_phones(spec: FleetSpec, macs: Sequence[int], *, pool: TftpClientPool | 
             if spec.flash_dir:
                 folder = Path(spec.flash_dir) / mac
                 _checked("flash", check_flash_owner, folder, mac=mac, profile=profile.name)
-                # atomic, not fsynced (our convention): the fsyncs halved a --flash storm's rate on a VM disk
-                flash = Flash(folder, profile=profile, durable=False)
+                # atomic, not fsynced (our convention): the fsyncs halved a --flash storm's rate on a VM disk;
+                # never waited for when another process holds it (lock_wait 0: this loop's other phones
+                # would stall, flash module rules): this phone fails at once, its reason naming the folder
+                flash = Flash(folder, profile=profile, durable=False, lock_wait=0.0)
             phone = Phone(mac=mac, profile=profile, flash=flash, clock=clock, mic=mic,
                           events=EventLog(spec.event_limit, max(1, min(8, spec.event_limit))),
                           fetch_timeout=spec.fetch_timeout, fetch_retries=spec.fetch_retries,
@@ -528,6 +533,11 @@ def make_phones(spec: FleetSpec, macs: Sequence[int], *, pool: TftpClientPool | 
             if unready is None:
                 raise exc.error from None
             unready.append((mac, exc.why))
+            continue
+        except FlashInUseError as exc:  # its flash held by another process: not waited for (above)
+            if unready is None:
+                raise
+            unready.append((mac, f"flash: {exc}"))
             continue
         phones.append(phone)
     return phones

@@ -41,8 +41,15 @@ Rules:
   and staged files (its save failed, or a pair replacement was undone half-way), and two saves shared
   the temporary names (one renamed the other's half-written file into place). Each save writes the
   whole state, so after two boots at once the flash holds the state of the one that saved last — whole,
-  never a mix of the two (the other's outcome is lost: boot one phone once at a time). A lock held for
-  longer than :data:`LOCK_WAIT` (a process stopped mid-save) is an OSError naming the folder. A folder
+  never a mix of the two (the other's outcome is lost: boot one phone once at a time). The phone's
+  ``phone.json`` (its MAC and model, :data:`phoneemu.phone.phone.PHONE_FILE`) is written by the same
+  locked save (``identity``), atomically as the other files, after ``state.json``: written after the
+  lock's release, two first boots of one new folder shared its temporary name, and a load cleaning up
+  removed it under the other's rename (that boot failed). A lock held for longer than ``lock_wait``
+  seconds (:data:`LOCK_WAIT` unless given; a process stopped mid-save) is a :class:`FlashInUseError` (an
+  OSError) naming the folder. ``lock_wait=0`` (a fleet's flashes, ours) tries once and never sleeps: a
+  fleet's phones share one event loop, where one flash waited for stalled every phone of the shard; the
+  phone whose flash is held fails at once, its reason naming the folder, and the others boot on. A folder
   whose filesystem takes no ``flock`` (``ENOSYS`` on a Lustre mount without ``-o flock``, ``ENOLCK`` ...)
   is loaded and saved unlocked, as before the lock: never refused for it.
 * A load removes the temporary files a crash left under this module's own names only
@@ -124,7 +131,8 @@ from phoneemu.phone import status
 from phoneemu.phone.profile import PhoneProfile
 from phoneemu.phone.store import AcceptedConfig, Credential, InternCache, TrustStore
 
-__all__ = ["KEY_FILES", "LOCK_WAIT", "Flash", "atomic_write", "dropped_credential", "not_loaded_notes"]
+__all__ = ["KEY_FILES", "LOCK_WAIT", "Flash", "FlashInUseError", "atomic_write", "dropped_credential",
+           "not_loaded_notes"]
 
 CTL_FILE = "CTLFile.tlv"
 ITL_FILE = "ITLFile.tlv"
@@ -144,7 +152,8 @@ _PHONE_FILE = "phone.json"
 #: removes — never another ``.*.tmp`` of the folder (``phone show --flash ~`` must not delete a user's).
 _OWN_TEMPS = frozenset(f"{_TMP_PREFIX}{n}{_TMP_SUFFIX}" for n in (*_ALL, _PHONE_FILE, *(
     f"{_TMP_PREFIX}{n}{_STAGED_SUFFIX}" for n in ("mic.der", "mic.key", "lsc.der", "lsc.key"))))
-#: How long a load or save waits for another process's load or save of the same flash (module rules).
+#: How long a load or save waits for another process's load or save of the same flash (module rules),
+#: unless the flash is made with its own ``lock_wait`` (a fleet's: 0).
 LOCK_WAIT = 10.0
 _LOCK_POLL = 0.01
 _MAX_STATE = 64 * 1024
@@ -160,6 +169,14 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class FlashInUseError(OSError):
+    """Another process holds the flash's lock longer than this one waits (module rules); its text names the
+    folder first: ``DIR: flash in use: ...``."""
+
+    def __str__(self) -> str:
+        return f"{self.filename}: {self.strerror}"
 
 
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o644, durable: bool = True) -> None:
@@ -183,12 +200,16 @@ def not_loaded_notes(path: Path, problems: list[str]) -> list[str]:
 class Flash:
     """One phone's flash directory; :meth:`load` builds a :class:`TrustStore`, :meth:`save` writes one."""
 
-    __slots__ = ("_kept", "_lock_depth", "_lock_fd", "durable", "intern", "path", "problems", "profile")
+    __slots__ = ("_kept", "_lock_depth", "_lock_fd", "durable", "intern", "lock_wait", "path", "problems",
+                 "profile")
 
     def __init__(self, path: Path | str, *, profile: PhoneProfile, intern: InternCache | None = None,
-                 durable: bool = True) -> None:
-        """``durable=False`` skips the fsyncs (a scenario's throw-away flash: atomic, not crash-safe)."""
+                 durable: bool = True, lock_wait: float | None = None) -> None:
+        """``durable=False`` skips the fsyncs (a scenario's throw-away flash: atomic, not crash-safe);
+        ``lock_wait``: seconds a load or save waits for another process's (None: :data:`LOCK_WAIT`; 0: one
+        try, no sleep — a fleet's, module rules)."""
         self.durable = durable
+        self.lock_wait = lock_wait
         self.path = Path(path)
         self.profile = profile
         self.intern = intern
@@ -201,9 +222,10 @@ class Flash:
     @contextlib.contextmanager
     def _locked(self, *, shared: bool = False) -> Iterator[None]:
         """Hold the flash folder's ``flock`` (module rules): one load or save of a flash at a time across
-        processes; re-entrant within this object. Waits at most :data:`LOCK_WAIT` seconds, then an OSError
-        naming the folder. A folder that cannot be opened is not locked (its own error comes next), nor one
-        whose filesystem refuses ``flock`` (module rules)."""
+        processes; re-entrant within this object. Waits at most ``lock_wait`` seconds (:data:`LOCK_WAIT`
+        unless given; 0: one try, never a sleep), then a :class:`FlashInUseError` naming the folder. A
+        folder that cannot be opened is not locked (its own error comes next), nor one whose filesystem
+        refuses ``flock`` (module rules)."""
         if self._lock_depth:
             self._lock_depth += 1
             try:
@@ -218,19 +240,27 @@ class Flash:
             return
         try:
             mode = (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB
-            for _ in range(max(1, int(LOCK_WAIT / _LOCK_POLL))):  # bounded: LOCK_WAIT seconds at most
+            wait = LOCK_WAIT if self.lock_wait is None else max(0.0, self.lock_wait)
+            tries = max(1, int(wait / _LOCK_POLL))  # bounded: ``wait`` seconds at most
+            for attempt in range(tries):
                 try:
                     fcntl.flock(fd, mode)
                 except BlockingIOError:
-                    time.sleep(_LOCK_POLL)
+                    if attempt + 1 < tries:
+                        time.sleep(_LOCK_POLL)
                     continue
                 except OSError:  # a filesystem without flock (Lustre's ENOSYS, ENOLCK ...): unlocked (rules)
                     pass
                 break
             else:
-                raise OSError(errno.EWOULDBLOCK, f"flash in use: another process has been loading or saving "
-                              f"it for {LOCK_WAIT:g} s (two boots of one phone at once?); try again when it "
-                              "ends", str(self.path))
+                if tries > 1:
+                    why = f"another process has been loading or saving it for {wait:g} s (two boots of one " \
+                          "phone at once?)"
+                else:
+                    why = "another process is loading or saving it (not waited for: the fleet's other " \
+                          "phones would stall)"
+                raise FlashInUseError(errno.EWOULDBLOCK, f"flash in use: {why}; try again when it ends",
+                                      str(self.path))
             self._lock_fd, self._lock_depth = fd, 1
             try:
                 yield
@@ -532,12 +562,16 @@ class Flash:
             self.problems.append(f"{name}: {exc}; not loaded")
             return None
 
-    def save(self, store: TrustStore) -> None:
-        """Write ``store`` (each file atomically; unchanged files are not rewritten)."""
+    def save(self, store: TrustStore, *, identity: bytes | None = None) -> None:
+        """Write ``store`` (each file atomically; unchanged files are not rewritten) and, given, the
+        phone's ``identity`` as ``phone.json`` — after ``state.json``, in the same locked save (module
+        rules)."""
         self.path.mkdir(parents=True, exist_ok=True)
         os.chmod(self.path, 0o700)
         with self._locked():
             self._save(store)
+            if identity is not None:
+                self._write(_PHONE_FILE, identity)
 
     def _save(self, store: TrustStore) -> None:
         """:meth:`save`'s writing, the flash locked."""

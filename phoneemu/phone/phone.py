@@ -41,7 +41,6 @@ given to the constructor replaces the one in flash (the MIC is fixed for the pho
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -68,7 +67,7 @@ from phoneemu.phone.boot import (
 )
 from phoneemu.phone.call import CallResult, place_call
 from phoneemu.phone.events import EventLog
-from phoneemu.phone.flash import Flash, atomic_write, dropped_credential
+from phoneemu.phone.flash import Flash, dropped_credential
 from phoneemu.phone.https import HttpsResult, directory_scheme, open_https, open_plain_http
 from phoneemu.phone.profile import PROFILES, PhoneProfile
 from phoneemu.phone.sip import DigestCache, SipResult
@@ -242,13 +241,9 @@ class Phone:
     def _save(self, store: TrustStore | None = None) -> None:
         if self.flash is None:
             return
-        self.flash.save(store if store is not None else self._store)
         ident = json.dumps({"mac": self.mac, "profile": self._profile.name}, sort_keys=True).encode()
-        p = self.flash.path / PHONE_FILE
-        with contextlib.suppress(FileNotFoundError):
-            if p.read_bytes() == ident:
-                return
-        atomic_write(p, ident, durable=self.flash.durable)
+        # phone.json in the save's lock, as the flash's own files (was written after it: flash module rules)
+        self.flash.save(store if store is not None else self._store, identity=ident)
 
     def save_to(self, flash: Flash, last_report: BootReport | None = None) -> None:
         """Write this phone's trust store, keys and identity into ``flash`` (another phone's folder is
