@@ -619,7 +619,8 @@ def register(sub: Any) -> None:
                    help="cluster-wide loadInformation (firmware served as NAME.loads); default: none")
     p.add_argument("--https-key", metavar="SPEC",
                    help="add the HTTPS (6971) TFTP identity, e.g. ec-p256: an ITL record with role TFTP "
-                   "(the ITL then carries signer version 1.1; no 6971 server runs); default: none")
+                   "(the ITL then carries signer version 1.1); lab serve then runs the HTTPS configuration "
+                   "download on 6971 (--https-config-port), presenting it; default: none")
     p.add_argument("--now", type=unix_time, metavar="UNIX",
                    help="start of the lab clock, Unix seconds (default: the real time)")
     p.set_defaults(handler=_init)

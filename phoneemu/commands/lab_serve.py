@@ -3,7 +3,8 @@
 The ``lab`` command group lives in :mod:`phoneemu.commands.lab`; it adds this sub-command with
 :func:`register_serve`. ``python -m phoneemu.commands.lab_serve --dir DIR`` runs it on its own.
 
-Defaults are the real CUCM ports (TFTP UDP 69, HTTP 6970, TVS 2445, CAPF 3804); port 0 picks a free
+Defaults are the real CUCM ports (TFTP UDP 69, HTTP 6970, TVS 2445, CAPF 3804, and HTTPS 6971 for a lab
+with the HTTPS identity, ``lab init --https-key``: the configuration download); port 0 picks a free
 one — the port the lab recorded when it is free (our convention, ``LabServers._start``; so is each
 node's TVS), so that a lab served again keeps its ports and its files. Prints one ``listening`` line
 per service (with the real port), records the ports in the cluster so its configs name them, re-reads
@@ -173,6 +174,10 @@ def _add_arguments(p: argparse.ArgumentParser) -> None:
                    help="CAPF takes at most N REQUEST_IN_PROGRESS a session, one more is a flood: cut (spec "
                    f"§F.6; ours: default {MAX_IN_PROGRESS}); a phone sending one every S seconds (boot "
                    "--capf-in-progress-seconds S) may generate its key for about N x S seconds")
+    p.add_argument("--https-config-port", type=_port, action=_GivenPort, default=None, metavar="N",
+                   help="HTTPS configuration download port of a lab made with lab init --https-key (spec "
+                   "H.1; default 6971; 0 = any free port, the lab's last one when free): its ITL's EC "
+                   "TFTP record presented, GET /SEP<MAC>.cnf.xml.sgn answered with the unsigned config")
     p.add_argument("--sip-port", type=_port, action=_GivenPort, default=None, metavar="N",
                    help="also run the SIP registrar over TCP on N (5060 is CUCM's; 0 = any free port), "
                    "one per node: phones register with digest authentication (spec G.13; boot --register); "
@@ -202,15 +207,16 @@ def register_serve(lab_sub: Any) -> argparse.ArgumentParser:
     p: argparse.ArgumentParser = lab_sub.add_parser(
         "serve", help="run TFTP, HTTP, TVS and CAPF (and the SIP registrar with --sip-port / --sips-port) "
                       "for a lab cluster until Ctrl-C",
-        description="Serve a lab cluster: TFTP, HTTP 6970, TVS 2445, CAPF 3804, and the SIP registrar with "
-                    "--sip-port / --sips-port.",
+        description="Serve a lab cluster: TFTP, HTTP 6970, TVS 2445, CAPF 3804, HTTPS 6971 (the "
+                    "configuration download, for a lab made with lab init --https-key), and the SIP "
+                    "registrar with --sip-port / --sips-port.",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_arguments(p)
     return p
 
 
 #: the options of lab serve's TCP listeners (TFTP is UDP: it may share a number with one of them)
-_TCP_PORT_OPTIONS = ("http_port", "tvs_port", "capf_port", "sip_port", "sips_port")
+_TCP_PORT_OPTIONS = ("http_port", "tvs_port", "capf_port", "https_config_port", "sip_port", "sips_port")
 
 
 def _refuse_shared_tcp_ports(args: argparse.Namespace) -> None:
@@ -298,6 +304,7 @@ def _run_serve(args: argparse.Namespace, signals: StopSignals) -> int:
     main = serve(args.dir, host=args.host, tftp_port=args.tftp_port, http_port=args.http_port,
                  tvs_port=args.tvs_port, capf_port=args.capf_port, keylog=args.keylog,
                  sip_port=args.sip_port, sips_port=args.sips_port, attacks=tuple(args.attack),
+                 https_config_port=args.https_config_port,
                  capf_bounds=CapfBounds(read_timeout=args.capf_read_timeout,
                                         session_timeout=args.capf_session_timeout,
                                         max_in_progress=args.capf_max_in_progress),
@@ -336,7 +343,7 @@ async def serve(root: Path, *, host: str | None = None, tftp_port: int = 69, htt
                 tvs_port: int = 2445, capf_port: int = 3804, keylog: Path | None = None,
                 sip_port: int | None = None, sips_port: int | None = None,
                 attacks: tuple[str, ...] = (), capf_bounds: CapfBounds | None = None,
-                signals: StopSignals | None = None) -> int:
+                signals: StopSignals | None = None, https_config_port: int | None = None) -> int:
     """Open the cluster, serve until SIGINT/SIGTERM/SIGHUP, stop cleanly; return the exit status (130 after
     SIGINT, 0 after SIGTERM, 129 after SIGHUP: module rules).
 
@@ -346,30 +353,36 @@ async def serve(root: Path, *, host: str | None = None, tftp_port: int = 69, htt
     ``attacks``: :data:`ATTACKS` the SIP line's on-path attacker makes (:mod:`phoneemu.lab.on_path`).
     ``capf_bounds``: the CAPF server's (None: the defaults, :class:`CapfBounds`); others than the
     defaults are said under its ``listening capf`` line. ``signals``: where the signals that stop it are
-    noted (:func:`run_serve`'s, which notes those that come before the servers' handlers are set)."""
+    noted (:func:`run_serve`'s, which notes those that come before the servers' handlers are set).
+    ``https_config_port``: the HTTPS configuration download's, run for a lab with the HTTPS identity
+    (None: 6971; given for a lab without it: refused)."""
     from phoneemu.lab.cluster import LabCluster
     from phoneemu.lab.lock import serving
 
     cluster = LabCluster.open(root)
+    if https_config_port is not None and cluster.state.https_key is None:
+        raise PhoneEmuError(f"--https-config-port: the lab {root} has no HTTPS configuration server (made "
+                            "without lab init --https-key)", path="https-config-port")
     raise_open_file_limit()
     with serving(root) as note:
         return await _serve(cluster, root, note, host=host, tftp_port=tftp_port, http_port=http_port,
                             tvs_port=tvs_port, capf_port=capf_port, keylog=keylog,
                             sip_ports={"sip": sip_port, "sips": sips_port}, attacks=attacks,
-                            capf_bounds=capf_bounds or CapfBounds(),
+                            https_config_port=https_config_port, capf_bounds=capf_bounds or CapfBounds(),
                             signals=signals if signals is not None else StopSignals())
 
 
 async def _serve(cluster: LabCluster, root: Path, note: Callable[[str], None], *, host: str | None,
                  tftp_port: int, http_port: int, tvs_port: int, capf_port: int, keylog: Path | None,
                  sip_ports: dict[str, int | None], attacks: tuple[str, ...] = (),
-                 capf_bounds: CapfBounds, signals: StopSignals) -> int:
+                 https_config_port: int | None = None, capf_bounds: CapfBounds,
+                 signals: StopSignals) -> int:
     """:func:`serve` once the lab folder is this process's to serve (``note``: where it listens)."""
     import asyncio
 
     from phoneemu.lab.cluster import WILDCARD_HOSTS, check_host
     from phoneemu.lab.servers import LabServers
-    from phoneemu.lab.state import DEFAULT_PORTS
+    from phoneemu.lab.state import DEFAULT_PORTS, HTTPS_CONFIG_PORT
 
     named = cluster.state.host
     reissue = False
@@ -388,6 +401,8 @@ async def _serve(cluster: LabCluster, root: Path, note: Callable[[str], None], *
         reissue = host != named
     servers = LabServers(cluster, host=host, tftp_port=tftp_port, http_port=http_port, tvs_port=tvs_port,
                          capf_port=capf_port, keylog=keylog, watch=1.0, on_notice=_say,
+                         https_config_port=HTTPS_CONFIG_PORT if https_config_port is None
+                         else https_config_port,
                          sip_ports=sip_ports, keep_requests=False,  # never read here: the log says it all
                          capf_read_timeout=capf_bounds.read_timeout,
                          capf_session_timeout=capf_bounds.session_timeout,
@@ -668,6 +683,10 @@ def _print_listening(servers: LabServers, root: Path, host: str) -> None:
                  f"sha1 {fingerprint(cert, 'sha1')}")
     line(f"listening capf tls {hostport(host, p['capf'])}  cert {dn_text(capf_cert.subject)} "
          f"sha1 {fingerprint(capf_cert, 'sha1')}")
+    if "https-config" in p:  # the 6971 configuration download (lab init --https-key)
+        cert = cluster.identity("tftp-https").cert
+        line(f"listening https-config tls {hostport(host, p['https-config'])}  cert {dn_text(cert.subject)} "
+             f"sha1 {fingerprint(cert, 'sha1')}")
     h = servers.capf_handler
     bounds = CapfBounds(read_timeout=h.read_timeout, session_timeout=h.session_timeout,
                         max_in_progress=h.max_in_progress)

@@ -2141,19 +2141,24 @@ class LabCluster:
         return True
 
     def set_ports(self, *, now: Now = None, **ports: int) -> None:
-        """Record the ports the servers really listen on (configs name them, spec §H.5)."""
-        changed = False
+        """Record the ports the servers really listen on (configs name them, spec §H.5). ``https-config``
+        (the 6971 server of a lab with the ``tftp-https`` identity, §H.1) is recorded for ``boot --lab``;
+        no config names it, so a change of it alone rebuilds no file."""
+        changed = named = False
         for svc, port in ports.items():
             node = re.fullmatch(r"(?:tvs|sips?)-([2-8])", svc)  # the TVS, registrar of node 2..8
             node_ok = node is not None and int(node[1]) <= self.state.nodes
-            if svc not in ("tftp", "http", "tvs", "capf", "sip", "sips") and not node_ok:
+            https_ok = svc == "https-config" and self.state.https_key is not None
+            if svc not in ("tftp", "http", "tvs", "capf", "sip", "sips") and not node_ok and not https_ok:
                 raise EncodeError(f"unknown service {svc!r}", path="ports")
             if not isinstance(port, int) or not 0 < port < 65536:
                 raise EncodeError(f"port {port!r} for {svc} outside 1..65535", path=f"ports.{svc}")
-            changed |= self.state.ports.get(svc) != port
+            if self.state.ports.get(svc) != port:
+                changed = True
+                named |= not https_ok
             self.state.ports[svc] = port
         if changed:
-            self._commit("ports", dict(ports), now)
+            self._commit("ports", dict(ports), now, phones=None if named else [])
 
     def advance_clock(self, seconds: int) -> None:
         """Move the lab clock forward (scenarios: expiry, TTLs); does not rebuild files."""

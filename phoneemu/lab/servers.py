@@ -1,4 +1,4 @@
-"""Every lab service in one asyncio loop: TFTP, HTTP 6970, TVS 2445, CAPF 3804 (spec §H.1, §H.6).
+"""Every lab service in one asyncio loop: TFTP, HTTP 6970, TVS 2445, CAPF 3804, HTTPS 6971 (spec §H.1, §H.6).
 
 Rules:
 
@@ -71,6 +71,13 @@ Rules:
   the cluster's ``tomcat`` identity, which TVS vouches for (spec §E.7.1). It starts with the others
   only when ``app_https=True``; otherwise ``start_service("https")`` starts it on demand (port 0
   the first time). Its port is in ``ports`` but not in the cluster state (configs do not name it).
+* ``https-config`` is the HTTPS configuration download (TCP 6971, spec §H.1, :mod:`.https_config_service`):
+  started with the others for a lab with the ``tftp-https`` identity (``lab init --https-key``; a lab
+  without it has no such service), presenting that identity — the ITL's EC record with the TFTP role
+  (§G.5), the current one at each handshake like TVS's — over TLS 1.2 or 1.3. ``GET
+  /SEP<MAC>.cnf.xml.sgn`` gets the unsigned ``SEP<MAC>.cnf.xml`` the lab serves (the stub for an encrypted
+  config: ours), read as TFTP and HTTP read it (``fail`` patterns: 500). Its port is recorded in the
+  cluster (``https-config``; no config names it).
 * ``sip`` (TCP) and ``sips`` (TLS, presenting node 1's CallManager certificate, the CTL's CCM+TFTP
   record) are the SIP registrar (:mod:`.sip_service`, digest authentication, spec §G.13), started on
   demand like ``https`` (``start_service("sip")``). Started with the others (``sip_ports``, lab serve
@@ -91,7 +98,7 @@ Rules:
   quarter (their servers' own bounds), node 1's TVS :data:`TVS_SHARE`, each other node's TVS
   :data:`NODE_TVS_SHARE` (a full TVS stops accepting: the listen queue holds the rest, and a connection
   waiting there makes room by closing the oldest one silent past its grace, :mod:`phoneemu.lab.tvs_loop`),
-  and every TLS or TCP listener besides (CAPF, the registrars, HTTPS, the directory, an ``asyncio`` TVS)
+  and every TLS or TCP listener besides (CAPF, the registrars, both HTTPS, the directory, an ``asyncio`` TVS)
   together :data:`TLS_SHARE`, at least :data:`TLS_FLOOR` where a quarter of the limit allows (one
   :class:`phoneemu.net.tls.ConnectionBudget`; one more connection is closed at once, logged — or, the
   budget full, takes the place of the one silent longest yet to ask of any of these servers, the address
@@ -133,6 +140,7 @@ from phoneemu.lab.call_relay import CallRelay
 from phoneemu.lab.capf_service import CAPF_LOCK_WAIT_S, CapfHandler, CapfSessionLog
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.dial_plan import DialPlan
+from phoneemu.lab.https_config_service import CONTENT_TYPE, HttpsConfigFiles
 from phoneemu.lab.https_service import PLAIN_DIRECTORY_XML, HttpsAppHandler
 from phoneemu.lab.lock import LOCK_FILE, LOCK_POLL_S, LOCK_WAIT_S, LabBusyError, when_lab_lock_free
 from phoneemu.lab.media_service import MediaResources
@@ -140,7 +148,7 @@ from phoneemu.lab.on_path import SignallingAttacker
 from phoneemu.lab.pki import Identity
 from phoneemu.lab.registrations import REGISTRATIONS_FILE, read_registrations, write_registrations
 from phoneemu.lab.sip_service import SipRegistrar
-from phoneemu.lab.state import DEFAULT_PORTS, node_registrars
+from phoneemu.lab.state import DEFAULT_PORTS, HTTPS_CONFIG_PORT, node_registrars
 from phoneemu.lab.tvs_loop import DEFAULT_MAX_CONNECTIONS, LoopTvsServer
 from phoneemu.lab.tvs_service import TvsConnectionLog, TvsHandler
 from phoneemu.lab.tvs_threaded import ThreadedTvsServer
@@ -165,7 +173,9 @@ __all__ = ["NODE_TVS_SHARE", "SERVICES", "TLS_FLOOR", "TLS_SHARE", "TVS_SHARE", 
 _log = logging.getLogger("phoneemu.lab.servers")
 _T = TypeVar("_T")
 
-SERVICES = ("tftp", "http", "tvs", "capf", "https", "directory", "sip", "sips")
+SERVICES = ("tftp", "http", "tvs", "capf", "https-config", "https", "directory", "sip", "sips")
+#: the services a lab has only with its ``tftp-https`` identity (``lab init --https-key``), by name
+_HTTPS_KEY_SERVICES = frozenset({"https-config"})
 #: the registrar's ports a lab's configs name before ``lab serve --sip-port`` / ``--sips-port`` recorded any
 _SIP_DEFAULTS = {"sip": SIP_PORT, "sips": SIPS_PORT}
 #: shares of the open-file limit (module docstring "Descriptors"): node 1's TVS, each other node's TVS, and
@@ -179,11 +189,19 @@ TLS_SHARE = 1 / 16
 TLS_FLOOR = 256
 #: services started only when asked (``start_service``): their ports are not in the lab's configs
 ON_DEMAND = frozenset({"https", "directory", "sip", "sips"})
+#: the real CUCM port of each service ``lab serve`` has a port option for (spec §H.1)
+_DEFAULT_PORTS = {**DEFAULT_PORTS, "https-config": HTTPS_CONFIG_PORT}
 
 #: TVS server: on the loop (tvs_loop, least CPU), worker threads (tvs_threaded) or asyncio TLS (tvs_service)
 TVS_IMPLS = ("loop", "threads", "asyncio")
 _HTTP_OUTCOMES = {200: "ok", 403: "refused", 404: "not-found", 400: "malformed", 405: "refused",
                   413: "too-large", 431: "malformed"}
+
+
+def _attribute(name: str) -> str:
+    """The :class:`LabServers` attribute holding service ``name``'s server (``https-config``:
+    ``https_config``)."""
+    return name.replace("-", "_")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -273,9 +291,11 @@ class _IdentityContexts:
 
     def __init__(self, identity: Callable[[], Identity], *, keylog: Path | None,
                  ciphers: str | None = None,
-                 client_trust: Callable[[], tuple[x509.Certificate, ...]] | None = None) -> None:
+                 client_trust: Callable[[], tuple[x509.Certificate, ...]] | None = None,
+                 min_version: str = "1.0") -> None:
         self._identity = identity
         self._keylog = keylog
+        self._min_version = min_version
         self._ciphers = ciphers
         self._client_trust = client_trust
         self._current: tuple[x509.Certificate, tuple[x509.Certificate, ...], ssl.SSLContext] | None = None
@@ -286,11 +306,11 @@ class _IdentityContexts:
         return self._client_trust() if self._client_trust is not None else ()
 
     def _build(self, ident: Identity, trust: tuple[x509.Certificate, ...]) -> ssl.SSLContext:
-        # TLS 1.0..1.3: old phones speak only TLS 1.0 (spec §E.1, §F.1); no client certificate (tvsd
-        # uses CERT_NONE) unless ``client_trust``
+        # TLS 1.0..1.3 (unless ``min_version``): old phones speak only TLS 1.0 (spec §E.1, §F.1); no client
+        # certificate (tvsd uses CERT_NONE) unless ``client_trust``
         # (the certificate is asked for, not required: a phone without one gets the registrar's 403, a
         # phone whose certificate does not verify the handshake's alert, phoneemu.net.tls_accept)
-        ctx = server_context(ident.cert, ident.key, min_version="1.0", max_version="1.3",
+        ctx = server_context(ident.cert, ident.key, min_version=self._min_version, max_version="1.3",
                              keylog_filename=self._keylog, ciphers=self._ciphers, client_trust=trust or None)
         if trust:  # validity is the lab clock's, not the system's: OpenSSL checks the chain, not the dates
             ctx.verify_flags |= _X509_V_FLAG_NO_CHECK_TIME
@@ -356,6 +376,7 @@ class LabServers:
         tvs_impl: str = "loop",
         app_https: bool = False,
         https_port: int = 0,
+        https_config_port: int = 0,
         on_notice: Callable[[str], None] | None = None,
         sip_ports: Mapping[str, int | None] | None = None,
         handshake_log_level: int = logging.WARNING,
@@ -368,7 +389,8 @@ class LabServers:
         self.on_notice = on_notice
         self.host = host
         self.requested = {"tftp": tftp_port, "http": http_port, "tvs": tvs_port, "capf": capf_port,
-                          "https": https_port, "directory": 0, "sip": 0, "sips": 0}
+                          "https": https_port, "https-config": https_config_port, "directory": 0, "sip": 0,
+                          "sips": 0}
         #: the SIP registrar's listeners started with the others (``lab serve --sip-port``), by port
         self.sip_at_start = {k: v for k, v in (sip_ports or {}).items()
                              if v is not None and k in ("sip", "sips")}
@@ -400,10 +422,18 @@ class LabServers:
         self.tvs: TlsServer | ThreadedTvsServer | LoopTvsServer | None = None
         self.capf: TlsServer | None = None
         self.https: TlsServer | None = None
-        self.https_handler = HttpsAppHandler(read_timeout=io_timeout, on_log=self._on_https)
+        self.https_handler = HttpsAppHandler(read_timeout=io_timeout, on_log=self._request_logger("https"))
+        #: the HTTPS configuration download (6971), run for a lab with the ``tftp-https`` identity
+        self.https_config: TlsServer | None = None
+        self.https_config_handler = HttpsAppHandler(
+            read_timeout=io_timeout, on_log=self._request_logger("https-config"), service="https-config",
+            answer=HttpsConfigFiles(self._served_file, self.network.fails), content_type=CONTENT_TYPE,
+            logger=logging.getLogger("phoneemu.lab.https_config"))
+        self._https_config_ctx: _IdentityContexts | None = None
         #: the same directory over plain HTTP, for configs whose secure URLs are http:// (``secure-urls``)
         self.directory: TlsServer | None = None
-        self.directory_handler = HttpsAppHandler(read_timeout=io_timeout, on_log=self._on_directory,
+        self.directory_handler = HttpsAppHandler(read_timeout=io_timeout,
+                                                 on_log=self._request_logger("directory"),
                                                  body=PLAIN_DIRECTORY_XML)
         self.sip: TlsServer | None = None
         self.sips: TlsServer | None = None
@@ -479,7 +509,7 @@ class LabServers:
 
     async def _bind_all(self) -> None:
         """Start every service asked for, then every node's TVS and registrars."""
-        for name in SERVICES:
+        for name in self._services():
             if name not in ON_DEMAND or (name == "https" and self.app_https) or name in self.sip_at_start:
                 await self._start(name, self.requested[name])
         for name in self._node_names():
@@ -560,7 +590,7 @@ class LabServers:
         node's TVS port has its own notice (``sync_nodes``)."""
         nodes = set(self._node_names())
         ports = {k: v for k, v in self.ports.items()
-                 if k in DEFAULT_PORTS or k in nodes or k in self.sip_at_start}
+                 if k in DEFAULT_PORTS or k in nodes or k in self.sip_at_start or k in _HTTPS_KEY_SERVICES}
         recorded = self.cluster.state.ports
         named = {**_SIP_DEFAULTS, **recorded}  # the SIP ports configs name until recorded (devicePool)
         moved = [f"{k} {named[k]} -> {v}" for k, v in ports.items() if named.get(k, v) != v]
@@ -587,7 +617,7 @@ class LabServers:
         wanted = set(self.cluster.state.stopped)
         changes: list[tuple[str, str]] = []
         for name in sorted(wanted - self._state_stopped):
-            if name in SERVICES or name in self._node_names():
+            if name in self._services() or name in self._node_names():
                 self._state_stopped.add(name)  # before the await: a reader never sees it half-done
                 await self._stop(name)
                 changes.append((name, "stopped"))
@@ -595,7 +625,7 @@ class LabServers:
                              or_log=True)
         for name in sorted(self._state_stopped - wanted):
             self._state_stopped.discard(name)
-            if name in SERVICES or name in self._node_names():
+            if name in self._services() or name in self._node_names():
                 try:
                     await self.start_service(name)
                 except PhoneEmuError as exc:  # e.g. another program took its port meanwhile
@@ -662,9 +692,15 @@ class LabServers:
             self._apply_tftp_network(self.tftp)
 
     # --- internals -------------------------------------------------------------------
+    def _services(self) -> tuple[str, ...]:
+        """:data:`SERVICES` this lab has: ``https-config`` only with its ``tftp-https`` identity."""
+        if self.cluster.state.https_key is not None:
+            return SERVICES
+        return tuple(name for name in SERVICES if name not in _HTTPS_KEY_SERVICES)
+
     def _check_name(self, name: str) -> None:
-        if name not in SERVICES and name not in self._node_names():
-            known = [*SERVICES, *self._node_names()]
+        if name not in self._services() and name not in self._node_names():
+            known = [*self._services(), *self._node_names()]
             raise PhoneEmuError(f"unknown service {name!r}; one of {', '.join(known)}", path="service")
 
     def _running(self, name: str) -> bool:
@@ -672,7 +708,7 @@ class LabServers:
             return name in self.tvs_nodes
         if name.startswith(("sip-", "sips-")):
             return name in self.sip_nodes
-        return getattr(self, name) is not None
+        return getattr(self, _attribute(name)) is not None
 
     def _now(self) -> int | None:
         return self.clock() if self.clock is not None else None
@@ -688,10 +724,10 @@ class LabServers:
         """Start service ``name`` on ``port``; port 0 (any free port, and every node's TVS) takes the
         port the lab recorded for it when that one is free (our convention): a lab served again keeps
         its ports, so its files (configs name them) are not all rebuilt and a phone's installed config
-        still names the right TVS. A recorded default port (69, 6970, 2445, 3804) or one below 1024 is
+        still names the right TVS. A recorded default port (69, 6970, 2445, 3804, 6971) or one below 1024 is
         never taken unasked (it is for whoever asks for it by number)."""
         recorded = self.cluster.state.ports.get(name) if port == 0 else None
-        if recorded is not None and recorded >= 1024 and recorded != DEFAULT_PORTS.get(name):
+        if recorded is not None and recorded >= 1024 and recorded != _DEFAULT_PORTS.get(name):
             try:
                 await self._start_on(name, recorded)
                 return
@@ -749,6 +785,8 @@ class LabServers:
                     failure_log_level=self.handshake_log_level, budget=self.tls_budget)
                 self.https = await https.start()
                 bound = https.port
+            elif name == "https-config":
+                bound = await self._start_https_config(port)
             elif name == "directory":
                 directory = TlsServer(self.directory_handler, None, self.host, port, name="directory",
                                       budget=self.tls_budget)
@@ -796,6 +834,19 @@ class LabServers:
         self.tvs_nodes[name] = await tls.start()
         return tls.port
 
+    async def _start_https_config(self, port: int) -> int:
+        """The HTTPS configuration download (module docstring): the current ``tftp-https`` identity at each
+        handshake, TLS 1.2 or 1.3 (its EC key: ECDSA suites)."""
+        if self._https_config_ctx is None:
+            self._https_config_ctx = _IdentityContexts(self._https_config_identity, keylog=self.keylog,
+                                                       min_version="1.2")
+        srv = TlsServer(self.https_config_handler, self._https_config_ctx.base, self.host, port,
+                        name="https-config", handshake_timeout=self.io_timeout,
+                        on_handshake_error=self._handshake_logger("https-config"),
+                        failure_log_level=self.handshake_log_level, budget=self.tls_budget)
+        self.https_config = await srv.start()
+        return srv.port
+
     def _registrar(self, name: str, node: int, port: int) -> TlsServer:
         """Node ``node``'s registrar ``name`` (``sip``/``sips``, ``-N``): over TLS presenting that node's
         CallManager certificate, the CTL's CCM+TFTP record of the node (§G.5), the current one at each
@@ -824,10 +875,10 @@ class LabServers:
             if node_srv is not None:
                 await node_srv.close()
             return
-        srv = getattr(self, name)
+        srv = getattr(self, _attribute(name))
         if srv is None:
             return
-        setattr(self, name, None)
+        setattr(self, _attribute(name), None)
         await srv.close()
 
     async def _stop_all(self) -> None:
@@ -917,6 +968,10 @@ class LabServers:
         self._fresh()
         return self.cluster.identity("capf")
 
+    def _https_config_identity(self) -> Identity:
+        self._fresh()
+        return self.cluster.identity("tftp-https")
+
     # --- observation -----------------------------------------------------------------
     def _record(self, entry: RequestLog) -> None:
         if not self.keep_requests:
@@ -963,15 +1018,14 @@ class LabServers:
         self._record(RequestLog(service="tvs", peer=e.peer, name=name, outcome=outcome,
                                 detail=e.tls if e.request else f"{e.tls}: {e.outcome}", time=time.time()))
 
-    def _on_https(self, peer: str, path: str, status: int) -> None:
-        self._record(RequestLog(service="https", peer=peer, name=path,
-                                outcome=_HTTP_OUTCOMES.get(status, "error"), detail=f"HTTP {status}",
-                                time=time.time()))
-
-    def _on_directory(self, peer: str, path: str, status: int) -> None:
-        self._record(RequestLog(service="directory", peer=peer, name=path,
-                                outcome=_HTTP_OUTCOMES.get(status, "error"), detail=f"HTTP {status}",
-                                time=time.time()))
+    def _request_logger(self, service: str) -> Callable[[str, str, int], None]:
+        """An answered request of ``service`` (``https``, ``https-config``, ``directory``: their
+        :class:`HttpsAppHandler`) in the request log."""
+        def record(peer: str, path: str, status: int) -> None:
+            self._record(RequestLog(service=service, peer=peer, name=path,
+                                    outcome=_HTTP_OUTCOMES.get(status, "error"), detail=f"HTTP {status}",
+                                    time=time.time()))
+        return record
 
     def _sip_credentials(self, mac: str) -> tuple[str | None, str | None] | None:
         """The registrar's view of a device: its digest user and password, None when unknown."""
@@ -1038,7 +1092,7 @@ def _bind_error(name: str, host: str, port: int, exc: OSError) -> TransportError
     service (``--tftp-port`` ..., for the services ``lab serve`` has one for; 0 = any free port). A port
     in use never gets the port that failed suggested back; it names the process holding it when this one
     may know (:func:`port_holder`)."""
-    option = f"--{name}-port" if name in DEFAULT_PORTS or name in ("sip", "sips") else None
+    option = f"--{name}-port" if name in _DEFAULT_PORTS or name in ("sip", "sips") else None
     if exc.errno in (errno.EACCES, errno.EPERM):
         hint = " (ports below 1024 need privileges"
         hint += "; try --tftp-port 6969)" if name == "tftp" else (f"; pick {option} 1024 or above)" if option

@@ -6,11 +6,13 @@ Keys and certificates live beside it (``DIR/private``, ``DIR/certs``, ``DIR/phon
 the state only names them. Unknown JSON keys are refused so a typo does not go unnoticed, and so is
 a value of another type than its field's (``"clock": null``, ``"ports": "x"``, a phone's
 ``"digest_user": 5``), a clock outside the supported range, ``ports`` without a port 0..65535
-for each service, a phone's ``partition`` / ``calling_search_space`` naming a partition the dial
-plan's rules refuse (:mod:`.dial_plan`), or a value outside what the admin operations set (``_ALLOWED``:
-a ``security_mode`` 1..3, a ``capf_auth_mode`` 0..4, a key spec, ``hash_alg`` 1 or 3 ...), and JSON
-nested too deeply (:mod:`phoneemu.json_doc`): a hand-edited or damaged ``cluster.json`` is a
-DecodeError naming the key, never a TypeError or KeyError deep inside a rebuild or ``lab show``.
+for each service (``https-config`` excepted: absent in a lab without the HTTPS identity and in labs
+saved before it, :func:`https_config_port`), a phone's ``partition`` / ``calling_search_space``
+naming a partition the dial plan's rules refuse (:mod:`.dial_plan`), or a value outside what the
+admin operations set (``_ALLOWED``: a ``security_mode`` 1..3, a ``capf_auth_mode`` 0..4, a key spec,
+``hash_alg`` 1 or 3 ...), and JSON nested too deeply (:mod:`phoneemu.json_doc`): a hand-edited or
+damaged ``cluster.json`` is a DecodeError naming the key, never a TypeError or KeyError deep inside a
+rebuild or ``lab show``.
 
 Layout of ``cluster.json`` (ours): one key per line, sorted; a phone, a log entry or a TVS trust entry
 on one line of its own (``grep MAC cluster.json`` shows a phone's whole state). Each line is made by the
@@ -38,12 +40,13 @@ from phoneemu.errors import DecodeError, EncodeError
 from phoneemu.files import atomic_write, read_at_most
 from phoneemu.formats._tlv import printable
 from phoneemu.lab import dial_plan
-from phoneemu.lab.defaults import DEFAULT_PORTS
+from phoneemu.lab.defaults import DEFAULT_PORTS, HTTPS_CONFIG_PORT
 from phoneemu.values import MAX_TIME, MIN_TIME
 
 __all__ = [
     "CALL_MANAGER_GROUP_SIZE",
     "DEFAULT_PORTS",
+    "HTTPS_CONFIG_PORT",
     "MAX_LOG_ENTRIES",
     "STATE_FILE",
     "STATE_VERSION",
@@ -51,6 +54,7 @@ __all__ = [
     "LogEntry",
     "PhoneState",
     "TrustedCert",
+    "https_config_port",
     "load_state",
     "node_registrars",
     "save_state",
@@ -63,6 +67,15 @@ STATE_LIMIT = 256 << 20
 #: the nodes a config's CallManager group (``devicePool``) lists at most: CUCM's group holds three (ours,
 #: spec §H.5 gives no number); nodes 2.. are listed once ``lab serve`` recorded their registrar's ports
 CALL_MANAGER_GROUP_SIZE = 3
+
+
+def https_config_port(state: ClusterState) -> int | None:
+    """The port of the lab's HTTPS configuration download (spec §H.1): the one ``lab serve`` recorded, else
+    :data:`HTTPS_CONFIG_PORT` (never served, or saved before the port was recorded); None for a lab
+    without the ``tftp-https`` identity (no such server)."""
+    if state.https_key is None:
+        return None
+    return state.ports.get("https-config", HTTPS_CONFIG_PORT)
 
 
 def node_registrars(nodes: int) -> list[str]:
