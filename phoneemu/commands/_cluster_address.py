@@ -8,7 +8,10 @@ real CUCM ports, spec §H.1).
 address" is compared as addresses, not as text: ``--tftp localhost:PORT`` is the lab recorded at
 ``127.0.0.1`` or ``::1`` when ``localhost`` resolves to it (that one lookup is the command's only one:
 :func:`check_resolves` reuses it), ``::0001`` is ``::1``, and names differ in case only. A lab recorded
-under a name is compared with a ``--tftp`` name by text (no second lookup: ours)."""
+under a name is compared with a ``--tftp`` name by text (no second lookup: ours).
+The HTTPS config download port (TCP 6971, spec §H.1) follows the HTTP port's rule: ``--https-config-port N``,
+else the ``https-config`` port the lab's lab serve recorded (without ``--tftp``, or with ``--tftp`` at its
+very address), else None — the phone's default, 6971 (a lab without the HTTPS identity records none)."""
 
 from __future__ import annotations
 
@@ -25,8 +28,8 @@ from phoneemu.commands._said import teller
 from phoneemu.errors import PhoneEmuError
 from phoneemu.values import address_of, host_port, parse_ascii_int, parse_host_port
 
-__all__ = ["ClusterAddress", "asked_port", "check_resolves", "cluster_address", "http_port", "lab_read_lock",
-           "lab_recorded_elsewhere"]
+__all__ = ["ClusterAddress", "asked_port", "check_resolves", "cluster_address", "http_port",
+           "https_config_port", "lab_read_lock", "lab_recorded_elsewhere"]
 
 
 def asked_port(text: str, *, zero_hint: str = "") -> int:
@@ -50,6 +53,12 @@ def http_port(text: str) -> int:
     return asked_port(text, zero_hint="; --no-http: TFTP only")
 
 
+def https_config_port(text: str) -> int:
+    """argparse type of ``--https-config-port N`` (``boot``): the cluster's HTTPS config download port
+    (spec §H.1), 1..65535 (:func:`asked_port`)."""
+    return asked_port(text, zero_hint="; --no-https-config: not asked")
+
+
 @dataclass(frozen=True)
 class ClusterAddress:
     host: str
@@ -57,6 +66,8 @@ class ClusterAddress:
     http_port: int
     from_lab: bool  # taken from --lab DIR (the commands say so on stderr)
     served: bool = False  # --lab DIR: a lab serve of it recorded the ports it listened on (may have stopped)
+    #: the HTTPS config download port (module docstring); None: the phone's default, 6971 (spec §H.1)
+    https_config_port: int | None = None
     #: the addresses of ``host``, a name, when :func:`cluster_address` looked it up to compare it with the
     #: lab's recorded address (the resolver's order, the lab's address first), for :func:`check_resolves`
     #: to take instead of a second lookup; empty: not looked up
@@ -83,6 +94,7 @@ class _Recorded:
     host: str
     tftp_port: int
     http_port: int
+    https_config_port: int | None = None  # none recorded: a lab without the HTTPS identity, or older
 
 
 def _recorded(lab: Path | None) -> _Recorded | None:
@@ -99,7 +111,7 @@ def _recorded(lab: Path | None) -> _Recorded | None:
         return None
     if not any(entry.op == "ports" for entry in state.log):
         return None
-    return _Recorded(state.host, state.ports["tftp"], state.ports["http"])
+    return _Recorded(state.host, state.ports["tftp"], state.ports["http"], state.ports.get("https-config"))
 
 
 def _same_host(given: str, recorded: str, addresses: Sequence[str] = ()) -> bool:
@@ -129,20 +141,26 @@ def _lab_first(addresses: list[str], recorded: str) -> tuple[str, ...]:
 def _tftp_address(args: argparse.Namespace, host: str, port: int) -> ClusterAddress:
     """``--tftp HOST:PORT``: the HTTP port ``--http-port`` gives, else the one ``--lab DIR``'s lab serve
     recorded when it listened at that TFTP address and port (a lab served on other ports than the real
-    ones), else 6970 (spec §H.1). A name is looked up (once) only to compare it with a lab recorded at an
-    address on that TFTP port."""
+    ones), else 6970 (spec §H.1); the HTTPS config port likewise (``--https-config-port``, else the lab's
+    ``https-config``, else None: 6971). A name is looked up (once) only to compare it with a lab recorded
+    at an address on that TFTP port."""
     from phoneemu.lab.state import DEFAULT_PORTS
 
-    if args.http_port is not None:
-        return ClusterAddress(host, port, args.http_port, from_lab=False)
+    https: int | None = getattr(args, "https_config_port", None)
     lab = _recorded(getattr(args, "lab", None))
+    if args.http_port is not None and (https is not None or lab is None or lab.https_config_port is None):
+        return ClusterAddress(host, port, args.http_port, from_lab=False, https_config_port=https)
     if lab is None or lab.tftp_port != port:
-        return ClusterAddress(host, port, DEFAULT_PORTS["http"], from_lab=False)
+        return ClusterAddress(host, port, args.http_port or DEFAULT_PORTS["http"], from_lab=False,
+                              https_config_port=https)
     looked_up: list[str] = []
     if address_of(host) is None and address_of(lab.host) is not None and not _same_host(host, lab.host):
         looked_up = _look_up(host, port, given="--tftp")
-    http = lab.http_port if _same_host(host, lab.host, looked_up) else DEFAULT_PORTS["http"]
-    return ClusterAddress(host, port, http, from_lab=False, addresses=_lab_first(looked_up, lab.host))
+    same = _same_host(host, lab.host, looked_up)
+    http = args.http_port or (lab.http_port if same else DEFAULT_PORTS["http"])
+    https = https if https is not None else lab.https_config_port if same else None
+    return ClusterAddress(host, port, http, from_lab=False, addresses=_lab_first(looked_up, lab.host),
+                          https_config_port=https)
 
 
 def lab_recorded_elsewhere(lab: Path | None, host: str, tftp_port: int, *,
@@ -173,8 +191,10 @@ def cluster_address(args: argparse.Namespace) -> ClusterAddress:
 
     state = load_state(args.lab)
     http = args.http_port if args.http_port is not None else state.ports["http"]
+    https = getattr(args, "https_config_port", None)
     served = any(entry.op == "ports" for entry in state.log)
-    return ClusterAddress(state.host, state.ports["tftp"], http, from_lab=True, served=served)
+    return ClusterAddress(state.host, state.ports["tftp"], http, from_lab=True, served=served,
+                          https_config_port=https if https is not None else state.ports.get("https-config"))
 
 
 def check_resolves(where: ClusterAddress, *, http: bool = True) -> str:

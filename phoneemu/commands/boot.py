@@ -34,6 +34,7 @@ from phoneemu.commands._cluster_address import (
     check_resolves,
     cluster_address,
     http_port,
+    https_config_port,
     lab_read_lock,
     lab_recorded_elsewhere,
 )
@@ -56,7 +57,7 @@ if TYPE_CHECKING:  # the phone, its crypto and its lab are imported where a boot
     from cryptography import x509
 
     from phoneemu.crypto.keys import PrivateKey
-    from phoneemu.phone.boot import BootReport, BootTarget
+    from phoneemu.phone.boot import BootReport, BootTarget, HttpsConfigGetter
     from phoneemu.phone.call import CallResult
     from phoneemu.phone.phone import Phone
     from phoneemu.phone.profile import PhoneProfile
@@ -102,6 +103,12 @@ def register(sub: Any) -> None:
                    help="HTTP file port (default 6970, or that of the --lab DIR's lab serve: without "
                         "--tftp, or with --tftp at its TFTP address)")
     p.add_argument("--no-http", action="store_true", help="TFTP only")
+    p.add_argument("--https-config-port", type=https_config_port, default=None, metavar="N",
+                   help="HTTPS config download port (spec §H.1: a phone whose ITL has signer version 1.1 "
+                   "and a TFTP record with an EC key asks it for its config first; default 6971, or that of "
+                   "the --lab DIR's lab serve: without --tftp, or with --tftp at its TFTP address)")
+    p.add_argument("--no-https-config", action="store_true",
+                   help="never ask the HTTPS config download port: the config over HTTP/TFTP only")
     p.add_argument("--json", action="store_true", help="print events, decisions and statuses as JSON")
     p.add_argument("--timeout", type=positive_float, default=2.0, metavar="S",
                    help="timeout in seconds of one TFTP datagram, of each wait of an HTTP download (to "
@@ -321,14 +328,14 @@ def _watched(args: argparse.Namespace, phone: Phone, target: BootTarget, address
     return WatchedFetcher(inner, Ports(target.host, target.tftp_port, http), tell=teller(command_of(args)))
 
 
-def _run_boot(args: argparse.Namespace, phone: Phone, target: BootTarget,
-              asked: WatchedFetcher) -> BootReport:
-    """The boot through ``asked``; interrupted (Ctrl-C), the request under way is said first (it said only
-    "interrupted", after a wait that printed nothing). Through :func:`~phoneemu.interrupts.asyncio_run`: a
-    Ctrl-C (a SIGTERM) as the run starts is a KeyboardInterrupt too (``asyncio.run`` let out a CancelledError,
-    exit 1)."""
+def _run_boot(args: argparse.Namespace, phone: Phone, target: BootTarget, asked: WatchedFetcher,
+              https: HttpsConfigGetter | None = None) -> BootReport:
+    """The boot through ``asked`` (the config over ``https`` first when the phone's rules say so, §H.1);
+    interrupted (Ctrl-C), the request under way is said first (it said only "interrupted", after a wait that
+    printed nothing). Through :func:`~phoneemu.interrupts.asyncio_run`: a Ctrl-C (a SIGTERM) as the run starts
+    is a KeyboardInterrupt too (``asyncio.run`` let out a CancelledError, exit 1)."""
     try:
-        return asyncio_run(phone.boot(target, fetcher=asked))
+        return asyncio_run(phone.boot(target, fetcher=asked, https_config=https))
     except KeyboardInterrupt:
         text = asked.interrupted_text()
         if text is not None:
@@ -356,6 +363,8 @@ def _text(report: BootReport, fill: Mapping[str, str], files: Sequence[str] = ()
     lines = list(report.timeline)
     trust = ", ".join(f"{k} {v}" for k, v in report.trust.items())
     cfg = f"{report.config}" + (f" ({report.config_file})" if report.config_file else "")
+    if report.config_file and report.fetched_over.get(report.config_file) == "https":
+        cfg += " over HTTPS"  # the config download of spec §H.1 (TCP 6971)
     lines += ["", f"Phone {report.mac}: {'OK' if report.ok else 'FAILED'}",
               f"  trust:     {trust}",
               f"  config:    {cfg}{' encrypted' if report.encrypted else ''}",
@@ -700,7 +709,9 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
             phone.enter_auth_string(args.auth_string)
         _type_lab_secrets(args, mac, phone)
         reading.close()  # the lab is read: an operation may change it while the phone boots
-        target = BootTarget(host=host, tftp_port=port, http_port=where.http_port, use_http=not args.no_http)
+        target = BootTarget(host=host, tftp_port=port, http_port=where.http_port, use_http=not args.no_http,
+                            https_config_port=where.https_config_port,
+                            use_https_config=not args.no_https_config)
         capture = open_host_capture(args.capture, args.keylog, host, said_by=command_of(args))
         where_sip = registrar(args)
         call = call_of(args)
@@ -708,7 +719,8 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
         call_result: CallResult | None = None
         try:
             asked = _watched(args, phone, target, address)
-            report = _run_boot(args, phone, target, asked)  # the report names the --tftp given
+            https = phone.https_config_for(dataclasses.replace(target, host=address))  # §H.1, 6971
+            report = _run_boot(args, phone, target, asked, https)  # the report names the --tftp given
             if where_sip is not None and report.config == "accepted":
                 if call is not None:
                     call_result = asyncio_run(phone.call(*where_sip, target=call[0], packets=call[1],

@@ -25,6 +25,18 @@ One boot, in order (step 4 comes as soon as a config is accepted, before its ste
    decrypt makes the phone read the short config (the next name) to learn about CAPF. No device
    config at all → auto-registration default config (spec §G.10). An accepted config is acted on (CAPF,
    static files, firmware) only after the §G.9 retries of step 4, which come right after it (ours [INF]).
+   **HTTPS first** (spec §H.1, §G.5): when :func:`~phoneemu.phone.rules.https_config_applies` (an EC-capable
+   model, an ITL of signer version 1.1 holding a TFTP record with an EC key, not locked) and the boot was
+   given a way to TCP 6971 (``https_config``; None: not tried), the phone first asks that port for
+   ``SEP<MAC>.cnf.xml.sgn`` and takes the file it serves as the unsigned config. The server's certificate
+   must be such a record (:func:`~phoneemu.phone.rules.decide_https_config_server`), else the request is not
+   sent. A trusted server's config is decided by :func:`~phoneemu.phone.rules.decide_https_config`
+   (``H.1-https-config``) and goes the way a config accepted by §G.4 goes (a short one to §G.12: its
+   ``.enc.sgn`` over the normal fetcher); ``fetched_over`` says ``https``. A refused certificate
+   (``H.1-https-config-server-untrusted``) or a file that is no config (``H.1-https-config-malformed``) is
+   recorded, then the config is asked for the normal way, as above (ours); a transport failure (unreachable,
+   refused, a time-out, 404, 5xx, a malformed response) is a timeline note, then the normal way: no
+   decision, no status, no failed download (as HTTP 6970 falling back to TFTP).
 2a. **Static files** (spec §C.6 row 6, §G.4; seed "File Authentication": "the phone verifies the
    integrity of the files by validating the signature") once a config is accepted and step 4 left the
    phone unlocked: each file the config names (:attr:`DeviceConfig.static_files`: the locale's
@@ -94,7 +106,9 @@ Our conventions (spec [UNK]/[INF]):
 * ``deciding`` = when the boot ended with an accepted config: the first rejected trust-list, static
   file, CAPF or firmware decision, else the config acceptance; otherwise the first rejected trust list
   (the refusal that locked the phone, also on a §G.9 retry after a CAPF decision of a short config),
-  else the first rejection of the boot.
+  else the first rejection of the boot. An HTTPS config refusal after which the phone went the normal way
+  (``H.1-https-config-server-untrusted``, ``H.1-https-config-malformed``) decides only when nothing else
+  does: the normal way's outcome is the boot's (ours); it never locks the phone.
 """
 
 from __future__ import annotations
@@ -139,6 +153,7 @@ __all__ = [
     "BootReport",
     "BootTarget",
     "CapfRunner",
+    "HttpsConfigGetter",
     "TvsAsker",
     "net_capf_runner",
     "net_tvs_asker",
@@ -153,17 +168,22 @@ AUTH_STRING_WAIT = "LSC: waiting for authentication string"
 # --------------------------------------------------------------------------- contract types
 @dataclass(frozen=True, kw_only=True)
 class BootTarget:
-    """The cluster DHCP option 150 points at: TFTP ``host:tftp_port``; HTTP 6970 first when ``use_http``."""
+    """The cluster DHCP option 150 points at: TFTP ``host:tftp_port``; HTTP 6970 first when ``use_http``;
+    the HTTPS config download on ``https_config_port`` (None: 6971, spec §H.1) when ``use_https_config``
+    and the phone's rules say so (:func:`~phoneemu.phone.rules.https_config_applies`)."""
 
     host: str
     tftp_port: int = 69
     http_port: int | None = None
     use_http: bool = True
+    https_config_port: int | None = None
+    use_https_config: bool = True
 
     def __post_init__(self) -> None:
         if not self.host:
             raise EncodeError("boot target host must not be empty", path="host")
-        for name, port in (("tftp_port", self.tftp_port), ("http_port", self.http_port)):
+        for name, port in (("tftp_port", self.tftp_port), ("http_port", self.http_port),
+                           ("https_config_port", self.https_config_port)):
             if port is not None and not 0 < port < 65536:
                 raise EncodeError(f"{name} {port} outside 1..65535", path=name)
 
@@ -200,7 +220,8 @@ class BootReport:
     static: dict[str, str] = dataclasses.field(default_factory=dict)
     #: TFTP packets (RRQ or ACK) the phone sent again after a timeout during this boot (RFC 1350, §H.3)
     retransmits: int = 0
-    #: file name → the transport it came over this boot ("http", "tftp"; §H.1), for files received
+    #: file name → the transport it came over this boot ("http", "tftp", "https": 6971; §H.1), for files
+    #: received
     fetched_over: dict[str, str] = dataclasses.field(default_factory=dict)
     #: the pending "ask TVS" decisions of this boot (``G.3.4-needs-tvs`` ...), in order: not outcomes, so
     #: not in ``decisions``, but rules the phone applied (a scenario's ``rule:`` check sees them)
@@ -261,6 +282,17 @@ class CapfRunner(Protocol):
                  accept_server: Callable[[bytes | None], bool] | None) -> Awaitable[CapfResult]: ...
 
 
+class HttpsConfigGetter(Protocol):
+    """GET ``name`` from the HTTPS config server at :attr:`where` (TCP 6971, spec §H.1): the body of a 200.
+    ``accept_server(der)`` judges its certificate before the request is sent; refused, or any failure: a
+    TransportError (kind "not-found" for a 404; :class:`phoneemu.phone.https_config.HttpsConfigClient`)."""
+
+    @property
+    def where(self) -> str: ...
+
+    def __call__(self, name: str, *, accept_server: Callable[[bytes | None], bool]) -> Awaitable[bytes]: ...
+
+
 @functools.lru_cache(maxsize=4)
 def _hms(now: int) -> str:
     """``HH:MM:SS`` (UTC) of ``now`` for timelines. The last seconds' texts are kept: fleets stamp thousands
@@ -276,6 +308,8 @@ _NO_READING = object()
 _MEANINGFUL = frozenset({"installed", "updated", "empty", "rejected"})
 #: TransportError kinds that are no answer from the cluster (BootReport.answered)
 _NO_ANSWER = frozenset({"timeout", "unreachable"})
+#: refusals of the HTTPS config download after which the phone asks the normal way (module docstring)
+_HTTPS_CONFIG_FELL_BACK = frozenset({"H.1-https-config-server-untrusted", "H.1-https-config-malformed"})
 _CHANGES = frozenset({"installed", "updated", "empty"})
 
 
@@ -370,6 +404,19 @@ class _CapfServerCheck:
         return d if refused and d is not None and not d.accepted else None
 
 
+@dataclass(slots=True)
+class _HttpsConfigCheck:
+    """§H.1, §G.5 for the one connection to the HTTPS config server: the ``accept_server`` callback,
+    keeping the decision (:func:`rules.decide_https_config_server`) about the certificate presented."""
+
+    decide: Callable[[bytes | None], Decision]
+    decision: Decision | None = None
+
+    def __call__(self, der: bytes | None) -> bool:
+        self.decision = self.decide(der)
+        return self.decision.accepted
+
+
 @dataclass(frozen=True, kw_only=True)
 class _CapfFailed:
     """A CAPF attempt that ended without a result: the timeline note, the message for
@@ -385,7 +432,8 @@ class _Boot:
                  clock: Callable[[], int], events: EventLog, image_signers: Sequence[x509.Certificate],
                  tvs: TvsAsker, capf: CapfRunner, auth_string: str | None, capf_retries: int,
                  capf_retry_delay: float, save: Callable[[TrustStore], None] | None,
-                 sleep: Callable[[float], Awaitable[None]]) -> None:
+                 sleep: Callable[[float], Awaitable[None]],
+                 https_config: HttpsConfigGetter | None = None) -> None:
         self.mac = mac
         self.device_name = config_fmt.device_name_for(mac)
         self.profile = profile
@@ -400,6 +448,7 @@ class _Boot:
         self.image_signers = tuple(image_signers)
         self.tvs = tvs
         self.capf = capf
+        self.https_config = https_config
         self.auth_string = auth_string
         self.capf_retries = capf_retries
         self.capf_retry_delay = capf_retry_delay
@@ -681,6 +730,9 @@ class _Boot:
 
     async def config_round(self) -> bool:
         """One retrieval; True when CAPF changed the LSC and the phone should retrieve again."""
+        over_https = await self.https_config_round()
+        if over_https is not None:
+            return over_https
         names = rules.config_request_names(self.store, self.profile, self.mac)
         found = False
         failures: list[_Fail] = []
@@ -719,6 +771,55 @@ class _Boot:
                 reason_code=VerifyReason.OTHER))
             self.config = "none"
         return False
+
+    async def https_config_round(self) -> bool | None:
+        """§H.1 (module docstring, step 2 "HTTPS first"): the config over TCP 6971 when the rules say so and
+        the boot has a way there; :meth:`config_round`'s answer once a config came over it, None when the
+        phone asks the normal way (not tried, refused, no config, a transport failure)."""
+        getter = self.https_config
+        if getter is None or not rules.https_config_applies(self.store, self.profile):
+            return None
+        name = config_fmt.config_file_name(self.mac, "plain") + ".sgn"
+        where = getter.where
+        check = _HttpsConfigCheck(lambda der: rules.decide_https_config_server(self.store, der, file=name,
+                                                                             server=where))
+        self.events.note(time=self.now(), phone=self.mac, kind="request", file=name)
+        normal = "the config is asked for over HTTP/TFTP"
+        try:
+            body = await getter(name, accept_server=check)
+        except TransportError as exc:
+            refused = check.decision if check.decision is not None and not check.decision.accepted else None
+            if refused is not None:
+                self.record(refused)
+                self.note("https-config", f"HTTPS {where}: server not trusted: {normal}", file=name)
+            else:
+                self.note("https-config", f"HTTPS {where} {exc.kind}: {exc.message}: {normal}", file=name)
+            self.answered |= exc.kind not in _NO_ANSWER
+            return None
+        except (PhoneEmuError, OSError) as exc:
+            self.note("https-config", f"HTTPS {where} error: {exc}: {normal}", file=name)
+            return None
+        self.answered = True
+        self.note("fetched", f"{len(body)} bytes over HTTPS ({where}, spec §H.1)", file=name)
+        self.fetched_over[name] = "https"
+        server = check.decision
+        if server is None or not server.accepted:  # a getter (not ours) that had no certificate judged
+            self.record(server or rules.decide_https_config_server(self.store, None, file=name, server=where))
+            self.note("https-config", f"HTTPS {where}: server not trusted: {normal}", file=name)
+            return None
+        d = rules.decide_https_config(self.store, name, body, server=server)
+        if not d.accepted:
+            self.record(d)
+            self.note("https-config", normal, file=name)
+            return None
+        self.config_served[name] = body
+        art = d.artefact
+        assert isinstance(art, AcceptedConfig)
+        cfg = art.config
+        if cfg.full_config and not cfg.encr_config:
+            self.accept_config(d)
+            return await self.act_on_config(cfg)
+        return await self.short_config(d, cfg, None)
 
     async def short_config(self, d: Decision, cfg: DeviceConfig, enc_failure: Decision | None) -> bool:
         """§G.12 steps 1-3 from a short config accepted by the signer rules (not installed itself)."""
@@ -1052,7 +1153,10 @@ class _Boot:
             deciding = standing[0] if standing else self.config_decision
         else:  # a trust-list refusal locked the phone (§G.3.5): it decides, also after a §G.9 retry
             locking = [d for d in rejected if d.kind in ("CTL", "ITL")]
-            deciding = locking[0] if locking else rejected[0] if rejected else self.config_decision
+            # an HTTPS config refusal the phone went past decides only when nothing else does (docstring)
+            others = [d for d in rejected if d.rule not in _HTTPS_CONFIG_FELL_BACK]
+            deciding = locking[0] if locking else others[0] if others else self.config_decision or \
+                (rejected[0] if rejected else None)
         trust_rejected = any(d.kind in ("CTL", "ITL") for d in rejected)
         signer_refused = self.config == "rejected" and self.config_decision is not None and \
             self.config_decision.rule.startswith(("G.4-", "G.3.5-"))
@@ -1093,11 +1197,14 @@ async def run_boot(
     target: BootTarget | None = None,
     on_auth_string_used: Callable[[], None] | None = None,
     flash_problems: Sequence[str] = (),
+    https_config: HttpsConfigGetter | None = None,
 ) -> BootReport:
     """Boot once (see module docstring); returns the report in all cases except programming errors.
 
     ``flash_problems``: statuses shown first (stored files that could not be loaded, e.g. a trust list
-    left damaged: the phone boots as if it were absent, :mod:`phoneemu.phone.flash`)."""
+    left damaged: the phone boots as if it were absent, :mod:`phoneemu.phone.flash`). ``https_config``:
+    the way to the HTTPS config download (TCP 6971, §H.1); None: not tried (an offline boot,
+    ``--no-https-config``)."""
     started = time.monotonic()
     boot = _Boot(mac=config_fmt.normalise_mac(mac), profile=profile, store=store, fetcher=fetcher,
                  clock=clock,
@@ -1105,7 +1212,7 @@ async def run_boot(
                  tvs=tvs if tvs is not None else net_tvs_asker(),
                  capf=capf if capf is not None else net_capf_runner(), auth_string=auth_string,
                  capf_retries=max(0, capf_retries), capf_retry_delay=max(0.0, capf_retry_delay), save=save,
-                 sleep=sleep)
+                 sleep=sleep, https_config=https_config)
     boot.flash_problems = tuple(flash_problems)
     await boot.run()
     if auth_string and boot.auth_string is None and on_auth_string_used is not None:

@@ -59,7 +59,8 @@ from phoneemu.phone.store import TrustStore, TvsAnswer, TvsResult, TvsStatus
 from phoneemu.protocols import tvs as tvs_proto
 from phoneemu.values import host_port
 
-__all__ = ["HttpsResult", "directory_scheme", "open_https", "open_plain_http"]
+__all__ = ["HttpsResult", "directory_scheme", "ended_by_close_notify", "open_https", "open_plain_http",
+           "read_to_close"]
 
 _HOW = {
     "E.7.1-https-cert-in-trust-list": "trust-list",
@@ -116,8 +117,13 @@ def _ended_by_close_notify(writer: asyncio.StreamWriter) -> bool:
     close (the TLS object still waits for records: SSLWantReadError). True over plain TCP: nothing there
     can tell a cut from an end."""
     obj = writer.get_extra_info("ssl_object")
-    if not isinstance(obj, ssl.SSLObject):
-        return True
+    return ended_by_close_notify(obj) if isinstance(obj, ssl.SSLObject) else True
+
+
+def ended_by_close_notify(obj: ssl.SSLObject) -> bool:
+    """Whether the TLS connection of ``obj``, read to its end, was ended by the peer's close_notify (a clean
+    close: SSLZeroReturnError, or b"") rather than by a bare TCP close (SSLWantReadError / SSLEOFError:
+    the object still waits for records). The HTTPS config download's client reads it too."""
     try:
         return obj.read(1) == b""
     except ssl.SSLZeroReturnError:
@@ -126,7 +132,7 @@ def _ended_by_close_notify(writer: asyncio.StreamWriter) -> bool:
         return False
 
 
-def _read_to_close(status: int, fields: dict[str, list[str]]) -> bool:
+def read_to_close(status: int, fields: dict[str, list[str]]) -> bool:
     """Whether the response's body was delimited by the connection's close (RFC 9112 §6.3 item 8: neither
     Transfer-Encoding nor Content-Length, and a status that has a body)."""
     framed = "transfer-encoding" in fields or "content-length" in fields
@@ -166,7 +172,7 @@ async def _get(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, host:
         return None, b"", f"malformed HTTP response ({head}{exc.message})"
     except OSError as exc:
         return None, b"", f"HTTP exchange failed: {os_error_text(exc)}"
-    if _read_to_close(status, fields) and not _ended_by_close_notify(writer):
+    if read_to_close(status, fields) and not _ended_by_close_notify(writer):
         return None, b"", (f"HTTP {status} body ({len(body)} bytes, no Content-Length, not chunked) ended by "
                            "a TCP close without the TLS close_notify: it may have been cut short on the way, "
                            "not kept (RFC 9112 §9.8; a server that sends Content-Length or a chunked "

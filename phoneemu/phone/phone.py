@@ -18,6 +18,10 @@ this object across boots and honours its TTL (our convention, see :mod:`phoneemu
 The transport a boot uses (spec §H.1): HTTP 6970 first, TFTP on failure, when the profile says so
 (``uses_http_first``) and the target allows it (``use_http``); TFTP only otherwise. Tests and tools
 may pass any :class:`~phoneemu.net.fetch.Fetcher` (e.g. a :class:`~phoneemu.net.fetch.MemoryFetcher`).
+The config may come over HTTPS first (TCP 6971, §H.1, when the phone's rules say so): a boot that builds
+its fetcher from the target builds that way too (:meth:`Phone.https_config_for`: the target's
+``https_config_port``, 6971 by default, unless ``use_https_config`` is off); one given a fetcher uses the
+``https_config`` getter it is given, if any (an offline boot: none, the config is not asked over HTTPS).
 
 The whole-transfer cap of a TFTP download (our convention; the spec gives none, §H.3 only names the
 per-packet "TFTP timeout"): the per-packet timeout and its retries do not bound a transfer — a server
@@ -60,6 +64,7 @@ from phoneemu.phone.boot import (
     BootReport,
     BootTarget,
     CapfRunner,
+    HttpsConfigGetter,
     TvsAsker,
     net_capf_runner,
     net_tvs_asker,
@@ -69,6 +74,7 @@ from phoneemu.phone.call import CallResult, place_call
 from phoneemu.phone.events import EventLog
 from phoneemu.phone.flash import Flash, dropped_credential
 from phoneemu.phone.https import HttpsResult, directory_scheme, open_https, open_plain_http
+from phoneemu.phone.https_config import HTTPS_CONFIG_PORT, HttpsConfigClient
 from phoneemu.phone.profile import PROFILES, PhoneProfile
 from phoneemu.phone.sip import DigestCache, SipResult
 from phoneemu.phone.sip import register as register_sip
@@ -312,10 +318,26 @@ class Phone:
             return HttpThenTftpFetcher(http, tftp)
         return tftp
 
-    async def boot(self, target: BootTarget, *, fetcher: Fetcher | None = None) -> BootReport:
-        """Boot against ``target`` (or through ``fetcher``); the report of this boot."""
+    def https_config_for(self, target: BootTarget) -> HttpsConfigGetter | None:
+        """The way to ``target``'s HTTPS config download (TCP ``https_config_port``, default 6971, spec §H.1),
+        in the profile's TLS versions, the whole exchange bounded by ``http_timeout``; None when the target
+        says not to (``use_https_config`` off). Whether it is asked is the boot's rule."""
+        if not target.use_https_config:
+            return None
+        return HttpsConfigClient(target.host, target.https_config_port or HTTPS_CONFIG_PORT,
+                                 timeout=self.http_timeout, tls_versions=self._profile.tls_versions,
+                                 keylog=self._keylog)
+
+    async def boot(self, target: BootTarget, *, fetcher: Fetcher | None = None,
+                   https_config: HttpsConfigGetter | None = None) -> BootReport:
+        """Boot against ``target`` (or through ``fetcher``); the report of this boot. The HTTPS config
+        download (§H.1): ``https_config`` when given, else built from ``target`` when no ``fetcher`` is
+        given (:meth:`https_config_for`), else not tried (module docstring)."""
         def used() -> None:
             self._auth_string = None
+
+        if https_config is None and fetcher is None:
+            https_config = self.https_config_for(target)
 
         self._digest_cache = None  # RAM: a reboot forgets the registrar's last challenge
         report = await run_boot(
@@ -325,7 +347,7 @@ class Phone:
             auth_string=self._auth_string, capf_retries=self.capf_retries,
             capf_retry_delay=self.capf_retry_delay, save=self._save if self.flash is not None else None,
             sleep=self._sleep, target=target,
-            on_auth_string_used=used, flash_problems=self._flash_problems)
+            on_auth_string_used=used, flash_problems=self._flash_problems, https_config=https_config)
         self._flash_problems = ()
         if self.flash is not None:
             self.flash.save_last_boot(_last_boot(report, self._store, self.clock()))

@@ -1,4 +1,4 @@
-"""Every rule id a phone decision can carry (spec §E.7.1, §F, §G, §H.3): the vocabulary of ``rule:``.
+"""Every rule id a phone decision can carry (spec §E.7.1, §F, §G, §H.1, §H.3): the vocabulary of ``rule:``.
 
 A rule id is ``<spec section>-<outcome>``, e.g. ``G.3.4-vouched-by-tvs``. A scenario's ``rule:``
 expectation names a whole id or a section prefix of one (``G.3.4``, ``G.3``): the loader refuses,
@@ -60,7 +60,8 @@ RULE_IDS: frozenset[str] = frozenset({
     "G.14-answer-refused", "G.14-call-refused", "G.14-media-refused", "G.14-media-unauthenticated",
     "G.14-no-media", "G.14-offer-srtp", "G.14-rtp-fallback", "G.14-rtp-not-encrypted-mode",
     "G.14-rtp-phone-no-srtp", "G.14-rtp-signalling-not-tls", "G.14-signalling-tampered", "G.14-srtp",
-    # H.3 transport
+    # H.1 the HTTPS config download (TCP 6971), H.3 transport
+    "H.1-https-config", "H.1-https-config-malformed", "H.1-https-config-server-untrusted",
     "H.3-config-transport-failed",
 })
 

@@ -17,6 +17,9 @@ Entry points (one per artefact)::
     decide_https_server(store, cert_der, *, profile, now, tvs_answer=None, server="")  (§E.7.1)
     decide_capf_server(store, cert_der, *, profile, now, tvs_answer=None, server="")   (§F.1, §G.5)
     tvs_server_trusted(store, cert_der) -> bool                      (§E.1: the TVS peer certificate)
+    https_config_applies(store, profile) -> bool               (§H.1: ask TCP 6971 for the config first)
+    decide_https_config_server(store, cert_der, *, file, server="")   (§H.1, §G.5: the 6971 server)
+    decide_https_config(store, file, body, *, server) -> Decision      (§H.1: the config it served)
     config_request_names(store, profile, mac) -> tuple[str, ...]              (spec §C.6 row 5)
 
 A call's media encryption (spec §G.14) has its rules beside these, sans-I/O as well:
@@ -133,6 +136,16 @@ HTTPS application servers (``decide_https_server``, spec §E.7.1, §E.7.6, §G.5
   ``E.7.1-plain-http``            (``plain_http_directory``) the config's secure directory URL is
                                   http:// (§G.11 workaround): no TLS, nothing to authenticate — accepted
 
+The HTTPS config download (TCP 6971; ``https_config_applies``, ``decide_https_config_server``,
+``decide_https_config``; spec §H.1, §A tag 28, §B.3 role 3, §G.5 "HTTPS provisioning (6971) server cert"):
+  ``H.1-https-config``            the 6971 server's certificate is an ITL TFTP record with an EC key and the
+                                  file it served (unsigned, §H.1) parses: the config, accepted and acted
+                                  on as a signed config accepted by §G.4 is (a short one goes to §G.12)
+  ``H.1-https-config-server-untrusted``  the certificate is not such a record — the request is not sent;
+                                  the phone asks for its config the normal way (HTTP 6970 / TFTP, §G.4)
+  ``H.1-https-config-malformed``  the file served over 6971 is no config — the normal way, as above
+  Neither refusal locks the phone nor decides its boot when the normal way gives a config (ours).
+
 CAPF servers (``decide_capf_server``, spec §F.1, §G.5 "CAPF server: CAPF role (or TVS)"):
   ``F.1-capf-cert-in-trust-list``  the certificate is a CAPF record of the CTL/ITL
   ``F.1-capf-needs-tvs``          pending: ask TVS (QUERY) for the certificate
@@ -199,6 +212,14 @@ Our conventions (spec [UNK]/[INF]), stated once here:
   issuer alone (:func:`record_matches_peer`). The TVS VERIFY cache key is the certificate's
   (subject, issuer, serial) :class:`QueryKey`. A failed HTTPS authentication shows "Host Not Found"
   (spec §E.7.6). Like other TLS peers, the HTTPS certificate's validity is not checked here.
+* HTTPS config download (§H.1; the spec says what the port serves, not when a phone uses it): a phone
+  asks TCP 6971 first when its model has EC support (our reading of §A tag 28, "ITL version 1.1 ...
+  enables EC keys": the cp-8861 profile), the installed ITL's header carries signer version 1.1 (tag
+  28), the ITL holds a TFTP (3) record with an EC key, and the phone is not locked (§G.3.5: a locked phone
+  goes the normal way, where its rules refuse the config). The server's certificate must match such a
+  record (:func:`record_matches_peer`); CCM+TFTP (2) and RSA TFTP records do not serve (§G.5 "TFTP role,
+  EC key"), and TVS is not asked (§G.5 names no TVS for this certificate). Its validity is not checked,
+  as for other TLS peers.
 """
 
 from __future__ import annotations
@@ -227,6 +248,7 @@ from phoneemu.protocols import tvs as tvs_proto
 
 __all__ = [
     "CAPF_ROLES",
+    "HTTPS_CONFIG_SIGNER_VERSION",
     "HTTPS_FAILED_STATUS",
     "HTTPS_ROLES",
     "TFTP_ROLES",
@@ -237,6 +259,8 @@ __all__ = [
     "decide_capf_server",
     "decide_config",
     "decide_firmware",
+    "decide_https_config",
+    "decide_https_config_server",
     "decide_https_server",
     "decide_secure_transport",
     "decide_short_config",
@@ -244,6 +268,8 @@ __all__ = [
     "decide_static_file",
     "decide_trust_list",
     "encrypted_config_missing",
+    "https_config_applies",
+    "https_config_records",
     "https_query_key",
     "plain_http_directory",
     "query_key",
@@ -318,6 +344,7 @@ _TVS_RECORD = _Memo(64)
 _TVS_PEER = _Memo(256)
 _RECORD_KEY = _Memo(1024)
 _OWN_SIGNER = _Memo(64)
+_HTTPS_CONFIG_RECORDS = _Memo(64)
 
 
 def _signer_text(header: SignedHeader) -> str:
@@ -1413,6 +1440,108 @@ def decide_https_server(store: TrustStore, cert_der: bytes | None, *, profile: P
         return accept("E.7.1-https-cached", f"TVS cache: roles {roles_text(answer.roles)}", who)
     return accept("E.7.1-https-vouched-by-tvs", f"Authenticated the HTTPS conn via TVS (roles "
                   f"{roles_text(answer.roles)}, TTL {answer.ttl}s)", who)
+
+
+# --------------------------------------------------------------------------- §H.1 HTTPS config (6971)
+#: The ITL signer version (spec §A tag 28) that makes a phone download its config over HTTPS (§H.1)
+HTTPS_CONFIG_SIGNER_VERSION = (1, 1)
+
+
+def _has_ec_key(rec: TrustRecord) -> bool:
+    """Whether ``rec``'s key (its certificate's, else tag 7: :func:`_record_key`) is an EC key."""
+    got = _record_key(rec)
+    return not isinstance(got, str) and keys.key_description(got[0]).upper().startswith("EC")
+
+
+def https_config_records(store: TrustStore) -> tuple[TrustRecord, ...]:
+    """The installed ITL's records a 6971 server may present (spec §G.5 "TFTP role, EC key"): role TFTP
+    (3), a certificate or a key to match a TLS peer with, the key EC. Remembered per ITL (issue #6)."""
+    itl = store.itl
+    if itl is None:
+        return ()
+    value = _HTTPS_CONFIG_RECORDS[(id(itl),)]
+    if value is not _MISS:
+        return value  # type: ignore[return-value]
+    found = tuple(r for r in readable_records(itl)
+                  if r.role == Role.TFTP and _identifies_peer(r) and _has_ec_key(r))
+    if len(itl.raw) <= _MEMO_LIST_MAX:
+        _HTTPS_CONFIG_RECORDS.put((id(itl),), (itl,), found)
+    return found
+
+
+def https_config_applies(store: TrustStore, profile: PhoneProfile) -> bool:
+    """§H.1: whether the phone asks TCP 6971 for its config first — an SBD model with EC support, not locked,
+    whose installed ITL carries signer version 1.1 (tag 28) and a TFTP record with an EC key (module
+    docstring, "HTTPS config download": the conditions are our reading of the spec)."""
+    itl = store.itl
+    return (profile.ec_support and profile.sbd and not store.locked and itl is not None
+            and itl.header.signer_version == HTTPS_CONFIG_SIGNER_VERSION
+            and bool(https_config_records(store)))
+
+
+def _held_text(recs: Sequence[TrustRecord]) -> str:
+    """The ITL's TFTP EC records, named for a refusal's reason."""
+    named = []
+    for r in recs:
+        try:
+            named.append(certs.dn_text(r.x509().subject) if r.certificate is not None else
+                         f"a key-only record (serial {(r.serial or b'').hex().upper() or '?'})")
+        except DecodeError:
+            named.append("an unreadable certificate")
+    return ", ".join(named) or "none"
+
+
+def decide_https_config_server(store: TrustStore, cert_der: bytes | None, *, file: str,
+                               server: str = "") -> Decision:
+    """§H.1, §G.5: the certificate the 6971 server presents must match an ITL record of
+    :func:`https_config_records` (:func:`record_matches_peer`): ``H.1-https-config`` (accepted; nothing
+    is installed by it: :func:`decide_https_config` decides the file) or
+    ``H.1-https-config-server-untrusted``, the reason naming the certificate and what the ITL holds."""
+    recs = https_config_records(store)
+    held = f"the ITL's TFTP records with an EC key: {_held_text(recs)}"
+    where = f" at {server}" if server else ""
+
+    def untrusted(reason: str, code: VerifyReason, who: str | None = None) -> Decision:
+        return Decision(rule="H.1-https-config-server-untrusted", accepted=False, file=file, signer=who,
+                        kind="config", reason_code=code,
+                        reason=f"{reason}; {held} (spec §H.1, §G.5): the config is not asked for over HTTPS")
+
+    if not cert_der:
+        return untrusted(f"the HTTPS config server{where} presented no certificate",
+                         VerifyReason.NO_CERTIFICATE)
+    try:
+        cert = certs.load_cert_der(cert_der)
+    except DecodeError as exc:
+        return untrusted(f"the HTTPS config server{where} presented an unreadable certificate: {exc}",
+                         VerifyReason.OTHER)
+    key = https_query_key(cert)
+    who = f"{key.subject} (serial {key.serial.hex().upper()})"
+    if any(record_matches_peer(r, cert_der, cert) for r in recs):
+        return Decision(rule="H.1-https-config", accepted=True, file=file, signer=who, kind="config",
+                        reason=f"the HTTPS config server{where} presented the ITL's TFTP record with an EC "
+                        "key")
+    other = [r for r in readable_records(store.itl) if record_matches_peer(r, cert_der, cert)] \
+        if store.itl is not None else []
+    if other:
+        roles = roles_text(frozenset(r.role for r in other))
+        return untrusted(f"the HTTPS config server{where} presented {who}, an ITL record with role {roles} "
+                         "but not a TFTP record with an EC key", VerifyReason.WRONG_ROLE, who)
+    return untrusted(f"the HTTPS config server{where} presented {who}, not in the ITL",
+                     VerifyReason.UNKNOWN_SIGNER, who)
+
+
+def decide_https_config(store: TrustStore, file: str, body: bytes, *, server: Decision) -> Decision:
+    """§H.1: the file the trusted 6971 server (``server``: its accepted :func:`decide_https_config_server`
+    decision) served for ``file`` is the unsigned config: accepted with its parse, ``H.1-https-config``
+    (signer: the server's certificate), or ``H.1-https-config-malformed`` when it is no config."""
+    try:
+        acc = store.parse_config(body, file=file)
+    except DecodeError as exc:
+        return Decision(rule="H.1-https-config-malformed", accepted=False, file=file, signer=server.signer,
+                        kind="config", reason_code=VerifyReason.OTHER,
+                        reason=f"the file served over HTTPS is no config: {exc}")
+    return Decision(rule=server.rule, accepted=True, file=file, signer=server.signer, kind="config",
+                    reason=f"{server.reason}; the config it served unsigned (spec §H.1)", artefact=acc)
 
 
 # --------------------------------------------------------------------------- §F.1 CAPF server

@@ -53,13 +53,18 @@ class ClusterHandle:
     http_port: int | None
     cluster: LabCluster | None = None
     servers: LabServers | None = None
+    #: the HTTPS config download (spec §H.1): a lab's runs only with its ``tftp-https`` identity (its port,
+    #: else not asked); an external cluster's is asked on 6971 when the phone's rules say so
+    https_config_port: int | None = None
+    use_https_config: bool = True
     #: the last CAPF log line per device, and the request log it was read from (its length, last entry)
     _capf_seen: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
     _capf_seen_of: tuple[int, object] = field(default=(0, None), repr=False, compare=False)
 
     def target(self) -> BootTarget:
         return BootTarget(host=self.host, tftp_port=self.tftp_port, http_port=self.http_port,
-                          use_http=self.http_port is not None)
+                          use_http=self.http_port is not None, https_config_port=self.https_config_port,
+                          use_https_config=self.use_https_config)
 
     def capf_log_of(self, device: str) -> str | None:
         """How the lab's CAPF server logged ``device``'s last session (None: none logged). The request log
@@ -284,8 +289,10 @@ class World:
                              handshake_log_level=logging.INFO,  # expected refusals: the request log has them
                              **_capf_bounds(opts))
         await servers.start()
+        https_config = servers.ports.get("https-config")  # running only with the lab's HTTPS identity
         return ClusterHandle(spec=spec, host=host, tftp_port=servers.ports["tftp"],
-                             http_port=servers.ports["http"], cluster=cluster, servers=servers)
+                             http_port=servers.ports["http"], cluster=cluster, servers=servers,
+                             https_config_port=https_config, use_https_config=https_config is not None)
 
     def _make_phone(self, group: PhoneGroup, mac: str) -> PhoneHandle:
         handle = self.clusters[group.cluster]
