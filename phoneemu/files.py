@@ -48,6 +48,7 @@ __all__ = [
     "remove_earlier",
     "remove_unwritten",
     "streamed_output",
+    "sync_folder",
     "write_output",
     "write_output_pieces",
     "write_output_text",
@@ -180,11 +181,7 @@ class AtomicFile:
                 self.abort()
                 raise
             if self.durable:
-                dfd = os.open(self.path.parent, os.O_RDONLY)
-                try:
-                    os.fsync(dfd)
-                finally:
-                    os.close(dfd)
+                sync_folder(self.path.parent)
 
     close = commit
 
@@ -196,6 +193,15 @@ class AtomicFile:
             self._fd = -1
         with contextlib.suppress(OSError):
             self._tmp.unlink()
+
+
+def sync_folder(folder: Path | str) -> None:
+    """fsync ``folder``: the names created, renamed or removed in it survive a crash."""
+    fd = os.open(folder, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def atomic_write(path: Path | str, data: bytes, *, mode: int = 0o644, durable: bool = False,

@@ -42,8 +42,10 @@ Our conventions where the spec is silent ([UNK]/[INF]):
   phone (add, encryption, CAPF, LSC) rebuilds only that phone's files, as CUCM re-signs device files
   when their data changes (spec §C.1). A change's files are staged in ``tftp/.pending/`` and put in place
   once the state is saved (:class:`_ServedChange`): an operation killed at any point leaves, when the lab is
-  next opened, the old files with the old state or the new files with the new, never a mix. The per-phone
-  copies of a trust list are hard links of one file (never written in place).
+  next opened, the old files with the old state or the new files with the new, never a mix. The identities
+  an operation makes (regenerate, add-node, add-certs, an ITLRecovery key restored) go with that change,
+  staged in ``private/.pending/`` (:mod:`.pki`): old key pairs with the old state, or new with new. The
+  per-phone copies of a trust list are hard links of one file (never written in place).
 * TVS vouches for (roles): ITLRecovery (SAST), each CallManager (SAST, CCM+TFTP), each TVS (TVS),
   CAPF (CAPF), the extra certificates (TVS), the HTTPS identity (TFTP), and after a bulk exchange the
   peer's ITLRecovery and CallManager certificates with the roles of the trust stores they were imported
@@ -109,7 +111,14 @@ from phoneemu.inspection import own_signature_check
 from phoneemu.lab.defaults import SECURE_URL_SCHEMES
 from phoneemu.lab.dial_plan import DialPlan, css_arg, partition_arg
 from phoneemu.lab.lock import hold_lab_lock, try_lab_lock
-from phoneemu.lab.pki import Identity, LabPki, cert_pem, node_identity
+from phoneemu.lab.pki import (
+    Identity,
+    LabPki,
+    cert_pem,
+    node_identity,
+    pending_identities,
+    put_staged_identities,
+)
 from phoneemu.lab.state import (
     CALL_MANAGER_GROUP_SIZE,
     ClusterState,
@@ -478,8 +487,10 @@ class _ServedChange:
 
     The files are written into ``DIR/tftp/.pending/``, then the note ``.pending.json`` (atomic) names the
     saved state the change started from (its SHA-256; None: a rebuild of the state as saved, with no save
-    to wait for) and the files it removes. The state's save is the commit point; then the files are renamed
-    into ``tftp/`` (the trust lists last), the removed ones unlinked, the note and the folder removed. A
+    to wait for) and the files it removes. The identities the change makes are staged before the note in
+    ``private/.pending/`` (:func:`~phoneemu.lab.pki.pending_identities`) and go with it. The state's save is
+    the commit point; then the identities are put in place, the files renamed
+    into ``tftp/`` (the trust lists last), the removed ones unlinked, the note and the folders removed. A
     kill (or a failure) at any step leaves a lab :func:`_settle_served` makes whole when it is next opened
     or changed: no note, the change never was (its folder removed); a note and the state it names still
     saved, the save did not happen (rolled back: the folder removed, the old files untouched); a note and
@@ -496,6 +507,7 @@ class _ServedChange:
         self.removes: set[str] = set()
         #: the :meth:`LabCluster.saved_once` group whose one save commits it (None: saved at once)
         self.group: object = None
+        self.durable = True  # identities put in place are fsynced (LabPki.durable)
         self._lock: int | None = None  # _PENDING_LOCK, held from begin() to release()
 
     def begin(self) -> None:
@@ -550,6 +562,7 @@ class _ServedChange:
     def apply(self) -> None:
         """Put the staged files in place (the trust lists last), unlink the removed ones, then the note and
         the folder. Idempotent: run again after a kill, it finishes what is left."""
+        put_staged_identities(self.tftp.parent, durable=self.durable)  # first: the new files name them
         for name in sorted(self.writes, key=lambda n: n in _LAST_PUT):
             with contextlib.suppress(FileNotFoundError):  # put in place by a run before a kill
                 os.replace(self.folder / name, self.tftp / name)
@@ -562,6 +575,7 @@ class _ServedChange:
         """Forget the change: the note first (a kill then leaves a folder with no note: never was)."""
         (self.tftp / _PENDING_NOTE).unlink(missing_ok=True)
         shutil.rmtree(self.folder, ignore_errors=True)
+        shutil.rmtree(pending_identities(self.tftp.parent), ignore_errors=True)
         (self.tftp / (_PENDING_NOTE + ".tmp")).unlink(missing_ok=True)  # a seal killed half-way
 
 
@@ -582,7 +596,7 @@ def _settle_served(root: Path) -> None:
     are all in place until its save."""
     tftp = root / "tftp"
     note_path = tftp / _PENDING_NOTE
-    if not note_path.exists() and not (tftp / _PENDING).is_dir():
+    if not note_path.exists() and not (tftp / _PENDING).is_dir() and not pending_identities(root).is_dir():
         return
     try:
         lock = _lock_change(tftp)
@@ -1589,7 +1603,7 @@ class LabCluster:
         gen = self.state.identity_generations.get(cert, 0) + 1
         years = self.state.itlrecovery_years if cert == "itlrecovery" else None
         self.pki.forget(cert)
-        self.pki.create(cert, now=self.state.clock, generation=gen, years=years)
+        self.pki.create(cert, now=self.state.clock, generation=gen, years=years, staged=True)
         self.state.identity_generations[cert] = gen
         self._commit("regenerate", {"cert": cert, "identity_generation": gen}, now)
 
@@ -1718,7 +1732,7 @@ class LabCluster:
                 if not key_file.exists():
                     raise EncodeError(self._no_exported_recovery_key(key_file), path="key_file")
             ident = LabPki.read_identity_file(Path(key_file), "itlrecovery")
-            self.pki.store(ident)
+            self.pki.store(ident, staged=True)
         self.state.itl_signer = "callmanager"
         self._commit("itl-reset", {"key": key, _LISTS_TAKEN: False if self._lists_untaken() else None}, now)
 
@@ -1796,7 +1810,7 @@ class LabCluster:
             name = node_identity(base, node)
             self.pki.forget(name)
             gen = self.state.identity_generations.get(name, -1) + 1
-            self.pki.create(name, now=self.state.clock, generation=gen)
+            self.pki.create(name, now=self.state.clock, generation=gen, staged=True)
             self.state.identity_generations[name] = gen
         self.state.nodes = node
         self._commit("add-node", {"node": node}, now)
@@ -1909,7 +1923,7 @@ class LabCluster:
         for i in range(start + 1, start + count + 1):
             name = f"extra-{i}"
             self.pki.create(name, now=self.state.clock, generation=0,
-                            shared_key_of=None if i == 1 else "extra-1")
+                            shared_key_of=None if i == 1 else "extra-1", staged=True)
             self.state.identity_generations[name] = 0
         self.state.extra_certs = start + count
         self._commit("add-certs", {"count": count, "total": self.state.extra_certs}, now)
@@ -2181,7 +2195,7 @@ class LabCluster:
 
     def import_itlrecovery(self, path: str | Path, *, now: Now = None) -> None:
         """Replace the ITLRecovery identity with an exported one."""
-        self.pki.store(LabPki.read_identity_file(Path(path), "itlrecovery"))
+        self.pki.store(LabPki.read_identity_file(Path(path), "itlrecovery"), staged=True)
         self._commit("itlrecovery-import", {"file": str(path)}, now)
 
     def _tamper_op(self, name: str, offset: Any, now: Now) -> None:
@@ -2280,6 +2294,7 @@ class LabCluster:
         change = _ServedChange(self.root / "tftp", _state_digest(self.root))
         change.begin()
         change.group = self._after_save
+        change.durable = self.pki.durable
         self._change = change
         return change
 
@@ -2295,13 +2310,17 @@ class LabCluster:
         that fails leaves the lab as :func:`_settle_served` finds it: the old files while the old state
         stands."""
         change = self._change
+        if change is None and self.pki.staged_names():
+            change = self._served_change()  # a change of identities alone: staged all the same
         if change is None:
             self._save()
             return
+        self.pki.write_staged()  # before the note: an identity counts once the note names the state
         change.seal()
         try:
             self._save()
         except BaseException:
+            self.pki.drop_staged()
             self._drop_change()
             with contextlib.suppress(PhoneEmuError):
                 _settle_served(self.root)
@@ -2311,6 +2330,7 @@ class LabCluster:
     def _put_served(self) -> None:
         """Put the change of served files in place (the state naming them is saved)."""
         change, self._change = self._change, None
+        self.pki.staged_saved()
         if change is not None:
             change.apply()
 

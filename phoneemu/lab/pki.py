@@ -13,6 +13,13 @@ Identities (name → what it does):
 * ``imagesigning``: signs firmware loads (spec §D, our convention in ``formats.firmware``).
 
 Storage: ``DIR/private/<name>.key`` (PKCS#8 PEM, mode 0600) and ``DIR/certs/<name>.pem``.
+An identity a lab operation makes or replaces (``create(..., staged=True)``, ``store(..., staged=True)``)
+is in force in memory at once but reaches the disk with the operation's state save (our convention, as
+the lab's served files; ``cluster._ServedChange``): :meth:`LabPki.write_staged` writes it to
+``DIR/private/.pending/`` before the save, :func:`put_staged_identities` puts it in place after it. So a
+kill at any point leaves the old pair with the old state or the new pair with the new (was: the new pair
+written in place before the save, so a kill between left it under the old state: the next operation
+signed with a key the lab's change log never recorded).
 
 Seeded mode (labs and tests only, never production): keys come from
 ``generate_key(spec, unsafe_seed=f"{seed}:{name}:{generation}")``, serials from a hash of the same
@@ -48,7 +55,7 @@ from cryptography.exceptions import InvalidSignature
 from phoneemu.crypto import certs, key_supply, keys
 from phoneemu.crypto.keys import KeySpec, PrivateKey, PublicKey
 from phoneemu.errors import DecodeError, EncodeError, VerificationError, VerifyReason
-from phoneemu.files import PEM_LIMIT, atomic_write, read_at_most
+from phoneemu.files import PEM_LIMIT, atomic_write, read_at_most, sync_folder
 from phoneemu.formats.header import FileSigner
 from phoneemu.values import is_ascii_digits
 
@@ -62,6 +69,8 @@ __all__ = [
     "add_years",
     "cert_pem",
     "node_identity",
+    "pending_identities",
+    "put_staged_identities",
 ]
 
 #: Start of validity of generation-0 certificates in seeded mode.
@@ -93,6 +102,51 @@ def node_identity(base: str, node: int) -> str:
 
 def _base(name: str) -> str:
     return name.split("-", 1)[0]
+
+
+def _key_path(root: Path, name: str) -> Path:
+    return root / "private" / f"{name}.key"
+
+
+def _cert_path(root: Path, name: str) -> Path:
+    return root / "certs" / f"{name}.pem"
+
+
+def _staged_cert_path(root: Path, name: str) -> Path:
+    return root / "certs" / f".{name}.pem.staged"
+
+
+def pending_identities(root: Path) -> Path:
+    """``DIR/private/.pending/``: the identities of a lab operation whose state is not saved yet, each as
+    ``<name>.key`` (0600) and ``<name>.pem`` (:meth:`LabPki.write_staged`)."""
+    return Path(root) / "private" / ".pending"
+
+
+def put_staged_identities(root: Path, *, durable: bool = True) -> None:
+    """Put the identities staged in :func:`pending_identities` in place (their state is saved): for each,
+    the certificate to :meth:`LabPki.staged_cert_path`, the key onto the old one, the certificate onto the
+    old one — the order of :meth:`LabPki.store`, so a reader between two renames gets the old pair or the
+    new (:meth:`LabPki.get`). Idempotent: run again after a kill, it finishes what is left. ``durable``:
+    the folders are fsynced after. The folder itself is left to the caller to remove."""
+    root = Path(root)
+    folder = pending_identities(root)
+    try:
+        with os.scandir(folder) as listing:
+            names = sorted({Path(e.name).stem for e in listing
+                            if not e.name.startswith(".") and e.name.endswith((".key", ".pem"))})
+    except FileNotFoundError:
+        return
+    for name in names:
+        staged = _staged_cert_path(root, name)
+        with contextlib.suppress(FileNotFoundError):  # moved by a run before a kill
+            os.replace(folder / f"{name}.pem", staged)
+        with contextlib.suppress(FileNotFoundError):
+            os.replace(folder / f"{name}.key", _key_path(root, name))
+        with contextlib.suppress(FileNotFoundError):  # or another process's get put it in place
+            os.replace(staged, _cert_path(root, name))
+    if durable and names:
+        sync_folder(root / "private")
+        sync_folder(root / "certs")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -163,14 +217,15 @@ class LabPki:
         self.key_spec = key_spec
         self.cluster_name = cluster_name
         self._cache: dict[str, Identity] = {}
+        self._staged: dict[str, Identity] = {}  # in force in memory, on disk once the state is saved
         self._spare_mic_keys: dict[str, list[PrivateKey]] = {}
 
     # --- names and paths -----------------------------------------------------------------------
     def key_path(self, name: str) -> Path:
-        return self.root / "private" / f"{name}.key"
+        return _key_path(self.root, name)
 
     def cert_path(self, name: str) -> Path:
-        return self.root / "certs" / f"{name}.pem"
+        return _cert_path(self.root, name)
 
     def subject_for(self, name: str, generation: int = 0) -> str:
         """CUCM-like subject DNs; the cluster name keeps clusters apart (spec §A.7 ``;`` style)."""
@@ -212,8 +267,10 @@ class LabPki:
     # --- creation -------------------------------------------------------------------------------
     def create(self, name: str, *, now: dt.datetime | int | float, generation: int = 0,
                years: int | None = None, spec: KeySpec | None = None,
-               subject: str | None = None, shared_key_of: str | None = None) -> Identity:
-        """Make (or remake, with a new ``generation``) identity ``name`` and write it to disk.
+               subject: str | None = None, shared_key_of: str | None = None,
+               staged: bool = False) -> Identity:
+        """Make (or remake, with a new ``generation``) identity ``name`` and write it to disk (``staged``:
+        with the next state save, as :meth:`store`).
 
         ``shared_key_of`` reuses another identity's key (used for the bulk "extra" ITL certificates).
         """
@@ -240,32 +297,64 @@ class LabPki:
         )
         cert = certs.issue_certificate(req, issuer_key=key)
         ident = Identity(name=name, key=key, cert=cert)
-        self.store(ident)
+        self.store(ident, staged=staged)
         return ident
 
     def staged_cert_path(self, name: str) -> Path:
         """Where :meth:`store` puts the new certificate until the new key is in place."""
-        return self.root / "certs" / f".{name}.pem.staged"
+        return _staged_cert_path(self.root, name)
 
-    def store(self, ident: Identity) -> None:
-        """Write key (0600) and certificate, replacing any previous ones: the certificate staged first
-        (:meth:`staged_cert_path`), then the key, then the certificate renamed into place, so that a kill
-        at any point leaves the old pair, or the new key with its staged certificate, which :meth:`get`
-        puts in place (was: key, then certificate: killed between the two, a key without its certificate,
-        the identity lost)."""
-        staged = self.staged_cert_path(ident.name)
+    def store(self, ident: Identity, *, staged: bool = False) -> None:
+        """Write key (0600) and certificate, replacing any previous ones. ``staged`` (a lab operation's):
+        only in memory until :meth:`write_staged` (see the module docstring). Else the certificate staged
+        first (:meth:`staged_cert_path`), then the key, then the certificate renamed into place, so that a
+        kill at any point leaves the old pair, or the new key with its staged certificate, which
+        :meth:`get` puts in place (was: key, then certificate: killed between the two, a key without its
+        certificate, the identity lost)."""
+        if staged:
+            self._staged[ident.name] = ident
+            self._cache[ident.name] = ident
+            return
+        pending = self.staged_cert_path(ident.name)
         pem = cert_pem(ident.cert)
-        _write_atomic(staged, pem, durable=self.durable)
+        _write_atomic(pending, pem, durable=self.durable)
         keys.write_private_key(self.key_path(ident.name), ident.key, durable=self.durable)
         cpath = self.cert_path(ident.name)
         try:
-            os.replace(staged, cpath)
+            os.replace(pending, cpath)
         except OSError as exc:
             # gone: another process's get read the new key and put this certificate in place itself
             # (:meth:`_staged_cert`; was: "cannot write", the operation failed with its new key written)
             if not (isinstance(exc, FileNotFoundError) and _holds(cpath, pem)):
                 raise OSError(exc.errno, f"cannot write: {exc.strerror}", str(cpath)) from None
         self._cache[ident.name] = ident
+
+    def staged_names(self) -> list[str]:
+        """The identities :meth:`store` holds for the next state save."""
+        return sorted(self._staged)
+
+    def write_staged(self) -> None:
+        """Write the identities held for the state save into :func:`pending_identities` (key 0600,
+        ``durable``: fsynced), before the save; :func:`put_staged_identities` puts them in place after it."""
+        if not self._staged:
+            return
+        folder = pending_identities(self.root)
+        folder.mkdir(mode=0o700, exist_ok=True)
+        for name, ident in sorted(self._staged.items()):
+            keys.write_private_key(folder / f"{name}.key", ident.key, durable=self.durable)
+            _write_atomic(folder / f"{name}.pem", cert_pem(ident.cert), durable=self.durable)
+        if self.durable:
+            sync_folder(folder.parent)
+
+    def staged_saved(self) -> None:
+        """The state naming the staged identities is saved: they are this lab's (put in place by then)."""
+        self._staged.clear()
+
+    def drop_staged(self) -> None:
+        """The save of the staged identities failed: forgotten, the ones on disk in force again."""
+        for name in self._staged:
+            self._cache.pop(name, None)
+        self._staged.clear()
 
     def _staged_cert(self, name: str, key: PrivateKey) -> x509.Certificate | None:
         """The certificate :meth:`store` staged for ``key`` and did not put in place (killed between the
@@ -318,6 +407,7 @@ class LabPki:
 
     def forget(self, name: str) -> None:
         self._cache.pop(name, None)
+        self._staged.pop(name, None)
 
     # --- MIC and LSC ----------------------------------------------------------------------------
     def issue_mic(self, mac: str, key: PrivateKey | None = None, *, model: str = "8861",

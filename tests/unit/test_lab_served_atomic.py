@@ -23,10 +23,10 @@ import pytest
 from phoneemu.errors import PhoneEmuError
 from phoneemu.lab import cluster as cluster_module
 from phoneemu.lab.cluster import LabCluster
+from tests.killed_write_helpers import count_writes, run_killed
 
 NOW = 1_780_000_000
 MACS = ("001122334455", "00112233445A")
-_WRITES = os.O_WRONLY | os.O_RDWR | os.O_CREAT
 
 
 def _served_on_disk(root: Path) -> dict[str, bytes]:
@@ -61,44 +61,6 @@ _OPERATIONS: dict[str, Callable[[LabCluster], None]] = {
 }
 
 
-def _child(root: str, op: str, kill_at: int, counted: str) -> None:
-    """Run ``op`` on the lab in ``root``, SIGKILLed (no cleanup of any kind) just before its ``kill_at``-th
-    write to the disk (a file opened for writing, renamed or removed); not killed, the number of writes
-    goes to the file ``counted``."""
-    lab = LabCluster.open(root, durable=False)
-    seen = [0]
-
-    def hooked(real: Callable[..., Any], writes: Callable[..., bool]) -> Callable[..., Any]:
-        def call(*args: Any, **kwargs: Any) -> Any:
-            if writes(*args, **kwargs):
-                seen[0] += 1
-                if seen[0] == kill_at:
-                    os.kill(os.getpid(), signal.SIGKILL)
-            return real(*args, **kwargs)
-        return call
-
-    os.open = hooked(os.open, lambda path, flags, *a, **k: bool(flags & _WRITES))  # type: ignore[assignment]
-    for name in ("replace", "rename", "unlink", "rmdir"):
-        setattr(os, name, hooked(getattr(os, name), lambda *a, **k: True))
-    _OPERATIONS[op](lab)
-    Path(counted).write_text(str(seen[0]))
-
-
-def _run_child(root: Path, op: str, kill_at: int, counted: Path) -> int | None:
-    """The child's exit code (None: it did not end within a minute, and was killed)."""
-    with warnings.catch_warnings():  # 3.12+: "multi-threaded process, fork() may deadlock" (not here)
-        warnings.simplefilter("ignore", DeprecationWarning)
-        proc = multiprocessing.get_context("fork").Process(target=_child,
-                                                           args=(str(root), op, kill_at, str(counted)))
-        proc.start()
-    proc.join(60)
-    if proc.is_alive():
-        proc.kill()
-        proc.join(10)
-        return None
-    return proc.exitcode
-
-
 @pytest.mark.slow  # every write point of four operations: about 30 forks each
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 @pytest.mark.parametrize("op", list(_OPERATIONS))
@@ -114,8 +76,7 @@ def test_an_operation_killed_at_any_write_leaves_the_old_files_or_the_new(pristi
     done = tmp_path / "done"
     shutil.copytree(pristine, done)
     counted = tmp_path / "counted"
-    assert _run_child(done, op, 0, counted) == 0  # 0: never killed; counts the writes
-    writes = int(counted.read_text())
+    writes = count_writes(done, _OPERATIONS[op], counted)
     new = _served_on_disk(done)
     new_state = (done / "cluster.json").read_bytes()
     assert new != old and new_state != old_state and 5 < writes < 400
@@ -126,7 +87,7 @@ def test_an_operation_killed_at_any_write_leaves_the_old_files_or_the_new(pristi
         shutil.copytree(pristine, work)
         server = LabCluster.open(work, durable=False)  # as lab serve: all read before the operation
         server.load_served()
-        assert _run_child(work, op, kill_at, counted) == -signal.SIGKILL, kill_at
+        assert run_killed(work, _OPERATIONS[op], kill_at, counted) == -signal.SIGKILL, kill_at
         server.reload_if_changed()
         opened = LabCluster.open(work, durable=False)  # as lab show, lab serve's reload, an operation
         served = _served_on_disk(work)

@@ -1,0 +1,121 @@
+"""A lab operation that makes a new key pair goes whole with its state: killed at any of its writes, the lab
+next opened holds the old pair under the old state with the old certificate in its ITL, or the new pair
+under the new state with the new certificate, never the new key under the old state (every point tried with
+a real SIGKILL in a forked child, :mod:`tests.killed_write_helpers`); a failed save leaves the old pair."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import pytest
+
+from phoneemu.crypto import certs, keys
+from phoneemu.lab import cluster as cluster_module
+from phoneemu.lab.cluster import LabCluster
+from phoneemu.lab.pki import Identity, pending_identities
+from tests.killed_write_helpers import count_writes, killed_copy
+
+NOW = 1_780_000_000
+MAC = "001122334455"
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small seeded lab (a regeneration makes the same new pair in every run) in mixed mode with a phone:
+    ITL, CTL and a config signed by its identities."""
+    lab = LabCluster.init(tmp_path_factory.mktemp("identities") / "pristine", seed=7, key_spec="rsa1024",
+                          now=NOW, durable=False)
+    lab.set_mixed_mode(True, now=NOW)
+    lab.add_phone(MAC, now=NOW)
+    return lab.root
+
+
+def _spki(ident: Identity) -> bytes:
+    return keys.public_key_spki_der(ident.key.public_key())
+
+
+def _pair_in_force(root: Path, name: str) -> Identity:
+    """Identity ``name`` as the lab opened now reads it, its key checked to be its certificate's."""
+    ident = LabCluster.open(root, durable=False).identity(name)
+    assert _spki(ident) == keys.public_key_spki_der(certs.cert_public_key(ident.cert))
+    return ident
+
+
+@pytest.mark.slow  # every write point of three regenerations: about 40 forks each
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+@pytest.mark.parametrize("name", ["callmanager", "itlrecovery", "tvs"])
+def test_a_regeneration_killed_at_any_write_leaves_the_old_pair_or_the_new(pristine: Path, tmp_path: Path,
+                                                                           name: str) -> None:
+    """Was: the new key pair written in place before the state's save, so a kill between left it under the
+    old state (old generation, no change-log entry): the next operation signed with it, and the lockout
+    warnings, which read the change log, missed the regeneration. Now the lab opened after a kill at any
+    write is (old state, old certificate in the ITL, old key) or (new, new, new), with nothing staged left."""
+    def operation(lab: LabCluster) -> None:
+        lab.regenerate(name, now=NOW + 60)
+
+    old_state = (pristine / "cluster.json").read_bytes()
+    old = _pair_in_force(pristine, name)
+    done = tmp_path / "done"
+    shutil.copytree(pristine, done)
+    counted = tmp_path / "counted"
+    writes = count_writes(done, operation, counted)
+    new_state = (done / "cluster.json").read_bytes()
+    new = _pair_in_force(done, name)
+    assert _spki(new) != _spki(old) and new_state != old_state and 5 < writes < 400
+    work = tmp_path / "work"
+    outcomes = set()
+    for kill_at in range(1, writes + 1):
+        killed_copy(pristine, work, operation, kill_at, counted)
+        for staged in pending_identities(work).glob("*.key"):  # key material is never world-readable
+            assert stat.S_IMODE(staged.stat().st_mode) == 0o600, kill_at
+        opened = LabCluster.open(work, durable=False)
+        state = (work / "cluster.json").read_bytes()
+        assert state in (old_state, new_state), kill_at
+        outcome, other = (new, old) if state == new_state else (old, new)
+        outcomes.add(outcome is new)
+        assert opened.state.identity_generations[name] == (1 if outcome is new else 0), kill_at
+        in_force = opened.identity(name)  # the key the next operation or lab serve signs with
+        assert (in_force.cert, _spki(in_force)) == (outcome.cert, _spki(outcome)), f"mixed: {kill_at}"
+        itl = (work / "tftp" / "ITLFile.tlv").read_bytes()
+        assert outcome.der in itl and other.der not in itl, kill_at
+        assert not pending_identities(work).exists(), kill_at
+        assert stat.S_IMODE(opened.pki.key_path(name).stat().st_mode) == 0o600
+    assert outcomes == {True, False}
+
+
+def test_a_save_that_fails_leaves_the_old_pair_in_force(pristine: Path, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Was: the new key and certificate in place, then the save failed (a full disk): the new pair under the
+    old state. Now the old pair stays, on disk and in the cluster that tried, and nothing is left staged."""
+    root = tmp_path / "lab"
+    shutil.copytree(pristine, root)
+    lab = LabCluster.open(root, durable=False)
+    old = lab.identity("callmanager")
+
+    def full(root: Path, state: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cluster_module, "save_state", full)
+    with pytest.raises(OSError, match="No space"):
+        lab.regenerate("callmanager", now=NOW + 60)
+    monkeypatch.undo()
+    assert lab.identity("callmanager").cert == old.cert
+    assert _pair_in_force(root, "callmanager").cert == old.cert
+    assert not pending_identities(root).exists()
+
+
+def test_a_node_added_goes_with_its_save_and_its_identities_are_read_back(pristine: Path,
+                                                                          tmp_path: Path) -> None:
+    """add-node stages two identities (its CallManager and TVS) and puts both in place with its save; a lab
+    opened again reads them, each key its certificate's."""
+    root = tmp_path / "lab"
+    shutil.copytree(pristine, root)
+    lab = LabCluster.open(root, durable=False)
+    lab.add_node(now=NOW + 60)
+    assert not pending_identities(root).exists()
+    for name in ("callmanager-2", "tvs-2"):
+        assert _pair_in_force(root, name).cert == lab.identity(name).cert
+        assert stat.S_IMODE(lab.pki.key_path(name).stat().st_mode) == 0o600
