@@ -35,6 +35,7 @@ from typing import Any, NoReturn, TextIO, cast
 
 from phoneemu import version_text
 from phoneemu.commands._help import tidy
+from phoneemu.commands._mistakes import usage_hint
 from phoneemu.commands._said import lose_to_null, stderr_text
 from phoneemu.errors import PhoneEmuError
 from phoneemu.formats._tlv import printable
@@ -117,7 +118,9 @@ called with its parser, the arguments that parser was given and the error's text
 
 class _Parser(argparse.ArgumentParser):
     """argparse, whose usage errors suggest the nearest option or choice (every sub-command's too: their
-    parsers are made of this class), and show a usage of many lines as one line pointing at ``--help``.
+    parsers are made of this class), or the command line meant for a natural mistake (a word where an option
+    was expected, the lab folder not first: :mod:`phoneemu.commands._mistakes`, which reads
+    ``arguments_given``), and show a usage of many lines as one line pointing at ``--help``.
     A command may set ``on_usage_error`` (:data:`UsageErrorHook`) on its parser: argparse exits 2 before
     the command runs, and ``run`` promises that ``--junit``/``--json`` then say so (README)."""
 
@@ -132,7 +135,7 @@ class _Parser(argparse.ArgumentParser):
         return super().parse_known_args(given, namespace)
 
     def error(self, message: str) -> NoReturn:
-        message = printable(message + did_you_mean(self, message))
+        message = printable(message + (usage_hint(self, message) or did_you_mean(self, message)))
         if self.on_usage_error is not None:
             self.on_usage_error(self, self.arguments_given, message)
         if self.format_usage().count("\n") > _USAGE_LINES:  # argparse's form, its usage in one line

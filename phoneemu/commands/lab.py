@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from phoneemu import json_doc
 from phoneemu.commands._argtypes import integer, mac_option, non_negative_int, positive_int, unix_time
+from phoneemu.commands._mistakes import misplaced_lab_folder, takes_lab_folder_first
 from phoneemu.commands._said import command_of, say, teller
 from phoneemu.errors import EncodeError, PhoneEmuError
 from phoneemu.words import counted
@@ -150,7 +151,11 @@ def _op(fn: Callable[[LabCluster, argparse.Namespace, int | None], str | None], 
         from phoneemu.lab.lock import hold_lab_locks
         from phoneemu.lab.trust_line import trust_line
 
-        # not a lab (no cluster.json): no lock file is left there, LabCluster.open says why
+        # not a lab (no cluster.json): no lock file is left there, LabCluster.open says why; a lab folder
+        # given after another operand, the command line with it first (phoneemu.commands._mistakes)
+        swapped = misplaced_lab_folder(getattr(args, "parser_used", None))
+        if swapped:
+            raise EncodeError(f"not a lab cluster; {swapped}", path=str(args.dir))
         with hold_lab_locks([args.dir, *also(args)], on_wait=teller(command_of(args))):
             cluster = LabCluster.open(args.dir)
             cluster.on_rebuild = _say_rebuild(args)
@@ -586,11 +591,16 @@ def register(sub: Any) -> None:
     lab.set_defaults(handler=lambda _args: _help(lab))
     ops = lab.add_subparsers(dest="lab_command", metavar="OPERATION")
 
-    def add(name: str, help_text: str, *, now: bool = True) -> argparse.ArgumentParser:
+    def add(name: str, help_text: str, *, now: bool = True,
+            lab_first: bool = True) -> argparse.ArgumentParser:
         """An operation's parser: DIR, and ``--now`` unless the operation has no time to set (``show``
-        reads, ``clock`` moves the clock by ``--advance``: a ``--now`` there was taken and ignored)."""
+        reads, ``clock`` moves the clock by ``--advance``: a ``--now`` there was taken and ignored). A lab
+        folder given after another operand is said to come first (``lab_first``; not ``exchange``, whose
+        OTHER_DIR is a lab folder too)."""
         p: argparse.ArgumentParser = ops.add_parser(name, help=help_text, description=help_text)
         _dir(p)
+        if lab_first:
+            takes_lab_folder_first(p)
         if now:
             p.add_argument("--now", type=unix_time, metavar="UNIX",
                            help="lab-clock time of the operation, Unix seconds (default: the real time; "
@@ -630,6 +640,7 @@ def register(sub: Any) -> None:
     p.set_defaults(handler=lambda _args: _help(p))
     pa = phone_ops.add_parser("add", help="add (or update) a phone and issue its MIC")
     _dir(pa)
+    takes_lab_folder_first(pa)
     pa.add_argument("--mac", required=True, type=mac_option,
                     help="MAC, e.g. 001122334455, 00:11:22:33:44:55 or SEP001122334455")
     pa.add_argument("--count", type=_phone_count, default=1, metavar="N",
@@ -788,7 +799,8 @@ def register(sub: Any) -> None:
                         "20 unless chosen)")
     p.set_defaults(handler=_op(lambda c, a, n: c.set_upgraded(a.state == "on", years=a.years, now=n)))
 
-    p = add("exchange", "bulk certificate exchange with another lab cluster (each TVS vouches for the other)")
+    p = add("exchange", "bulk certificate exchange with another lab cluster (each TVS vouches for the other)",
+            lab_first=False)
     p.add_argument("other", type=Path, metavar="OTHER_DIR", help="the other lab cluster's directory")
     p.add_argument("--store", choices=EXCHANGE_STORE_NAMES, default="both",
                    help="the trust stores the certificates are imported into: both (default; "

@@ -1,0 +1,311 @@
+"""Hints for the natural command-line mistakes of a newcomer (our convention: argparse has none), each built
+once here, for a usage error (:func:`usage_hint`, from ``phoneemu.cli``) and for a lab operation whose
+folder is not a lab (:func:`misplaced_lab_folder`, from ``phoneemu.commands.lab``):
+
+* a word where an option was expected, told by its form: an address for the option whose value is
+  ``HOST[:PORT]``, a MAC for a MAC option (``--mac``, ``--mac-start``), a lab cluster folder for ``--lab``, a
+  count for ``--count``, a PEM certificate file for a certificate option, a PEM private key file for a key
+  option (``phoneemu boot 127.0.0.1:6969 --mac ...``: ``(did you mean --tftp 127.0.0.1:6969?)``; ``phoneemu
+  inspect X.sgn tftp.pem``: ``(did you mean --cert tftp.pem?)``). Only an option not given yet, only when
+  exactly one option takes that form, and only when the words left then fill the command's operands;
+* a port as a word of its own after an address (``--tftp 127.0.0.1 6969``: ``--tftp 127.0.0.1:6969``);
+* the lab folder after another operand of a lab operation (``phoneemu lab regenerate itlrecovery /tmp/lab``):
+  when the first operand is not a lab cluster and a later one is, the command line with the lab folder first.
+
+The words a parser was given are its ``arguments_given`` (``phoneemu.cli._Parser``). What a hint needs
+beyond the standard library (the MAC notations, the lab's state file) is imported when a hint is looked for:
+every command imports this module (start-up time: tests/unit/test_cli_startup.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from phoneemu.commands._argtypes import MAX_FLEET_PHONES, mac_option
+
+__all__ = ["misplaced_lab_folder", "takes_lab_folder_first", "usage_hint"]
+
+_LAB_FIRST = "_lab_folder_first"
+"""The parser default marking a lab operation whose first operand is the lab folder (a parser default, so
+that any parser can carry it: :func:`takes_lab_folder_first`)."""
+
+_UNBOUNDED = 1 << 30
+
+
+def takes_lab_folder_first(parser: argparse.ArgumentParser) -> None:
+    """Mark ``parser`` (a lab operation: ``DIR`` then other operands none of which is a lab folder) for the
+    lab-folder-first hint."""
+    parser.set_defaults(**{_LAB_FIRST: True})
+
+
+def usage_hint(parser: argparse.ArgumentParser, message: str) -> str:
+    """`` (did you mean --tftp 127.0.0.1:6969?)``, `` (/tmp/lab is a lab cluster, and the lab folder comes
+    first: phoneemu lab itl-reset /tmp/lab localkey)``, or "" for a usage error ``message`` of ``parser``
+    (module docstring); "" too for an error about an option's value (``argument --timeout: ...``): the
+    words given are not what it is about."""
+    if message.startswith("argument -"):
+        return ""
+    fix = _corrected(parser)
+    if fix is None:
+        return ""
+    if fix.lab is not None:
+        return f" ({_lab_first_text(parser, fix)})"
+    return f" (did you mean {' '.join(fix.options)}?)" if fix.options else ""
+
+
+def misplaced_lab_folder(parser: argparse.ArgumentParser | None) -> str:
+    """``/tmp/lab is a lab cluster, and the lab folder comes first: phoneemu lab regenerate /tmp/lab
+    itlrecovery`` when ``parser``, marked by :func:`takes_lab_folder_first`, was given a first operand that
+    is not a lab cluster and a later one that is; "" otherwise (no parser: a handler called with arguments
+    of its own)."""
+    if parser is None:
+        return ""
+    words = _words(parser)
+    operands = _scan(parser, words)[0]
+    lab_at = _misplaced_lab(parser, words, operands)
+    if lab_at is None:
+        return ""
+    return _lab_first_text(parser, _Fix([], words[lab_at], _rewritten(words, {}, lab_at, operands[0])))
+
+
+def _lab_first_text(parser: argparse.ArgumentParser, fix: _Fix) -> str:
+    return (f"{fix.lab} is a lab cluster, and the lab folder comes first: "
+            f"{parser.prog} {shlex.join(fix.words)}")
+
+
+@dataclass(frozen=True)
+class _Fix:
+    """The words corrected: ``options``, the option fragments put in (``--tftp 127.0.0.1:6969``); ``lab``,
+    the lab folder moved to the front of the operands (None: none moved); ``words``, the whole line."""
+
+    options: list[str]
+    lab: str | None
+    words: list[str]
+
+
+def _corrected(parser: argparse.ArgumentParser) -> _Fix | None:
+    """The words ``parser`` was given, corrected by the rules of the module docstring; None when no rule
+    applies (or the parser takes a sub-command, or operands argparse counts its own way)."""
+    words = _words(parser)
+    slots = _operand_slots(parser)
+    if slots is None:
+        return None
+    operands, option_of = _scan(parser, words)
+    given = {w.split("=", 1)[0] for w in words if w.startswith("-")}
+    replaced: dict[int, list[str]] = {}  # word index -> the words in its place
+    options: list[str] = []
+    for i in operands:
+        fix = _as_option(parser, words, i, option_of, given)
+        if fix is not None:
+            replaced.update(fix[0])
+            options.append(fix[1])
+    left = [i for i in operands if i not in replaced]
+    if options and not slots[0] <= len(left) <= slots[1]:
+        replaced, options, left = {}, [], operands  # the words left would not fit: not the mistake made
+    lab_at = _misplaced_lab(parser, words, left)
+    if not options and lab_at is None:
+        return None
+    return _Fix(options, None if lab_at is None else words[lab_at],
+                _rewritten(words, replaced, lab_at, left[0] if left else 0))
+
+
+def _words(parser: argparse.ArgumentParser) -> list[str]:
+    """The words ``parser`` was last given (``phoneemu.cli._Parser.arguments_given``)."""
+    return [str(w) for w in getattr(parser, "arguments_given", ())]
+
+
+def _rewritten(words: list[str], replaced: dict[int, list[str]], lab_at: int | None, first: int) -> list[str]:
+    """``words`` with the words ``replaced`` in place, and the word at ``lab_at`` moved to index ``first``."""
+    out: list[str] = []
+    for i, word in enumerate(words):
+        if i == first and lab_at is not None:
+            out.append(words[lab_at])
+        if i != lab_at:
+            out.extend(replaced.get(i, [word]))
+    return out
+
+
+def _misplaced_lab(parser: argparse.ArgumentParser, words: list[str], operands: list[int]) -> int | None:
+    """The index of the first lab folder among ``operands`` after the first, when the first is none and
+    ``parser`` is marked (:func:`takes_lab_folder_first`)."""
+    if not parser.get_default(_LAB_FIRST) or len(operands) < 2 or _is_lab(words[operands[0]]):
+        return None
+    return next((i for i in operands[1:] if _is_lab(words[i])), None)
+
+
+def _operand_slots(parser: argparse.ArgumentParser) -> tuple[int, int] | None:
+    """The fewest and most operands ``parser`` takes; None for a parser of sub-commands."""
+    low = high = 0
+    for action in parser._actions:
+        if action.option_strings:
+            continue
+        if isinstance(action, argparse._SubParsersAction) or action.nargs in (argparse.REMAINDER,
+                                                                              argparse.PARSER):
+            return None
+        n = action.nargs
+        lo, hi = ((1, 1) if n is None else (n, n) if isinstance(n, int) else
+                  {"?": (0, 1), "*": (0, _UNBOUNDED), "+": (1, _UNBOUNDED)}.get(str(n), (0, _UNBOUNDED)))
+        low, high = low + lo, high + hi
+    return low, high
+
+
+def _scan(parser: argparse.ArgumentParser, words: Sequence[str]) -> tuple[list[int], dict[int, str]]:
+    """The indexes of the operands among ``words`` (argparse's reading, simplified: an option known to
+    ``parser`` takes the values its ``nargs`` says, an unknown one none) and, for each option value, the
+    option it is the value of."""
+    operands: list[int] = []
+    option_of: dict[int, str] = {}
+    i, only_operands = 0, False
+    while i < len(words):
+        word = words[i]
+        if only_operands or word == "-" or not word.startswith("-"):
+            operands.append(i)
+        elif word == "--":
+            only_operands = True
+        elif "=" not in word:
+            action = parser._option_string_actions.get(word)
+            for j in range(i + 1, i + 1 + _values_taken(action, words[i + 1:])):
+                option_of[j] = word
+            i += _values_taken(action, words[i + 1:])
+        i += 1
+    return operands, option_of
+
+
+def _values_taken(action: argparse.Action | None, after: Sequence[str]) -> int:
+    if action is None:
+        return 0
+    nargs = action.nargs
+    if nargs is None:
+        return min(1, len(after))
+    if isinstance(nargs, int):
+        return min(nargs, len(after))
+    values = 0
+    while values < len(after) and not after[values].startswith("-"):
+        values += 1
+    return min(values, 1) if nargs == "?" else values
+
+
+def _as_option(parser: argparse.ArgumentParser, words: list[str], i: int, option_of: dict[int, str],
+               given: set[str]) -> tuple[dict[int, list[str]], str] | None:
+    """The words in place of operand ``words[i]`` (and of the address before it, for a port) when it is an
+    option's value given without the option, and the option as it should have been given; None when it is
+    none, or fits more than one option."""
+    word = words[i]
+    before = option_of.get(i - 1)
+    if before is not None and _is_port(word):
+        action = parser._option_string_actions.get(before)
+        host = words[i - 1]
+        if action is not None and action.metavar == "HOST[:PORT]" and host and _without_port(host):
+            joined = f"[{host}]:{word}" if ":" in host and not host.startswith("[") else f"{host}:{word}"
+            return {i - 1: [joined], i: []}, f"{before} {shlex.quote(joined)}"
+    for looks_like, takes in _FORMS:
+        if not looks_like(word):
+            continue
+        fitting = [a for a in parser._actions if a.option_strings and a.nargs is None and takes(a)
+                   and not given & set(a.option_strings)]
+        if len(fitting) != 1:
+            return None
+        names = fitting[0].option_strings
+        option = next((o for o in names if o.startswith("--")), names[0])
+        return {i: [option, word]}, f"{option} {shlex.quote(word)}"
+    return None
+
+
+def _is_port(word: str) -> bool:
+    return word.isascii() and word.isdigit() and 0 < int(word) <= 65535
+
+
+def _without_port(host: str) -> bool:
+    """``host`` (the value of a ``HOST[:PORT]`` option) names no port: a name, an IPv4 address, a bare or
+    bracketed IPv6 address."""
+    return host.endswith("]") or ("]" not in host and host.count(":") != 1)
+
+
+def _address_port(word: str) -> tuple[str, str | None] | None:
+    """``word`` as an address and its port (None: none given), or None when it is no address: an IP
+    address, ``[IPv6]:PORT`` or ``NAME:PORT`` (a bare name could as well be a file's)."""
+    import ipaddress
+
+    bracketed = re.fullmatch(r"\[([^\]]+)\](?::(\d{1,5}))?", word)
+    if bracketed:
+        host, port = bracketed.group(1), bracketed.group(2)
+    elif word.count(":") == 1:
+        host, port = word.split(":")
+    else:
+        host, port = word, None
+    if port is not None and not _is_port(port):
+        return None
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        named = port is not None and re.fullmatch(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?", host)
+        return (host, port) if named else None
+    return host, port
+
+
+def _is_address(word: str) -> bool:
+    return _address_port(word) is not None
+
+
+def _is_mac(word: str) -> bool:
+    from phoneemu.errors import EncodeError
+    from phoneemu.formats.config import normalise_mac
+
+    try:
+        normalise_mac(mac_option(word))
+    except EncodeError:
+        return False
+    return True
+
+
+def _is_lab(word: str) -> bool:
+    """A folder holding a lab cluster's state file."""
+    from phoneemu.lab.state import STATE_FILE
+
+    try:
+        return (Path(word) / STATE_FILE).is_file()
+    except (OSError, ValueError):  # (ValueError: a NUL in the name)
+        return False
+
+
+def _pem_holds(word: str, label: bytes) -> bool:
+    """``word`` names a regular file whose first 64 KiB hold a PEM block whose label ends with ``label`` (a
+    FIFO is never opened: a hint must not wait for a writer)."""
+    try:
+        if not Path(word).is_file():
+            return False
+        with open(word, "rb") as file:
+            head = file.read(65536)
+    except (OSError, ValueError):  # (ValueError: a NUL in the name)
+        return False
+    return re.search(rb"-----BEGIN [A-Z0-9 ]*" + label + rb"-----", head) is not None
+
+
+def _is_cert(word: str) -> bool:
+    return _pem_holds(word, b"CERTIFICATE")
+
+
+def _is_key(word: str) -> bool:
+    return _pem_holds(word, b"PRIVATE KEY")
+
+
+def _is_count(word: str) -> bool:
+    """A count any ``--count`` could take (a MAC mistyped as 11 digits is none)."""
+    return word.isascii() and word.isdigit() and 0 < int(word) <= MAX_FLEET_PHONES
+
+
+_FORMS: tuple[tuple[Callable[[str], bool], Callable[[argparse.Action], bool]], ...] = (
+    (_is_mac, lambda a: a.type is mac_option),  # first: 001122334455 is a number too
+    (_is_address, lambda a: a.metavar == "HOST[:PORT]"),
+    (_is_lab, lambda a: "--lab" in a.option_strings),
+    (_is_count, lambda a: "--count" in a.option_strings),
+    (_is_cert, lambda a: a.metavar == "PEM" and "cert" in a.dest),
+    (_is_key, lambda a: a.metavar in ("PEM", "KEY") and (a.dest == "key" or a.dest.endswith("_key"))),
+)
+"""The form of a word, and the options it is the value of (module docstring), in the order tried: the first
+form a word has decides."""
