@@ -32,11 +32,12 @@ One boot, in order (step 4 comes as soon as a config is accepted, before its ste
    must be such a record (:func:`~phoneemu.phone.rules.decide_https_config_server`), else the request is not
    sent. A trusted server's config is decided by :func:`~phoneemu.phone.rules.decide_https_config`
    (``H.1-https-config``) and goes the way a config accepted by §G.4 goes (a short one to §G.12: its
-   ``.enc.sgn`` over the normal fetcher); ``fetched_over`` says ``https``. A refused certificate
-   (``H.1-https-config-server-untrusted``) or a file that is no config (``H.1-https-config-malformed``) is
-   recorded, then the config is asked for the normal way, as above (ours); a transport failure (unreachable,
-   refused, a time-out, 404, 5xx, a malformed response) is a timeline note, then the normal way: no
-   decision, no status, no failed download (as HTTP 6970 falling back to TFTP).
+   ``.enc.sgn`` over the normal fetcher); ``fetched_over`` says ``https`` (for a config taken only). A
+   refused certificate (``H.1-https-config-server-untrusted``), a file that is no config
+   (``H.1-https-config-malformed``) or another device's config (``H.1-https-config-wrong-device``: its
+   ``<deviceName>``, ours) is recorded, then the config is asked for the normal way, as above (ours); a
+   transport failure (unreachable, refused, a time-out, 404, 5xx, a malformed response) is a timeline note,
+   then the normal way: no decision, no status, no failed download (as HTTP 6970 falling back to TFTP).
 2a. **Static files** (spec §C.6 row 6, §G.4; seed "File Authentication": "the phone verifies the
    integrity of the files by validating the signature") once a config is accepted and step 4 left the
    phone unlocked: each file the config names (:attr:`DeviceConfig.static_files`: the locale's
@@ -107,7 +108,7 @@ Our conventions (spec [UNK]/[INF]):
   file, CAPF or firmware decision, else the config acceptance; otherwise the first rejected trust list
   (the refusal that locked the phone, also on a §G.9 retry after a CAPF decision of a short config),
   else the first rejection of the boot. An HTTPS config refusal after which the phone went the normal way
-  (``H.1-https-config-server-untrusted``, ``H.1-https-config-malformed``) decides only when nothing else
+  (``H.1-https-config-server-untrusted``, ``-malformed``, ``-wrong-device``) decides only when nothing else
   does: the normal way's outcome is the boot's (ours); it never locks the phone.
 """
 
@@ -309,7 +310,8 @@ _MEANINGFUL = frozenset({"installed", "updated", "empty", "rejected"})
 #: TransportError kinds that are no answer from the cluster (BootReport.answered)
 _NO_ANSWER = frozenset({"timeout", "unreachable"})
 #: refusals of the HTTPS config download after which the phone asks the normal way (module docstring)
-_HTTPS_CONFIG_FELL_BACK = frozenset({"H.1-https-config-server-untrusted", "H.1-https-config-malformed"})
+_HTTPS_CONFIG_FELL_BACK = frozenset({"H.1-https-config-server-untrusted", "H.1-https-config-malformed",
+                                     "H.1-https-config-wrong-device"})
 _CHANGES = frozenset({"installed", "updated", "empty"})
 
 
@@ -801,7 +803,6 @@ class _Boot:
             return None
         self.answered = True
         self.note("fetched", f"{len(body)} bytes over HTTPS ({where}, spec §H.1)", file=name)
-        self.fetched_over[name] = "https"
         server = check.decision
         if server is None or not server.accepted:  # a getter (not ours) that had no certificate judged
             self.record(server or rules.decide_https_config_server(self.store, None, file=name, server=where))
@@ -813,6 +814,9 @@ class _Boot:
             self.note("https-config", normal, file=name)
             return None
         self.config_served[name] = body
+        # only a config taken came over HTTPS: a refused body is not the file the boot names (it said
+        # "config: none (SEP<MAC>.cnf.xml.sgn) over HTTPS" when the normal way then got nothing)
+        self.fetched_over[name] = "https"
         art = d.artefact
         assert isinstance(art, AcceptedConfig)
         cfg = art.config

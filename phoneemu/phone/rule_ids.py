@@ -62,6 +62,7 @@ RULE_IDS: frozenset[str] = frozenset({
     "G.14-rtp-phone-no-srtp", "G.14-rtp-signalling-not-tls", "G.14-signalling-tampered", "G.14-srtp",
     # H.1 the HTTPS config download (TCP 6971), H.3 transport
     "H.1-https-config", "H.1-https-config-malformed", "H.1-https-config-server-untrusted",
+    "H.1-https-config-wrong-device",
     "H.3-config-transport-failed",
 })
 

@@ -144,7 +144,9 @@ The HTTPS config download (TCP 6971; ``https_config_applies``, ``decide_https_co
   ``H.1-https-config-server-untrusted``  the certificate is not such a record — the request is not sent;
                                   the phone asks for its config the normal way (HTTP 6970 / TFTP, §G.4)
   ``H.1-https-config-malformed``  the file served over 6971 is no config — the normal way, as above
-  Neither refusal locks the phone nor decides its boot when the normal way gives a config (ours).
+  ``H.1-https-config-wrong-device``  its ``<deviceName>`` names another device (ours: nothing else binds the
+                                  unsigned file to the phone, as a ``.sgn``'s FILENAME does) — as above
+  No refusal locks the phone nor decides its boot when the normal way gives a config (ours).
 
 CAPF servers (``decide_capf_server``, spec §F.1, §G.5 "CAPF server: CAPF role (or TVS)"):
   ``F.1-capf-cert-in-trust-list``  the certificate is a CAPF record of the CTL/ITL
@@ -1526,20 +1528,53 @@ def decide_https_config_server(store: TrustStore, cert_der: bytes | None, *, fil
         roles = roles_text(frozenset(r.role for r in other))
         return untrusted(f"the HTTPS config server{where} presented {who}, an ITL record with role {roles} "
                          "but not a TFTP record with an EC key", VerifyReason.WRONG_ROLE, who)
+    if any(_named_like(r, key) for r in recs):  # an impostor, or a new certificate the ITL lacks
+        return untrusted(f"the HTTPS config server{where} presented {who}: the subject and serial of the "
+                         "ITL's TFTP record, not the certificate it holds (an impostor, or a certificate the "
+                         "installed ITL does not list yet)", VerifyReason.UNKNOWN_SIGNER, who)
     return untrusted(f"the HTTPS config server{where} presented {who}, not in the ITL",
                      VerifyReason.UNKNOWN_SIGNER, who)
+
+
+def _named_like(rec: TrustRecord, key: QueryKey) -> bool:
+    """Whether ``rec`` carries the serial of the certificate ``key`` names and, when it holds a
+    certificate, its subject: a peer named as the record that is not it (for a refusal's reason only)."""
+    if rec.serial != key.serial:
+        return False
+    try:
+        return rec.certificate is None or certs.dn_text(rec.x509().subject) == key.subject
+    except DecodeError:
+        return False
+
+
+def _asked_device(file: str) -> str | None:
+    """The device name (``SEP<MAC>``) of the config name ``file`` asked over 6971, None for another name."""
+    try:
+        return config_fmt.parse_config_file_name(file).device_name
+    except DecodeError:
+        return None
 
 
 def decide_https_config(store: TrustStore, file: str, body: bytes, *, server: Decision) -> Decision:
     """§H.1: the file the trusted 6971 server (``server``: its accepted :func:`decide_https_config_server`
     decision) served for ``file`` is the unsigned config: accepted with its parse, ``H.1-https-config``
-    (signer: the server's certificate), or ``H.1-https-config-malformed`` when it is no config."""
+    (signer: the server's certificate), ``H.1-https-config-malformed`` when it is no config, or
+    ``H.1-https-config-wrong-device`` when its ``<deviceName>`` names another device than the one ``file``
+    names (ours: an unsigned body has no header FILENAME binding it to the phone that asked, as a ``.sgn``
+    has, §G.4; a config naming no device, such as the §C.4 stub, is taken; names compared in any case)."""
     try:
         acc = store.parse_config(body, file=file)
     except DecodeError as exc:
         return Decision(rule="H.1-https-config-malformed", accepted=False, file=file, signer=server.signer,
                         kind="config", reason_code=VerifyReason.OTHER,
                         reason=f"the file served over HTTPS is no config: {exc}")
+    named, asked = acc.config.device_name, _asked_device(file)
+    if named is not None and asked is not None and named.upper() != asked:
+        return Decision(rule="H.1-https-config-wrong-device", accepted=False, file=file, signer=server.signer,
+                        kind="config", reason_code=VerifyReason.OTHER,
+                        reason=f"the config served over HTTPS is that of device {_shown(named)}, not "
+                        f"{asked} (ours: nothing else binds an unsigned config to the phone that asked, as a "
+                        ".sgn's FILENAME does, spec §G.4)")
     return Decision(rule=server.rule, accepted=True, file=file, signer=server.signer, kind="config",
                     reason=f"{server.reason}; the config it served unsigned (spec §H.1)", artefact=acc)
 
