@@ -14,8 +14,10 @@ Rules:
 3. ``GET /<name> HTTP/1.1`` (``Host``, ``Connection: close``); the response is read by
    :func:`phoneemu.net.http.read_response`, the rules of the phone's file fetches (interim 1xx skipped,
    Content-Length, chunked or read-to-end bodies, a strict head), the body at most ``max_size`` bytes
-   (refused above it, never kept cut short: kind ``"too-large"``). The whole exchange, connection included,
-   is bounded by ``timeout`` (kind ``"timeout"``): a server trickling bytes is cut.
+   (refused above it, never kept cut short: kind ``"too-large"``; by default the config parser's own cap,
+   :data:`phoneemu.formats.config.CONFIG_LIMIT`: a larger body could be no config, so it is not downloaded).
+   The whole exchange, connection included, is bounded by ``timeout`` (kind ``"timeout"``): a server
+   trickling bytes is cut.
 4. 200: the body. 404: kind ``"not-found"``; any other status: kind ``"error"`` naming it; a malformed
    response: kind ``"protocol"``. A body delimited by the connection's end is kept only when TLS ended it
    with a close_notify (RFC 9112 §9.8, as :mod:`phoneemu.phone.https`): a bare TCP close may be a cut.
@@ -33,6 +35,7 @@ from collections.abc import Callable, Sequence
 from urllib.parse import quote
 
 from phoneemu.errors import TransportError
+from phoneemu.formats.config import CONFIG_LIMIT
 from phoneemu.net.http import host_header, read_response
 from phoneemu.net.tls import phone_client_context
 from phoneemu.net.tls_client import TlsClientConnection
@@ -71,7 +74,7 @@ class HttpsConfigClient:
 
     def __init__(self, host: str, port: int = HTTPS_CONFIG_PORT, *, timeout: float = 5.0,
                  tls_versions: Sequence[str] = ("1.2", "1.3"), keylog: str | None = None,
-                 max_size: int = 16 * 1024 * 1024) -> None:
+                 max_size: int = CONFIG_LIMIT) -> None:
         self.host = host
         self.port = port
         self.timeout = timeout

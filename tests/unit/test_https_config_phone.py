@@ -460,3 +460,10 @@ def test_boot_command_asks_the_port_the_lab_serve_recorded(lab: LabCluster,
     assert doc["report"]["deciding"]["rule"] == "H.1-https-config"
     assert any(f"over HTTPS (127.0.0.1:{ports['https-config']}" in t for t in doc["report"]["timeline"])
     assert plain["report"]["fetched_over"][NAME] == "http" and plain["report"]["ok"]
+
+
+def test_the_client_takes_no_more_than_a_config_can_be() -> None:
+    """The 6971 body is capped at the config parser's own limit (a larger one could be no config)."""
+    from phoneemu.formats.config import CONFIG_LIMIT
+
+    assert HttpsConfigClient("127.0.0.1").max_size == CONFIG_LIMIT
