@@ -32,7 +32,12 @@ to or from the --tftp host and each host the phones connect to over TCP (TVS, CA
 on every interface; every shard writes its TLS secrets to one key log, F.keys (or --keylog). The
 pcap stops growing at --capture-limit MiB (default 256; the summary and F.note.txt say so).
 Files come as ``phoneemu boot`` fetches them: over HTTP (--http-port, default 6970) first when the
-profile does (a cp-8861; spec §H.1), TFTP otherwise or when HTTP fails; --no-http for TFTP only.
+profile does (a cp-8861; spec §H.1), TFTP otherwise or when HTTP fails; --no-http for TFTP only. The
+config comes over the HTTPS config download first (--https-config-port, default 6971, or the --lab's
+recorded one) when a phone's rules say so, as ``boot``'s (spec §H.1: a cp-8861 whose ITL has signer
+version 1.1 and a TFTP record with an EC key, a lab made with ``lab init --https-key``): "files
+received: N over HTTP, N over HTTPS" and each --json record's files_over count it; --no-https-config
+never asks it.
 Ctrl-C (or SIGTERM) starts no new boot, lets the boots under way finish and still writes the
 summary, --json, --junit and --plot of what ran (the rest count as not started; interrupted as the
 shards start, no phone booted), then exits 130; a second Ctrl-C aborts at once.
@@ -75,7 +80,13 @@ from phoneemu.commands._capture import (
     capture_summary,
     open_host_capture,
 )
-from phoneemu.commands._cluster_address import check_resolves, cluster_address, http_port, lab_read_lock
+from phoneemu.commands._cluster_address import (
+    check_resolves,
+    cluster_address,
+    http_port,
+    https_config_port,
+    lab_read_lock,
+)
 from phoneemu.commands._register import (
     add_call_options,
     add_register_options,
@@ -174,6 +185,13 @@ def register(sub: Any) -> None:
                         "does (spec §H.1; default 6970, or that of the --lab DIR's lab serve: without "
                         "--tftp, or with --tftp at its TFTP address)")
     b.add_argument("--no-http", action="store_true", help="TFTP only")
+    b.add_argument("--https-config-port", type=https_config_port, default=None, metavar="N",
+                   help="HTTPS config download port, as `boot` asks it (spec §H.1: a phone whose ITL has "
+                   "signer version 1.1 and a TFTP record with an EC key asks it for its config first; "
+                   "default 6971, or that of the --lab DIR's lab serve: without --tftp, or with --tftp at "
+                   "its TFTP address); the summary counts the files received over HTTPS")
+    b.add_argument("--no-https-config", action="store_true",
+                   help="never ask the HTTPS config download port: the config over HTTP/TFTP only")
     b.add_argument("--shards", type=non_negative_int, default=None, metavar="N",
                    help="processes (default: one per core; 0 = in this process)")
     b.add_argument("--concurrency", type=positive_int, default=64, metavar="N",
@@ -780,7 +798,9 @@ def _storm_reported(args: argparse.Namespace) -> int:
             print(where.lab_line(command_of(args), args.lab), file=sys.stderr)
         host = where.host
         target = BootTarget(host=host, tftp_port=where.tftp_port, http_port=where.http_port,
-                            use_http=not args.no_http)  # as said: the name given, the phones' reports too
+                            use_http=not args.no_http,  # as said: the name given, the phones' reports too
+                            https_config_port=where.https_config_port,  # §H.1, 6971: as boot's
+                            use_https_config=not args.no_https_config)
         macs = [mac_text(m) for m in run_macs]
         mic_dir, symmetric_keys, auth_strings, lab_profiles = _lab_phones(args, macs)
         profiles = _profiles(args, macs, models, lab_profiles)

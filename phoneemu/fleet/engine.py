@@ -41,6 +41,14 @@ Rules:
   150 gives real phones an address): the phones' fetchers ask ``target`` at that address, built once per
   shard (:func:`asked_target`), while ``target`` stays what the command says: each phone's report and
   ``last-boot.json``, the give-up line name the name given, as ``boot``'s do (they named the address).
+* The HTTPS config download (TCP 6971, spec §H.1): every phone boots with the getter ``boot`` gives one
+  (:meth:`Phone.https_config_for` of the asked target: ``target.https_config_port``, ``fleet boot
+  --https-config-port`` or the lab's recorded ``https-config``, default 6971; none with
+  ``use_https_config`` off, ``--no-https-config``), also when the fleet passes its own fetcher
+  (``blksize``, ``address``: it asked nothing there before). The boot asks it only when the phone's rules
+  say so (:func:`~phoneemu.phone.rules.https_config_applies`); the phones of a shard share one getter per
+  model (stateless: the model's TLS versions), so a phone to which it does not apply costs nothing
+  (:class:`_HttpsConfigWays`).
 * Every TFTP transfer and HTTP download is capped in time like a single phone's (``fetch_max_time``, None =
   the phone's default :func:`~phoneemu.phone.phone.default_tftp_max_time`; our convention, see
   :mod:`phoneemu.phone.phone`): the phones and the ``blksize`` fetchers pass the same cap.
@@ -87,7 +95,15 @@ from phoneemu.formats import config as config_fmt
 from phoneemu.formats import signed
 from phoneemu.net.fetch import Fetcher, HttpFetcher, HttpThenTftpFetcher, TftpFetcher
 from phoneemu.net.tftp_client import QUARANTINE_S, TftpClientPool
-from phoneemu.phone.boot import BootReport, BootTarget, CapfRunner, TvsAsker, net_capf_runner, net_tvs_asker
+from phoneemu.phone.boot import (
+    BootReport,
+    BootTarget,
+    CapfRunner,
+    HttpsConfigGetter,
+    TvsAsker,
+    net_capf_runner,
+    net_tvs_asker,
+)
 from phoneemu.phone.events import EventLog
 from phoneemu.phone.flash import Flash, FlashInUseError
 from phoneemu.phone.phone import Phone, check_flash_owner
@@ -415,6 +431,26 @@ def fetcher_for(phone: Phone, spec: FleetSpec, pool: TftpClientPool | None,
     return tftp
 
 
+class _HttpsConfigWays:
+    """The HTTPS config download's getter (§H.1) each phone of a shard boots with (module rules): one per
+    model, made at its first phone (:meth:`Phone.https_config_for` of ``asked``: the model's TLS versions,
+    the fleet's keylog and HTTP wait, the same for every phone) and shared, a getter holding no state
+    between requests; None when ``asked`` says not to (``use_https_config`` off). Whether a phone asks it is
+    its boot's rule (:func:`~phoneemu.phone.rules.https_config_applies`), not this one's."""
+
+    __slots__ = ("_asked", "_made")
+
+    def __init__(self, asked: BootTarget) -> None:
+        self._asked = asked
+        self._made: dict[str, HttpsConfigGetter | None] = {}
+
+    def of(self, phone: Phone) -> HttpsConfigGetter | None:
+        name = phone.profile.name
+        if name not in self._made:
+            self._made[name] = phone.https_config_for(self._asked)
+        return self._made[name]
+
+
 def _raised_text(exc: BaseException) -> str:
     """A boot's exception as one line: ``RuntimeError: boom (at phone/boot.py:120 in boot)``, where it was
     raised (the innermost frame; was the exception's text twice: ``RuntimeError: boom RuntimeError:
@@ -613,6 +649,7 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
         unready: list[tuple[str, str]] = []
         turns = _Turns(spec.concurrency)
         asked = asked_target(spec)  # once: the phones ask its address, their reports name spec.target
+        https_config = _HttpsConfigWays(asked)  # §H.1, 6971: one getter a model, shared by its phones
         waiting = deque(make_phones(spec, macs, pool=pool, unready=unready, sleep=turns.pause))
         built = len(waiting)
         for mac, why in unready:  # failed before the storm: no phone to boot (its lab MIC or key is unusable)
@@ -664,7 +701,8 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
             try:
                 t0 = time.perf_counter()
                 try:
-                    report = await phone.boot(spec.target, fetcher=fetcher_for(phone, spec, pool, asked))
+                    report = await phone.boot(spec.target, fetcher=fetcher_for(phone, spec, pool, asked),
+                                              https_config=https_config.of(phone))
                 except Exception as exc:  # the boot contract says never; count it, keep its record, go on
                     t1 = time.perf_counter()
                     rec = metrics.add_error(phone.mac, _raised_text(exc), latency_s=t1 - t0, end_s=t1 - start)

@@ -123,7 +123,7 @@ def failed_downloads(report: BootReport) -> tuple[tuple[str, str], ...]:
     return report.failed_downloads
 
 
-#: the fields of a record's JSON that are left out when they say nothing (None; no file over HTTP or TFTP;
+#: the fields of a record's JSON that are left out when they say nothing (None; no file received;
 #: answered), in their order
 _OPTIONAL_FIELDS = ("itl", "ctl", "reason", "reason_code", "signer", "files_over", "capf", "capf_reason",
                     "answered", "profile", "kind", "held", "sip", "sip_reason", "sip_server",
@@ -150,6 +150,8 @@ class BootRecord:
     signer: str | None = None  # the deciding decision's file signer, kept for failed boots only
     over_http: int = 0  # files this boot received over HTTP 6970 (spec §H.1)
     over_tftp: int = 0  # ... over TFTP (a cp-8861's fallback when HTTP fails; older models' only way)
+    #: ... over the HTTPS config download, TCP 6971 (§H.1: its config, when the phone's rules ask it there)
+    over_https: int = 0
     #: the rule of this boot's last CAPF decision (F.6-lsc-installed, F.6-capf-rejected, F.1-...,
     #: F.7-...): how its CAPF session ended; None when the config asked for none
     capf: str | None = None
@@ -188,13 +190,14 @@ class BootRecord:
         code = d.reason_code if d is not None and outcome != "ok" else None
         signer = d.signer[:300] if d is not None and d.signer and outcome != "ok" else None
         over = list(report.fetched_over.values())
-        http = over.count("http")
+        http, https = over.count("http"), over.count("https")
         capf = next((c for c in reversed(report.decisions) if c.kind == "capf"), None)
         return cls(mac=report.mac, outcome=outcome, rule=d.rule if d is not None else None,
                    latency_s=latency_s, end_s=end_s, tvs_used=report.tvs_used, reason=reason,
                    reason_code=code.value if code is not None else None,
                    itl=report.trust.get("ITL"), ctl=report.trust.get("CTL"), signer=signer,
-                   over_http=http, over_tftp=len(over) - http, capf=capf.rule if capf is not None else None,
+                   over_http=http, over_tftp=len(over) - http - https, over_https=https,
+                   capf=capf.rule if capf is not None else None,
                    capf_reason=capf.reason[:300] if capf is not None and not capf.accepted else None,
                    answered=report.answered, profile=profile,
                    kind=(d.kind or None) if d is not None and outcome != "ok" else None,
@@ -214,8 +217,7 @@ class BootRecord:
         out: dict[str, Any] = {"mac": self.mac, "outcome": self.outcome, "rule": self.rule,
                                "latency_ms": round(self.latency_s * 1000.0, 3) if timed else None,
                                "end_s": round(self.end_s, 4) if timed else None, "tvs_used": self.tvs_used}
-        shown = {"files_over": {"http": self.over_http, "tftp": self.over_tftp}
-                 if self.over_http or self.over_tftp else None, "answered": None if self.answered else False,
+        shown = {"files_over": self._files_over(), "answered": None if self.answered else False,
                  "sip_passed_over": list(self.sip_passed_over) if self.sip_passed_over else None,
                  "retransmits": self.retransmits or None,
                  "held": self.held.as_json() if self.held is not None else None,
@@ -226,6 +228,14 @@ class BootRecord:
             if value is not None:
                 out[name] = value
         return out
+
+    def _files_over(self) -> dict[str, int] | None:
+        """``files_over`` of the JSON: ``http`` and ``tftp`` counts, ``https`` too when a file came that way
+        (§H.1, 6971: records of boots that asked none are as before); None when no file came."""
+        if not (self.over_http or self.over_tftp or self.over_https):
+            return None
+        over = {"http": self.over_http, "tftp": self.over_tftp}
+        return over | {"https": self.over_https} if self.over_https else over
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BootRecord:
@@ -238,7 +248,8 @@ class BootRecord:
                    end_s=end_s if end_s is not None else 0.0, tvs_used=d["tvs_used"], reason=d.get("reason"),
                    reason_code=d.get("reason_code"), itl=d.get("itl"),
                    ctl=d.get("ctl"), signer=d.get("signer"), over_http=int(over.get("http", 0)),
-                   over_tftp=int(over.get("tftp", 0)), capf=d.get("capf"), capf_reason=d.get("capf_reason"),
+                   over_tftp=int(over.get("tftp", 0)), over_https=int(over.get("https", 0)),
+                   capf=d.get("capf"), capf_reason=d.get("capf_reason"),
                    answered=bool(d.get("answered", True)), profile=d.get("profile"), kind=d.get("kind"),
                    held=HeldLists.from_json(d.get("held")),
                    sip=d.get("sip"), sip_reason=d.get("sip_reason"), sip_server=d.get("sip_server"),
@@ -540,7 +551,7 @@ class FleetMetrics:
         #: out: ways_group)
         self.locked_by: Counter[WaysGroup] = Counter()
         self.tvs_used = 0
-        self.files_over: Counter[str] = Counter()  # "http"/"tftp" -> files received that way
+        self.files_over: Counter[str] = Counter()  # "http"/"tftp"/"https" -> files received that way
         self.latencies = array("d")
         self.end_times = array("d")
         self.wall_s = 0.0
@@ -583,6 +594,8 @@ class FleetMetrics:
             self.files_over["http"] += rec.over_http
         if rec.over_tftp:
             self.files_over["tftp"] += rec.over_tftp
+        if rec.over_https:
+            self.files_over["https"] += rec.over_https
         if rec.failed_downloads:
             self._transport(rec)
         if rec.timed:  # a phone never booted has no boot time (was 0 ms in the percentiles)
