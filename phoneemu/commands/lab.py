@@ -707,7 +707,8 @@ def register(sub: Any) -> None:
             "certificate change)")
     p.add_argument("service", metavar="SERVICE", help="tftp, http, tvs, capf, tvs-N (node N's TVS), or sip / "
                    "sips (the SIP registrar over TCP / TLS: the CallManager the configs name, down; sip-N / "
-                   "sips-N node N's)")
+                   "sips-N node N's), or https-config (a lab made with --https-key: the HTTPS config "
+                   "download, 6971, down; phones take their config over HTTP/TFTP)")
     p.add_argument("action", choices=("stop", "start"), help="take the service down or bring it back")
     p.set_defaults(handler=_op(_service))
 

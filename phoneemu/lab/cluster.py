@@ -1760,11 +1760,14 @@ class LabCluster:
     def set_service(self, name: str, running: bool, *, now: Now = None) -> None:
         """Stop (``running=False``) or start a service of a running ``lab serve`` — ``tftp``, ``http``,
         ``tvs``, ``capf``, ``tvs-N`` (node N's TVS), ``sip`` or ``sips`` (the registrar; ``sip-N`` /
-        ``sips-N`` node N's): a TVS outage during a certificate change (spec §E.7.6), the CallManager
-        the configs name down (§H.5). Only recorded here (``stopped``); the server follows within its
-        watch interval."""
+        ``sips-N`` node N's), ``https-config`` (the HTTPS config download, 6971, of a lab with the
+        ``tftp-https`` identity, §H.1): a TVS outage during a certificate change (spec §E.7.6), the
+        CallManager the configs name down (§H.5), 6971 down (phones take their config over HTTP/TFTP).
+        Only recorded here (``stopped``); the server follows within its watch interval."""
         nodes = [f"tvs-{n}" for n in range(2, self.state.nodes + 1)]
-        known = ["tftp", "http", "tvs", "capf", *nodes, "sip", "sips", *node_registrars(self.state.nodes)]
+        https = ["https-config"] if self.state.https_key is not None else []
+        known = ["tftp", "http", "tvs", "capf", *nodes, "sip", "sips", *node_registrars(self.state.nodes),
+                 *https]
         if name not in known:
             raise EncodeError(f"{name!r} is not a service of this cluster: one of {', '.join(known)}",
                               path="service")

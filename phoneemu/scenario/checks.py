@@ -19,8 +19,11 @@ prints for the file its cluster serves now — CUCM's "ITL File Status": ``match
 ``retransmitted`` (true / false) holds when the last boot sent a TFTP request or ACK again after a
 timeout (RFC 1350, spec §H.3) as wanted; it shows how many it sent (``BootReport.retransmits``).
 ``fetched_over`` is the transport every file the last boot received came over (spec §H.1: HTTP 6970
-first, TFTP on failure): ``http``, ``tftp``, ``mixed`` (some each) or ``none`` (no file received) —
-so a conformance run notices a cluster whose HTTP 6970 is down while phones still boot over TFTP.
+first, TFTP on failure): ``http``, ``tftp``, ``mixed`` (some over each of two or more) or ``none`` (no
+file received) — so a conformance run notices a cluster whose HTTP 6970 is down while phones still boot
+over TFTP; ``https`` holds when the config came over the HTTPS config download (TCP 6971, §H.1, which
+serves the config only: the other files still come over HTTP/TFTP, ``http`` then does not hold), and the
+value shown names that file and what the others came over.
 ``capf_pending`` (install / fetch / delete / none) is the CAPF operation the phone's lab cluster still
 holds for it, ``capf_server`` a text the lab CAPF server's log of the phone's last session contains
 (ours: what an administrator reads on the cluster after a slow phone's key generation, spec §F.6, §F.8).
@@ -312,10 +315,19 @@ def _retransmitted(p: PhoneView, expected: Any) -> tuple[Any, bool]:
 
 
 def _fetched_over(p: PhoneView, expected: Any) -> tuple[Any, bool]:
-    """http / tftp / mixed / none: what the last boot's received files came over (§H.1)."""
-    over = set(p.report.fetched_over.values()) if p.report is not None else set()
-    actual = "none" if not over else over.pop() if len(over) == 1 else "mixed"
-    return actual, actual in _any_of(expected)
+    """http / tftp / https / mixed / none: what the last boot's received files came over (§H.1; module
+    docstring). ``https`` holds when a file came over the HTTPS config download (6971 serves the config
+    only), the others read every file; a boot with one over HTTPS shows it and what the others came over,
+    ``https (SEP<MAC>.cnf.xml.sgn; the other files over http)``."""
+    by_file = p.report.fetched_over if p.report is not None else {}
+    over = set(by_file.values())
+    token = "none" if not over else next(iter(over)) if len(over) == 1 else "mixed"
+    secure = [name for name, how in by_file.items() if how == "https"]
+    held = any(bool(secure) if want == "https" else token == want for want in _any_of(expected))
+    if not secure or token == "https":
+        return token, held
+    others = sorted(over - {"https"})
+    return f"https ({', '.join(secure)}; the other files over {' and '.join(others)})", held
 
 
 def _sip(p: PhoneView, expected: Any) -> tuple[Any, bool]:

@@ -131,7 +131,7 @@ CHECKS: dict[str, tuple[str, ...] | None] = {
     "signaling": ("tls", "tcp", "none"),
     "trust_file_retries": None,
     "retransmitted": None,
-    "fetched_over": ("http", "tftp", "mixed", "none"),
+    "fetched_over": ("http", "tftp", "https", "mixed", "none"),
     "sip": ("registered", "rejected", "unreachable"),
     "sip_transport": ("tcp", "tls", "none"),
     "sip_challenged": None,
@@ -539,7 +539,10 @@ def _cluster(ctx: _Ctx, name: str, node: _Node) -> ClusterSpec:
 #: the options of a built-in lab cluster (``clusters: {NAME: {...}}``)
 _LAB_OPTIONS = ("seed", "nodes", "key", "itlrecovery_years", "upgraded", "mixed_mode", "signature_algorithm",
                 "rollback", "extra_certs", "load", "autoregistration", "tvs_ttl", "sbd", "itl_signer",
-                "pre_8_0", "tftp_for", "capf")
+                "pre_8_0", "tftp_for", "capf", "https_key")
+#: ``https_key``: the keys of the lab's HTTPS (6971) TFTP identity, as ``lab init --https-key`` makes them
+#: (spec §H.1: phones ask 6971 only when that ITL record's key is EC; an RSA one shows they do not)
+HTTPS_KEYS = ("ec-p256", "ec-p384", "ec-p521", "rsa1024", "rsa2048", "rsa4096")
 
 
 def _lab_option_problem(key: str, value: str) -> str | None:
@@ -566,7 +569,25 @@ def _lab_option_problem(key: str, value: str) -> str | None:
         return f"expected one of: {', '.join(hashes)}; got {value!r}{_did_you_mean(value.lower(), hashes)}"
     if key == "itl_signer" and value not in ("itlrecovery", "callmanager"):
         return f"expected itlrecovery or callmanager, got {value!r}"
+    if key == "https_key":
+        return _https_key_problem(value)
     return None
+
+
+def _https_key_problem(value: str) -> str | None:
+    """Why a lab's ``https_key`` is not one of :data:`HTTPS_KEYS` (as ``lab init --https-key`` spells them,
+    ``ec-p256``; ``EC_P256``, ``p256`` as the lab reads them), or None. Ours: the lab would take other RSA
+    sizes, and fail making the key or only at the phone's handshake."""
+    from phoneemu.crypto.keys import KeySpec
+
+    try:
+        spec = str(KeySpec.parse(value))
+    except PhoneEmuError:
+        spec = ""
+    if spec in HTTPS_KEYS:
+        return None
+    return (f"expected a key of the HTTPS (6971) TFTP identity, one of {', '.join(HTTPS_KEYS)} (phones ask "
+            f"6971 only with an EC one, spec H.1), got {value!r}{_did_you_mean(value.lower(), HTTPS_KEYS)}")
 
 
 def _external(ctx: _Ctx, node: _Node, field: str) -> dict[str, Any]:
@@ -915,8 +936,11 @@ def _phone_refs(ctx: _Ctx, node: _Node, field: str, groups: dict[str, PhoneGroup
 
 
 #: the services a ``service`` step stops or starts on every lab (``https`` and ``directory``, which the
-#: lab also knows, are started by the ``https`` step itself); nodes 2..'s come from :class:`_Labs`
+#: lab also knows, are started by the ``https`` step itself); nodes 2..'s come from :class:`_Labs`, and so
+#: does :data:`HTTPS_CONFIG_SERVICE`
 _SERVICES = ("tvs", "tftp", "http", "capf", "sip", "sips")
+#: the HTTPS config download (TCP 6971, spec §H.1): a service of a lab with ``https_key`` only
+HTTPS_CONFIG_SERVICE = "https-config"
 #: (admin operation, argument) whose value the lab reads in any case (``SHA512``); the others as written
 _ADMIN_ANY_CASE = frozenset({("signature-algorithm", "hash"), ("security-mode", "mode")})
 #: the most nodes a lab cluster has (``nodes:``, ``add-node``)
@@ -925,12 +949,14 @@ _MAX_NODES = _CLUSTER_INTS["nodes"][1]
 
 class _Labs:
     """What the loader knows of each cluster at a step, as the lab will be then: its node count
-    (``nodes:``, then the ``add-node`` / ``remove-node`` steps before) and whether the lab runs nodes
-    2..'s registrars (``sip-N``, ``sips-N``: only in a scenario with a ``sip`` or ``call`` step)."""
+    (``nodes:``, then the ``add-node`` / ``remove-node`` steps before), whether the lab runs nodes
+    2..'s registrars (``sip-N``, ``sips-N``: only in a scenario with a ``sip`` or ``call`` step) and
+    its HTTPS config download (``https-config``: only with ``https_key``)."""
 
     def __init__(self, clusters: dict[str, ClusterSpec], registers: bool) -> None:
         self.nodes = {name: int(spec.options.get("nodes", 1)) for name, spec in clusters.items()}
         self.registers = registers
+        self.https_config = {name for name, spec in clusters.items() if "https_key" in spec.options}
 
     def certs(self, cluster: str, nodes: int | None = None) -> tuple[str, ...]:
         """What ``regenerate`` takes (:meth:`LabCluster.regenerate`): every node's CallManager and TVS
@@ -944,17 +970,23 @@ class _Labs:
     def services(self, cluster: str, nodes: int | None = None, registers: bool | None = None) \
             -> tuple[str, ...]:
         """What a ``service`` step names (:meth:`LabServers.stop_service`): :data:`_SERVICES`, nodes 2..'s
-        TVS (``tvs-2`` ...) and, when the lab runs them, registrars (:func:`node_registrars`)."""
+        TVS (``tvs-2`` ...), when the lab runs them, registrars (:func:`node_registrars`), and its HTTPS
+        config download (:data:`HTTPS_CONFIG_SERVICE`) with ``https_key``."""
         from phoneemu.lab.pki import node_identity
         from phoneemu.lab.state import node_registrars
 
         count = self.nodes[cluster] if nodes is None else nodes
         sip = self.registers if registers is None else registers
         return (*_SERVICES, *(node_identity("tvs", n) for n in range(2, count + 1)),
-                *(node_registrars(count) if sip else ()))
+                *(node_registrars(count) if sip else ()),
+                *((HTTPS_CONFIG_SERVICE,) if cluster in self.https_config else ()))
 
     def at_step(self, cluster: str, name: str) -> str:
-        """Why a certificate or service of nodes 2.. is not there at this step, or nothing."""
+        """Why a certificate or service of nodes 2.. (or the HTTPS config download) is not there at this
+        step, or nothing."""
+        if name == HTTPS_CONFIG_SERVICE and cluster not in self.https_config:
+            return (f"; {HTTPS_CONFIG_SERVICE} runs only on a lab with the HTTPS identity: clusters: "
+                    f"{{{cluster}: {{https_key: ec-p256}}}}")
         if name in self.certs(cluster, _MAX_NODES) or name in self.services(cluster, _MAX_NODES):
             return (f"; cluster {cluster!r} has {counted(self.nodes[cluster], 'node')} at this step: nodes:, "
                     "add-node")

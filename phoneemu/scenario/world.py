@@ -512,7 +512,7 @@ def _profile(group: PhoneGroup) -> PhoneProfile:
 
 
 _INIT_KEYS = {"nodes", "key", "itlrecovery_years", "upgraded", "tvs_ttl", "sbd", "load",
-              "autoregistration", "itl_signer", "pre_8_0"}
+              "autoregistration", "itl_signer", "pre_8_0", "https_key"}
 
 
 def _init_options(opts: dict[str, Any]) -> dict[str, Any]:
