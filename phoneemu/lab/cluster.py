@@ -1103,11 +1103,17 @@ class LabCluster:
     def _save(self) -> None:
         """Save the state (atomic); a save that fails marks the state in memory as ahead of the disk,
         which :meth:`update_locked` then puts back as saved. Inside :meth:`saved_once` it only asks for
-        that one save."""
+        that one save. With no change of served files of its own under way it first settles a change
+        another process left (:func:`_settle_served`, by the state as saved *before* this save: its note
+        names that state; was: a state-only save — the clock, ``lab serve``'s HTTPS identity — made the
+        note's "another state saved", and the next open rolled a killed operation's key pair and files
+        forward under a state that never recorded them)."""
         if self._after_save is not None:
             self._save_due = True
             return
         try:
+            if self._change is None:
+                _settle_served(self.root)
             save_state(self.root, self.state)
         except BaseException:
             self._unsaved = True
@@ -2274,17 +2280,35 @@ class LabCluster:
 
     def _commit(self, op: str, args: dict[str, Any], now: Now, *, bump: bool = True,
                 phones: list[str] | None = None) -> None:
-        """Log ``op``, bump the generation, rebuild (all files, or only ``phones``' files), save."""
-        self._tick(now)
-        if bump:
-            self.state.generation += 1
-        self.state.add_log(LogEntry(time=self.state.clock, generation=self.state.generation, op=op,
-                                   args={k: v for k, v in args.items() if v is not None}))
-        if phones is None or "ITLFile.tlv" not in self._files:
-            self._rebuild()
-        else:
-            self._rebuild_phones(phones)
-        self._save_served()
+        """Log ``op``, bump the generation, rebuild (all files, or only ``phones``' files), save. One that
+        fails (its files, its save) puts the cluster back as saved — state, served files, identities — unless
+        inside :meth:`saved_once` (whose caller undoes its own): was: the operation's state, files and
+        staged identities left in memory, written in part by the next save of the same cluster (a state-only
+        save recorded a regeneration whose key it did not write; a phone's files put beside the lists of
+        before, the new key in force)."""
+        try:
+            self._tick(now)
+            if bump:
+                self.state.generation += 1
+            self.state.add_log(LogEntry(time=self.state.clock, generation=self.state.generation, op=op,
+                                       args={k: v for k, v in args.items() if v is not None}))
+            if phones is None or "ITLFile.tlv" not in self._files:
+                self._rebuild()
+            else:
+                self._rebuild_phones(phones)
+            self._save_served()
+        except Exception:
+            if self._after_save is None:
+                self._put_back_as_saved()
+            raise
+
+    def _put_back_as_saved(self) -> None:
+        """After an operation failed: the cluster as saved again (:meth:`_reload`); a lab that cannot be read
+        now is left as it is, the operation's error said."""
+        self._drop_change()
+        with contextlib.suppress(PhoneEmuError, OSError):
+            self._reload(self._state_mtime())
+            self._unsaved = False
 
     def _served_change(self) -> _ServedChange:
         """The change of served files under way (:class:`_ServedChange`): one per save, so the changes of a
@@ -2311,7 +2335,7 @@ class LabCluster:
         """Save the state with the change of served files under way: its note written, the state saved (the
         commit point), then its files put in place (after :meth:`saved_once`'s one save, inside one). A save
         that fails leaves the lab as :func:`_settle_served` finds it: the old files while the old state
-        stands."""
+        stands (and :meth:`_commit` puts the cluster that tried back as saved)."""
         change = self._change
         if change is None and self.pki.staged_names():
             change = self._served_change()  # a change of identities alone: staged all the same
