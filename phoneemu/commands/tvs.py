@@ -590,15 +590,24 @@ def _order_mistake(args: argparse.Namespace) -> None:
     """A CERT_OR_FILE that does not exist while a server argument is an existing file: the two were given
     in the wrong order, said with the command line to write (ours; was: ``127.0.0.1: No such file or
     directory``, the server taken for the file)."""
-    if args.subject.exists():
+    if _exists(args.subject):
         return
-    files = [text for text in args.servers if Path(text).is_file()]
+    files = [text for text in args.servers if _exists(Path(text), file=True)]
     if not files:
         return
     servers = [text for text in args.servers if text not in files] + [str(args.subject)]
     raise PhoneEmuError(f"{args.subject}: no such file, and the server argument {files[0]} is a file: "
                         "the servers come first, the certificate or signed file last (phoneemu tvs "
-                        f"{' '.join(servers)} {files[0]})", path="CERT_OR_FILE")
+                        f"{' '.join(servers)} {files[0]})", path="CERT_OR_FILE")  # escaped where printed
+
+
+def _exists(path: Path, *, file: bool = False) -> bool:
+    """Whether ``path`` exists (is a file); False where the question cannot be asked (a name too long, a
+    NUL): the file's own error comes later, naming it."""
+    try:
+        return path.is_file() if file else path.exists()
+    except (OSError, ValueError):
+        return False
 
 
 def handler(args: argparse.Namespace) -> int:

@@ -31,3 +31,14 @@ def test_a_missing_file_after_the_server_is_still_no_such_file(tmp_path: Path,
     err = capsys.readouterr().err
     assert "nofile.tlv" in err and "No such file" in err
     assert "come first" not in err
+
+
+def test_a_server_argument_too_long_for_a_file_name_is_no_order_mistake(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A missing file and a server argument longer than a file name may be (ENAMETOOLONG): not taken for a
+    file; the missing file is what is said."""
+    missing = tmp_path / "nothing.tlv"
+    status = main(["tvs", "h" * 300 + ":2445", str(missing)])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "nothing.tlv" in err and "come first" not in err, err
