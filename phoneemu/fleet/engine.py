@@ -105,7 +105,7 @@ from phoneemu.phone.boot import (
     net_tvs_asker,
 )
 from phoneemu.phone.events import EventLog
-from phoneemu.phone.flash import Flash, FlashInUseError
+from phoneemu.phone.flash import FLEET_LOCK_WAIT, Flash, FlashInUseError
 from phoneemu.phone.phone import Phone, check_flash_owner
 from phoneemu.phone.profile import PhoneProfile, get_profile, profile_from_dict
 from phoneemu.phone.sip import SipResult
@@ -548,9 +548,9 @@ def make_phones(spec: FleetSpec, macs: Sequence[int], *, pool: TftpClientPool | 
                 folder = Path(spec.flash_dir) / mac
                 _checked("flash", check_flash_owner, folder, mac=mac, profile=profile.name)
                 # atomic, not fsynced (our convention): the fsyncs halved a --flash storm's rate on a VM disk;
-                # never waited for when another process holds it (lock_wait 0: this loop's other phones
-                # would stall, flash module rules): this phone fails at once, its reason naming the folder
-                flash = Flash(folder, profile=profile, durable=False, lock_wait=0.0)
+                # another process's hold waited for FLEET_LOCK_WAIT at most (this loop's other phones would
+                # stall, flash module rules): past it this phone fails, its reason naming the folder
+                flash = Flash(folder, profile=profile, durable=False, lock_wait=FLEET_LOCK_WAIT)
             phone = Phone(mac=mac, profile=profile, flash=flash, clock=clock, mic=mic,
                           events=EventLog(spec.event_limit, max(1, min(8, spec.event_limit))),
                           fetch_timeout=spec.fetch_timeout, fetch_retries=spec.fetch_retries,

@@ -47,9 +47,11 @@ Rules:
   lock's release, two first boots of one new folder shared its temporary name, and a load cleaning up
   removed it under the other's rename (that boot failed). A lock held for longer than ``lock_wait``
   seconds (:data:`LOCK_WAIT` unless given; a process stopped mid-save) is a :class:`FlashInUseError` (an
-  OSError) naming the folder. ``lock_wait=0`` (a fleet's flashes, ours) tries once and never sleeps: a
-  fleet's phones share one event loop, where one flash waited for stalled every phone of the shard; the
-  phone whose flash is held fails at once, its reason naming the folder, and the others boot on. A folder
+  OSError) naming the folder. A fleet's flashes wait :data:`FLEET_LOCK_WAIT` (0.05 s, ours;
+  ``lock_wait=0`` tries once and never sleeps): a fleet's phones share one event loop, where one flash
+  waited for 10 s stalled every phone of the shard; a reader's brief shared lock is waited out (with no
+  wait at all, a ``phone show --fleet-flash`` during a storm failed the boots whose flash it was
+  reading), a longer hold fails that phone, its reason naming the folder, and the others boot on. A folder
   whose filesystem takes no ``flock`` (``ENOSYS`` on a Lustre mount without ``-o flock``, ``ENOLCK`` ...)
   is loaded and saved unlocked, as before the lock: never refused for it.
 * A load removes the temporary files a crash left under this module's own names only
@@ -131,8 +133,8 @@ from phoneemu.phone import status
 from phoneemu.phone.profile import PhoneProfile
 from phoneemu.phone.store import AcceptedConfig, Credential, InternCache, TrustStore
 
-__all__ = ["KEY_FILES", "LOCK_WAIT", "Flash", "FlashInUseError", "atomic_write", "dropped_credential",
-           "not_loaded_notes"]
+__all__ = ["FLEET_LOCK_WAIT", "KEY_FILES", "LOCK_WAIT", "Flash", "FlashInUseError", "atomic_write",
+           "dropped_credential", "not_loaded_notes"]
 
 CTL_FILE = "CTLFile.tlv"
 ITL_FILE = "ITLFile.tlv"
@@ -153,8 +155,12 @@ _PHONE_FILE = "phone.json"
 _OWN_TEMPS = frozenset(f"{_TMP_PREFIX}{n}{_TMP_SUFFIX}" for n in (*_ALL, _PHONE_FILE, *(
     f"{_TMP_PREFIX}{n}{_STAGED_SUFFIX}" for n in ("mic.der", "mic.key", "lsc.der", "lsc.key"))))
 #: How long a load or save waits for another process's load or save of the same flash (module rules),
-#: unless the flash is made with its own ``lock_wait`` (a fleet's: 0).
+#: unless the flash is made with its own ``lock_wait`` (a fleet's: :data:`FLEET_LOCK_WAIT`).
 LOCK_WAIT = 10.0
+#: A fleet's flashes wait this long (ours): a reader's shared lock (``phone show --fleet-flash``, ``predict
+#: --fleet-flash`` run during a storm) holds a flash for a few milliseconds and is waited out; a process
+#: holding it longer is not waited for (the shard's loop stalls while it waits: module rules).
+FLEET_LOCK_WAIT = 0.05
 _LOCK_POLL = 0.01
 _MAX_STATE = 64 * 1024
 #: A MIC's or LSC's DER at most: what a CAPF CERTIFICATE element can carry (spec §F.4, a 16-bit length;
