@@ -58,12 +58,13 @@ def usage_hint(parser: argparse.ArgumentParser, message: str) -> str:
     return f" (did you mean {' '.join(fix.options)}?)" if fix.options else ""
 
 
-def misplaced_lab_folder(parser: argparse.ArgumentParser | None) -> str:
+def misplaced_lab_folder(parser: argparse.ArgumentParser | None, first: object) -> str:
     """``/tmp/lab is a lab cluster, and the lab folder comes first: phoneemu lab regenerate /tmp/lab
     itlrecovery`` when ``parser``, marked by :func:`takes_lab_folder_first`, was given a first operand that
     is not a lab cluster and a later one that is; "" otherwise (no parser: a handler called with arguments
-    of its own)."""
-    if parser is None:
+    of its own), and "" whenever ``first``, the lab folder as argparse read it, is a lab cluster (the words'
+    reading here is simpler than argparse's: it never refuses a command line that names a lab first)."""
+    if parser is None or _is_lab(str(first)):
         return ""
     words = _words(parser)
     operands = _scan(parser, words)[0]
@@ -96,7 +97,7 @@ def _corrected(parser: argparse.ArgumentParser) -> _Fix | None:
     if slots is None:
         return None
     operands, option_of = _scan(parser, words)
-    given = {w.split("=", 1)[0] for w in words if w.startswith("-")}
+    given = {_option_read(parser, w)[0] for w in words if w.startswith("-")} - {None}
     replaced: dict[int, list[str]] = {}  # word index -> the words in its place
     options: list[str] = []
     for i in operands:
@@ -107,7 +108,8 @@ def _corrected(parser: argparse.ArgumentParser) -> _Fix | None:
     left = [i for i in operands if i not in replaced]
     if options and not slots[0] <= len(left) <= slots[1]:
         replaced, options, left = {}, [], operands  # the words left would not fit: not the mistake made
-    lab_at = _misplaced_lab(parser, words, left)
+    # a lab folder moved first only where the operands then fit: else the line said would fail again
+    lab_at = _misplaced_lab(parser, words, left) if slots[0] <= len(left) <= slots[1] else None
     if not options and lab_at is None:
         return None
     return _Fix(options, None if lab_at is None else words[lab_at],
@@ -156,24 +158,63 @@ def _operand_slots(parser: argparse.ArgumentParser) -> tuple[int, int] | None:
 
 def _scan(parser: argparse.ArgumentParser, words: Sequence[str]) -> tuple[list[int], dict[int, str]]:
     """The indexes of the operands among ``words`` (argparse's reading, simplified: an option known to
-    ``parser`` takes the values its ``nargs`` says, an unknown one none) and, for each option value, the
-    option it is the value of."""
+    ``parser``, as :func:`_option_read` reads it, takes the values its ``nargs`` says, an unknown one none)
+    and, for each option value, the option it is the value of (its long name; an ``OPTION=VALUE`` word is
+    its own value)."""
     operands: list[int] = []
     option_of: dict[int, str] = {}
     i, only_operands = 0, False
     while i < len(words):
         word = words[i]
-        if only_operands or word == "-" or not word.startswith("-"):
+        action, carried = _option_read(parser, word) if not only_operands else (None, False)
+        if only_operands or word == "-" or not word.startswith("-") or _read_as_operand(parser, word, action):
             operands.append(i)
         elif word == "--":
             only_operands = True
-        elif "=" not in word:
-            action = parser._option_string_actions.get(word)
-            for j in range(i + 1, i + 1 + _values_taken(action, words[i + 1:])):
-                option_of[j] = word
-            i += _values_taken(action, words[i + 1:])
+        elif carried:
+            if action is not None and "=" in word:
+                option_of[i] = _long_name(action)
+        else:
+            taken = _values_taken(action, words[i + 1:])
+            for j in range(i + 1, i + 1 + taken):
+                option_of[j] = _long_name(action) if action is not None else word
+            i += taken
         i += 1
     return operands, option_of
+
+
+def _option_read(parser: argparse.ArgumentParser, word: str) -> tuple[argparse.Action | None, bool]:
+    """The option ``word`` is as argparse reads it — the option itself, ``OPTION=VALUE``, a prefix of one
+    long option alone (``--no`` for ``--now`` when ``parser.allow_abbrev``: was read as an unknown option,
+    its value then taken for an operand), a short option with its value attached (``-k3``) — and whether
+    the word carries its value; (None, False) for a word argparse knows no option by."""
+    actions = parser._option_string_actions
+    if word in actions:
+        return actions[word], False
+    if word == "--":  # the end of the options: a prefix of every long one
+        return None, False
+    name, equals, _ = word.partition("=")
+    if equals and name in actions:
+        return actions[name], True
+    if word.startswith("--") and parser.allow_abbrev:
+        matches = [o for o in actions if o.startswith(name)]
+        return (actions[matches[0]], bool(equals)) if len(matches) == 1 else (None, False)
+    if not word.startswith("--") and len(word) > 2 and word[:2] in actions:
+        return actions[word[:2]], True
+    return None, False
+
+
+def _read_as_operand(parser: argparse.ArgumentParser, word: str, action: argparse.Action | None) -> bool:
+    """A word starting with ``-`` that argparse takes for an operand: a negative number where no option
+    looks like one, or a word with a space (argparse's own rules)."""
+    if action is not None:
+        return False
+    negative = parser._negative_number_matcher.match(word) and not parser._has_negative_number_optionals
+    return bool(negative) or " " in word
+
+
+def _long_name(action: argparse.Action) -> str:
+    return next((o for o in action.option_strings if o.startswith("--")), action.option_strings[0])
 
 
 def _values_taken(action: argparse.Action | None, after: Sequence[str]) -> int:
@@ -191,7 +232,7 @@ def _values_taken(action: argparse.Action | None, after: Sequence[str]) -> int:
 
 
 def _as_option(parser: argparse.ArgumentParser, words: list[str], i: int, option_of: dict[int, str],
-               given: set[str]) -> tuple[dict[int, list[str]], str] | None:
+               given: set[argparse.Action | None]) -> tuple[dict[int, list[str]], str] | None:
     """The words in place of operand ``words[i]`` (and of the address before it, for a port) when it is an
     option's value given without the option, and the option as it should have been given; None when it is
     none, or fits more than one option."""
@@ -199,25 +240,26 @@ def _as_option(parser: argparse.ArgumentParser, words: list[str], i: int, option
     before = option_of.get(i - 1)
     if before is not None and _is_port(word):
         action = parser._option_string_actions.get(before)
-        host = words[i - 1]
+        option_word, equals, host = words[i - 1].rpartition("=") if words[i - 1].startswith("-") else \
+            ("", "", words[i - 1])  # --tftp=HOST PORT: the address is the option word's
         if action is not None and action.metavar == "HOST[:PORT]" and host and _without_port(host):
             joined = f"[{host}]:{word}" if ":" in host and not host.startswith("[") else f"{host}:{word}"
-            return {i - 1: [joined], i: []}, f"{before} {shlex.quote(joined)}"
+            return {i - 1: [option_word + equals + joined], i: []}, f"{before} {shlex.quote(joined)}"
     for looks_like, takes in _FORMS:
         if not looks_like(word):
             continue
         fitting = [a for a in parser._actions if a.option_strings and a.nargs is None and takes(a)
-                   and not given & set(a.option_strings)]
+                   and a not in given]
         if len(fitting) != 1:
             return None
-        names = fitting[0].option_strings
-        option = next((o for o in names if o.startswith("--")), names[0])
+        option = _long_name(fitting[0])
         return {i: [option, word]}, f"{option} {shlex.quote(word)}"
     return None
 
 
 def _is_port(word: str) -> bool:
-    return word.isascii() and word.isdigit() and 0 < int(word) <= 65535
+    """1..65535 in ASCII digits (at most 5: a word of 4,301 digits made int() raise, a traceback)."""
+    return word.isascii() and word.isdigit() and len(word) <= 5 and 0 < int(word) <= 65535
 
 
 def _without_port(host: str) -> bool:
@@ -295,8 +337,10 @@ def _is_key(word: str) -> bool:
 
 
 def _is_count(word: str) -> bool:
-    """A count any ``--count`` could take (a MAC mistyped as 11 digits is none)."""
-    return word.isascii() and word.isdigit() and 0 < int(word) <= MAX_FLEET_PHONES
+    """A count any ``--count`` could take (a MAC mistyped as 11 digits is none; so is a word of thousands of
+    digits, never given to int())."""
+    return (word.isascii() and word.isdigit() and len(word) <= len(str(MAX_FLEET_PHONES))
+            and 0 < int(word) <= MAX_FLEET_PHONES)
 
 
 _FORMS: tuple[tuple[Callable[[str], bool], Callable[[argparse.Action], bool]], ...] = (

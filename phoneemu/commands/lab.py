@@ -153,7 +153,7 @@ def _op(fn: Callable[[LabCluster, argparse.Namespace, int | None], str | None], 
 
         # not a lab (no cluster.json): no lock file is left there, LabCluster.open says why; a lab folder
         # given after another operand, the command line with it first (phoneemu.commands._mistakes)
-        swapped = misplaced_lab_folder(getattr(args, "parser_used", None))
+        swapped = misplaced_lab_folder(getattr(args, "parser_used", None), args.dir)
         if swapped:
             raise EncodeError(f"not a lab cluster; {swapped}", path=str(args.dir))
         with hold_lab_locks([args.dir, *also(args)], on_wait=teller(command_of(args))):
