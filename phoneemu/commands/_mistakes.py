@@ -317,14 +317,23 @@ def _is_lab(word: str) -> bool:
 
 def _pem_holds(word: str, label: bytes) -> bool:
     """``word`` names a regular file whose first 64 KiB hold a PEM block whose label ends with ``label`` (a
-    FIFO is never opened: a hint must not wait for a writer)."""
+    FIFO is never waited on: opened without blocking, its type read from the open file, so one swapped in
+    after a look at the name cannot make a hint wait for a writer)."""
+    import os
+    import stat
+
     try:
-        if not Path(word).is_file():
-            return False
-        with open(word, "rb") as file:
-            head = file.read(65536)
+        fd = os.open(word, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except (OSError, ValueError):  # (ValueError: a NUL in the name)
         return False
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return False
+        head = os.read(fd, 65536)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
     return re.search(rb"-----BEGIN [A-Z0-9 ]*" + label + rb"-----", head) is not None
 
 
