@@ -171,6 +171,8 @@ def _boot_record(r: ReplayResult) -> dict[str, Any]:
                            "signed_by_lab": getattr(r, "signed_by_lab", None)}
     if r.not_captured:
         out["not_captured"] = list(r.not_captured)
+    if rep.fetched_over:  # the config over HTTPS (spec §H.1), as boot --json says it
+        out["fetched_over"] = dict(rep.fetched_over)
     if r.sip:
         out["sip"] = [c.as_dict() for c in r.sip]
     if not rep.ok and d is not None:
@@ -535,8 +537,9 @@ def _junit_failure(rec: dict[str, Any]) -> tuple[str, str] | None:
 
 def _boot_line(i: int, b: dict[str, Any]) -> str:
     missing = f"; not captured: {', '.join(b['not_captured'])}" if b.get("not_captured") else ""
+    https = " over HTTPS" if "https" in b.get("fetched_over", {}).values() else ""  # spec §H.1, as boot says
     return (f"boot {i + 1} against {b['server']}: {b['outcome']} ({b['rule']}); ITL {b['itl']}, "
-            f"CTL {b['ctl']}, config {b['config']}{missing}")
+            f"CTL {b['ctl']}, config {b['config']}{https}{missing}")
 
 
 def write_junit(records: Iterable[dict[str, Any]], capture: Path, path: Path) -> None:

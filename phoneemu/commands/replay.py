@@ -73,6 +73,9 @@ live; a server it refused (its certificate, no QUERY) is noted as the live boot 
 gave no answer is named with why, as the boot names it: "(no TVS server answered: 10.0.0.5:2445: no
 such TVS query of this phone in the capture)". --tvs-cert PEM makes an offline TVS
 vouch for those certificates (with --keylog: for queries the capture does not hold).
+A config the phone took over HTTPS (TCP 6971, spec H.1; told by its GET /SEP<MAC>.cnf.xml.sgn, whatever
+the port) is answered with --keylog from that phone's captured exchange in the boot, its certificate
+judged by the replayed phone (a MITM's refused again); without the key log, as a port that did not answer.
 Files without a MAC in their name (ITLFile.tlv, CTLFile.tlv, loads) are taken from the same
 server during the phone's boot. Capture order is the order: a timestamp earlier than the packet
 before it (a mergecap of several interfaces, a clock step) is taken as equal to it, with a warning.
@@ -353,7 +356,7 @@ def _replayed(args: argparse.Namespace) -> int:
                                  tvs_certs=pem_certificates(args.tvs_cert), tvs_roles=roles,
                                  tvs_capture=tvs_capture if args.keylog is not None else None,
                                  installed=held, keys_from=args.flash, notes=notes,
-                                 sip_capture=scan.sip, each=out.boot))
+                                 sip_capture=scan.sip, https_capture=tvs_capture.https, each=out.boot))
         out.finish()
     for text in notes:
         say(args, f"warning: {text}")

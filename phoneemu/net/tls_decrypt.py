@@ -31,7 +31,9 @@ Rules (RFC 2246 TLS 1.0, RFC 5246 TLS 1.2, RFC 5288 GCM, RFC 7366 encrypt-then-M
   the nonce is IV ⊕ sequence and the AAD the record header; the inner content type ends the
   plaintext (zero padding removed). A KeyUpdate is reported (its next keys are not in the log).
 * Application data (type 23) of each direction is returned in order; the Finished message and
-  alerts are not. A stream cut short (a gap in the capture) ends at its last whole record.
+  alerts are not. A stream cut short (a gap in the capture) ends at its last whole record. Whether the
+  server sent a close_notify alert (level 1, description 0) is said (``server_close_notify``: a body
+  read to the connection's end is whole only then, RFC 9112 §9.8; the HTTPS config replay reads it).
 * The certificate a server presented (:func:`presented_certificate`, what a client that refused it
   was shown, spec §E.1): TLS 1.0-1.2 send it in clear (:mod:`phoneemu.net.tls_handshake`); TLS 1.3
   encrypts it under the server's handshake traffic secret (``SERVER_HANDSHAKE_TRAFFIC_SECRET`` in the
@@ -361,12 +363,16 @@ class DecryptedTls:
     client_data: bytes
     server_data: bytes
     description: str  # e.g. "TLSv1.2 AES256-GCM-SHA384"
+    #: the server sent a close_notify alert (module rules)
+    server_close_notify: bool = False
 
 
 _VERSIONS = {0x0301: "TLSv1", 0x0302: "TLSv1.1", 0x0303: "TLSv1.2"}
+_CLOSE_NOTIFY = b"\x01\x00"  # an alert: level warning, description close_notify (RFC 5246 §7.2.1)
 
 
-def _application_data(records: list[_Record], dec: _Decryptor) -> bytes:
+def _application_data(records: list[_Record], dec: _Decryptor, closed: list[bool] | None = None) -> bytes:
+    """The application data of one direction; ``closed`` gets True appended when a close_notify came."""
     out = bytearray()
     protected = False
     for r in records:
@@ -376,6 +382,8 @@ def _application_data(records: list[_Record], dec: _Decryptor) -> bytes:
         plain = dec.open(r)
         if r.type == _APPDATA:
             out += plain
+        elif r.type == _ALERT and plain == _CLOSE_NOTIFY and closed is not None:
+            closed.append(True)
     return bytes(out)
 
 
@@ -401,7 +409,7 @@ def hkdf_expand_label(secret: bytes, label: str, size: int, hash_name: str) -> b
 
 
 def _application_data_13(records: list[_Record], secret: bytes, suite: tuple[str, str, int, str],
-                         side: str) -> bytes:
+                         side: str, closed: list[bool] | None = None) -> bytes:
     """Application data under the first traffic secret. Records protected with the handshake keys
     come first and do not open with these keys: they are skipped until one does (RFC 8446 §5.2)."""
     _name, aead, key_len, hash_name = suite
@@ -428,6 +436,8 @@ def _application_data_13(records: list[_Record], secret: bytes, suite: tuple[str
                               offset=r.offset)
         if inner[-1] == _APPDATA:
             out += inner[:-1]
+        elif inner[-1] == _ALERT and inner[:-1] == _CLOSE_NOTIFY and closed is not None:
+            closed.append(True)
         elif inner[-1] == _HANDSHAKE and inner[:1] == b"\x18":
             raise DecodeError("KeyUpdate: later records use keys not in the key log", fmt=FMT,
                               path=f"{side}.record", offset=r.offset)
@@ -439,10 +449,11 @@ def _decrypt_13(client: list[_Record], server: list[_Record], ch: _Hello, sh: _H
     """After :func:`_unopenable` found nothing wrong: the suite is known and the secrets are logged."""
     suite = SUITES_13[sh.suite]
     found = keylog.traffic[ch.random]
+    closed: list[bool] = []
     return DecryptedTls(
         client_data=_application_data_13(client, found["CLIENT_TRAFFIC_SECRET_0"], suite, "client"),
-        server_data=_application_data_13(server, found["SERVER_TRAFFIC_SECRET_0"], suite, "server"),
-        description=f"TLSv1.3 {suite[0]}")
+        server_data=_application_data_13(server, found["SERVER_TRAFFIC_SECRET_0"], suite, "server", closed),
+        description=f"TLSv1.3 {suite[0]}", server_close_notify=bool(closed))
 
 
 def _unopenable(ch: _Hello, sh: _Hello, log: KeyLog) -> DecodeError | None:
@@ -522,10 +533,11 @@ def decrypt_tls(client_stream: bytes, server_stream: bytes,
     suite, master = SUITES[sh.suite], log.masters[ch.random]  # known and logged: _unopenable said so
     ckeys, skeys = _key_block(sh.version, suite, master, ch.random, sh.random)
     etm = sh.etm and suite.mode == "cbc"
+    closed: list[bool] = []
     return DecryptedTls(
         client_data=_application_data(client, _Decryptor(sh.version, suite, ckeys, etm, "client")),
-        server_data=_application_data(server, _Decryptor(sh.version, suite, skeys, etm, "server")),
-        description=f"{_VERSIONS[sh.version]} {suite.name}")
+        server_data=_application_data(server, _Decryptor(sh.version, suite, skeys, etm, "server"), closed),
+        description=f"{_VERSIONS[sh.version]} {suite.name}", server_close_notify=bool(closed))
 
 
 def _certificate_13(server: list[_Record], secret: bytes, suite: tuple[str, str, int, str]

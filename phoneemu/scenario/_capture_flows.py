@@ -88,7 +88,7 @@ import bisect
 import dataclasses
 import heapq
 import re
-from collections import OrderedDict, deque
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -105,8 +105,8 @@ __all__ = [
     "CAPTURE_END", "MAX_FILE", "MAX_FLOWS", "MAX_MEMORY", "MAX_SIP_STREAM", "MAX_STREAM", "MAX_TLS_START",
     "MAX_TLS_STREAM", "MAX_UNCLASSIFIED", "PIECE_COST", "SEGMENT_COST", "SNAPLEN_CUT", "TCP_FLOW_COST",
     "TFTP_FLOW_COST",
-    "Download", "Endpoint", "FlowScanner", "Limits", "MediaSink", "SipSink", "TlsSink", "mac_of",
-    "reassembly_for", "snaplen_text",
+    "Download", "Endpoint", "FlowScanner", "Limits", "MediaSink", "SipSink", "TlsSink", "first_request",
+    "mac_of", "reassembly_for", "requested_name", "snaplen_text",
 ]
 
 Endpoint = tuple[str, int]
@@ -592,6 +592,24 @@ def _head(buf: bytearray) -> tuple[str, dict[str, str], int] | bool | None:
     return lines[0], headers, end + 4
 
 
+def requested_name(line: str) -> tuple[str, str] | None:
+    """The method and file name of an HTTP request line as a capture is read (:mod:`phoneemu.scenario.replay`,
+    "HTTP 6970": ``GET`` or ``HEAD``, the path percent-decoded, the query dropped, one leading ``/``
+    removed); None for any other line."""
+    parts = line.split(" ")
+    if len(parts) != 3 or parts[0] not in ("GET", "HEAD"):
+        return None
+    name = unquote(parts[1].split("?", 1)[0])
+    return parts[0], name[1:] if name.startswith("/") else name
+
+
+def first_request(data: bytes) -> tuple[str, str] | None:
+    """The method and file name of the HTTP request ``data`` opens with (its head whole, at most 16 KiB:
+    :func:`requested_name`), else None (the HTTPS config download decrypted from a capture's TLS)."""
+    head = _head(bytearray(data[:_MAX_HEAD]))
+    return requested_name(head[0]) if isinstance(head, tuple) else None
+
+
 @dataclass
 class _Request:
     method: str
@@ -640,18 +658,17 @@ class _Http:
                 break
             assert not isinstance(head, bool)
             line, _hdrs, body_at = head
-            parts = line.split(" ")
-            if len(parts) != 3 or parts[0] not in ("GET", "HEAD"):
+            asked = requested_name(line)
+            if asked is None:
                 self.cbroken = True
                 break
-            name = unquote(parts[1].split("?", 1)[0])
-            name = name[1:] if name.startswith("/") else name
+            method, name = asked
             t0 = self.creq.time_at(self.creq.base + body_at - 1, self.conn.start)
             self.creq.consume(body_at)
             self.nrequests += 1
             order = self.rank()
             self.sink.request(name, self.client, self.server, t0, order)
-            self.requests.append(_Request(parts[0], name, t0, self.sink.want_data(name), order))
+            self.requests.append(_Request(method, name, t0, self.sink.want_data(name), order))
         if self.cbroken:
             self.creq.clear()
         self._pump(offset)
@@ -995,6 +1012,9 @@ class FlowScanner:
         self.packets = 0
         self.skipped = 0  # UDP datagrams that are not TFTP
         self.tls_connections = 0
+        #: TLS connections by their server's port (at most 65,536 entries): without a key log, those to TCP
+        #: 6971 are the HTTPS config downloads a replay cannot read (replay_https_config)
+        self.tls_ports: Counter[int] = Counter()
         self.evicted = 0
         self.over_budget = 0  # flows ended early by the overall budget
         self.dropped = 0  # kept downloads whose bytes the overall budget dropped
@@ -1265,6 +1285,7 @@ class FlowScanner:
             conn.kind = "sip"
         else:
             self.tls_connections += 1
+            self.tls_ports[(conn.ends[1] if conn.ends[0] == client else conn.ends[0])[1]] += 1
             if self.tls is None and self.sip is None:
                 conn.kind = "tls-counted"
                 conn.drop_early()

@@ -61,6 +61,9 @@ Rules (issue #5 point 3; spec §C.6 request names, §H.1 TFTP/HTTP 6970):
   as the boot's TVS client says it (:mod:`phoneemu.net.tvs_client`, spec §E.1): each server of the
   phone's config (captured, or ``--installed-config``) named in the order it is tried, and why —
   ``no TVS server answered: 10.0.0.5:2445: TVS unavailable offline (...)``, as ``predict`` says it.
+  A phone that asks for its config over HTTPS first (TCP 6971, spec §H.1) is answered from the capture's
+  HTTPS config downloads (``https_capture``, :mod:`phoneemu.scenario.replay_https_config`: decrypted with
+  the key log; without one, or none of the phone's in the boot, as a port that did not answer).
 * **TVS questions** (*our convention*; a phone asks TVS while it decides on a file it downloaded, and
   requests its next file once the answer is in, spec §E.7): with a key log, a TVS question of a
   replayed boot is answered from the captured connections ranked from the latest of the phone's
@@ -852,6 +855,7 @@ async def replay_boots(boots: Sequence[ReplayBoot], mac: str, *, profile: str = 
                        tvs_capture: Any = None, installed: Any = None, keys_from: Path | None = None,
                        notes: list[str] | None = None, export: Path | None = None,
                        sip_capture: Sequence[Any] = (), shared_addresses: frozenset[str] = frozenset(),
+                       https_capture: Any = None,
                        each: Callable[[ReplayResult], None] | None = None) -> list[ReplayResult]:
     """Boot a fresh phone ``mac`` offline once per boot of ``boots`` (one phone's, in order; module
     rules); with ``tvs_capture`` (:class:`phoneemu.scenario.replay_tvs.TvsCapture`) TVS answers as it
@@ -862,7 +866,9 @@ async def replay_boots(boots: Sequence[ReplayBoot], mac: str, *, profile: str = 
     written into after its last boot (what it holds then: trust lists, config, keys; ``predict
     --fleet-flash`` reads such folders); ``sip_capture``: the capture's SIP connections
     (:class:`phoneemu.scenario.replay_sip.CapturedSip`), each checked after the boot it follows
-    (``shared_addresses``: client addresses other phones use too, which name no phone); ``each``: every
+    (``shared_addresses``: client addresses other phones use too, which name no phone); ``https_capture``
+    (:class:`phoneemu.scenario.replay_https_config.HttpsConfigCapture`): the config asked over HTTPS is
+    answered from the capture (None: not asked, as an offline boot without a way to 6971); ``each``: every
     result is handed to it as soon as its boot is done and none is kept (the list returned is empty: a
     capture of tens of thousands of boots of one phone does not hold their reports at once)."""
     from phoneemu.phone.phone import Phone
@@ -899,6 +905,7 @@ async def replay_boots(boots: Sequence[ReplayBoot], mac: str, *, profile: str = 
             notes += held
     results: list[ReplayResult] = []
     last: BootReport | None = None
+    https = https_capture.replayer() if https_capture is not None else None  # each exchange used once
     for i, b in enumerate(boots):
         window["start"] = b.order
         window["stop"] = boots[i + 1].order if i + 1 < len(boots) else float("inf")
@@ -907,7 +914,13 @@ async def replay_boots(boots: Sequence[ReplayBoot], mac: str, *, profile: str = 
             current["t"] = max(current["t"], int(b.start))  # never back (module rules)
         fetcher = ReplayFetcher(b, addresses=clients["own"])
         current_fetcher[:] = [fetcher]
-        report = await phone.boot(captured_target(b), fetcher=fetcher)
+        way: dict[str, Any] = {}  # the config over HTTPS (§H.1), answered from the capture
+        if https is not None:
+            way["https_config"] = https.getter(mac=mac, server=b.server,
+                                               window=(window["start"], window["stop"]),
+                                               span=lambda: current_fetcher[0].span(window["stop"]),
+                                               clients=clients["own"], served=fetcher.served)
+        report = await phone.boot(captured_target(b), fetcher=fetcher, **way)
         sip: tuple[Any, ...] = ()
         if sip_capture:
             from phoneemu.scenario.replay_sip import check_sip

@@ -36,6 +36,9 @@ boots, windows and answers :mod:`phoneemu.scenario.replay`'s):
   the connections whose client sent nothing after the handshake (a TVS server the phone refused,
   :mod:`phoneemu.scenario.replay_tvs`), each counted at :data:`PRESENTED_COST` (the certificate held
   once for all of them) within the same half and the same maximum, beyond: counted, with a warning.
+  So are the HTTPS config downloads (TCP 6971, :mod:`phoneemu.scenario.replay_https_config`), each at
+  :data:`EXCHANGE_COST` and the bytes of its answer (identical answers once); each phone's config asked over
+  HTTPS is answered from its own. Without a key log they cannot be read: one warning names how many.
 * **SIP**: every phone's SIP connections are kept (:mod:`phoneemu.scenario.replay_sip`, at most
   :data:`~phoneemu.scenario.replay_sip.MAX_CONNECTIONS`) and each is checked as for one phone: by the
   device it names, else by its client address when only that phone fetched files from it.
@@ -69,6 +72,7 @@ from phoneemu.scenario.replay import (
     boot_groups,
     replay_boots,
 )
+from phoneemu.scenario.replay_https_config import CapturedHttpsConfig, unread_warning
 from phoneemu.scenario.replay_sip import MAX_CONNECTIONS, MAX_MEDIA_FLOWS, CapturedSip, SipCollector
 from phoneemu.scenario.replay_tvs import (
     MAX_CERTIFICATES,
@@ -224,6 +228,24 @@ class _FleetTvs(TvsCollector):
         self.not_kept = 0
         self.presented_not_kept = 0
         self._once = _Once()
+        self.https.admit = self._admit_https
+        self._https_answers: set[int] = set()  # the answers counted (identical ones are one object)
+
+    def _admit_https(self, ex: CapturedHttpsConfig) -> bool:
+        """An HTTPS config exchange is kept while the allowance lasts (module rules, "TVS"); an answer the
+        collector already holds (the same object) is counted once."""
+        new = ex.response is not None and id(ex.response) not in self._https_answers
+        answer = ex.response if new and ex.response is not None else b""
+        if not self.allowance.take(EXCHANGE_COST + len(answer)):
+            if not self.https.unlisted:
+                self.warn(f"HTTPS config {ex.name} from {host_port(*ex.server)}: the exchanges and downloads "
+                          "kept would hold more than half the overall budget (--max-memory): this download "
+                          "and the later ones are not kept (those phones' configs over HTTPS are answered as "
+                          "not captured)")
+            return False
+        if answer:
+            self._https_answers.add(id(ex.response))
+        return True
 
     def connection(self, **kw: Any) -> None:
         before, shown = len(self.found), len(self.presented)
@@ -571,6 +593,8 @@ def scan_fleet(path: str | Path, *, secrets: KeyLog | None = None, limits: Limit
         raise
     notes = [*warnings.lines(), *_scan_notes(collector, sips)]
     tvs = collector.result(scanner.tls_connections) if collector is not None else no_tvs(scanner)
+    if tvs.https.unread:
+        notes.append(unread_warning(tvs.https.unread))
     return FleetCapture(sink, scanner, tvs, notes, sip=sips.found)
 
 
@@ -658,7 +682,7 @@ async def _replay_one(capture: FleetCapture, mac: str, *, profile: str, noted: t
     results: list[Any] = await replay_boots(
         boots, mac, profile=profile, installed=installed, keys_from=keys_from, notes=notes,
         tvs_capture=capture.tvs if use_keylog else None, sip_capture=capture.sip_of(mac),
-        shared_addresses=capture.shared_addresses,
+        shared_addresses=capture.shared_addresses, https_capture=capture.tvs.https,
         each=None if boot is None else (lambda r: reduced.append(boot(r))), **options)
     return PhoneReplay(mac=mac, profile=profile, results=tuple(results if boot is None else reduced),
                        notes=tuple(notes))

@@ -7,7 +7,9 @@ Rules (spec §E.1 TLS, §E.2 framing, §E.5/§E.6 QUERY and its answer; *our con
   sender, else the side that sent the ClientHello). A connection that cannot be decrypted (no key-log
   entry, an unknown suite, a record that does not decrypt) is listed with the reason.
 * Decrypted client data that does not frame as TVS messages (HTTPS, CAPF) is not TVS: counted,
-  not an error. Each request is paired with the next response of the same session id; a request
+  not an error. A phone's HTTPS config request (TCP 6971, spec §H.1) is kept for the replay of its config
+  download (:mod:`phoneemu.scenario.replay_https_config`, :attr:`TvsCapture.https`).
+  Each request is paired with the next response of the same session id; a request
   without one (the connection was cut) has ``response`` None.
 * **Our convention** for the offline TVS of a replayed boot: a phone's QUERY is answered with the
   captured answer to a QUERY *of the same phone (the MAC in the device name, ``SEP<MAC>`` or
@@ -73,6 +75,7 @@ Rules (spec §E.1 TLS, §E.2 framing, §E.5/§E.6 QUERY and its answer; *our con
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import functools
 import ipaddress
 import re
@@ -87,9 +90,11 @@ from phoneemu.net.capture import PcapPacket, read_pcap
 from phoneemu.net.tls_decrypt import KeyLog, decrypt_tls, key_problem, presented_certificate
 from phoneemu.net.tls_handshake import client_certificate, device_of_certificate
 from phoneemu.net.tvs_client import NO_TVS_ANSWER, SERVER_REFUSED, judge_server, server_order
+from phoneemu.phone.https_config import HTTPS_CONFIG_PORT
 from phoneemu.protocols import tvs
 from phoneemu.scenario._capture_flows import MAX_TLS_STREAM, Endpoint, FlowScanner, Limits, reassembly_for
 from phoneemu.scenario.replay import CaptureIndex, no_tvs_answer, phone_sink
+from phoneemu.scenario.replay_https_config import HttpsConfigCapture, HttpsConfigCollector, unread_warning
 from phoneemu.values import host_port
 from phoneemu.words import counted
 
@@ -192,6 +197,8 @@ class TvsCapture:
     #: connections without a request and the certificate each server presented (module rules)
     presented: tuple[CapturedCert, ...] = ()
     unlisted_presented: int = 0
+    #: the HTTPS config downloads (:mod:`phoneemu.scenario.replay_https_config`)
+    https: HttpsConfigCapture = dataclasses.field(default_factory=HttpsConfigCapture)
 
     @property
     def decrypted(self) -> int:
@@ -437,6 +444,8 @@ class TvsCollector:
         self.unlisted_presented = 0
         self._certificates: dict[bytes, bytes] = {}
         self._certificate_bytes = 0
+        #: the HTTPS config requests (TCP 6971, spec §H.1), their certificates kept with the others
+        self.https = HttpsConfigCollector(mac=mac, limit=limit, certificate=self._kept)
 
     def early_problem(self, client_start: bytes, server_start: bytes) -> str | None:
         verdict = key_problem(client_start, server_start, self.secrets)
@@ -454,6 +463,11 @@ class TvsCollector:
             plain = decrypt_tls(client_stream, server_stream, self.secrets)
         except DecodeError as exc:
             self._problem(f"{where}: {exc}")
+            return
+        if self.https.connection(client=client, server=server, start=start, order=order, plain=plain,
+                                 client_stream=client_stream, server_stream=server_stream,
+                                 secrets=self.secrets):
+            self.not_tvs += 1  # HTTPS: the config download of spec §H.1
             return
         try:
             pairs = _pair(_messages(plain.client_data), _messages(plain.server_data))
@@ -512,10 +526,11 @@ class TvsCollector:
             self.unlisted_problems += 1
 
     def result(self, tls_connections: int) -> TvsCapture:
+        presented = tuple(self.presented)
         return TvsCapture(exchanges=tuple(self.found), tls_connections=tls_connections, not_tvs=self.not_tvs,
                           problems=tuple(self.problems), unlisted=self.unlisted,
-                          unlisted_problems=self.unlisted_problems, presented=tuple(self.presented),
-                          unlisted_presented=self.unlisted_presented)
+                          unlisted_problems=self.unlisted_problems, presented=presented,
+                          unlisted_presented=self.unlisted_presented, https=self.https.result(presented))
 
 
 def tvs_from_packets(packets: Iterable[PcapPacket], secrets: KeyLog | dict[bytes, bytes],
@@ -586,8 +601,11 @@ def feed_capture(path: str | Path, scanner: FlowScanner, warnings: ScanWarnings,
 
 
 def no_tvs(scanner: FlowScanner) -> TvsCapture:
-    """What a scan without a key log knows of TLS: how many connections it saw."""
-    return TvsCapture(exchanges=(), tls_connections=scanner.tls_connections, not_tvs=0, problems=())
+    """What a scan without a key log knows of TLS: how many connections it saw (and how many to TCP 6971,
+    the HTTPS config download it cannot read, :mod:`phoneemu.scenario.replay_https_config`)."""
+    unread = scanner.tls_ports.get(HTTPS_CONFIG_PORT, 0)
+    return TvsCapture(exchanges=(), tls_connections=scanner.tls_connections, not_tvs=0, problems=(),
+                      https=HttpsConfigCapture(read=False, unread=unread))
 
 
 def scan_capture(path: str | Path, *, mac: str | None = None, secrets: KeyLog | None = None,
@@ -609,6 +627,8 @@ def scan_capture(path: str | Path, *, mac: str | None = None, secrets: KeyLog | 
     if sips is not None:
         sips.finish()
     tvs = collector.result(scanner.tls_connections) if collector is not None else no_tvs(scanner)
+    if tvs.https.unread:
+        warnings(unread_warning(tvs.https.unread))
     index = sink.index(scanner, warnings.lines())
     return CaptureScan(index=index, tvs=tvs, warnings=index.warnings,
                        sip=tuple(sips.found) if sips is not None else ())
