@@ -43,8 +43,9 @@ Our conventions where the spec is silent ([UNK]/[INF]):
   when their data changes (spec §C.1). A change's files are staged in ``tftp/.pending/`` and put in place
   once the state is saved (:class:`_ServedChange`): an operation killed at any point leaves, when the lab is
   next opened, the old files with the old state or the new files with the new, never a mix. The identities
-  an operation makes (regenerate, add-node, add-certs, an ITLRecovery key restored) go with that change,
-  staged in ``private/.pending/`` (:mod:`.pki`): old key pairs with the old state, or new with new. The
+  an operation makes (regenerate, add-node, add-certs, an ITLRecovery key restored) and the phones' MICs
+  it issues or imports (phone add) go with that change, staged in ``private/.pending/`` (:mod:`.pki`): old
+  key pairs with the old state, or new with new (a new phone's folder only with its state). The
   per-phone copies of a trust list are hard links of one file (never written in place).
 * TVS vouches for (roles): ITLRecovery (SAST), each CallManager (SAST, CCM+TFTP), each TVS (TVS),
   CAPF (CAPF), the extra certificates (TVS), the HTTPS identity (TFTP), and after a bulk exchange the
@@ -118,6 +119,7 @@ from phoneemu.lab.pki import (
     node_identity,
     pending_identities,
     put_staged_identities,
+    read_mic,
 )
 from phoneemu.lab.state import (
     CALL_MANAGER_GROUP_SIZE,
@@ -1209,24 +1211,26 @@ class LabCluster:
     def phone_dir(self, mac: str) -> Path:
         return self.root / "phones" / _mac(mac)
 
-    def phone_identity(self, mac: str) -> tuple[x509.Certificate, PrivateKey]:
-        """The MIC (certificate, key) the lab issued for ``mac`` (lab convenience, see docstring)."""
+    def phone_identity(self, mac: str, *, paired: bool = True) -> tuple[x509.Certificate, PrivateKey]:
+        """The MIC (certificate, key) the lab issued for ``mac`` (lab convenience, see docstring): the one an
+        operation under way staged (:meth:`LabPki.stage_mic`), else the pair on disk (:func:`read_mic`: the
+        key checked to be the certificate's; ``paired=False``, for its certificate alone: not checked)."""
+        staged = self.pki.staged_mic(_mac(mac))
+        if staged is not None:
+            return staged
         d = self.phone_dir(mac)
         try:
             stamp = _file_stamp(d / "mic.key")
             hit = self._mic_cache.get(mac)
             if hit is not None and hit[0] == stamp:
                 return hit[1], hit[2]
-            key = keys.load_private_key_pem(read_at_most(d / "mic.key", PEM_LIMIT, what="key file"),
-                                            source=str(d / "mic.key"))
-            found = certs.load_certs_pem(read_at_most(d / "mic.pem", PEM_LIMIT, what="certificate file"),
-                                         source=str(d / "mic.pem"))
+            cert, key = read_mic(d, paired=paired)
         except FileNotFoundError:
             raise self._no_phone(mac) from None
-        if not found:
-            raise DecodeError("no certificate", path=str(d / "mic.pem"))
-        self._mic_cache[mac] = (stamp, found[0], key)
-        return found[0], key
+        if paired or keys.public_key_spki_der(certs.cert_public_key(cert)) == keys.public_key_spki_der(
+                key.public_key()):
+            self._mic_cache[mac] = (stamp, cert, key)  # a pair only: a paired read refuses the others
+        return cert, key
 
     def phone_lsc(self, mac: str) -> x509.Certificate | None:
         """The LSC the saved state records for ``mac`` (None: none recorded). The state is the commit
@@ -1287,7 +1291,7 @@ class LabCluster:
 
     def phone_cert(self, mac: str) -> x509.Certificate:
         """The certificate encrypted configs are wrapped to: the LSC if recorded, else the MIC."""
-        return self.phone_lsc(mac) or self.phone_identity(mac)[0]
+        return self.phone_lsc(mac) or self.phone_identity(mac, paired=False)[0]
 
     # ============================================================== phones
     def add_phone(
@@ -1367,17 +1371,14 @@ class LabCluster:
         self._set_encryption(ph, encrypt, symmetric_key, explicit=encrypt is not None)
         self._set_capf(ph, capf_operation, _auth_mode(capf_auth_mode),
                        None if auth_string is None else str(auth_string), lsc_key)
-        if new or mic is not None:
-            d = self.phone_dir(mac)
-            d.mkdir(parents=True, exist_ok=True)
+        if new or mic is not None:  # written with the state's save (the module docstring)
             if mic is None:
                 cert, key = self.pki.issue_mic(mac, model=ph.model, now=self.state.clock,
                                                spec=KeySpec.parse(self.state.key_spec))
             else:
                 cert, key = mic
-            keys.write_private_key(d / "mic.key", key, durable=self.pki.durable)
-            _write_atomic(d / "mic.pem", cert_pem(cert))
-            self._mic_cache[mac] = (_file_stamp(d / "mic.key"), cert, key)
+            self.pki.stage_mic(mac, cert, key)
+            self._mic_cache.pop(mac, None)
         self.state.phones[mac] = ph
         return new
 
@@ -2337,7 +2338,7 @@ class LabCluster:
         that fails leaves the lab as :func:`_settle_served` finds it: the old files while the old state
         stands (and :meth:`_commit` puts the cluster that tried back as saved)."""
         change = self._change
-        if change is None and self.pki.staged_names():
+        if change is None and self.pki.has_staged():
             change = self._served_change()  # a change of identities alone: staged all the same
         if change is None:
             self._save()

@@ -19,7 +19,11 @@ the lab's served files; ``cluster._ServedChange``): :meth:`LabPki.write_staged` 
 ``DIR/private/.pending/`` before the save, :func:`put_staged_identities` puts it in place after it. So a
 kill at any point leaves the old pair with the old state or the new pair with the new (was: the new pair
 written in place before the save, so a kill between left it under the old state: the next operation
-signed with a key the lab's change log never recorded).
+signed with a key the lab's change log never recorded). A phone's MIC an operation issues or imports
+(:meth:`LabPki.stage_mic`; kept as ``DIR/phones/<MAC>/mic.key`` + ``mic.pem``, a lab convenience) goes the
+same way, staged in ``DIR/private/.pending/phones/`` (ours; was: written in place before the save: a kill
+between the two files left a new key beside the old certificate, one after them a MIC the state did not
+record). :func:`read_mic` reads a phone's pair, the key checked to be the certificate's.
 
 Seeded mode (labs and tests only, never production): keys come from
 ``generate_key(spec, unsafe_seed=f"{seed}:{name}:{generation}")``, serials from a hash of the same
@@ -70,7 +74,9 @@ __all__ = [
     "cert_pem",
     "node_identity",
     "pending_identities",
+    "pending_mics",
     "put_staged_identities",
+    "read_mic",
 ]
 
 #: Start of validity of generation-0 certificates in seeded mode.
@@ -83,6 +89,7 @@ CORE_IDENTITIES = ("callmanager", "itlrecovery", "tvs", "capf", "mfgca", "images
 
 _VALIDITY_YEARS = {"callmanager": 5, "tvs": 5, "capf": 5, "mfgca": 30, "imagesigning": 20, "extra": 5}
 _MIC_YEARS = 10  # spec §H.2
+_MIC_KEY, _MIC_CERT, _STAGED_MIC = "mic.key", "mic.pem", ".mic.pem.staged"  # in DIR/phones/<MAC>/
 _KEYS_PER_BATCH = 4  # MIC keys a core makes between two looks at prepare_mic_keys' stop()
 _BACKDATE = dt.timedelta(days=1)
 
@@ -122,31 +129,115 @@ def pending_identities(root: Path) -> Path:
     return Path(root) / "private" / ".pending"
 
 
-def put_staged_identities(root: Path, *, durable: bool = True) -> None:
-    """Put the identities staged in :func:`pending_identities` in place (their state is saved): for each,
-    the certificate to :meth:`LabPki.staged_cert_path`, the key onto the old one, the certificate onto the
-    old one — the order of :meth:`LabPki.store`, so a reader between two renames gets the old pair or the
-    new (:meth:`LabPki.get`). Idempotent: run again after a kill, it finishes what is left. ``durable``:
-    the folders are fsynced after. The folder itself is left to the caller to remove."""
-    root = Path(root)
-    folder = pending_identities(root)
+def pending_mics(root: Path) -> Path:
+    """``DIR/private/.pending/phones/``: the MICs of a lab operation whose state is not saved yet, each as
+    ``<MAC>.key`` (0600) and ``<MAC>.pem`` (:meth:`LabPki.write_staged`); removed with its parent."""
+    return pending_identities(root) / "phones"
+
+
+def _staged_stems(folder: Path) -> list[str]:
+    """The names staged in ``folder`` (``<name>.key`` / ``<name>.pem``); none when there is no folder."""
     try:
         with os.scandir(folder) as listing:
-            names = sorted({Path(e.name).stem for e in listing
-                            if not e.name.startswith(".") and e.name.endswith((".key", ".pem"))})
+            return sorted({Path(e.name).stem for e in listing
+                           if not e.name.startswith(".") and e.name.endswith((".key", ".pem"))})
     except FileNotFoundError:
-        return
+        return []
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` are one file (hard links: a rename of one onto the other does nothing)."""
+    try:
+        return os.path.samefile(a, b)
+    except FileNotFoundError:
+        return False
+
+
+def _put_pair(folder: Path, stem: str, key_path: Path, cert_path: Path, staged_cert: Path) -> None:
+    """Put the pair ``folder/<stem>.key`` + ``.pem`` in place: the certificate linked to ``staged_cert``, the
+    key renamed onto ``key_path``, the staged certificate renamed onto ``cert_path``. A reader between two
+    steps finds the old pair, or the new key beside its staged certificate (:func:`_take_staged_cert`). The
+    staged ``.pem`` stays until the caller removes ``folder``, so a run again after a kill finds the pair
+    and finishes it (was renamed: a kill after the key left the new key, its certificate only staged)."""
+    staged_pem = folder / f"{stem}.pem"
+    if staged_pem.exists() and not _same_file(staged_pem, cert_path):  # same: in place, by a run before
+        staged_cert.unlink(missing_ok=True)
+        try:
+            os.link(staged_pem, staged_cert)
+        except OSError:  # a file system without hard links: a copy
+            atomic_write(staged_cert, staged_pem.read_bytes())
+    with contextlib.suppress(FileNotFoundError):  # put in place by a run before a kill
+        os.replace(folder / f"{stem}.key", key_path)
+    with contextlib.suppress(FileNotFoundError):  # or another process's reader put it in place
+        os.replace(staged_cert, cert_path)
+
+
+def put_staged_identities(root: Path, *, durable: bool = True) -> None:
+    """Put the identities staged in :func:`pending_identities` in place (their state is saved), then the
+    phones' MICs staged in :func:`pending_mics` (each phone's folder made if new), each pair by
+    :func:`_put_pair`: the order of :meth:`LabPki.store`, so a reader between two renames gets the old pair
+    or the new (:meth:`LabPki.get`, :func:`read_mic`). Idempotent: run again after a kill, it finishes what
+    is left. ``durable``: the folders are fsynced after. The folder itself is left to the caller to remove."""
+    root = Path(root)
+    folder = pending_identities(root)
+    names = _staged_stems(folder)
     for name in names:
-        staged = _staged_cert_path(root, name)
-        with contextlib.suppress(FileNotFoundError):  # moved by a run before a kill
-            os.replace(folder / f"{name}.pem", staged)
-        with contextlib.suppress(FileNotFoundError):
-            os.replace(folder / f"{name}.key", _key_path(root, name))
-        with contextlib.suppress(FileNotFoundError):  # or another process's get put it in place
-            os.replace(staged, _cert_path(root, name))
+        _put_pair(folder, name, _key_path(root, name), _cert_path(root, name), _staged_cert_path(root, name))
     if durable and names:
         sync_folder(root / "private")
         sync_folder(root / "certs")
+    mics = pending_mics(root)
+    macs = _staged_stems(mics)
+    for mac in macs:
+        phone = root / "phones" / mac
+        phone.mkdir(parents=True, exist_ok=True)
+        _put_pair(mics, mac, phone / _MIC_KEY, phone / _MIC_CERT, phone / _STAGED_MIC)
+        if durable:
+            sync_folder(phone)
+    if durable and macs:
+        sync_folder(root / "phones")
+
+
+def _take_staged_cert(staged: Path, cert_path: Path, key: PrivateKey) -> x509.Certificate | None:
+    """The certificate staged at ``staged`` for ``key`` (a put or store killed, or read, between the key and
+    the certificate): put in place at ``cert_path`` and returned; None when there is none for ``key``. A lab
+    this process cannot write (a read-only copy, another user's) is read all the same: the certificate is
+    returned, left staged (was: the OSError, the lab unreadable)."""
+    try:
+        found = certs.load_certs_pem(read_at_most(staged, PEM_LIMIT, what="certificate file"),
+                                     source=str(staged))
+    except (OSError, DecodeError):
+        return None
+    mine = keys.public_key_spki_der(key.public_key())
+    if not found or keys.public_key_spki_der(certs.cert_public_key(found[0])) != mine:
+        return None
+    with contextlib.suppress(OSError):  # another process put it in place first, or a read-only lab
+        os.replace(staged, cert_path)
+    return found[0]
+
+
+def read_mic(folder: Path, *, paired: bool = True) -> tuple[x509.Certificate, PrivateKey]:
+    """The MIC in phone folder ``folder`` (``mic.pem``, ``mic.key``), the key checked to be the
+    certificate's; a new key beside its staged certificate (:func:`_put_pair` under way or killed): that
+    certificate. FileNotFoundError when a file is missing; a DecodeError naming the key when it is another
+    certificate's (was: taken as it was: ``boot --lab`` booted a phone holding a key its MIC does not
+    certify, to fail later at CAPF or at an encrypted config). ``paired=False`` (only the certificate is
+    wanted: the lab's served files): such a pair is returned as it is."""
+    kpath, cpath = folder / _MIC_KEY, folder / _MIC_CERT
+    key = keys.load_private_key_pem(read_at_most(kpath, PEM_LIMIT, what="key file"), source=str(kpath))
+    found = certs.load_certs_pem(read_at_most(cpath, PEM_LIMIT, what="certificate file"), source=str(cpath))
+    if not found:
+        raise DecodeError("no certificate", path=str(cpath))
+    spki = keys.public_key_spki_der
+    if spki(certs.cert_public_key(found[0])) == spki(key.public_key()):
+        return found[0], key
+    staged = _take_staged_cert(folder / _STAGED_MIC, cpath, key)
+    if staged is not None:
+        return staged, key
+    if not paired:
+        return found[0], key
+    raise DecodeError(f"not the private key of the MIC {cpath.name} beside it (a file replaced?)",
+                      path=str(kpath))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -199,6 +290,18 @@ def _write_atomic(path: Path, data: bytes, mode: int = 0o644, *, durable: bool =
     atomic_write(path, data, mode=mode, durable=durable, make_parents=True)
 
 
+def _write_new(path: Path, data: bytes, mode: int, *, durable: bool) -> None:
+    """``data`` as a new file ``path`` (one there before removed), ``mode`` from its first byte, fsynced
+    when ``durable`` (its folder not: the caller syncs it once)."""
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+    with open(fd, "wb", closefd=True) as f:
+        f.write(data)
+        if durable:
+            f.flush()
+            os.fsync(f.fileno())
+
+
 class LabPki:
     """The identities of one lab cluster, kept on disk under ``root``.
 
@@ -218,6 +321,7 @@ class LabPki:
         self.cluster_name = cluster_name
         self._cache: dict[str, Identity] = {}
         self._staged: dict[str, Identity] = {}  # in force in memory, on disk once the state is saved
+        self._staged_mics: dict[str, tuple[x509.Certificate, PrivateKey]] = {}  # by MAC, the same way
         self._spare_mic_keys: dict[str, list[PrivateKey]] = {}
 
     # --- names and paths -----------------------------------------------------------------------
@@ -333,46 +437,60 @@ class LabPki:
         """The identities :meth:`store` holds for the next state save."""
         return sorted(self._staged)
 
+    def stage_mic(self, mac: str, cert: x509.Certificate, key: PrivateKey) -> None:
+        """Phone ``mac``'s new MIC: in force in memory (:meth:`staged_mic`) until the next state save, which
+        writes it (:meth:`write_staged`, :func:`put_staged_identities`; see the module docstring)."""
+        self._staged_mics[mac] = (cert, key)
+
+    def staged_mic(self, mac: str) -> tuple[x509.Certificate, PrivateKey] | None:
+        """The MIC :meth:`stage_mic` holds for ``mac`` (None: the one on disk stands)."""
+        return self._staged_mics.get(mac)
+
+    def has_staged(self) -> bool:
+        """Whether identities or MICs wait for the next state save."""
+        return bool(self._staged or self._staged_mics)
+
     def write_staged(self) -> None:
-        """Write the identities held for the state save into :func:`pending_identities` (key 0600,
-        ``durable``: fsynced), before the save; :func:`put_staged_identities` puts them in place after it."""
-        if not self._staged:
+        """Write the identities held for the state save into :func:`pending_identities` and the MICs into
+        :func:`pending_mics` (keys 0600, ``durable``: fsynced), before the save;
+        :func:`put_staged_identities` puts them in place after it. The MICs (a ``lab phone add --count``
+        stages thousands) are written as new files, each fsynced, their folder once: the folder is
+        discarded whole unless the change's note, written after, names it."""
+        if not self.has_staged():
             return
         folder = pending_identities(self.root)
         folder.mkdir(mode=0o700, exist_ok=True)
         for name, ident in sorted(self._staged.items()):
             keys.write_private_key(folder / f"{name}.key", ident.key, durable=self.durable)
             _write_atomic(folder / f"{name}.pem", cert_pem(ident.cert), durable=self.durable)
+        if self._staged_mics:
+            mics = pending_mics(self.root)
+            mics.mkdir(mode=0o700, exist_ok=True)
+            for mac, (cert, key) in self._staged_mics.items():
+                _write_new(mics / f"{mac}.key", keys.private_key_pem(key), 0o600, durable=self.durable)
+                _write_new(mics / f"{mac}.pem", cert_pem(cert), 0o644, durable=self.durable)
+            if self.durable:
+                sync_folder(mics)
+                sync_folder(folder)
         if self.durable:
             sync_folder(folder.parent)
 
     def staged_saved(self) -> None:
         """The state naming the staged identities is saved: they are this lab's (put in place by then)."""
         self._staged.clear()
+        self._staged_mics.clear()
 
     def drop_staged(self) -> None:
         """The save of the staged identities failed: forgotten, the ones on disk in force again."""
         for name in self._staged:
             self._cache.pop(name, None)
         self._staged.clear()
+        self._staged_mics.clear()
 
     def _staged_cert(self, name: str, key: PrivateKey) -> x509.Certificate | None:
         """The certificate :meth:`store` staged for ``key`` and did not put in place (killed between the
-        key and the certificate): put in place now and returned; None when there is none for ``key``. A lab
-        this process cannot write (a read-only copy, another user's) is read all the same: the certificate
-        is returned, left staged for the next :meth:`store` (was: the OSError, the lab unreadable)."""
-        staged = self.staged_cert_path(name)
-        try:
-            found = certs.load_certs_pem(read_at_most(staged, PEM_LIMIT, what="certificate file"),
-                                         source=str(staged))
-        except (OSError, DecodeError):
-            return None
-        mine = keys.public_key_spki_der(key.public_key())
-        if not found or keys.public_key_spki_der(certs.cert_public_key(found[0])) != mine:
-            return None
-        with contextlib.suppress(OSError):  # another process put it in place first, or a read-only lab
-            os.replace(staged, self.cert_path(name))
-        return found[0]
+        key and the certificate; :func:`_take_staged_cert`)."""
+        return _take_staged_cert(self.staged_cert_path(name), self.cert_path(name), key)
 
     def get(self, name: str) -> Identity:
         """Load identity ``name`` from disk (cached)."""
