@@ -1056,22 +1056,28 @@ class LabCluster:
         the sessions that finished together with one save, not one save of the whole state each); what a
         change does after its save (:meth:`_after_saving`) runs after that one. Use it inside
         :meth:`update_locked`: a failure inside, or of the save, leaves the state in memory ahead of the
-        disk, which update_locked puts back as saved — none of the changes then stands."""
+        disk, which update_locked puts back as saved — none of the changes then stands — whatever failed (an
+        OSError staging the first record's files included: was only once a save was due, its files kept in
+        memory), and the group's change of served files is let go of and settled (was: its lock held, every
+        other process's operation refused until this cluster's next change)."""
         if self._after_save is not None:  # nested: the outer one saves
             yield
             return
-        self._after_save, self._save_due = [], False
+        group: list[Callable[[], None]] = []
+        self._after_save, self._save_due = group, False
         try:
             yield
-            after = self._after_save
             self._after_save = None
             if self._save_due:
                 self._save()
-            for fn in after:
+            for fn in group:
                 fn()
         except BaseException:
-            if self._save_due:
-                self._unsaved = True
+            self._unsaved = True
+            if self._change is not None and self._change.group is group:
+                self._drop_change()
+                with contextlib.suppress(PhoneEmuError):
+                    _settle_served(self.root)  # rolled back, or forward when the save was made
             raise
         finally:
             self._after_save, self._save_due = None, False
@@ -1342,13 +1348,14 @@ class LabCluster:
             raise EncodeError("an imported MIC belongs to exactly one phone", path="mic")
         self._tick(now)
         added: list[str] = []
-        for done, mac in enumerate(mac_list, 1):
-            if self._add_one(mac, model=model, encrypt=encrypt, symmetric_key=symmetric_key,
-                             capf_operation=capf_operation, capf_auth_mode=capf_auth_mode,
-                             auth_string=auth_string, lsc_key=lsc_key, capf=capf, mic=mic):
-                added.append(mac)
-            if progress is not None:
-                progress(done, len(mac_list))
+        with self._put_back_on_error():  # a phone refused after others were staged: none of them stands
+            for done, mac in enumerate(mac_list, 1):
+                if self._add_one(mac, model=model, encrypt=encrypt, symmetric_key=symmetric_key,
+                                 capf_operation=capf_operation, capf_auth_mode=capf_auth_mode,
+                                 auth_string=auth_string, lsc_key=lsc_key, capf=capf, mic=mic):
+                    added.append(mac)
+                if progress is not None:
+                    progress(done, len(mac_list))
         op = "phone-add" if added else "phone-update"
         args: dict[str, Any] = {"macs": mac_list} if len(mac_list) != 1 else {"mac": mac_list[0]}
         args.update(model=model, encrypt=encrypt, capf=capf_operation or (capf or {}).get("operation"))
@@ -1816,12 +1823,13 @@ class LabCluster:
         if node > 8:
             raise EncodeError("a lab cluster has at most 8 nodes", path="nodes")
         self._tick(now)
-        for base in ("callmanager", "tvs"):
-            name = node_identity(base, node)
-            self.pki.forget(name)
-            gen = self.state.identity_generations.get(name, -1) + 1
-            self.pki.create(name, now=self.state.clock, generation=gen, staged=True)
-            self.state.identity_generations[name] = gen
+        with self._put_back_on_error():  # the second identity failed: the first one staged goes too
+            for base in ("callmanager", "tvs"):
+                name = node_identity(base, node)
+                self.pki.forget(name)
+                gen = self.state.identity_generations.get(name, -1) + 1
+                self.pki.create(name, now=self.state.clock, generation=gen, staged=True)
+                self.state.identity_generations[name] = gen
         self.state.nodes = node
         self._commit("add-node", {"node": node}, now)
 
@@ -1930,11 +1938,12 @@ class LabCluster:
             raise EncodeError(f"count must be 1..200, got {count!r}", path="count")
         self._tick(now)
         start = self.state.extra_certs
-        for i in range(start + 1, start + count + 1):
-            name = f"extra-{i}"
-            self.pki.create(name, now=self.state.clock, generation=0,
-                            shared_key_of=None if i == 1 else "extra-1", staged=True)
-            self.state.identity_generations[name] = 0
+        with self._put_back_on_error():  # one certificate failed: those staged before it go too
+            for i in range(start + 1, start + count + 1):
+                name = f"extra-{i}"
+                self.pki.create(name, now=self.state.clock, generation=0,
+                                shared_key_of=None if i == 1 else "extra-1", staged=True)
+                self.state.identity_generations[name] = 0
         self.state.extra_certs = start + count
         self._commit("add-certs", {"count": count, "total": self.state.extra_certs}, now)
 
@@ -2298,6 +2307,19 @@ class LabCluster:
             else:
                 self._rebuild_phones(phones)
             self._save_served()
+        except Exception:
+            if self._after_save is None:
+                self._put_back_as_saved()
+            raise
+
+    @contextlib.contextmanager
+    def _put_back_on_error(self) -> Iterator[None]:
+        """An operation's steps before its :meth:`_commit` (identities or MICs staged, the state changed in
+        memory): one that fails puts the cluster back as saved, as :meth:`_commit` does (was: what it staged
+        left in memory, saved by the next operation of the same cluster object: a node's identities, a
+        phone the failed ``add_phones`` had added)."""
+        try:
+            yield
         except Exception:
             if self._after_save is None:
                 self._put_back_as_saved()

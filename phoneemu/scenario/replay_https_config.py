@@ -183,7 +183,8 @@ class HttpsConfigCapture:
 class HttpsConfigCollector:
     """Keeps the HTTPS config exchanges of decrypted TLS connections (module rules): all of them up to
     ``limit``, beyond only ``mac``'s (with ``mac``: only its own); ``admit(exchange)`` may refuse one (a
-    budget's), ``certificate(der)`` gives the one copy of a certificate kept (None: beyond the caps)."""
+    budget's: its answer is then not held either), ``certificate(der)`` gives the one copy of a certificate
+    kept (None: beyond the caps)."""
 
     def __init__(self, *, mac: str | None = None, limit: int = 10_000,
                  certificate: Callable[[bytes | None], bytes | None] = lambda der: der) -> None:
@@ -214,6 +215,7 @@ class HttpsConfigCollector:
             why = "beyond the certificates a replay keeps"
         data = plain.server_data
         too_long = len(data) > MAX_RESPONSE
+        answers = len(self._bytes)
         response, not_kept = self._kept(data[:MAX_RESPONSE])
         ex = CapturedHttpsConfig(start=start, client=client, server=server, order=order, name=asked[1],
                                  mac=mac, tls=plain.description, certificate=kept, why=why, response=response,
@@ -223,6 +225,9 @@ class HttpsConfigCollector:
             self.found.append(ex)
         else:
             self.unlisted += 1
+            if response is not None and len(self._bytes) > answers:  # its answer new: not held either (was:
+                del self._bytes[response]  # held to the scan's end, counted nowhere: beyond --max-memory)
+                self._held -= len(response)
         return True
 
     def _kept(self, data: bytes) -> tuple[bytes | None, str]:
