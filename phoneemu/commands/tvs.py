@@ -595,10 +595,13 @@ def _order_mistake(args: argparse.Namespace) -> None:
     files = [text for text in args.servers if _exists(Path(text), file=True)]
     if not files:
         return
+    import shlex
+
     servers = [text for text in args.servers if text not in files] + [str(args.subject)]
     raise PhoneEmuError(f"{args.subject}: no such file, and the server argument {files[0]} is a file: "
-                        "the servers come first, the certificate or signed file last (phoneemu tvs "
-                        f"{' '.join(servers)} {files[0]})", path="CERT_OR_FILE")  # escaped where printed
+                        "the servers come first, the certificate or signed file last "
+                        f"({shlex.join(['phoneemu', 'tvs', *servers, files[0]])})",
+                        path="CERT_OR_FILE")  # escaped where printed; quoted to be run as shown
 
 
 def _exists(path: Path, *, file: bool = False) -> bool:

@@ -42,3 +42,15 @@ def test_a_server_argument_too_long_for_a_file_name_is_no_order_mistake(
     assert status == 2
     err = capsys.readouterr().err
     assert "nothing.tlv" in err and "come first" not in err, err
+
+
+def test_the_command_line_said_is_quoted_to_run_as_shown(tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """A file whose path holds a space: the line said quotes it, so it runs as shown (review)."""
+    folder = tmp_path / "my lists"
+    folder.mkdir()
+    itl = folder / "ITLFile.tlv"
+    itl.write_bytes(b"\x01")
+    assert main(["tvs", str(itl), "127.0.0.1"]) == 2
+    err = capsys.readouterr().err
+    assert f"(phoneemu tvs 127.0.0.1 '{itl}')" in err, err
