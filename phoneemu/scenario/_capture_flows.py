@@ -87,6 +87,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import heapq
+import ipaddress
 import re
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
@@ -106,8 +107,19 @@ __all__ = [
     "MAX_TLS_STREAM", "MAX_UNCLASSIFIED", "PIECE_COST", "SEGMENT_COST", "SNAPLEN_CUT", "TCP_FLOW_COST",
     "TFTP_FLOW_COST",
     "Download", "Endpoint", "FlowScanner", "Limits", "MediaSink", "SipSink", "TlsSink", "first_request",
-    "mac_of", "reassembly_for", "requested_name", "snaplen_text",
+    "host_key", "mac_of", "reassembly_for", "requested_name", "snaplen_text",
 ]
+
+
+def host_key(host: str) -> str:
+    """An address as compared between a boot (or its config) and a capture: ``[::1]``, ``::0:1`` and ``::1``
+    alike, a name in lower case (the TVS and the HTTPS config replays)."""
+    bare = host.strip("[]")
+    try:
+        return ipaddress.ip_address(bare).compressed
+    except ValueError:
+        return bare.lower()
+
 
 Endpoint = tuple[str, int]
 CAPTURE_END = "still open when the capture ended"

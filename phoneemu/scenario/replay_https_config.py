@@ -49,7 +49,6 @@ from __future__ import annotations
 import asyncio
 import bisect
 import functools
-import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,7 +60,7 @@ from phoneemu.net.http import read_response
 from phoneemu.net.tls_decrypt import DecryptedTls, KeyLog, presented_certificate
 from phoneemu.phone.https import read_to_close
 from phoneemu.phone.https_config import HTTPS_CONFIG_PORT, SERVER_REFUSED
-from phoneemu.scenario._capture_flows import Endpoint, first_request
+from phoneemu.scenario._capture_flows import Endpoint, first_request, host_key
 from phoneemu.values import host_port
 from phoneemu.words import counted
 
@@ -79,15 +78,6 @@ NO_EXCHANGE = "no HTTPS config download of this phone in the capture"
 NO_ANSWER = "captured HTTPS config request got no answer"
 NOT_READ = "the capture's TLS connections are not read without --keylog"
 _CONFIG_NAME = re.compile(r"SEP([0-9A-Fa-f]{12})\.cnf\.xml\.sgn", re.ASCII)
-
-
-def _host_key(host: str) -> str:
-    """An address as compared between a boot and a capture (``[::1]`` and ``::1`` alike)."""
-    bare = host.strip("[]")
-    try:
-        return ipaddress.ip_address(bare).compressed
-    except ValueError:
-        return bare.lower()
 
 
 def unread_warning(connections: int) -> str:
@@ -172,7 +162,7 @@ class HttpsConfigCapture:
         out: dict[str, tuple[list[int], list[int]]] = {}
         for i in sorted(range(len(self.presented)), key=lambda i: self.presented[i].order):
             c = self.presented[i]
-            host, port = _host_key(c.server[0]), c.server[1]
+            host, port = host_key(c.server[0]), c.server[1]
             if port == HTTPS_CONFIG_PORT or (host, port) in self.servers:
                 ranks, indices = out.setdefault(host, ([], []))
                 ranks.append(c.order)
@@ -204,7 +194,7 @@ class HttpsConfigCollector:
         if found is None or asked is None:
             return False
         if len(self.servers) < self.limit:
-            self.servers.add((_host_key(server[0]), server[1]))
+            self.servers.add((host_key(server[0]), server[1]))
         mac = found[1].upper()
         if (self.mac is not None and mac != self.mac) or (len(self.found) >= self.limit and mac != self.mac):
             self.unlisted += 1
@@ -274,7 +264,7 @@ class HttpsConfigReplay:
     def shown(self, mac: str, server: str, span: tuple[float, float], clients: frozenset[str]) -> int | None:
         """The first unused connection without a request that is the boot's HTTPS config connection (module
         rules, "A server the phone refused")."""
-        ranks, indices = self.capture.shown_at.get(_host_key(server), ([], []))
+        ranks, indices = self.capture.shown_at.get(host_key(server), ([], []))
         for i in indices[bisect.bisect_left(ranks, span[0]):bisect.bisect_left(ranks, span[1])]:
             c = self.capture.presented[i]
             if i in self.shown_used or (c.mac is not None and c.mac != mac) or \
@@ -286,7 +276,7 @@ class HttpsConfigReplay:
     def port_on(self, server: str) -> int:
         """The port the boot's request goes to when nothing was captured: 6971, or the one the capture's
         HTTPS config requests went to on ``server`` (the lowest of several)."""
-        host = _host_key(server)
+        host = host_key(server)
         return min((p for h, p in self.capture.servers if h == host), default=HTTPS_CONFIG_PORT)
 
 

@@ -77,7 +77,6 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import functools
-import ipaddress
 import re
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
@@ -92,7 +91,14 @@ from phoneemu.net.tls_handshake import client_certificate, device_of_certificate
 from phoneemu.net.tvs_client import NO_TVS_ANSWER, SERVER_REFUSED, judge_server, server_order
 from phoneemu.phone.https_config import HTTPS_CONFIG_PORT
 from phoneemu.protocols import tvs
-from phoneemu.scenario._capture_flows import MAX_TLS_STREAM, Endpoint, FlowScanner, Limits, reassembly_for
+from phoneemu.scenario._capture_flows import (
+    MAX_TLS_STREAM,
+    Endpoint,
+    FlowScanner,
+    Limits,
+    host_key,
+    reassembly_for,
+)
 from phoneemu.scenario.replay import CaptureIndex, no_tvs_answer, phone_sink
 from phoneemu.scenario.replay_https_config import HttpsConfigCapture, HttpsConfigCollector, unread_warning
 from phoneemu.values import host_port
@@ -175,15 +181,6 @@ class CapturedCert:
     mac: str | None = None  # the phone its client certificate names (mutual TLS), if any
 
 
-def _host_key(host: str) -> str:
-    """An address as compared between a config and a capture (``[::1]``, ``::0:1`` and ``::1`` alike)."""
-    bare = host.strip("[]")
-    try:
-        return ipaddress.ip_address(bare).compressed
-    except ValueError:
-        return bare.lower()
-
-
 @dataclass(frozen=True, kw_only=True)
 class TvsCapture:
     """What the key log opened: the TVS exchanges, and the TLS connections it could not."""
@@ -226,7 +223,7 @@ class TvsCapture:
         out: dict[tuple[str, int], tuple[list[int], list[int]]] = {}
         for i in sorted(range(len(self.presented)), key=lambda i: self.presented[i].order):
             c = self.presented[i]
-            ranks, indices = out.setdefault((_host_key(c.server[0]), c.server[1]), ([], []))
+            ranks, indices = out.setdefault((host_key(c.server[0]), c.server[1]), ([], []))
             ranks.append(c.order)
             indices.append(i)
         return out
@@ -256,7 +253,7 @@ class TvsCapture:
         servers: set[tuple[str, int]] = set()
         for i in candidates[:max(1, len(order))]:
             ex = self.exchanges[i]
-            server = (_host_key(ex.server[0]), ex.server[1])
+            server = (host_key(ex.server[0]), ex.server[1])
             if server in servers:
                 break
             servers.add(server)
@@ -268,9 +265,9 @@ class TvsCapture:
     def _unanswered(self, order: Sequence[tuple[str, int]], tries: Sequence[int]) -> TransportError:
         """The live client's failure when every try of a question went unanswered (module rules): each
         server of ``order`` in turn, then each captured address it does not name."""
-        captured = {(_host_key(h), p): (h, p) for h, p in (self.exchanges[i].server for i in tries)}
-        configured = {(_host_key(h), p) for h, p in order}
-        failures = [f"{host_port(h, p)}: {_CUT if (_host_key(h), p) in captured else _NO_QUERY}"
+        captured = {(host_key(h), p): (h, p) for h, p in (self.exchanges[i].server for i in tries)}
+        configured = {(host_key(h), p) for h, p in order}
+        failures = [f"{host_port(h, p)}: {_CUT if (host_key(h), p) in captured else _NO_QUERY}"
                     for h, p in order] if configured & captured.keys() else []
         failures += [f"{host_port(h, p)}: {_CUT}" for k, (h, p) in captured.items() if k not in configured]
         return TransportError(NO_TVS_ANSWER + "; ".join(failures), kind="unreachable")
@@ -279,7 +276,7 @@ class TvsCapture:
                clients: frozenset[str], used: set[int]) -> CapturedCert | None:
         """The first connection to ``host:port`` in ``window`` the phone may have made (module rules),
         not in ``used`` (then added to it); ``clients``: the boot's own addresses (empty: any)."""
-        ranks, indices = self._presented_at.get((_host_key(host), port), ([], []))
+        ranks, indices = self._presented_at.get((host_key(host), port), ([], []))
         for i in indices[bisect.bisect_left(ranks, window[0]):bisect.bisect_left(ranks, window[1])]:
             c = self.presented[i]
             if i in used or (c.mac is not None and c.mac != mac) or (clients and c.client[0] not in clients):
@@ -316,12 +313,12 @@ class TvsCapture:
         has its first connection without a request from ``start`` up to the answer judged by the phone's
         check, whose note of a refusal names it as the live boot's does."""
         answered = self.exchanges[tries[-1]]
-        asked = {(_host_key(h), p) for h, p in (self.exchanges[i].server for i in tries)}
-        keys = [(_host_key(h), p) for h, p in order]
-        last = (_host_key(answered.server[0]), answered.server[1])
+        asked = {(host_key(h), p) for h, p in (self.exchanges[i].server for i in tries)}
+        keys = [(host_key(h), p) for h, p in order]
+        last = (host_key(answered.server[0]), answered.server[1])
         ahead = order[:keys.index(last)] if last in keys else order
         for host, port in ahead:
-            if (_host_key(host), port) in asked:
+            if (host_key(host), port) in asked:
                 continue
             c = self._shown(host, port, mac=mac, window=(start, answered.order), clients=clients, used=used)
             if c is not None:
@@ -335,15 +332,15 @@ class TvsCapture:
         the certificate its QUERY connection presented, another by its first connection without a
         request in ``span`` (up to the last try when it comes before a tried one) — and the live client's
         failure naming each (a refused one as refused)."""
-        tried = {(_host_key(h), p): i for i in tries for h, p in [self.exchanges[i].server]}
-        keys = [(_host_key(h), p) for h, p in order]
+        tried = {(host_key(h), p): i for i in tries for h, p in [self.exchanges[i].server]}
+        keys = [(host_key(h), p) for h, p in order]
         named = list(order) if tried.keys() & set(keys) else []  # as _unanswered names them
         named += [self.exchanges[i].server for k, i in tried.items() if k not in keys]
         ahead = max((n for n, k in enumerate(keys) if k in tried), default=-1)  # the last tried, in order
         failures: list[str] = []
         done: set[tuple[str, int]] = set()
         for n, (host, port) in enumerate(named):
-            key = (_host_key(host), port)
+            key = (host_key(host), port)
             if key in done:
                 continue
             done.add(key)
