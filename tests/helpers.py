@@ -603,10 +603,12 @@ def tftp_exchange_with_a_transfer_port(server: Any, client: Any, lab: str, name:
         transfer.recvfrom(100)
 
 
-def pristine_lab(name: str, *, now: int, phones: Mapping[str, Mapping[str, Any]]) -> tuple[Any, Any]:
+def pristine_lab(name: str, *, now: int, phones: Mapping[str, Mapping[str, Any]],
+                 **init_options: Any) -> tuple[Any, Any]:
     """The fixtures ``base_lab`` (module scope: an RSA-1024 lab cluster made at ``now`` in a temporary
-    folder named ``name``, with ``phones``: MAC -> ``add_phone`` options) and ``lab`` (a private copy of
-    it per test, :func:`copy_cluster`: key generation once per module)::
+    folder named ``name``, with ``init_options`` for :meth:`LabCluster.init` — ``https_key``, ``seed``,
+    ``host`` ... — and ``phones``: MAC -> ``add_phone`` options) and ``lab`` (a private copy of it per
+    test, :func:`copy_cluster`: key generation once per module)::
 
         base_lab, lab = pristine_lab("boot-unit", now=NOW, phones={MAC: {"now": NOW, "lsc_key": "rsa1024"}})
     """
@@ -615,7 +617,7 @@ def pristine_lab(name: str, *, now: int, phones: Mapping[str, Mapping[str, Any]]
         from phoneemu.lab.cluster import LabCluster
 
         root = tmp_path_factory.mktemp(name) / "lab"
-        c = LabCluster.init(root, key_spec="rsa1024", now=now)
+        c = LabCluster.init(root, key_spec="rsa1024", now=now, **init_options)
         for mac, options in phones.items():
             c.add_phone(mac, **options)
         return root
@@ -997,3 +999,17 @@ def capf_store_stopped_at_its_certificate(pki: Any, monkeypatch: pytest.MonkeyPa
     with pytest.raises(SystemExit):
         pki.create("capf", now=now, generation=1)
     monkeypatch.setattr(os, "replace", real_replace)
+
+
+async def tvs_unreachable(*_a: Any, **_k: Any) -> Any:
+    """A boot's ``tvs`` asker for a test without TVS: every question unreachable."""
+    from phoneemu.errors import TransportError
+
+    raise TransportError("no TVS in this test", kind="unreachable")
+
+
+async def capf_unreachable(*_a: Any, **_k: Any) -> Any:
+    """A boot's ``capf`` runner for a test without CAPF: every session unreachable."""
+    from phoneemu.errors import TransportError
+
+    raise TransportError("no CAPF in this test", kind="unreachable")

@@ -20,7 +20,7 @@ from phoneemu.fleet.metrics import BootRecord, FleetMetrics
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.servers import LabServers
 from phoneemu.phone.boot import BootTarget
-from tests.helpers import copy_cluster, run_within, serve_in_thread
+from tests.helpers import pristine_lab, run_within, serve_in_thread
 
 NOW = 1_780_000_000
 HOST = "127.0.0.1"
@@ -30,20 +30,11 @@ OLD_PHONE = "0A00000071B1"  # cp-7962: no EC support, never asks it
 run = run_within(60)
 
 
-@pytest.fixture(scope="module")
-def base_lab(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A lab made with the HTTPS identity (``lab init --https-key ec-p256``): three cp-8861, one cp-7962."""
-    root = tmp_path_factory.mktemp("https-config-fleet") / "lab"
-    lab = LabCluster.init(root, key_spec="rsa1024", now=NOW, host=HOST, https_key="ec-p256")
-    lab.add_phones(EC_PHONES, now=NOW)
-    lab.add_phone(OLD_PHONE, model="cp-7962", now=NOW)
-    return root
-
-
-@pytest.fixture
-def lab(base_lab: Path, tmp_path: Path) -> LabCluster:
-    c: LabCluster = copy_cluster(base_lab, tmp_path)
-    return c
+#: a lab made with the HTTPS identity (``lab init --https-key ec-p256``): three cp-8861, one cp-7962
+base_lab, lab = pristine_lab("https-config-fleet", now=NOW,
+                             phones={**{mac: {"now": NOW} for mac in EC_PHONES},
+                                     OLD_PHONE: {"model": "cp-7962", "now": NOW}},
+                             host=HOST, https_key="ec-p256")
 
 
 def _spec(target: BootTarget, **options: Any) -> FleetSpec:

@@ -14,7 +14,6 @@ import datetime as dt
 import socket
 import ssl
 from collections.abc import AsyncIterator, Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,20 +23,17 @@ from phoneemu.crypto.keys import KeySpec, generate_key
 from phoneemu.errors import EncodeError, TransportError, VerifyReason
 from phoneemu.formats import config as config_fmt
 from phoneemu.formats import signed, trustlist
-from phoneemu.formats.config import Server
 from phoneemu.formats.trustlist import Role, TrustRecord
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.net.fetch import MemoryFetcher
 from phoneemu.net.tls import server_context
 from phoneemu.phone import rules
 from phoneemu.phone.boot import BootReport, BootTarget
-from phoneemu.phone.events import QueryKey
 from phoneemu.phone.https_config import HttpsConfigClient
 from phoneemu.phone.phone import Phone
 from phoneemu.phone.profile import get_profile
-from phoneemu.phone.store import TrustStore, TvsResult
-from phoneemu.protocols.capf import CapfClientSession, CapfResult
-from tests.helpers import copy_cluster, run
+from phoneemu.phone.store import TrustStore
+from tests.helpers import capf_unreachable, pristine_lab, run, tvs_unreachable
 
 NOW = 1_780_000_000
 MAC = "0A00000000C1"
@@ -46,17 +42,7 @@ HOST = "127.0.0.1"
 P8861 = get_profile("cp-8861")
 
 
-@pytest.fixture(scope="module")
-def base_lab(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("https-config") / "lab"
-    LabCluster.init(root, key_spec="rsa1024", now=NOW, https_key="ec-p256").add_phone(MAC, now=NOW)
-    return root
-
-
-@pytest.fixture
-def lab(base_lab: Path, tmp_path: Path) -> LabCluster:
-    c: LabCluster = copy_cluster(base_lab, tmp_path)
-    return c
+base_lab, lab = pristine_lab("https-config", now=NOW, phones={MAC: {"now": NOW}}, https_key="ec-p256")
 
 
 # --------------------------------------------------------------------------- the rule
@@ -199,20 +185,12 @@ def _stranger_ctx() -> ssl.SSLContext:
     return server_context(cert, key)
 
 
-async def _no_tvs(servers: Sequence[Server], key: QueryKey, *, device_name: str,
-                  accept_server: Callable[[bytes | None], bool] | None) -> TvsResult:
-    raise TransportError("no TVS in this test", kind="unreachable")
-
-
-async def _no_capf(server: Server, session: CapfClientSession, *,
-                   accept_server: Callable[[bytes | None], bool] | None) -> CapfResult:
-    raise TransportError("no CAPF in this test", kind="unreachable")
 
 
 def _phone(lab: LabCluster, profile: str = "cp-8861") -> Phone:
     return Phone(mac=MAC, profile=get_profile(profile), flash=None, clock=lambda: NOW,
                  mic=lab.phone_identity(MAC), image_signers=[lab.identity("imagesigning").cert],
-                 tvs=_no_tvs, capf=_no_capf, http_timeout=2.0)
+                 tvs=tvs_unreachable, capf=capf_unreachable, http_timeout=2.0)
 
 
 async def _boot(lab: LabCluster, port: int, *, profile: str = "cp-8861",

@@ -11,8 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import ssl
 import time
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -24,20 +23,17 @@ from phoneemu.crypto.keys import KeySpec, generate_key
 from phoneemu.errors import TransportError, VerifyReason
 from phoneemu.formats import config as config_fmt
 from phoneemu.formats import signed, trustlist
-from phoneemu.formats.config import Server
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.servers import LabServers
 from phoneemu.net.fetch import MemoryFetcher
 from phoneemu.net.tls import server_context
 from phoneemu.phone import rules
 from phoneemu.phone.boot import BootReport, BootTarget
-from phoneemu.phone.events import QueryKey
 from phoneemu.phone.https_config import HttpsConfigClient
 from phoneemu.phone.phone import Phone
 from phoneemu.phone.profile import get_profile
-from phoneemu.phone.store import AcceptedConfig, TrustStore, TvsResult
-from phoneemu.protocols.capf import CapfClientSession, CapfResult
-from tests.helpers import copy_cluster, run
+from phoneemu.phone.store import AcceptedConfig, TrustStore
+from tests.helpers import capf_unreachable, pristine_lab, run, tvs_unreachable
 from tests.tls_server_helpers import threaded_tls_servers
 
 NOW = 1_780_000_000
@@ -49,19 +45,8 @@ P8861 = get_profile("cp-8861")
 Heads = list[bytes]
 
 
-@pytest.fixture(scope="module")
-def base_lab(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("https-config-redteam") / "lab"
-    lab = LabCluster.init(root, seed=73, key_spec="rsa1024", now=NOW, https_key="ec-p256")
-    lab.add_phone(MAC, now=NOW)
-    lab.add_phone(OTHER, now=NOW)
-    return root
-
-
-@pytest.fixture
-def lab(base_lab: Path, tmp_path: Path) -> LabCluster:
-    c: LabCluster = copy_cluster(base_lab, tmp_path)
-    return c
+base_lab, lab = pristine_lab("https-config-redteam", now=NOW, phones={MAC: {"now": NOW}, OTHER: {"now": NOW}},
+                             seed=73, https_key="ec-p256")
 
 
 # --------------------------------------------------------------------------- scripted 6971 servers
@@ -121,20 +106,12 @@ def _impostor(lab: LabCluster, spec: str) -> tuple[Any, Any]:
     return _self_signed(spec, certs.dn_text(real.subject), real.serial_number)
 
 
-async def _no_tvs(servers: Sequence[Server], key: QueryKey, *, device_name: str,
-                  accept_server: Callable[[bytes | None], bool] | None) -> TvsResult:
-    raise TransportError("no TVS in this test", kind="unreachable")
-
-
-async def _no_capf(server: Server, session: CapfClientSession, *,
-                   accept_server: Callable[[bytes | None], bool] | None) -> CapfResult:
-    raise TransportError("no CAPF in this test", kind="unreachable")
 
 
 def _phone(lab: LabCluster) -> Phone:
     return Phone(mac=MAC, profile=P8861, flash=None, clock=lambda: NOW, mic=lab.phone_identity(MAC),
-                 image_signers=[lab.identity("imagesigning").cert], tvs=_no_tvs, capf=_no_capf,
-                 http_timeout=2.0)
+                 image_signers=[lab.identity("imagesigning").cert], tvs=tvs_unreachable,
+                 capf=capf_unreachable, http_timeout=2.0)
 
 
 class _ConfigTimesOut(MemoryFetcher):

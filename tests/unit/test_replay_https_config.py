@@ -42,7 +42,7 @@ from phoneemu.scenario.replay_https_config import (
     CapturedHttpsConfig,
     HttpsConfigCapture,
 )
-from tests.helpers import MemoryTlsPair, copy_cluster, run_within
+from tests.helpers import MemoryTlsPair, capf_unreachable, pristine_lab, run_within, tvs_unreachable
 from tests.replay_helpers import captured_tftp_read
 
 NOW = 1_780_000_000
@@ -55,26 +55,10 @@ UNTRUSTED = "H.1-https-config-server-untrusted"
 run = run_within(30)
 
 
-@pytest.fixture(scope="module")
-def base_lab(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("replay-https-config") / "lab"
-    LabCluster.init(root, key_spec="rsa1024", now=NOW, https_key="ec-p256").add_phone(MAC, now=NOW)
-    return root
-
-
-@pytest.fixture
-def lab(base_lab: Path, tmp_path: Path) -> LabCluster:
-    c: LabCluster = copy_cluster(base_lab, tmp_path)
-    return c
+base_lab, lab = pristine_lab("replay-https-config", now=NOW, phones={MAC: {"now": NOW}}, https_key="ec-p256")
 
 
 # --------------------------------------------------------------------------- a live boot, captured
-async def _no_tvs(*_a: Any, **_k: Any) -> Any:
-    raise TransportError("no TVS in this test", kind="unreachable")
-
-
-async def _no_capf(*_a: Any, **_k: Any) -> Any:
-    raise TransportError("no CAPF in this test", kind="unreachable")
 
 
 class _CapturedFetcher:
@@ -184,7 +168,7 @@ def _live_boot(lab: LabCluster, tmp: Path, *, mitm: bool = False) -> tuple[BootR
         with PcapWriter(pcap, clock=lambda: float(NOW)) as w:
             async with _proxy(upstream) as (port, ended):
                 phone = Phone(mac=MAC, profile=get_profile("cp-8861"), flash=None, clock=lambda: NOW,
-                              tvs=_no_tvs, capf=_no_capf, capf_retries=0)
+                              tvs=tvs_unreachable, capf=capf_unreachable, capf_retries=0)
                 return await phone.boot(BootTarget(host=TFTP_HOST), fetcher=_CapturedFetcher(lab, w),
                                         https_config=_CapturedHttps(w, port, ended, keys))
 
