@@ -1,16 +1,17 @@
 """A lab operation killed just before one of its disk writes, with a real SIGKILL (no cleanup of any kind) in
 a forked child: the machinery of the "old or new, never half" tests of the lab (its served files, its
 identities). Count an operation's writes with :func:`count_writes`, then kill a fresh copy of the lab at
-each of them with :func:`run_killed`."""
+each of them with :func:`run_killed` (or at a sample of them, :func:`kill_points`)."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import shutil
 import signal
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,37 +24,54 @@ _WRITING_CALLS = ("replace", "rename", "unlink", "rmdir")
 Operation = Callable[[LabCluster], object]
 
 
-def _child(root: str, operation: Operation, kill_at: int, counted: str) -> None:
-    """Run ``operation`` on the lab in ``root``, SIGKILLed just before its ``kill_at``-th write to the disk (a
-    file opened for writing, renamed or removed); not killed, the number of writes goes to the file
-    ``counted``."""
-    lab = LabCluster.open(root, durable=False)
-    seen = [0]
+def _written(call: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+    """The path a writing call writes: a rename's target, else its first argument."""
+    target = (args[1] if len(args) > 1 else kwargs.get("dst")) if call in ("replace", "rename") else (
+        args[0] if args else kwargs.get("path"))
+    return os.fsdecode(target) if isinstance(target, (str, bytes, os.PathLike)) else repr(target)
 
-    def hooked(real: Callable[..., Any], writes: Callable[..., bool]) -> Callable[..., Any]:
+
+def _child(prepare: Callable[[], Callable[[], object]], kill_at: int, counted: str) -> None:
+    """Run what ``prepare`` returns (``prepare``'s own writes not counted: the lab opened), SIGKILLed just
+    before its ``kill_at``-th write to the disk (a file opened for writing, renamed or removed); not killed,
+    its writes go to the file ``counted``, each as ``call path`` (:func:`write_log`)."""
+    run = prepare()
+    seen: list[str] = []
+
+    def hooked(name: str, real: Callable[..., Any], writes: Callable[..., bool]) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
             if writes(*args, **kwargs):
-                seen[0] += 1
-                if seen[0] == kill_at:
+                seen.append(f"{name} {_written(name, args, kwargs)}")
+                if len(seen) == kill_at:
                     os.kill(os.getpid(), signal.SIGKILL)
             return real(*args, **kwargs)
         return call
 
-    os.open = hooked(os.open, lambda path, flags, *a, **k: bool(flags & _WRITES))
+    os.open = hooked("open", os.open, lambda path, flags, *a, **k: bool(flags & _WRITES))
     for name in _WRITING_CALLS:
-        setattr(os, name, hooked(getattr(os, name), lambda *a, **k: True))
-    operation(lab)
-    Path(counted).write_text(str(seen[0]))
+        setattr(os, name, hooked(name, getattr(os, name), lambda *a, **k: True))
+    run()
+    Path(counted).write_text(json.dumps(seen))
 
 
 def run_killed(root: Path, operation: Operation, kill_at: int, counted: Path) -> int | None:
     """Run ``operation`` on the lab in ``root`` in a forked child killed before its ``kill_at``-th write (0:
     never; its writes counted into ``counted``); the child's exit code (None: it did not end within a
     minute, and was killed)."""
+    def prepare() -> Callable[[], object]:
+        lab = LabCluster.open(root, durable=False)
+        return lambda: operation(lab)
+
+    return run_call_killed(prepare, kill_at, counted)
+
+
+def run_call_killed(prepare: Callable[[], Callable[[], object]], kill_at: int, counted: Path) -> int | None:
+    """:func:`run_killed` for any call (``lab init``: no lab to open first): what ``prepare`` returns, run in
+    the forked child (``prepare`` runs there too, its writes not counted)."""
     with warnings.catch_warnings():  # 3.12+: "multi-threaded process, fork() may deadlock" (not here)
         warnings.simplefilter("ignore", DeprecationWarning)
         proc = multiprocessing.get_context("fork").Process(target=_child,
-                                                           args=(str(root), operation, kill_at, str(counted)))
+                                                           args=(prepare, kill_at, str(counted)))
         proc.start()
     proc.join(60)
     if proc.is_alive():
@@ -66,12 +84,38 @@ def run_killed(root: Path, operation: Operation, kill_at: int, counted: Path) ->
 def count_writes(root: Path, operation: Operation, counted: Path) -> int:
     """The writes ``operation`` makes on the lab in ``root`` run to its end (the lab changed)."""
     assert run_killed(root, operation, 0, counted) == 0
-    return int(counted.read_text())
+    return len(write_log(counted))
 
 
-def killed_copy(pristine: Path, work: Path, operation: Operation, kill_at: int, counted: Path) -> None:
-    """``work`` made a copy of the lab ``pristine`` again, then ``operation`` run on it killed before its
-    ``kill_at``-th write."""
-    shutil.rmtree(work, ignore_errors=True)
-    shutil.copytree(pristine, work)
+def write_log(counted: Path) -> list[str]:
+    """The writes of the run to its end :func:`count_writes` made, in order: ``call path`` each (``open``,
+    ``replace``, ``rename``, ``unlink``, ``rmdir``; the path written)."""
+    log = json.loads(counted.read_text())
+    assert isinstance(log, list)
+    return [str(w) for w in log]
+
+
+def kill_points(log: Sequence[str], at_most: int, *,
+                around: Callable[[str], bool] = lambda write: False) -> list[int]:
+    """At most about ``at_most`` of the write points (1-based) of ``log`` (:func:`write_log`), spread over
+    the operation: the first and the last, evenly between, and the points just before and just after a write
+    ``around`` picks (the commit point: the state's save); all of them when there are few."""
+    count = len(log)
+    if count <= at_most:
+        return list(range(1, count + 1))
+    points = {1 + round(i * (count - 1) / (at_most - 1)) for i in range(at_most)}
+    for i, write in enumerate(log, 1):
+        if around(write):
+            points |= {p for p in (i, i + 1) if 1 <= p <= count}  # just before it, just after it
+    return sorted(points)
+
+
+def killed_copy(pristine: Path, work: Path, operation: Operation, kill_at: int, counted: Path, *,
+                also: Sequence[tuple[Path, Path]] = ()) -> None:
+    """``work`` made a copy of the lab ``pristine`` again (and each ``(pristine, work)`` of ``also``: another
+    lab the operation writes, an exchange's), then ``operation`` run on it killed before its ``kill_at``-th
+    write."""
+    for source, copy in ((pristine, work), *also):
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(source, copy)
     assert run_killed(work, operation, kill_at, counted) == -signal.SIGKILL, kill_at

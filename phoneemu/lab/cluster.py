@@ -2047,23 +2047,27 @@ class LabCluster:
 
         Like CUCM's Tomcat certificate it is self-signed RSA-2048 and NOT in the ITL; the cluster's TVS
         vouches for it with role APP-SERVER (7), added to the TVS trust database like an imported
-        certificate (spec §E.7.1, §G.5 "HTTPS XML services: APP-SERVER role, or TVS").
+        certificate (spec §E.7.1, §G.5 "HTTPS XML services: APP-SERVER role, or TVS"). A new one goes with
+        the state's save that records it, staged as an operation's identities are (was: written in place
+        before it: a ``lab serve`` killed between left the pair under a state whose TVS did not know it).
         """
         try:
             ident = self.pki.get("tomcat")
         except DecodeError:
             t = _unix(now)
             ident = self.pki.create("tomcat", now=self.state.clock if t is None else t, generation=0,
-                                    spec=KeySpec.parse("rsa2048"))
+                                    spec=KeySpec.parse("rsa2048"), staged=True)
         pem = cert_pem(ident.cert).decode()
-        if not any(t.pem == pem for t in self.state.tvs_trust):
+        known = any(t.pem == pem for t in self.state.tvs_trust)
+        if not known:
             # Only the TVS database changes (no served file does): index and save, no rebuild.
             self.state.tvs_trust.append(TrustedCert(pem=pem, roles=[int(Role.APP_SERVER)], source="tomcat"))
             self._tick(now)
             self.state.add_log(LogEntry(time=self.state.clock, generation=self.state.generation,
                                        op="app-server", args={"cert": "tomcat"}))
             self._index_tvs()
-            self._save()
+        if not known or "tomcat" in self.pki.staged_names():
+            self._save_served()  # the staged identity with it (none staged: the state alone)
         return ident
 
     def exported_certs(self) -> list[x509.Certificate]:

@@ -508,8 +508,9 @@ def _check_dial_plan(key: str, value: Any, where: str) -> None:
 #: the folders ``lab init`` makes before ``cluster.json`` (:meth:`phoneemu.lab.cluster.LabCluster.init`)
 _INIT_MAKES = ("private/", "certs/")
 #: every name a ``lab init`` killed before writing ``cluster.json`` can leave in its folder (and a temporary
-#: ``.cluster.json.tmp...``; the lab lock, :data:`phoneemu.lab.lock.LOCK_FILE`)
-_INIT_LEAVES = frozenset({"private", "certs", "tftp", "phones", ".lab.lock"})
+#: ``.cluster.json.tmp...``; the lab lock, :data:`phoneemu.lab.lock.LOCK_FILE`; the lock of a change of
+#: served files, ``cluster._PENDING_LOCK``: was not known, such a folder "not a lab: create one with init")
+_INIT_LEAVES = frozenset({"private", "certs", "tftp", "phones", ".lab.lock", ".served.lock"})
 
 
 def _left_by_init(root: Path) -> list[str]:
