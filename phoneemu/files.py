@@ -45,6 +45,7 @@ __all__ = [
     "phone_config_in",
     "private_file",
     "read_at_most",
+    "remove_dead_temps",
     "remove_earlier",
     "remove_unwritten",
     "streamed_output",
@@ -113,6 +114,46 @@ def _read_stream(fd: int, limit: int, timeout: float, *, what: str, path: Path |
         chunks.append(chunk)
         got += len(chunk)
     return b"".join(chunks)
+
+
+#: the name of :class:`AtomicFile`'s own temporary file: ``.<name>.tmp<pid>-<thread>``
+_OWN_TEMP = re.compile(r"\..+\.tmp(?P<pid>[0-9]{1,10})-[0-9]+")
+
+
+def remove_dead_temps(folder: Path | str) -> int:
+    """Remove from ``folder`` the temporary files :class:`AtomicFile` left when its process was killed
+    between writing and renaming (``.<name>.tmp<pid>-<thread>`` of a process that is gone): never read,
+    but they piled up, each a copy of a state that may hold secrets (ours). A live process's (this one's
+    included, or one whose pid another has taken) is kept; nothing else is touched, nor what is not a
+    regular file; a folder that cannot be listed or written is left alone. How many were removed."""
+    removed = 0
+    try:
+        listing = os.scandir(folder)
+    except OSError:
+        return 0
+    with listing:
+        for entry in listing:
+            found = _OWN_TEMP.fullmatch(entry.name)
+            if found is None or _process_alive(int(found["pid"])):
+                continue
+            with contextlib.suppress(OSError):
+                if entry.is_file(follow_symlinks=False):
+                    os.unlink(entry.path)
+                    removed += 1
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (one of another user's counts: its file is not ours to judge)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):
+        return True
+    return True
 
 
 class AtomicFile:

@@ -104,7 +104,7 @@ from cryptography import x509
 from phoneemu.crypto import certs, keys
 from phoneemu.crypto.keys import KeySpec, PrivateKey, PublicKey
 from phoneemu.errors import DecodeError, EncodeError, PhoneEmuError, VerificationError, VerifyReason
-from phoneemu.files import PEM_LIMIT, atomic_write, read_at_most
+from phoneemu.files import PEM_LIMIT, atomic_write, read_at_most, remove_dead_temps
 from phoneemu.formats import config, encrypted, firmware, signed, trustlist
 from phoneemu.formats.header import FileSigner
 from phoneemu.formats.trustlist import Role, TrustRecord
@@ -915,6 +915,8 @@ class LabCluster:
         cluster = cls(root, state, LabPki(root, seed=state.seed, key_spec=spec, cluster_name=state.name,
                                           durable=durable))
         _settle_served(root)  # an operation killed while it changed the served files: its old or new ones
+        for folder in ("", "certs", "private", "exported"):  # a killed write's temporary copies (files rules)
+            remove_dead_temps(root / folder)
         tftp = root / "tftp"
         if tftp.is_dir() and (tftp / "ITLFile.tlv").exists():
             cluster._served = None  # read when first used: a `lab show` needs two of them
