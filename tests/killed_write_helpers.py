@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from phoneemu.lab.cluster import LabCluster
 
 _WRITES = os.O_WRONLY | os.O_RDWR | os.O_CREAT
@@ -119,3 +121,17 @@ def killed_copy(pristine: Path, work: Path, operation: Operation, kill_at: int, 
         shutil.rmtree(copy, ignore_errors=True)
         shutil.copytree(source, copy)
     assert run_killed(work, operation, kill_at, counted) == -signal.SIGKILL, kill_at
+
+
+def regenerate_on_a_full_disk(lab: Any, monkeypatch: pytest.MonkeyPatch, *, now: int) -> None:
+    """``lab.regenerate("callmanager")`` whose state save fails as on a full disk (ENOSPC): the OSError
+    checked, the save restored."""
+    from phoneemu.lab import cluster as cluster_module
+
+    def full(root: Path, state: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(cluster_module, "save_state", full)
+    with pytest.raises(OSError, match="No space"):
+        lab.regenerate("callmanager", now=now)
+    monkeypatch.undo()

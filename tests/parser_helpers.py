@@ -11,6 +11,7 @@ environment, folder or clock (their handlers do, when they run)::
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -26,3 +27,24 @@ def one_parser() -> Callable[..., Iterator[None]]:
             patch.setattr(cli, "build_parser", lambda: parser)
             yield
     return parser_built_once
+
+
+def usage_error_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
+    """The last line of the usage error ``argv`` makes (``phoneemu.cli.main``: exit 2, no traceback)."""
+    from phoneemu.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(argv)
+    assert done.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    return err.rstrip().splitlines()[-1]
+
+
+def fake_lab_folder(tmp_path: Path) -> Path:
+    """``tmp_path/lab``: a folder that is a lab cluster to a command-line hint (its state file, ``{}``; the
+    hint opens nothing)."""
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    (lab / "cluster.json").write_text("{}")
+    return lab

@@ -13,19 +13,12 @@ import pytest
 from phoneemu.cli import main
 from tests import parser_helpers
 from tests.helpers import lab_template
+from tests.parser_helpers import fake_lab_folder as _lab_folder
+from tests.parser_helpers import usage_error_line as _usage_error
 
 one_parser = parser_helpers.one_parser()
 template = lab_template("mistakes", seed=47, phones={})
 
-
-def _usage_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
-    """The last line of the usage error ``argv`` makes (exit 2)."""
-    with pytest.raises(SystemExit) as done:
-        main(argv)
-    assert done.value.code == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err
-    return err.rstrip().splitlines()[-1]
 
 
 def _error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
@@ -35,13 +28,6 @@ def _error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
     assert err.count("\n") == 1 and "Traceback" not in err, err
     return err.rstrip()
 
-
-def _lab_folder(tmp_path: Path) -> Path:
-    """A folder that is a lab cluster to the hint (its state file; the hint opens nothing)."""
-    lab = tmp_path / "lab"
-    lab.mkdir()
-    (lab / "cluster.json").write_text("{}")
-    return lab
 
 
 # ------------------------------------------------------------------ a word where an option was expected

@@ -13,10 +13,9 @@ from pathlib import Path
 import pytest
 
 from phoneemu.crypto import certs, keys
-from phoneemu.lab import cluster as cluster_module
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.pki import Identity, pending_identities
-from tests.killed_write_helpers import count_writes, killed_copy
+from tests.killed_write_helpers import count_writes, killed_copy, regenerate_on_a_full_disk
 
 NOW = 1_780_000_000
 MAC = "001122334455"
@@ -94,14 +93,7 @@ def test_a_save_that_fails_leaves_the_old_pair_in_force(pristine: Path, tmp_path
     shutil.copytree(pristine, root)
     lab = LabCluster.open(root, durable=False)
     old = lab.identity("callmanager")
-
-    def full(root: Path, state: object) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(cluster_module, "save_state", full)
-    with pytest.raises(OSError, match="No space"):
-        lab.regenerate("callmanager", now=NOW + 60)
-    monkeypatch.undo()
+    regenerate_on_a_full_disk(lab, monkeypatch, now=NOW + 60)
     assert lab.identity("callmanager").cert == old.cert
     assert _pair_in_force(root, "callmanager").cert == old.cert
     assert not pending_identities(root).exists()

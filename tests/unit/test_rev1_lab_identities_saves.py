@@ -29,7 +29,7 @@ from phoneemu.errors import PhoneEmuError
 from phoneemu.lab import cluster as cluster_module
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.pki import pending_identities
-from tests.killed_write_helpers import run_killed
+from tests.killed_write_helpers import regenerate_on_a_full_disk, run_killed
 
 NOW = 1_780_000_000
 MAC = "001122334455"
@@ -137,14 +137,7 @@ def test_a_failed_save_leaves_nothing_for_a_later_operation(root: Path,
     ITL it served in memory held a certificate whose key was not in force)."""
     lab = LabCluster.open(root, durable=False)
     old = lab.identity("callmanager")
-
-    def full(root: Path, state: object) -> None:
-        raise OSError(28, "No space left on device")
-
-    monkeypatch.setattr(cluster_module, "save_state", full)
-    with pytest.raises(OSError, match="No space"):
-        lab.regenerate("callmanager", now=NOW + 60)
-    monkeypatch.undo()
+    regenerate_on_a_full_disk(lab, monkeypatch, now=NOW + 60)
     assert _consistent(root) == (0, False)  # on disk: the old pair, the old state
     assert lab.state.identity_generations["callmanager"] == 0 and lab.identity("callmanager").cert == old.cert
     assert old.der in lab.get("ITLFile.tlv")  # type: ignore[operator]

@@ -12,25 +12,12 @@ import pytest
 
 from phoneemu.cli import main
 from tests.helpers import lab_template
+from tests.parser_helpers import fake_lab_folder as _lab_folder
+from tests.parser_helpers import usage_error_line as _usage_error
 
 template = lab_template("rev2-mistakes", seed=53, phones={})
 
 
-def _usage_error(capsys: pytest.CaptureFixture[str], argv: list[str]) -> str:
-    """The last line of the usage error ``argv`` makes (exit 2, no traceback)."""
-    with pytest.raises(SystemExit) as done:
-        main(argv)
-    assert done.value.code == 2
-    err = capsys.readouterr().err
-    assert "Traceback" not in err, err
-    return err.rstrip().splitlines()[-1]
-
-
-def _lab_folder(tmp_path: Path) -> Path:
-    lab = tmp_path / "lab"
-    lab.mkdir()
-    (lab / "cluster.json").write_text("{}")
-    return lab
 
 
 def test_an_abbreviated_option_before_the_lab_folder_runs(template: Path, tmp_path: Path,
