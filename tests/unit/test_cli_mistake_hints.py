@@ -79,9 +79,14 @@ def test_a_required_option_given_as_a_word_is_suggested(tmp_path: Path,
 
 def test_a_signer_certificate_and_a_key_given_as_words_are_suggested(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from phoneemu.crypto.certs import cert_pem
+    from phoneemu.crypto.keys import private_key_pem
+    from tests.signer_helpers import self_signed
+
+    private, certificate = self_signed("CN=x", seed="mistake-hints", serial=5)  # made at run time
     cert, key = tmp_path / "tftp.pem", tmp_path / "phone.key"
-    cert.write_text("subject=CN=x\n-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n")
-    key.write_text("-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----\n")
+    cert.write_bytes(cert_pem(certificate))
+    key.write_bytes(private_key_pem(private))
     assert _usage_error(capsys, ["inspect", "SEP0A0000000001.cnf.xml.enc.sgn", str(cert), str(key)]).endswith(
         f"(did you mean --cert {cert} --key {key}?)")
 
