@@ -11,7 +11,8 @@ import os
 import shutil
 import signal
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +136,43 @@ def regenerate_on_a_full_disk(lab: Any, monkeypatch: pytest.MonkeyPatch, *, now:
     with pytest.raises(OSError, match="No space"):
         lab.regenerate("callmanager", now=now)
     monkeypatch.undo()
+
+
+@dataclass(frozen=True)
+class KilledLab:
+    """One lab after its operation was killed at write ``kill_at``, opened again (:func:`killed_labs`)."""
+
+    kill_at: int
+    work: Path
+    opened: LabCluster
+    is_new: bool  #: its state is the one the operation saves (else the one before it)
+
+
+def killed_labs(pristine: Path, tmp_path: Path, operation: Operation,
+                done: Path | None = None) -> Iterator[KilledLab]:
+    """``operation`` run to its end on a copy (``done``, default ``tmp_path/done``), then killed at each of
+    its writes on another copy of ``pristine``, each opened again: every one whose state is the old or the
+    new whole (asserted), with no key staged world-readable while killed and none left once opened; at
+    least one of each (asserted at the end). The caller checks what its operation changes."""
+    from phoneemu.lab.pki import pending_identities
+
+    old_state = (pristine / "cluster.json").read_bytes()
+    done = done if done is not None else tmp_path / "done"
+    shutil.copytree(pristine, done)
+    counted = tmp_path / "counted"
+    writes = count_writes(done, operation, counted)
+    new_state = (done / "cluster.json").read_bytes()
+    assert new_state != old_state and 5 < writes < 400, writes
+    work = tmp_path / "work"
+    outcomes = set()
+    for kill_at in range(1, writes + 1):
+        killed_copy(pristine, work, operation, kill_at, counted)
+        for staged in pending_identities(work).rglob("*.key"):  # key material is never world-readable
+            assert os.stat(staged).st_mode & 0o777 == 0o600, kill_at
+        opened = LabCluster.open(work, durable=False)
+        state = (work / "cluster.json").read_bytes()
+        assert state in (old_state, new_state), kill_at
+        outcomes.add(state == new_state)
+        yield KilledLab(kill_at, work, opened, state == new_state)
+        assert not pending_identities(work).exists(), kill_at
+    assert outcomes == {True, False}
