@@ -37,6 +37,7 @@ from typing import BinaryIO
 from phoneemu.errors import PhoneEmuError, SizeLimitError
 
 __all__ = [
+    "DEAD_TEMP_AGE",
     "PEM_LIMIT",
     "AtomicFile",
     "atomic_write",
@@ -118,14 +119,19 @@ def _read_stream(fd: int, limit: int, timeout: float, *, what: str, path: Path |
 
 #: the name of :class:`AtomicFile`'s own temporary file: ``.<name>.tmp<pid>-<thread>``
 _OWN_TEMP = re.compile(r"\..+\.tmp(?P<pid>[0-9]{1,10})-[0-9]+")
+#: seconds since its last write before a dead process's temporary file is removed (ours): a pid this
+#: process cannot see may be a live writer's in another pid namespace (a container sharing the folder)
+DEAD_TEMP_AGE = 600.0
 
 
 def remove_dead_temps(folder: Path | str) -> int:
     """Remove from ``folder`` the temporary files :class:`AtomicFile` left when its process was killed
     between writing and renaming (``.<name>.tmp<pid>-<thread>`` of a process that is gone): never read,
     but they piled up, each a copy of a state that may hold secrets (ours). A live process's (this one's
-    included, or one whose pid another has taken) is kept; nothing else is touched, nor what is not a
-    regular file; a folder that cannot be listed or written is left alone. How many were removed."""
+    included, or one whose pid another has taken) is kept, and so is one written in the last
+    :data:`DEAD_TEMP_AGE` seconds (was: removed under a write under way in another container, whose pid
+    looks gone from here: its rename failed); nothing else is touched, nor what is not a regular file; a
+    folder that cannot be listed or written is left alone. How many were removed."""
     removed = 0
     try:
         listing = os.scandir(folder)
@@ -137,7 +143,8 @@ def remove_dead_temps(folder: Path | str) -> int:
             if found is None or _process_alive(int(found["pid"])):
                 continue
             with contextlib.suppress(OSError):
-                if entry.is_file(follow_symlinks=False):
+                info = entry.stat(follow_symlinks=False)
+                if stat.S_ISREG(info.st_mode) and time.time() - info.st_mtime > DEAD_TEMP_AGE:
                     os.unlink(entry.path)
                     removed += 1
     return removed
