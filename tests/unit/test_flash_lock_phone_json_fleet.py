@@ -164,10 +164,13 @@ def test_a_fleet_does_not_wait_for_a_held_flash(tmp_path: Path, monkeypatch: pyt
     assert f"{second}: flash in use: " in records[macs[1]].reason, records[macs[1]].reason
 
 
-def test_a_fleet_waits_out_a_readers_brief_hold(tmp_path: Path) -> None:
+def test_a_fleet_waits_out_a_readers_brief_hold(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A reader (``phone show --fleet-flash`` during a storm) holds a fleet phone's flash for 10 ms: the phone
-    waits it out (``FLEET_LOCK_WAIT``) and boots. Was: a fleet flash waited not at all, and that boot failed
-    with "flash in use" (review)."""
+    waits it out (``FLEET_LOCK_WAIT``, 1 s here: the reader's timer thread may be late on a loaded machine)
+    and boots. Was: a fleet flash waited not at all, and that boot failed with "flash in use" (review)."""
+    from phoneemu.fleet import engine as engine_mod
+
+    monkeypatch.setattr(engine_mod, "FLEET_LOCK_WAIT", 1.0)
     import threading
 
     mac = mac_text(START + 7)
