@@ -213,10 +213,35 @@ def _regenerate(cluster: LabCluster, args: argparse.Namespace, now: int | None) 
     out). Never refused: a lockout is rehearsed on purpose."""
     if args.cert == "itlrecovery":
         say(args, itlrecovery_warning(cluster, str(args.dir)))
-    cluster.regenerate(args.cert, now=now)
+    try:
+        cluster.regenerate(args.cert, now=now)
+    except EncodeError as exc:
+        meant = _regenerate_meant(args.cert, str(args.dir))
+        if meant is None:
+            raise
+        raise EncodeError(f"{exc.message}; {meant}", path=exc.path) from None
     untaken = cluster.untaken_regenerations()
     if untaken is not None and args.cert in untaken.at_stake:
         say(args, untaken_regenerations_warning(untaken, args.cert, str(args.dir)))
+
+
+_CERT_NAMES = ("callmanager", "tvs", "itlrecovery", "capf")  # as the lab names them (LabCluster.regenerate)
+
+
+def _regenerate_meant(cert: str, lab: str) -> str | None:
+    """What ``lab regenerate DIR CERT`` meant when the lab refuses CERT, or None: ``tftp`` (CUCM's "TFTP
+    certificate" is the CallManager one: the TFTP service signs the configs with it, spec §G.5), and a
+    known name in another case (``CallManager``, ``TVS-2``); the command to type, ``lab`` filled in. Was: the
+    refusal listed the names, so a voice engineer asked to regenerate "the TFTP certificate" was not told
+    which one that is (walk s38)."""
+    low = cert.lower()
+    base, dash, node = low.partition("-")
+    if base == "tftp":
+        return (f"the TFTP certificate is the CallManager one (CUCM's TFTP signs the configs with it, spec "
+                f"G.5): phoneemu lab regenerate {shlex.quote(lab)} callmanager{dash}{node}")
+    if low != cert and base in _CERT_NAMES:
+        return f"names are lower case: phoneemu lab regenerate {shlex.quote(lab)} {low}"
+    return None
 
 
 def _counted_from(untaken: UntakenRegenerations) -> str:
@@ -576,7 +601,8 @@ def _required(value: str | None, option: str, why: str) -> str:
 
 
 def _onoff(p: argparse.ArgumentParser, what: str) -> None:
-    p.add_argument("state", choices=("on", "off"), help=what)
+    # metavar: a missing or misspelt value is said as the usage line shows it, {on,off} (was: "state")
+    p.add_argument("state", choices=("on", "off"), metavar="{on,off}", help=what)
 
 
 def register(sub: Any) -> None:
@@ -680,7 +706,8 @@ def register(sub: Any) -> None:
 
     p = add("regenerate", "regenerate a certificate (callmanager, tvs, itlrecovery, capf; tvs-2 ...)")
     p.add_argument("cert", metavar="CERT",
-                   help="callmanager, tvs, itlrecovery or capf; -N for node N's (tvs-2, callmanager-2)")
+                   help="callmanager, tvs, itlrecovery or capf; -N for node N's (tvs-2, callmanager-2). "
+                   "callmanager is also CUCM's TFTP certificate: it signs the configs (spec G.5)")
     p.set_defaults(handler=_op(_regenerate))
 
     p = add("mixed-mode", "mixed mode on (serve a CTL) or off (non-secure: CTL with empty CCM+TFTP records)")
