@@ -437,6 +437,15 @@ _MAC_FOLDER = re.compile(r"[0-9A-Fa-f]{12}")
 _NAMED_DAMAGED = 10  # phone folders of --flash DIR that do not load, named one by one on stderr
 
 
+def _empty_folder(root: Path) -> bool:
+    """``root`` lists no entry (False when it cannot be listed: :func:`phone_flashes` says why)."""
+    try:
+        with os.scandir(root) as it:
+            return next(it, None) is None
+    except OSError:
+        return False
+
+
 def _flash_macs(root: Path, tell: Callable[[str], None]) -> list[int]:
     """The phones whose flashes ``root`` holds as ``fleet boot --flash`` keeps them (``root/<MAC>`` with a
     ``phone.json`` naming that MAC; :mod:`phoneemu.phone.flashes`), in MAC order: ``fleet boot --flash
@@ -444,6 +453,9 @@ def _flash_macs(root: Path, tell: Callable[[str], None]) -> list[int]:
     counted on stderr; none: one line, exit 2."""
     from phoneemu.phone.flashes import phone_flashes
 
+    if _empty_folder(root):  # said as the no-phone case is, with what to give (walk s38)
+        raise PhoneEmuError(f"--flash {root}: empty (no phone's flash in it yet); a first boot of a fleet: "
+                            "give --count N (with --mac-start MAC) or --models FILE", path="flash")
     entries = phone_flashes(root, limit=MAX_FLEET_PHONES, what="boot", option="--flash")
     macs = sorted({int(e.mac, 16) for e in entries if e.skipped is None and e.mac is not None
                    and len(e.entry) == 12 and e.entry.upper() == e.mac.upper()})
