@@ -467,6 +467,11 @@ def _sip_refusing_lines(refusing: dict[str, Any]) -> list[str]:
             f"{they}: {their} CTL lacks it"]
 
 
+#: after "TVS unreachable" in the fleet summary: an assumption, not what the servers did (walk s38: read as
+#: a TVS outage, its lockouts sent a migration's user to "lab service NEW tvs start")
+_OFFLINE_TVS = "note: TVS not asked (offline); --tvs-live asks the TVS servers the phones' configs name"
+
+
 def _fleet_text(doc: dict[str, Any]) -> str:
     from phoneemu.fleet.metrics import model_lines
     from phoneemu.phone.ways_out import placeholder_lines, ways_out_text
@@ -474,6 +479,7 @@ def _fleet_text(doc: dict[str, Any]) -> str:
     skipped = counted(doc["skipped"], "entry", "entries")
     phones = counted(doc["predicted"], "phone")
     lines = [f"fleet {doc['source']}: {phones} predicted, {skipped} skipped; TVS {doc['tvs']}"]
+    lines += [_OFFLINE_TVS] if doc["tvs"] == "unreachable" else []
     lines += [f"  {o + ':':<12}{n}" for o, n in doc["outcomes"].items()]
     lines += model_lines(doc["by_model"])
     if doc["rules"]:
