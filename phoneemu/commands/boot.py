@@ -594,6 +594,28 @@ def _other_cluster(lab: Path | None, where: ClusterAddress) -> str | None:
     return None
 
 
+def _ways_fill(args: argparse.Namespace, where: ClusterAddress, report: BootReport, *, flash_dir: Path,
+               mac: str) -> tuple[dict[str, str], str | None]:
+    """The placeholders of the ways out this boot knows, and why the lab's copy of the refused file is not it
+    (:func:`_refused_file_of`): the lab (``DIR``, and ``NEW``: a migration's phones moved to it), the flash
+    kept, the MAC, no lab command without ``--lab``, the flash not kept without ``--flash``; bringing TVS back
+    names the lab only when the TVS the phone could not reach is its own
+    (:func:`phoneemu.phone.ways_out.tvs_back_fill`; was ``lab service DIR tvs start`` while the TVS of the
+    cluster the phone left was down and DIR's ran)."""
+    from phoneemu.phone.ways_out import FLASH_NOT_KEPT, NOT_A_LAB, tvs_back_fill
+
+    lab = str(args.lab) if args.lab is not None else None
+    known = {"DIR": lab, "NEW": lab,
+             "FLASH": str(flash_dir) if args.flash is not None else None, "MAC": mac,
+             NOT_A_LAB: str(where) if args.lab is None else None,  # no lab: no lab command
+             FLASH_NOT_KEPT: "phoneemu boot" if args.flash is None else None}  # a temporary folder
+    refused, other = _refused_file_of(args.lab, where, report)  # not another cluster's lab's copy
+    fill = {k: v for k, v in known.items() if v is not None} | refused
+    deciding = report.deciding
+    fill |= tvs_back_fill(lab, [(deciding.rule, deciding.reason)] if deciding is not None else [])
+    return fill, other
+
+
 def _refused_file_of(lab: Path | None, where: ClusterAddress,
                      report: BootReport) -> tuple[dict[str, str], str | None]:
     """``FILE`` as :func:`_refused_file` fills it from the ``--lab`` folder, only when the phone booted
@@ -667,7 +689,7 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
     from phoneemu.phone.flash import Flash
     from phoneemu.phone.phone import Phone, check_flash_owner, read_phone_file
     from phoneemu.phone.profile import get_profile
-    from phoneemu.phone.ways_out import FLASH_NOT_KEPT, NOT_A_LAB, way_out_lines, ways_out_json
+    from phoneemu.phone.ways_out import way_out_lines, ways_out_json
 
     where = cluster_address(args)
     address = check_resolves(where, http=not args.no_http)  # looked up once (not resolving: exit 2)
@@ -758,13 +780,7 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
                     "ways_out": ways_out_json(call_result.rule, "media")}
             print(json_doc.dumps(doc, indent=2))  # lone surrogates as U+FFFD (json_doc rule)
         else:
-            lab = str(args.lab) if args.lab is not None else None  # NEW too: a migration's phones moved to it
-            known = {"DIR": lab, "NEW": lab,
-                     "FLASH": str(flash_dir) if args.flash is not None else None, "MAC": mac,
-                     NOT_A_LAB: str(where) if args.lab is None else None,  # no lab: no lab command
-                     FLASH_NOT_KEPT: "phoneemu boot" if args.flash is None else None}  # a temporary folder
-            refused, other = _refused_file_of(args.lab, where, report)  # not another cluster's lab's copy
-            fill = {k: v for k, v in known.items() if v is not None} | refused
+            fill, other = _ways_fill(args, where, report, flash_dir=flash_dir, mac=mac)
             print(_text(report, fill, _files_lines(args, asked, where)))
             if where_sip is not None:
                 print(_sip_line(sip_result))

@@ -186,7 +186,13 @@ def _junit_case(mac: str, result: str, deciding: dict[str, Any] | None, body: di
     ``held``: the lists the phone holds after the predicted boot, which choose its ways out (as its JSON
     and its group of the summary; was: read from its flash as it was before, or the table's)."""
     from phoneemu.fleet.junit import Case
-    from phoneemu.phone.ways_out import legend_lines, no_way_out_lines, phone_placeholders_left, way_out_lines
+    from phoneemu.phone.ways_out import (
+        legend_lines,
+        no_way_out_lines,
+        phone_placeholders_left,
+        tvs_back_fill,
+        way_out_lines,
+    )
 
     if result == "accepted":
         notes = body.get("notes") or []
@@ -198,6 +204,7 @@ def _junit_case(mac: str, result: str, deciding: dict[str, Any] | None, body: di
     if result == "locked out" and deciding:  # the ways out name the phone's flash when it is known
         fill = {**({"FLASH": str(body["flash"])} if body.get("flash") else {}), "MAC": mac,
                 **(files_fill or {}), **(installed_fill or {})}
+        fill |= tvs_back_fill(fill.get("DIR"), [(rule, deciding.get("reason"))])  # TVS back: the lab's own?
         kind = str(deciding.get("kind", ""))
         code = deciding.get("reason_code")
         lines += way_out_lines(rule, kind, indent="", fill=fill, reason_code=code, held=held)
@@ -339,9 +346,13 @@ def _text(r: PredictResult, installed: str, flash: Path | None, new_files: list[
     """One phone's prediction; its ways out filled with what predict knows (its flash, its MAC, the lab
     the new files are, and the one the installed files are: :func:`_installed_fill`), then the legend of
     the placeholders left (:func:`_placeholder_legend`)."""
+    from phoneemu.phone.ways_out import tvs_back_fill
+
     files_fill = _files_fill(r.signed_by_lab, new_files)
     fill = {**({"FLASH": str(flash)} if flash is not None else {}), "MAC": r.mac, **files_fill,
             **_installed_fill(installed_files, files_fill)}
+    deciding = r.report.deciding  # TVS back: the new files' lab's own TVS, or the one the phone names
+    fill |= tvs_back_fill(fill.get("DIR"), [(deciding.rule, deciding.reason)] if deciding is not None else [])
     lines = [f"phone {r.mac}, holding {installed}:", *offline_boot_lines(r.served, r.report, fill)]
     lines += _placeholder_legend(r, fill)
     lines += [f"  note: {n}" for n in r.notes]
@@ -474,7 +485,7 @@ _OFFLINE_TVS = "note: TVS not asked (offline); --tvs-live asks the TVS servers t
 
 def _fleet_text(doc: dict[str, Any]) -> str:
     from phoneemu.fleet.metrics import model_lines
-    from phoneemu.phone.ways_out import placeholder_lines, ways_out_text
+    from phoneemu.phone.ways_out import placeholder_lines, tvs_back_fill, ways_out_text
 
     skipped = counted(doc["skipped"], "entry", "entries")
     phones = counted(doc["predicted"], "phone")
@@ -491,6 +502,8 @@ def _fleet_text(doc: dict[str, Any]) -> str:
     # lab command for files that are not a lab's (phone.lab_signers)
     fill = {**({"FLEET": doc["fleet_flash"]} if doc["fleet_flash"] else {}),
             **_files_fill(doc.get("signed_by_lab"), doc.get("new_files", ()))}
+    decided = [(d.get("rule"), d.get("reason")) for ph in doc.get("phones", ()) if (d := ph.get("deciding"))]
+    fill |= tvs_back_fill(fill.get("DIR"), decided)  # TVS back: the new files' lab's own, or the phones'
     lines += ways_out_text(doc["ways_out"], fill)
     # what a placeholder left stands for, once (was a bare DIR, FLEET under --models)
     lines += placeholder_lines(doc["ways_out"], fill, {"FLEET": _NO_FLASHES} if doc.get("models") else {},

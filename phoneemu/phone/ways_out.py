@@ -74,8 +74,11 @@ in with the phones' flash folder where the command knows it (``fleet boot --flas
 placeholder a fleet's text leaves is said once under its ways, what it stands for and why it is left
 (:func:`placeholder_lines`: ``DIR: the lab folder (not known to predict)``; ``phone show --fleet-flash``
 without ``--cluster``: ``--cluster DIR fills it``); ``predict`` fills ``DIR`` and ``NEW`` when its new files
-are a lab's served folder or files in it (``LAB/tftp``), ``boot --lab`` ``NEW`` as ``DIR``. One phone's ways
-(``boot``, ``phone show``) say theirs the same way, once under them (:func:`phone_placeholders_left`,
+are a lab's served folder or files in it (``LAB/tftp``), ``boot --lab`` ``NEW`` as ``DIR``. Bringing TVS back
+is for the TVS the phones could not reach, the one their installed config names: ``DIR`` only when that is
+the filled lab's own (:func:`tvs_back_fill`, :data:`TVS_ELSEWHERE`), else ``OLD`` (a migration's phones
+name the TVS of the cluster they left; was ``lab service NEW tvs start`` while NEW's TVS ran). One phone's
+ways (``boot``, ``phone show``) say theirs the same way, once under them (:func:`phone_placeholders_left`,
 :func:`legend_lines`; was ``OLD`` and ``DIR`` left bare, with no legend).
 There the lockouts are grouped by rule and kind, and by reason code where it chooses other ways
 (:func:`ways_key`: a QUERY too large is not told to bring TVS back in a fleet's summary either), and by
@@ -101,10 +104,11 @@ from phoneemu.errors import VerifyReason
 if TYPE_CHECKING:
     from phoneemu.phone.profile import PhoneProfile
 
-__all__ = ["FLASH_NOT_KEPT", "NOT_A_LAB", "NO_WAY_OUT", "PLACEHOLDERS", "WAYS_BY_KIND", "HeldLists", "WayOut",
-           "WaysGroup", "held_lists", "legend_lines", "no_way_out", "no_way_out_lines",
-           "phone_placeholders_left", "placeholder_lines", "way_out_lines", "ways_group", "ways_group_of",
-           "ways_key", "ways_out", "ways_out_doc", "ways_out_doc_run", "ways_out_json", "ways_out_text"]
+__all__ = ["FLASH_NOT_KEPT", "NOT_A_LAB", "NO_WAY_OUT", "PLACEHOLDERS", "TVS_ELSEWHERE", "WAYS_BY_KIND",
+           "HeldLists", "WayOut", "WaysGroup", "held_lists", "legend_lines", "no_way_out", "no_way_out_lines",
+           "phone_placeholders_left", "placeholder_lines", "tvs_back_fill", "way_out_lines", "ways_group",
+           "ways_group_of", "ways_key", "ways_out", "ways_out_doc", "ways_out_doc_run", "ways_out_json",
+           "ways_out_text"]
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,13 @@ NOT_A_LAB = "NOT-A-LAB"
 #: one), the command that boots them the value (``phoneemu boot``): ``phone erase`` of their flash cannot
 #: be run then, so the line says so and how to keep it instead; a boot on it is one without ``--flash``
 FLASH_NOT_KEPT = "FLASH-NOT-KEPT"
+
+#: the ``fill`` key of :func:`way_out_lines` / :func:`ways_out_text` saying that the TVS servers the locked
+#: phones could not reach (those their installed config names) are not the filled lab's (``DIR``) own, the
+#: addresses they named the value (:func:`tvs_back_fill`): bringing TVS back is then written for ``OLD``,
+#: the cluster they left, filled where known, else said under the ways (was ``lab service DIR tvs start``,
+#: DIR the lab booted against, whose TVS ran)
+TVS_ELSEWHERE = "TVS-ELSEWHERE"
 
 #: what each placeholder of the lab commands stands for (module doc), in the order :func:`placeholder_lines`
 #: says those a text leaves (tests: every placeholder word of the catalogue's commands is here)
@@ -199,6 +210,8 @@ _TVS_BACK = WayOut(
     "they ask; a TVS moved to another address is unreachable to them): the phones take the file they "
     "refused at their next reset, TVS vouching for its signer (seed: Trust Verification Service)",
     "phoneemu lab service DIR tvs start", "tvs-outage")
+#: :data:`_TVS_BACK` where the TVS the phones named is not the filled lab's (:data:`TVS_ELSEWHERE`)
+_TVS_BACK_ELSEWHERE = replace(_TVS_BACK, lab="phoneemu lab service OLD tvs start")
 _CTL_RESET = WayOut(
     "mixed mode, their own cluster (the rollback ITL does not blank a CTL)",
     "utils ctl reset localkey, reset the phones, then utils ctl update CTLFile: the CTL signed by the "
@@ -589,7 +602,10 @@ def _kept_or_not(way: WayOut, fill: Mapping[str, str], *, fleet: bool) -> str:
     ``phone erase`` of it cannot be run — there is nothing to erase, and how to keep it —, and a boot on it
     (``boot --flash FLASH`` of the bulk ITL reset) is the boot without ``--flash`` (one phone's with
     ``--mac`` where known: its flash named it), with this run's options, saying why (was the command, FLASH
-    or FLEET left for the user to fill in with a folder that never held the phones)."""
+    or FLEET left for the user to fill in with a folder that never held the phones). With
+    :data:`TVS_ELSEWHERE` in ``fill``, bringing TVS back names ``OLD``, not ``DIR``."""
+    if way == _TVS_BACK and TVS_ELSEWHERE in fill:
+        way = _TVS_BACK_ELSEWHERE
     command = way.command(fleet=fleet)
     keep = fill.get(FLASH_NOT_KEPT)
     if keep is None:
@@ -612,6 +628,87 @@ def _phones_named(fill: Mapping[str, str], *, fleet: bool) -> str:
     if not fleet:
         return " --mac MAC" if "MAC" in fill else ""
     return " --mac-start FIRST --count N" if "FIRST" in fill and "N" in fill else ""
+
+
+def tvs_back_fill(lab: str | Path | None, decided: Iterable[tuple[object, object]]) -> dict[str, str]:
+    """What a fill with the lab ``lab`` (``DIR``) adds for bringing TVS back (:data:`_TVS_BACK`), from the
+    deciding (rule, reason) of the locked phones (one for ``boot``, a fleet's for its summary):
+    :data:`TVS_ELSEWHERE` with the addresses named when a phone locked out by a TVS it could not reach
+    (a ``-tvs-unreachable`` rule, its reason naming each server: ``no TVS server answered: HOST:PORT: ...``)
+    named none of the TVS servers ``lab``'s configs name (its recorded host and TVS ports); else nothing,
+    ``DIR`` stays: the lab's own TVS is the one to start. Nothing either where it cannot be told (no lab,
+    one that cannot be read, a reason naming no server): the one home of this decision for ``boot --lab``,
+    ``fleet boot --lab`` and ``predict`` (was ``lab service DIR tvs start`` always, DIR the lab booted
+    against: a migration with the old cluster's TVS down sent the user to start the new one's, running)."""
+    if lab is None:
+        return {}
+    named = [servers for rule, reason in decided
+             if rule in _QUERY_RULES and isinstance(reason, str) and (servers := _tvs_named_in(reason))]
+    if not named:
+        return {}
+    own = _lab_tvs(Path(lab))
+    if own is None:
+        return {}
+    elsewhere = sorted({server for servers in named if not own & {_address_key(s) for s in servers}
+                        for server in servers})
+    return {TVS_ELSEWHERE: ", ".join(elsewhere)} if elsewhere else {}
+
+
+#: a TVS server a phone named, as a reason of no answer names each (``HOST:PORT: why``, ``[v6]:PORT: why``,
+#: ``; ``-separated: :data:`phoneemu.net.tvs_client.NO_TVS_ANSWER`)
+_SERVER_NAMED = re.compile(r"(?:^|; )(\[[^\]\s]+\]|[^\s:;\[\]()]+):(\d{1,5}): ")
+
+
+def _tvs_named_in(reason: str) -> list[str]:
+    """The TVS servers (``HOST:PORT``) a reason of no TVS answer names, in its order; none without one."""
+    from phoneemu.net.tvs_client import NO_TVS_ANSWER  # the words the boot, predict and replay write
+
+    at = reason.find(NO_TVS_ANSWER)
+    if at < 0:
+        return []
+    return [f"{m.group(1)}:{m.group(2)}" for m in _SERVER_NAMED.finditer(reason[at + len(NO_TVS_ANSWER):])]
+
+
+def _address_key(server: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT``) as compared: an address as the address it is (``::0001`` is ``::1``),
+    a name without case or a final dot."""
+    from phoneemu.values import address_of
+
+    host, _, port = server.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    addr = address_of(host)
+    return (str(addr) if addr is not None else host.rstrip(".").casefold()), int(port)
+
+
+def _lab_tvs(lab: Path) -> frozenset[tuple[str, int]] | None:
+    """The TVS servers ``lab``'s configs name (:func:`_address_key`), read once per version of its state
+    (a fleet's JUnit asks for each locked phone); None when it cannot be read."""
+    from phoneemu.lab.state import STATE_FILE
+
+    try:
+        st = (lab / STATE_FILE).stat()
+    except OSError:
+        return None
+    return _lab_tvs_of(str(lab), st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _lab_tvs_of(lab: str, _ino: int, _mtime_ns: int, _size: int) -> frozenset[tuple[str, int]] | None:
+    """:func:`_lab_tvs` of one version of the lab's state file (its inode, time and size the cache key): as
+    :meth:`phoneemu.lab.cluster.LabCluster._device_config` names them — its host, node 1's TVS port and each
+    other node's recorded; none before 8.0."""
+    from phoneemu.errors import PhoneEmuError
+    from phoneemu.lab.state import load_state
+
+    try:
+        state = load_state(Path(lab))
+    except (PhoneEmuError, OSError):
+        return None
+    if state.pre_8_0:
+        return frozenset()
+    ports = [port for name, port in state.ports.items()
+             if name == "tvs" or (name.startswith("tvs-") and name[4:].isdigit())]
+    return frozenset(_address_key(f"[{state.host}]:{port}") for port in ports)
 
 
 def ways_out_json(rule: str | None, kind: str | None, *, fleet: bool = False,
