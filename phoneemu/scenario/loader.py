@@ -13,6 +13,7 @@ import errno
 import math
 import os
 import re
+import shlex
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -1623,6 +1624,49 @@ def _decoded(data: bytes, path: str) -> str:
                             "as UTF-8)", file=path, line=_line_at(before, len(before))) from None
 
 
+#: the catalogue's folder in the phoneemu source, as the ways out name it (``phoneemu run
+#: scenarios/<name>.yaml``: :mod:`phoneemu.phone.ways_out`) and README runs it
+_CATALOGUE = "scenarios"
+
+
+def _catalogue() -> Path | None:
+    """The catalogue of the source checkout this phoneemu runs from: the ``scenarios`` folder beside the
+    package, in a folder whose ``pyproject.toml`` names the project phoneemu (``pip install -e .``, or run
+    from the checkout); None for an installed package, which carries no catalogue (package data: the
+    Wireshark dissector only) — no other place is guessed."""
+    import phoneemu
+
+    root = Path(phoneemu.__file__).resolve().parent.parent
+    try:
+        project = (root / "pyproject.toml").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    named = re.search(r'^name\s*=\s*"phoneemu"\s*$', project, re.MULTILINE) is not None
+    return root / _CATALOGUE if named and (root / _CATALOGUE).is_dir() else None
+
+
+def _catalogue_hint(missing: Path) -> str:
+    """What follows "no such file or folder" for a catalogue path (``scenarios/<name>.yaml``, or the
+    folder ``scenarios``) given relative to another folder than the checkout's, as the ways out write it
+    (``rehearse: phoneemu run scenarios/tvs-outage.yaml``): the full path of the checkout's copy when it has
+    one, that it has none, or that an installed package has no catalogue to offer (was the bare message,
+    no hint, run from another folder)."""
+    parts = missing.parts
+    if missing.is_absolute() or not parts or parts[0] != _CATALOGUE or len(parts) > 2 or \
+            (len(parts) == 2 and Path(parts[1]).suffix not in (".yaml", ".yml")):
+        return ""
+    catalogue = _catalogue()
+    if catalogue is None:
+        return ("; the catalogue (scenarios/) is in the phoneemu source, not in an installed package: run "
+                "from a source checkout (git clone, pip install -e .), or give the path of a copy")
+    if len(parts) == 1:
+        return f"; the catalogue is at {catalogue}"
+    there = catalogue / parts[1]
+    if there.is_file():
+        return f"; the catalogue's: phoneemu run {shlex.quote(str(there))}"
+    return f"; the catalogue at {catalogue} has no {parts[1]} either"
+
+
 def discover(paths: Iterable[str | Path]) -> list[Path]:
     """Expand files and folders (``*.yaml``/``*.yml``, sorted) into scenario files, each once: a file
     named again (``scenarios/ scenarios/x.yaml``) is not run, nor reported, twice."""
@@ -1638,7 +1682,7 @@ def discover(paths: Iterable[str | Path]) -> list[Path]:
         elif p.exists() or p.is_symlink():  # a broken link or a loop: load_file says which
             out.append(p)
         else:
-            raise ScenarioError("no such file or folder", file=str(p))
+            raise ScenarioError(f"no such file or folder{_catalogue_hint(p)}", file=str(p))
     seen: set[object] = set()
     unique = []
     for f in out:
