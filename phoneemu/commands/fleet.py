@@ -574,23 +574,24 @@ def _write_junit(path: Path, result: Any, *, target: str, count: int, lab: Path 
     (``lab``) and the phone's own flash (``flash``/MAC) where known, as the summary does, and are those of
     the lists the phone holds (its record's ``held``, as the summary's group: was the table's when the
     flash was not kept, ``lab rollback OLD on`` to a phone holding a CTL)."""
-    from phoneemu.fleet.junit import Case, write_cases
+    from phoneemu.fleet.junit import Case, field_lines, write_cases
     from phoneemu.fleet.metrics import BootRecord
     from phoneemu.phone.ways_out import no_way_out_lines, way_out_lines
 
     def fill(rec: BootRecord) -> dict[str, str] | None:
-        return _phone_fill(rec.mac, target=target, lab=lab, flash=flash) or None
+        decided = (rec.rule, rec.reason)  # whether the TVS it could not reach is the lab's
+        return _phone_fill(rec.mac, target=target, lab=lab, flash=flash, decided=decided) or None
 
     def case(rec: BootRecord) -> Case:
         if rec.outcome == "ok" and rec.sip_reason is not None:  # --register: a phone up but not registered
             ways = way_out_lines(rec.sip or "", "sip", indent="", fill=fill(rec))
             return Case(rec.mac, time_s=rec.latency_s, failure=(
                 f"not registered ({rec.sip}): {rec.sip_reason}",
-                "\n".join([*(f"{k}: {v}" for k, v in rec.as_dict().items()), *ways])))
+                "\n".join([*field_lines(rec.as_dict()), *ways])))
         if rec.outcome == "ok" and rec.media_reason is not None:  # --call: registered, no media flowed
             return Case(rec.mac, time_s=rec.latency_s, failure=(
                 f"no media ({rec.media}): {rec.media_reason}",
-                "\n".join(f"{k}: {v}" for k, v in rec.as_dict().items())))
+                "\n".join(field_lines(rec.as_dict()))))
         if rec.outcome == "ok":
             return Case(rec.mac, time_s=rec.latency_s, output=_failed_downloads_text(rec))
         message = f"{rec.outcome} ({rec.rule})" + (f": {rec.reason}" if rec.reason else "")
@@ -598,7 +599,7 @@ def _write_junit(path: Path, result: Any, *, target: str, count: int, lab: Path 
         ways = [*way_out_lines(rec.rule or "", rec.kind or "", indent="", fill=fill(rec),
                                reason_code=rec.reason_code, held=rec.held),
                 *no_way_out_lines(rec.rule or "", rec.kind or "", indent="")] if locked else []
-        body = "\n".join([*(f"{k}: {v}" for k, v in rec.as_dict().items()), *ways])
+        body = "\n".join([*field_lines(rec.as_dict()), *ways])  # values as a CI reader reads them
         return Case(rec.mac, time_s=rec.latency_s, failure=(message, body))
 
     def cases() -> Iterator[Case]:  # one at a time: write_cases streams them
@@ -629,23 +630,31 @@ def _run_fill(target: BootTarget | str, lab: Path | None, flash: Path | None) ->
             FLASH_NOT_KEPT: "phoneemu fleet boot" if flash is None else None}
 
 
-def _phone_fill(mac: str, *, target: BootTarget | str, lab: Path | None,
-                flash: Path | None) -> dict[str, str]:
+def _phone_fill(mac: str, *, target: BootTarget | str, lab: Path | None, flash: Path | None,
+                decided: tuple[str | None, str | None] = (None, None)) -> dict[str, str]:
     """The ways out's placeholders known for one phone of the run (its JUnit body): :func:`_run_fill`, its
-    flash (``FLASH``: ``--flash``/MAC) and its MAC."""
+    flash (``FLASH``: ``--flash``/MAC) and its MAC; whether the TVS it could not reach is the lab's
+    (:func:`~phoneemu.phone.ways_out.tvs_back_fill` of its deciding rule and reason, ``decided``)."""
+    from phoneemu.phone.ways_out import tvs_back_fill
+
     known = {**_run_fill(target, lab, flash), "FLASH": flash / mac if flash is not None else None, "MAC": mac}
-    return {k: str(v) for k, v in known.items() if v is not None}
+    return {k: str(v) for k, v in known.items() if v is not None} | tvs_back_fill(lab, [decided])
 
 
 def _summary_fill(args: argparse.Namespace, target: BootTarget, macs: Sequence[str], *,
-                  listed: bool) -> dict[str, str]:
+                  listed: bool, failures: Iterable[Mapping[str, Any]] = ()) -> dict[str, str]:
     """The ways out's placeholders known for the whole run (:func:`~phoneemu.phone.ways_out.way_out_lines`),
     for the summary and ``--json``'s ``run`` alike: :func:`_run_fill`, the flashes' folder (``FLEET``);
-    consecutive MACs name the run (``--mac FIRST --count N``)."""
+    consecutive MACs name the run (``--mac FIRST --count N``); whether the TVS the phones could not reach is
+    the lab's (:func:`~phoneemu.phone.ways_out.tvs_back_fill` of the kinds of failure, ``failures``: the
+    metrics' ``failure_kinds``, each with its rule and reason)."""
+    from phoneemu.phone.ways_out import tvs_back_fill
+
     known = {**_run_fill(target, args.lab, args.flash), "FLEET": args.flash}
     if not listed:
         known |= {"FIRST": macs[0], "N": len(macs)}
-    return {k: str(v) for k, v in known.items() if v is not None}
+    decided = [(kind.get("rule"), kind.get("reason")) for kind in failures]
+    return {k: str(v) for k, v in known.items() if v is not None} | tvs_back_fill(args.lab, decided)
 
 
 def _write_reports(args: argparse.Namespace, result: Any, target: BootTarget, capture: Any,
@@ -890,7 +899,7 @@ def _storm_reported(args: argparse.Namespace) -> int:
         say(args, "interrupted while the shards were starting: no phone booted")
     if capture is not None:
         capture.close()
-    fill = _summary_fill(args, target, macs, listed=listed)
+    fill = _summary_fill(args, target, macs, listed=listed, failures=result.metrics.failed_alike.kinds())
     print(result.metrics.render(fill or None))
     if result.metrics.total and result.metrics.unanswered == result.metrics.total and not result.lost:
         heard = next((h for kind in result.metrics.failed_alike.kinds()

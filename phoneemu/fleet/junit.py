@@ -9,9 +9,12 @@ address would split it into Jenkins packages); a phone that failed has a ``<fail
 one line (what CI pages show first) and whose body says more; a phone not booted or not replayed is
 ``<skipped>``; what is not a phone's (a shard that died) is an ``<error>`` case; a case may carry a
 ``<system-out>`` (a phone that booted although a download failed in transport says which).
-``<testsuites>`` and ``<testsuite>`` carry the counts of the cases. Text XML 1.0 cannot carry — C0
-controls but TAB, LF and CR (a reason quoting bytes of a hostile file), lone surrogates (a file name of
-non-UTF-8 bytes), U+FFFE/U+FFFF — is written as U+FFFD, as :mod:`phoneemu.scenario.reports` does: the
+A failure body's fields (a phone's record: :func:`field_lines`) read ``name: value``, a value as a CI reader
+reads it, not as Python prints it: ``yes``/``no``, ``files_over: http 2, tftp 0``, ``held: ctl no,
+empty_itl no``, a list's items ``; ``-separated, ``none`` for no value (was ``True``, ``{'http': 2, 'tftp':
+0}``, ``None``). ``<testsuites>`` and ``<testsuite>`` carry the counts of the cases. Text XML 1.0 cannot
+carry — C0 controls but TAB, LF and CR (a reason quoting bytes of a hostile file), lone surrogates (a file
+name of non-UTF-8 bytes), U+FFFE/U+FFFF — is written as U+FFFD, as :mod:`phoneemu.scenario.reports` does: the
 file always parses (the ``--json`` report keeps the exact text). A time that is not a finite number of
 seconds >= 0 is 0. The file is written whole or not at all, a case at a time
 (:func:`write_cases`: memory holds one case, not 40,000).
@@ -22,17 +25,17 @@ from __future__ import annotations
 import math
 import re
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from itertools import chain
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 from xml.sax.saxutils import escape, quoteattr
 
 from phoneemu.files import write_output_pieces
 
-__all__ = ["Case", "write_cases", "xml_text"]
+__all__ = ["Case", "field_lines", "write_cases", "xml_text"]
 
 #: what XML 1.0 forbids even escaped (module rule)
 _NOT_XML = re.compile(r"[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -41,6 +44,26 @@ _NOT_XML = re.compile(r"[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 def xml_text(text: str) -> str:
     """``text`` with each character XML 1.0 cannot carry replaced by U+FFFD (module rule)."""
     return _NOT_XML.sub("\ufffd", text)
+
+
+def field_lines(fields: Mapping[str, Any]) -> list[str]:
+    """A failure body's lines of ``fields`` (a phone's record as its JSON has it): ``name: value``, each value
+    as :func:`_said` writes it (module rules)."""
+    return [f"{name}: {_said(value)}" for name, value in fields.items()]
+
+
+def _said(value: Any) -> str:
+    """A field's value in a failure body (module rules): ``yes``/``no``, ``none``; a mapping's items ``name
+    value`` ``, ``-separated; a list's items ``; ``-separated (an item a mapping: its items); else as text."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if value is None:
+        return "none"
+    if isinstance(value, Mapping):
+        return ", ".join(f"{name} {_said(item)}" for name, item in value.items())
+    if isinstance(value, list | tuple):
+        return "; ".join(_said(item) for item in value)
+    return str(value)
 
 
 def _attr(text: str) -> str:
