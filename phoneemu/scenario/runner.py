@@ -124,10 +124,27 @@ class RunOptions:
 
 
 def _label(exp: Expectation) -> str:
+    """An expectation's name in the reports (the JUnit test name): its ``label``, else its phones and checks,
+    each value as the scenario's YAML writes it (:func:`_as_yaml`: ``locked_out=false``, ``config=[none,
+    rejected]``; was Python's ``False``, ``['none', 'rejected']``)."""
     if exp.label:
         return exp.label
-    parts = ", ".join(f"{k}={v}" for k, v in exp.checks.items())
+    parts = ", ".join(f"{k}={_as_yaml(v)}" for k, v in exp.checks.items())
     return f"{'/'.join(exp.phones)}: {parts}"
+
+
+def _as_yaml(value: Any) -> str:
+    """A check's value as YAML writes it, in flow style: ``true``/``false``, ``null``, ``[a, b]``, ``{k: v}``;
+    text and numbers as they are (names in reports: :func:`_label`)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_as_yaml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_as_yaml(v)}" for k, v in value.items()) + "}"
+    return str(value)
 
 
 def _evaluate(world: Any, exp: Expectation) -> ExpectationResult:
