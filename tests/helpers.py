@@ -395,6 +395,48 @@ def serve_in_thread(cluster: Any, host: str = "127.0.0.1", **options: Any) -> tu
     return ready["ports"], stop
 
 
+@contextlib.contextmanager
+def lab_served_in_thread(cluster: Any, host: str = "127.0.0.1",
+                         **options: Any) -> Iterator[tuple[Any, Callable[[Callable[[], Any]], Any]]]:
+    """:func:`serve_in_thread` for a test that runs the CLI in its own thread (``main([...])``, no
+    subprocess: the test is not about the process) and changes the lab or its servers between the runs:
+    yields (the running ``LabServers``, ``on_loop``). ``on_loop(fn)`` runs ``fn()`` on the servers' loop
+    (awaiting its result when that is awaitable) and returns the result: ``on_loop(lambda:
+    cluster.tamper(...))``, ``on_loop(lambda: srv.stop_service("sips"))`` — the servers' thread never
+    sees the lab half-changed. The servers stop when the block ends."""
+    import inspect
+
+    from phoneemu.lab.servers import LabServers
+
+    ready: dict[str, Any] = {}
+    started = threading.Event()
+    loop = asyncio.new_event_loop()
+    stop_ev = asyncio.Event()
+
+    async def serve() -> None:
+        async with LabServers(cluster, host=host, **options) as srv:
+            ready["srv"] = srv
+            started.set()
+            await asyncio.wait_for(stop_ev.wait(), 300)
+
+    t = threading.Thread(target=lambda: loop.run_until_complete(serve()), daemon=True)
+    t.start()
+    try:
+        assert started.wait(60), "the lab servers did not start within 60 s"
+
+        def on_loop(fn: Callable[[], Any]) -> Any:
+            async def call() -> Any:
+                result = fn()
+                return await result if inspect.isawaitable(result) else result
+            return asyncio.run_coroutine_threadsafe(call(), loop).result(60)
+
+        yield ready["srv"], on_loop
+    finally:
+        loop.call_soon_threadsafe(stop_ev.set)
+        t.join(30)
+        loop.close()
+
+
 def run_passing_scenario(path: Path, text: str) -> Any:
     """Write the scenario ``text`` to ``path``, run it in process and return its result, asserting it
     passed with a check in every expectation (the report of a failure is the assertion's message)."""

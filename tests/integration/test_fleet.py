@@ -34,6 +34,7 @@ from phoneemu.phone.boot import BootTarget
 from tests.helpers import (
     finish_process,
     held_then_itlrecovery_regenerated,
+    lab_served_in_thread,
     pristine_fleet_lab,
     reap,
     run_within,
@@ -70,7 +71,7 @@ def test_fleet_storm_outcomes_tvs_and_verified_once(lab: LabCluster, tmp_path: P
             target = BootTarget(host=HOST, tftp_port=srv.ports["tftp"], use_http=False)
             spec = FleetSpec(target=target, count=COUNT, mac_start=START, concurrency=16, prestate=pre,
                              keep_records=True, fetch_timeout=1.0, tvs_timeout=10.0)
-            seen: list[tuple[int, int]] = []
+            seen: list[tuple[int, int, dict[str, int]]] = []
             res = await run_shard(spec, range(START, START + COUNT),
                                   on_progress=lambda d, o, f, _p: seen.append((d, o, f)),
                                   progress_interval=0.05)
@@ -200,29 +201,30 @@ def test_fleet_spec_refuses_a_negative_capf_retry_delay() -> None:
             FleetSpec(target=target, count=1, capf_retry_delay=bad)
 
 
-def test_cli_fleet_boot_two_shards_json(tmp_path: Path) -> None:
+def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """``phoneemu ARGS`` in this process (the fleet's shards, when it has any, are still processes of their
+    own; a CLI process each cost ~0.5 s of CPU): exit status, stdout, stderr."""
+    from phoneemu.cli import main
+
+    capsys.readouterr()
+    rc = main(list(args))
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_cli_fleet_boot_two_shards_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     c = LabCluster.init(tmp_path / "lab", seed=5, key_spec="rsa1024", now=NOW)
     c.add_phones([mac_text(START + i) for i in range(20)], now=NOW)
     out = tmp_path / "fleet.json"
-    ports: list[int] = []
 
-    async def body() -> tuple[int, str, str]:
-        async with LabServers(c, host=HOST, tftp_tid_mode="shared") as srv:
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "phoneemu", "fleet", "boot", "--count", "20", "--tftp",
-                f"{HOST}:{srv.ports['tftp']}", "--http-port", str(srv.ports["http"]), "--mac-start",
-                mac_text(START), "--shards", "2",
-                "--json", str(out), "-q", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-            so, se = await asyncio.wait_for(proc.communicate(), 90)
-            assert proc.returncode is not None
-            ports.append(srv.ports["http"])
-            over_http = sum(1 for r in srv.requests if r.service == "http")
-            assert over_http >= 20 * 3, f"only {over_http} files came over HTTP"  # a cp-8861 tries it first
-            return proc.returncode, so.decode(), se.decode()
-
-    rc, stdout, stderr = run(body())
+    with lab_served_in_thread(c, host=HOST, tftp_tid_mode="shared") as (srv, on_loop):
+        rc, stdout, stderr = _cli(capsys, "fleet", "boot", "--count", "20", "--tftp",
+                                  f"{HOST}:{srv.ports['tftp']}", "--http-port", str(srv.ports["http"]),
+                                  "--mac-start", mac_text(START), "--shards", "2", "--json", str(out), "-q")
+        over_http = on_loop(lambda: sum(1 for r in srv.requests if r.service == "http"))
+    assert over_http >= 20 * 3, f"only {over_http} files came over HTTP"  # a cp-8861 tries it first
     assert rc == 0, stderr
-    assert f"http {ports[0]})" in stderr  # the target line names the HTTP port
+    assert f"http {srv.ports['http']})" in stderr  # the target line names the HTTP port
     assert "20 phones: 20 booted, 0 failed" in stdout and "G.4-signed-by-itl-tftp" in stdout
     doc = json.loads(out.read_text())
     assert doc["summary"]["files_over"].get("http", 0) >= 60 and "files received: " in stdout
@@ -235,29 +237,25 @@ def test_cli_fleet_boot_two_shards_json(tmp_path: Path) -> None:
     assert doc["phoneemu"].startswith("phoneemu ")
 
 
-def test_cli_fleet_boot_junit_has_a_case_per_phone(tmp_path: Path) -> None:
+def test_cli_fleet_boot_junit_has_a_case_per_phone(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
     import xml.etree.ElementTree as ET
 
     c = LabCluster.init(tmp_path / "lab", seed=5, key_spec="rsa1024", now=NOW)
     c.add_phones([mac_text(START + i) for i in range(4)], now=NOW)
     report = tmp_path / "phones.xml"
 
-    async def body() -> tuple[int, str]:
-        async with LabServers(c, host=HOST, tftp_tid_mode="shared") as srv:
-            c.tamper(f"SEP{mac_text(START + 3)}.cnf.xml.sgn", now=NOW)  # the fourth phone's config fails
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "phoneemu", "fleet", "boot", "--count", "4", "--tftp",
-                f"{HOST}:{srv.ports['tftp']}", "--no-http", "--mac-start", mac_text(START), "--shards", "0",
-                "--junit", str(report), "-q", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-            so, se = await asyncio.wait_for(proc.communicate(), 90)
-            assert proc.returncode is not None
-            return proc.returncode, (so + se).decode()
-
-    rc, output = run(body())
+    with lab_served_in_thread(c, host=HOST, tftp_tid_mode="shared") as (srv, on_loop):
+        # the fourth phone's config fails
+        on_loop(lambda: c.tamper(f"SEP{mac_text(START + 3)}.cnf.xml.sgn", now=NOW))
+        rc, so, se = _cli(capsys, "fleet", "boot", "--count", "4", "--tftp", f"{HOST}:{srv.ports['tftp']}",
+                          "--no-http", "--mac-start", mac_text(START), "--shards", "0", "--junit",
+                          str(report), "-q")
+    output = so + se
     assert rc == 1, output
     suite = ET.parse(report).getroot().find("testsuite")
     assert suite is not None and suite.get("tests") == "4" and suite.get("failures") == "1", output
-    cases = {c.get("name"): c for c in suite.findall("testcase")}
+    cases = {c.get("name") or "": c for c in suite.findall("testcase")}
     assert sorted(cases) == [mac_text(START + i) for i in range(4)]
     failure = cases[mac_text(START + 3)].find("failure")
     assert failure is not None and (failure.get("message") or "").startswith("locked-out (G.4-bad-signature")
@@ -364,17 +362,12 @@ def test_cli_fleet_ctrl_c_keeps_what_booted(tmp_path: Path, presses: int, shards
     assert f"not started (interrupted): {summary['not_started']}" in stdout
 
 
-def test_cli_fleet_bad_input_exits_2() -> None:
-    async def body() -> tuple[int, str]:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "phoneemu", "fleet", "boot", "--count", "0", "--tftp", "127.0.0.1:1",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        _so, se = await asyncio.wait_for(proc.communicate(), 60)
-        assert proc.returncode is not None
-        return proc.returncode, se.decode()
+def test_cli_fleet_bad_input_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    from phoneemu.cli import main
 
-    rc, err = run(body())
-    assert rc == 2 and "argument --count: 0 is outside 1..100000" in err
+    with pytest.raises(SystemExit) as info:  # what ``python -m phoneemu`` exits with
+        main(["fleet", "boot", "--count", "0", "--tftp", "127.0.0.1:1"])
+    assert info.value.code == 2 and "argument --count: 0 is outside 1..100000" in capsys.readouterr().err
 
 
 def test_cli_fleet_flash_folder_that_cannot_exist_is_one_line(tmp_path: Path,
@@ -458,7 +451,8 @@ def test_a_fleet_phone_whose_flash_is_another_models_is_not_booted(tmp_path: Pat
         make_phones(spec, range(START, START + 2), pool=None)
 
 
-def test_cli_fleet_keylog_holds_each_phones_tvs_session(tmp_path: Path) -> None:
+def test_cli_fleet_keylog_holds_each_phones_tvs_session(tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
     """--keylog across shard processes: one line per TVS session, every line whole."""
     from phoneemu.net.tls_decrypt import read_keylog
 
@@ -466,22 +460,16 @@ def test_cli_fleet_keylog_holds_each_phones_tvs_session(tmp_path: Path) -> None:
     c.add_phones([mac_text(START + i) for i in range(6)], now=NOW)
     flash, keys = tmp_path / "flash", tmp_path / "tls.keys"
 
-    async def body() -> list[tuple[int, str]]:
-        out = []
-        async with LabServers(c, host=HOST, tftp_tid_mode="shared") as srv:
-            for _ in range(2):
-                proc = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "phoneemu", "fleet", "boot", "--count", "6", "--tftp",
-                    f"{HOST}:{srv.ports['tftp']}", "--mac-start", mac_text(START), "--shards", "2",
-                    "--flash", str(flash), "--keylog", str(keys), "--no-http", "-q",
-                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-                so, se = await asyncio.wait_for(proc.communicate(), 90)
-                assert proc.returncode is not None
-                out.append((proc.returncode, so.decode() + se.decode()))
-                c.regenerate("itlrecovery")  # the second storm asks TVS about the new ITL signer
-        return out
-
-    (rc1, out1), (rc2, out2) = run(body())
+    runs = []
+    with lab_served_in_thread(c, host=HOST, tftp_tid_mode="shared") as (srv, on_loop):
+        for _ in range(2):
+            rc, so, se = _cli(capsys, "fleet", "boot", "--count", "6", "--tftp",
+                              f"{HOST}:{srv.ports['tftp']}", "--mac-start", mac_text(START), "--shards", "2",
+                              "--flash", str(flash), "--keylog", str(keys), "--no-http", "-q")
+            runs.append((rc, so + se))
+            # the second storm asks TVS about the new ITL signer
+            on_loop(lambda: c.regenerate("itlrecovery"))
+    (rc1, out1), (rc2, out2) = runs
     assert rc1 == 0 and rc2 == 0, (out1, out2)
     assert "6 phones: 6 booted, 0 failed" in out2
     assert len(read_keylog(keys)) == 6  # one TLS session per phone of the second storm
@@ -519,7 +507,8 @@ def test_fleet_http_that_never_answers_falls_back_to_tftp_within_the_request_tim
     assert max(res.metrics.latencies) < 5.0, res.metrics.render()  # 6 requests x 0.15 s, not x 5 s
 
 
-def test_cli_fleet_installed_files_make_a_migration_wave(tmp_path: Path) -> None:
+def test_cli_fleet_installed_files_make_a_migration_wave(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
     """``--installed-itl/-ctl/-config-dir``: every phone starts holding the old cluster's lists and its
     own old config (as ``predict`` takes them), so after an ITLRecovery regeneration each phone asks
     TVS (the config names it) and is vouched for — without an earlier fleet boot. A list given as
@@ -529,22 +518,21 @@ def test_cli_fleet_installed_files_make_a_migration_wave(tmp_path: Path) -> None
     c.add_phones([mac_text(START + i) for i in range(6)], now=NOW)
     out = tmp_path / "fleet.json"
 
-    async def body() -> tuple[int, str, str, int]:
-        async with LabServers(c, host=HOST) as srv:
-            old = tmp_path / "old"
-            shutil.copytree(c.root / "tftp", old)  # the configs name this running lab's TVS port
-            c.regenerate("itlrecovery", now=NOW)
-            proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "phoneemu", "fleet", "boot", "--count", "6", "--tftp",
-                f"{HOST}:{srv.ports['tftp']}", "--no-http", "--mac-start", mac_text(START), "--shards", "0",
-                "--installed-itl", str(old / "ITLFile.tlv"), "--installed-ctl", str(old / "CTLFile.tlv"),
-                "--installed-config-dir", str(old), "--json", str(out), "-q",
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-            so, se = await asyncio.wait_for(proc.communicate(), 90)
-            assert proc.returncode is not None
-            return proc.returncode, so.decode(), se.decode(), srv.tvs_handler.answered
+    old = tmp_path / "old"
 
-    rc, stdout, stderr, tvs_answered = run(body())
+    def keep_then_regenerate() -> None:
+        shutil.copytree(c.root / "tftp", old)  # the configs name this running lab's TVS port
+        c.regenerate("itlrecovery", now=NOW)
+
+    with lab_served_in_thread(c, host=HOST) as (srv, on_loop):
+        on_loop(keep_then_regenerate)
+        rc, stdout, stderr = _cli(capsys, "fleet", "boot", "--count", "6", "--tftp",
+                                  f"{HOST}:{srv.ports['tftp']}", "--no-http", "--mac-start", mac_text(START),
+                                  "--shards", "0",
+                                  "--installed-itl", str(old / "ITLFile.tlv"), "--installed-ctl",
+                                  str(old / "CTLFile.tlv"), "--installed-config-dir", str(old), "--json",
+                                  str(out), "-q")
+        tvs_answered = on_loop(lambda: srv.tvs_handler.answered)
     assert rc == 0, stderr
     assert "every phone starts holding ITL" in stderr
     doc = json.loads(out.read_text())

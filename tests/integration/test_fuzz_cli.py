@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shlex
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,10 +24,21 @@ from tests.helpers import finish_process, start_fuzz_serve
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "phoneemu", "fuzz", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=120, check=False)
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """``cli(*ARGS)``: ``phoneemu fuzz ARGS`` run in this process from the checkout's folder (as a user
+    there would), its exit status, stdout and stderr. In process: none of these runs is about the process
+    (a child interpreter each cost ~0.5 s of CPU); a printed command line is still run by a shell
+    (:func:`run_line`)."""
+    monkeypatch.chdir(ROOT)
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        capsys.readouterr()
+        rc = main(["fuzz", *args])
+        out, err = capsys.readouterr()
+        return subprocess.CompletedProcess(["phoneemu", "fuzz", *args], rc, out, err)
+    return run
 
 
 def test_help_has_examples(capsys: pytest.CaptureFixture[str]) -> None:
@@ -80,10 +90,10 @@ def test_serve_on_a_port_in_use_names_the_server_and_address(tmp_path: Path,
     assert err.count("\n") == 1 and f"cannot listen for tftp on 127.0.0.1:{taken}:" in err, err
 
 
-def test_crashy_target_exits_one_with_crash_dir_and_replay(tmp_path: Path) -> None:
+def test_crashy_target_exits_one_with_crash_dir_and_replay(tmp_path: Path, cli: Callable[..., Any]) -> None:
     out = tmp_path / "fz"
-    r = _cli("--format", "itl", "--target", "tests.fuzz_helpers:crashy", "--runs", "150", "--seed", "5",
-             "--out", str(out))
+    r = cli("--format", "itl", "--target", "tests.fuzz_helpers:crashy", "--runs", "150", "--seed", "5",
+            "--out", str(out))
     assert r.returncode == 1, r.stderr
     assert "execs/s" in r.stderr  # progress (plain lines: not a TTY)
     (crash,) = (out / "crashes").iterdir()
@@ -104,20 +114,20 @@ def test_crashy_target_exits_one_with_crash_dir_and_replay(tmp_path: Path) -> No
     assert (tmp_path / "regen" / "input.bin").read_bytes() == (crash / "input.bin").read_bytes()
 
 
-def test_same_seed_same_inputs(tmp_path: Path) -> None:
+def test_same_seed_same_inputs(tmp_path: Path, cli: Callable[..., Any]) -> None:
     seen = []
     for name in ("a", "b"):
         out = tmp_path / name
-        r = _cli("--format", "ctl", "--target-cmd", f"cp {{}} {out}/last.bin", "--runs", "5", "--seed", "9",
-                 "--out", str(out), "-q")
+        r = cli("--format", "ctl", "--target-cmd", f"cp {{}} {out}/last.bin", "--runs", "5", "--seed", "9",
+                "--out", str(out), "-q")
         assert r.returncode == 0, r.stderr
         seen.append((out / "last.bin").read_bytes())
     assert seen[0] == seen[1] == input_for(Mutator(build_corpus("ctl")), 9, 4).data
 
 
-def test_target_cmd_killed_by_signal(tmp_path: Path) -> None:
-    r = _cli("--format", "sgn", "--target-cmd", "sh -c 'kill -SEGV $$' {}", "--runs", "3", "--no-minimize",
-             "--out", str(tmp_path), "-q")
+def test_target_cmd_killed_by_signal(tmp_path: Path, cli: Callable[..., Any]) -> None:
+    r = cli("--format", "sgn", "--target-cmd", "sh -c 'kill -SEGV $$' {}", "--runs", "3", "--no-minimize",
+            "--out", str(tmp_path), "-q")
     assert r.returncode == 1
     (crash,) = (tmp_path / "crashes").iterdir()
     info = json.loads((crash / "info.json").read_text())
@@ -229,22 +239,23 @@ def test_serve_over_http_and_tftp(tmp_path: Path) -> None:
     assert [e["outcome"] for e in http] == ["ok", "ok", "not-found"]
 
 
-def test_firmware_format_finds_a_crashing_user_parser_and_exports_its_seeds(tmp_path: Path) -> None:
+def test_firmware_format_finds_a_crashing_user_parser_and_exports_its_seeds(tmp_path: Path,
+                                                                          cli: Callable[..., Any]) -> None:
     """``--format firmware``: signed loads (our layout, spec §D) fuzzed against a user's parser; its
     crash is a finding; ``--export-corpus`` writes ``.loads`` seeds and the image-signing cert."""
     out = tmp_path / "fz"
-    r = _cli("--format", "firmware", "--target", "tests.fuzz_helpers:crashy", "--runs", "100", "--seed", "3",
-             "--out", str(out), "--no-minimize")
+    r = cli("--format", "firmware", "--target", "tests.fuzz_helpers:crashy", "--runs", "100", "--seed", "3",
+            "--out", str(out), "--no-minimize")
     assert r.returncode == 1, r.stderr
     (crash,) = (out / "crashes").iterdir()
     assert json.loads((crash / "info.json").read_text())["signature"].startswith("IndexError")
-    r = _cli("--format", "firmware", "--export-corpus", str(tmp_path / "seeds"))
+    r = cli("--format", "firmware", "--export-corpus", str(tmp_path / "seeds"))
     assert r.returncode == 0, r.stderr
     names = sorted(p.name for p in (tmp_path / "seeds").iterdir())
     assert "00-sip88xx-sha512.loads" in names and "verify.pem" in names
     seed = (tmp_path / "seeds" / "00-sip88xx-sha512.loads").read_bytes()
-    r = _cli("--format", "firmware", "--target", "phoneemu", "--runs", "300", "--seed", "1", "--out",
-             str(tmp_path / "ours"))
+    r = cli("--format", "firmware", "--target", "phoneemu", "--runs", "300", "--seed", "1", "--out",
+            str(tmp_path / "ours"))
     assert r.returncode == 0 and seed  # our own firmware parser: no finding
 
 

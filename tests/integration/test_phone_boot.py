@@ -1,15 +1,18 @@
 """``phoneemu boot`` and ``phoneemu phone show`` against a lab cluster over loopback (spec §C.6, §H.3, §H.4).
 
-The CLI runs in a child process (it owns its event loop) while the lab servers run in the test's
-loop; each test checks exit codes, the printed steps and decisions, the JSON document, and that a
-second run with the same ``--flash`` continues from the stored state (a reboot).
+The CLI runs in the test's thread (``main([...])``: it owns its event loop; none of these tests is about
+the process, and a child interpreter each cost ~0.5 s of CPU) while the lab servers run on their own loop in
+a thread (:func:`tests.helpers.lab_served_in_thread`); the one phone that waits for a call while another
+places it runs in a child process. Each test checks exit codes, the printed steps and decisions, the JSON
+document, and that a second run with the same ``--flash`` continues from the stored state (a reboot).
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +23,7 @@ from phoneemu.lab.servers import LabServers
 from phoneemu.phone.flash import Flash
 from phoneemu.phone.phone import Phone
 from phoneemu.phone.profile import get_profile
-from tests.helpers import run_within
+from tests.helpers import finish_process, lab_served_in_thread, reap, run_within
 
 NOW = 1_780_000_000
 MAC = "0A00000000C1"
@@ -30,13 +33,12 @@ HOST = "127.0.0.1"
 run = run_within(90)
 
 
-async def cli(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "phoneemu", *args, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """``phoneemu ARGS`` in this process: exit status, stdout, stderr."""
+    capsys.readouterr()
+    rc = main(list(args))
+    out, err = capsys.readouterr()
+    return rc, out, err
 
 
 def _lab(tmp: Path) -> LabCluster:
@@ -46,21 +48,23 @@ def _lab(tmp: Path) -> LabCluster:
     return c
 
 
-def test_boot_cli_text_then_json_reboot_and_show(tmp_path: Path) -> None:
+def _encrypted_in_mixed_mode(c: LabCluster) -> None:
+    """The phone MAC's security profile encrypted, the cluster in mixed mode (a CTL served)."""
+    c.set_security_mode([MAC], "encrypted", now=NOW)
+    c.set_mixed_mode(True, now=NOW)
+
+
+def test_boot_cli_text_then_json_reboot_and_show(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     c = _lab(tmp_path)
     flash = tmp_path / "ph"
 
-    async def body() -> list[tuple[int, str, str]]:
-        async with LabServers(c, host=HOST) as srv:
-            common = ["--tftp", f"{HOST}:{srv.ports['tftp']}", "--http-port", str(srv.ports["http"]),
-                      "--lab", str(c.root), "--flash", str(flash), "--now", str(NOW), "--timeout", "1"]
-            first = await cli("boot", "--mac", MAC, *common)
-            second = await cli("boot", "--json", *common)  # MAC from the flash's phone.json
-            c.tamper(f"SEP{MAC}.cnf.xml.sgn", now=NOW)
-            third = await cli("boot", "--no-http", *common)
-            return [first, second, third]
-
-    (rc1, out1, err1), (rc2, out2, _), (rc3, out3, _) = run(body())
+    with lab_served_in_thread(c, host=HOST) as (srv, on_loop):
+        common = ["--tftp", f"{HOST}:{srv.ports['tftp']}", "--http-port", str(srv.ports["http"]),
+                  "--lab", str(c.root), "--flash", str(flash), "--now", str(NOW), "--timeout", "1"]
+        rc1, out1, err1 = cli(capsys, "boot", "--mac", MAC, *common)
+        rc2, out2, _ = cli(capsys, "boot", "--json", *common)  # MAC from the flash's phone.json
+        on_loop(lambda: c.tamper(f"SEP{MAC}.cnf.xml.sgn", now=NOW))
+        rc3, out3, _ = cli(capsys, "boot", "--no-http", *common)
     assert rc1 == 0, err1
     assert "G.2-first-itl-tofu accepted" in out1 and "D-signed-by-image-key accepted" in out1
     assert f"File Not Found <CTLSEP{MAC}.tlv>" in out1 and f"Phone {MAC}: OK" in out1
@@ -71,10 +75,7 @@ def test_boot_cli_text_then_json_reboot_and_show(tmp_path: Path) -> None:
     assert any(e["kind"] == "request" for e in doc["events"]) and doc["statuses"]
     assert rc3 == 1 and "G.4-bad-signature rejected" in out3 and "FAILED" in out3
 
-    async def show() -> tuple[int, str, str]:
-        return await cli("phone", "show", "--flash", str(flash))
-
-    rc, out, _ = run(show())
+    rc, out, _ = cli(capsys, "phone", "show", "--flash", str(flash))
     assert rc == 0 and "The checksum value of the ITL file:" in out and "Running load: sip88xx.14-3-1" in out
     stored = Flash(flash, profile=get_profile("cp-8861")).load()
     assert stored.itl is not None and stored.itl.md5() in out
@@ -147,25 +148,22 @@ def test_boot_cli_errors_and_unreachable_cluster(tmp_path: Path, capsys: pytest.
     assert (flash / "phone.json").read_text() == ident
 
 
-def test_phone_object_and_cli_share_flash(tmp_path: Path) -> None:
+def test_phone_object_and_cli_share_flash(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A Phone object reads what the CLI stored (same flash layout, phone.json)."""
     c = _lab(tmp_path)
     flash = tmp_path / "ph"
 
-    async def body() -> int:
-        async with LabServers(c, host=HOST) as srv:
-            rc, _, _ = await cli("boot", "--tftp", f"{HOST}:{srv.ports['tftp']}", "--http-port",
-                                 str(srv.ports["http"]), "--mac", MAC, "--lab", str(c.root),
-                                 "--flash", str(flash), "--now", str(NOW))
-            return rc
-
-    assert run(body()) == 0
+    with lab_served_in_thread(c, host=HOST) as (srv, _on_loop):
+        rc, _, _ = cli(capsys, "boot", "--tftp", f"{HOST}:{srv.ports['tftp']}", "--http-port",
+                       str(srv.ports["http"]), "--mac", MAC, "--lab", str(c.root),
+                       "--flash", str(flash), "--now", str(NOW))
+    assert rc == 0
     ph = Phone.from_flash(flash, profile=get_profile("cp-8861"), clock=lambda: NOW)
     assert ph.mac == MAC and ph.store.itl is not None and ph.store.firmware_load == "sip88xx.14-3-1"
     assert ph.store.config is not None and ph.store.config.file == f"SEP{MAC}.cnf.xml.sgn"
 
 
-def test_boot_keylog_decrypts_the_tvs_exchange(tmp_path: Path) -> None:
+def test_boot_keylog_decrypts_the_tvs_exchange(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """--keylog: the secrets of the phone's TVS connection are written; with them the exchange
     decrypts (the same decryption replay --keylog uses). The key log is 0600 whatever the umask (a
     given one is appended to, narrowed to 0600: every session's secrets are in it)."""
@@ -180,18 +178,14 @@ def test_boot_keylog_decrypts_the_tvs_exchange(tmp_path: Path) -> None:
     keys.chmod(0o644)
     old_umask = os.umask(0o022)
 
-    async def body() -> tuple[int, str]:
-        async with LabServers(c, host=HOST) as srv:
+    try:
+        with lab_served_in_thread(c, host=HOST) as (srv, on_loop):
             common = ["--tftp", f"{HOST}:{srv.ports['tftp']}", "--http-port", str(srv.ports["http"]),
                       "--lab", str(c.root), "--flash", str(flash), "--now", str(NOW), "--keylog", str(keys)]
-            first = await cli("boot", "--mac", MAC, *common)
+            first = cli(capsys, "boot", "--mac", MAC, *common)
             assert first[0] == 0, first
-            c.regenerate("itlrecovery", now=NOW)  # the next ITL's signer is unknown: ask TVS
-            second = await cli("boot", *common)
-            return second[0], second[1]
-
-    try:
-        rc, out = run(body())
+            on_loop(lambda: c.regenerate("itlrecovery", now=NOW))  # the next ITL's signer is unknown: ask TVS
+            rc, out, _ = cli(capsys, "boot", *common)
     finally:
         os.umask(old_umask)
     assert rc == 0 and "G.3.4-vouched-by-tvs" in out
@@ -216,7 +210,8 @@ def test_boot_with_lab_takes_the_model_the_lab_has_for_the_phone(tmp_path: Path)
     assert read_phone_file(tmp_path / "b")["profile"] == "cp-8861"
 
 
-def test_boot_lab_types_the_labs_manual_key_and_capf_string(tmp_path: Path) -> None:
+def test_boot_lab_types_the_labs_manual_key_and_capf_string(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
     """``boot --lab`` as ``fleet boot --lab``: a manual-key phone holds the key the lab encrypts its
     config with (spec §C.5) unless its flash holds one (set with ``phone set-key``: kept), and a phone
     with a CAPF operation by string has the lab's string typed in (spec §F.7) unless --auth-string."""
@@ -227,91 +222,82 @@ def test_boot_lab_types_the_labs_manual_key_and_capf_string(tmp_path: Path) -> N
     c.add_phone(capf, now=NOW)
     c.set_capf([capf], "install", auth_string="246810", key="ec-p256", now=NOW)
 
-    async def body() -> None:
-        async with LabServers(c, host=HOST) as srv:
-            common = ["--tftp", f"{HOST}:{srv.ports['tftp']}", "--http-port", str(srv.ports["http"]),
-                      "--lab", str(c.root), "--json", "--capf-retry-delay", "0"]
-            rc, out, err = await cli("boot", "--mac", sym, "--flash", str(tmp_path / "sym"), *common)
-            assert rc == 0 and "the manual config key" in err
-            assert json.loads(out)["report"]["deciding"]["rule"] == "G.12.3-decrypted"
-            assert main(["phone", "set-key", "--flash", str(tmp_path / "sym"), "ff" * 16]) == 0
-            rc, out, err = await cli("boot", "--flash", str(tmp_path / "sym"), *common)
-            assert "the manual config key" not in err  # the flash's own key is kept: it decrypts nothing
-            assert json.loads(out)["report"]["deciding"]["rule"] != "G.12.3-decrypted"
-            rc, out, err = await cli("boot", "--mac", capf, "--flash", str(tmp_path / "w"), "--auth-string",
-                                     "1111", *common)
-            assert "authentication string" not in err and json.loads(out)["report"]["lsc"] != "installed"
-            rc, out, err = await cli("boot", "--mac", capf, "--flash", str(tmp_path / "c"), *common)
-            assert rc == 0
-            assert f"the CAPF authentication string {c.root} set for the install is typed in" in err
-            assert json.loads(out)["report"]["lsc"] == "installed"
-
-    run(body())
+    with lab_served_in_thread(c, host=HOST) as (srv, _on_loop):
+        common = ["--tftp", f"{HOST}:{srv.ports['tftp']}", "--http-port", str(srv.ports["http"]),
+                  "--lab", str(c.root), "--json", "--capf-retry-delay", "0"]
+        rc, out, err = cli(capsys, "boot", "--mac", sym, "--flash", str(tmp_path / "sym"), *common)
+        assert rc == 0 and "the manual config key" in err
+        assert json.loads(out)["report"]["deciding"]["rule"] == "G.12.3-decrypted"
+        assert main(["phone", "set-key", "--flash", str(tmp_path / "sym"), "ff" * 16]) == 0
+        rc, out, err = cli(capsys, "boot", "--flash", str(tmp_path / "sym"), *common)
+        assert "the manual config key" not in err  # the flash's own key is kept: it decrypts nothing
+        assert json.loads(out)["report"]["deciding"]["rule"] != "G.12.3-decrypted"
+        rc, out, err = cli(capsys, "boot", "--mac", capf, "--flash", str(tmp_path / "w"), "--auth-string",
+                           "1111", *common)
+        assert "authentication string" not in err and json.loads(out)["report"]["lsc"] != "installed"
+        rc, out, err = cli(capsys, "boot", "--mac", capf, "--flash", str(tmp_path / "c"), *common)
+        assert rc == 0
+        assert f"the CAPF authentication string {c.root} set for the install is typed in" in err
+        assert json.loads(out)["report"]["lsc"] == "installed"
 
 
-def test_boot_register_answers_the_digest_challenge_over_tcp_then_tls(tmp_path: Path) -> None:
+def test_boot_register_answers_the_digest_challenge_over_tcp_then_tls(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``boot --register HOST:PORT``: after the boot the phone registers with the SIP registrar (spec
     §G.13), over TCP; in encrypted mode with a CTL (mixed mode) over TLS on ``--sips-port`` (§G.9); with
     no registrar there, exit 1 and why."""
     c = _lab(tmp_path)
     c.set_digest([MAC], "alice", "s3cret", now=NOW)
 
-    async def body() -> None:
-        async with LabServers(c, host=HOST, sip_ports={"sip": 0, "sips": 0}) as srv:
-            p = srv.ports
-            common = ["--tftp", f"{HOST}:{p['tftp']}", "--http-port", str(p["http"]), "--mac", MAC,
-                      "--flash", str(tmp_path / "ph"), "--register", f"{HOST}:{p['sip']}",
-                      "--sips-port", str(p["sips"])]
-            rc, out, _err = await cli("boot", *common)
-            assert rc == 0, out
-            assert f"SIP:       registered over tcp at {HOST}:{p['sip']}, challenged: G.13-registered" in out
-            c.set_security_mode([MAC], "encrypted", now=NOW)
-            c.set_mixed_mode(True, now=NOW)
-            rc, out, _err = await cli("boot", "--json", *common)  # no MIC given: nothing to present
-            doc = json.loads(out)
-            assert rc == 1 and doc["sip"]["rule"] == "G.13-registrar-refused" and doc["sip"]["status"] == 403
-            assert doc["sip"]["client_cert"] == ""
-            rc, out, _err = await cli("boot", "--json", "--lab", str(c.root), *common)  # its MIC: mutual TLS
-            doc = json.loads(out)
-            assert rc == 0 and doc["sip"]["transport"] == "tls" and doc["sip"]["rules"] == [
-                "G.5-sip-server-in-ctl", "G.13-registered"]
-            assert doc["sip"]["tls"] == "TLSv1.2 AES128-SHA"  # CUCM's SIP line with a phone
-            assert doc["sip"]["client_cert"] == "MIC"
-            c.set_security_mode([MAC], "non-secure", now=NOW)
-            rc, out, _err = await cli("boot", *common[:-4], "--register", f"{HOST}:1")  # nobody there
-            assert rc == 1 and f"SIP:       NOT registered over tcp at {HOST}:1: G.13-unreachable" in out
-        assert any(r.service == "sip" and r.outcome == "challenged" for r in srv.requests)
-
-    run(body())
+    with lab_served_in_thread(c, host=HOST, sip_ports={"sip": 0, "sips": 0}) as (srv, on_loop):
+        p = srv.ports
+        common = ["--tftp", f"{HOST}:{p['tftp']}", "--http-port", str(p["http"]), "--mac", MAC,
+                  "--flash", str(tmp_path / "ph"), "--register", f"{HOST}:{p['sip']}",
+                  "--sips-port", str(p["sips"])]
+        rc, out, _err = cli(capsys, "boot", *common)
+        assert rc == 0, out
+        assert f"SIP:       registered over tcp at {HOST}:{p['sip']}, challenged: G.13-registered" in out
+        on_loop(lambda: _encrypted_in_mixed_mode(c))
+        rc, out, _err = cli(capsys, "boot", "--json", *common)  # no MIC given: nothing to present
+        doc = json.loads(out)
+        assert rc == 1 and doc["sip"]["rule"] == "G.13-registrar-refused" and doc["sip"]["status"] == 403
+        assert doc["sip"]["client_cert"] == ""
+        rc, out, _err = cli(capsys, "boot", "--json", "--lab", str(c.root), *common)  # its MIC: mutual TLS
+        doc = json.loads(out)
+        assert rc == 0 and doc["sip"]["transport"] == "tls" and doc["sip"]["rules"] == [
+            "G.5-sip-server-in-ctl", "G.13-registered"]
+        assert doc["sip"]["tls"] == "TLSv1.2 AES128-SHA"  # CUCM's SIP line with a phone
+        assert doc["sip"]["client_cert"] == "MIC"
+        on_loop(lambda: c.set_security_mode([MAC], "non-secure", now=NOW))
+        rc, out, _err = cli(capsys, "boot", *common[:-4], "--register", f"{HOST}:1")  # nobody there
+        assert rc == 1 and f"SIP:       NOT registered over tcp at {HOST}:1: G.13-unreachable" in out
+    assert any(r.service == "sip" and r.outcome == "challenged" for r in srv.requests)
 
 
-def test_boot_register_without_an_address_finds_the_callmanager_in_its_config(tmp_path: Path) -> None:
+def test_boot_register_without_an_address_finds_the_callmanager_in_its_config(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """``boot --register`` alone: the phone registers with the CallManager its config names (spec §H.5
     ``devicePool``): a lab served with SIP records its ports there — TCP, then TLS on the recorded
     securedSipPort in encrypted mode with a CTL; the lab's SIP stopped: unreachable, exit 1."""
     c = _lab(tmp_path)
     c.set_digest([MAC], "alice", "s3cret", now=NOW)
 
-    async def body() -> None:
-        async with LabServers(c, host=HOST, sip_ports={"sip": 0, "sips": 0}) as srv:
-            p = srv.ports
-            assert c.state.ports["sip"] == p["sip"] and c.state.ports["sips"] == p["sips"]
-            common = ["--tftp", f"{HOST}:{p['tftp']}", "--http-port", str(p["http"]), "--mac", MAC,
-                      "--flash", str(tmp_path / "ph"), "--lab", str(c.root), "--register"]  # its MIC (TLS)
-            rc, out, _err = await cli("boot", *common)
-            assert rc == 0, out
-            assert f"SIP:       registered over tcp at {HOST}:{p['sip']}, challenged: G.13-registered" in out
-            c.set_security_mode([MAC], "encrypted", now=NOW)
-            c.set_mixed_mode(True, now=NOW)
-            rc, out, _err = await cli("boot", "--json", *common)
-            doc = json.loads(out)
-            assert rc == 0 and doc["sip"]["transport"] == "tls"
-            assert doc["sip"]["server"] == f"{HOST}:{p['sips']}"
-            await srv.stop_service("sips")
-            rc, out, _err = await cli("boot", *common)
-            assert rc == 1 and f"NOT registered over tls at {HOST}:{p['sips']}: G.13-unreachable" in out
-
-    run(body())
+    with lab_served_in_thread(c, host=HOST, sip_ports={"sip": 0, "sips": 0}) as (srv, on_loop):
+        p = srv.ports
+        assert c.state.ports["sip"] == p["sip"] and c.state.ports["sips"] == p["sips"]
+        common = ["--tftp", f"{HOST}:{p['tftp']}", "--http-port", str(p["http"]), "--mac", MAC,
+                  "--flash", str(tmp_path / "ph"), "--lab", str(c.root), "--register"]  # its MIC (TLS)
+        rc, out, _err = cli(capsys, "boot", *common)
+        assert rc == 0, out
+        assert f"SIP:       registered over tcp at {HOST}:{p['sip']}, challenged: G.13-registered" in out
+        on_loop(lambda: _encrypted_in_mixed_mode(c))
+        rc, out, _err = cli(capsys, "boot", "--json", *common)
+        doc = json.loads(out)
+        assert rc == 0 and doc["sip"]["transport"] == "tls"
+        assert doc["sip"]["server"] == f"{HOST}:{p['sips']}"
+        on_loop(lambda: srv.stop_service("sips"))
+        rc, out, _err = cli(capsys, "boot", *common)
+        assert rc == 1 and f"NOT registered over tls at {HOST}:{p['sips']}: G.13-unreachable" in out
 
 
 def test_boot_call_exchanges_srtp_in_encrypted_mode_and_rtp_otherwise(
@@ -324,41 +310,36 @@ def test_boot_call_exchanges_srtp_in_encrypted_mode_and_rtp_otherwise(
     c = _lab(tmp_path)
     c.set_digest([MAC], "alice", "s3cret", now=NOW)
 
-    async def body() -> None:
-        async with LabServers(c, host=HOST, sip_ports={"sip": 0, "sips": 0}) as srv:
-            p = srv.ports
-            common = ["--tftp", f"{HOST}:{p['tftp']}", "--http-port", str(p["http"]), "--mac", MAC,
-                      "--flash", str(tmp_path / "ph"), "--lab", str(c.root), "--register"]
-            rc, out, _err = await cli("boot", *common, "--call", "moh", "--packets", "4")
-            assert rc == 0, out
-            assert "Call:      moh: media rtp: G.14-rtp-not-encrypted-mode" in out
-            assert "sent 4, received 4 (authenticated 0, refused 0); far end: received=4 " in out
-            assert "  way out (the phone's security profile is Non Secure or Authenticated" in out
-            assert f"    lab: phoneemu lab security-mode {c.root} --mac {MAC} encrypted   rehearse: " \
-                "phoneemu run scenarios/media-encryption-needs-encrypted-signalling.yaml" in out
-            c.set_security_mode([MAC], "encrypted", now=NOW)
-            c.set_mixed_mode(True, now=NOW)
-            rc, out, _err = await cli("boot", "--json", *common, "--call", "ivr")
-            doc = json.loads(out)
-            assert rc == 0 and doc["sip"]["transport"] == "tls", out
-            call = doc["call"]
-            assert (call["media"], call["suite"]) == ("srtp", "AES_CM_128_HMAC_SHA1_80")
-            assert call["rule"] == "G.14-srtp"
-            assert (call["sent"], call["authenticated"], call["refused"]) == (10, 10, 0)
-            assert call["far_end"] == "received=10 authenticated=10 refused=0"
-            assert call["offered"] == ["AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32"]
-            srv.set_network(tamper_media=True)
-            rc, out, _err = await cli("boot", *common, "--call", "moh")
-            assert rc == 1 and "G.14-media-unauthenticated" in out and "refused 10" in out
-            srv.set_network()
-            rc, out, _err = await cli("boot", *common, "--call", "nobody")
-            assert rc == 1 and "Call:      nobody: media none: G.14-call-refused: INVITE nobody: 404" in out
-            # a usage error, said before the phone would start: in this process (a subprocess each is slow)
-            assert main(["boot", *common[:-1], "--call", "moh"]) == 2
-            assert "--call needs --register" in capsys.readouterr().err
-        assert any(r.service == "media" and r.outcome == "answered" for r in srv.requests)
-
-    run(body())
+    with lab_served_in_thread(c, host=HOST, sip_ports={"sip": 0, "sips": 0}) as (srv, on_loop):
+        p = srv.ports
+        common = ["--tftp", f"{HOST}:{p['tftp']}", "--http-port", str(p["http"]), "--mac", MAC,
+                  "--flash", str(tmp_path / "ph"), "--lab", str(c.root), "--register"]
+        rc, out, _err = cli(capsys, "boot", *common, "--call", "moh", "--packets", "4")
+        assert rc == 0, out
+        assert "Call:      moh: media rtp: G.14-rtp-not-encrypted-mode" in out
+        assert "sent 4, received 4 (authenticated 0, refused 0); far end: received=4 " in out
+        assert "  way out (the phone's security profile is Non Secure or Authenticated" in out
+        assert f"    lab: phoneemu lab security-mode {c.root} --mac {MAC} encrypted   rehearse: " \
+            "phoneemu run scenarios/media-encryption-needs-encrypted-signalling.yaml" in out
+        on_loop(lambda: _encrypted_in_mixed_mode(c))
+        rc, out, _err = cli(capsys, "boot", "--json", *common, "--call", "ivr")
+        doc = json.loads(out)
+        assert rc == 0 and doc["sip"]["transport"] == "tls", out
+        call = doc["call"]
+        assert (call["media"], call["suite"]) == ("srtp", "AES_CM_128_HMAC_SHA1_80")
+        assert call["rule"] == "G.14-srtp"
+        assert (call["sent"], call["authenticated"], call["refused"]) == (10, 10, 0)
+        assert call["far_end"] == "received=10 authenticated=10 refused=0"
+        assert call["offered"] == ["AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32"]
+        on_loop(lambda: srv.set_network(tamper_media=True))
+        rc, out, _err = cli(capsys, "boot", *common, "--call", "moh")
+        assert rc == 1 and "G.14-media-unauthenticated" in out and "refused 10" in out
+        on_loop(srv.set_network)
+        rc, out, _err = cli(capsys, "boot", *common, "--call", "nobody")
+        assert rc == 1 and "Call:      nobody: media none: G.14-call-refused: INVITE nobody: 404" in out
+        assert main(["boot", *common[:-1], "--call", "moh"]) == 2  # a usage error, before the phone starts
+        assert "--call needs --register" in capsys.readouterr().err
+    assert any(r.service == "media" and r.outcome == "answered" for r in srv.requests)
 
 
 def test_boot_answer_takes_the_call_another_boot_places(tmp_path: Path,
@@ -373,37 +354,39 @@ def test_boot_answer_takes_the_call_another_boot_places(tmp_path: Path,
     c.set_mixed_mode(True, now=NOW)
     c.set_security_mode([MAC, other], "encrypted", now=NOW)
 
-    async def body() -> None:
-        async with LabServers(c, host=HOST, sip_ports={"sip": 0, "sips": 0}) as srv:
-            p = srv.ports
-            common = ["--tftp", f"{HOST}:{p['tftp']}", "--http-port", str(p["http"]), "--lab", str(c.root),
-                      "--register"]
-            answering = asyncio.create_task(cli("boot", *common, "--mac", MAC, "--flash",
-                                                str(tmp_path / "a"), "--answer", "30", "--realtime"))
+    with lab_served_in_thread(c, host=HOST, sip_ports={"sip": 0, "sips": 0}) as (srv, on_loop):
+        p = srv.ports
+        common = ["--tftp", f"{HOST}:{p['tftp']}", "--http-port", str(p["http"]), "--lab", str(c.root),
+                  "--register"]
+        # the answering phone in a child process: it waits while this one calls
+        answering = subprocess.Popen([sys.executable, "-m", "phoneemu", "boot", *common, "--mac", MAC,
+                                      "--flash", str(tmp_path / "a"), "--answer", "30", "--realtime"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
             for _ in range(600):  # until the answering phone is registered (reachable), 30 s at most
-                if srv.relay.reaches(f"SEP{MAC}") or answering.done():
+                if on_loop(lambda: srv.relay.reaches(f"SEP{MAC}")) or answering.poll() is not None:
                     break
-                await asyncio.sleep(0.05)
-            rc, out, _err = await cli("boot", *common, "--mac", other, "--flash", str(tmp_path / "b"),
-                                      "--call", f"SEP{MAC}", "--packets", "5", "--realtime")
+                time.sleep(0.05)
+            rc, out, _err = cli(capsys, "boot", *common, "--mac", other, "--flash", str(tmp_path / "b"),
+                                "--call", f"SEP{MAC}", "--packets", "5", "--realtime")
             assert rc == 0, out
             assert f"Call:      SEP{MAC}: media srtp AES_CM_128_HMAC_SHA1_80: G.14-srtp" in out
             assert "far end: received=5 authenticated=5 refused=0" in out
-            rc, out, err = await answering
-            assert rc == 0, (out, err)
-            assert f"waiting up to 30s for a call to SEP{MAC}" in err
-            assert f"Call:      from sip:SEP{other}@{HOST}: media srtp AES_CM_128_HMAC_SHA1_80: " \
-                "G.14-srtp" in out
-            assert "sent 5, received 5 (authenticated 5, refused 0)" in out
-            # usage errors, said before the phone would start: in this process (a subprocess each is slow)
-            capsys.readouterr()
-            assert main(["boot", *common, "--mac", MAC, "--call", "moh", "--answer", "1"]) == 2
-            assert "--call or --answer, not both" in capsys.readouterr().err
-            assert main(["boot", *common[:-1], "--mac", MAC, "--answer", "1"]) == 2
-            assert "--answer needs --register" in capsys.readouterr().err
-        assert any(r.service == "relay" and r.outcome == "relayed" for r in srv.requests)
-
-    run(body())
+            rc, out, err = finish_process(answering, timeout=60)
+        finally:
+            reap(answering)
+        assert rc == 0, (out, err)
+        assert f"waiting up to 30s for a call to SEP{MAC}" in err
+        assert f"Call:      from sip:SEP{other}@{HOST}: media srtp AES_CM_128_HMAC_SHA1_80: " \
+            "G.14-srtp" in out
+        assert "sent 5, received 5 (authenticated 5, refused 0)" in out
+        # usage errors, said before the phone would start
+        capsys.readouterr()
+        assert main(["boot", *common, "--mac", MAC, "--call", "moh", "--answer", "1"]) == 2
+        assert "--call or --answer, not both" in capsys.readouterr().err
+        assert main(["boot", *common[:-1], "--mac", MAC, "--answer", "1"]) == 2
+        assert "--answer needs --register" in capsys.readouterr().err
+    assert any(r.service == "relay" and r.outcome == "relayed" for r in srv.requests)
 
 
 def test_lab_show_has_the_itl_file_status_each_phone_reported(tmp_path: Path,
@@ -467,7 +450,8 @@ def test_a_lab_serve_restart_keeps_the_earlier_reports(tmp_path: Path,
     assert phones[MAC]["itl_file_status"] == "Match" and phones[other]["itl_file_status"] == "Match"
 
 
-def test_a_phone_model_without_ec_refuses_an_ec_lsc_request(tmp_path: Path) -> None:
+def test_a_phone_model_without_ec_refuses_an_ec_lsc_request(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
     """The CAPF key request is judged by the phone's model (``max_rsa_bits``, ``ec_support``): a cp-7962
     asked for an EC P-256 LSC answers REASON 7 and installs nothing, saying why; a cp-8861 makes it. It
     generated any key a server asked for."""
@@ -476,17 +460,14 @@ def test_a_phone_model_without_ec_refuses_an_ec_lsc_request(tmp_path: Path) -> N
     c.add_phone(capf, now=NOW)
     c.set_capf([capf], "install", auth_string="246810", key="ec-p256", now=NOW)
 
-    async def body() -> None:
-        async with LabServers(c, host=HOST) as srv:
-            common = ["--tftp", f"{HOST}:{srv.ports['tftp']}", "--http-port", str(srv.ports["http"]),
-                      "--lab", str(c.root), "--json", "--capf-retry-delay", "0", "--mac", capf]
-            _rc, out, _err = await cli("boot", "--flash", str(tmp_path / "old"), "--profile", "cp-7962",
-                                       *common)
-            report = json.loads(out)["report"]
-            assert report["lsc"] != "installed"
-            assert "no EC keys" in json.dumps(report), report
-            _rc, out, _err = await cli("boot", "--flash", str(tmp_path / "new"), "--profile", "cp-8861",
-                                       *common)
-            assert json.loads(out)["report"]["lsc"] == "installed"
-
-    run(body())
+    with lab_served_in_thread(c, host=HOST) as (srv, _on_loop):
+        common = ["--tftp", f"{HOST}:{srv.ports['tftp']}", "--http-port", str(srv.ports["http"]),
+                  "--lab", str(c.root), "--json", "--capf-retry-delay", "0", "--mac", capf]
+        _rc, out, _err = cli(capsys, "boot", "--flash", str(tmp_path / "old"), "--profile", "cp-7962",
+                             *common)
+        report = json.loads(out)["report"]
+        assert report["lsc"] != "installed"
+        assert "no EC keys" in json.dumps(report), report
+        _rc, out, _err = cli(capsys, "boot", "--flash", str(tmp_path / "new"), "--profile", "cp-8861",
+                             *common)
+        assert json.loads(out)["report"]["lsc"] == "installed"
