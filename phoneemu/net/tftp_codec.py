@@ -14,7 +14,8 @@ Rules implemented here:
   one longer than 65535 bytes (UDP's length field) is a SizeLimitError before any copy.
 * Names: :func:`unsafe_name_reason` is the one traversal rule shared by the TFTP server, the HTTP
   server and the in-memory fetcher (a name with ``..``, a leading ``/``, a backslash, a NUL or a
-  control character is refused). That policy is ours: real TFTP servers vary.
+  control character, or a drive letter — ``C:`` alone or followed by more — is refused). That policy is
+  ours: real TFTP servers vary.
 """
 
 from __future__ import annotations
@@ -381,6 +382,6 @@ def unsafe_name_reason(name: str) -> str | None:
         return "NUL or control character in name"
     if ".." in name and any(part == ".." for part in name.split("/")):
         return "'..' in name"
-    if len(name) > 2 and name[1] == ":":
+    if len(name) >= 2 and name[1] == ":":  # "C:" too: a bare drive (was: only "C:" followed by more)
         return "drive letter in name"
     return None
