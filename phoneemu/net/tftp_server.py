@@ -146,8 +146,13 @@ def provider_from(source: Provider | Mapping[str, bytes] | str | Path, *, max_fi
 
         def from_dir(name: str) -> bytes | None:
             p = (root / name).resolve()
-            if not p.is_relative_to(root) or not p.is_file():
-                return None
+            try:
+                if not p.is_relative_to(root) or not p.is_file():
+                    return None
+            except OSError as exc:  # a name no file can have is a missing file (was: ERROR 0 "server error")
+                if exc.errno == errno.ENAMETOOLONG:
+                    return None
+                raise
             if p.stat().st_size > max_file_size:
                 raise TransportError(f"{name}: larger than {max_file_size}", kind="too-large", path=name)
             return p.read_bytes()
