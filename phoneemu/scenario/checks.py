@@ -272,14 +272,45 @@ def _records(kind: str) -> Callable[[PhoneView, Any], tuple[Any, bool]]:
         if tl is None:
             return "absent", expected in ([], "absent")
         actual = record_entries(tl)
-        left = list(actual)
-        for pattern in _any_of(expected):
-            hit = next((a for a in left if fnmatch.fnmatchcase(a, str(pattern))), None)
-            if hit is None:
-                return actual, False
-            left.remove(hit)
-        return actual, not left
+        patterns = [str(w) for w in _any_of(expected)]
+        return actual, len(patterns) == len(actual) and _each_has_its_own(patterns, actual)
     return check
+
+
+def _each_has_its_own(patterns: list[str], entries: list[str]) -> bool:
+    """Whether every pattern can be given a record of its own that it matches (a bipartite matching, one
+    breadth-first augmenting path per pattern, no recursion: a list of thousands of records stays within
+    bounds): a wide pattern written before a narrow one (``SAST *``, ``SAST ITLRECOVERY_*``) gives up the
+    record the narrow one needs (was: each took the first record it matched, and the check failed)."""
+    matches = [[j for j, entry in enumerate(entries) if fnmatch.fnmatchcase(entry, pattern)]
+               for pattern in patterns]
+    owner: dict[int, int] = {}  # entry index -> the pattern holding it
+    held: dict[int, int] = {}  # pattern -> the entry it holds
+    for start in range(len(patterns)):
+        reached_from: dict[int, int] = {}  # entry -> the pattern whose turn reached it
+        queue, free = [start], None
+        for pattern in queue:  # grows while read: each entry is reached once, so at most len(entries) more
+            for j in matches[pattern]:
+                if j in reached_from:
+                    continue
+                reached_from[j] = pattern
+                if j not in owner:
+                    free = j
+                    break
+                queue.append(owner[j])
+            if free is not None:
+                break
+        if free is None:
+            return False
+        entry = free
+        while True:  # hand each entry on the path to the pattern that reached it
+            pattern = reached_from[entry]
+            given_up = held.get(pattern)
+            owner[entry], held[pattern] = pattern, entry
+            if pattern == start or given_up is None:
+                break
+            entry = given_up
+    return True
 
 
 def _signer(kind: str) -> Callable[[PhoneView, Any], tuple[Any, bool]]:
