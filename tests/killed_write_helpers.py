@@ -1,7 +1,14 @@
 """A lab operation killed just before one of its disk writes, with a real SIGKILL (no cleanup of any kind) in
 a forked child: the machinery of the "old or new, never half" tests of the lab (its served files, its
 identities). Count an operation's writes with :func:`count_writes`, then kill a fresh copy of the lab at
-each of them with :func:`run_killed` (or at a sample of them, :func:`kill_points`)."""
+each of them with :func:`run_killed` (or at a sample of them, :func:`kill_points`).
+
+The seeded keys an operation makes (``phoneemu.crypto.keys``: the same key for the same seed, memoised per
+process) are made again in every forked child, which inherits the memo but not what a child adds to it: the
+run to its end (kill point 0) names the seeds it used, and the parent makes those keys once, so the children
+forked after it find them made (a seeded RSA-2048 key is about half a second of CPU, an RSA-1024 one 40 ms;
+an operation is killed at up to 40 points). What the children run, and write, is the same: the key a seed
+gives is the same key."""
 
 from __future__ import annotations
 
@@ -18,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from phoneemu.crypto import keys
 from phoneemu.lab.cluster import LabCluster
 
 _WRITES = os.O_WRONLY | os.O_RDWR | os.O_CREAT
@@ -40,6 +48,15 @@ def _child(prepare: Callable[[], Callable[[], object]], kill_at: int, counted: s
     its writes go to the file ``counted``, each as ``call path`` (:func:`write_log`)."""
     run = prepare()
     seen: list[str] = []
+    seeded: list[tuple[str, int]] = []
+    if kill_at == 0:  # the run to its end: the seeds of the keys it makes, for the parent to make once
+        made = keys._unsafe_seeded_rsa
+
+        def recorded(seed: str, bits: int) -> Any:
+            seeded.append((seed, bits))
+            return made(seed, bits)
+
+        keys._unsafe_seeded_rsa = recorded  # type: ignore[assignment]
 
     def hooked(name: str, real: Callable[..., Any], writes: Callable[..., bool]) -> Callable[..., Any]:
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -55,6 +72,7 @@ def _child(prepare: Callable[[], Callable[[], object]], kill_at: int, counted: s
         setattr(os, name, hooked(name, getattr(os, name), lambda *a, **k: True))
     run()
     Path(counted).write_text(json.dumps(seen))
+    Path(f"{counted}.seeded").write_text(json.dumps(seeded))
 
 
 def run_killed(root: Path, operation: Operation, kill_at: int, counted: Path) -> int | None:
@@ -81,6 +99,11 @@ def run_call_killed(prepare: Callable[[], Callable[[], object]], kill_at: int, c
         proc.kill()
         proc.join(10)
         return None
+    seeded = Path(f"{counted}.seeded")
+    if kill_at == 0 and proc.exitcode == 0:
+        for seed, bits in json.loads(seeded.read_text()):  # made once here: the children after inherit them
+            keys._unsafe_seeded_rsa(seed, bits)
+        seeded.unlink()
     return proc.exitcode
 
 
@@ -146,14 +169,18 @@ class KilledLab:
     work: Path
     opened: LabCluster
     is_new: bool  #: its state is the one the operation saves (else the one before it)
+    #: with ``serving``: the lab opened on the copy before the kill, its served files read, as ``lab serve``
+    #: holds it, then reloaded (``reload_if_changed``) after the kill
+    server: LabCluster | None = None
 
 
 def killed_labs(pristine: Path, tmp_path: Path, operation: Operation,
-                done: Path | None = None) -> Iterator[KilledLab]:
+                done: Path | None = None, *, serving: bool = False) -> Iterator[KilledLab]:
     """``operation`` run to its end on a copy (``done``, default ``tmp_path/done``), then killed at each of
     its writes on another copy of ``pristine``, each opened again: every one whose state is the old or the
     new whole (asserted), with no key staged world-readable while killed and none left once opened; at
-    least one of each (asserted at the end). The caller checks what its operation changes."""
+    least one of each (asserted at the end). The caller checks what its operation changes (``serving``: the
+    served files a lab read before the kill serves after it, :attr:`KilledLab.server`)."""
     from phoneemu.lab.pki import pending_identities
 
     old_state = (pristine / "cluster.json").read_bytes()
@@ -166,13 +193,23 @@ def killed_labs(pristine: Path, tmp_path: Path, operation: Operation,
     work = tmp_path / "work"
     outcomes = set()
     for kill_at in range(1, writes + 1):
-        killed_copy(pristine, work, operation, kill_at, counted)
+        server = None
+        if serving:
+            shutil.rmtree(work, ignore_errors=True)
+            shutil.copytree(pristine, work)
+            server = LabCluster.open(work, durable=False)  # as lab serve: all read before the operation
+            server.load_served()
+            assert run_killed(work, operation, kill_at, counted) == -signal.SIGKILL, kill_at
+        else:
+            killed_copy(pristine, work, operation, kill_at, counted)
         for staged in pending_identities(work).rglob("*.key"):  # key material is never world-readable
             assert os.stat(staged).st_mode & 0o777 == 0o600, kill_at
+        if server is not None:
+            server.reload_if_changed()  # lab serve's reload, before the lab is opened again
         opened = LabCluster.open(work, durable=False)
         state = (work / "cluster.json").read_bytes()
         assert state in (old_state, new_state), kill_at
         outcomes.add(state == new_state)
-        yield KilledLab(kill_at, work, opened, state == new_state)
+        yield KilledLab(kill_at, work, opened, state == new_state, server)
         assert not pending_identities(work).exists(), kill_at
     assert outcomes == {True, False}

@@ -17,6 +17,7 @@ from phoneemu.formats import config, encrypted, firmware, signed, trustlist
 from phoneemu.formats.trustlist import Role, TrustList
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.pki import Identity
+from tests.helpers import pristine_lab
 
 NOW = 1_780_000_000  # 2026-05-28
 MAC = "001122334455"
@@ -27,11 +28,9 @@ def _init(root: Path, seed: int | None = 5, **kw: object) -> LabCluster:
     return LabCluster.init(root, seed=seed, key_spec="rsa1024", now=NOW, **kw)  # type: ignore[arg-type]
 
 
-@pytest.fixture
-def lab(tmp_path: Path) -> LabCluster:
-    c = _init(tmp_path / "lab")
-    c.add_phone(MAC)
-    return c
+# ``lab``: a seeded lab with phone MAC, made once per module (``base_lab``), each test changing a copy of it,
+# opened as every command opens one (its key generation and first build, most of a test's time, done once)
+base_lab, lab = pristine_lab("lab-cluster", now=NOW, phones={MAC: {}}, seed=5)
 
 
 def _tl(c: LabCluster, name: str = "ITLFile.tlv") -> TrustList:
@@ -127,7 +126,9 @@ def test_default_config_and_static_files(lab: LabCluster) -> None:
     assert lab.get("XmlDefault.cnf.xml") is None
 
 
-def test_files_on_disk_match_memory_and_open(lab: LabCluster) -> None:
+def test_files_on_disk_match_memory_and_open(tmp_path: Path) -> None:
+    lab = _init(tmp_path / "lab")  # made here, not a copy opened: init's files in memory, against the disk
+    lab.add_phone(MAC)
     on_disk = {p.name: p.read_bytes() for p in (lab.root / "tftp").iterdir()}
     assert on_disk == dict(lab.files())
     again = LabCluster.open(lab.root)
@@ -932,7 +933,12 @@ def test_throw_away_cluster_skips_fsync_and_keeps_key_modes(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     synced: list[int] = []
     real = os.fsync
-    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real(fd))[1])
+
+    def fsync(fd: int) -> None:
+        synced.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
     c = _init(tmp_path / "scratch", durable=False)
     c.add_phone(MAC)
     c.apply("regenerate", now=NOW, cert="callmanager")

@@ -136,6 +136,22 @@ def pristines(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return made
 
 
+@pytest.fixture(scope="module")
+def before(pristines: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Tree]:
+    """The files of a pristine lab (:func:`pristines`), opened whole and its served files a fresh rebuild's
+    (:func:`_opened_whole`), checked once for the module on a copy of it: every copy is the same tree (its
+    names relative, its bytes and modes copied), the old lab of each operation run on that one."""
+    top = tmp_path_factory.mktemp("before")
+    trees: dict[str, Tree] = {}
+
+    def tree(base: str) -> Tree:
+        if base not in trees:
+            shutil.copytree(pristines[base], top / base)
+            trees[base] = _opened_whole(top / base, f"the {base} lab before", rebuilt=True)
+        return trees[base]
+    return tree
+
+
 #: what the comparison of two labs' files leaves out: the locks; the temporary file of an atomic write killed
 #: before its rename (``phoneemu.files.atomic_write``: ``.NAME.tmpPID-THREAD``, never read; left alone, see
 #: the report); a phone's LSC files (its own commit rule, :meth:`LabCluster.record_lsc`: compared as the LSC
@@ -293,22 +309,25 @@ WRITTEN_BEFORE_ITS_SAVE = {"itlrecovery-export": "exported/again.pem"}
 @pytest.mark.slow  # about a dozen forks for each of about fifty operations
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 @pytest.mark.parametrize("op", list(OPERATIONS))
-def test_an_operation_killed_at_its_writes_leaves_a_lab_that_opens_whole(pristines: dict[str, Path],
-                                                                         tmp_path: Path, op: str) -> None:
+def test_an_operation_killed_at_its_writes_leaves_a_lab_that_opens_whole(
+        pristines: dict[str, Path], before: Callable[[str], Tree], tmp_path: Path, op: str) -> None:
     """The old lab or the new, whole, at each write point tried; the exchange: each of its two labs, the
     other lab saved first (two saves, never one: see the report)."""
     base, operation = OPERATIONS[op]
     pristine, work, other = pristines[base], tmp_path / "work", tmp_path / OTHER
     also = [(pristines[OTHER], other)] if op == "exchange" else []
     shutil.copytree(pristine, work)
-    shutil.copytree(pristines[OTHER], other)
-    old = _opened_whole(work, f"{op}: before", rebuilt=True)
-    old_other = _opened_whole(other, f"{op}: the other lab before")
+    old = before(base)
+    old_other, new_other = {}, {}  # the other lab's files, before and after: the exchange's alone
+    if also:  # the one operation that writes the other lab
+        shutil.copytree(pristines[OTHER], other)
+        old_other = before(OTHER)
     counted = tmp_path / "counted"
     writes = count_writes(work, operation, counted)
     log = write_log(counted)
     new = _opened_whole(work, f"{op}: run to its end", rebuilt=True)
-    new_other = _opened_whole(other, f"{op}: the other lab after", rebuilt=op == "exchange")
+    if also:
+        new_other = _opened_whole(other, f"{op}: the other lab after", rebuilt=True)
     assert new["cluster.json"] != old["cluster.json"] and writes > 0
     outcomes = set()
     for kill_at in kill_points(log, AT_MOST, around=lambda write: write.endswith("/cluster.json")):

@@ -1,7 +1,9 @@
 """A lab operation that makes a new key pair goes whole with its state: killed at any of its writes, the lab
 next opened holds the old pair under the old state with the old certificate in its ITL, or the new pair
 under the new state with the new certificate, never the new key under the old state (every point tried with
-a real SIGKILL in a forked child, :mod:`tests.killed_write_helpers`); a failed save leaves the old pair."""
+a real SIGKILL in a forked child, :mod:`tests.killed_write_helpers`); a failed save leaves the old pair. The
+CallManager regeneration killed so is also the one of tests/unit/test_lab_served_atomic.py (its served files
+old or new whole, as a reader and ``lab serve`` see them): one run of its kill points checks both."""
 
 from __future__ import annotations
 
@@ -15,21 +17,29 @@ import pytest
 from phoneemu.crypto import certs, keys
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.pki import Identity, pending_identities
-from tests.killed_write_helpers import killed_labs, regenerate_on_a_full_disk
+from tests.killed_write_helpers import KilledLab, killed_labs, regenerate_on_a_full_disk
 
 NOW = 1_780_000_000
 MAC = "001122334455"
+MAC2 = "00112233445A"  # the second phone of tests/unit/test_lab_served_atomic.py's lab
 
 
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small seeded lab (a regeneration makes the same new pair in every run) in mixed mode with a phone:
-    ITL, CTL and a config signed by its identities."""
+    """A small seeded lab (a regeneration makes the same new pair in every run) in mixed mode with two
+    phones: ITL, CTL, their per-phone copies and configs signed by its identities (the served files'
+    lab of tests/unit/test_lab_served_atomic.py)."""
     lab = LabCluster.init(tmp_path_factory.mktemp("identities") / "pristine", seed=7, key_spec="rsa1024",
                           now=NOW, durable=False)
     lab.set_mixed_mode(True, now=NOW)
-    lab.add_phone(MAC, now=NOW)
+    lab.add_phones((MAC, MAC2), now=NOW)
     return lab.root
+
+
+def _served_on_disk(root: Path) -> dict[str, bytes]:
+    """Every served file of ``DIR/tftp`` (not the hidden ones) by name."""
+    return {p.name: p.read_bytes() for p in sorted((root / "tftp").iterdir())
+            if p.is_file() and not p.name.startswith(".")}
 
 
 def _spki(ident: Identity) -> bytes:
@@ -51,15 +61,24 @@ def test_a_regeneration_killed_at_any_write_leaves_the_old_pair_or_the_new(prist
     """Was: the new key pair written in place before the state's save, so a kill between left it under the
     old state (old generation, no change-log entry): the next operation signed with it, and the lockout
     warnings, which read the change log, missed the regeneration. Now the lab opened after a kill at any
-    write is (old state, old certificate in the ITL, old key) or (new, new, new), with nothing staged left."""
+    write is (old state, old certificate in the ITL, old key) or (new, new, new), with nothing staged left.
+
+    CallManager's also (tests/unit/test_lab_served_atomic.py, was its ``regenerate`` case, the same
+    operation killed at the same writes): each served file replaced one at a time and the state saved last,
+    so a kill between served a mix of both generations under the old state. Now every point leaves, once
+    the lab is opened or ``lab serve`` reloads, the old files with the old state or the new with the new,
+    and no leftover."""
     def operation(lab: LabCluster) -> None:
         lab.regenerate(name, now=NOW + 60)
 
     old = _pair_in_force(pristine, name)
+    old_served, serving = _served_on_disk(pristine), name == "callmanager"
     done = tmp_path / "done"
-    for killed in killed_labs(pristine, tmp_path, operation, done):
+    for killed in killed_labs(pristine, tmp_path, operation, done, serving=serving):
         new = _pair_in_force(done, name)
         assert _spki(new) != _spki(old)
+        if serving:
+            _served_old_or_new(killed, old_served, _served_on_disk(done))
         kill_at, opened = killed.kill_at, killed.opened
         outcome, other = (new, old) if killed.is_new else (old, new)
         assert opened.state.identity_generations[name] == (1 if killed.is_new else 0), kill_at
@@ -68,6 +87,19 @@ def test_a_regeneration_killed_at_any_write_leaves_the_old_pair_or_the_new(prist
         itl = (killed.work / "tftp" / "ITLFile.tlv").read_bytes()
         assert outcome.der in itl and other.der not in itl, kill_at
         assert stat.S_IMODE(opened.pki.key_path(name).stat().st_mode) == 0o600
+
+
+def _served_old_or_new(killed: KilledLab, old: dict[str, bytes], new: dict[str, bytes]) -> None:
+    """The served files of the lab ``killed`` are the old ones with the old state or the new with the new,
+    whole, nothing of the change left; what the lab opened after and the one read before it serve them."""
+    kill_at, work, opened = killed.kill_at, killed.work, killed.opened
+    assert new != old
+    served = _served_on_disk(work)
+    assert served == (new if killed.is_new else old), f"killed before write {kill_at}: a mix"
+    assert sorted(p.name for p in (work / "tftp").iterdir() if p.name.startswith(".")) == [], kill_at
+    assert opened.state.to_json().encode() == (work / "cluster.json").read_bytes(), kill_at
+    assert killed.server is not None
+    assert dict(opened.files()) == served and dict(killed.server.files()) == served, kill_at
 
 
 def test_a_save_that_fails_leaves_the_old_pair_in_force(pristine: Path, tmp_path: Path,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import re
 from pathlib import Path
 
@@ -19,23 +20,29 @@ _ID = re.compile(r"[A-H](?:\.\d+)*-[a-z0-9]+(?:-[a-z0-9]+)*")
 _FAIL_PREFIX = re.compile(r"_fail_rule\(\"([A-H](?:\.\d+)*)\"")
 
 
-def _literals() -> set[str]:
-    """Rule-id string literals of the source, the vocabulary module left out."""
+@functools.cache
+def _sources() -> dict[Path, str]:
+    """The text of every module of the source, read once for the module's tests (they only read it)."""
+    return {path: path.read_text() for path in sorted((ROOT / "phoneemu").rglob("*.py"))}
+
+
+@functools.cache
+def _literals() -> frozenset[str]:
+    """Rule-id string literals of the source, the vocabulary module left out (parsed once: two tests ask)."""
     found: set[str] = set()
-    for path in (ROOT / "phoneemu").rglob("*.py"):
+    for path, text in _sources().items():
         if path.name == "rule_ids.py":
             continue
-        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        for node in ast.walk(ast.parse(text, filename=str(path))):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and _ID.fullmatch(node.value):
                 found.add(node.value)
-    return found
+    return frozenset(found)
 
 
 def _composed() -> set[str]:
     """Ids composed at run time: ``f"F.6-{out}"`` and ``rules._fail_rule(prefix, reason)`` for every
     prefix the source passes it and every verification reason."""
-    prefixes = {m.group(1) for path in (ROOT / "phoneemu").rglob("*.py")
-                for m in _FAIL_PREFIX.finditer(path.read_text())}
+    prefixes = {m.group(1) for text in _sources().values() for m in _FAIL_PREFIX.finditer(text)}
     assert {"D", "G.3", "G.4"} <= prefixes
     # decide_trust_list checks the header hash first (G.3.1-unsupported-hash): G.3-unsupported-hash
     # cannot be reached and is not in the vocabulary (rules module docstring)
