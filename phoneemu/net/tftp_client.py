@@ -491,8 +491,12 @@ class _Endpoint:
         self.reusable = False  # the last transfer succeeded and a stale packet of it cannot pass
         self.quiet_at = 0.0  # loop time from which the pool prefers to reuse it (TftpClientPool.get)
         sock = client_udp_socket(family)  # bound by the kernel at the RRQ's sendto
-        self.transport = UdpSocket(self.loop, sock, self._on_datagram, self._on_error,
-                                   max_batch=1)
+        try:
+            self.transport = UdpSocket(self.loop, sock, self._on_datagram, self._on_error,
+                                       max_batch=1)
+        except BaseException:  # (add_reader on a closed loop: RuntimeError) the socket is not left open
+            sock.close()
+            raise
         self.transport.icmp_errors = report_icmp_errors(sock)
 
     def _on_datagram(self, data: bytes, addr: Addr) -> None:
@@ -855,6 +859,8 @@ class TftpClientPool:
             else:
                 await slots.take(loop)
             try:
+                if self._closed:  # closed while we waited for a slot or a name: no new download (close)
+                    raise TransportError("client pool closed", kind="error")
                 ep, idle = self._endpoint(server, filename)
                 reuse = False
                 try:
@@ -912,7 +918,13 @@ class TftpClientPool:
             self._quarantine_of.hold(self._loop, ep.transport)
 
     async def close(self) -> None:
+        """Close the pool's sockets, idle and held; a :meth:`get` still waiting for a slot ends now with the
+        error of a closed pool, opening no socket (each waiter is handed a slot, which :meth:`get` gives
+        back: the count no longer matters, a closed pool takes no download)."""
         self._closed = True
+        slots = self._slots
+        while slots.waiting:  # (each give() takes at least one waiter off)
+            slots.give()
         for ep in self._all:
             ep.transport.close()
         self._all.clear()
