@@ -642,15 +642,16 @@ def tvs_back_fill(lab: str | Path | None, decided: Iterable[tuple[object, object
     against: a migration with the old cluster's TVS down sent the user to start the new one's, running)."""
     if lab is None:
         return {}
-    named = [servers for rule, reason in decided
-             if rule in _QUERY_RULES and isinstance(reason, str) and (servers := _tvs_named_in(reason))]
+    # each reason read once (a fleet's phones share a few: 40,000 were a parse and address keys each)
+    reasons = {reason for rule, reason in decided if rule in _QUERY_RULES and isinstance(reason, str)}
+    named = [servers for reason in reasons if (servers := _tvs_named_in(reason))]
     if not named:
         return {}
     own = _lab_tvs(Path(lab))
     if own is None:
         return {}
-    elsewhere = sorted({server for servers in named if not own & {_address_key(s) for s in servers}
-                        for server in servers})
+    elsewhere = sorted({text for servers in named if not own & {key for _text, key in servers}
+                        for text, _key in servers})
     return {TVS_ELSEWHERE: ", ".join(elsewhere)} if elsewhere else {}
 
 
@@ -659,14 +660,18 @@ def tvs_back_fill(lab: str | Path | None, decided: Iterable[tuple[object, object
 _SERVER_NAMED = re.compile(r"(?:^|; )(\[[^\]\s]+\]|[^\s:;\[\]()]+):(\d{1,5}): ")
 
 
-def _tvs_named_in(reason: str) -> list[str]:
-    """The TVS servers (``HOST:PORT``) a reason of no TVS answer names, in its order; none without one."""
+@functools.lru_cache(maxsize=64)
+def _tvs_named_in(reason: str) -> tuple[tuple[str, tuple[str, int]], ...]:
+    """The TVS servers a reason of no TVS answer names, in its order, each ``HOST:PORT`` and its
+    :func:`_address_key`; none without one. Remembered: a fleet's JUnit asks for each locked phone, whose
+    reasons are a few texts (was a parse and an address key per phone and server, 40,000 phones)."""
     from phoneemu.net.tvs_client import NO_TVS_ANSWER  # the words the boot, predict and replay write
 
     at = reason.find(NO_TVS_ANSWER)
     if at < 0:
-        return []
-    return [f"{m.group(1)}:{m.group(2)}" for m in _SERVER_NAMED.finditer(reason[at + len(NO_TVS_ANSWER):])]
+        return ()
+    named = (f"{m.group(1)}:{m.group(2)}" for m in _SERVER_NAMED.finditer(reason[at + len(NO_TVS_ANSWER):]))
+    return tuple((server, _address_key(server)) for server in named)
 
 
 def _address_key(server: str) -> tuple[str, int]:
