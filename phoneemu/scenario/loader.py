@@ -1662,7 +1662,11 @@ def _catalogue_hint(missing: Path) -> str:
     if len(parts) == 1:
         return f"; the catalogue is at {catalogue}"
     there = catalogue / parts[1]
-    if there.is_file():
+    try:
+        found = there.is_file()
+    except OSError:  # a name no file can have (ENAMETOOLONG): none there (was the hint's OSError, naming
+        found = False  # the catalogue's path, in place of the "no such file" of the path given)
+    if found:
         return f"; the catalogue's: phoneemu run {shlex.quote(str(there))}"
     return f"; the catalogue at {catalogue} has no {parts[1]} either"
 
