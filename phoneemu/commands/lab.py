@@ -216,7 +216,7 @@ def _regenerate(cluster: LabCluster, args: argparse.Namespace, now: int | None) 
     try:
         cluster.regenerate(args.cert, now=now)
     except EncodeError as exc:
-        meant = _regenerate_meant(args.cert, str(args.dir))
+        meant = _regenerate_meant(args.cert, str(args.dir), _regeneratable(cluster.state.nodes))
         if meant is None:
             raise
         raise EncodeError(f"{exc.message}; {meant}", path=exc.path) from None
@@ -225,21 +225,31 @@ def _regenerate(cluster: LabCluster, args: argparse.Namespace, now: int | None) 
         say(args, untaken_regenerations_warning(untaken, args.cert, str(args.dir)))
 
 
-_CERT_NAMES = ("callmanager", "tvs", "itlrecovery", "capf")  # as the lab names them (LabCluster.regenerate)
+def _regeneratable(nodes: int) -> frozenset[str]:
+    """The names ``lab regenerate`` takes on a lab of ``nodes`` nodes, as
+    :meth:`~phoneemu.lab.cluster.LabCluster.regenerate` takes them (``callmanager``, ``tvs``, ``tvs-2``
+    ...)."""
+    from phoneemu.lab.pki import node_identity
+
+    return frozenset({"itlrecovery", "capf", *(node_identity(base, n) for base in ("callmanager", "tvs")
+                                               for n in range(1, nodes + 1))})
 
 
-def _regenerate_meant(cert: str, lab: str) -> str | None:
+def _regenerate_meant(cert: str, lab: str, accepted: frozenset[str]) -> str | None:
     """What ``lab regenerate DIR CERT`` meant when the lab refuses CERT, or None: ``tftp`` (CUCM's "TFTP
     certificate" is the CallManager one: the TFTP service signs the configs with it, spec §G.5), and a
-    known name in another case (``CallManager``, ``TVS-2``); the command to type, ``lab`` filled in. Was: the
-    refusal listed the names, so a voice engineer asked to regenerate "the TFTP certificate" was not told
-    which one that is (walk s38)."""
+    known name in another case (``CallManager``, ``TVS-2``); the command to type, ``lab`` filled in, only
+    with a name the lab takes (``accepted``: was ``callmanager-2`` told to a lab of one node,
+    ``callmanager-x`` for ``tftp-x``, ``capf-2`` for ``CAPF-2``, each refused in turn). Was: the refusal
+    listed the names, so a voice engineer asked to regenerate "the TFTP certificate" was not told which one
+    that is (walk s38)."""
     low = cert.lower()
     base, dash, node = low.partition("-")
     if base == "tftp":
-        return (f"the TFTP certificate is the CallManager one (CUCM's TFTP signs the configs with it, spec "
-                f"G.5): phoneemu lab regenerate {shlex.quote(lab)} callmanager{dash}{node}")
-    if low != cert and base in _CERT_NAMES:
+        why = "the TFTP certificate is the CallManager one (CUCM's TFTP signs the configs with it, spec G.5)"
+        name = f"callmanager{dash}{node}"
+        return f"{why}: phoneemu lab regenerate {shlex.quote(lab)} {name}" if name in accepted else why
+    if low != cert and low in accepted:
         return f"names are lower case: phoneemu lab regenerate {shlex.quote(lab)} {low}"
     return None
 
