@@ -73,13 +73,16 @@ def copy_cluster(template: Path, tmp_path: Path) -> Any:
     return LabCluster.open(root)
 
 
-def lab_template(name: str, *, seed: int, phones: Mapping[str, Mapping[str, Any]]) -> Any:
+def lab_template(name: str, *, seed: int | None, phones: Mapping[str, Mapping[str, Any]]) -> Any:
     """A module-scoped ``template`` fixture: a seeded RSA-1024 lab cluster, made once per module in a
     temporary folder named ``name``, with ``phones`` (MAC -> ``add_phone`` options). Tests take a
     private copy with the ``cluster`` fixture (tests/conftest.py) or :func:`copy_cluster`::
 
         template = lab_template("labsrv", seed=11, phones={MAC: {}})
-    """
+
+    ``seed=None``: fresh keys, for a module none of whose tests needs the same keys twice (a seeded key
+    is derived from its seed in Python: a lab's took ~0.4 s of CPU, fresh ones ~0.1 s; each test worker
+    makes the module's template)."""
     @pytest.fixture(scope="module")
     def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
         from phoneemu.lab.cluster import LabCluster

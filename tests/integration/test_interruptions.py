@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -22,12 +23,20 @@ import pytest
 from phoneemu.fleet.engine import mac_text
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.servers import LabServers
-from tests.helpers import port_free, reap, run_within
+from tests.helpers import port_free, pristine_lab, reap, run_within
 
 NOW = 1_780_000_000
 HOST = "127.0.0.1"
 START = 0x0A0000000300
+FLASH_MAC = "0A00000000D1"
+MIC_MAC = "0A00000000D2"  # its config encrypted with its MIC's key
+SIGTERM_MAC = "001122334455"
 run = run_within(90)
+
+# One RSA-1024 lab for the tests of a single phone's boot and of lab serve, each test with a copy of its own
+# (they built one each: 0.1 to 0.4 s of CPU apiece, the seeded ones the most; the seed was no part of them)
+base_lab, lab = pristine_lab("interruptions", now=NOW, phones={
+    FLASH_MAC: {"now": NOW}, MIC_MAC: {"encrypt": "pki", "now": NOW}, SIGTERM_MAC: {"now": NOW}})
 
 
 def _children(pid: int) -> list[int]:
@@ -65,7 +74,7 @@ def test_fleet_shard_killed_mid_storm_is_counted_lost_and_the_rest_finish(tmp_pa
     other shard finishes, the summary and --json count the dead shard's phones as lost, exit 1, no
     process left behind. Before, the parent noticed only when the other shards had finished (their
     progress kept the queue busy), then threw every result away (exit 2, no --json)."""
-    c = LabCluster.init(tmp_path / "lab", seed=6, key_spec="rsa1024", now=NOW)
+    c = LabCluster.init(tmp_path / "lab", key_spec="rsa1024", now=NOW)
     c.add_phones([mac_text(START + i) for i in range(16)], now=NOW)
     out = tmp_path / "fleet.json"
 
@@ -107,9 +116,6 @@ def test_fleet_shard_killed_mid_storm_is_counted_lost_and_the_rest_finish(tmp_pa
 
 
 # --------------------------------------------------------------------------- a phone's flash after a crash
-FLASH_MAC = "0A00000000D1"
-
-
 def _damage(flash: Path, name: str, how: str) -> None:
     p = flash / name
     if how == "truncated":
@@ -130,14 +136,13 @@ def _damage(flash: Path, name: str, how: str) -> None:
 
 
 @pytest.mark.slow
-def test_boot_on_a_flash_left_damaged_by_a_crash(tmp_path: Path) -> None:
+def test_boot_on_a_flash_left_damaged_by_a_crash(lab: LabCluster, tmp_path: Path) -> None:
     """A flash file left truncated, empty or garbage (a crash, a bad disk), or a half-written temp file
     of an interrupted write: the next boot neither crashes nor hides it — a damaged trust list or
     config is not loaded (the phone boots as if it were absent, flash module rules) and the boot's
     first status names the file and why. Before, the problem was recorded before the boot began and
     so never shown: the phone silently took a new ITL on trust."""
-    c = LabCluster.init(tmp_path / "lab", key_spec="rsa1024", now=NOW)
-    c.add_phone(FLASH_MAC, now=NOW)
+    c = lab
     good = tmp_path / "good"
     cases = [("ITLFile.tlv", "truncated"), ("ITLFile.tlv", "empty"), ("ITLFile.tlv", "garbage"),
              ("config.xml", "garbage"), ("state.json", "truncated"), ("ITLFile.tlv", "temp"),
@@ -199,6 +204,7 @@ def test_damaged_phone_json_is_one_line_naming_it(tmp_path: Path, text: str, why
 # --------------------------------------------------------------------------- phoneemu run -j 2
 SCENARIO = """\
 reproduces: spec G.2
+clusters: {{lab: {{key: rsa1024}}}}
 phones:
   p: {{mac: 0B00000000{n:02X}}}
 steps:
@@ -313,7 +319,7 @@ def _serve_cmd(root: Path) -> list[str]:
             "0", "--tvs-port", "0", "--capf-port", "0"]
 
 
-def test_lab_serve_ctrl_c_stops_cleanly_with_130(tmp_path: Path) -> None:
+def test_lab_serve_ctrl_c_stops_cleanly_with_130(lab: LabCluster) -> None:
     """SIGINT (Ctrl-C) to ``lab serve``: it stops within a bound, exit 130 (128 + SIGINT, as every
     phoneemu command Ctrl-C ends; was 0), says ``stopping (SIGINT)``, prints no traceback, frees its
     ports, and leaves the lab directory whole: it loads, its state names the ports and host it served,
@@ -326,8 +332,7 @@ def test_lab_serve_ctrl_c_stops_cleanly_with_130(tmp_path: Path) -> None:
     from phoneemu.net.tftp import tftp_get
     from tests.helpers import reap, serve_ports
 
-    c = LabCluster.init(tmp_path / "lab", seed=3, key_spec="rsa1024", now=NOW)
-    c.add_phone(FLASH_MAC, now=NOW)
+    c = lab
     proc = subprocess.Popen(_serve_cmd(c.root), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
     try:
@@ -360,7 +365,7 @@ def test_lab_serve_ctrl_c_stops_cleanly_with_130(tmp_path: Path) -> None:
     trustlist.parse((c.root / "tftp" / "ITLFile.tlv").read_bytes()).verify_self()  # whole, still signed
 
 
-def test_lab_serve_ctrl_c_while_waiting_for_the_lab_lock(tmp_path: Path) -> None:
+def test_lab_serve_ctrl_c_while_waiting_for_the_lab_lock(lab: LabCluster) -> None:
     """Ctrl-C while ``lab serve`` waits for the lab lock an operation holds (to record its ports): it
     stops at once (not after the operation), exit 130, no traceback, the lab untouched."""
     import fcntl
@@ -368,7 +373,7 @@ def test_lab_serve_ctrl_c_while_waiting_for_the_lab_lock(tmp_path: Path) -> None
 
     from tests.helpers import LinePump, reap
 
-    c = LabCluster.init(tmp_path / "lab", seed=3, key_spec="rsa1024", now=NOW)
+    c = lab
     before = (c.root / "cluster.json").read_bytes()
     fd = os.open(c.root / ".lab.lock", os.O_RDWR | os.O_CREAT, 0o600)
     fcntl.flock(fd, fcntl.LOCK_EX)
@@ -396,20 +401,18 @@ def test_lab_serve_ctrl_c_while_waiting_for_the_lab_lock(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("name", ["mic.key", "mic.der"])
-def test_boot_with_a_damaged_mic_on_flash_names_the_file(tmp_path: Path, name: str) -> None:
+def test_boot_with_a_damaged_mic_on_flash_names_the_file(lab: LabCluster, tmp_path: Path, name: str) -> None:
     """A MIC file left truncated on flash: the next boot's first status names the file and what is
     wrong, and the phone boots as one without a MIC — its PKI-encrypted config cannot be unwrapped ("no
     LSC or MIC"), no attempt with a broken key. Before, the damage showed only when the key was used,
     as "decrypt file failed: key: ..." (naming no file), or not at all for a damaged certificate."""
-    mac = "0A00000000D2"
-    c = LabCluster.init(tmp_path / "lab", key_spec="rsa1024", now=NOW)
-    c.add_phone(mac, encrypt="pki", now=NOW)
+    mac, c = MIC_MAC, lab
     good, flash = tmp_path / "good", tmp_path / "damaged"
 
-    async def boot(srv: LabServers, where: Path, *lab: str) -> tuple[int, str, str]:
+    async def boot(srv: LabServers, where: Path, *given: str) -> tuple[int, str, str]:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "phoneemu", "boot", "--mac", mac, "--tftp", f"{HOST}:{srv.ports['tftp']}",
-            "--no-http", *lab, "--flash", str(where), "--now", str(NOW), "--timeout", "1",
+            "--no-http", *given, "--flash", str(where), "--now", str(NOW), "--timeout", "1",
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         so, se = await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode is not None
@@ -438,6 +441,7 @@ def test_boot_with_a_damaged_mic_on_flash_names_the_file(tmp_path: Path, name: s
 
 BIG_GROUP = """\
 reproduces: spec G.3
+clusters: {lab: {key: rsa1024}}
 phones:
   many: {count: 3000, mac_start: "0A0000200000"}
 steps:
@@ -460,7 +464,7 @@ def test_a_scenario_cancelled_while_its_phones_get_their_keys_stops_at_once(tmp_
         try:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 60
-            spare: list[object] = []
+            spare: Sequence[object] = []
             while not spare and loop.time() < deadline:  # the keys are being made
                 await asyncio.sleep(0.01)
                 lab = next(iter(world.clusters.values())).cluster if world.clusters else None
@@ -490,7 +494,7 @@ def _phoneemu(*argv: str, cwd: Path) -> subprocess.Popen[str]:
                                  "TMPDIR": str(cwd)})
 
 
-def test_sigterm_stops_boot_and_fuzz_as_ctrl_c_does(tmp_path: Path) -> None:
+def test_sigterm_stops_boot_and_fuzz_as_ctrl_c_does(lab: LabCluster, tmp_path: Path) -> None:
     """A bare SIGTERM killed ``boot`` (its temporary flash, with the MIC's private key, was left in
     $TMPDIR) and ``fuzz`` (no summary.json: the findings went unreported); now it is a Ctrl-C in every
     command: exit 130, the summary written, the temporary flash removed. The boot's --timeout is long so
@@ -499,12 +503,10 @@ def test_sigterm_stops_boot_and_fuzz_as_ctrl_c_does(tmp_path: Path) -> None:
     SIGTERM once slipped through are probed one by one in test_boot_sigterm_windows.py."""
     import socket as socket_mod
 
-    lab = LabCluster.init(tmp_path / "lab", seed=3, key_spec="rsa1024")
-    lab.add_phone("001122334455")
     with socket_mod.socket(socket_mod.AF_INET, socket_mod.SOCK_DGRAM) as silent:  # a TFTP that never answers
         silent.bind((HOST, 0))
-        boot = _phoneemu("boot", "--tftp", f"{HOST}:{silent.getsockname()[1]}", "--mac", "001122334455",
-                         "--lab", str(tmp_path / "lab"), "--no-http", "--timeout", "120", cwd=tmp_path)
+        boot = _phoneemu("boot", "--tftp", f"{HOST}:{silent.getsockname()[1]}", "--mac", SIGTERM_MAC,
+                         "--lab", str(lab.root), "--no-http", "--timeout", "120", cwd=tmp_path)
         fuzz = _phoneemu("fuzz", "--format", "itl", "--target", "phoneemu", "--time", "60", "--out",
                          str(tmp_path / "fz"), cwd=tmp_path)
         try:
@@ -520,9 +522,9 @@ def test_sigterm_stops_boot_and_fuzz_as_ctrl_c_does(tmp_path: Path) -> None:
             assert boot.poll() is None, "boot ended before it was signalled"
             for proc in (boot, fuzz):
                 proc.send_signal(signal.SIGTERM)
-            for proc in (boot, fuzz):
+            for name, proc in (("boot", boot), ("fuzz", fuzz)):
                 _, err = proc.communicate(timeout=30)
-                assert proc.returncode == 130 and "Traceback" not in err, (proc.args[3], proc.returncode, err)
+                assert proc.returncode == 130 and "Traceback" not in err, (name, proc.returncode, err)
         finally:
             reap(boot)
             reap(fuzz)

@@ -4,6 +4,10 @@ scenario whose cluster is ``external: {tftp: "[::1]:PORT"}``, ``lab serve --host
 families, and ``replay``/``wireshark`` of a capture of IPv6 packets. Every address printed is in the
 bracketed form ``[::1]:PORT`` that ``--tftp`` reads back.
 
+The CLI runs in the test's thread (``main([...])``) while the lab servers run on their own loop in a
+thread (:func:`tests.helpers.lab_served_in_thread`): none of these tests but ``lab serve``'s is about the
+process (a child interpreter each cost ~0.5 s of CPU).
+
 Skipped, with the reason, on a machine without an IPv6 loopback.
 """
 
@@ -21,12 +25,15 @@ from phoneemu.cli import main
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.servers import LabServers
 from phoneemu.net.capture import PcapWriter, read_pcap
-from tests.helpers import run_within
+from tests.helpers import lab_served_in_thread, run_within
 
 REPO = Path(__file__).resolve().parents[2]
 HOST = "::1"
 MAC = "0A00000006C1"
 FLEET_START = 0x0A0000000600
+#: the fleet's phones, five per shard: each boots as the others do (was 50, a MIC key each in the lab made
+#: by each test worker, and 50 boots, on the same path)
+FLEET_COUNT = 10
 
 
 def _ipv6_loopback() -> str | None:
@@ -47,26 +54,25 @@ pytestmark = pytest.mark.skipif(_NO_V6 is not None, reason=_NO_V6 or "")
 run = run_within(120)
 
 
-async def cli(*args: str, limit: float = 90) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "phoneemu", *args, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, cwd=REPO)
-    out, err = await asyncio.wait_for(proc.communicate(), limit)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """``phoneemu ARGS`` in this process: exit status, stdout, stderr."""
+    capsys.readouterr()
+    rc = main(list(args))
+    out, err = capsys.readouterr()
+    return rc, out, err
 
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A lab initialised with ``--host ::1`` (real clock: the scenario's external cluster is dated by
     it), one phone with a pending CAPF install, the CAPF record left out of the ITL (the phone asks
-    TVS about the CAPF server), and 50 fleet phones."""
+    TVS about the CAPF server), and the fleet phones."""
     root = tmp_path_factory.mktemp("labv6") / "lab"
-    lab = LabCluster.init(root, seed=61, key_spec="rsa1024", host=HOST)
+    lab = LabCluster.init(root, key_spec="rsa1024", host=HOST)  # fresh keys: a seeded lab took 4x the CPU
     lab.add_phone(MAC)
     lab.set_itl_capf(False)
     lab.set_capf([MAC], "install", auth_mode="auth-string", auth_string="123456")
-    lab.add_phones([f"{FLEET_START + i:012X}" for i in range(50)])
+    lab.add_phones([f"{FLEET_START + i:012X}" for i in range(FLEET_COUNT)])
     return root
 
 
@@ -85,21 +91,19 @@ def test_lab_init_host_v6_names_it_in_configs(cluster: LabCluster) -> None:
     assert "[::1]" not in config
 
 
-def test_boot_v6_http_tftp_tvs_capf(cluster: LabCluster, tmp_path: Path) -> None:
+def test_boot_v6_http_tftp_tvs_capf(cluster: LabCluster, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
     """``boot --tftp [::1]:PORT``: files over HTTP 6970, then (``--no-http``) over TFTP; CAPF over TLS
     to ::1, its certificate vouched for by TVS over TLS to ::1; every address shown bracketed."""
     flash = tmp_path / "ph"
 
-    async def body() -> tuple[tuple[int, str, str], tuple[int, str, str], list[str]]:
-        async with LabServers(cluster, host=HOST) as srv:
-            common = ["--tftp", f"[{HOST}]:{srv.ports['tftp']}", "--http-port", str(srv.ports["http"]),
-                      "--flash", str(flash), "--timeout", "2"]
-            first = await cli("boot", "--mac", MAC, "--lab", str(cluster.root), "--auth-string", "123456",
-                              "--json", *common)
-            second = await cli("boot", "--no-http", *common)
-            return first, second, [f"{r.service} {r.peer}" for r in srv.requests]
-
-    (rc1, out1, err1), (rc2, out2, err2), log = run(body())
+    with lab_served_in_thread(cluster, host=HOST) as (srv, on_loop):
+        common = ["--tftp", f"[{HOST}]:{srv.ports['tftp']}", "--http-port", str(srv.ports["http"]),
+                  "--flash", str(flash), "--timeout", "2"]
+        rc1, out1, err1 = cli(capsys, "boot", "--mac", MAC, "--lab", str(cluster.root), "--auth-string",
+                              "123456", "--json", *common)
+        rc2, out2, err2 = cli(capsys, "boot", "--no-http", *common)
+        log = on_loop(lambda: [f"{r.service} {r.peer}" for r in srv.requests])
     assert rc1 == 0, out1 + err1
     doc = json.loads(out1)
     assert doc["report"]["lsc"] == "installed" and doc["report"]["tvs_used"] is True
@@ -136,60 +140,52 @@ def test_bare_v6_with_what_looks_like_a_port_is_explained(capsys: pytest.Capture
     assert "nothing answered at [::1:6969] (TFTP port 69)" in err and "write --tftp [::1]:6969" in err, err
 
 
-def test_fleet_boot_v6(cluster: LabCluster) -> None:
-    """``fleet boot --count 50 --tftp [::1]:PORT`` on two shards: every phone boots, files over HTTP."""
-    async def body() -> tuple[int, str, str]:
-        async with LabServers(cluster, host=HOST) as srv:
-            return await cli("fleet", "boot", "--count", "50", "--mac-start", f"{FLEET_START:012X}",
-                             "--tftp", f"[{HOST}]:{srv.ports['tftp']}", "--http-port", str(srv.ports["http"]),
-                             "--shards", "2", "-q")
-
-    rc, out, err = run(body())
+def test_fleet_boot_v6(cluster: LabCluster, capsys: pytest.CaptureFixture[str]) -> None:
+    """``fleet boot --count N --tftp [::1]:PORT`` on two shards: every phone boots, files over HTTP."""
+    with lab_served_in_thread(cluster, host=HOST) as (srv, _on_loop):
+        rc, out, err = cli(capsys, "fleet", "boot", "--count", str(FLEET_COUNT), "--mac-start",
+                           f"{FLEET_START:012X}", "--tftp", f"[{HOST}]:{srv.ports['tftp']}", "--http-port",
+                           str(srv.ports["http"]), "--shards", "2", "-q")
     assert rc == 0, out + err
-    assert "50 phones: 50 booted, 0 failed" in out and "over HTTP" in out
+    assert f"{FLEET_COUNT} phones: {FLEET_COUNT} booted, 0 failed" in out and "over HTTP" in out
 
 
-def test_scenario_with_external_v6_cluster(cluster: LabCluster, tmp_path: Path) -> None:
+def test_scenario_with_external_v6_cluster(cluster: LabCluster, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
     """``phoneemu run`` of a scenario whose cluster is ``external: {tftp: "[::1]:PORT", sip: "[::1]:PORT"}``:
     the phone boots, then registers with the registrar the scenario names (a real cluster's)."""
     scenario = tmp_path / "v6.yaml"
 
-    async def body() -> tuple[int, str, str]:
-        async with LabServers(cluster, host=HOST, sip_ports={"sip": 0, "sips": 0}) as srv:
-            scenario.write_text(
-                "name: external-v6\n"
-                "description: a phone boots against a cluster on ::1 and registers with its registrar\n"
-                "reproduces: IPv6 loopback cluster\n"
-                "clusters:\n"
-                f"  real: {{external: {{tftp: \"[::1]:{srv.ports['tftp']}\", http_port: {srv.ports['http']},"
-                f" use_http: true, sip: \"[::1]:{srv.ports['sip']}\", sips_port: {srv.ports['sips']}}}}}\n"
-                "phones:\n"
-                f"  p: {{mac: \"{FLEET_START + 7:012X}\"}}\n"
-                "steps:\n"
-                "  - boot: p\n"
-                "  - expect: {phones: p, itl: installed, config: accepted}\n"
-                "  - sip: p\n"
-                "  - expect: {phones: p, sip: registered, sip_transport: tcp}\n")
-            return await cli("run", str(scenario))
-
-    rc, out, err = run(body())
+    with lab_served_in_thread(cluster, host=HOST, sip_ports={"sip": 0, "sips": 0}) as (srv, _on_loop):
+        scenario.write_text(
+            "name: external-v6\n"
+            "description: a phone boots against a cluster on ::1 and registers with its registrar\n"
+            "reproduces: IPv6 loopback cluster\n"
+            "clusters:\n"
+            f"  real: {{external: {{tftp: \"[::1]:{srv.ports['tftp']}\", http_port: {srv.ports['http']},"
+            f" use_http: true, sip: \"[::1]:{srv.ports['sip']}\", sips_port: {srv.ports['sips']}}}}}\n"
+            "phones:\n"
+            f"  p: {{mac: \"{FLEET_START + 7:012X}\"}}\n"
+            "steps:\n"
+            "  - boot: p\n"
+            "  - expect: {phones: p, itl: installed, config: accepted}\n"
+            "  - sip: p\n"
+            "  - expect: {phones: p, sip: registered, sip_transport: tcp}\n")
+        rc, out, err = cli(capsys, "run", str(scenario))
     assert rc == 0, out + err
     assert "1 passed" in out or "PASS" in out, out
 
 
-def test_lab_serve_wildcard_v6_listens_on_both_families(cluster: LabCluster, tmp_path: Path) -> None:
+def test_lab_serve_wildcard_v6_listens_on_both_families(cluster: LabCluster, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
     """``--host ::`` is every address: each listener is dual-stack (IPV6_V6ONLY off, so IPv4 phones
     reach it too), TCP as well as UDP; a phone boots over ::1."""
-    async def body() -> tuple[list[tuple[str, int]], tuple[int, str, str]]:
-        async with LabServers(cluster, host="::") as srv:
-            socks = _listeners(srv)
-            v6only = [(name, s.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY)) for name, s in socks]
-            booted = await cli("boot", "--tftp", f"[{HOST}]:{srv.ports['tftp']}", "--http-port",
-                               str(srv.ports["http"]), "--mac", MAC, "--lab", str(cluster.root),
-                               "--flash", str(tmp_path / "ph"), "--auth-string", "123456")
-            return v6only, booted
-
-    v6only, (rc, out, err) = run(body())
+    with lab_served_in_thread(cluster, host="::") as (srv, on_loop):
+        v6only = on_loop(lambda: [(name, s.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY))
+                                  for name, s in _listeners(srv)])
+        rc, out, err = cli(capsys, "boot", "--tftp", f"[{HOST}]:{srv.ports['tftp']}", "--http-port",
+                           str(srv.ports["http"]), "--mac", MAC, "--lab", str(cluster.root),
+                           "--flash", str(tmp_path / "ph"), "--auth-string", "123456")
     assert {name for name, _ in v6only} == {"tftp", "http", "tvs", "capf"}
     assert all(flag == 0 for _, flag in v6only), v6only
     assert rc == 0, out + err

@@ -51,6 +51,10 @@ def _cut_off_and_die(conn: Any) -> None:
 
 
 # --------------------------------------------------------------------------- fleet shards
+#: the shard that sends a result the parent cannot unpickle, and the one killed halfway through a message
+POISONED_SHARD, CUT_SHARD = 1, 2
+
+
 def _quick_run_shard(mode: str, out: Any) -> Any:
     async def run_shard(spec: FleetSpec, macs: range, *, shard: int = 0, on_progress: Any = None,
                         ready: Any = None, should_stop: Any = None, on_give_up: Any = None) -> ShardResult:
@@ -58,7 +62,7 @@ def _quick_run_shard(mode: str, out: Any) -> Any:
             await ready()
         if on_progress is not None:
             on_progress(len(macs), len(macs), {}, 0)
-        if mode == "cut" and shard == 1:
+        if mode == "misbehaving" and shard == CUT_SHARD:
             _cut_off_and_die(out)
         reason = "r" * PAD if mode == "big" else None
         recs = [BootRecord(mac=mac_text(m), outcome="ok", rule=None, latency_s=0.001, end_s=0.001,
@@ -68,54 +72,47 @@ def _quick_run_shard(mode: str, out: Any) -> Any:
 
 
 def _shard_child(mode: str, spec: FleetSpec, macs: range, shard: int, channels: Any, timeout: float) -> None:
-    """Runs in the shard process: the real ``_child`` with the boots faked (and shard 1 misbehaving)."""
+    """Runs in the shard process: the real ``_child`` with the boots faked (and shards 1 and 2 misbehaving
+    in ``misbehaving`` mode)."""
     shard_mod.run_shard = _quick_run_shard(mode, channels[0])  # type: ignore[attr-defined]
-    if mode == "poison" and shard == 1:
+    if mode == "misbehaving" and shard == POISONED_SHARD:
         real = ShardResult.to_state
         ShardResult.to_state = lambda self: {**real(self), "poison": _Poison()}  # type: ignore[method-assign]
     shard_mod._child(spec, macs, shard, channels, timeout)
 
 
-def _poison_child(*args: Any) -> None:
-    _shard_child("poison", *args)
-
-
-def _cut_child(*args: Any) -> None:
-    _shard_child("cut", *args)
+def _misbehaving_child(*args: Any) -> None:
+    _shard_child("misbehaving", *args)
 
 
 def _big_child(*args: Any) -> None:
     _shard_child("big", *args)
 
 
-def _fleet(monkeypatch: pytest.MonkeyPatch, child: Any, count: int) -> Any:
+def _fleet(monkeypatch: pytest.MonkeyPatch, child: Any, count: int, shards: int = 2) -> Any:
     monkeypatch.setattr(shard_mod, "_child", child)
     spec = FleetSpec(target=BootTarget(host="127.0.0.1", tftp_port=9), count=count, keep_records=True)
     lost: list[str] = []
-    res = shard_mod.run_fleet(spec, shards=2, start_timeout=60, run_timeout=60, on_lost=lost.append)
+    res = shard_mod.run_fleet(spec, shards=shards, start_timeout=60, run_timeout=60, on_lost=lost.append)
     return spec, res, lost
 
 
-def test_fleet_shard_with_a_garbled_result_is_lost_the_other_kept(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Shard 1 sends a result the parent cannot unpickle: shard 1 is lost (and killed), shard 0's
-    result is all there. Before (one queue): the unpickling error escaped run_fleet, both lost."""
-    spec, res, lost = _fleet(monkeypatch, _poison_child, 8)
+def test_fleet_shards_garbled_or_killed_mid_message_are_lost_the_other_kept(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Shard 1 sends a result the parent cannot unpickle: it is lost (and killed). Shard 2 is SIGKILLed
+    halfway through writing a message: lost as killed by SIGKILL (its cut-off message dropped). Shard 0's
+    result is all there. Before (one queue): the unpickling error escaped run_fleet, every shard lost; a
+    writer killed mid-put could hold the queue's lock, and every other writer, and the parent's read,
+    waited forever. (One fleet of three shards for both: each fleet of two cost two processes.)"""
+    spec, res, lost = _fleet(monkeypatch, _misbehaving_child, 12, shards=3)
     assert [s.shard for s in res.shards] == [0] and len(res.records) == 4
     assert [r.mac for r in res.records] == [mac_text(spec.mac_start + n) for n in range(4)]
-    (gone,) = res.lost
-    assert gone.shard == 1 and gone.phones == 4 and gone.reported_done == 4
-    assert gone.why.startswith("sent a damaged message (_PoisonError: poisoned message)"), gone.why
-    assert res.summary()["lost"] == 4 and len(lost) == 1 and "shard 1 (phoneemu-fleet-1" in lost[0]
-
-
-def test_fleet_shard_killed_mid_message_is_lost_the_other_kept(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Shard 1 is SIGKILLed halfway through writing a message: lost as killed by SIGKILL (its cut-off
-    message dropped), shard 0's result kept. Before (one queue): a writer killed mid-put could hold
-    the queue's lock, and every other writer, and the parent's read, waited forever."""
-    _, res, _ = _fleet(monkeypatch, _cut_child, 8)
-    assert [s.shard for s in res.shards] == [0] and len(res.records) == 4
-    (gone,) = res.lost
-    assert gone.shard == 1 and gone.why == "killed by SIGKILL", gone
+    garbled, cut = sorted(res.lost, key=lambda gone: gone.shard)
+    assert garbled.shard == POISONED_SHARD and garbled.phones == 4 and garbled.reported_done == 4
+    assert garbled.why.startswith("sent a damaged message (_PoisonError: poisoned message)"), garbled.why
+    assert cut.shard == CUT_SHARD and cut.why == "killed by SIGKILL", cut
+    assert res.summary()["lost"] == 8 and len(lost) == 2
+    assert any(f"shard {POISONED_SHARD} (phoneemu-fleet-{POISONED_SHARD}" in line for line in lost), lost
 
 
 def test_fleet_results_of_several_mb_arrive(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -174,35 +171,35 @@ def _run(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, worker: Any, names: li
     return {s.name: s for s in summary.scenarios}, summary, lines
 
 
-@pytest.mark.parametrize(("victim", "why"), [
-    ("poison", "sent a damaged message (_PoisonError: poisoned message) while running this scenario"),
-    ("cut", "was killed by SIGKILL while running this scenario"),
-])
 def test_run_worker_garbled_or_killed_mid_message_is_an_error_the_rest_kept(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, victim: str, why: str) -> None:
-    """One worker garbles its result or dies halfway through writing it: that scenario is an ERROR
-    naming the worker and its pid, the other worker runs every other scenario. Before (one queue):
-    the garbled result's unpickling error escaped run_parallel and every verdict was lost."""
-    names = ["a", "b", victim, "c", "d", "e"]
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A worker garbles its result, later one dies halfway through writing it: each of those scenarios is
+    an ERROR naming the worker and its pid, every other scenario runs. Before (one queue): the garbled
+    result's unpickling error escaped run_parallel and every verdict was lost. (Both in one run: a run
+    each cost its three worker processes.)"""
+    whys = {"poison": "sent a damaged message (_PoisonError: poisoned message) while running this scenario",
+            "cut": "was killed by SIGKILL while running this scenario"}
+    names = ["a", "b", "poison", "c", "cut", "d", "e"]
     got, summary, lines = _run(monkeypatch, tmp_path, _plain_worker, names)
     assert list(got) == names and not summary.not_run and not summary.interrupted
-    assert {n: got[n].outcome.value for n in names if n != victim} == dict.fromkeys("abcde", "PASS")
-    err = got[victim].error
-    assert err is not None and err.startswith("worker process phoneemu-run-") and err.endswith(why), err
-    assert any(f"{victim} ERROR (phoneemu-run-" in line for line in lines), lines
+    assert {n: got[n].outcome.value for n in names if n not in whys} == dict.fromkeys("abcde", "PASS")
+    for victim, why in whys.items():
+        err = got[victim].error
+        assert err is not None and err.startswith("worker process phoneemu-run-") and err.endswith(why), err
+        assert any(f"{victim} ERROR (phoneemu-run-" in line for line in lines), lines
 
 
-@pytest.mark.parametrize("victim", ["poison", "cut"])
 def test_run_worker_that_dies_is_replaced_for_the_scenarios_left(
-        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, victim: str) -> None:
-    """``-j 1``: the only worker dies (or garbles its result) in the second scenario; a fresh worker
-    runs the rest. Before: they were ERRORs "not run: every worker process ended"."""
-    names = ["a", victim, "b", "c"]
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """``-j 1``: the only worker garbles its result in the second scenario, its replacement dies in the
+    fourth; a fresh worker runs the rest each time. Before: they were ERRORs "not run: every worker process
+    ended". (Both in one run: a run each cost two worker processes.)"""
+    names = ["a", "poison", "b", "cut", "c"]
     got, summary, _ = _run(monkeypatch, tmp_path, _plain_worker, names, jobs=1)
     assert list(got) == names and not summary.not_run
     assert {n: got[n].outcome.value for n in "abc"} == dict.fromkeys("abc", "PASS"), \
         {n: got[n].error for n in "abc"}
-    assert got[victim].outcome.value == "ERROR"
+    assert got["poison"].outcome.value == got["cut"].outcome.value == "ERROR"
 
 
 def _dead_on_arrival(*args: Any) -> None:
