@@ -18,7 +18,9 @@ Rules:
   compared after the handshake stays the connection's, and a renegotiation left half done (the peer
   certificate then unreadable, the version ``?``) cannot happen.
 * ``keylog_filename`` appends NSS key-log lines so Wireshark can decrypt a capture; the file holds every
-  session's secrets, so it is made 0600 whatever the umask (:func:`phoneemu.files.private_file`).
+  session's secrets, so it is made 0600 whatever the umask (:func:`phoneemu.files.private_file`). A
+  context holds its key log open (OpenSSL's): a phone's context that writes one is shared only while
+  something uses it (:func:`phone_client_context`), never kept for the process.
 * :class:`TlsServer` runs a per-connection handler ``async (reader, writer)``; an exception in one
   connection (handshake failure included) is logged with peer and reason and never stops the server.
 * Descriptors: besides its own ``max_connections``, a :class:`TlsServer` may draw on a
@@ -71,6 +73,7 @@ import socket
 import ssl
 import tempfile
 import warnings
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import cast
@@ -833,6 +836,13 @@ PHONE_TLS12_CIPHERS = ("AES256-SHA:AES128-SHA:AES256-GCM-SHA384:AES128-GCM-SHA25
 
 _PHONE_CONTEXTS: dict[tuple[str, str, str | None], ssl.SSLContext] = {}
 _PHONE_IDENTITY_CONTEXTS: dict[tuple[str, str, str | None, bytes], ssl.SSLContext] = {}
+#: the phone contexts that write a key log, each shared while something holds it (a fleet's TVS askers, a
+#: connection): each holds its key log open, so none is kept past its last user (was: in the two dicts
+#: above for the process's life, one open key log each: a ``run --capture`` of N scenarios in one process
+#: held N open to its end, an in-process ``boot --keylog`` its file after it returned, and a key log removed
+#: and made again at a path used before got no line, every one written to the removed file)
+_PHONE_KEYLOG_CONTEXTS: weakref.WeakValueDictionary[tuple[str | bytes | None, ...], ssl.SSLContext] = \
+    weakref.WeakValueDictionary()
 #: client contexts with a phone's own certificate kept (a fleet registering over TLS reuses none of them)
 _IDENTITY_CONTEXTS = 64
 
@@ -842,9 +852,10 @@ def phone_client_context(versions: Sequence[str], keylog: str | Path | None = No
                          authenticated_only: bool = False) -> ssl.SSLContext:
     """The ``CERT_NONE`` client context an emulated phone uses for TVS and CAPF, limited to the TLS
     versions of its profile (7900-series phones speak only TLS 1.0, spec §E.1/§F.1); one shared
-    context per (versions, key log) so that thousands of phones do not each build one. With
-    ``identity`` (certificate, key) the context presents it when the server asks (the phone's LSC or
-    MIC to a CallManager, spec §F.9): a context of its own, the last :data:`_IDENTITY_CONTEXTS` kept.
+    context per (versions, key log) so that thousands of phones do not each build one (with a key log,
+    while something holds it: :data:`_PHONE_KEYLOG_CONTEXTS`). With ``identity`` (certificate, key) the
+    context presents it when the server asks (the phone's LSC or MIC to a CallManager, spec §F.9): a
+    context of its own, the last :data:`_IDENTITY_CONTEXTS` kept (with a key log, while held).
     ``authenticated_only``: NULL-SHA alone, up to TLS 1.2 (a phone in "Authenticated" device security mode
     to its CallManager: signalling authenticated, not encrypted, spec §G.14)."""
     picked = sorted({v for v in versions if v in TLS_VERSIONS}, key=TLS_VERSIONS.index) or ["1.2", "1.3"]
@@ -854,23 +865,29 @@ def phone_client_context(versions: Sequence[str], keylog: str | Path | None = No
     key = (picked[0], picked[-1], str(keylog) if keylog is not None else None)
     if identity is not None:
         own = (*key, cert_der(identity[0]) + (b"null" if null else b""))
-        ctx = _PHONE_IDENTITY_CONTEXTS.pop(own, None)
+        ctx = _PHONE_IDENTITY_CONTEXTS.pop(own, None) if keylog is None else _PHONE_KEYLOG_CONTEXTS.get(own)
         if ctx is None:
             ctx = client_context_verify_after_handshake(  # (any key size it holds: a 1024-bit MIC too)
                 chain=identity[0], key=identity[1], min_version=picked[0], max_version=picked[-1],
                 keylog_filename=keylog,
                 ciphers=PHONE_AUTHENTICATED_CIPHERS if null else f"{PHONE_TLS12_CIPHERS}:@SECLEVEL=0")
+        if keylog is not None:
+            _PHONE_KEYLOG_CONTEXTS[own] = ctx
+            return ctx
         _PHONE_IDENTITY_CONTEXTS[own] = ctx  # the most recently used last
         while len(_PHONE_IDENTITY_CONTEXTS) > _IDENTITY_CONTEXTS:
             del _PHONE_IDENTITY_CONTEXTS[next(iter(_PHONE_IDENTITY_CONTEXTS))]
         return ctx
     shared = (key[0], key[1] + ("-null" if null else ""), key[2])
-    ctx = _PHONE_CONTEXTS.get(shared)
+    ctx = _PHONE_CONTEXTS.get(shared) if keylog is None else _PHONE_KEYLOG_CONTEXTS.get(shared)
     if ctx is None:
         ctx = client_context_verify_after_handshake(
             min_version=picked[0], max_version=picked[-1], keylog_filename=keylog,
             ciphers=PHONE_AUTHENTICATED_CIPHERS if null else PHONE_TLS12_CIPHERS)
-        _PHONE_CONTEXTS[shared] = ctx
+        if keylog is None:
+            _PHONE_CONTEXTS[shared] = ctx
+        else:
+            _PHONE_KEYLOG_CONTEXTS[shared] = ctx
     return ctx
 
 
