@@ -100,12 +100,19 @@ class KeySpec:
 _SMALL_PRIMES = [p for p in range(3, 2000) if all(p % d for d in range(2, int(p**0.5) + 1))]
 
 
-#: Miller-Rabin rounds computed of the 24 whose bases are drawn: 8 bound the error far below FIPS 186-5's
-#: 2**-100 for random candidates of 512 bits and more (its table B.1 asks 5-7); the other bases are still
-#: drawn, so a seed's stream — and every seeded key and test vector — is what it was with 24 computed
-#: (a composite passing 8 rounds and failing a later one, the only case that could differ, is far rarer than
-#: 2**-100). Each round is a pow of the candidate's size: the 16 skipped were ~30 % of a seeded key's CPU.
+#: Miller-Rabin rounds computed of the 24 whose bases are drawn, for candidates of
+#: :data:`_FEW_ROUNDS_FROM_BITS` bits and more: 8 bound the error of a random candidate at 2**-107 for
+#: 512 bits (the primes of RSA 1024; 2**-159 at 1024 bits), below FIPS 186-5's 2**-100 (the bound of its
+#: appendix C.1, which gives its table B.1, 4 rounds for 1024-bit primes, and FIPS 186-4's 7 for 512-bit
+#: ones). The other bases are still drawn, so a seed's stream — and every seeded key and test vector — is
+#: what it was with 24 computed (a composite passing 8 rounds and failing a later one, the only case that
+#: could differ, is far rarer than 2**-100). Each round is a pow of the candidate's size: the 16 skipped were
+#: ~30 % of a seeded key's CPU.
 _COMPUTED_ROUNDS = 8
+#: smaller candidates (the 256-bit primes of a seeded RSA 512, as a test's LabPki may make) compute every
+#: drawn round: 8 rounds bound a 256-bit candidate's error at only 2**-72 (16 are needed for 2**-100), and
+#: a round of that size costs little
+_FEW_ROUNDS_FROM_BITS = 512
 
 
 def _probable_prime(n: int, rng: random.Random, rounds: int = 24) -> bool:
@@ -116,9 +123,10 @@ def _probable_prime(n: int, rng: random.Random, rounds: int = 24) -> bool:
     while d % 2 == 0:
         d //= 2
         s += 1
+    computed = _COMPUTED_ROUNDS if n.bit_length() >= _FEW_ROUNDS_FROM_BITS else rounds
     for done in range(rounds):
         a = rng.randrange(2, n - 2)
-        if done >= _COMPUTED_ROUNDS:  # drawn, not computed (see _COMPUTED_ROUNDS)
+        if done >= computed:  # drawn, not computed (see _COMPUTED_ROUNDS)
             continue
         x = pow(a, d, n)
         if x in (1, n - 1):
