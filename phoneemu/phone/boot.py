@@ -338,16 +338,22 @@ def net_capf_runner(*, timeout: float = 30.0, tls_versions: Sequence[str] = ("1.
                     keylog: str | None = None) -> CapfRunner:
     """CAPF over TLS (:mod:`phoneemu.net.capf_client`); each read bounded by ``timeout``, the whole
     session by ``4 * timeout`` plus the phone's own key generation time (a profile's
-    ``capf_keygen_seconds``, spec §F.8: not charged to the server)."""
+    ``capf_keygen_seconds``, spec §F.8: not charged to the server). The TLS context is looked up at the
+    first session and held by the runner, as :func:`net_tvs_asker` holds its own (one with a key log is
+    kept only while held: a fleet's runner built one per phone)."""
+    contexts: list[ssl.SSLContext] = []
+
     async def run(server: Server, session: CapfClientSession, *,
                   accept_server: Callable[[bytes | None], bool] | None) -> CapfResult:
         from phoneemu.net.capf_client import capf_session
-        from phoneemu.net.tls import phone_client_context
+        if not contexts:
+            from phoneemu.net.tls import phone_client_context
+            contexts.append(phone_client_context(tls_versions, keylog))
         bound = 4 * timeout + session.keygen_seconds  # the phone's own key generation not charged
         try:
             outcome = await asyncio.wait_for(
                 capf_session(server, session, timeout=timeout, accept_server=accept_server,
-                             tls=phone_client_context(tls_versions, keylog)), bound)
+                             tls=contexts[0]), bound)
         except TimeoutError:
             raise TransportError(f"{host_port(server.host, server.port)}: CAPF session longer than "
                                  f"{bound:g}s",

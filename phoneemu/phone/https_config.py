@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import Callable, Sequence
 from urllib.parse import quote
 
@@ -81,6 +82,7 @@ class HttpsConfigClient:
         self.tls_versions = tuple(tls_versions)
         self.keylog = keylog
         self.max_size = max_size
+        self._context: ssl.SSLContext | None = None  # looked up at the first request, then held
 
     @property
     def where(self) -> str:
@@ -89,7 +91,9 @@ class HttpsConfigClient:
 
     async def __call__(self, name: str, *, accept_server: Callable[[bytes | None], bool]) -> bytes:
         where = self.where
-        ctx = phone_client_context(self.tls_versions, self.keylog)
+        if self._context is None:  # held: one with a key log is kept only while held (net.tls)
+            self._context = phone_client_context(self.tls_versions, self.keylog)
+        ctx = self._context
         try:
             conn = await TlsClientConnection.open(self.host, self.port, ctx, timeout=self.timeout)
         except ValueError as exc:  # a name IDNA cannot encode: no lookup
