@@ -58,6 +58,20 @@ def _closed_pool_error(task: asyncio.Task[bytes]) -> str:
     return str(exc)
 
 
+async def _error_once_closed(pool: TftpClientPool, task: asyncio.Task[bytes], *,
+                             after_close: Callable[[], object] = lambda: None) -> str:
+    """Close ``pool`` (then ``after_close()``); the error ``task``'s get ended with, within :data:`TURNS`
+    turns; the task cancelled whatever happened."""
+    try:
+        await pool.close()
+        after_close()
+        assert await _turns_until(task.done)
+        return _closed_pool_error(task)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
 def test_a_get_waiting_for_a_slot_ends_when_the_pool_closes(
         loop: asyncio.AbstractEventLoop, opened: list[str]) -> None:
     """The pool's one slot held; a get waits for it; the pool closes: the get ends within a few loop turns
@@ -90,16 +104,10 @@ def test_a_get_handed_a_slot_as_the_pool_closes_opens_no_socket(
         pool = TftpClientPool(max_sockets=1, quarantine_s=0)
         await pool._slots.take(loop)
         task = asyncio.create_task(pool.get(HOST, PORT, "SEP001.cnf.xml"))
-        try:
-            assert await _turns_until(lambda: bool(pool._slots.waiting))
-            pool._slots.give()  # the slot goes to the waiter; it resumes after close() has begun
-            assert not pool._slots.waiting and not task.done()
-            await pool.close()
-            assert await _turns_until(task.done)
-            return _closed_pool_error(task)
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        assert await _turns_until(lambda: bool(pool._slots.waiting))
+        pool._slots.give()  # the slot goes to the waiter; it resumes after close() has begun
+        assert not pool._slots.waiting and not task.done()
+        return await _error_once_closed(pool, task)
 
     assert (loop.run_until_complete(main()), opened) == ("client pool closed", [])
 
@@ -119,15 +127,8 @@ def test_a_get_resolving_a_name_as_the_pool_closes_opens_no_socket(
     async def main() -> str:
         pool = TftpClientPool(max_sockets=4, quarantine_s=0)
         task = asyncio.create_task(pool.get("tftp.lab.example", PORT, "SEP001.cnf.xml"))
-        try:
-            assert await _turns_until(lambda: pool.requests == 1)
-            await pool.close()
-            answer.set_result(None)
-            assert await _turns_until(task.done)
-            return _closed_pool_error(task)
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        assert await _turns_until(lambda: pool.requests == 1)
+        return await _error_once_closed(pool, task, after_close=lambda: answer.set_result(None))
 
     assert (loop.run_until_complete(main()), opened) == ("client pool closed", [])
 
