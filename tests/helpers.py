@@ -1058,3 +1058,20 @@ async def capf_unreachable(*_a: Any, **_k: Any) -> Any:
     from phoneemu.errors import TransportError
 
     raise TransportError("no CAPF in this test", kind="unreachable")
+
+
+def fsyncs_skipped() -> Any:
+    """A module-scoped autouse fixture for a module none of whose tests is about what survives a crash
+    (tests/unit/test_lab_cluster.py, test_flash.py and test_files.py are): ``os.fsync`` does nothing, every
+    write is made as always, atomic renames included, without waiting for the disk — on a loaded VM disk
+    the fsyncs of a lab's changes and of a phone's flash were half the wall time of a module that makes
+    hundreds of them::
+
+        no_fsync = fsyncs_skipped()
+    """
+    @pytest.fixture(scope="module", autouse=True)
+    def fsyncs_skipped_here() -> Iterator[None]:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(os, "fsync", lambda _fd: None)
+            yield
+    return fsyncs_skipped_here

@@ -1,15 +1,18 @@
 """``info.json``'s ``regenerate`` command rebuilds a finding's input into ``crashes/<id>/regenerated/``
 itself (README, Fuzzing your own parser): ``input.bin`` there, and as the finding reproduces, its
 ``minimized.bin`` and ``info.json`` beside it — was ``regenerated/crashes/<id>/input.bin`` and a
-``regenerated/summary.json`` (the command was a whole fuzz run with ``--out regenerated``)."""
+``regenerated/summary.json`` (the command was a whole fuzz run with ``--out regenerated``).
+
+The fuzz runs that make the findings run in this process (what is tested is what they print and write,
+not their process); the ``regenerate`` commands they print run as printed, by a shell."""
 
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,8 +22,6 @@ from phoneemu.fuzz.corpus import build_corpus
 from phoneemu.fuzz.engine import input_for
 from phoneemu.fuzz.mutators import Mutator
 from tests.fuzz_helpers import run_line, split_line
-
-ROOT = Path(__file__).resolve().parents[2]
 
 PARSER = '''\
 def parse(data: bytes) -> None:
@@ -32,10 +33,16 @@ def parse(data: bytes) -> None:
 FINDING_FILES = {"input.bin", "minimized.bin", "info.json"}
 
 
-def _phoneemu(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "phoneemu", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
+@pytest.fixture
+def in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """``tmp_path`` made the current folder, the import path as ``python -m phoneemu`` run from there has it
+    (a fuzz run puts the folder first), given back after, and no ``myparser`` module left imported."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != ""])
+    try:
+        yield tmp_path
+    finally:
+        sys.modules.pop("myparser", None)
 
 
 def _regenerate(crash: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -45,13 +52,13 @@ def _regenerate(crash: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     return run_line(line, cwd=cwd)
 
 
-def test_regenerate_writes_into_the_regenerated_folder_itself(tmp_path: Path) -> None:
+def test_regenerate_writes_into_the_regenerated_folder_itself(in_tmp_path: Path) -> None:
     """The README's own walk-through: a user's parser in the current directory, --reject-exc, a relative
     --out; the regenerate command run from there."""
+    tmp_path = in_tmp_path
     (tmp_path / "myparser.py").write_text(PARSER)
-    r = _phoneemu("fuzz", "--format", "itl", "--target", "myparser:parse", "--reject-exc", "ValueError",
-                  "--runs", "40", "--seed", "1", "--out", "fz", "-q", cwd=tmp_path)
-    assert r.returncode == 1, r.stderr
+    assert main(["fuzz", "--format", "itl", "--target", "myparser:parse", "--reject-exc", "ValueError",
+                 "--runs", "40", "--seed", "1", "--out", "fz", "-q"]) == 1
     (crash,) = (tmp_path / "fz" / "crashes").iterdir()
     again = _regenerate(crash, tmp_path)
     assert again.returncode == 1, again.stderr  # it still crashes
@@ -71,21 +78,21 @@ def test_regenerate_writes_into_the_regenerated_folder_itself(tmp_path: Path) ->
     assert {p.name for p in regenerated.iterdir()} == FINDING_FILES
 
 
-def test_regenerate_of_a_command_finding(tmp_path: Path) -> None:
+def test_regenerate_of_a_command_finding(in_tmp_path: Path) -> None:
     """``--target-cmd ... --crash-exit``: the same, and no ``.work`` folder left in regenerated/."""
+    tmp_path = in_tmp_path
     script = tmp_path / "itlparse.sh"  # sh, not Python: each of the 20 runs starts it
     script.write_text('b=$(od -An -tu1 -j3 -N1 "$1" 2>/dev/null)\n'  # byte 3 odd: the crash (exit 3)
                       '[ $(( ${b:-0} % 2 )) -eq 1 ] && exit 3\nexit 1\n')
     cmd = f"/bin/sh {shlex.quote(str(script))} {{}}"
     out = tmp_path / "fz"
-    r = _phoneemu("fuzz", "--format", "itl", "--target-cmd", cmd, "--crash-exit", "3", "--runs", "10",
-                  "--no-minimize", "--out", str(out), "-q", cwd=tmp_path)
-    assert r.returncode == 1, r.stderr
+    assert main(["fuzz", "--format", "itl", "--target-cmd", cmd, "--crash-exit", "3", "--runs", "10",
+                 "--no-minimize", "--out", str(out), "-q"]) == 1
     (crash,) = (out / "crashes").iterdir()
     argv = shlex.split(json.loads((crash / "info.json").read_text())["regenerate"])
     assert argv[argv.index("--regenerate") + 1] == str(crash / "regenerated")
-    again = _phoneemu(*argv[1:], "--no-minimize", cwd=tmp_path)
-    assert again.returncode == 1, again.stderr
+    assert argv[0] == "phoneemu"  # no cd: the script is named by its absolute path
+    assert main([*argv[1:], "--no-minimize"]) == 1
     assert {p.name for p in (crash / "regenerated").iterdir()} == FINDING_FILES
     assert (crash / "regenerated" / "input.bin").read_bytes() == (crash / "input.bin").read_bytes()
 

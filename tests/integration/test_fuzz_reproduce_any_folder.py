@@ -2,19 +2,24 @@
 target found through the fuzzer's working folder (phoneemu.fuzz.reproduce): a ``--target`` module of that
 folder, a ``--target-cmd`` program given as ``./itlparse`` — they begin ``cd <that folder> && `` (was:
 "No module named 'hangy'", or no such program, from another folder). A target found otherwise gets no
-``cd``. The fuzzer's folder has a space and a quote in its name: the line stays one POSIX shell line."""
+``cd``. The fuzzer's folder has a space and a quote in its name: the line stays one POSIX shell line.
+
+The fuzz run that makes the finding runs in this process (its folder the current one, importable as
+``python -m`` makes it: what is tested is where its target was found, not its process); the commands it
+prints run as printed, by a shell, from another folder.
+"""
 
 from __future__ import annotations
 
 import importlib
 import json
-import os
-import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from phoneemu.cli import main
 from phoneemu.fuzz.reproduce import command_in_folder, module_in_folder, target_modules
 from tests.fuzz_helpers import ROOT, run_line, split_line
 
@@ -37,21 +42,26 @@ exit 1
 
 
 @pytest.fixture
-def folders(tmp_path: Path) -> tuple[Path, Path]:
-    """The fuzzer's folder (``fuzz here's``) and another one."""
+def folders(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, Path]]:
+    """The fuzzer's folder (``fuzz here's``), the current one, and another one. The import path as
+    ``python -m phoneemu`` run from the fuzzer's folder has it (the run puts that folder first), given back
+    after, and no ``hangy`` module left imported."""
     here, elsewhere = tmp_path / "fuzz here's", tmp_path / "elsewhere"
     here.mkdir()
     elsewhere.mkdir()
-    return here.resolve(), elsewhere
+    monkeypatch.chdir(here)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p != ""])
+    try:
+        yield here.resolve(), elsewhere
+    finally:
+        sys.modules.pop("hangy", None)
 
 
 def _fuzz(*args: str, cwd: Path) -> Path:
-    """Run ``phoneemu fuzz ARGS --out fz`` from ``cwd``: the one finding's folder."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    r = subprocess.run([sys.executable, "-m", "phoneemu", "fuzz", "--format", "sgn", *args, "--runs", "10",
-                        "--seed", "1", "--out", "fz", "-q"], cwd=cwd, env=env, capture_output=True,
-                       text=True, timeout=120, check=False)
-    assert r.returncode == 1, r.stderr
+    """Run ``phoneemu fuzz ARGS --out fz`` from ``cwd`` (the current folder, :func:`folders`), in this
+    process: the one finding's folder."""
+    assert Path.cwd().resolve() == cwd
+    assert main(["fuzz", "--format", "sgn", *args, "--runs", "10", "--seed", "1", "--out", "fz", "-q"]) == 1
     (crash,) = (cwd / "fz" / "crashes").iterdir()
     return crash
 
@@ -85,7 +95,7 @@ def test_a_relative_command_reproduces_from_another_folder(folders: tuple[Path, 
 
 def test_a_target_found_otherwise_gets_no_cd(folders: tuple[Path, Path]) -> None:
     here, _ = folders
-    crash = _fuzz("--target", "tests.fuzz_helpers:crashy", cwd=here)  # found through PYTHONPATH
+    crash = _fuzz("--target", "tests.fuzz_helpers:crashy", cwd=here)  # found through the import path
     info = json.loads((crash / "info.json").read_text())
     assert split_line(info["reproduce"])[0] is None and split_line(info["regenerate"])[0] is None
 

@@ -47,13 +47,14 @@ from phoneemu.phone.phone import Phone
 from phoneemu.phone.profile import get_profile
 from phoneemu.scenario.predict import PredictResult, outcome, predict_boot
 from phoneemu.scenario.predict_live_tvs import LiveTvs
-from tests.helpers import run_within
+from tests.helpers import fsyncs_skipped, run_within
 
 NOW = 1_780_000_000
 MAC = "0A00000007B1"
 HOST = "127.0.0.1"
 PROFILES = ("cp-8861", "cp-7962", "cp-7940", "cp-7942-symmetric")
 run = run_within(60)
+no_fsync = fsyncs_skipped()  # the lab's and the flash's: half an example's wall time (durability not tested)
 
 #: op name -> what it does to the lab (or to its running servers); an op the lab refuses in its state
 #: (ctl-reset without a CTL, remove-node of the publisher) is skipped, as the admin's command fails.

@@ -25,11 +25,15 @@ import pytest
 
 from phoneemu.cli import main
 from phoneemu.lab.cluster import LabCluster
-from tests.helpers import boot_into_flash, serve_in_thread
+from tests import parser_helpers
+from tests.helpers import boot_into_flash, fsyncs_skipped, serve_in_thread
 
 NOW = 1_780_000_000
 MAC = "0A000000B101"
 RULE = "G.3.4-tvs-server-untrusted"
+
+one_parser = parser_helpers.one_parser()  # ~160 main() calls: the whole parser was most of their CPU
+no_fsync = fsyncs_skipped()  # ~3,000 fsyncs (lab changes, flashes): a third of the module's wall time
 
 
 def _lab(tmp_path: Path, *, nodes: int = 1) -> Path:
@@ -354,7 +358,8 @@ def _boot_mac(root: Path, flash: Path, mac: str, ports: dict[str, int]) -> str:
         assert report.ok, report.deciding
         return "booted"
     assert report.deciding is not None
-    return report.deciding.rule
+    rule: str = report.deciding.rule
+    return rule
 
 
 def test_ctl_lab_a_new_itl_signer_alone_locks_no_phone_out(tmp_path: Path,
