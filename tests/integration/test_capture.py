@@ -32,13 +32,7 @@ from phoneemu.scenario.capturing import (
     resolve_external,
 )
 from phoneemu.scenario.replay import ReplayResult, index_capture, replay_phone
-from tests.helpers import (
-    lab_served_in_thread,
-    phoneemu_cli,
-    run_within,
-    skip_unless_live,
-    v6_loopback_missing,
-)
+from tests.helpers import phoneemu_cli, run_within, skip_unless_live, v6_loopback_missing
 
 if TYPE_CHECKING:
     from phoneemu.lab.cluster import LabCluster
@@ -196,39 +190,11 @@ def test_synthetic_note_says_tcp_services_are_missing(tmp_path: Path,
 
 
 # --------------------------------------------------------------------------- a scenario run
-#: the catalogue scenarios run here with ``--capture``: their lab clusters' lines, and those lines with
-#: RSA-1024 keys (no test here is about the key size; the default RSA-2048 keys cost ~55 ms each, a dozen
-#: and more per run); the catalogue tests run the files as they are
-RSA1024_LABS = {
-    "migration-itl-signer-unknown": [("  old: {}\n", "  old: {key: rsa1024}\n"),
-                                     ("  new: {}\n", "  new: {key: rsa1024}\n")],
-    "callmanager-regenerated-via-tvs": [("  lab: {itl_signer: callmanager}\n",
-                                        "  lab: {itl_signer: callmanager, key: rsa1024}\n")]}
-
-
-def _with_rsa1024_labs(name: str) -> str:
-    """The text of the catalogue scenario ``name`` with RSA-1024 keys in its lab clusters."""
-    text = (SCENARIOS / f"{name}.yaml").read_text()
-    for old, new in RSA1024_LABS[name]:
-        assert text.count(old) == 1, (name, old)
-        text = text.replace(old, new)
-    return text
-
-
-def _catalogue_copy(name: str, where: Path) -> Path:
-    """:func:`_with_rsa1024_labs` of ``name`` written to ``where/NAME.yaml`` (the file name names its
-    captures)."""
-    where.mkdir(exist_ok=True)
-    path = where / f"{name}.yaml"
-    path.write_text(_with_rsa1024_labs(name))
-    return path
-
-
 def test_run_with_capture_then_replay(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                      monkeypatch: pytest.MonkeyPatch) -> None:
     # Addresses no other test uses, so a parallel xdist worker's clusters (.11/.12) stay out of the pcap.
     monkeypatch.setenv("PHONEEMU_LAB_HOST_BASE", "31")
-    scenario = _catalogue_copy("migration-itl-signer-unknown", tmp_path / "scenarios")
+    scenario = SCENARIOS / "migration-itl-signer-unknown.yaml"
     assert main(["run", str(scenario), "--capture", str(tmp_path)]) == 0
     assert f"captures: 1 pcap with its TLS key log in {tmp_path}/" in capsys.readouterr().out
     stem = "migration-itl-signer-unknown"
@@ -394,7 +360,7 @@ def test_run_with_capture_then_replay_tvs_vouching(tmp_path: Path, capsys: pytes
     """A live TVS that vouches (callmanager regenerated): replayed with the key log, the ITL is
     updated through TVS exactly as in the run."""
     monkeypatch.setenv("PHONEEMU_LAB_HOST_BASE", "33")
-    scenario = _catalogue_copy("callmanager-regenerated-via-tvs", tmp_path / "scenarios")
+    scenario = SCENARIOS / "callmanager-regenerated-via-tvs.yaml"
     assert main(["run", str(scenario), "--capture", str(tmp_path)]) == 0
     capsys.readouterr()
     stem = tmp_path / "callmanager-regenerated-via-tvs"
@@ -413,7 +379,7 @@ def test_tls13_tvs_capture_replays_with_its_key_log(tmp_path: Path, capsys: pyte
     """A phone profile limited to TLS 1.3: the key log holds traffic secrets, not master secrets,
     and replay still answers from the captured TVS exchange."""
     monkeypatch.setenv("PHONEEMU_LAB_HOST_BASE", "37")
-    text = _with_rsa1024_labs("callmanager-regenerated-via-tvs")
+    text = (SCENARIOS / "callmanager-regenerated-via-tvs.yaml").read_text()
     old = "p: {count: 2, mac_start: 0A0000000301}"
     assert old in text
     scenario = tmp_path / "tvs-tls13.yaml"
@@ -470,7 +436,7 @@ def test_run_capture_holds_an_external_clusters_traffic(tmp_path: Path, host: st
     if host == "::1" and (why := v6_loopback_missing()):
         pytest.skip(why)
     skip_unless_live(tmp_path)
-    lab = LabCluster.init(tmp_path / "lab", key_spec="rsa1024", host=host)
+    lab = LabCluster.init(tmp_path / "lab", seed=71, key_spec="rsa1024", host=host)
     lab.add_phone(EXTERNAL_MAC)
     scenario = tmp_path / "external.yaml"
     caps = tmp_path / "caps"
@@ -610,7 +576,7 @@ def test_boot_capture_writes_the_boots_packets_and_key_log(tmp_path: Path) -> No
 
     host, mac = "127.0.0.56", "0A00000007E3"
     skip_unless_live(tmp_path)
-    lab = LabCluster.init(tmp_path / "lab", key_spec="rsa1024", host=host)
+    lab = LabCluster.init(tmp_path / "lab", seed=72, key_spec="rsa1024", host=host)
     lab.add_phone(mac)
     pcap = tmp_path / "boot.pcap"
 
@@ -653,10 +619,10 @@ FLEET_START = 0x0A0000000E00
 FLEET_MACS = [f"{FLEET_START + i:012X}" for i in range(5)]
 
 
-def _fleet_lab(tmp: Path, host: str = FLEET_HOST) -> LabCluster:
+def _fleet_lab(tmp: Path, seed: int, host: str = FLEET_HOST) -> LabCluster:
     from phoneemu.lab.cluster import LabCluster
 
-    lab = LabCluster.init(tmp / "lab", key_spec="rsa1024", host=host)
+    lab = LabCluster.init(tmp / "lab", seed=seed, key_spec="rsa1024", host=host)
     lab.add_phones(FLEET_MACS)
     return lab
 
@@ -671,20 +637,24 @@ def test_fleet_boot_capture_holds_every_phones_requests_and_one_key_log(tmp_path
     phone's TFTP RRQs and its TVS connection; every shard wrote its TLS secrets to the one key log
     ``F.keys``, one CLIENT_RANDOM line per handshake; the pcap replays each phone's boot. (Before:
     no such option.)"""
+    from phoneemu.lab.servers import LabServers
     from phoneemu.net.tls_decrypt import read_keylog
 
     skip_unless_live(tmp_path)
-    lab = _fleet_lab(tmp_path)
+    lab = _fleet_lab(tmp_path, seed=73)
     flash, pcap, keys = tmp_path / "flash", tmp_path / "storm.pcap", tmp_path / "storm.keys"
+    tvs_port: list[int] = []
 
-    with lab_served_in_thread(lab, host=FLEET_HOST) as (srv, on_loop):
-        # the storm before, not captured (ITL installed): in this process (a fleet process and its two
-        # shards cost ~1.5 s of CPU); the captured one is a process of its own, as a user's
-        assert main([*_fleet_argv(srv.ports["tftp"], flash), "--shards", "0"]) == 0
-        shutil.copytree(flash, tmp_path / "flash-before")
-        on_loop(lambda: lab.regenerate("itlrecovery"))  # the captured storm asks TVS about the new ITL signer
-        tvs_port = srv.ports["tvs"]
-        rc, out = run_long(phoneemu_cli(*_fleet_argv(srv.ports["tftp"], flash, "--capture", str(pcap))))
+    async def body() -> tuple[int, str]:
+        async with LabServers(lab, host=FLEET_HOST) as srv:
+            rc, out = await phoneemu_cli(*_fleet_argv(srv.ports["tftp"], flash))  # ITL installed
+            assert rc == 0, out
+            shutil.copytree(flash, tmp_path / "flash-before")
+            lab.regenerate("itlrecovery")  # the captured storm asks TVS about the new ITL signer
+            tvs_port.append(srv.ports["tvs"])
+            return await phoneemu_cli(*_fleet_argv(srv.ports["tftp"], flash, "--capture", str(pcap)))
+
+    rc, out = run_long(body())
     assert rc == 0, out
     assert "5 phones: 5 booted, 0 failed" in out and "TVS asked by 5 phones" in out
     assert f"capture: {pcap} (" in out and f"TLS key log {keys}" in out
@@ -693,7 +663,7 @@ def test_fleet_boot_capture_holds_every_phones_requests_and_one_key_log(tmp_path
     for mac in FLEET_MACS:
         for name in (f"CTLSEP{mac}.tlv", f"ITLSEP{mac}.tlv", f"SEP{mac}.cnf.xml.sgn"):
             assert any(name.encode() + b"\0" in r for r in rrqs), name
-    tvs_syns = {p.sport for p in packets if p.proto == "tcp" and p.dport == tvs_port}
+    tvs_syns = {p.sport for p in packets if p.proto == "tcp" and p.dport == tvs_port[0]}
     assert len(tvs_syns) == 5  # each phone's TVS connection, from the shard processes
     lines = keys.read_text().splitlines()
     assert sum(line.startswith("CLIENT_RANDOM ") for line in lines) == 5
@@ -719,7 +689,7 @@ def test_fleet_boot_capture_limit_bounds_the_pcap(tmp_path: Path) -> None:
     from phoneemu.lab.servers import LabServers
 
     skip_unless_live(tmp_path)
-    lab = _fleet_lab(tmp_path, host=LIMIT_HOST)
+    lab = _fleet_lab(tmp_path, seed=74, host=LIMIT_HOST)
     pcap, report = tmp_path / "small.pcap", tmp_path / "fleet.json"
 
     async def body() -> tuple[int, str]:
