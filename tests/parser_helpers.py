@@ -24,7 +24,7 @@ def one_parser() -> Callable[..., Iterator[None]]:
 
         parser = cli.build_parser()
         with pytest.MonkeyPatch.context() as patch:
-            patch.setattr(cli, "build_parser", lambda: parser)
+            patch.setattr(cli, "build_parser", lambda only=None: parser)
             yield
     return parser_built_once
 

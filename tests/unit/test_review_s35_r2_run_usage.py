@@ -73,7 +73,7 @@ def test_one_parser_for_many_calls_remembers_no_earlier_arguments(
     """tests/parser_helpers.one_parser: one parser for many ``main`` calls; a usage error of a later call
     writes only the reports of its own arguments (``arguments_given`` is set by each parse of ``run``)."""
     parser = cli.build_parser()
-    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    monkeypatch.setattr(cli, "build_parser", lambda only=None: parser)
     assert exit_code(["run", "a.yaml", "--junit", "first.xml", "-j", "x"]) == 2
     Path("first.xml").unlink()  # written: this call's report
     for argv in (["inspect", "--bogus"], ["run", "--timeout", "abc"], ["--bogus", "run", "a.yaml"], ["run"]):
