@@ -246,6 +246,9 @@ class _Tally:
         #: the servers the locked-out last boots went to, at most two (one names the lab's address in the
         #: placeholder legend, more do not: :func:`_legend_why`)
         self.locked_servers: list[str] = []
+        #: every server the failed last boots went to: where their TVS would be their cluster's own
+        #: (:func:`phoneemu.phone.ways_out.tvs_back_fill`, the summary's bringing TVS back)
+        self.failed_servers: set[str] = set()
 
     def add(self, rec: dict[str, Any]) -> None:
         from phoneemu.fleet.metrics import FAILED_BY
@@ -311,6 +314,8 @@ class _Tally:
                 self.locked_servers.append(server)
         if last["outcome"] != "ok":
             self.failed.add(mac, {**{f: last.get(f) for f in FAILED_BY}, "partial": _partial(last)})
+            if isinstance(last.get("server"), str):
+                self.failed_servers.add(last["server"])
 
     def _signers(self, boots: list[dict[str, Any]]) -> None:
         """Whose files the boots were served, into :attr:`signed_by_lab` (a record of an older phoneemu
@@ -429,6 +434,19 @@ def _legend_why(servers: list[str]) -> dict[str, str]:
     return {"DIR": f"{_LEFT_BY_REPLAY}: {where}", "NEW": f"{_LEFT_BY_REPLAY}: {where}",
             "OLD": f"{_LEFT_BY_REPLAY}: the cluster the phones came from",
             "FLEET": f"{_LEFT_BY_REPLAY}: no --fleet-flash or --export-flash names the phones' flashes"}
+
+
+def _tvs_fill(doc: dict[str, Any], servers: set[str]) -> dict[str, str]:
+    """Bringing TVS back in the summary's ways out: ``DIR`` (the lab serving the address the boots went
+    against, said in the legend) only when the TVS the phones could not reach (their kinds of failure's
+    reasons name it) is at one of ``servers``, those their last boots went to; else ``OLD``
+    (:func:`phoneemu.phone.ways_out.tvs_back_fill`, as ``replay --mac`` and ``fleet boot`` decide it; was
+    ``lab service DIR tvs start`` for a migration's phones, whose config names the TVS of the cluster they
+    left)."""
+    from phoneemu.phone.ways_out import tvs_back_fill
+
+    decided = [(kind.get("rule"), kind.get("reason")) for kind in doc["failure_kinds"]]
+    return tvs_back_fill(None, decided, hosts=servers)
 
 
 def fleet_text(doc: dict[str, Any], head: str, fill: dict[str, str] | None = None,
@@ -675,7 +693,8 @@ def _report(args: argparse.Namespace, capture: Any, spool: _RecordSpool, with_mo
         # as they were before it
         flashes = args.export_flash or args.fleet_flash
         fill = {**({"FLEET": str(flashes)} if flashes is not None else {}),
-                **not_a_lab_fill(doc["signed_by_lab"], str(args.capture))}  # a real cluster: no lab command
+                **not_a_lab_fill(doc["signed_by_lab"], str(args.capture)),  # a real cluster: no lab command
+                **_tvs_fill(doc, tally.failed_servers)}
         print(fleet_text({**doc, **downloads},
                          printable(f"replay of {counts} from {args.capture} (profile {profile}; "
                                    f"holding {holding}; offline TVS: {tvs}; CAPF unavailable)"),

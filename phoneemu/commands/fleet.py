@@ -620,6 +620,18 @@ def _failed_downloads_text(rec: Any) -> str | None:
     return f"downloads failed in transport: {failed} (booted on what it had)"
 
 
+#: why the phones' MACs are left (``--mac FIRST --count N``)
+_NOT_CONSECUTIVE = ("not known to fleet boot: the phones it booted (--models, --flash) need not have "
+                    "consecutive MACs")
+#: why a placeholder is left in ``fleet boot``'s ways out (the legend of
+#: :meth:`~phoneemu.fleet.metrics.FleetMetrics.render`), by name, else :data:`_LEFT_BY_FLEET`; as ``boot``'s
+_FLEET_LEAVES = {
+    "OLD": "not known to fleet boot: --lab names the cluster it boots against, not the one they left",
+    "FIRST": _NOT_CONSECUTIVE, "N": _NOT_CONSECUTIVE,
+    "FILE": "not kept by fleet boot: the file served under the name the deciding line gives"}
+_LEFT_BY_FLEET = "not known to fleet boot"
+
+
 def _run_fill(target: BootTarget | str, lab: Path | None, flash: Path | None) -> dict[str, Any]:
     """The placeholders of the ways out every phone of the run shares: the lab (``DIR``; ``NEW`` too, the
     cluster a migration's phones moved to: the one they refused, booted against), or the cluster that is
@@ -900,7 +912,7 @@ def _storm_reported(args: argparse.Namespace) -> int:
     if capture is not None:
         capture.close()
     fill = _summary_fill(args, target, macs, listed=listed, failures=result.metrics.failed_alike.kinds())
-    print(result.metrics.render(fill or None))
+    print(result.metrics.render(fill or None, why=_FLEET_LEAVES, otherwise=_LEFT_BY_FLEET))
     if result.metrics.total and result.metrics.unanswered == result.metrics.total and not result.lost:
         heard = next((h for kind in result.metrics.failed_alike.kinds()
                       if (h := ignored_heard(str(kind.get("reason") or ""))) is not None), None)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -180,12 +179,14 @@ def _junit_case(mac: str, result: str, deciding: dict[str, Any] | None, body: di
     """A phone's JUnit case (:mod:`phoneemu.fleet.junit`): failed unless its outcome is accepted; an
     accepted one carries its notes (``body["notes"]``: e.g. a TVS assumed trusted) as its system-out.
     ``files_fill``: :func:`_files_fill` of the new files (no lab command, or the lab serving them);
-    ``installed_fill``: :func:`_installed_fill` (``OLD``, one phone's). A locked-out case's failure text
+    ``installed_fill``: :func:`_installed_fill` (``OLD``, one phone's). The failure text's fields read as
+    ``fleet boot --junit``'s (:func:`phoneemu.fleet.junit.field_lines`: ``yes``/``no``, ``installed: ctl none,
+    itl ...``; was ``True``, ``{"ctl": null, ...}``, ``["..."]``). A locked-out case's failure text
     ends with the legend of the placeholders its ways out leave, as the terminal says it
     (:func:`_placeholder_legend`; was: ``OLD``, ``FLASH`` ... bare in the CI report).
     ``held``: the lists the phone holds after the predicted boot, which choose its ways out (as its JSON
     and its group of the summary; was: read from its flash as it was before, or the table's)."""
-    from phoneemu.fleet.junit import Case
+    from phoneemu.fleet.junit import Case, field_lines
     from phoneemu.phone.ways_out import (
         legend_lines,
         no_way_out_lines,
@@ -200,7 +201,7 @@ def _junit_case(mac: str, result: str, deciding: dict[str, Any] | None, body: di
     rule = deciding["rule"] if deciding else "(none)"
     reason = "" if not deciding or not deciding.get("reason") else \
         f": {deciding['file'] + ': ' if deciding.get('file') else ''}{deciding['reason']}"
-    lines = [f"{k}: {json.dumps(v) if isinstance(v, (dict, list)) else v}" for k, v in body.items()]
+    lines = field_lines(body)  # values as a CI reader reads them, as fleet boot's (was JSON and True)
     if result == "locked out" and deciding:  # the ways out name the phone's flash when it is known
         fill = {**({"FLASH": str(body["flash"])} if body.get("flash") else {}), "MAC": mac,
                 **(files_fill or {}), **(installed_fill or {})}

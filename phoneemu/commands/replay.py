@@ -292,6 +292,19 @@ def _boot_text(i: int, r: ReplayResult, fill: dict[str, str] | None = None) -> s
     return "\n".join(lines)
 
 
+def _tvs_fill(r: ReplayResult) -> dict[str, str]:
+    """Bringing TVS back in a replayed boot's ways out: ``DIR`` (the lab serving the address the boot went
+    against, said in the legend) only when the TVS the phone could not reach is at that address, else
+    ``OLD`` (:func:`phoneemu.phone.ways_out.tvs_back_fill`; was ``lab service DIR tvs start`` for a
+    migration's phone, whose config names the TVS of the cluster it left)."""
+    from phoneemu.phone.ways_out import tvs_back_fill
+
+    deciding = r.report.deciding
+    if not r.report.locked_out or deciding is None:
+        return {}
+    return tvs_back_fill(None, [(deciding.rule, deciding.reason)], hosts=[r.boot.server])
+
+
 def handler(args: argparse.Namespace) -> int:
     """The command (:func:`_replayed`): whatever ends it, a file at the path of ``--junit`` or
     ``--json-file`` after it is this run's report, or there is none: one it did not write (bad input, a
@@ -410,7 +423,7 @@ class _BootPrinter:
             self.signed_by_lab = joined(self.signed_by_lab, r.signed_by_lab)
             if self.boots == 1:
                 print(self.head)
-            fill = {**self.known, **not_a_lab_fill(self.signed_by_lab, self.capture)}
+            fill = {**self.known, **not_a_lab_fill(self.signed_by_lab, self.capture), **_tvs_fill(r)}
             print(_boot_text(self.boots, r, fill))
             self._left_by(r, fill)
             return

@@ -60,7 +60,14 @@ from typing import Any, overload
 
 from phoneemu.fleet.alike import Alike
 from phoneemu.phone.boot import FAILED_DOWNLOADS_KEPT, BootReport
-from phoneemu.phone.ways_out import HeldLists, WaysGroup, ways_group, ways_out_doc, ways_out_text
+from phoneemu.phone.ways_out import (
+    HeldLists,
+    WaysGroup,
+    placeholder_lines,
+    ways_group,
+    ways_out_doc,
+    ways_out_text,
+)
 from phoneemu.spool import JsonLines
 from phoneemu.words import counted
 
@@ -772,9 +779,13 @@ class FleetMetrics:
             out.setdefault(profile, {})[outcome] = n
         return out
 
-    def render(self, fill: Mapping[str, str] | None = None) -> str:
+    def render(self, fill: Mapping[str, str] | None = None, *, why: Mapping[str, str] | None = None,
+               otherwise: str = "not known to fleet boot") -> str:
         """The human summary printed at the end of ``phoneemu fleet boot`` (``fill``: the placeholders
-        of the ways out's lab commands that are known, :func:`phoneemu.phone.ways_out.way_out_lines`)."""
+        of the ways out's lab commands that are known, :func:`phoneemu.phone.ways_out.way_out_lines`), its
+        ways out followed once by the legend of the placeholders they leave, as the other fleets' texts
+        say it (:func:`phoneemu.phone.ways_out.placeholder_lines`: ``why`` by name, else ``otherwise``; was
+        ``OLD`` bare, with no legend)."""
         s = self.summary()
         lat = s["latency_ms"]
         lines = [f"{counted(s['phones'], 'phone')}: {s['booted']} booted, {s['failed']} failed in "
@@ -801,6 +812,8 @@ class FleetMetrics:
             lines.append(f"peak RSS MiB: {parts} (sum {total:.0f})")
         lines += kind_lines(s["failure_kinds"], "failed", failure_text, s["failed"])
         lines += ways_out_text(s["ways_out"], fill)
+        every_way = [*s["sip_ways_out"], *s["media_ways_out"], *s["ways_out"]]
+        lines += placeholder_lines(every_way, fill or {}, why or {}, otherwise)
         return "\n".join(lines)
 
     # ------------------------------------------------------------------ transport between processes

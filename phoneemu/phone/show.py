@@ -20,6 +20,7 @@ cluster's that is not one — then a locked phone's ways out name no lab command
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from phoneemu.crypto import certs, keys
@@ -33,12 +34,13 @@ from phoneemu.phone.ways_out import (
     no_way_out,
     no_way_out_lines,
     phone_placeholders_left,
+    tvs_back_fill,
     way_out_lines,
     ways_out_json,
 )
 from phoneemu.values import host_port
 
-__all__ = ["render_show", "show_state"]
+__all__ = ["last_boot_tvs_fill", "render_show", "show_state"]
 
 
 def _credential(cred: Credential | None) -> dict[str, Any] | None:
@@ -185,6 +187,23 @@ def _placeholder_legend(last: dict[str, Any], fill: dict[str, str], where: str, 
     return legend_lines(left, why, "not known to phone show", indent="  ")
 
 
+def last_boot_tvs_fill(last_boots: Iterable[Mapping[str, Any]]) -> dict[str, str]:
+    """Bringing TVS back for phones at rest, from their last boots as the flash keeps them
+    (``last-boot.json``: the deciding rule and line, the address booted against): ``DIR`` (the lab serving
+    that address, no lab folder known) only when the TVS they could not reach is at that address, else ``OLD``
+    (:func:`phoneemu.phone.ways_out.tvs_back_fill`: ``phone show --flash`` and ``--fleet-flash``; was ``lab
+    service DIR tvs start`` with the TVS of the cluster the phones left down, DIR said to be the lab they
+    moved to)."""
+    decided: list[tuple[object, object]] = []
+    hosts: set[str] = set()
+    for last in last_boots:
+        target = last.get("target")
+        if isinstance(target, str) and target:
+            decided.append((last.get("deciding_rule"), last.get("deciding")))
+            hosts.add(target)
+    return tvs_back_fill(None, decided, hosts=hosts)
+
+
 def render_show(info: dict[str, Any], flash: str | None = None) -> str:
     """The text form of :func:`show_state`; ``flash``: the folder shown, filled into the lab commands
     of a locked phone's ways out (:mod:`phoneemu.phone.ways_out`)."""
@@ -231,7 +250,8 @@ def render_show(info: dict[str, Any], flash: str | None = None) -> str:
             where = str(last.get("target") or "the cluster of its lists")
             fill = {**({"FLASH": flash} if flash is not None else {}),
                     **({"MAC": info["mac"]} if info["mac"] else {}),  # (no MAC in a lockout's ways yet)
-                    **not_a_lab_fill(info.get("signed_by_lab"), where)}  # not a lab's lists: no lab command
+                    **not_a_lab_fill(info.get("signed_by_lab"), where),  # not a lab's lists: no lab command
+                    **last_boot_tvs_fill([last])}  # bringing TVS back: DIR's own TVS, or OLD's
             out += way_out_lines(last["deciding_rule"], last["deciding_kind"], indent="  ", fill=fill,
                                  reason_code=_reason_code(last), held=_held(info))
             out += _placeholder_legend(last, fill, where, held=_held(info))

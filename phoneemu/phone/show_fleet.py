@@ -15,7 +15,11 @@ or a cluster's that is not one. Without ``--cluster``, the fleet's verdict is th
 phones hold (the phones the ways out are for; ``signed_by_lab`` of the document, null when no locked phone
 holds a list): not a lab's, the ways out name no lab command, as ``phone show --flash`` and ``boot``
 without ``--lab`` say them. ``--cluster`` decides it instead: a lab folder (its commands, ``DIR`` filled
-in), a folder of the cluster's files (no lab command).
+in), a folder of the cluster's files (no lab command). Bringing TVS back (``lab service DIR tvs start``) is
+for the TVS the locked phones could not reach: ``DIR`` only when it is the ``--cluster`` lab's own, or
+without ``--cluster`` at the address their last boots went to (the lab serving it is DIR), else ``OLD``
+(``tvs_elsewhere`` of the document: the servers named, null when none; each record's ``last_boot`` keeps
+its ``deciding`` line, which names them).
 """
 
 from __future__ import annotations
@@ -29,10 +33,13 @@ from phoneemu.phone.flash import Flash
 from phoneemu.phone.flashes import FlashEntry
 from phoneemu.phone.lab_signers import LabSigners, joined, not_a_lab_fill
 from phoneemu.phone.profile import get_profile
+from phoneemu.phone.show import last_boot_tvs_fill
 from phoneemu.phone.ways_out import (
     NOT_A_LAB,
+    TVS_ELSEWHERE,
     HeldLists,
     placeholder_lines,
+    tvs_back_fill,
     ways_group,
     ways_out_doc,
     ways_out_text,
@@ -85,8 +92,8 @@ def _phone_record(e: FlashEntry, cluster: Mapping[str, Mapping[str, str] | None]
         "ctl_status": _status(ctl, style, (cluster or {}).get("CTL"), known),
         "config_file": store.config.file if store.config is not None else None,
         "last_boot": None if last is None else {
-            k: last.get(k) for k in ("at", "target", "ok", "locked_out", "deciding_rule", "deciding_kind",
-                                     "deciding_reason_code")},
+            k: last.get(k) for k in ("at", "target", "ok", "locked_out", "deciding", "deciding_rule",
+                                     "deciding_kind", "deciding_reason_code")},
         "problems": list(flash.problems),
         "signed_by_lab": signers.verdict,  # whose lists it holds (module docstring)
         # the lists it holds, which choose the ways out of a lockout (ways_out.ways_group; as phone show)
@@ -154,9 +161,24 @@ def fleet_show(entries: Sequence[FlashEntry], *, root: str,
         "configs": _groups(records, lambda r: {
             "file": (r["config_file"] or "none").replace(r["mac"], "<MAC>")}),
         "last_boots": _groups(records, boot), "ways_out": ways_out_doc(locked), "signed_by_lab": by_lab,
+        "tvs_elsewhere": _tvs_elsewhere(locked_records, lab),
         "problems": [{"mac": r["mac"], "problem": p} for r in records for p in r["problems"]],
         "skipped_entries": skipped, "records": records,
     }
+
+
+def _tvs_elsewhere(locked_records: list[dict[str, Any]], lab: str | None) -> str | None:
+    """The TVS servers the locked phones could not reach that are not those of the cluster ``DIR`` stands
+    for — the ``--cluster`` lab's, else the lab serving where their last boots went —, as named in their
+    reasons (None: none, or it cannot be told): bringing TVS back then names ``OLD``
+    (:func:`phoneemu.phone.ways_out.tvs_back_fill`; was ``lab service DIR tvs start``, DIR the lab the
+    phones moved to, whose TVS ran)."""
+    lasts = [rec["last_boot"] for rec in locked_records]
+    if lab is not None:
+        fill = tvs_back_fill(lab, [(last.get("deciding_rule"), last.get("deciding")) for last in lasts])
+    else:
+        fill = last_boot_tvs_fill(lasts)
+    return fill.get(TVS_ELSEWHERE)
 
 
 def _status_text(status: str, name: str | None) -> str:
@@ -170,12 +192,14 @@ def _cluster_fill(doc: dict[str, Any]) -> dict[str, str]:
     on the emulated phones, the rehearsal; was the ``lab:`` lines of a lab the user does not have).
     Without ``--cluster``, by the lists the locked phones hold (module docstring): not a lab's,
     :data:`~phoneemu.phone.ways_out.NOT_A_LAB` too (was the lab commands); else the lab commands, DIR left
-    to fill in."""
+    to fill in. Bringing TVS back names ``OLD`` where the TVS the locked phones could not reach is not
+    DIR's (the document's ``tvs_elsewhere``: :func:`_tvs_elsewhere`)."""
+    elsewhere = {TVS_ELSEWHERE: doc["tvs_elsewhere"]} if doc.get("tvs_elsewhere") else {}
     if doc.get("lab"):
-        return {"DIR": doc["lab"]}
+        return {"DIR": doc["lab"], **elsewhere}
     if doc.get("cluster"):
         return {NOT_A_LAB: doc["cluster"]}
-    return not_a_lab_fill(doc.get("signed_by_lab"), "the cluster of their lists")
+    return not_a_lab_fill(doc.get("signed_by_lab"), "the cluster of their lists") or elsewhere
 
 
 def render_fleet_show(doc: dict[str, Any]) -> str:

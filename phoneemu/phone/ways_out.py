@@ -76,8 +76,10 @@ placeholder a fleet's text leaves is said once under its ways, what it stands fo
 without ``--cluster``: ``--cluster DIR fills it``); ``predict`` fills ``DIR`` and ``NEW`` when its new files
 are a lab's served folder or files in it (``LAB/tftp``), ``boot --lab`` ``NEW`` as ``DIR``. Bringing TVS back
 is for the TVS the phones could not reach, the one their installed config names: ``DIR`` only when that is
-the filled lab's own (:func:`tvs_back_fill`, :data:`TVS_ELSEWHERE`), else ``OLD`` (a migration's phones
-name the TVS of the cluster they left; was ``lab service NEW tvs start`` while NEW's TVS ran). One phone's
+the filled lab's own (:func:`tvs_back_fill`, :data:`TVS_ELSEWHERE`), or with no lab folder known (``phone
+show``, ``replay``: DIR "the lab serving" the address the phones booted against) one at that address, else
+``OLD`` (a migration's phones name the TVS of the cluster they left; was ``lab service NEW tvs start`` while
+NEW's TVS ran, and ``phone show`` and ``replay`` did not check). One phone's
 ways (``boot``, ``phone show``) say theirs the same way, once under them (:func:`phone_placeholders_left`,
 :func:`legend_lines`; was ``OLD`` and ``DIR`` left bare, with no legend).
 There the lockouts are grouped by rule and kind, and by reason code where it chooses other ways
@@ -94,7 +96,7 @@ import functools
 import itertools
 import re
 import shlex
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -630,29 +632,61 @@ def _phones_named(fill: Mapping[str, str], *, fleet: bool) -> str:
     return " --mac-start FIRST --count N" if "FIRST" in fill and "N" in fill else ""
 
 
-def tvs_back_fill(lab: str | Path | None, decided: Iterable[tuple[object, object]]) -> dict[str, str]:
+def tvs_back_fill(lab: str | Path | None, decided: Iterable[tuple[object, object]], *,
+                  hosts: Iterable[str] = ()) -> dict[str, str]:
     """What a fill with the lab ``lab`` (``DIR``) adds for bringing TVS back (:data:`_TVS_BACK`), from the
     deciding (rule, reason) of the locked phones (one for ``boot``, a fleet's for its summary):
     :data:`TVS_ELSEWHERE` with the addresses named when a phone locked out by a TVS it could not reach
     (a ``-tvs-unreachable`` rule, its reason naming each server: ``no TVS server answered: HOST:PORT: ...``)
-    named none of the TVS servers ``lab``'s configs name (its recorded host and TVS ports); else nothing,
-    ``DIR`` stays: the lab's own TVS is the one to start. Nothing either where it cannot be told (no lab,
-    one that cannot be read, a reason naming no server): the one home of this decision for ``boot --lab``,
-    ``fleet boot --lab`` and ``predict`` (was ``lab service DIR tvs start`` always, DIR the lab booted
-    against: a migration with the old cluster's TVS down sent the user to start the new one's, running)."""
-    if lab is None:
-        return {}
-    # each reason read once (a fleet's phones share a few: 40,000 were a parse and address keys each)
-    reasons = {reason for rule, reason in decided if rule in _QUERY_RULES and isinstance(reason, str)}
-    named = [servers for reason in reasons if (servers := _tvs_named_in(reason))]
+    named none of the TVS servers of the cluster ``DIR`` stands for; else nothing, ``DIR`` stays: the
+    lab's own TVS is the one to start. That cluster's TVS servers: those ``lab``'s configs name (its
+    recorded host and TVS ports); without a lab folder, any at one of ``hosts``, the addresses the phones
+    reached that cluster at (``HOST``, or ``HOST (tftp PORT)`` as a flash's last boot names it: ``phone
+    show --flash``, ``--fleet-flash`` without ``--cluster``, ``replay``, whose ``DIR`` is "the lab serving"
+    that address; a lab's TVS listens at its host, its port is not known there). Nothing either where it
+    cannot be told (no lab nor host, a lab that cannot be read, a reason naming no server): the one home
+    of this decision for ``boot --lab``, ``fleet boot --lab``, ``predict``, ``phone show`` and ``replay``
+    (was ``lab service DIR tvs start`` always, DIR the lab booted against: a migration with the old
+    cluster's TVS down sent the user to start the new one's, running; ``phone show`` and ``replay`` were
+    not told)."""
+    # each list of servers tried read once (a fleet's phones share a few: 40,000 were a parse and address
+    # keys each; a flash's deciding line names the phone's own file before it)
+    tried = {_servers_tried(reason) for rule, reason in decided
+             if rule in _QUERY_RULES and isinstance(reason, str)}
+    named = [servers for text in tried if text and (servers := _tvs_named_in(text))]
     if not named:
         return {}
-    own = _lab_tvs(Path(lab))
-    if own is None:
+    is_own = _own_tvs(lab, hosts)
+    if is_own is None:
         return {}
-    elsewhere = sorted({text for servers in named if not own & {key for _text, key in servers}
+    elsewhere = sorted({text for servers in named if not any(is_own(key) for _text, key in servers)
                         for text, _key in servers})
     return {TVS_ELSEWHERE: ", ".join(elsewhere)} if elsewhere else {}
+
+
+def _servers_tried(reason: str) -> str:
+    """The part of a reason that names the TVS servers tried (from :data:`phoneemu.net.tvs_client.
+    NO_TVS_ANSWER` on), empty without one."""
+    from phoneemu.net.tvs_client import NO_TVS_ANSWER  # the words the boot, predict and replay write
+
+    at = reason.find(NO_TVS_ANSWER)
+    return reason[at:] if at >= 0 else ""
+
+
+def _own_tvs(lab: str | Path | None, hosts: Iterable[str]) -> Callable[[tuple[str, int]], bool] | None:
+    """Whether a TVS server (its :func:`_address_key`) is one of the cluster ``DIR`` stands for
+    (:func:`tvs_back_fill`): ``lab``'s, else any at one of ``hosts``; None when it cannot be told."""
+    if lab is not None:
+        own = _lab_tvs(Path(lab))
+        return None if own is None else own.__contains__
+    at = {_host_key(host) for host in hosts}
+    return (lambda key: key[0] in at) if at else None
+
+
+def _host_key(host: str) -> str:
+    """A host the phones reached their cluster at as :func:`_address_key` compares it: ``HOST (tftp
+    PORT)`` (a flash's last boot) as ``HOST``, brackets of ``[v6]`` dropped."""
+    return _address_key(f"[{host.split(' (tftp ', 1)[0].strip().strip('[]')}]:0")[0]
 
 
 #: a TVS server a phone named, as a reason of no answer names each (``HOST:PORT: why``, ``[v6]:PORT: why``,
