@@ -35,14 +35,18 @@ Rules:
   same loopback addresses (e.g. a second ``phoneemu run`` at the same time). The thread spools
   candidate packets to ``<scenario>.pcap.spool`` and classifies the bound sockets in the lab range
   as *ours* or *foreign* — ``/proc/net/{tcp,udp}`` inodes (asked of NETLINK_SOCK_DIAG where the kernel
-  offers it: the same sockets, without the TIME_WAIT ones) matched against ``/proc/self/fd``, read
-  every ``_SCAN_S`` seconds and whenever a packet arrives whose endpoints are not classified yet (at
-  most every ``_RESCAN_S`` seconds); the datagrams servers report through :meth:`CaptureSink.udp`
-  are ours too (the short-lived TFTP transfer sockets). ``close()`` writes to the pcap every spooled
-  packet except those whose lab endpoint is foreign and none ours, then removes the spool. A packet
-  of a socket that lived too briefly to be seen by a scan is kept (never lose our own traffic),
-  unless its other endpoint, outside the lab range (a client: 127.0.0.1:port), was seen only with
-  foreign lab endpoints (another run's TFTP transfer or TLS connection, whose server a scan saw).
+  offers it: the same sockets, without the TIME_WAIT ones) matched against ``/proc/self/fd``, listed
+  before and again after the table is read (a socket of ours opened while a look reads the table, or
+  closed then, is ours, never another program's), read every ``_SCAN_S`` seconds and whenever a packet
+  arrives whose endpoints are not classified yet (at most every ``_RESCAN_S`` seconds); the datagrams
+  servers report through :meth:`CaptureSink.udp` are ours too (the short-lived TFTP transfer sockets).
+  An endpoint is known by its protocol, address and port (another program's UDP socket on
+  ``0.0.0.0:P`` says nothing of our TCP server on port P, nor of the TCP packets to it: different
+  sockets). ``close()`` writes to the pcap every spooled packet except those whose lab endpoint is
+  foreign and none ours, then removes the spool. A packet of a socket that lived too briefly to be seen
+  by a scan is kept (never lose our own traffic), unless its other endpoint, outside the lab range (a
+  client: 127.0.0.1:port), was seen only with foreign lab endpoints of its protocol (another run's TFTP
+  transfer or TLS connection, whose server a scan saw).
   Where ``/proc`` is not readable, every packet in the lab range is kept (the note file says so).
   In live mode :meth:`CaptureSink.udp` and :meth:`CaptureSink.tcp_flow` record nothing (the real
   packets are already captured; ``udp`` only teaches the endpoints), so servers may feed the sink
@@ -607,6 +611,25 @@ def _kernel_drops_line(packets: int) -> str:
             f"{they} missing from the pcap")
 
 
+#: a bound socket as the capture knows it: (IP protocol, IPv4 address as int, port); address 0 = any
+_Bound = tuple[int, int, int]
+_TCP, _UDP = socket.IPPROTO_TCP, socket.IPPROTO_UDP
+_TABLES = ((_TCP, "tcp"), (_UDP, "udp"))  # each protocol's socket table (/proc/net, sock_diag)
+
+
+def _ends(pkt: bytes) -> list[_Bound]:
+    """The two endpoints (source, destination) of IPv4 TCP/UDP ``pkt``, each with the packet's protocol;
+    none for any other packet (IPv6, ICMP, cut short)."""
+    if len(pkt) < 20 or pkt[0] >> 4 != 4 or pkt[9] not in (_TCP, _UDP):
+        return []
+    ihl = (pkt[0] & 0x0F) * 4
+    if len(pkt) < ihl + 4:
+        return []
+    src, dst = struct.unpack_from("!II", pkt, 12)
+    sport, dport = struct.unpack_from("!HH", pkt, ihl)
+    return [(pkt[9], src, sport), (pkt[9], dst, dport)]
+
+
 class LiveCapture(CaptureSink):
     """Real packets from ``lo`` (AF_PACKET) between ``hosts[0]`` and ``hosts[1]`` inclusive."""
 
@@ -638,8 +661,8 @@ class LiveCapture(CaptureSink):
         self.proc_error: str | None = None
         self.kept = 0
         self.dropped_foreign = 0
-        self._own: set[tuple[int, int]] = set()  # (address, port); address 0 = any
-        self._foreign: set[tuple[int, int]] = set()  # bound by another process at some scan
+        self._own: set[_Bound] = set()  # (protocol, address, port); address 0 = any
+        self._foreign: set[_Bound] = set()  # bound by another process at some scan
         self._own_lock = threading.Lock()
         self._next_scan = 0.0  # no look at /proc (lo) before this monotonic time (see _SCAN_SHARE)
         self._spool_path = path.with_name(path.name + ".spool")
@@ -850,10 +873,10 @@ class LiveCapture(CaptureSink):
         return frame[_ETH_HEADER:]
 
     # --- which endpoints are ours ----------------------------------------------------------
-    def _learn(self, addr: int, port: int, *, own: bool = True) -> None:
+    def _learn(self, proto: int, addr: int, port: int, *, own: bool = True) -> None:
         if addr == 0 or self._in_range(addr):
             with self._own_lock:
-                (self._own if own else self._foreign).add((addr, port))
+                (self._own if own else self._foreign).add((proto, addr, port))
 
     def _scan(self) -> None:
         """Learn which lab-range endpoints are bound by this process and which by others (/proc)."""
@@ -862,13 +885,14 @@ class LiveCapture(CaptureSink):
         if self.proc_error is not None or self._hi == 0:
             return  # no lab range (boot and fleet --capture: hosts 0.0.0.0): nothing on lo to sort
         try:
-            inodes = _own_socket_inodes()
-            found = _proc_endpoints("tcp") + _proc_endpoints("udp")
+            before = _own_socket_inodes()
+            found = [(proto, *bound) for proto, table in _TABLES for bound in _proc_endpoints(table)]
+            inodes = before | _own_socket_inodes()  # ours when listed before or after (module rules)
         except OSError as exc:
             self.proc_error = f"{type(exc).__name__}: {exc}"
             return
-        for addr, port, inode in found:
-            self._learn(addr, port, own=inode in inodes)
+        for proto, addr, port, inode in found:
+            self._learn(proto, addr, port, own=inode in inodes)
         self._next_scan = start + max(_RESCAN_S, _SCAN_SHARE * (time.monotonic() - start))
 
     def udp(self, src: Endpoint, dst: Endpoint, payload: bytes, ts: float | None = None) -> None:
@@ -876,23 +900,19 @@ class LiveCapture(CaptureSink):
             with contextlib.suppress(ValueError):
                 a = ipaddress.ip_address(host)
                 if a.version == 4:
-                    self._learn(int(a), port)
+                    self._learn(_UDP, int(a), port)
 
-    def _outside_ends(self, pkt: bytes) -> list[tuple[int, int]]:
-        """The endpoints of IPv4 TCP/UDP ``pkt`` outside the lab range (a phone's, 127.0.0.1:port)."""
-        ihl = (pkt[0] & 0x0F) * 4
-        if pkt[0] >> 4 != 4 or pkt[9] not in (6, 17) or len(pkt) < ihl + 4:
-            return []
-        src, dst = struct.unpack_from("!II", pkt, 12)
-        sport, dport = struct.unpack_from("!HH", pkt, ihl)
-        return [e for e in ((src, sport), (dst, dport)) if not self._in_range(e[0])]
+    def _outside_ends(self, pkt: bytes) -> list[_Bound]:
+        """The endpoints of IPv4 TCP/UDP ``pkt`` outside the lab range (a phone's, 127.0.0.1:port), with
+        the packet's protocol."""
+        return [e for e in _ends(pkt) if not self._in_range(e[1])]
 
-    def _foreign_clients(self) -> set[tuple[int, int]]:
+    def _foreign_clients(self) -> set[_Bound]:
         """Endpoints outside the lab range seen with a foreign lab endpoint and never with one of ours:
         another program's clients. Its short-lived sockets (a TFTP transfer's, a TLS connection's) may
         close before any look, and the packets with such a client are theirs too (module rules)."""
-        foreign: set[tuple[int, int]] = set()
-        own: set[tuple[int, int]] = set()
+        foreign: set[_Bound] = set()
+        own: set[_Bound] = set()
         with open(self._spool_path, "rb") as spool:
             while len(head := spool.read(_SPOOL.size)) == _SPOOL.size:
                 _ts, n, kind = _SPOOL.unpack(head)
@@ -905,15 +925,10 @@ class LiveCapture(CaptureSink):
 
     def verdict(self, pkt: bytes) -> str:
         """``"ours"`` (an endpoint is one of our sockets), ``"foreign"`` (another process's), or
-        ``"unknown"``; membership tests only, safe while the other thread adds."""
-        ihl = (pkt[0] & 0x0F) * 4
-        if pkt[0] >> 4 != 4 or pkt[9] not in (6, 17) or len(pkt) < ihl + 4:
-            return "unknown"  # IPv6 (external clusters only) is not sorted (module rules)
-        src, dst = struct.unpack_from("!II", pkt, 12)
-        sport, dport = struct.unpack_from("!HH", pkt, ihl)
-        ends = [(src, sport), (dst, dport)]
-        ends += [(0, sport)] if self._in_range(src) else []
-        ends += [(0, dport)] if self._in_range(dst) else []
+        ``"unknown"``; an endpoint is its protocol's (module rules); membership tests only, safe while the
+        other thread adds."""
+        ends = _ends(pkt)  # none: IPv6 (external clusters only) is not sorted (module rules)
+        ends += [(proto, 0, port) for proto, addr, port in ends if self._in_range(addr)]
         if any(e in self._own for e in ends):
             return "ours"
         if any(e in self._foreign for e in ends):
