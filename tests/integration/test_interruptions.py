@@ -23,7 +23,7 @@ import pytest
 from phoneemu.fleet.engine import mac_text
 from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.servers import LabServers
-from tests.helpers import port_free, pristine_lab, reap, run_within
+from tests.helpers import lab_served_in_thread, port_free, pristine_lab, reap, run_within
 
 NOW = 1_780_000_000
 HOST = "127.0.0.1"
@@ -135,42 +135,49 @@ def _damage(flash: Path, name: str, how: str) -> None:
         raise AssertionError(how)
 
 
+def _boot_here(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """``phoneemu boot ARGV`` in this process (the flash tests are about what a boot makes of the files it
+    finds, not about the process: a crash is an exception here): exit status, stdout, stderr."""
+    from phoneemu.cli import main
+
+    capsys.readouterr()
+    rc = main(["boot", *argv])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
 @pytest.mark.slow
-def test_boot_on_a_flash_left_damaged_by_a_crash(lab: LabCluster, tmp_path: Path) -> None:
+def test_boot_on_a_flash_left_damaged_by_a_crash(lab: LabCluster, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
     """A flash file left truncated, empty or garbage (a crash, a bad disk), or a half-written temp file
     of an interrupted write: the next boot neither crashes nor hides it — a damaged trust list or
     config is not loaded (the phone boots as if it were absent, flash module rules) and the boot's
     first status names the file and why. Before, the problem was recorded before the boot began and
-    so never shown: the phone silently took a new ITL on trust."""
+    so never shown: the phone silently took a new ITL on trust. (The boots run in this process, the
+    lab served from a thread: eight ``python -m phoneemu boot`` were ~2.7 s of CPU, mostly start-up.)"""
     c = lab
     good = tmp_path / "good"
     cases = [("ITLFile.tlv", "truncated"), ("ITLFile.tlv", "empty"), ("ITLFile.tlv", "garbage"),
              ("config.xml", "garbage"), ("state.json", "truncated"), ("ITLFile.tlv", "temp"),
              ("config.xml", "swapped")]
 
-    async def boot(srv: LabServers, flash: Path) -> tuple[int, str, str]:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "phoneemu", "boot", "--mac", FLASH_MAC, "--tftp",
-            f"{HOST}:{srv.ports['tftp']}", "--no-http", "--lab", str(c.root), "--flash", str(flash),
-            "--now", str(NOW), "--timeout", "1", stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE)
-        so, se = await asyncio.wait_for(proc.communicate(), 60)
-        assert proc.returncode is not None
-        return proc.returncode, so.decode(), se.decode()
+    with lab_served_in_thread(c, host=HOST) as (srv, _on_loop):
+        def boot(flash: Path) -> tuple[int, str, str]:
+            return _boot_here(capsys, "--mac", FLASH_MAC, "--tftp", f"{HOST}:{srv.ports['tftp']}",
+                              "--no-http", "--lab", str(c.root), "--flash", str(flash), "--now", str(NOW),
+                              "--timeout", "1")
 
-    async def body() -> list[tuple[int, str, str]]:
-        async with LabServers(c, host=HOST) as srv:
-            first = await boot(srv, good)
-            assert first[0] == 0, first
-            flashes = []
-            for i, (name, how) in enumerate(cases):
-                flash = tmp_path / f"f{i}"
-                shutil.copytree(good, flash)
-                _damage(flash, name, how)
-                flashes.append(flash)
-            return list(await asyncio.gather(*(boot(srv, f) for f in flashes)))
+        first = boot(good)
+        assert first[0] == 0, first
+        flashes = []
+        for i, (name, how) in enumerate(cases):
+            flash = tmp_path / f"f{i}"
+            shutil.copytree(good, flash)
+            _damage(flash, name, how)
+            flashes.append(flash)
+        booted = [boot(f) for f in flashes]
 
-    for (name, how), (rc, out, err) in zip(cases, run(body()), strict=True):
+    for (name, how), (rc, out, err) in zip(cases, booted, strict=True):
         assert rc == 0 and "Traceback" not in out + err, (name, how, out, err)
         if name == "ITLFile.tlv" and how != "temp":
             assert f"status: flash: {name}: " in out and "not loaded" in out, (how, out)
@@ -401,33 +408,29 @@ def test_lab_serve_ctrl_c_while_waiting_for_the_lab_lock(lab: LabCluster) -> Non
 
 
 @pytest.mark.parametrize("name", ["mic.key", "mic.der"])
-def test_boot_with_a_damaged_mic_on_flash_names_the_file(lab: LabCluster, tmp_path: Path, name: str) -> None:
+def test_boot_with_a_damaged_mic_on_flash_names_the_file(lab: LabCluster, tmp_path: Path, name: str,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
     """A MIC file left truncated on flash: the next boot's first status names the file and what is
     wrong, and the phone boots as one without a MIC — its PKI-encrypted config cannot be unwrapped ("no
     LSC or MIC"), no attempt with a broken key. Before, the damage showed only when the key was used,
-    as "decrypt file failed: key: ..." (naming no file), or not at all for a damaged certificate."""
+    as "decrypt file failed: key: ..." (naming no file), or not at all for a damaged certificate. (The
+    boots run in this process, as in the test above.)"""
     mac, c = MIC_MAC, lab
     good, flash = tmp_path / "good", tmp_path / "damaged"
 
-    async def boot(srv: LabServers, where: Path, *given: str) -> tuple[int, str, str]:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "phoneemu", "boot", "--mac", mac, "--tftp", f"{HOST}:{srv.ports['tftp']}",
-            "--no-http", *given, "--flash", str(where), "--now", str(NOW), "--timeout", "1",
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        so, se = await asyncio.wait_for(proc.communicate(), 60)
-        assert proc.returncode is not None
-        return proc.returncode, so.decode(), se.decode()
+    with lab_served_in_thread(c, host=HOST) as (srv, _on_loop):
+        def boot(where: Path, *given: str) -> tuple[int, str, str]:
+            return _boot_here(capsys, "--mac", mac, "--tftp", f"{HOST}:{srv.ports['tftp']}", "--no-http",
+                              *given, "--flash", str(where), "--now", str(NOW), "--timeout", "1")
 
-    async def body() -> tuple[tuple[int, str, str], ...]:
-        async with LabServers(c, host=HOST) as srv:
-            first = await boot(srv, good, "--lab", str(c.root))  # the lab provisions the MIC onto flash
-            for where in (flash, tmp_path / "given"):
-                shutil.copytree(good, where)
-                _damage(where, name, "truncated")
-            # no --lab: the phone has only the MIC on its flash; with --lab the lab's MIC replaces it
-            return first, await boot(srv, flash), await boot(srv, tmp_path / "given", "--lab", str(c.root))
+        rc1, out1, err1 = boot(good, "--lab", str(c.root))  # the lab provisions the MIC onto flash
+        for where in (flash, tmp_path / "given"):
+            shutil.copytree(good, where)
+            _damage(where, name, "truncated")
+        # no --lab: the phone has only the MIC on its flash; with --lab the lab's MIC replaces it
+        rc, out, err = boot(flash)
+        rc3, out3, err3 = boot(tmp_path / "given", "--lab", str(c.root))
 
-    (rc1, out1, err1), (rc, out, err), (rc3, out3, err3) = run(body())
     assert rc1 == 0 and "G.12.3-decrypted accepted" in out1, out1 + err1
     assert rc == 1 and "Traceback" not in out + err, (rc, err)  # no config accepted: exit 1
     statuses = [line for line in out.splitlines() if "status: flash:" in line]
