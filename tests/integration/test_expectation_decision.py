@@ -18,10 +18,13 @@ from phoneemu.cli import main
 
 MACS = ["0B0000001501", "0B0000001502", "0B0000001503"]
 
+# Every lab cluster here has RSA-1024 keys (``key: rsa1024``): no test here is about the key size, and the
+# default RSA-2048 keys cost ~9 fresh keys of ~55 ms each per scenario run (as in test_runner.py). The phone
+# group is written in flow style so that the clusters line takes its second line: every step keeps its line.
 BOOTED_TWICE = """\
 reproduces: spec G.3 (test scenario)
-phones:
-  p: {{count: 3, mac_start: "{mac}"}}
+phones: {{p: {{count: 3, mac_start: "{mac}"}}}}
+clusters: {{lab: {{key: rsa1024}}}}
 steps:
   - boot: p
   - boot: p
@@ -81,8 +84,8 @@ def test_a_ctl_retried_by_g9_names_the_decision_its_outcome_came_from(
     update's, and so is the decision named — not the last retry's ``G.3-unchanged``."""
     f = _write(tmp_path, "retried", """\
 reproduces: spec G.9 (test scenario)
-phones:
-  auth: {mac: "0A0000001531"}
+phones: {auth: {mac: "0A0000001531"}}
+clusters: {lab: {key: rsa1024}}
 steps:
   - admin: {op: security-mode, phones: auth, mode: authenticated}
   - admin: {op: mixed-mode, on: true}
@@ -107,7 +110,7 @@ def test_locked_phones_name_the_configs_decision_and_a_legacy_phone_none(
     the deciding one (said, not repeated); a phone without ITL support made no ITL decision."""
     f = _write(tmp_path, "moved", """\
 reproduces: spec G.6 (test scenario)
-clusters: {old: {}, new: {}}
+clusters: {old: {key: rsa1024}, new: {key: rsa1024}}
 phones:
   p: {count: 2, mac_start: "0B0000001511", cluster: old}
   q: {mac: "0B0000001521", cluster: old, profile: cp-7940}
@@ -137,8 +140,8 @@ steps:
 def test_step_checks_name_the_steps_decision(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     f = _write(tmp_path, "steps", """\
 reproduces: spec G.14 (test scenario)
-phones:
-  p: {mac: "0A0000001541"}
+phones: {p: {mac: "0A0000001541"}}
+clusters: {lab: {key: rsa1024}}
 steps:
   - boot: p
   - expect: {phones: p, label: before, sip: registered}
