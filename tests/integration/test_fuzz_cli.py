@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import json
 import shlex
 import subprocess
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,6 @@ from phoneemu.fuzz.engine import input_for
 from phoneemu.fuzz.mutators import Mutator
 from phoneemu.fuzz.targets import ServeSession, serve_session
 from tests.fuzz_helpers import run_line, split_line
-from tests.helpers import finish_process, start_fuzz_serve
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -173,15 +175,58 @@ def test_serve_hands_mutants_to_a_tftp_client(tmp_path: Path) -> None:
     assert sum(1 for e in log if e["event"] == "request") == 4
 
 
+class _ServeStderr(io.StringIO):
+    """The stderr of an in-process ``fuzz --serve``: all it says, kept; :attr:`port` once it said where it
+    serves over TFTP (its first line), :attr:`said` set then — or when the command ended without it."""
+
+    HEAD = "serving mutants over TFTP on 127.0.0.1:"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.port: int | None = None
+        self.said = threading.Event()
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            written = super().write(text)
+            said = self.getvalue()
+        if self.port is None and self.HEAD in said and ";" in said.split(self.HEAD, 1)[1]:
+            self.port = int(said.split(self.HEAD, 1)[1].split(";")[0])
+            self.said.set()
+        return written
+
+
 def _serve_cli_with(device: Callable[[int], object], *options: str) -> tuple[int, str, str]:
-    """``phoneemu fuzz --serve --port 0 OPTIONS`` with ``device(port)`` run against it, then waited
-    for: its exit status, stdout and stderr (killed if it outlives the test)."""
-    proc, port = start_fuzz_serve(*options)
-    try:
-        device(port)
-    finally:
-        status = finish_process(proc)
-    return status
+    """``phoneemu fuzz --serve --port 0 OPTIONS`` run in this process (none of its tests is about the
+    process: a child interpreter each cost ~0.6 s of CPU), with ``device(port)`` run against it from a
+    thread once the command said its TFTP port: its exit status, stdout and stderr. Bounded: the device
+    waits at most 30 s for the port and is waited for at most 30 s after the command (whose ``--time``
+    bounds it)."""
+    err, out = _ServeStderr(), io.StringIO()
+    failed: list[BaseException] = []
+
+    def run_device() -> None:
+        if err.said.wait(30) and err.port is not None:
+            try:
+                device(err.port)
+            except BaseException as exc:  # raised again in the test's thread
+                failed.append(exc)
+
+    thread = threading.Thread(target=run_device, name="fuzz-serve-device", daemon=True)
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        thread.start()
+        try:
+            status = main(["fuzz", "--serve", "--port", "0", *options])
+        finally:
+            err.said.set()  # ended without saying its port: the device is not run
+            thread.join(30)
+    assert not thread.is_alive(), "the device outlived the serve by 30 s"
+    said = err.getvalue()
+    assert err.port is not None and err.HEAD in said.splitlines()[0], f"no TFTP port said first: {said!r}"
+    if failed:
+        raise failed[0]
+    return status, out.getvalue(), said
 
 
 def test_cli_serve_over_loopback(tmp_path: Path) -> None:
