@@ -109,7 +109,9 @@ Rules:
   answering "server busy").
 * ``keylog`` appends NSS key-log lines for TVS/CAPF (Wireshark); ``capture`` (a
   :class:`phoneemu.net.capture.PcapWriter` or any ``UdpSink``) sees every TFTP datagram. TLS
-  traffic is not re-synthesised into the pcap: use the key log with a real capture.
+  traffic is not re-synthesised into the pcap: use the key log with a real capture. A capture with a
+  ``listening(protocol, host, port)`` method (a scenario's, :mod:`phoneemu.scenario.capturing`) is told
+  each service's protocol, address and port as soon as it listens (every start, restart and node).
 """
 
 from __future__ import annotations
@@ -807,6 +809,15 @@ class LabServers:
         except OSError as exc:
             raise _bind_error(name, self.host, port, exc) from exc
         self.ports[name] = bound
+        self._declare_listening(name, bound)
+
+    def _declare_listening(self, name: str, port: int) -> None:
+        """Tell a capture that asks (its ``listening``: :class:`phoneemu.scenario.capturing.CaptureSink`)
+        that service ``name`` listens on ``port``: its packets are ours without a look at the socket tables
+        (module docstring)."""
+        listening = getattr(self.capture, "listening", None)
+        if listening is not None:
+            listening("udp" if name == "tftp" else "tcp", self.host, port)
 
     async def _start_node_tvs(self, name: str, node: int, port: int) -> int:
         """TVS of node ``node`` (2..8): same handler, that node's TVS identity."""

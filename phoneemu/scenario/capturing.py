@@ -40,17 +40,27 @@ Rules:
   closed then, is ours, never another program's), read every ``_SCAN_S`` seconds and whenever a packet
   arrives whose endpoints are not classified yet (at most every ``_RESCAN_S`` seconds); the datagrams
   servers report through :meth:`CaptureSink.udp` are ours too (the short-lived TFTP transfer sockets).
-  An endpoint is known by its protocol, address and port (another program's UDP socket on
+  The lab servers declare themselves (our rule): each service of :class:`phoneemu.lab.servers.LabServers`
+  (TFTP, HTTP 6970, TVS and every node's, CAPF, both HTTPS, the directory, the SIP/SIPS registrars) tells
+  :meth:`CaptureSink.listening` its protocol, address and port once it listens, and that endpoint is
+  ours at once, with no look: a server no look saw is ours even where a look saw another program's
+  socket with the same protocol and port on ``0.0.0.0`` at another moment of the run. A declared
+  endpoint stays ours for the rest of the run, after its server closed too (the last packets of its
+  connections come after the close: never lose our own traffic), so another program's socket that takes
+  the same protocol, address and port later in the run has its packets kept — what a look that saw our
+  server already did. The looks remain for what cannot declare itself: other programs' sockets (only a
+  look finds them foreign) and our lab sockets no server declares (the media and on-path relay ports of
+  a call). An endpoint is known by its protocol, address and port (another program's UDP socket on
   ``0.0.0.0:P`` says nothing of our TCP server on port P, nor of the TCP packets to it: different
   sockets). ``close()`` writes to the pcap every spooled packet except those whose lab endpoint is
   foreign and none ours, then removes the spool. A packet of a socket that lived too briefly to be seen
-  by a scan is kept (never lose our own traffic), unless its other endpoint, outside the lab range (a
-  client: 127.0.0.1:port), was seen only with foreign lab endpoints of its protocol (another run's TFTP
-  transfer or TLS connection, whose server a scan saw).
+  by a scan (and declared by no server) is kept (never lose our own traffic), unless its other endpoint,
+  outside the lab range (a client: 127.0.0.1:port), was seen only with foreign lab endpoints of its
+  protocol (another run's TFTP transfer or TLS connection, whose server a scan saw).
   Where ``/proc`` is not readable, every packet in the lab range is kept (the note file says so).
   In live mode :meth:`CaptureSink.udp` and :meth:`CaptureSink.tcp_flow` record nothing (the real
   packets are already captured; ``udp`` only teaches the endpoints), so servers may feed the sink
-  unconditionally.
+  unconditionally; a synthetic capture takes :meth:`CaptureSink.listening` and does nothing with it.
 * **External clusters** (a scenario's ``external`` cluster: a real cluster or a ``lab serve``
   elsewhere, IPv4 or IPv6): in live mode a second packet socket (``SOCK_DGRAM``: the IP packet
   without its link header, whatever the interface) reads *every* interface and keeps each IPv4 or
@@ -299,6 +309,10 @@ class CaptureSink:
 
     def udp(self, src: Endpoint, dst: Endpoint, payload: bytes, ts: float | None = None) -> None:
         """One UDP datagram ``src → dst`` as a service saw it (recorded in synthetic mode only)."""
+
+    def listening(self, protocol: str, host: str, port: int) -> None:
+        """A lab server of this process listens on ``host:port`` over ``protocol`` (``"tcp"`` / ``"udp"``):
+        a live capture counts that endpoint as ours from now on (module rules); nothing else does."""
 
     def tcp_flow(self, client: Endpoint, server: Endpoint) -> TcpFlow:
         """A TCP conversation to feed (recorded in synthetic mode only)."""
@@ -615,6 +629,7 @@ def _kernel_drops_line(packets: int) -> str:
 _Bound = tuple[int, int, int]
 _TCP, _UDP = socket.IPPROTO_TCP, socket.IPPROTO_UDP
 _TABLES = ((_TCP, "tcp"), (_UDP, "udp"))  # each protocol's socket table (/proc/net, sock_diag)
+_PROTOCOLS = {"tcp": _TCP, "udp": _UDP}  # a declared endpoint's protocol (CaptureSink.listening)
 
 
 def _ends(pkt: bytes) -> list[_Bound]:
@@ -895,12 +910,21 @@ class LiveCapture(CaptureSink):
             self._learn(proto, addr, port, own=inode in inodes)
         self._next_scan = start + max(_RESCAN_S, _SCAN_SHARE * (time.monotonic() - start))
 
+    def _learn_host(self, proto: int, host: str, port: int) -> None:
+        """Learn ``host:port`` as ours when ``host`` is an IPv4 address (IPv6 is not sorted, module rules)."""
+        with contextlib.suppress(ValueError):
+            a = ipaddress.ip_address(host)
+            if a.version == 4:
+                self._learn(proto, int(a), port)
+
     def udp(self, src: Endpoint, dst: Endpoint, payload: bytes, ts: float | None = None) -> None:
         for host, port in (src, dst):
-            with contextlib.suppress(ValueError):
-                a = ipaddress.ip_address(host)
-                if a.version == 4:
-                    self._learn(_UDP, int(a), port)
+            self._learn_host(_UDP, host, port)
+
+    def listening(self, protocol: str, host: str, port: int) -> None:
+        """The lab server on ``host:port`` declared itself: ours at once, for the rest of the run, no look
+        needed (module rules)."""
+        self._learn_host(_PROTOCOLS[protocol], host, port)
 
     def _outside_ends(self, pkt: bytes) -> list[_Bound]:
         """The endpoints of IPv4 TCP/UDP ``pkt`` outside the lab range (a phone's, 127.0.0.1:port), with
