@@ -33,6 +33,7 @@ from phoneemu.lab.servers import LabServers
 from phoneemu.phone.boot import BootTarget
 from tests.helpers import (
     finish_process,
+    fsyncs_skipped,
     held_then_itlrecovery_regenerated,
     lab_served_in_thread,
     pristine_fleet_lab,
@@ -48,12 +49,17 @@ COUNT = 50
 BAD = mac_text(START + 7)
 
 
+#: every lab's seed: a seeded key is made once per process (in Python, ~20 ms of CPU for RSA-1024) and then
+#: reused, so the tests' labs share their keys with the storm's (no test here compares keys across labs)
+SEED = 3
+
 run = run_within(120)
+no_fsync = fsyncs_skipped()  # the labs' and the in-process flashes' (no test here is about a crash)
 
 
 #: the storm's lab (50 phones, mixed mode), made once per module; ``lab``: each test regenerates and tampers
 #: its own copy
-base_lab, lab = pristine_fleet_lab("fleet", seed=3, start=START, count=COUNT, now=NOW, mixed_mode=True)
+base_lab, lab = pristine_fleet_lab("fleet", seed=SEED, start=START, count=COUNT, now=NOW, mixed_mode=True)
 
 
 def _regenerate(c: LabCluster, tmp: Path) -> Prestate:
@@ -113,7 +119,7 @@ def test_fleet_storm_outcomes_tvs_and_verified_once(lab: LabCluster, tmp_path: P
 
 
 def test_boot_many_first_contact_in_order(tmp_path: Path) -> None:
-    c = LabCluster.init(tmp_path / "lab", seed=4, key_spec="rsa1024", now=NOW)
+    c = LabCluster.init(tmp_path / "lab", seed=SEED, key_spec="rsa1024", now=NOW)
     macs = [mac_text(START + i) for i in range(12)]
     c.add_phones(macs, now=NOW)
 
@@ -138,7 +144,7 @@ def test_a_phone_pausing_before_a_capf_retry_gives_its_turn_to_the_next(tmp_path
     """Spec §F.1: a phone retries CAPF 3 times, ``capf_retry_delay`` apart. With one turn
     (concurrency 1) and CAPF down, the phones after the pausing one boot during its pauses, and the
     progress reports count it pausing; it ends with its CAPF outcome recorded."""
-    c = LabCluster.init(tmp_path / "lab", seed=4, key_spec="rsa1024", now=NOW)
+    c = LabCluster.init(tmp_path / "lab", seed=SEED, key_spec="rsa1024", now=NOW)
     macs = [mac_text(START + i) for i in range(6)]
     c.add_phones(macs, now=NOW)
     c.set_capf([macs[0]], "install", auth_mode="null-string", key="rsa1024", now=NOW)
@@ -170,7 +176,7 @@ def test_a_stopping_run_ends_the_capf_pauses(tmp_path: Path) -> None:
     retry goes on at once instead of holding the run for its remaining pauses (up to 90 s)."""
     import time
 
-    c = LabCluster.init(tmp_path / "lab", seed=4, key_spec="rsa1024", now=NOW)
+    c = LabCluster.init(tmp_path / "lab", seed=SEED, key_spec="rsa1024", now=NOW)
     mac = mac_text(START)
     c.add_phones([mac], now=NOW)
     c.set_capf([mac], "install", auth_mode="null-string", key="rsa1024", now=NOW)
@@ -213,7 +219,7 @@ def _cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]
 
 
 def test_cli_fleet_boot_two_shards_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    c = LabCluster.init(tmp_path / "lab", seed=5, key_spec="rsa1024", now=NOW)
+    c = LabCluster.init(tmp_path / "lab", seed=SEED, key_spec="rsa1024", now=NOW)
     c.add_phones([mac_text(START + i) for i in range(20)], now=NOW)
     out = tmp_path / "fleet.json"
 
@@ -241,7 +247,7 @@ def test_cli_fleet_boot_junit_has_a_case_per_phone(tmp_path: Path,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     import xml.etree.ElementTree as ET
 
-    c = LabCluster.init(tmp_path / "lab", seed=5, key_spec="rsa1024", now=NOW)
+    c = LabCluster.init(tmp_path / "lab", seed=SEED, key_spec="rsa1024", now=NOW)
     c.add_phones([mac_text(START + i) for i in range(4)], now=NOW)
     report = tmp_path / "phones.xml"
 
@@ -264,31 +270,33 @@ def test_cli_fleet_boot_junit_has_a_case_per_phone(tmp_path: Path,
     assert all(cases[mac_text(START + i)].find("failure") is None for i in range(3))
 
 
-def test_cli_fleet_boot_gives_up_when_nothing_answers(tmp_path: Path) -> None:
+def test_cli_fleet_boot_gives_up_when_nothing_answers(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
     """A wrong address (nothing answers on it: a silent UDP socket here) stops the storm after the first
     32 phones of a shard got no answer at all, instead of every phone waiting out the same timeouts;
     --keep-going boots them all."""
     silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     silent.bind((HOST, 0))
     port = silent.getsockname()[1]
+    # nothing ever answers
+    argv = ["fleet", "boot", "--count", "120", "--tftp", f"{HOST}:{port}", "--no-http", "--timeout", "0.02",
+            "--retries", "0", "--shards", "0", "--concurrency", "8", "-q"]
 
-    def fleet(*extra: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "phoneemu", "fleet", "boot", "--count", "120", "--tftp", f"{HOST}:{port}",
-             "--no-http", "--timeout", "0.02", "--retries", "0", "--shards", "0", "--concurrency", "8",
-             "-q", *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # nothing ever answers
-
-    def ended(proc: subprocess.Popen[str]) -> tuple[int, str]:
-        rc, out, err = finish_process(proc, timeout=120)
+    def in_process(*extra: str) -> tuple[int, str]:
+        rc, out, err = _cli(capsys, *argv, *extra)
         return rc, out + err
     try:
-        # the three runs side by side: each mostly waits out timeouts on the silent socket
-        procs = [fleet(), fleet("--shards", "2"), fleet("--keep-going")]
+        # the sharded run in a process of its own (its shards' messages reach the CLI's stderr), side by
+        # side with the two single-shard runs in this process (a CLI process each cost ~0.45 s of CPU):
+        # each run mostly waits out timeouts on the silent socket
+        sharded = subprocess.Popen([sys.executable, "-m", "phoneemu", *argv, "--shards", "2"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
-            (rc, out), (rc2, out2), (rc3, out3) = (ended(p) for p in procs)
+            (rc, out), (rc3, out3) = in_process(), in_process("--keep-going")
+            rc2, so2, se2 = finish_process(sharded, timeout=120)
+            out2 = so2 + se2
         finally:
-            for p in procs:
-                reap(p)
+            reap(sharded)
         assert rc == 1, out
         assert (f"the first 32 phones got no answer to any request from {HOST}:{port} (every one timed "
                 "out or was unreachable); --keep-going boots every phone anyway") in out
@@ -319,7 +327,7 @@ def test_cli_fleet_ctrl_c_keeps_what_booted(tmp_path: Path, presses: int, shards
     what did boot are written, the rest count as not started, exit status 130. A second Ctrl-C
     aborts at once (exit status 130, no summary). The same with the single shard in the CLI process,
     and with SIGTERM sent to the whole process group (as ``timeout`` does): shards survive it."""
-    c = LabCluster.init(tmp_path / "lab", seed=6, key_spec="rsa1024", now=NOW)
+    c = LabCluster.init(tmp_path / "lab", seed=SEED, key_spec="rsa1024", now=NOW)
     c.add_phones([mac_text(START + i) for i in range(20)], now=NOW)
     out = tmp_path / "fleet.json"
 
@@ -456,19 +464,21 @@ def test_cli_fleet_keylog_holds_each_phones_tvs_session(tmp_path: Path,
     """--keylog across shard processes: one line per TVS session, every line whole."""
     from phoneemu.net.tls_decrypt import read_keylog
 
-    c = LabCluster.init(tmp_path / "lab", seed=7, key_spec="rsa1024", now=NOW)
+    c = LabCluster.init(tmp_path / "lab", seed=SEED, key_spec="rsa1024", now=NOW)
     c.add_phones([mac_text(START + i) for i in range(6)], now=NOW)
     flash, keys = tmp_path / "flash", tmp_path / "tls.keys"
 
     runs = []
     with lab_served_in_thread(c, host=HOST, tftp_tid_mode="shared") as (srv, on_loop):
-        for _ in range(2):
+        # the first storm installs the ITL (no TLS: in this process, a shard process each cost ~0.35 s of
+        # CPU); the second, in two shard processes, asks TVS about the new ITL signer
+        for shards in ("0", "2"):
             rc, so, se = _cli(capsys, "fleet", "boot", "--count", "6", "--tftp",
-                              f"{HOST}:{srv.ports['tftp']}", "--mac-start", mac_text(START), "--shards", "2",
-                              "--flash", str(flash), "--keylog", str(keys), "--no-http", "-q")
+                              f"{HOST}:{srv.ports['tftp']}", "--mac-start", mac_text(START), "--shards",
+                              shards, "--flash", str(flash), "--keylog", str(keys), "--no-http", "-q")
             runs.append((rc, so + se))
-            # the second storm asks TVS about the new ITL signer
-            on_loop(lambda: c.regenerate("itlrecovery"))
+            if shards == "0":
+                on_loop(lambda: c.regenerate("itlrecovery"))
     (rc1, out1), (rc2, out2) = runs
     assert rc1 == 0 and rc2 == 0, (out1, out2)
     assert "6 phones: 6 booted, 0 failed" in out2
@@ -479,7 +489,7 @@ def test_fleet_http_that_never_answers_falls_back_to_tftp_within_the_request_tim
     """HTTP 6970 accepts connections and never answers (a stuck proxy): each phone gives up on HTTP
     after ``fetch_timeout``, as ``boot --timeout`` does, and takes the file over TFTP. Before, fleet
     phones waited the phone's 5 s HTTP default per file whatever ``--timeout`` said."""
-    c = LabCluster.init(tmp_path / "lab", seed=8, key_spec="rsa1024", now=NOW)
+    c = LabCluster.init(tmp_path / "lab", seed=SEED, key_spec="rsa1024", now=NOW)
     c.add_phones([mac_text(START + i) for i in range(3)], now=NOW)
     held: list[asyncio.StreamWriter] = []
 
@@ -513,7 +523,7 @@ def test_cli_fleet_installed_files_make_a_migration_wave(tmp_path: Path,
     own old config (as ``predict`` takes them), so after an ITLRecovery regeneration each phone asks
     TVS (the config names it) and is vouched for — without an earlier fleet boot. A list given as
     the wrong kind is one line, exit 2, before any boot."""
-    c = LabCluster.init(tmp_path / "lab", seed=5, key_spec="rsa1024", now=NOW)
+    c = LabCluster.init(tmp_path / "lab", seed=SEED, key_spec="rsa1024", now=NOW)
     c.set_mixed_mode(True, now=NOW)
     c.add_phones([mac_text(START + i) for i in range(6)], now=NOW)
     out = tmp_path / "fleet.json"
