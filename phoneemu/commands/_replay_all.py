@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -532,9 +532,11 @@ def offline_words(args: argparse.Namespace, tvs_capture: TvsCapture) -> tuple[st
     return holding, tvs
 
 
-def _junit_failure(rec: dict[str, Any]) -> tuple[str, str] | None:
+def _junit_failure(rec: dict[str, Any], fill: Mapping[str, str] | None = None,
+                   flashes: Path | None = None) -> tuple[str, str] | None:
     """A phone's JUnit failure (message, body): its first boot that did not accept a configuration, else
-    its first captured registration that differs from the rules."""
+    its first captured registration that differs from the rules; the body ends with the ways out of its
+    last boot when it locked out (:func:`_junit_ways_out`; ``fill``, ``flashes``: the summary's)."""
     boots = rec["boots"]
     bad = next((i for i, b in enumerate(boots) if b["outcome"] != "ok"), None)
     if bad is None:
@@ -550,7 +552,44 @@ def _junit_failure(rec: dict[str, Any]) -> tuple[str, str] | None:
     message += f": {b['reason']}" if b.get("reason") else ""
     message += f" [{_partial(b)}]" if _partial(b) else ""
     body = [_boot_line(i, x) for i, x in enumerate(boots)]
-    return message, "\n".join([*body, *rec.get("notes", ())])
+    ways = _junit_ways_out(rec, fill or {}, flashes, said=bad)
+    return message, "\n".join([*body, *rec.get("notes", ()), *ways])
+
+
+#: why a phone's flash is left in its JUnit case's ways out (:func:`_junit_ways_out`)
+_NO_FLASH = f"{_LEFT_BY_REPLAY}: no --fleet-flash or --export-flash folder holds the phone's flash"
+#: why the refused file is left, as ``replay --mac`` says it
+_FILE_NOT_KEPT = ("not kept by replay: the file the capture holds under the name its deciding line gives "
+                  "(Wireshark's Export Objects gives it)")
+
+
+def _junit_ways_out(rec: dict[str, Any], fill: Mapping[str, str], flashes: Path | None, *,
+                    said: int) -> list[str]:
+    """The ways out in a phone's JUnit failure body (README: every JUnit failure of a lockout; was none):
+    those the summary gives its group — of its last boot, when that locked out (a phone whose boots
+    ended ok needs none) —, in one phone's commands, as ``replay --mac`` says them: ``fill`` the
+    summary's (no lab command for a real cluster's files), its MAC, its flash in ``flashes``
+    (``--export-flash``, else ``--fleet-flash``), bringing TVS back for ``DIR`` only when its TVS is at
+    the address it booted against (:func:`phoneemu.phone.ways_out.tvs_back_fill`); then the legend of
+    the placeholders left. Headed with the boot when the message names another (``said``, its index)."""
+    from phoneemu.fleet.junit import ways_out_lines
+    from phoneemu.phone.ways_out import HeldLists, tvs_back_fill
+
+    boots = rec["boots"]
+    last = boots[-1]
+    if last["outcome"] != "locked-out":
+        return []
+    mac, rule, server = rec["mac"], str(last["rule"]), last.get("server")
+    flash = flashes / mac if flashes is not None else None
+    hosts = [server] if isinstance(server, str) else []
+    known = {**fill, "MAC": mac, **({"FLASH": str(flash)} if flash is not None and flash.is_dir() else {}),
+             **tvs_back_fill(None, [(rule, last.get("reason"))], hosts=hosts)}
+    why = {**_legend_why(hosts), "FLASH": _NO_FLASH, "FILE": _FILE_NOT_KEPT}
+    head = [] if said == len(boots) - 1 else [f"ways out of boot {len(boots)} of {len(boots)}, its last "
+                                               f"({last['outcome']}, {rule}):"]
+    held = HeldLists.from_json(last.get("held"))
+    return [*head, *ways_out_lines(rule, str(last.get("kind", "")), known, why=why, otherwise=_LEFT_BY_REPLAY,
+                                   reason_code=last.get("reason_code"), held=held)]
 
 
 def _boot_line(i: int, b: dict[str, Any]) -> str:
@@ -560,17 +599,19 @@ def _boot_line(i: int, b: dict[str, Any]) -> str:
             f"CTL {b['ctl']}, config {b['config']}{https}{missing}")
 
 
-def write_junit(records: Iterable[dict[str, Any]], capture: Path, path: Path) -> None:
+def write_junit(records: Iterable[dict[str, Any]], capture: Path, path: Path,
+                fill: Mapping[str, str] | None = None, flashes: Path | None = None) -> None:
     """JUnit XML through :func:`phoneemu.fleet.junit.write_cases`: a case per phone, failed when a boot
     of it did not accept a configuration (the exit status's rule) or a registration differs from the
-    rules, skipped with the reason when not replayed; written as ``records`` gives them, one at a time
+    rules, a lockout's ways out at the end (:func:`_junit_failure`: ``fill`` and ``flashes`` the summary's),
+    skipped with the reason when not replayed; written as ``records`` gives them, one at a time
     (100,000 phones' cases are not held)."""
     from phoneemu.fleet.junit import Case, write_cases
 
     def case(rec: dict[str, Any]) -> Case:
         if "skipped" in rec:
             return Case(rec["mac"], skipped=f"not replayed: {rec['skipped']}")
-        return Case(rec["mac"], failure=_junit_failure(rec))
+        return Case(rec["mac"], failure=_junit_failure(rec, fill, flashes))
     write_cases(path, suites="phoneemu replay", suite=f"replay {capture.name}", file=str(capture),
                 cases=(case(rec) for rec in records))
 
@@ -663,8 +704,12 @@ def _report(args: argparse.Namespace, capture: Any, spool: _RecordSpool, with_mo
                  "phones_uncounted_downloads": capture.phones_uncounted_downloads,
                  "max_macs": capture.max_macs}
     written: set[str] = getattr(args, "reports_written", set())  # this run's: never removed (replay)
+    # the phones' flashes a way out done phone by phone is for: as the capture leaves them, else
+    # as they were before it; a real cluster's files: no lab command
+    flashes = args.export_flash or args.fleet_flash
+    not_a_lab = not_a_lab_fill(doc["signed_by_lab"], str(args.capture))
     if args.junit is not None:
-        write_junit(spool.records(), args.capture, args.junit)
+        write_junit(spool.records(), args.capture, args.junit, not_a_lab, flashes)
         written.add("--junit")
     holding, tvs = offline_words(args, capture.tvs)
     profile = args.profile or "cp-8861"
@@ -689,11 +734,7 @@ def _report(args: argparse.Namespace, capture: Any, spool: _RecordSpool, with_mo
         counts = f"{phones} ({_count(doc['boots'], 'boot')})"
         if with_models:
             profile = f"{profile}, or each phone's model from {args.models}"
-        # the phones' flashes a way out done phone by phone is for: as the capture leaves them, else
-        # as they were before it
-        flashes = args.export_flash or args.fleet_flash
-        fill = {**({"FLEET": str(flashes)} if flashes is not None else {}),
-                **not_a_lab_fill(doc["signed_by_lab"], str(args.capture)),  # a real cluster: no lab command
+        fill = {**({"FLEET": str(flashes)} if flashes is not None else {}), **not_a_lab,
                 **_tvs_fill(doc, tally.failed_servers)}
         print(fleet_text({**doc, **downloads},
                          printable(f"replay of {counts} from {args.capture} (profile {profile}; "

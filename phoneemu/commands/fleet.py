@@ -573,18 +573,20 @@ def _write_junit(path: Path, result: Any, *, target: str, count: int, lab: Path 
     phones not started, one error case per shard process that died. Its ways out name the lab folder
     (``lab``) and the phone's own flash (``flash``/MAC) where known, as the summary does, and are those of
     the lists the phone holds (its record's ``held``, as the summary's group: was the table's when the
-    flash was not kept, ``lab rollback OLD on`` to a phone holding a CTL)."""
-    from phoneemu.fleet.junit import Case, field_lines, write_cases
+    flash was not kept, ``lab rollback OLD on`` to a phone holding a CTL), followed by the legend of the
+    placeholders they leave, as the summary's (:func:`phoneemu.fleet.junit.ways_out_lines`; was ``OLD``
+    bare)."""
+    from phoneemu.fleet.junit import Case, field_lines, ways_out_lines, write_cases
     from phoneemu.fleet.metrics import BootRecord
-    from phoneemu.phone.ways_out import no_way_out_lines, way_out_lines
 
-    def fill(rec: BootRecord) -> dict[str, str] | None:
+    def fill(rec: BootRecord) -> dict[str, str]:
         decided = (rec.rule, rec.reason)  # whether the TVS it could not reach is the lab's
-        return _phone_fill(rec.mac, target=target, lab=lab, flash=flash, decided=decided) or None
+        return _phone_fill(rec.mac, target=target, lab=lab, flash=flash, decided=decided)
 
     def case(rec: BootRecord) -> Case:
         if rec.outcome == "ok" and rec.sip_reason is not None:  # --register: a phone up but not registered
-            ways = way_out_lines(rec.sip or "", "sip", indent="", fill=fill(rec))
+            ways = ways_out_lines(rec.sip or "", "sip", fill(rec), why=_FLEET_LEAVES,
+                                  otherwise=_LEFT_BY_FLEET)
             return Case(rec.mac, time_s=rec.latency_s, failure=(
                 f"not registered ({rec.sip}): {rec.sip_reason}",
                 "\n".join([*field_lines(rec.as_dict()), *ways])))
@@ -596,9 +598,9 @@ def _write_junit(path: Path, result: Any, *, target: str, count: int, lab: Path 
             return Case(rec.mac, time_s=rec.latency_s, output=_failed_downloads_text(rec))
         message = f"{rec.outcome} ({rec.rule})" + (f": {rec.reason}" if rec.reason else "")
         locked = rec.outcome == "locked-out"
-        ways = [*way_out_lines(rec.rule or "", rec.kind or "", indent="", fill=fill(rec),
-                               reason_code=rec.reason_code, held=rec.held),
-                *no_way_out_lines(rec.rule or "", rec.kind or "", indent="")] if locked else []
+        ways = ways_out_lines(rec.rule or "", rec.kind or "", fill(rec), why=_FLEET_LEAVES,
+                              otherwise=_LEFT_BY_FLEET, reason_code=rec.reason_code,
+                              held=rec.held) if locked else []
         body = "\n".join([*field_lines(rec.as_dict()), *ways])  # values as a CI reader reads them
         return Case(rec.mac, time_s=rec.latency_s, failure=(message, body))
 

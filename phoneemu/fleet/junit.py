@@ -11,10 +11,13 @@ one line (what CI pages show first) and whose body says more; a phone not booted
 ``<system-out>`` (a phone that booted although a download failed in transport says which).
 A failure body's fields (a phone's record: :func:`field_lines`) read ``name: value``, a value as a CI reader
 reads it, not as Python prints it: ``yes``/``no``, ``files_over: http 2, tftp 0``, ``held: ctl no,
-empty_itl no``, a list's items ``; ``-separated, ``none`` for no value (was ``True``, ``{'http': 2, 'tftp':
-0}``, ``None``). ``<testsuites>`` and ``<testsuite>`` carry the counts of the cases. Text XML 1.0 cannot
-carry — C0 controls but TAB, LF and CR (a reason quoting bytes of a hostile file), lone surrogates (a file
-name of non-UTF-8 bytes), U+FFFE/U+FFFF — is written as U+FFFD, as :mod:`phoneemu.scenario.reports` does: the
+empty_itl no``, a list's items ``; ``-separated, ``none`` for no value — None, an empty list or mapping (was
+``True``, ``{'http': 2, 'tftp': 0}``, ``None``; ``notes: `` for no notes). A locked-out phone's body ends
+with its ways out, one phone's commands, and the legend of the placeholders they leave
+(:func:`ways_out_lines`: ``fleet boot``, ``replay --all``; README: every JUnit failure of a lockout).
+``<testsuites>`` and ``<testsuite>`` carry the counts of the cases. Text XML 1.0 cannot carry — C0
+controls but TAB, LF and CR (a reason quoting bytes of a hostile file), lone surrogates (a file name of
+non-UTF-8 bytes), U+FFFE/U+FFFF — is written as U+FFFD, as :mod:`phoneemu.scenario.reports` does: the
 file always parses (the ``--json`` report keeps the exact text). A time that is not a finite number of
 seconds >= 0 is 0. The file is written whole or not at all, a case at a time
 (:func:`write_cases`: memory holds one case, not 40,000).
@@ -30,12 +33,15 @@ from dataclasses import dataclass
 from functools import partial
 from itertools import chain
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 from xml.sax.saxutils import escape, quoteattr
 
 from phoneemu.files import write_output_pieces
 
-__all__ = ["Case", "field_lines", "write_cases", "xml_text"]
+if TYPE_CHECKING:
+    from phoneemu.phone.ways_out import HeldLists
+
+__all__ = ["Case", "field_lines", "ways_out_lines", "write_cases", "xml_text"]
 
 #: what XML 1.0 forbids even escaped (module rule)
 _NOT_XML = re.compile(r"[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
@@ -52,12 +58,27 @@ def field_lines(fields: Mapping[str, Any]) -> list[str]:
     return [f"{name}: {_said(value)}" for name, value in fields.items()]
 
 
+def ways_out_lines(rule: str, kind: str, fill: Mapping[str, str], *, why: Mapping[str, str], otherwise: str,
+                   reason_code: str | None = None, held: HeldLists | None = None) -> list[str]:
+    """The end of a failure body of a phone locked out by ``rule`` on a file of ``kind`` (or not registered,
+    kind ``sip``): its ways out, one phone's commands filled with ``fill`` (``held``: the lists it holds), or
+    why it has none, then what each placeholder they leave stands for and why it is left (``why`` by name,
+    else ``otherwise``), as the command's terminal says it (:func:`phoneemu.phone.ways_out.way_out_lines`,
+    :func:`~phoneemu.phone.ways_out.no_way_out_lines`, :func:`~phoneemu.phone.ways_out.legend_lines`)."""
+    from phoneemu.phone.ways_out import legend_lines, no_way_out_lines, phone_placeholders_left, way_out_lines
+
+    left = phone_placeholders_left(rule, kind, fill, reason_code=reason_code, held=held)
+    return [*way_out_lines(rule, kind, indent="", fill=fill, reason_code=reason_code, held=held),
+            *no_way_out_lines(rule, kind, indent=""), *legend_lines(left, why, otherwise)]
+
+
 def _said(value: Any) -> str:
-    """A field's value in a failure body (module rules): ``yes``/``no``, ``none``; a mapping's items ``name
-    value`` ``, ``-separated; a list's items ``; ``-separated (an item a mapping: its items); else as text."""
+    """A field's value in a failure body (module rules): ``yes``/``no``; ``none`` for no value (None, an empty
+    list or mapping: was nothing, ``notes: ``); a mapping's items ``name value`` ``, ``-separated; a list's
+    items ``; ``-separated (an item a mapping: its items); else as text."""
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if value is None:
+    if value is None or (isinstance(value, Mapping | list | tuple) and not value):
         return "none"
     if isinstance(value, Mapping):
         return ", ".join(f"{name} {_said(item)}" for name, item in value.items())

@@ -16,64 +16,30 @@ lab). Was, from these very labs:
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import shutil
+import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
 from phoneemu.cli import main
-from phoneemu.lab.cluster import LabCluster
-from tests.helpers import boot_offline_into, legend_of, run, serve_in_thread
+from tests.helpers import legend_of
+from tests.ways_out_helpers import MACS, NOW, migration_labs
 
-NOW = 1_780_000_000
-MACS = ["0A0000003901", "0A0000003902"]
-OLD_HOST, NEW_HOST = "127.0.0.58", "127.0.0.59"  # each lab's configs name its own TVS there (port 2445)
+# each lab's configs name its own TVS there (port 2445); one pair of addresses per xdist worker: the module's
+# tests may be split between workers, each building the labs, and a capture holds whatever goes to its host
+_WORKER = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+OLD_HOST, NEW_HOST = f"127.39.{_WORKER}.58", f"127.39.{_WORKER}.59"
 OWN = "phoneemu lab service DIR tvs start"
 ELSEWHERE = "phoneemu lab service OLD tvs start"
 
 
 @pytest.fixture(scope="module")
 def labs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """``old`` and ``new`` on their own loopback addresses, each with the phones; ``moved``: flashes booted on
-    old (their config names old's TVS, which nothing serves), ``stayed``: booted on new, whose ITLRecovery is
-    then regenerated and its TVS down (``*-before``: copies as they were). Then, against new served
-    (TVS down), each fleet's first phone booted with a capture (``moved.pcap``, ``stayed.pcap``), then each
-    fleet (``moved.txt``, ``stayed.txt``: ``fleet boot``'s output)."""
-    where = tmp_path_factory.mktemp("w39")
-    old = LabCluster.init(where / "old", seed=58, key_spec="rsa1024", now=NOW, name="old", host=OLD_HOST)
-    new = LabCluster.init(where / "new", seed=59, key_spec="rsa1024", now=NOW, name="new", host=NEW_HOST)
-    for lab in (old, new):
-        lab.add_phones(MACS, now=NOW)
-    run(boot_offline_into(where / "moved", old, MACS, now=NOW))
-    run(boot_offline_into(where / "stayed", new, MACS, now=NOW))
-    new.regenerate("itlrecovery", now=NOW)
-    for fleet in ("moved", "stayed"):
-        shutil.copytree(where / fleet, where / f"{fleet}-before")
-    _boot_against(LabCluster.open(new.root), where)
-    return where
-
-
-def _boot_against(new: LabCluster, where: Path) -> None:
-    """Each fleet's first phone booted on ``new`` with a capture, then each whole fleet (output kept)."""
-    ports, stop = serve_in_thread(new, host=NEW_HOST)
-    try:
-        # as lab serve records them; its TVS recorded where the stayed phones ask it, nothing listening there
-        new.set_ports(tftp=ports["tftp"], http=ports["http"], tvs=2445, now=NOW)
-        for fleet in ("moved", "stayed"):
-            assert main(["boot", "--lab", str(new.root), "--flash", str(where / fleet / MACS[0]), "--now",
-                         str(NOW), "--capture", str(where / f"{fleet}.pcap")]) == 1
-            out = io.StringIO()
-            with contextlib.redirect_stdout(out):
-                status = main(["fleet", "boot", "--lab", str(new.root), "--flash", str(where / fleet),
-                               "--shards", "0"])
-            assert status == 1, out.getvalue()
-            (where / f"{fleet}.txt").write_text(out.getvalue())
-    finally:
-        stop()
+    """:func:`tests.ways_out_helpers.migration_labs`: ``old`` and ``new``, the ``moved`` and ``stayed``
+    fleets, their captures and ``fleet boot``'s output."""
+    return migration_labs(tmp_path_factory.mktemp("w39"), hosts=(OLD_HOST, NEW_HOST))
 
 
 def _tvs_back(text: str) -> list[str]:
