@@ -24,7 +24,7 @@ from phoneemu.errors import PhoneEmuError
 from phoneemu.lab import cluster as cluster_module
 from phoneemu.lab import state as state_module
 from phoneemu.lab.cluster import LabCluster
-from tests.killed_write_helpers import count_writes, run_killed
+from tests.killed_write_helpers import count_writes, restore_copy, run_killed
 
 NOW = 1_780_000_000
 MACS = ("001122334455", "00112233445A")
@@ -92,8 +92,7 @@ def test_an_operation_killed_at_any_write_leaves_the_old_files_or_the_new(pristi
     work = tmp_path / "work"
     outcomes = set()
     for kill_at in range(1, writes + 1):
-        shutil.rmtree(work, ignore_errors=True)
-        shutil.copytree(pristine, work)
+        restore_copy(pristine, work)
         server = LabCluster.open(work, durable=False)  # as lab serve: all read before the operation
         server.load_served()
         assert run_killed(work, _OPERATIONS[op], kill_at, counted) == -signal.SIGKILL, kill_at
