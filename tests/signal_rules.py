@@ -49,7 +49,7 @@ moment = sys.argv[1]
 if moment == "cli-start":  # the parser imports the command modules
     real_import = importlib.import_module
     def import_then_sigterm(name, *args, **kwargs):
-        if name == "phoneemu.commands.fleet":
+        if name.startswith("phoneemu.commands."):  # the command's own module, the parser importing it
             importlib.import_module = real_import
             sigterm()
         return real_import(name, *args, **kwargs)

@@ -9,7 +9,7 @@
   ``2>&-``, a descriptor open for reading): was exit 1, the print raising; with fd 2 closed the line went to
   stdout.
 
-The probe sends the signals itself as ``phoneemu.commands.fleet`` is imported (the parser being built), so
+The probe sends the signals itself as the command's module is imported (the parser being built), so
 the moment is met every time; it notes ``sent`` in its folder (stderr may be unwritable).
 """
 
@@ -43,7 +43,7 @@ if sys.argv[2] != "-":
 real_import = importlib.import_module
 
 def import_then_signal(name, *args, **kwargs):
-    if name == "phoneemu.commands.fleet":
+    if name.startswith("phoneemu.commands."):  # the command's own module, the parser importing it
         importlib.import_module = real_import
         Path("sent").write_text("sent")
         for sig in sent:
