@@ -651,8 +651,9 @@ def tvs_back_fill(lab: str | Path | None, decided: Iterable[tuple[object, object
     recorded host and TVS ports); without a lab folder, any at one of ``hosts``, the addresses the phones
     reached that cluster at (``HOST``, or ``HOST (tftp PORT)`` as a flash's last boot names it: ``phone
     show --flash``, ``--fleet-flash`` without ``--cluster``, ``replay``, whose ``DIR`` is "the lab serving"
-    that address; a lab's TVS listens at its host, its port is not known there). Nothing either where it
-    cannot be told (no lab nor host, a lab that cannot be read, a reason naming no server): the one home
+    that address; a lab's TVS listens at its host, its port is not known there; a DNS name and an address
+    are not compared: DIR's, :func:`_own_tvs`). Nothing either where it cannot be told (no lab nor host, a
+    lab that cannot be read, a reason naming no server): the one home
     of this decision for ``boot --lab``, ``fleet boot --lab``, ``predict``, ``phone show`` and ``replay``
     (was ``lab service DIR tvs start`` always, DIR the lab booted against: a migration with the old
     cluster's TVS down sent the user to start the new one's, running; ``phone show`` and ``replay`` were
@@ -683,12 +684,30 @@ def _servers_tried(reason: str) -> str:
 
 def _own_tvs(lab: str | Path | None, hosts: Iterable[str]) -> Callable[[tuple[str, int]], bool] | None:
     """Whether a TVS server (its :func:`_address_key`) is one of the cluster ``DIR`` stands for
-    (:func:`tvs_back_fill`): ``lab``'s, else any at one of ``hosts``; None when it cannot be told."""
+    (:func:`tvs_back_fill`): ``lab``'s, else any at one of ``hosts``; None when it cannot be told. A DNS name
+    and an address cannot be compared without a lookup (``--tftp localhost:PORT``, configs naming
+    ``127.0.0.1``): a server named one way where a host is the other is taken as DIR's, DIR stays (was OLD's:
+    ``lab service OLD tvs start`` for a phone's own lab)."""
     if lab is not None:
         own = _lab_tvs(Path(lab))
         return None if own is None else own.__contains__
     at = {_host_key(host) for host in hosts}
-    return (lambda key: key[0] in at) if at else None
+    if not at:
+        return None
+    kinds = {_is_address_key(host) for host in at}
+    return lambda key: key[0] in at or (not _is_address_key(key[0])) in kinds
+
+
+#: an IPv4 address as :func:`_address_key` writes it (``str(IPv4Address)``: no leading zeros)
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
+_IPV4_KEY = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
+
+
+def _is_address_key(host: str) -> bool:
+    """Whether ``host``, an :func:`_address_key` host, is an IP address (its canonical text: an IPv6 one has a
+    colon, which no DNS name has), not a DNS name; told by its form, the address not parsed again (a fleet's
+    JUnit asks for each locked phone)."""
+    return ":" in host or _IPV4_KEY.fullmatch(host) is not None
 
 
 @functools.lru_cache(maxsize=64)
