@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -33,12 +34,18 @@ def parse(data: bytes) -> None:
 
 
 @pytest.fixture
-def parser_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def parser_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """``tmp_path`` holding ``myparser.py``, made the current folder, off the import path; no ``myparser``
+    module imported before the test nor left after it (was left: a later test of this worker importing its
+    own ``myparser``, test_fuzz_regenerate.py's, fuzzed this folder's)."""
     (tmp_path / "myparser.py").write_text(PARSER)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
-    monkeypatch.delitem(sys.modules, "myparser", raising=False)
-    return tmp_path
+    sys.modules.pop("myparser", None)
+    try:
+        yield tmp_path
+    finally:
+        sys.modules.pop("myparser", None)
 
 
 def test_a_module_in_the_current_directory_loads(parser_dir: Path) -> None:
