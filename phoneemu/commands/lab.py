@@ -551,17 +551,48 @@ def _ctl_update(cluster: LabCluster, args: argparse.Namespace, now: int | None) 
 _ITL_LIMIT = 64 * 1024
 
 
-def _add_certs(cluster: LabCluster, args: argparse.Namespace, now: int | None) -> None:
-    """``lab add-certs``: an ITL above 64 KiB is said on stderr with what phones do about it (was: its md5
-    only; each phone refused it at its next reset, ``G.3.1-oversize``)."""
-    cluster.add_certs(args.count, now=now)
+def _served_itl_size(args: argparse.Namespace) -> int:
+    """The size of the ITL the lab serves (0: none served)."""
     itl = Path(args.dir) / "tftp" / "ITLFile.tlv"
-    size = itl.stat().st_size if itl.is_file() else 0
+    return itl.stat().st_size if itl.is_file() else 0
+
+
+def _oversize_consequence(size: int, extra: int, *, still: bool = False) -> str:
+    """What an ITL above the phones' limit does to them (spec §B.5, seed "Interactions and Restrictions":
+    the ITL does not load, registration fails): the note ``add-certs`` and ``remove-certs`` give."""
+    certs = counted(extra, "extra certificate")
+    still_text = "still " if still else ""
+    return (f"the ITL is {still_text}{size} bytes, above the phones' 64 KiB ({_ITL_LIMIT}-byte) "
+            f"limit ({certs}; seed: more than 39 certificates): each phone refuses it at its "
+            "next reset, keeps its installed ITL and takes no config: locked out (G.3.1-oversize; the "
+            "seed: registration fails), a phone without an ITL too")
+
+
+def _add_certs(cluster: LabCluster, args: argparse.Namespace, now: int | None) -> None:
+    """``lab add-certs``: an ITL above 64 KiB is said on stderr with what phones do about it — they are
+    locked out (was: its md5 only; then "keeps its installed ITL", which read as harmless)."""
+    cluster.add_certs(args.count, now=now)
+    size = _served_itl_size(args)
     if size > _ITL_LIMIT:
-        say(args, f"note: the ITL is {size} bytes, above the phones' 64 KiB ({_ITL_LIMIT}-byte) limit (seed: "
-                  "more than 39 certificates): each phone refuses it at its next reset and keeps its "
-                  "installed ITL (G.3.1-oversize); phoneemu lab remove-certs "
-                  f"{shlex.quote(str(args.dir))} brings it back under")
+        note = _oversize_consequence(size, cluster.state.extra_certs)
+        lab = shlex.quote(str(args.dir))
+        say(args, f"note: {note}; phoneemu lab remove-certs {lab} brings it back under")
+
+
+def _remove_certs(cluster: LabCluster, args: argparse.Namespace, now: int | None) -> None:
+    """``lab remove-certs``: an ITL still above 64 KiB after it is said on stderr, as ``add-certs`` says it
+    (was: nothing — ``--count`` too small left the phones locked out, ``G.3.1-oversize``, in silence); one
+    brought back under says the phones take it at their next reset."""
+    before = _served_itl_size(args)
+    cluster.remove_certs(args.count, now=now)
+    size = _served_itl_size(args)
+    lab = shlex.quote(str(args.dir))
+    if size > _ITL_LIMIT:
+        say(args, f"note: {_oversize_consequence(size, cluster.state.extra_certs, still=True)}; phoneemu lab "
+                  f"remove-certs {lab} removes the rest")
+    elif before > _ITL_LIMIT:
+        say(args, f"note: the ITL is {size} bytes, back under the phones' 64 KiB ({_ITL_LIMIT}-byte) limit: "
+                  "each phone takes it at its next reset")
 
 
 def _security_mode(cluster: LabCluster, args: argparse.Namespace, now: int | None) -> None:
@@ -773,7 +804,7 @@ def register(sub: Any) -> None:
 
     p = add("remove-certs", "remove the last N extra certificates from the ITL (default: all of them)")
     p.add_argument("--count", type=positive_int, metavar="N", help="certificates to remove (default: all)")
-    p.set_defaults(handler=_op(lambda c, a, n: c.remove_certs(a.count, now=n)))
+    p.set_defaults(handler=_op(_remove_certs))
 
     p = add("encryption", "configuration file encryption of a phone on/off")
     _mac_options(p)
