@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -28,16 +29,64 @@ from phoneemu.scenario.capturing import LiveCapture
 from tests.helpers import tftp_exchange_with_a_transfer_port, v6_loopback_missing
 
 # addresses no other test uses (xdist workers capture side by side)
-TFTP_HOST = "127.0.0.74"  # the capture's --tftp host
+TFTP_HOST = "127.0.0.74"  # the capture's --tftp host (SINK_HOSTS: a test's own)
 PHONE_PEER = "127.0.0.75"  # a server a phone connects to (IPv4 case)
 OTHER_PEER = "127.0.0.76"  # a server another program connects to
 SHARD_PEER = "127.0.0.77"  # a server a phone of another process (a fleet shard) connects to
+STAMP_PROBE_HOST = "127.0.0.83"  # the datagrams that show the kernel stamps packets (no capture's host)
+#: the --tftp host of the tests that send datagrams with it, one each: a capture keeps every packet with
+#: its host, and this file's tests run side by side on xdist workers (test_packet_times_are_the_kernels
+#: read the "first" datagram of test_a_capture_thread_slow_to_stop_still_leaves_the_pcap as its own)
+SINK_HOSTS = {
+    "test_packet_times_are_the_kernels": "127.0.0.80",
+    "test_a_capture_thread_slow_to_stop_still_leaves_the_pcap": "127.0.0.81",
+    "test_packets_still_unread_when_the_drain_ends_are_said": "127.0.0.82",
+}
+
+
+def _wait_for_arrival_stamps() -> None:
+    """Return once the kernel stamps a loopback packet as it arrives (at most 50 tries, 10 s). The first
+    socket to ask for SO_TIMESTAMPNS turns the kernel's stamping on in a deferred work item, which a loaded
+    machine runs late: a packet sent before then is stamped when it is read. (A datagram of
+    test_packet_times_are_the_kernels then read 0.1 s before the one sent 0.2 s after it; the backlog of
+    test_packets_still_unread_when_the_drain_ends_are_said read after the stop looked sent after it, and
+    the drain ended at once with nothing said unread.)"""
+    from phoneemu.scenario import capturing
+
+    with socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(capturing._ETH_P_ALL)) as raw, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+        raw.bind(("lo", 0))
+        raw.setsockopt(socket.SOL_SOCKET, capturing._SO_TIMESTAMPNS, 1)
+        raw.settimeout(5)
+        udp.bind((STAMP_PROBE_HOST, 0))
+        deadline = time.monotonic() + 10
+        for attempt in range(50):
+            probe = b"stamp probe %d" % attempt
+            sent = time.time()
+            udp.sendto(probe, udp.getsockname())
+            time.sleep(0.05)  # read well after the send: a stamp taken at reading shows
+            stamp = _probe_stamp(raw, probe)
+            if (stamp is not None and stamp - sent < 0.025) or time.monotonic() > deadline:
+                return
+
+
+def _probe_stamp(raw: socket.socket, probe: bytes) -> float | None:
+    """The kernel's time of ``probe`` as it arrived on ``raw`` (other packets and the outgoing copy
+    skipped; None: it did not come)."""
+    from phoneemu.scenario import capturing
+
+    with contextlib.suppress(TimeoutError):
+        for _ in range(10_000):
+            frame, ancdata, _flags, addr = raw.recvmsg(65536, capturing._CMSG_SPACE)
+            if frame.endswith(probe) and addr[2] != socket.PACKET_OUTGOING:
+                return capturing._kernel_time(ancdata)
+    return None
 
 
 class Gate:
     """Hold the capture thread before it reads anything, until :meth:`release`."""
 
-    def __init__(self, sink: LiveCapture) -> None:
+    def __init__(self, sink: LiveCapture, host: str = TFTP_HOST) -> None:
         self.entered, self.released = threading.Event(), threading.Event()
         read = sink._read_ready
 
@@ -48,7 +97,7 @@ class Gate:
 
         sink._read_ready = gated  # type: ignore[method-assign]
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:  # a packet with the TFTP host
-            udp.bind((TFTP_HOST, 0))
+            udp.bind((host, 0))
             udp.sendto(b"arm", udp.getsockname())
             assert self.entered.wait(5), "the capture thread read nothing"
 
@@ -57,15 +106,23 @@ class Gate:
 
 
 @pytest.fixture
-def sink(tmp_path: Path) -> Iterator[LiveCapture]:
+def sink_host(request: pytest.FixtureRequest) -> str:
+    """The test's --tftp host (``SINK_HOSTS``)."""
+    return SINK_HOSTS.get(request.function.__name__, TFTP_HOST)
+
+
+@pytest.fixture
+def sink(tmp_path: Path, sink_host: str) -> Iterator[LiveCapture]:
     from phoneemu.commands._capture import open_host_capture
 
     try:
-        cap = open_host_capture(tmp_path / "boot.pcap", tmp_path / "boot.keys", TFTP_HOST)
+        cap = open_host_capture(tmp_path / "boot.pcap", tmp_path / "boot.keys", sink_host)
     except PhoneEmuError as exc:
         pytest.skip(f"live capture not possible here: {exc}")
     assert cap is not None
     try:
+        if cap.kernel_timestamps:
+            _wait_for_arrival_stamps()
         yield cap
     finally:
         cap.close()
@@ -78,7 +135,7 @@ listener.bind((sys.argv[1], 0))
 listener.listen(1)
 with socket.create_connection(listener.getsockname(), timeout=5) as c:
     conn, _ = listener.accept()
-    c.sendall(b"not the phones'")
+    c.sendall(b"not the phones'" + sys.argv[2].encode() if len(sys.argv) > 2 else b"not the phones'")
     conn.recv(100)
     conn.close()
 """
@@ -147,14 +204,14 @@ def test_a_shard_processs_short_connection_is_kept(sink: LiveCapture) -> None:
     assert "Left out:" not in note or SHARD_PEER not in note.split("Left out:")[1]
 
 
-def test_packet_times_are_the_kernels(sink: LiveCapture) -> None:
+def test_packet_times_are_the_kernels(sink: LiveCapture, sink_host: str) -> None:
     """Two datagrams 0.2 s apart, read together by a thread that fell behind, keep their 0.2 s in the
     pcap (the kernel's receive times, SO_TIMESTAMPNS). (Before: the thread's reading time: ~0 s apart.)"""
     assert sink.kernel_timestamps
-    gate = Gate(sink)
+    gate = Gate(sink, sink_host)
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind((TFTP_HOST, 0))
+            udp.bind((sink_host, 0))
             udp.sendto(b"first", udp.getsockname())
             time.sleep(0.2)
             udp.sendto(b"second", udp.getsockname())
@@ -170,7 +227,7 @@ def test_packet_times_are_the_kernels(sink: LiveCapture) -> None:
 
 @pytest.mark.parametrize("stuck", [False, True])
 def test_a_capture_thread_slow_to_stop_still_leaves_the_pcap(
-        sink: LiveCapture, monkeypatch: pytest.MonkeyPatch, stuck: bool) -> None:
+        sink: LiveCapture, sink_host: str, monkeypatch: pytest.MonkeyPatch, stuck: bool) -> None:
     """A busy machine: the capture thread is still in a /proc scan when ``close()`` has waited
     ``_STOP_TIMEOUT`` for it. ``close()`` waits longer (``_STOP_GRACE``); a thread stuck past that too is
     left, and the pcap is written all the same from what it spooled, the note saying the last packets may
@@ -181,7 +238,7 @@ def test_a_capture_thread_slow_to_stop_still_leaves_the_pcap(
     monkeypatch.setattr(capturing, "_STOP_TIMEOUT", 0.1)
     monkeypatch.setattr(capturing, "_STOP_GRACE", 0.3 if stuck else 10.0)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:  # spooled before the slow part
-        udp.bind((TFTP_HOST, 0))
+        udp.bind((sink_host, 0))
         udp.sendto(b"first", udp.getsockname())
         deadline = time.monotonic() + 5
         while sink._written == 0 and time.monotonic() < deadline:
@@ -230,24 +287,49 @@ def test_the_every_interface_filter_drops_other_hosts_udp_in_the_kernel(v6: bool
         with contextlib.suppress(BlockingIOError):  # what was queued before the filter
             for _ in range(100_000):
                 raw.recv(65536)
+        # this run's own payloads: both cases, and the other tests' programs, may run at once (xdist)
+        tag = f" {os.getpid()} {v6}"
         marks = {b"udp-other-" + bytes([i]) for i in range(20)}
         for mark in marks:  # another host's UDP: dropped
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
                 udp.bind((FILTER_OTHER, 0))
                 udp.sendto(mark, udp.getsockname())
+        udp_wanted, tcp_other = b"udp-wanted" + tag.encode(), b"not the phones'" + tag.encode()
         with socket.socket(family, socket.SOCK_DGRAM) as udp:  # the wanted host's: kept
             udp.bind((wanted, 0))
-            udp.sendto(b"udp-wanted", udp.getsockname())
+            udp.sendto(udp_wanted, udp.getsockname())
         # another host's TCP: kept (a SYN teaches the peers)
-        subprocess.run([sys.executable, "-c", OTHER_PROGRAM, FILTER_OTHER], check=True, timeout=10)
-        time.sleep(0.05)
-        got: list[bytes] = []
+        subprocess.run([sys.executable, "-c", OTHER_PROGRAM, FILTER_OTHER, tag], check=True, timeout=10)
+        got = _read_until_delivered(raw, family, wanted, [udp_wanted, tcp_other])
+    assert sum(p.endswith(udp_wanted) for p in got) == 1  # once: not the outgoing copy too
+    assert sum(p.endswith(tcp_other) for p in got) == 1
+    assert not [p for p in got if p.endswith(tuple(marks))]
+
+
+def _read_until_delivered(raw: socket.socket, family: int, host: str, payloads: list[bytes]) -> list[bytes]:
+    """What ``raw`` receives until each of ``payloads`` is in and an end datagram from ``host``, sent
+    after them, is too (at most 10 s): the reading ends on what it waits for, not after a set time (was:
+    what was queued 50 ms after the sends; a count of 0 where 1 was expected came under load). Loopback
+    hands a packet to the taps in a softirq, which a loaded machine may run late."""
+    end_mark = b"filter-test-end " + os.urandom(8).hex().encode()
+    got: list[bytes] = []
+    sent_end = False
+    deadline = time.monotonic() + 10
+    poller = select.poll()
+    poller.register(raw, select.POLLIN)
+    while time.monotonic() < deadline and not (got and got[-1].endswith(end_mark)):
+        if not sent_end and all(any(p.endswith(want) for p in got) for want in payloads):
+            with socket.socket(family, socket.SOCK_DGRAM) as udp:
+                udp.bind((host, 0))
+                udp.sendto(end_mark, udp.getsockname())
+            sent_end = True
+        poller.poll(100)
         with contextlib.suppress(BlockingIOError):
             for _ in range(10_000):
                 got.append(raw.recv(65536))
-    assert sum(p.endswith(b"udp-wanted") for p in got) == 1  # once: not the outgoing copy too
-    assert sum(p.endswith(b"not the phones'") for p in got) == 1
-    assert not [p for p in got if p.endswith(tuple(marks))]
+                if got[-1].endswith(end_mark):
+                    break
+    return got
 
 
 def test_the_every_interface_filter_stays_within_the_kernels_bound() -> None:
@@ -357,7 +439,7 @@ def _inode(sock: socket.socket) -> int:
     return int(os.readlink(f"/proc/self/fd/{sock.fileno()}")[8:-1])
 
 
-def test_packets_still_unread_when_the_drain_ends_are_said(sink: LiveCapture,
+def test_packets_still_unread_when_the_drain_ends_are_said(sink: LiveCapture, sink_host: str,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     """The drain after the stop is bounded (``_DRAIN_S`` + ``_HURRY_S``): a backlog the thread cannot
     read in that time (each packet slow to spool, as on a loaded machine) is said in the note and the
@@ -366,9 +448,9 @@ def test_packets_still_unread_when_the_drain_ends_are_said(sink: LiveCapture,
 
     monkeypatch.setattr(capturing, "_DRAIN_S", 0.05)
     monkeypatch.setattr(capturing, "_HURRY_S", 0.2)
-    gate = Gate(sink)
+    gate = Gate(sink, sink_host)
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:  # a backlog with the --tftp host
-        udp.bind((TFTP_HOST, 0))
+        udp.bind((sink_host, 0))
         for i in range(300):
             udp.sendto(b"backlog %d" % i, udp.getsockname())
     spool = sink._spool_packet
