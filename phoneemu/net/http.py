@@ -107,11 +107,15 @@ Rules:
 * The client reads a response head strictly (RFC 9112), each refusal a ``"protocol"`` error naming the
   header line. A line ends with CRLF or a bare LF (§2.2, as the server takes them; chunk-size and trailer
   lines too); the head is at most ``max_header`` bytes, the trailer section too. A response must begin
-  ``HTTP/`` (empty lines before it skipped): one that does not is refused as its first bytes come, named
-  in hex and by what they look like (a TLS record: an HTTPS server on the port; SSH; a TVS frame) — an
-  HTTP/0.9 server sending the file with no status line, or another service on the port (was: waited for
-  until it closed, "connection closed before the end of the response head", or the timeout, "no response
-  to the GET"). The status line is ``HTTP/1.0`` or ``HTTP/1.1`` and a status of 100..599 (RFC 9110 §15),
+  ``HTTP/`` (empty lines before it skipped): one that does not is refused at its first byte that cannot
+  begin ``HTTP/``, as it comes — an HTTP/0.9 server sending the file with no status line, or another
+  service on the port (was: waited for until it closed, "connection closed before the end of the response
+  head", or the timeout, "no response to the GET"). The refusal quotes the bytes in hex up to that byte,
+  never further (``begins 53 ('S')``, ``begins 48 54 58 ('HTX')``), and says what a first byte refused
+  may be (0x16 a TLS handshake: an HTTPS server on the port; 0x15 a TLS alert: a TLS server; ``S``: SSH
+  or SIP): the same text whatever pieces the bytes came in (was: the bytes the first read held, up to 5:
+  ``ITTP/`` whole, ``I`` when the ``I`` came alone).
+  The status line is ``HTTP/1.0`` or ``HTTP/1.1`` and a status of 100..599 (RFC 9110 §15),
   its reason phrase HTAB, SP, VCHAR or obs-text (RFC 9112 §4: a NUL or another control character is
   refused); a field with a CR or NUL in it is refused (RFC 9110 §5.5); a field line without ``:`` or whose
   name is not a token (§5.1, §5.6.2: white space in or before it, a control character in it) is refused;
@@ -168,9 +172,8 @@ _MAX_INTERIM = 8  # 1xx responses the client skips before it calls the answer ma
 #: RFC 9110 §5.1: a field name is a token (§5.6.2: tchar)
 _TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _STATUS_START = b"HTTP/"  # RFC 9112 §4: what every status line begins with (HTTP-name is case-sensitive)
-#: what a response that is not HTTP may be, said after its first bytes (module docstring)
-_LOOKS_LIKE = ((b"\x16\x03", "TLS, an HTTPS server?"), (b"\x15\x03", "a TLS alert, a TLS server?"),
-               (b"SSH-", "SSH"), (b"\x57\x01", "a TVS frame (spec §E.2)"))
+#: what a response that is not HTTP may be, told by its first byte: the one refused (module docstring)
+_LOOKS_LIKE = {0x16: "TLS, an HTTPS server?", 0x15: "a TLS alert, a TLS server?", 0x53: "SSH or SIP?"}
 _REFUSAL_READ = 4096  # bytes of a refused connection's request read and dropped after its 503 (docstring)
 _REFUSAL_LINGER_S = 1.0  # ... within at most this (or idle_timeout when shorter)
 #: a TLS handshake record's first bytes, one set of values each: type 22, version 3.0 (SSL 3) .. 3.4
@@ -870,10 +873,10 @@ async def _response_head(reader: asyncio.StreamReader, name: str, max_header: in
 async def _status_start(reader: asyncio.StreamReader, name: str, max_header: int,
                         progress: _Progress | None) -> tuple[bytes, int]:
     """The first bytes of a response head, ``HTTP/``, and the bytes of the empty lines skipped before them
-    (at most ``max_header`` bytes in all). Any others are refused at once, named with what
-    they look like (module docstring): a server that is not HTTP, or an HTTP/0.9 one sending the file with
-    no status line, was waited for until it closed or the timeout (was: "connection closed before the
-    end of the response head", or "no response to the GET" when it kept the connection open).
+    (at most ``max_header`` bytes in all). The first byte that cannot begin a status line is refused as it
+    comes (:func:`_not_http`), whatever pieces the bytes came in: a server that is not HTTP, or an HTTP/0.9
+    one sending the file with no status line, was waited for until it closed or the timeout (was:
+    "connection closed before the end of the response head", or "no response to the GET").
     ValueError: ``max_header`` passed; IncompleteReadError: closed before."""
     got = bytearray()  # every byte read here, the empty lines skipped too
     start = b""
@@ -881,24 +884,36 @@ async def _status_start(reader: asyncio.StreamReader, name: str, max_header: int
         more = await reader.read(len(_STATUS_START) - len(start))  # never more than the status line's start
         if not more:
             raise asyncio.IncompleteReadError(bytes(got), None)
-        got += more
-        if len(got) > max_header:
-            raise ValueError("response head above max_header")
         if progress is not None:
             progress.began = True
-        start += more
-        while start[:1] == b"\n" or start[:2] == b"\r\n":  # an empty line before the head (ours: skipped)
-            start = start[1:] if start[:1] == b"\n" else start[2:]
-        if start and start != b"\r" and not _STATUS_START.startswith(start):
-            shown = " ".join(f"{b:02x}" for b in start)
-            like = next((f": looks like {what}" for prefix, what in _LOOKS_LIKE if start.startswith(prefix)),
-                        "")
-            text = start.decode("latin-1")
-            said = f" ({text!r})" if text.isascii() and text.isprintable() else ""  # text: "SSH-2", "<?xml"
-            raise TransportError(f"malformed status line: the response begins {shown}{said}, not 'HTTP/' (an "
-                                 f"HTTP/0.9 server sending the file with no status line, or not an HTTP "
-                                 f"server{like})", kind="protocol", path=name)
+        for byte in more:  # one at a time: the refusal and the bound alike, however the bytes were cut
+            got.append(byte)
+            if len(got) > max_header:
+                raise ValueError("response head above max_header")
+            start = _after_an_empty_line(start + bytes((byte,)))
+            if start and start != b"\r" and not _STATUS_START.startswith(start):
+                raise _not_http(start, len(got) - len(start), name)
     return start, len(got) - len(start)
+
+
+def _after_an_empty_line(start: bytes) -> bytes:
+    """``start`` with an empty line before the head (ours: skipped) taken away: nothing is left of it."""
+    return b"" if start in (b"\n", b"\r\n") else start
+
+
+def _not_http(start: bytes, skipped: int, name: str) -> TransportError:
+    """The refusal of a response whose first bytes ``start`` (after ``skipped`` bytes of empty lines) end
+    with the first that cannot begin ``HTTP/``: they are quoted up to it, never further, so the text is the
+    same whichever pieces they came in; what they may be is told by that byte when it is the first
+    (:data:`_LOOKS_LIKE`; module docstring)."""
+    shown = " ".join(f"{b:02x}" for b in start)
+    text = start.decode("latin-1")
+    said = f" ({text!r})" if text.isascii() and text.isprintable() else ""  # text: "S", "HTX"
+    after = f" after {skipped} byte{'s' * (skipped != 1)} of empty lines" if skipped else ""
+    like = f": looks like {_LOOKS_LIKE[start[0]]}" if start[0] in _LOOKS_LIKE else ""
+    return TransportError(f"malformed status line: the response begins {shown}{said}{after}, not 'HTTP/' "
+                          f"(an HTTP/0.9 server sending the file with no status line, or not an HTTP "
+                          f"server{like})", kind="protocol", path=name)
 
 
 async def _read_final_head(reader: asyncio.StreamReader, name: str, max_header: int,

@@ -45,13 +45,15 @@ async def fetch_through(port: int, *, timeout: float = 2.0,
 
 @pytest.mark.parametrize("hold", [True, False], ids=["held-open", "closed"])
 @pytest.mark.parametrize(("response", "words", "like"), [
-    (b"SSH-2.0-OpenSSH_9.6\r\n", "begins 53 53 48 2d 32 ('SSH-2'), not 'HTTP/'", "server: looks like SSH)"),
-    (b"<?xml version='1.0'?>\n<device>\n</device>\n", "begins 3c 3f 78 6d 6c ('<?xml'), not 'HTTP/'",
-     "server)"),
-    (b"\x01\x02\x00\x05\x01\x00\x01" * 50, "begins 01 02 00 05 01, not 'HTTP/'", "server)"),  # no newline
-    (b"\x16\x03\x03\x00\x30" + b"\x00" * 48, "begins 16 03 03 00 30, not 'HTTP/'",
+    # quoted up to the first byte that cannot begin 'HTTP/', never further (H39: the same text however the
+    # bytes came)
+    (b"SSH-2.0-OpenSSH_9.6\r\n", "begins 53 ('S'), not 'HTTP/'", "server: looks like SSH or SIP?)"),
+    (b"<?xml version='1.0'?>\n<device>\n</device>\n", "begins 3c ('<'), not 'HTTP/'", "server)"),
+    (b"\x01\x02\x00\x05\x01\x00\x01" * 50, "begins 01, not 'HTTP/'", "server)"),  # no newline
+    (b"\x16\x03\x03\x00\x30" + b"\x00" * 48, "begins 16, not 'HTTP/'",
      "server: looks like TLS, an HTTPS server?)"),
-    (b"\r\n\r\nXTTP/1.1 200 OK\r\n\r\n", "begins 58 ('X'), not 'HTTP/'", "server)"),  # empty lines skipped
+    (b"\r\n\r\nXTTP/1.1 200 OK\r\n\r\n", "begins 58 ('X') after 4 bytes of empty lines, not 'HTTP/'",
+     "server)"),  # empty lines skipped
 ], ids=["ssh", "http09-xml", "http09-binary", "tls", "after-empty-lines"])
 def test_a_response_that_is_not_http_is_refused_at_its_first_bytes(response: bytes, words: str, like: str,
                                                                     hold: bool) -> None:
