@@ -222,7 +222,8 @@ def _regenerate(cluster: LabCluster, args: argparse.Namespace, now: int | None) 
         raise EncodeError(f"{exc.message}; {meant}", path=exc.path) from None
     untaken = cluster.untaken_regenerations()
     if untaken is not None and args.cert in untaken.at_stake:
-        say(args, untaken_regenerations_warning(untaken, args.cert, str(args.dir)))
+        say(args, untaken_regenerations_warning(untaken, args.cert, str(args.dir),
+                                                phones=len(cluster.state.phones)))
 
 
 def _regeneratable(nodes: int) -> frozenset[str]:
@@ -264,14 +265,16 @@ def _counted_from(untaken: UntakenRegenerations) -> str:
     return "lab itl-reset, or the restart-tftp that closed it, that did not leave the phones locked"
 
 
-def untaken_regenerations_warning(untaken: UntakenRegenerations, cert: str, lab: str) -> str:
+def untaken_regenerations_warning(untaken: UntakenRegenerations, cert: str, lab: str, *,
+                                  phones: int = 1) -> str:
     """The lockout ``lab regenerate`` of ``cert`` completes or keeps (:func:`_regenerate`; ``cert`` one it or
     its way out rests on, :attr:`~phoneemu.lab.cluster.UntakenRegenerations.at_stake`): which regenerations,
     since when (ours: counted from the last list reset, ``lab itl-reset`` or ``ctl-reset``, or the
     ``restart-tftp`` / ``ctl-update`` that closed it, that did not leave the phones locked, the lab records no
     boot: :func:`_counted_from`), the rule a phone that took no ITL between hits (:func:`_untaken_lockout`),
     how CUCM avoids it, and the way out that works (:func:`_untaken_ways`: was the bulk ITL reset always,
-    which leaves the phones locked where the CallManager key is new too)."""
+    which leaves the phones locked where the CallManager key is new too), the boots for the lab's ``phones``
+    (:func:`_reset_boots`)."""
     last = {_regenerated(e): e for e in untaken.entries[:-1] if _regenerated(e) != cert}  # each one's last
     earlier = [_regenerated_said(e) for e in sorted(last.values(), key=lambda e: e.generation)]
     note = (f"warning: {', '.join([*earlier, f'and now {cert}'])}, regenerated {_since(untaken)} (ours: "
@@ -279,10 +282,11 @@ def untaken_regenerations_warning(untaken: UntakenRegenerations, cert: str, lab:
             f"{_untaken_lockout(untaken)}. To avoid it, regenerate one certificate at a time and reset the "
             "phones between: each takes the ITL with the new one (ours, from the seed's Initial Trust List: "
             "the ITL brings the TVS certificates).")
-    return f"{note} {_untaken_ways(untaken, shlex.quote(lab))}."
+    return f"{note} {_untaken_ways(untaken, shlex.quote(lab), phones=phones)}."
 
 
-def itl_reset_lockout_warning(untaken: UntakenRegenerations, lab: str, *, kind: str = "ITL") -> str:
+def itl_reset_lockout_warning(untaken: UntakenRegenerations, lab: str, *, kind: str = "ITL",
+                              phones: int = 1) -> str:
     """``lab itl-reset`` where the CallManager key that signs the reset ITL is new, with every TVS the configs
     name, since the reset point before it (:meth:`~phoneemu.lab.cluster.LabCluster.untaken_regenerations`
     ``at_reset``; ours: the lab records no boot): a phone that took no ITL since cannot verify the reset ITL
@@ -297,7 +301,7 @@ def itl_reset_lockout_warning(untaken: UntakenRegenerations, lab: str, *, kind: 
     return (f"warning: the reset {kind} is signed by the CallManager key, new {_since(untaken)} with every "
             f"TVS the configs name ({', '.join(said)}; ours: the lab records no boot, it counts from the "
             f"last {_counted_from(untaken)}, before this one): {_untaken_lockout(untaken)}{helps}. "
-            f"{_untaken_ways(untaken, shlex.quote(lab))}.")
+            f"{_untaken_ways(untaken, shlex.quote(lab), phones=phones)}.")
 
 
 def _restart_tftp(cluster: LabCluster, args: argparse.Namespace, now: int | None) -> None:
@@ -308,10 +312,11 @@ def _restart_tftp(cluster: LabCluster, args: argparse.Namespace, now: int | None
     cluster.restart_tftp(now=now)
     untaken = cluster.untaken_regenerations()
     if signer != cluster.state.itl_signer and untaken is not None and untaken.itl_signer is not None:
-        say(args, restart_tftp_lockout_warning(untaken, str(args.dir)))
+        say(args, restart_tftp_lockout_warning(untaken, str(args.dir), phones=len(cluster.state.phones)))
 
 
-def restart_tftp_lockout_warning(untaken: UntakenRegenerations, lab: str, *, kind: str = "ITL") -> str:
+def restart_tftp_lockout_warning(untaken: UntakenRegenerations, lab: str, *, kind: str = "ITL",
+                                 phones: int = 1) -> str:
     """``lab restart-tftp`` closing an ``itl-reset`` where the ITLRecovery key it signs the ITL with again is
     new with every TVS the configs name since the phones last took the lists
     (:meth:`~phoneemu.lab.cluster.LabCluster.untaken_regenerations`; ours: the lab records no boot): a phone
@@ -325,7 +330,7 @@ def restart_tftp_lockout_warning(untaken: UntakenRegenerations, lab: str, *, kin
     return (f"warning: the {kind} is signed by the ITLRecovery key again, new {_since(untaken)} with every "
             f"TVS the configs name ({', '.join(said)}; ours: the lab records no boot, it counts from the "
             f"last {_counted_from(untaken)}): {_untaken_lockout(untaken)}. "
-            f"{_untaken_ways(untaken, shlex.quote(lab))}.")
+            f"{_untaken_ways(untaken, shlex.quote(lab), phones=phones)}.")
 
 
 def _since(untaken: UntakenRegenerations) -> str:
@@ -355,24 +360,26 @@ def _untaken_lockout(untaken: UntakenRegenerations) -> str:
             f"{untaken.ctl_signer} key a SAST record, and the CTL at the boot after")
 
 
-def _untaken_ways(untaken: UntakenRegenerations, folder: str) -> str:
+def _untaken_ways(untaken: UntakenRegenerations, folder: str, *, phones: int = 1) -> str:
     """The way out of :func:`_untaken_lockout`, each checked with real boots (tests): through the list a phone
     checks first (the CTL where one is served: the CTL it takes names the ITL's signer, so the ITL follows;
     else the ITL) — its reset (seed Perform Bulk Reset of ITL File, Reset CTL Localkey) where the CallManager
     key that signs the reset list is not new; TFTP restarted (the CTL: ``ctl-update``) where the CallManager
     key signs the list now and ITLRecovery's is not new; else the phone's lists erased, the next taken on
     first use (spec §G.2, §G.6; the ways out table's last resort). A CTL served and the lockout not lasting,
-    also a second reset (:attr:`~phoneemu.lab.cluster.UntakenRegenerations.lasting`)."""
+    also a second reset (:attr:`~phoneemu.lab.cluster.UntakenRegenerations.lasting`). The boots are the
+    fleet's for a lab of many ``phones`` (:func:`_reset_boots`)."""
     from phoneemu.phone.ways_out import ways_out
+
+    fleet = phones > 1
 
     def way(kind: str, word: str) -> str:
         found = next(w for w in ways_out("G.3.4-tvs-server-untrusted", kind) if word in w.lab)
-        return re.sub(r"\bDIR\b", lambda _m: folder, found.lab)
+        return re.sub(r"\bDIR\b", lambda _m: folder, found.command(fleet=fleet))
 
-    boot = f"phoneemu boot --lab {folder} --flash FLASH"
+    boot, flash = _reset_boots(folder, phones)
     erase = f"{way('ITL', 'phone erase')} && {boot}"
     new_cm = "the reset list is signed by the CallManager key, new too"
-    flash = "(FLASH: each phone's flash folder)"
     erase_way = ("Way out, erase the CTL and ITL on each phone (Settings > Security > Trust List, or a "
                  "factory reset): it takes the next lists on first use (seed Migrate IP Phones Between "
                  f"Clusters; spec G.2, G.6): {erase}")
@@ -399,6 +406,18 @@ def _untaken_ways(untaken: UntakenRegenerations, folder: str) -> str:
                      + (", and so is the ITLRecovery key a TFTP restart signs with" if signer == "callmanager"
                         else "") + f"). {erase_way}"}
     return f"{ways[kind] if kind is not None else ''} {flash}"
+
+
+def _reset_boots(folder: str, phones: int) -> tuple[str, str]:
+    """The boot that resets the phones of a lab of ``phones`` in a lockout's way out, and what its
+    placeholder stands for: one phone's (``boot --lab DIR --flash FLASH``) where the lab has one, else the
+    fleet's (``fleet boot --lab DIR --flash FLEET``, as the ways out of ``fleet boot`` write it; was one
+    phone's for a lab of 200)."""
+    from phoneemu.phone.ways_out import PLACEHOLDERS
+
+    if phones > 1:
+        return (f"phoneemu fleet boot --lab {folder} --flash FLEET", f"(FLEET: {PLACEHOLDERS['FLEET']})")
+    return f"phoneemu boot --lab {folder} --flash FLASH", "(FLASH: each phone's flash folder)"
 
 
 def _regenerated(entry: LogEntry) -> str:
@@ -470,13 +489,13 @@ def _itl_reset(cluster: LabCluster, args: argparse.Namespace, now: int | None) -
     (:func:`itl_reset_lockout_warning`)."""
     cluster.itl_reset(args.key, key_file=args.key_file, now=now)
     say(args, _itl_reset_note(cluster.state.rollback, cluster.state.ctl_exists, shlex.quote(str(args.dir)),
-                              mixed_mode=cluster.state.mixed_mode))
+                              mixed_mode=cluster.state.mixed_mode, phones=len(cluster.state.phones)))
     untaken = cluster.untaken_regenerations(at_reset=True)
     if untaken is not None and "callmanager" in untaken.new:
-        say(args, itl_reset_lockout_warning(untaken, str(args.dir)))
+        say(args, itl_reset_lockout_warning(untaken, str(args.dir), phones=len(cluster.state.phones)))
 
 
-def _itl_reset_note(rollback: bool, ctl: bool, lab: str, *, mixed_mode: bool = True) -> str:
+def _itl_reset_note(rollback: bool, ctl: bool, lab: str, *, mixed_mode: bool = True, phones: int = 1) -> str:
     """The note of ``lab itl-reset`` (spec G.7). The rollback on: the reset ITL is served as the rollback ITL,
     empty (B.7), before and after TFTP restarts, so the phones that take it hold no TVS until the rollback is
     off. A CTL served (mixed mode): a phone holding it checks it first at each boot (G.3.2; the rollback ITL
@@ -486,7 +505,8 @@ def _itl_reset_note(rollback: bool, ctl: bool, lab: str, *, mixed_mode: bool = T
     lockout and brought the full ITL. Both, the CTL non-secure (``mixed_mode`` off: its CCM+TFTP records
     emptied): no list a phone holding it holds names the config signer, so taking the CTL ends no lockout
     (G.4-reject-unknown-signer, as ``lab mixed-mode off`` says) until the rollback is off and a reset (was:
-    "they hold the empty ITL ... until ... rollback off", as if they took their configs meanwhile)."""
+    "they hold the empty ITL ... until ... rollback off", as if they took their configs meanwhile). The
+    reset's boot is the fleet's for a lab of many ``phones`` (:func:`_reset_boots`)."""
     lists = "its CTL or ITL" if ctl else "its ITL"
     if rollback:
         served = ("the rollback is on: the reset ITL is served as the rollback ITL, empty (its TFTP and TVS "
@@ -496,9 +516,10 @@ def _itl_reset_note(rollback: bool, ctl: bool, lab: str, *, mixed_mode: bool = T
     else:
         served = "the ITL is signed by the CallManager key until TFTP restarts"
         taken = f"a SAST record of {lists} or vouched by TVS"
+    boot, _said = _reset_boots(lab, phones)  # the fleet's boot for a lab of many phones
     note = (f"note: {served}: reset the phones now (each takes it, the CallManager certificate {taken}, spec "
-            f"G.7; phoneemu boot --lab {lab} --flash FLASH), then phoneemu lab restart-tftp {lab} signs it "
-            "with ITLRecovery again, which they then trust")
+            f"G.7; {boot}), then phoneemu lab restart-tftp {lab} signs it with ITLRecovery again, which they "
+            "then trust")
     if ctl:
         kept = "; the rollback ITL does not blank it, G.3 note" if rollback else ""
         note += (f"; a phone holding the CTL checks it first at each boot (spec G.3.2{kept}): one refusing "
@@ -525,13 +546,14 @@ def _ctl_reset(cluster: LabCluster, args: argparse.Namespace, now: int | None) -
     at its next boot)."""
     cluster.ctl_reset(args.key, now=now)
     lab = shlex.quote(str(args.dir))
+    boot, _said = _reset_boots(lab, len(cluster.state.phones))  # the fleet's boot for a lab of many phones
     say(args, "note: the CTL is signed by the CallManager key until the CTL is updated: reset the phones "
-              "now (each takes it, the CallManager certificate a SAST record of its CTL; phoneemu boot "
-              f"--lab {lab} --flash FLASH), then phoneemu lab ctl-update {lab} signs it with ITLRecovery "
-              "again")
+              f"now (each takes it, the CallManager certificate a SAST record of its CTL; {boot}), then "
+              f"phoneemu lab ctl-update {lab} signs it with ITLRecovery again")
     untaken = cluster.untaken_regenerations(at_reset=True)
     if untaken is not None and untaken.ctl_signer is not None:
-        say(args, itl_reset_lockout_warning(untaken, str(args.dir), kind="CTL"))
+        say(args, itl_reset_lockout_warning(untaken, str(args.dir), kind="CTL",
+                                            phones=len(cluster.state.phones)))
 
 
 def _ctl_update(cluster: LabCluster, args: argparse.Namespace, now: int | None) -> None:
@@ -544,7 +566,8 @@ def _ctl_update(cluster: LabCluster, args: argparse.Namespace, now: int | None) 
     cluster.ctl_update(now=now)
     untaken = cluster.untaken_regenerations(at_reset=True)
     if signer != cluster.state.ctl_signer and untaken is not None and untaken.ctl_signer is not None:
-        say(args, restart_tftp_lockout_warning(untaken, str(args.dir), kind="CTL"))
+        say(args, restart_tftp_lockout_warning(untaken, str(args.dir), kind="CTL",
+                                               phones=len(cluster.state.phones)))
 
 
 #: the trust-list limit of the phones (spec §B.5, seed "Interactions and Restrictions": 64 kilobytes)
@@ -566,6 +589,15 @@ def _oversize_consequence(size: int, extra: int, *, still: bool = False) -> str:
             f"limit ({certs}; seed: more than 39 certificates): each phone refuses it at its "
             "next reset, keeps its installed ITL and takes no config: locked out (G.3.1-oversize; the "
             "seed: registration fails), a phone without an ITL too")
+
+
+def _itl_size_lines(size: int, extra: int, lab: str, *, indent: str) -> list[str]:
+    """``lab show``'s line under the ITL's size where it is above the phones' 64 KiB limit, as ``add-certs``
+    says it (:func:`_oversize_consequence`; was: the size alone, which read as harmless)."""
+    if size <= _ITL_LIMIT:
+        return []
+    return [f"{indent}note: {_oversize_consequence(size, extra)}; phoneemu lab remove-certs {lab} brings it "
+            "back under"]
 
 
 def _add_certs(cluster: LabCluster, args: argparse.Namespace, now: int | None) -> None:
@@ -1319,6 +1351,7 @@ def _show_text(args: argparse.Namespace) -> str:
         lines.append(f"  {name:<{w - 2}}{cn}  valid {cert['not_before'][:10]} .. {cert['not_after'][:10]} "
                      f"({years} years)  sha1 {cert['sha1']}")
     lines.append(f"{'ITL:':<{w}}{s['itl_length']} bytes  md5 {s['itl_md5']}  sha1 {s['itl_sha1']}")
+    lines += _itl_size_lines(s["itl_length"], s["extra_certs"], shlex.quote(str(args.dir)), indent=" " * w)
     if s["ctl"]:
         lines.append(f"{'CTL:':<{w}}md5 {s['ctl_md5']}  sha1 {s['ctl_sha1']}")
     else:

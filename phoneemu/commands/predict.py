@@ -42,6 +42,7 @@ from phoneemu.formats._tlv import printable
 from phoneemu.words import counted
 
 if TYPE_CHECKING:  # the prediction and what it reports with are imported where it runs (start-up time)
+    from phoneemu.phone.boot import BootReport
     from phoneemu.phone.ways_out import HeldLists, WaysGroup
     from phoneemu.scenario.predict import FleetPhone, PredictResult
     from phoneemu.scenario.predict_live_tvs import LiveTvs
@@ -194,6 +195,7 @@ def _junit_case(mac: str, result: str, deciding: dict[str, Any] | None, body: di
         tvs_back_fill,
         way_out_lines,
     )
+    from phoneemu.scenario.predict import TVS_OFFLINE_ASK
 
     if result == "accepted":
         notes = body.get("notes") or []
@@ -202,6 +204,8 @@ def _junit_case(mac: str, result: str, deciding: dict[str, Any] | None, body: di
     reason = "" if not deciding or not deciding.get("reason") else \
         f": {deciding['file'] + ': ' if deciding.get('file') else ''}{deciding['reason']}"
     lines = field_lines(body)  # values as a CI reader reads them, as fleet boot's (was JSON and True)
+    if result == "locked out" and _rests_on_offline_tvs({"deciding": deciding}):  # as the result line
+        lines.append(f"locked out if its TVS cannot be reached ({TVS_OFFLINE_ASK})")
     if result == "locked out" and deciding:  # the ways out name the phone's flash when it is known
         fill = {**({"FLASH": str(body["flash"])} if body.get("flash") else {}), "MAC": mac,
                 **(files_fill or {}), **(installed_fill or {})}
@@ -342,6 +346,28 @@ def _placeholder_legend(r: PredictResult, fill: dict[str, str]) -> list[str]:
     return legend_lines(left, _ONE_PHONE_LEAVES, _LEFT_BY_PREDICT, indent="  ")
 
 
+def _offline_lockout(report: BootReport) -> bool:
+    """Whether one phone's predicted lockout rests on the offline TVS being unreachable
+    (:func:`phoneemu.scenario.predict.rests_on_offline_tvs`)."""
+    from phoneemu.scenario.predict import rests_on_offline_tvs
+
+    deciding = report.deciding
+    return report.locked_out and deciding is not None and rests_on_offline_tvs(deciding.rule, deciding.reason)
+
+
+def _offline_tvs_said(lines: list[str], report: BootReport) -> list[str]:
+    """One phone's boot lines with its result line saying a lockout that rests on the offline TVS being
+    unreachable as such: ``locked out: yes, if its TVS cannot be reached (offline: ask it with --tvs-live,
+    or give --tvs-cert)`` (was ``locked out: yes``, as a fleet's result line said it)."""
+    from phoneemu.scenario.predict import TVS_OFFLINE_ASK
+
+    if not _offline_lockout(report):
+        return lines
+    said = f"locked out: yes, if its TVS cannot be reached ({TVS_OFFLINE_ASK})"
+    return [f"{line.removesuffix('locked out: yes')}{said}"
+            if line.startswith("  result:") and line.endswith("locked out: yes") else line for line in lines]
+
+
 def _text(r: PredictResult, installed: str, flash: Path | None, new_files: list[Path],
           installed_files: Iterable[Path | None] = ()) -> str:
     """One phone's prediction; its ways out filled with what predict knows (its flash, its MAC, the lab
@@ -354,7 +380,8 @@ def _text(r: PredictResult, installed: str, flash: Path | None, new_files: list[
             **_installed_fill(installed_files, files_fill)}
     deciding = r.report.deciding  # TVS back: the new files' lab's own TVS, or the one the phone names
     fill |= tvs_back_fill(fill.get("DIR"), [(deciding.rule, deciding.reason)] if deciding is not None else [])
-    lines = [f"phone {r.mac}, holding {installed}:", *offline_boot_lines(r.served, r.report, fill)]
+    boot = offline_boot_lines(r.served, r.report, fill)
+    lines = [f"phone {r.mac}, holding {installed}:", *_offline_tvs_said(boot, r.report)]
     lines += _placeholder_legend(r, fill)
     lines += [f"  note: {n}" for n in r.notes]
     if r.sip is not None:
@@ -404,6 +431,7 @@ def _fleet_doc(args: argparse.Namespace, now: int, phones: list[FleetPhone],
     asked: dict[str, int] = {}
     by_model: dict[str, dict[str, int]] = {}
     locked: Counter[WaysGroup] = Counter(key for ph in done if (key := _ways_group(ph)) is not None)
+    offline = sum(1 for ph in done if ph.outcome == "locked out" and _rests_on_offline_tvs(ph.detail))
     ways = ways_out_doc(locked)
     refs = {ways_group_of(e): i for i, e in enumerate(ways)}
     for ph in done:
@@ -419,7 +447,8 @@ def _fleet_doc(args: argparse.Namespace, now: int, phones: list[FleetPhone],
             # the files a lab's (phone.lab_signers): false, the ways out's lab commands are left out
             "signed_by_lab": functools.reduce(joined, (ph.signed_by_lab for ph in done), None),
             "tvs": _tvs_text(args, live), "entries": len(phones), "predicted": len(done),
-            "skipped": len(phones) - len(done), "outcomes": counts, "rules": rules, "notes": list(shared),
+            "skipped": len(phones) - len(done), "outcomes": counts, "locked_out_tvs_offline": offline,
+            "rules": rules, "notes": list(shared),
             "by_model": dict(sorted(by_model.items())), "ways_out": ways,
             "sip_until_reset": {"count": len(until_reset), "first_macs": until_reset[:_FIRST_MACS]},
             "not_given": [{"name": n, "phones": c} for n, c in sorted(asked.items(), key=lambda kv: -kv[1])],
@@ -430,6 +459,35 @@ def _fleet_doc(args: argparse.Namespace, now: int, phones: list[FleetPhone],
             "phones": [{**(ph.detail or {}), **_phone_ways(ph, refs),
                         "notes": [n for n in ph.notes if n not in shared], "not_given": list(ph.not_given)}
                        for ph in done]}
+
+
+def _rests_on_offline_tvs(detail: dict[str, Any] | None) -> bool:
+    """Whether the lockout of a prediction (its JSON view) rests on the offline TVS being unreachable
+    (:func:`phoneemu.scenario.predict.rests_on_offline_tvs`)."""
+    from phoneemu.scenario.predict import rests_on_offline_tvs
+
+    deciding = (detail or {}).get("deciding") or {}
+    return rests_on_offline_tvs(deciding.get("rule"), deciding.get("reason"))
+
+
+def _fleet_result(doc: dict[str, Any], phones: str, unknown: str) -> str:
+    """The result line of a fleet's prediction. Lockouts that rest on the offline TVS being unreachable
+    (``locked_out_tvs_offline``) are said to happen *if their TVS cannot be reached*, with how to ask it
+    (was: ``200 of 200 phones would lock out`` where the real boot was 200 ok, TVS vouching); the others
+    plainly."""
+    from phoneemu.scenario.predict import TVS_OFFLINE_ASK
+
+    locked = doc["outcomes"]["locked out"]
+    accepted = doc["outcomes"]["accepted"]
+    if not locked:
+        return (f"result: no predicted phone would lock out ({accepted} of {doc['predicted']} accepted"
+                f"{unknown})" if unknown else
+                f"result: no phone would lock out ({accepted} of {doc['predicted']} accepted)")
+    offline = doc.get("locked_out_tvs_offline", 0)  # absent in a document of an older phoneemu
+    if_unreached = f"if their TVS cannot be reached ({TVS_OFFLINE_ASK})"
+    some = f" {if_unreached}" if offline == locked else \
+        f", {offline} of them {if_unreached}" if offline else ""
+    return f"result: {locked} of {phones} would lock out{some}{unknown}"
 
 
 def _ways_group(ph: FleetPhone) -> WaysGroup | None:
@@ -527,14 +585,9 @@ def _fleet_text(doc: dict[str, Any]) -> str:
                   for s in doc["skipped_entries"][:_FIRST_SKIPPED]]
         if doc["skipped"] > _FIRST_SKIPPED:
             lines.append(f"  ... and {doc['skipped'] - _FIRST_SKIPPED} more (--json-file lists them all)")
-    locked = doc["outcomes"]["locked out"]
     # a skipped entry is a phone not predicted, not one that would not lock out: the verdict says so
     unknown = f"; {skipped} not predicted (skipped)" if doc["skipped"] else ""
-    lines.append(f"result: {locked} of {phones} would lock out{unknown}" if locked else
-                 f"result: no predicted phone would lock out ({doc['outcomes']['accepted']} of "
-                 f"{doc['predicted']} accepted{unknown})" if unknown else
-                 f"result: no phone would lock out ({doc['outcomes']['accepted']} of {doc['predicted']} "
-                 "accepted)")
+    lines.append(_fleet_result(doc, phones, unknown))
     return "\n".join(lines)
 
 
@@ -705,6 +758,8 @@ def _handler(args: argparse.Namespace) -> int:
            "served": [{"name": n, "answer": a} for n, a in result.served],
            "signed_by_lab": result.signed_by_lab,  # false: a cluster that is not a lab (phone.lab_signers)
            "report": result.report.as_dict(),
+           # the lockout rests on the offline TVS unreachable (no --tvs-cert, --tvs-reachable, --tvs-live)
+           "locked_out_tvs_offline": _offline_lockout(result.report),
            **({"sip": result.sip.as_dict()} if result.sip is not None else {})}
 
     installed_files = (args.installed_itl, args.installed_ctl, args.installed_config)

@@ -19,12 +19,13 @@ Rules (our convention):
 * A kind shows the range each such number took over its phones, ``lo-hi`` (``stalled at block 7-19
   after 1 retries``), or the one value when all agree (a kind of one phone reads as that phone's text).
   The range is two numbers per ``{n}`` of a kind: memory stays bounded.
-* Each kind keeps its count and its first :data:`MACS_KEPT` MACs (listed in MAC order). At most
+* Each kind keeps its count and its :data:`MACS_KEPT` lowest MACs (in MAC order: the same whatever order
+  the phones finished in, for CI diffs; were the first to finish, sorted). At most
   :data:`KINDS_KEPT` kinds are kept per run (memory stays bounded whatever the storm); failures of
   further kinds are counted in ``other``.
 * Kinds merge across shards by adding counts and widening the ranges (a kind's text read back groups as
-  its phones' texts did: a range ``7-19`` is read as a number); the MACs kept are the first ones of each
-  shard in order.
+  its phones' texts did: a range ``7-19`` is read as a number); the MACs kept are the lowest of all the
+  shards'.
 """
 
 from __future__ import annotations
@@ -107,10 +108,10 @@ class Alike:
             if len(self._kinds) >= KINDS_KEPT:
                 self.other += count
                 return
-            self._kinds[key] = _Kind(count, macs[:MACS_KEPT], ranges)
+            self._kinds[key] = _Kind(count, sorted(macs)[:MACS_KEPT], ranges)
             return
         got.count += count
-        got.macs = (got.macs + macs)[:MACS_KEPT]
+        got.macs = sorted(got.macs + macs)[:MACS_KEPT]  # the lowest: the same whatever order phones end in
         got.ranges = [_widened(a, b) for a, b in zip(got.ranges, ranges, strict=True)]
 
     def merge(self, other: Alike) -> Alike:

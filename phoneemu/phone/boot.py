@@ -591,8 +591,10 @@ class _Boot:
         A QUERY whose signer subject + issuer do not fit the frame (uint16 body length, spec §E.2) is not
         sent: ``TvsStatus.UNREACHABLE`` with :attr:`tvs_too_large` saying why, which
         :meth:`decide_with_tvs` makes the deciding reason (reason code ``too-large``), never "TVS
-        unreachable" nor "TVS exchange failed" (the codec's EncodeError). A refused TVS server is noted
-        by its ``HOST:PORT``."""
+        unreachable" nor "TVS exchange failed" (the codec's EncodeError). The timeline says it in order: the
+        servers to try (``connecting to HOST:PORT, ...``), a refused one by its ``HOST:PORT`` (``not used``),
+        and ``QUERY ... to HOST:PORT`` once a server's certificate is accepted and the QUERY goes to it (an
+        asker that judges none: once it answers)."""
         servers = self.store.tvs_servers
         self.tvs_used = True
         self.tvs_too_large = None
@@ -608,15 +610,29 @@ class _Boot:
             self.note("tvs", self.tvs_too_large)
             return TvsStatus.UNREACHABLE
         where = ", ".join(host_port(h, p) for h, p in server_order(servers))  # in the order they are tried
-        self.note("tvs", f"QUERY {key.subject} (serial {key.serial.hex().upper()}) to {where}")
-        def refused() -> None:
-            judged = server_judged()  # None only from an asker other than phoneemu.net.tvs_client
-            self.note("tvs", f"TVS server {judged + ' ' if judged else ''}certificate is not an ITL TVS "
-                             "record: not used (spec E.1)")
+        about = f"{key.subject} (serial {key.serial.hex().upper()})"
+        query = f"QUERY {about}"
+        # in the order it happens: the servers tried, each refused one not used, the QUERY only when sent
+        # (was "QUERY ... to HOST:PORT" first, then "... not used": read as sent, it was not)
+        self.note("tvs", f"asking TVS about {about}: connecting to {where}")
+        check = rules.TvsServerCheck(self.store)
+        sent: list[str] = []  # the servers a QUERY went to (their certificate accepted)
 
-        check = rules.TvsServerCheck(self.store, on_refused=refused)
+        def accept(der: bytes | None) -> bool:
+            ok = check(der)
+            server = server_judged()  # None only from an asker other than phoneemu.net.tvs_client
+            if ok:
+                sent.append(server or where)
+                self.note("tvs", f"{query} to {server or where}")
+            else:
+                self.note("tvs", f"TVS server {server + ' ' if server else ''}certificate is not an ITL TVS "
+                                 "record: not used (spec E.1)")
+            return ok
+
         try:
-            answer = await self.tvs(servers, key, device_name=device, accept_server=check)
+            answer = await self.tvs(servers, key, device_name=device, accept_server=accept)
+            if not sent:  # an asker that judges no server certificate (predict's, replay's offline TVS)
+                self.note("tvs", f"{query} to {where}")
         except TransportError as exc:
             self.tvs_failure = exc.message
             if check.refused:  # servers were reached, and every one was refused

@@ -13,8 +13,13 @@ choice of ways per rule is ours, from the seed chapter and the scenarios that re
 * a new signer TVS does not know (§G.6 problem 3): bulk certificate export (migration); rollback ITL
   on the old cluster before the move; ``utils itl reset`` on the same cluster; deleting the ITL by hand;
 * TVS unreachable (§G.6 problem 2, an outage, or TVS moved away from the address the phone's config
-  names): TVS back there; rollback; itl reset; deleting the ITL (a bulk export does not help while the
-  old TVS cannot be reached);
+  names): TVS back there; itl reset; rollback; deleting the ITL (a bulk export does not help while the
+  old TVS cannot be reached). The rollback is a migration's way (spec §G.6: Prepare Cluster for Rollback
+  on the old cluster, the phones reset there before the move): on the phones' own cluster (its ITLRecovery
+  or TVS certificate regenerated, ``lab regenerate DIR itlrecovery``) the rollback ITL has the signer they
+  refuse and they lock out again, so under this rule and ``-tvs-server-untrusted``, which lock phones out
+  on their own cluster too, it comes after the itl reset, and its situation says it is not for their own
+  cluster (was: second, before the reset that works there);
 * TVS not asked because the QUERY does not fit its frame (reason code ``too-large``, spec §E.2: the
   ``-tvs-unreachable`` rule carries it, ``decide_with_tvs`` of :mod:`phoneemu.phone.boot`): shorter names
   (the signer's subject and issuer, or the model in the phone's device name, §E.4: the reason gives their
@@ -186,7 +191,8 @@ _EXPORT = WayOut(
     "Between Clusters names the problem, problem 3, not this procedure)",
     "phoneemu lab exchange OLD NEW && phoneemu lab restart-tvs OLD", "migration-old-tvs-unaware")
 _ROLLBACK = WayOut(
-    "moving away from a cluster that still serves them",
+    "a migration, moving away from a cluster that still serves them; not a lockout on their own cluster, "
+    "whose rollback ITL has the signer they refuse",
     "Prepare Cluster for Rollback to pre-8.0 on the old cluster and reset the phones there first: the "
     f"empty ITL accepts any new ITL{_NOT_WITH_A_CTL} (seed: Migrate IP Phones Between Clusters)",
     "phoneemu lab rollback OLD on", "rollback-empty-itl-escape")
@@ -356,8 +362,10 @@ _DELETE_WRONG_ROLE = replace(_DELETE, scenario="migration-tvs-wrong-role")
 
 _ITL_WAYS: dict[str, tuple[WayOut, ...]] = {
     "G.3.4-tvs-unknown-signer": (_EXPORT, _ROLLBACK, _ITL_RESET, _DELETE),
-    "G.3.4-tvs-unreachable": (_TVS_BACK, _ROLLBACK, _ITL_RESET, _DELETE),
-    "G.3.4-tvs-server-untrusted": (_ROLLBACK, _ITL_RESET, _DELETE),
+    # the bulk ITL reset before the rollback: these lock phones out on their own cluster too (its ITLRecovery
+    # or TVS certificate regenerated), where the rollback ITL, signed by the signer they refuse, does not help
+    "G.3.4-tvs-unreachable": (_TVS_BACK, _ITL_RESET, _ROLLBACK, _DELETE),
+    "G.3.4-tvs-server-untrusted": (_ITL_RESET, _ROLLBACK, _DELETE),
     # no bulk export (_EXPORT) under a wrong role: not documented for it (module doc: spec §E.6, §E.7.4, §G.6)
     "G.3.4-tvs-wrong-role": (_ROLLBACK, _ITL_RESET, _DELETE_WRONG_ROLE),
     "G.3.5-reject-unknown-signer": (_ROLLBACK, _ITL_RESET, _DELETE),

@@ -81,8 +81,8 @@ if TYPE_CHECKING:
     from phoneemu.phone.store import AcceptedConfig
     from phoneemu.scenario.predict_live_tvs import LiveTvs
 
-__all__ = ["Installed", "PredictInputs", "PredictResult", "hold_flash_keys", "installed_config",
-           "load_installed", "predict_boot"]
+__all__ = ["TVS_OFFLINE_ASK", "Installed", "PredictInputs", "PredictResult", "hold_flash_keys",
+           "installed_config", "load_installed", "predict_boot", "rests_on_offline_tvs"]
 
 _MAX_FILE = 16 << 20
 #: new files given, in all: a TFTP root of MAX_FLEET phones (each its configs .cnf.xml, .sgn and
@@ -762,6 +762,23 @@ def _unasked_notes(named: Sequence[Path], fetcher: _FileFetcher) -> list[str]:
 _UNASKED_SHOWN = 10  # file names the fleet's "asked for by no phone" note lists
 #: The predicted outcomes of a phone, in the order they are reported.
 OUTCOMES = ("accepted", "locked out", "failed")
+
+#: the rules of a lockout because no TVS server answered (spec §G.3.4, §G.4 (c))
+_TVS_UNREACHABLE_RULES = frozenset({"G.3.4-tvs-unreachable", "G.4-tvs-unreachable"})
+#: how the offline TVS answers a QUERY with no ``--tvs-cert`` to vouch for (:func:`phoneemu.scenario.replay.
+#: offline_tvs`), in the deciding reason after each server tried
+_OFFLINE_TVS_DOWN = "TVS unavailable offline"
+#: what a lockout resting on the offline TVS waits on, said after "would lock out" (README: predict's TVS)
+TVS_OFFLINE_ASK = "offline: ask it with --tvs-live, or give --tvs-cert"
+
+
+def rests_on_offline_tvs(rule: object, reason: object) -> bool:
+    """Whether a lockout decided by ``rule`` for ``reason`` rests on predict's offline default, every TVS
+    server unreachable (no ``--tvs-cert``, ``--tvs-reachable`` nor ``--tvs-live``, README): a
+    ``-tvs-unreachable`` rule (spec §G.3.4, §G.4) whose servers were tried offline — not a QUERY too large
+    to send, nor a config naming no TVS server, which no TVS answer changes. Such a phone is said to lock out
+    *if its TVS cannot be reached* (was: plainly, 200 of 200 where the real boot was 200 ok, TVS vouching)."""
+    return rule in _TVS_UNREACHABLE_RULES and isinstance(reason, str) and _OFFLINE_TVS_DOWN in reason
 
 
 @dataclass(frozen=True, kw_only=True)

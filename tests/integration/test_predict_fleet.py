@@ -71,7 +71,8 @@ def test_fleet_counts_lockouts_by_rule(lab: tuple[Path, Path, Path], tmp_path: P
     assert "  accepted:   3" in out and "  locked out: 3" in out
     locked = next(line for line in out.splitlines() if line.startswith("  locked out  "))
     assert "G.3.4-tvs-unreachable" in locked and " ".join(OLD) in locked
-    assert "result: 3 of 6 phones would lock out; 2 entries not predicted (skipped)" in out
+    assert ("result: 3 of 6 phones would lock out if their TVS cannot be reached (offline: ask it with "
+            "--tvs-live, or give --tvs-cert); 2 entries not predicted (skipped)") in out
     assert "ways out of G.3.4-tvs-unreachable (ITL; 3 phones locked out):" in out
     assert "junk: no phone.json naming the phone's MAC" in out
     assert "README.txt: not a folder" in out

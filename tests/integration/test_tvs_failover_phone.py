@@ -223,7 +223,8 @@ def test_an_answer_is_cached_for_its_ttl_and_an_outage_is_never_cached(lab: LabC
 
 def test_the_timeline_names_the_servers_in_the_order_they_are_tried(lab: LabCluster,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """``<member priority>``: lower first (§E.1); the "QUERY ... to" line listed them as the config did."""
+    """``<member priority>``: lower first (§E.1); the "connecting to" line (was "QUERY ... to", said before
+    the QUERY was sent) listed them as the config did, the QUERY line after it."""
     from phoneemu.phone.store import TrustStore
 
     async def body(rig: Rig) -> None:
@@ -234,6 +235,8 @@ def test_the_timeline_names_the_servers_in_the_order_they_are_tried(lab: LabClus
         monkeypatch.setattr(TrustStore, "tvs_servers", property(lambda self: listed))
         r = await rig.boot()
         assert "G.3.4-vouched-by-tvs" in [d.rule for d in r.decisions]
-        line = next(t for t in r.timeline if "QUERY " in t)
-        assert line.endswith(" to 10.0.0.7:2445, 10.0.0.8:2445, 10.0.0.9:2445"), line
+        at = next(i for i, t in enumerate(r.timeline) if "connecting to " in t)
+        tried = " connecting to 10.0.0.7:2445, 10.0.0.8:2445, 10.0.0.9:2445"
+        assert r.timeline[at].endswith(tried), r.timeline
+        assert at < next(i for i, t in enumerate(r.timeline) if "QUERY " in t)
     scenario(lab, body)

@@ -922,7 +922,8 @@ def _retry(n: int) -> list[str]:
 
 def _asked(who: str, answer: str) -> list[str]:
     return [f"127.0.0.1:3804: F.1-capf-needs-tvs pending (signer {who}): CAPF certificate not in CTL/ITL: "
-            f"ask TVS", f"QUERY {who} to 127.0.0.1:2445", answer]
+            f"ask TVS", f"asking TVS about {who}: connecting to 127.0.0.1:2445",
+            f"QUERY {who} to 127.0.0.1:2445", answer]
 
 
 _FOUND = "TVS knows the certificate, roles CAPF (4), TTL 86400s"

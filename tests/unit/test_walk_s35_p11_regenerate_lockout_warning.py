@@ -675,7 +675,9 @@ def test_ctl_lab_a_ctl_reset_that_left_the_phones_locked_is_no_reset_point(
     assert warning.startswith("phoneemu lab ctl-reset: warning: the reset CTL is signed by the CallManager "
                               "key, new since the change log began with every TVS"), warning
     assert "stays locked: the ITL is signed by a new itlrecovery key too" in warning, warning
-    assert "ctl-update" not in _ways(warning) and "phoneemu phone erase --flash FLASH" in warning, warning
+    # a lab of two phones: the fleet's commands (walk s39b: was one phone's, --flash FLASH)
+    assert "ctl-update" not in _ways(warning), warning
+    assert "phoneemu phone erase --fleet-flash FLEET" in warning, warning
     assert _boot_each(root, flashes, ports) == {RULE}
     (warning,) = _lockout_warnings(_err(["ctl-update", str(root)], capsys))
     assert warning.startswith("phoneemu lab ctl-update: warning: the CTL is signed by the ITLRecovery key "
@@ -684,7 +686,7 @@ def test_ctl_lab_a_ctl_reset_that_left_the_phones_locked_is_no_reset_point(
     entries = [e for e in LabCluster.open(root).state.log if e.op in ("ctl-reset", "ctl-update")]
     assert [e.args.get("lists_taken") for e in entries] == [False, False]
     (warning,) = _lockout_warnings(_err(["regenerate", str(root), "tvs"], capsys))
-    assert "since the change log began" in warning and "phoneemu phone erase --flash FLASH" in warning
+    assert "since the change log began" in warning and "phoneemu phone erase --fleet-flash FLEET" in warning
     assert _boot_each(root, flashes, ports) == {RULE}
     for flash in flashes.values():
         assert main(["phone", "erase", "--flash", str(flash)]) == 0
@@ -725,8 +727,9 @@ def test_ctl_lab_a_ctl_update_signing_with_a_new_itlrecovery_key_warns(
     assert "new since lab ctl-reset (generation " in warning, warning
     assert "stays locked: the ITL is signed by a new itlrecovery key too" in warning, warning
     assert warning.endswith(f"Way out, the CTL reset (seed Reset CTL Localkey): phoneemu lab ctl-reset "
-                            f"{root} localkey && phoneemu boot --lab {root} --flash FLASH && phoneemu lab "
-                            f"ctl-update {root} (FLASH: each phone's flash folder)."), warning
+                            f"{root} localkey && phoneemu fleet boot --lab {root} --flash FLEET && phoneemu "
+                            f"lab ctl-update {root} (FLEET: the folder of the phones' flashes, as fleet boot "
+                            "--flash keeps them)."), warning  # two phones: the fleet's (walk s39b)
     assert _boot_each(root, flashes, ports) == {RULE}
     assert _boot_each(root, flashes, ports) == {RULE}
     assert not _lockout_warnings(_err(["ctl-reset", str(root), "localkey"], capsys))
