@@ -25,9 +25,22 @@ Rules:
   a network duplicate and is ignored — before any ACK, and later too while the transfer progresses
   (its current packet not yet resent): a duplicated, reordered RRQ must not restart a running
   transfer; any other new RRQ from the same peer (or the same one to a stalled transfer)
-  supersedes the old transfer. A DATA or ACK on the main port from a peer without a transfer gets
-  ERROR 5 in ``ephemeral`` mode and nothing in ``shared`` mode, where that port is every transfer's
-  TID: it is a late copy from a finished transfer, and an ERROR would end the peer's next one.
+  supersedes the old transfer (in ``ephemeral`` mode the same RRQ, or one to a transfer not at its
+  last block, displaces it instead: below). A DATA or ACK on the main port from a peer without a
+  transfer gets ERROR 5 in ``ephemeral`` mode and nothing in ``shared`` mode, where that port is every
+  transfer's TID: it is a late copy from a finished transfer, and an ERROR would end the peer's next one.
+* Which transfer a client wants, only the client knows (``ephemeral`` mode, RFC 1350: each request gets
+  its own TID, the client refuses the other with ERROR 5). The same RRQ reaching a transfer at its last
+  block, or a stalled one, is either a new request (the client has the file; its final ACK was lost) or
+  a copy the network delayed past the ACKs that followed it (the last DATA was lost: the client waits
+  for it from the first TID). So the old transfer is not ended by the new request but *displaced*: it
+  runs on, on its own port, and ends once the client takes the new one (its first ACK there: outcome
+  ``ok`` "final ACK implied by a new request" at the last block, else ``aborted`` "superseded by a new
+  request from the same peer"), or by itself (its ACK, an ERROR, its retries). Was: ended at once, so a
+  client whose resent RRQ arrived late (a lossy WAN, a lagging loop) lost its last block for good and
+  stalled. At most one displaced transfer per peer (a newer one ends the older); each counts towards
+  ``max_transfers``. ``shared`` mode keeps one transfer per peer (one socket: the client's packets
+  cannot tell two transfers apart) and ends the old one at once as above.
 * ICMP "port unreachable" from the client (Linux ``IP_RECVERR`` on each ``ephemeral`` transfer socket,
   one ``setsockopt`` a transfer; in ``shared`` mode on the one socket, once: each error names the
   address its datagram went to, the transfer of that peer is looked up; nothing per datagram): the
@@ -505,6 +518,8 @@ class TftpServer:
         self.allow_peer = allow_peer
         self._transport: UdpSocket | None = None
         self._by_peer: dict[Addr, _Transfer] = {}
+        #: ephemeral mode: a peer's transfer a newer request of that peer displaced (module docstring)
+        self._displaced: dict[Addr, _Transfer] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self.now: Callable[[], float] = _not_started  # the loop's clock once started
         self.stats: dict[str, int] = {}  # outcome → count
@@ -536,10 +551,10 @@ class TftpServer:
 
     @property
     def active_transfers(self) -> int:
-        return len(self._by_peer)
+        return len(self._by_peer) + len(self._displaced)
 
     async def close(self) -> None:
-        for t in list(self._by_peer.values()):
+        for t in [*self._by_peer.values(), *self._displaced.values()]:
             t.finish("aborted", "server shutting down")
         if self._transport is not None:
             self._transport.close()
@@ -574,6 +589,29 @@ class TftpServer:
         entry = self._asked.get(t.peer) if self._asked else None
         if entry is not None and entry[0] == hash(t.request):
             del self._asked[t.peer]
+        if self._displaced and self._by_peer.get(t.peer) is t:
+            self._end_displaced(t.peer)
+
+    def _end_displaced(self, peer: Addr) -> None:
+        """The client ``peer`` took its newest transfer (module docstring, displaced transfers): the one
+        displaced ends, ``ok`` at its last block (the client had it), else ``aborted``."""
+        old = self._displaced.pop(peer, None)
+        if old is None:
+            return
+        if old.last:
+            old.finish("ok", "final ACK implied by a new request")
+        else:
+            old.finish("aborted", "superseded by a new request from the same peer")
+
+    def _displace(self, t: _Transfer) -> None:
+        """A new request of ``t``'s peer takes its place in the table; ``t`` runs on, on its own port, until
+        it ends or the client takes the new one (module docstring). An older displaced one of that peer
+        is ended: a client wants one transfer at a time."""
+        older = self._displaced.pop(t.peer, None)
+        if older is not None:
+            older.finish("aborted", "superseded by a new request from the same peer")
+        del self._by_peer[t.peer]
+        self._displaced[t.peer] = t
 
     def _lost_request(self, data: bytes, addr: Addr) -> bool:
         """The loss draw of an RRQ/WRQ: the i-th identical copy from one client socket since it last
@@ -678,6 +716,8 @@ class TftpServer:
                 # ephemeral mode: a stray packet to the main port gets ERROR 5 below
             elif t.ignores(data):
                 return
+            elif self.tid_mode == "ephemeral" and (data == t.request or not t.last):
+                self._displace(t)  # which of the two transfers the client wants, it tells (docstring)
             elif t.last:
                 # the client has the last block and asks again (its final ACK may still sit in the
                 # transfer socket's queue): the old transfer is complete
@@ -720,7 +760,7 @@ class TftpServer:
             self._refuse(transport, addr, ErrorCode.ACCESS_VIOLATION, "access violation", filename=name,
                          outcome="refused", detail="host not served")
             return
-        if len(self._by_peer) >= self.max_transfers:
+        if self.active_transfers >= self.max_transfers:
             self._refuse(transport, addr, ErrorCode.NOT_DEFINED, "server busy", filename=name,
                          outcome="busy")
             return
@@ -811,6 +851,8 @@ class TftpServer:
     def transfer_done(self, t: _Transfer, outcome: Outcome, detail: str) -> None:
         if self._by_peer.get(t.peer) is t:
             del self._by_peer[t.peer]
+        elif self._displaced.get(t.peer) is t:
+            del self._displaced[t.peer]
         if t.transport is not self._transport:
             t.transport.close()
         if outcome != "ok":

@@ -7,6 +7,10 @@ and what the client sends there goes on to the server's port P. Counters per opc
 a test count retransmissions and spot a storm. Bounded: at most ``max_sessions`` clients and
 ``max_ports`` server ports per client, every impairment delay at most ``delay + jitter``, and the proxy
 stops by itself after ``lifetime`` seconds.
+
+A test may script the link instead of drawing its fate: ``intercept(direction, datagram, send)`` is asked
+first for every datagram; returning True, it has taken the datagram and calls ``send()`` when it lets it
+through (at once, later, or never: lost), always to the destination the datagram was sent to.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import collections
 import contextlib
 import random
 import socket
+from collections.abc import Callable
 from typing import Any
 
 HOST = "127.0.0.1"
@@ -67,6 +72,8 @@ class LossyProxy:
         self.duplicated = 0
         self.log: list[tuple[str, tuple[Any, ...], bytes]] = []  # (direction, client, datagram) as seen
         self.keep_log = False
+        #: a scripted link (module docstring): (direction, datagram, send) -> taken
+        self.intercept: Callable[[str, bytes, Callable[[], None]], bool] | None = None
         self._main: asyncio.DatagramTransport | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopper: asyncio.TimerHandle | None = None
@@ -111,6 +118,9 @@ class LossyProxy:
                  dest: tuple[Any, ...]) -> None:
         op = opname(data)
         self.seen[direction, op] += 1
+        if self.intercept is not None and self.intercept(direction, data,
+                                                         lambda: self._out(direction, op, tr, data, dest)):
+            return
         loss = self.loss_up if direction == "up" else self.loss_down
         copies = 1
         if self.dup > 0.0 and self.rng.random() < self.dup:
