@@ -25,12 +25,17 @@ Rules:
   connection's, and reading it after a later TLS error (OpenSSL then says "handshake not done yet":
   a ValueError) or a declined renegotiation (phoneemu.net.tls) cannot fail.
 * A server that answers, but not with TLS — its first bytes no TLS record header (a content type 20-24, then
-  version major 3): an HTTP or SSH server on the TVS port, a TVS speaking its frames without TLS — is said
-  so, whatever ended the handshake (OpenSSL's ``WRONG_VERSION_NUMBER``, the server closing, the deadline):
-  ``HOST:PORT: the server answered, but not with TLS (first bytes: 48 54 54 50 2f 31 2e 31 ...: looks like
-  HTTP)``, kind ``"tls"`` as a handshake failure (ours) — told apart from a real handshake failure (a TLS
-  alert, a version refused) and from no answer (closed with nothing sent, a timeout with nothing heard).
-  At most :data:`HEAD_SHOWN` bytes of it are kept and shown.
+  version major 3): an HTTP or SSH server on the TVS port, a SIP server on the SIPS port, a TVS or CAPF
+  speaking its frames without TLS — is said so, whatever ended the handshake (OpenSSL's
+  ``WRONG_VERSION_NUMBER``, the server closing, the deadline), and refused at its first byte that cannot
+  begin a record as it comes (no wait for OpenSSL's 5-byte record header): ``HOST:PORT: the server
+  answered, but not with TLS (it begins 48 ('H'): looks like HTTP?)``, kind ``"tls"`` as a handshake
+  failure (ours) — told apart from a real handshake failure (a TLS alert, a version refused) and from no
+  answer (closed with nothing sent, a timeout with nothing heard). Its bytes are quoted up to that byte,
+  never further (at most :data:`HEAD_SHOWN`: ``begins 16 01``), and what it may be is told by that byte
+  when it is the first ('H' HTTP, 'S' SSH or SIP, 0x57 a TVS frame, 0x55 a CAPF frame): the same text
+  whatever pieces the bytes came in (was: the bytes the handshake's reads held, up to 8: ``48 54 54 50 2f
+  31 2e 31 ...`` whole, ``48 54 54 50 2f`` a byte at a time).
 * A handshake failure after the server asked for a client certificate (its TLS 1.0-1.2
   CertificateRequest, read from the server's first :data:`~phoneemu.net.tls_handshake.HANDSHAKE_LIMIT`
   bytes, kept until the handshake ends) says so: a TLS 1.2 server that requires one answers a phone
@@ -80,12 +85,13 @@ HANDSHAKE_MAX_BYTES = 1 << 20
 #: complete TLS record"); the caller's deadline bounds the time
 RECV_MAX_ROUNDS = 1 << 17
 
-#: the server's first bytes a failure shows when they are not TLS (module docstring)
-HEAD_SHOWN = 8
+#: the server's first bytes a refusal quotes at most: a record's content type and version major (docstring)
+HEAD_SHOWN = 2
 #: TLS record content types (RFC 8446 §5.1, RFC 6520): the first byte of a server's answer that is TLS
 _TLS_RECORD_TYPES = frozenset({20, 21, 22, 23, 24})
-#: what a server's first bytes that are not TLS look like (ours; prefixes of at most HEAD_SHOWN bytes)
-_LOOKS_LIKE = ((b"HTTP/", "HTTP"), (b"SSH-", "SSH"), (b"\x57\x01", "a TVS frame without TLS (spec §E.2)"))
+#: what a server's answer that is not TLS may be, told by its first byte: the one refused (module docstring)
+_LOOKS_LIKE = {0x48: "HTTP?", 0x53: "SSH or SIP?", 0x57: "a TVS frame, a TVS without TLS? (spec §E.2)",
+               0x55: "a CAPF frame, a CAPF without TLS? (spec §F.2)"}
 
 _READ_SIZE = 65536
 _MAX_ADDRESSES = 8  # addresses of one name tried, in the resolver's order
@@ -181,6 +187,16 @@ def _handshake_records(stream: bytes) -> bytes:
     return stream[:pos]
 
 
+def _refused_head(head: bytes | bytearray) -> bytes:
+    """``head`` up to its first byte that cannot begin a TLS record (a content type 20-24, then version major
+    3), or ``b""`` when none of it is refused: it may be TLS (module docstring)."""
+    if head[:1] and head[0] not in _TLS_RECORD_TYPES:
+        return bytes(head[:1])
+    if head[1:2] and head[1] != 3:
+        return bytes(head[:2])
+    return b""
+
+
 def _discard(conn: TlsClientConnection | None, sock: socket.socket | None) -> None:
     """Close what a failed :meth:`TlsClientConnection.open` had made."""
     if conn is not None:
@@ -213,7 +229,7 @@ class TlsClientConnection:
         self._lost: OSError | None = None
         self._seen: bytearray | None = bytearray()  # the server's bytes until the handshake ends (bounded)
         self._got = 0  # how many bytes the server sent in the handshake (HANDSHAKE_MAX_BYTES)
-        self._head = b""  # the server's first bytes, kept when the handshake failed (module docstring)
+        self._head = b""  # the server's first bytes up to one refused, when the handshake failed (docstring)
         self._peer: bytes | None = None  # the handshake's server certificate and description (docstring)
         self._described = "? ?"
         loop.add_reader(self._fd, self._on_readable)  # one registration for the connection's life
@@ -273,27 +289,33 @@ class TlsClientConnection:
                     await self._fill()
                 except ssl.SSLError as exc:
                     raise await self._handshake_error(exc) from exc
+                if _refused_head(self._seen or b""):  # as it comes, not at OpenSSL's 5th byte (docstring)
+                    where = host_port(self.host, self.port)
+                    raise TransportError(f"{where}: TLS handshake failed: no TLS record header", kind="tls")
                 if self._got > HANDSHAKE_MAX_BYTES:
                     break
             raise TransportError(f"{host_port(self.host, self.port)}: TLS handshake did not finish within "
                                  f"{HANDSHAKE_MAX_BYTES} bytes from the server ({self._got} received)",
                                  kind="tls")
-        except BaseException:  # (a timeout's cancellation too) its first bytes, for open's reason
-            self._head = bytes((self._seen or b"")[:HEAD_SHOWN])
+        except BaseException:  # (a timeout's cancellation too) its first bytes refused, for open's reason
+            self._head = _refused_head(self._seen or b"")
             raise
         finally:
             self._seen = None
 
     def _not_tls(self) -> TransportError | None:
-        """The failure of a handshake whose server answered with bytes that are no TLS record (module
-        docstring), or None: nothing came, or what came may be TLS."""
+        """The failure of a handshake whose server answered with bytes that are no TLS record, quoted up to
+        the first that cannot begin one, its hint told by that byte when it is the first (module docstring);
+        or None: nothing came, or what came may be TLS."""
         head = self._head
-        if not head or (head[0] in _TLS_RECORD_TYPES and (len(head) < 2 or head[1] == 3)):
+        if not head:
             return None
-        shown = " ".join(f"{b:02x}" for b in head) + (" ..." if self._got > len(head) else "")
-        like = next((f": looks like {what}" for prefix, what in _LOOKS_LIKE if head.startswith(prefix)), "")
+        shown = " ".join(f"{b:02x}" for b in head)
+        text = head.decode("latin-1")
+        said = f" ({text!r})" if text.isascii() and text.isprintable() else ""  # text: "H", "S"
+        like = f": looks like {_LOOKS_LIKE[head[0]]}" if len(head) == 1 and head[0] in _LOOKS_LIKE else ""
         return TransportError(f"{host_port(self.host, self.port)}: the server answered, but not with TLS "
-                              f"(first bytes: {shown}{like})", kind="tls")
+                              f"(it begins {shown}{said}{like})", kind="tls")
 
     async def _handshake_error(self, exc: ssl.SSLError) -> TransportError:
         """Why the handshake failed, in words (module docstring)."""

@@ -9,8 +9,8 @@ Rules:
   ``TransportError(kind=...)`` with the kind of the last failure — ``"unreachable"``, ``"timeout"``,
   ``"tls"`` (handshake failure or refused server certificate) or ``"protocol"`` — and every attempt in
   the message. A server that answers the ClientHello, but not with TLS (an HTTP server on the TVS port),
-  is said so with its first bytes (``HOST:PORT: the server answered, but not with TLS (first bytes: 48 54
-  54 50 ...: looks like HTTP)``, :mod:`phoneemu.net.tls_client`), not as a handshake failure nor as no
+  is said so with its first bytes (``HOST:PORT: the server answered, but not with TLS (it begins 48 ('H'):
+  looks like HTTP?)``, :mod:`phoneemu.net.tls_client`), not as a handshake failure nor as no
   answer; its kind stays ``"tls"``, and the phone's decision is the same: a TVS that cannot be asked is
   unreachable (spec §G.3.4).
 * Time: ``timeout`` bounds each server's whole attempt — name lookup, connect, TLS handshake, request

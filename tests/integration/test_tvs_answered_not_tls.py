@@ -31,8 +31,7 @@ run = run_within(10)
 HOST = "127.0.0.1"
 TIMEOUT = 0.5
 HTTP = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"
-NOT_TLS_HTTP = ("the server answered, but not with TLS (first bytes: 48 54 54 50 2f 31 2e 31 ...: looks like "
-                "HTTP)")
+NOT_TLS_HTTP = "the server answered, but not with TLS (it begins 48 ('H'): looks like HTTP?)"
 ALERT = b"\x15\x03\x03\x00\x02\x02\x28"  # a TLS alert record: fatal handshake_failure (a real TLS refusal)
 NOW = 1_780_000_000
 MAC = "0A00000000D5"
@@ -80,11 +79,12 @@ def _open_fails(sent: bytes, *, then_close: bool = True) -> tuple[int, Transport
     # was "TLS handshake failed: WRONG_VERSION_NUMBER"
     (HTTP, True, NOT_TLS_HTTP),
     (b"SSH-2.0-OpenSSH_9.6\r\n", False,
-     "the server answered, but not with TLS (first bytes: 53 53 48 2d 32 2e 30 2d ...: looks like SSH)"),
+     "the server answered, but not with TLS (it begins 53 ('S'): looks like SSH or SIP?)"),
     # fewer bytes than a record header: was "the server closed the connection during the TLS handshake (3
-    # bytes from it)" (kind unreachable), and held open "TLS handshake timeout after 0.5s"
-    (b"no\n", True, "the server answered, but not with TLS (first bytes: 6e 6f 0a)"),
-    (b"no\n", False, "the server answered, but not with TLS (first bytes: 6e 6f 0a)"),
+    # bytes from it)" (kind unreachable), and held open "TLS handshake timeout after 0.5s"; quoted up to the
+    # first byte that cannot begin a TLS record (X39: the same text however the bytes came)
+    (b"no\n", True, "the server answered, but not with TLS (it begins 6e ('n'))"),
+    (b"no\n", False, "the server answered, but not with TLS (it begins 6e ('n'))"),
 ])
 def test_an_answer_that_is_not_tls_is_said_with_its_first_bytes(sent: bytes, then_close: bool,
                                                                  said: str) -> None:
