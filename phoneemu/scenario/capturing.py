@@ -24,7 +24,12 @@ Rules:
   the thread could not keep up (``PACKET_STATISTICS``, read at close) are counted in ``kernel_drops``
   and the note file says so. Each packet's time is the kernel's, when it received the packet
   (``SO_TIMESTAMPNS``, read with the packet), not when the thread read it: deltas and jitter hold
-  under load; where the kernel gives none, the reading time is used and the note file says so.
+  under load; where the kernel gives none, the reading time is used and the note file says so. The
+  kernel turns its stamping on (for every socket at once) in a deferred work item when the first socket
+  asks for it, and a packet that arrives before that runs is stamped when it is read: the capture reports
+  itself started (its constructor returns) only once a probe datagram on ``_STAMP_PROBE_HOST`` (outside
+  the lab range) comes back stamped before it was read — for at most ``_STAMP_WAIT_S`` seconds; past
+  that it goes on and the note file says the first packets' times may be their reading's (our rule).
   ``close()`` drains what the kernel queued before the stop — ``_DRAIN_S`` seconds as usual, then
   without looks at ``/proc`` until each socket is empty or gives a packet the kernel stamped after the
   stop, for at most ``_HURRY_S`` seconds more (unread packets then are said in the note) —, stops the
@@ -174,6 +179,12 @@ _TIMESPEC = struct.Struct("@ll")
 _CMSG_SPACE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
 _PEER_FILE_MAX = 4 << 20  # bytes of <pcap>.peers read (the phones' connections in other processes)
 _NAMED_HOSTS = 10  # hosts named in the note file's line of dropped tentative packets
+#: how long the start waits for the kernel to stamp packets on arrival (our bound, module rules)
+_STAMP_WAIT_S = 1.0
+#: the probe datagrams' address: a loopback address outside the lab range, which no capture keeps
+_STAMP_PROBE_HOST = "127.255.255.254"
+#: between a probe's arrival and its reading: a stamp taken at the reading comes after it
+_PROBE_GAP_S = 0.002
 _DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 
 
@@ -500,6 +511,46 @@ def _kernel_time(ancdata: list[tuple[int, int, bytes]]) -> float | None:
     return None
 
 
+def _stamps_on_arrival(receiver: socket.socket, sender: socket.socket, wait_s: float) -> bool:
+    """One probe: a datagram from ``sender`` to ``receiver`` (``SO_TIMESTAMPNS`` on), read
+    ``_PROBE_GAP_S`` after it is queued. True when its kernel time is before the reading began (stamped
+    as it arrived); False when stamped as it was read, or it did not come within ``wait_s``."""
+    probe = os.urandom(8)
+    sender.sendto(probe, receiver.getsockname())
+    poller = select.poll()
+    poller.register(receiver, select.POLLIN)
+    if not poller.poll(max(1, int(wait_s * 1000))):
+        return False
+    time.sleep(_PROBE_GAP_S)
+    reading = time.time()
+    data, ancdata, _flags, _addr = receiver.recvmsg(64, _CMSG_SPACE)
+    stamp = _kernel_time(ancdata)
+    return data == probe and stamp is not None and stamp < reading
+
+
+def _wait_for_arrival_stamps() -> bool:
+    """Return True once the kernel stamps a loopback datagram as it arrives (``_stamps_on_arrival``), False
+    after ``_STAMP_WAIT_S`` (at most 100 probes) or where the probe cannot be made (module rules)."""
+    deadline = time.monotonic() + _STAMP_WAIT_S
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver, \
+                socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            receiver.bind((_STAMP_PROBE_HOST, 0))
+            sender.bind((_STAMP_PROBE_HOST, 0))
+            if not _enable_kernel_timestamps(receiver):
+                return False
+            for _ in range(100):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                if _stamps_on_arrival(receiver, sender, left):
+                    return True
+                time.sleep(min(0.01, max(0.0, deadline - time.monotonic())))
+    except OSError:
+        return False
+    return False
+
+
 def _proc_address(text: str) -> bytes:
     """A ``/proc/net`` hex address as packed bytes: 32-bit words in host (little-endian) order."""
     raw = bytes.fromhex(text)
@@ -734,6 +785,8 @@ class LiveCapture(CaptureSink):
         self.tentative_overflow = 0  # such packets not spooled: that budget was spent
         self._stop = threading.Event()
         self._scan()
+        #: the kernel was seen stamping packets on arrival before the start returned (module rules)
+        self.arrival_stamps = self.kernel_timestamps and _wait_for_arrival_stamps()
         self._thread = threading.Thread(target=self._run, name=f"capture:{path.stem}", daemon=True)
         self._thread.start()
 
@@ -1147,6 +1200,10 @@ class LiveCapture(CaptureSink):
             problems.append(f"Left out: {counted(self.dropped_tentative, 'packet')} with {shown}{more}: a "
                             "TCP connection was opened with them during the capture, but no phone said it"
                             " connects there and no look found it the phones' (another program's)")
+        if self.kernel_timestamps and not self.arrival_stamps:
+            problems.append(f"The kernel was not seen stamping packets as they arrive within "
+                            f"{_STAMP_WAIT_S:g} s of the capture's start (a loaded machine): the first "
+                            "packets' times may be when the capture thread read them")
         if not self.kernel_timestamps:
             problems.append("The packets' times are when the capture thread read them, not when the kernel "
                             "received them (no SO_TIMESTAMPNS here): deltas and jitter may be distorted")

@@ -33,7 +33,6 @@ TFTP_HOST = "127.0.0.74"  # the capture's --tftp host (SINK_HOSTS: a test's own)
 PHONE_PEER = "127.0.0.75"  # a server a phone connects to (IPv4 case)
 OTHER_PEER = "127.0.0.76"  # a server another program connects to
 SHARD_PEER = "127.0.0.77"  # a server a phone of another process (a fleet shard) connects to
-STAMP_PROBE_HOST = "127.0.0.83"  # the datagrams that show the kernel stamps packets (no capture's host)
 #: the --tftp host of the tests that send datagrams with it, one each: a capture keeps every packet with
 #: its host, and this file's tests run side by side on xdist workers (test_packet_times_are_the_kernels
 #: read the "first" datagram of test_a_capture_thread_slow_to_stop_still_leaves_the_pcap as its own)
@@ -42,45 +41,6 @@ SINK_HOSTS = {
     "test_a_capture_thread_slow_to_stop_still_leaves_the_pcap": "127.0.0.81",
     "test_packets_still_unread_when_the_drain_ends_are_said": "127.0.0.82",
 }
-
-
-def _wait_for_arrival_stamps() -> None:
-    """Return once the kernel stamps a loopback packet as it arrives (at most 50 tries, 10 s). The first
-    socket to ask for SO_TIMESTAMPNS turns the kernel's stamping on in a deferred work item, which a loaded
-    machine runs late: a packet sent before then is stamped when it is read. (A datagram of
-    test_packet_times_are_the_kernels then read 0.1 s before the one sent 0.2 s after it; the backlog of
-    test_packets_still_unread_when_the_drain_ends_are_said read after the stop looked sent after it, and
-    the drain ended at once with nothing said unread.)"""
-    from phoneemu.scenario import capturing
-
-    with socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(capturing._ETH_P_ALL)) as raw, \
-            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-        raw.bind(("lo", 0))
-        raw.setsockopt(socket.SOL_SOCKET, capturing._SO_TIMESTAMPNS, 1)
-        raw.settimeout(5)
-        udp.bind((STAMP_PROBE_HOST, 0))
-        deadline = time.monotonic() + 10
-        for attempt in range(50):
-            probe = b"stamp probe %d" % attempt
-            sent = time.time()
-            udp.sendto(probe, udp.getsockname())
-            time.sleep(0.05)  # read well after the send: a stamp taken at reading shows
-            stamp = _probe_stamp(raw, probe)
-            if (stamp is not None and stamp - sent < 0.025) or time.monotonic() > deadline:
-                return
-
-
-def _probe_stamp(raw: socket.socket, probe: bytes) -> float | None:
-    """The kernel's time of ``probe`` as it arrived on ``raw`` (other packets and the outgoing copy
-    skipped; None: it did not come)."""
-    from phoneemu.scenario import capturing
-
-    with contextlib.suppress(TimeoutError):
-        for _ in range(10_000):
-            frame, ancdata, _flags, addr = raw.recvmsg(65536, capturing._CMSG_SPACE)
-            if frame.endswith(probe) and addr[2] != socket.PACKET_OUTGOING:
-                return capturing._kernel_time(ancdata)
-    return None
 
 
 class Gate:
@@ -112,17 +72,20 @@ def sink_host(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def sink(tmp_path: Path, sink_host: str) -> Iterator[LiveCapture]:
+def sink(tmp_path: Path, sink_host: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveCapture]:
+    """The test's live capture, started once the kernel stamps packets on arrival (the capture waits for
+    it, module rules; here for up to 10 s, a loaded machine: its deferred switch-on gave read-time stamps,
+    a datagram of test_packet_times_are_the_kernels read 0.1 s before the one sent 0.2 s after it)."""
     from phoneemu.commands._capture import open_host_capture
+    from phoneemu.scenario import capturing
 
+    monkeypatch.setattr(capturing, "_STAMP_WAIT_S", 10.0)
     try:
         cap = open_host_capture(tmp_path / "boot.pcap", tmp_path / "boot.keys", sink_host)
     except PhoneEmuError as exc:
         pytest.skip(f"live capture not possible here: {exc}")
     assert cap is not None
     try:
-        if cap.kernel_timestamps:
-            _wait_for_arrival_stamps()
         yield cap
     finally:
         cap.close()
