@@ -385,10 +385,25 @@ def serve_in_thread(cluster: Any, host: str = "127.0.0.1", **options: Any) -> tu
             started.set()
             await asyncio.wait_for(stop.wait(), 120)
 
+    def run_servers() -> None:
+        """The servers' thread: an exception before they listen (a port taken) is kept for the caller,
+        which ``started`` wakes at once."""
+        try:
+            loop.run_until_complete(main(stop_ev))
+        except BaseException as exc:
+            if started.is_set():
+                raise
+            ready["failed"] = exc
+            started.set()
+
     stop_ev = asyncio.Event()
-    t = threading.Thread(target=lambda: loop.run_until_complete(main(stop_ev)), daemon=True)
+    t = threading.Thread(target=run_servers, daemon=True)
     t.start()
-    assert started.wait(60)
+    assert started.wait(60), "the lab servers did not start within 60 s"
+    if "failed" in ready:  # the thread's own exception, at once (was: 60 s, then a bare assert)
+        t.join(30)
+        loop.close()
+        raise ready["failed"]
 
     def stop() -> None:
         loop.call_soon_threadsafe(stop_ev.set)
