@@ -4,7 +4,10 @@
 Was: ``lab itl-reset`` and ``lab ctl-reset`` printed only who signs the list now - not that the phones are
 to be reset before ``restart-tftp`` / ``ctl-update`` (run first, it serves the list they refused again);
 ``lab add-certs`` taking the ITL above 64 KiB printed its md5 only, each phone then refusing it
-(``G.3.1-oversize``) at its next reset.
+(``G.3.1-oversize``) at its next reset; ``remove-certs --count N`` that left the ITL above the limit said
+nothing (the phones stayed locked out while the engineer took the oversized-ITL rehearsal for undone), and
+``add-certs`` said each phone "keeps its installed ITL", which reads as harmless: it takes no config
+either, it is locked out (walkthrough s39).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from pathlib import Path
 import pytest
 
 from phoneemu.cli import main
+
+_LIMIT = 65536
 
 
 @pytest.fixture
@@ -52,3 +57,40 @@ def test_add_certs_says_when_the_itl_crosses_64_kib(lab: Path, capsys: pytest.Ca
     assert size > 65536
     assert f"note: the ITL is {size} bytes, above the phones' 64 KiB" in err
     assert "G.3.1-oversize" in err and f"phoneemu lab remove-certs {lab}" in err
+
+
+def _itl_size(lab: Path) -> int:
+    return (lab / "tftp" / "ITLFile.tlv").stat().st_size
+
+
+def test_add_certs_above_the_limit_says_the_phones_are_locked_out(lab: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    err = _err(capsys, "lab", "add-certs", str(lab), "--count", "60")
+    assert _itl_size(lab) > _LIMIT
+    assert f"the ITL is {_itl_size(lab)} bytes, above the phones' 64 KiB (65536-byte) limit (60 extra " in err
+    assert "takes no config: locked out (G.3.1-oversize" in err
+
+
+def test_remove_certs_leaving_it_above_the_limit_says_so(lab: Path,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["lab", "add-certs", str(lab), "--count", "60"]) == 0
+    err = _err(capsys, "lab", "remove-certs", str(lab), "--count", "1")
+    assert _itl_size(lab) > _LIMIT
+    assert err.startswith(f"phoneemu lab remove-certs: note: the ITL is still {_itl_size(lab)} bytes, above "
+                          "the phones' 64 KiB (65536-byte) limit (59 extra certificates; ")
+    assert "locked out (G.3.1-oversize" in err and f"phoneemu lab remove-certs {lab} removes the rest" in err
+
+
+def test_remove_certs_back_under_the_limit_says_the_phones_take_it(
+        lab: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["lab", "add-certs", str(lab), "--count", "60"]) == 0
+    err = _err(capsys, "lab", "remove-certs", str(lab))
+    assert _itl_size(lab) <= _LIMIT
+    assert err == (f"phoneemu lab remove-certs: note: the ITL is {_itl_size(lab)} bytes, back under the "
+                   "phones' 64 KiB (65536-byte) limit: each phone takes it at its next reset\n")
+
+
+def test_remove_certs_under_the_limit_all_along_says_nothing(lab: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["lab", "add-certs", str(lab), "--count", "3"]) == 0
+    assert _err(capsys, "lab", "remove-certs", str(lab), "--count", "1") == ""
