@@ -765,9 +765,6 @@ OUTCOMES = ("accepted", "locked out", "failed")
 
 #: the rules of a lockout because no TVS server answered (spec §G.3.4, §G.4 (c))
 _TVS_UNREACHABLE_RULES = frozenset({"G.3.4-tvs-unreachable", "G.4-tvs-unreachable"})
-#: how the offline TVS answers a QUERY with no ``--tvs-cert`` to vouch for (:func:`phoneemu.scenario.replay.
-#: offline_tvs`), in the deciding reason after each server tried
-_OFFLINE_TVS_DOWN = "TVS unavailable offline"
 #: what a lockout resting on the offline TVS waits on, said after "would lock out" (README: predict's TVS)
 TVS_OFFLINE_ASK = "offline: ask it with --tvs-live, or give --tvs-cert"
 
@@ -777,8 +774,12 @@ def rests_on_offline_tvs(rule: object, reason: object) -> bool:
     server unreachable (no ``--tvs-cert``, ``--tvs-reachable`` nor ``--tvs-live``, README): a
     ``-tvs-unreachable`` rule (spec §G.3.4, §G.4) whose servers were tried offline — not a QUERY too large
     to send, nor a config naming no TVS server, which no TVS answer changes. Such a phone is said to lock out
-    *if its TVS cannot be reached* (was: plainly, 200 of 200 where the real boot was 200 ok, TVS vouching)."""
-    return rule in _TVS_UNREACHABLE_RULES and isinstance(reason, str) and _OFFLINE_TVS_DOWN in reason
+    *if its TVS cannot be reached* (was: plainly, 200 of 200 where the real boot was 200 ok, TVS vouching).
+    Told by the offline TVS's own words in the reason, after each server tried
+    (:data:`phoneemu.scenario.replay.TVS_UNAVAILABLE_OFFLINE`, imported: never a copy that could drift)."""
+    from phoneemu.scenario.replay import TVS_UNAVAILABLE_OFFLINE
+
+    return rule in _TVS_UNREACHABLE_RULES and isinstance(reason, str) and TVS_UNAVAILABLE_OFFLINE in reason
 
 
 @dataclass(frozen=True, kw_only=True)

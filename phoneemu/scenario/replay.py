@@ -165,6 +165,7 @@ __all__ = [
     "NOT_IN_CAPTURE",
     "RECORD_COST",
     "SLOT_COST",
+    "TVS_UNAVAILABLE_OFFLINE",
     "CaptureIndex",
     "Download",
     "Limits",
@@ -782,6 +783,12 @@ class ReplayResult:
                 **({"sip": [c.as_dict() for c in self.sip]} if self.sip else {})}
 
 
+#: what the offline TVS says with no certificate to vouch for (:func:`offline_tvs`); ``predict`` tells a
+#: lockout that rests on it by these words in the deciding reason
+#: (:func:`phoneemu.scenario.predict.rests_on_offline_tvs`): one text, written here only
+TVS_UNAVAILABLE_OFFLINE = "TVS unavailable offline"
+
+
 def offline_tvs(certificates: Sequence[Any], roles: frozenset[int]) -> Any:
     """A :class:`~phoneemu.phone.boot.TvsAsker` vouching for ``certificates`` (see module rules)."""
     from phoneemu.crypto.certs import cert_der, dn_text, normalise_dn
@@ -791,7 +798,7 @@ def offline_tvs(certificates: Sequence[Any], roles: frozenset[int]) -> Any:
 
     async def ask(_servers: Any, key: Any, **_kw: Any) -> Any:
         if not certificates:
-            raise TransportError("TVS unavailable offline (no --tvs-cert for it to vouch for)",
+            raise TransportError(f"{TVS_UNAVAILABLE_OFFLINE} (no --tvs-cert for it to vouch for)",
                                  kind="unreachable")
         der = known.get((normalise_dn(key.issuer), int.from_bytes(key.serial, "big")))
         return TvsAnswer(cert_der=der, roles=roles) if der is not None else TvsStatus.NOT_FOUND
