@@ -84,7 +84,7 @@ def pytest_collection() -> Iterator[object]:
 def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
     """At a module's last test (module docstring), once its module fixtures are finalised (trylast: after
     pytest's own teardown): collect, then freeze what survives."""
-    if nextitem is None or nextitem.module is not getattr(item, "module", None):  # type: ignore[attr-defined]
+    if nextitem is None or getattr(nextitem, "module", None) is not getattr(item, "module", None):
         gc.collect()
         gc.freeze()
 
