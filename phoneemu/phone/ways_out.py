@@ -191,11 +191,16 @@ _EXPORT = WayOut(
     "Between Clusters names the problem, problem 3, not this procedure)",
     "phoneemu lab exchange OLD NEW && phoneemu lab restart-tvs OLD", "migration-old-tvs-unaware")
 _ROLLBACK = WayOut(
-    "a migration, moving away from a cluster that still serves them; not a lockout on their own cluster, "
-    "whose rollback ITL has the signer they refuse",
+    "moving away from a cluster that still serves them",
     "Prepare Cluster for Rollback to pre-8.0 on the old cluster and reset the phones there first: the "
     f"empty ITL accepts any new ITL{_NOT_WITH_A_CTL} (seed: Migrate IP Phones Between Clusters)",
     "phoneemu lab rollback OLD on", "rollback-empty-itl-escape")
+#: the rollback under the TVS rules that lock phones out on their own cluster too (module doc): a migration's
+#: way only, said so (under the config rules the rollback's empty ITL does let the phones take an unsigned
+#: config, G.4-empty-itl-accepts-unsigned: not said there)
+_ROLLBACK_MIGRATION_ONLY = replace(
+    _ROLLBACK, when="a migration, moving away from a cluster that still serves them; not a lockout on "
+    "their own cluster, whose rollback ITL has the signer they refuse")
 _ITL_RESET = WayOut(
     "their own cluster, its ITLRecovery or TVS certificate regenerated",
     "utils itl reset localkey (or remotekey with the exported ITLRecovery.p12), reset the phones, then "
@@ -364,8 +369,8 @@ _ITL_WAYS: dict[str, tuple[WayOut, ...]] = {
     "G.3.4-tvs-unknown-signer": (_EXPORT, _ROLLBACK, _ITL_RESET, _DELETE),
     # the bulk ITL reset before the rollback: these lock phones out on their own cluster too (its ITLRecovery
     # or TVS certificate regenerated), where the rollback ITL, signed by the signer they refuse, does not help
-    "G.3.4-tvs-unreachable": (_TVS_BACK, _ITL_RESET, _ROLLBACK, _DELETE),
-    "G.3.4-tvs-server-untrusted": (_ITL_RESET, _ROLLBACK, _DELETE),
+    "G.3.4-tvs-unreachable": (_TVS_BACK, _ITL_RESET, _ROLLBACK_MIGRATION_ONLY, _DELETE),
+    "G.3.4-tvs-server-untrusted": (_ITL_RESET, _ROLLBACK_MIGRATION_ONLY, _DELETE),
     # no bulk export (_EXPORT) under a wrong role: not documented for it (module doc: spec §E.6, §E.7.4, §G.6)
     "G.3.4-tvs-wrong-role": (_ROLLBACK, _ITL_RESET, _DELETE_WRONG_ROLE),
     "G.3.5-reject-unknown-signer": (_ROLLBACK, _ITL_RESET, _DELETE),
@@ -530,7 +535,7 @@ def ways_out(rule: str, kind: str, reason_code: str | VerifyReason | None = None
 
 
 #: the ways through the rollback (empty) ITL: none helps a phone holding a CTL (module doc)
-_THROUGH_ROLLBACK = frozenset({_ROLLBACK, _CENTRAL, _PRE_8})
+_THROUGH_ROLLBACK = frozenset({_ROLLBACK, _ROLLBACK_MIGRATION_ONLY, _CENTRAL, _PRE_8})
 
 #: the rules under which the lists a phone holds choose its ways (:func:`_for_held`): no list it holds and
 #: no TVS vouches for the signer (spec §G.3.4, §G.3.5, §G.4), or a trust list refuses an unsigned config.

@@ -97,6 +97,17 @@ def test_the_own_cluster_ways_out_list_the_itl_reset_before_the_rollback() -> No
         assert "not a lockout on their own cluster" in rollback.when
 
 
+def test_the_rollback_is_not_said_useless_where_it_helps() -> None:
+    """Review (s39): the own-cluster caveat was on every rule's rollback — under the config rules its empty
+    ITL does let the phones take an unsigned config (G.4-empty-itl-accepts-unsigned), and under the
+    migration rules it is the way."""
+    for rule, kind in (("G.3.5-reject-unknown-signer", "ITL"), ("G.3.4-tvs-unknown-signer", "ITL"),
+                       ("G.3.4-tvs-wrong-role", "ITL"), ("G.4-reject-unknown-signer", "config"),
+                       ("G.4-tvs-server-untrusted", "config"), ("G.4-tvs-wrong-role", "config")):
+        rollback = next(w for w in ways_out(rule, kind) if "rollback OLD on" in w.lab)
+        assert rollback.when == "moving away from a cluster that still serves them", (rule, rollback.when)
+
+
 def _fleet_doc(locked: int, offline: int) -> dict[str, Any]:
     return {"source": "fleet", "fleet_flash": None, "signed_by_lab": None, "new_files": [],
             "tvs": "unreachable", "predicted": 10, "skipped": 0, "skipped_entries": [], "by_model": {},
