@@ -42,14 +42,15 @@ Rules:
   lab's ``tid_mode="shared"``) is reused only when the file's
   final DATA had a block number of 2 or more on the wire (our convention; RFC 1350 asks for fresh
   TIDs). Why that is safe: such a server keeps one transfer per client address, so once our next
-  request reaches it, it sends nothing more of the previous file; what it sent before comes first
-  (one socket pair, in order), and that can only be copies of the final DATA (lock-step: every
-  earlier block was acknowledged before the next was sent) — or an ERROR if it gave up on our final
-  ACK, which fails the next transfer and never gives it wrong bytes. The next transfer takes only
-  DATA 1 (or an OACK/ERROR) as its first answer, so a late final DATA 2+ is ignored; a late final
-  DATA 1 (a one-block file, common with ``blksize``) would be taken for the next file — a stale
-  config, seen about once in 10,000 fleet boots when such sockets were reused —, so that socket is
-  closed.
+  request reaches it, it sends nothing more of the previous file but, the lab's ``shared`` mode, its
+  final DATA once more if the request is the same; what it sent before comes first (one socket pair, in
+  order), and that can only be copies of the final DATA (lock-step: every earlier block was acknowledged
+  before the next was sent) — or an ERROR if it gave up on our final ACK, which fails the next transfer
+  and never gives it wrong bytes. The next transfer takes only DATA 1 (or an OACK/ERROR) as its first
+  answer, so a late final DATA 2+ is not taken: it is re-ACKed (the dally; the server's old transfer
+  ends ``ok``) and our RRQ goes again at its timeout; a late final DATA 1 (a one-block file, common
+  with ``blksize``) would be taken for the next file — a stale config, seen about once in 10,000 fleet
+  boots when such sockets were reused —, so that socket is closed.
 * Imperfect networks (reordering, duplicates: ``tests/integration/test_tftp_loss.py``). A server runs a
   second transfer when a copy of our RRQ reaches it after the first transfer ended: our own resent RRQ
   (an answer slower than the timeout) or one the network duplicated. Its DATA 1 comes from a new port
@@ -60,12 +61,12 @@ Rules:
   256 cost nothing measurable), and while idle it answers DATA/OACK from another port of its last server
   with ERROR 5 (RFC 1350) and is then not reused either; a late copy of the previous transfer's final
   DATA 1 from its TID, arriving during the next transfer (ephemeral-TID server, final ACK lost twice),
-  is ACKed and ignored. Remembering such ports instead does not work: a server's ephemeral ports come
-  round again within seconds at thousands of transfers a second. What remains: a network-duplicated RRQ
-  delayed by more than one timeout past the end of its transfer (in a storm, where MAX_RESTING sockets
-  rest, more than the rest the rotation gives: ~0.1 s at 2,250 transfers/s) can still fool a reused
-  socket (nothing in a DATA names its request). ERROR 5 before the server's TID is known is ignored: it
-  answers an earlier packet of the socket, never a request.
+  is ACKed and ignored, as is a final DATA 2+ (above). Remembering such ports instead does not work:
+  a server's ephemeral ports come round again within seconds at thousands of transfers a second. What
+  remains: a network-duplicated RRQ delayed by more than one timeout past the end of its transfer (in a
+  storm, where MAX_RESTING sockets rest, more than the rest the rotation gives: ~0.1 s at 2,250
+  transfers/s) can still fool a reused socket (nothing in a DATA names its request). ERROR 5 before the
+  server's TID is known is ignored: it answers an earlier packet of the socket, never a request.
 * A socket the pool does not reuse (its transfer failed, timed out, was cancelled or abandoned, or may
   still draw late packets as above) is not closed at once: closing frees its UDP port, the kernel can
   give that port to the pool's next socket, and a server still retransmitting the abandoned transfer's
@@ -229,7 +230,7 @@ class _Transfer:
         self.retries = 0
         self.resends = 0  # packets sent again after a timeout (RRQ or ACK)
         self.resent_rrq = False  # the RRQ went out more than once: the server may run two transfers
-        # (TID, final DATA 1) of this socket's previous transfer: a late copy of it is not our answer
+        # (TID, final DATA) of this socket's previous transfer: a late copy of it is re-ACKed, not our answer
         self.late: tuple[Addr, bytes] | None = None
         self.last_pkt = b""
         self.ignored = 0  # datagrams heard and ignored (module docstring: what a timeout says was heard)
@@ -316,15 +317,15 @@ class _Transfer:
         if n >= 0 and buf[0] == 0 and buf[1] == 3:  # DATA fast path (one call a datagram: the send)
             block = (buf[2] << 8) | buf[3]
             if tid is None:
-                if block != 1:  # stale packet, or out of order: not an answer to our RRQ
-                    self._ignore(addr, f"DATA {block} before DATA 1")
-                    return
                 late = self.late
                 if late is not None and buf == late[1] and addr[:2] == late[0][:2]:
-                    # the previous transfer's final DATA 1 again, from its TID (our final ACK was late
+                    # the previous transfer's final DATA again, from its TID (our final ACK was late
                     # or lost): ACK it as a dallying client would; it is not the answer to our RRQ
-                    self.transport.sendto(ack_packet(1), addr)
-                    self._ignore(addr, "the previous download's final DATA 1 again (ACKed)")
+                    self.transport.sendto(ack_packet(block), addr)
+                    self._ignore(addr, f"the previous download's final DATA {block} again (ACKed)")
+                    return
+                if block != 1:  # stale packet, or out of order: not an answer to our RRQ
+                    self._ignore(addr, f"DATA {block} before DATA 1")
                     return
                 self.tid = addr
             if block == self.expected & 0xFFFF:
@@ -600,7 +601,7 @@ async def _run(ep: _Endpoint, server: Addr, name: str, *, blksize: int | None, t
                   max_time=max_time)
     if on_start is not None:  # once per transfer: its reader, read when wanted (nothing per block)
         on_start(t.bytes_received)
-    if ep.prev_tid is not None and ep.prev_block == 1:
+    if ep.prev_tid is not None:  # its final DATA, late, is re-ACKed (module docstring)
         t.late = (ep.prev_tid, ep.prev_final)
     ep.transfer = t
     ep.prev_tid = None

@@ -26,9 +26,10 @@ Rules:
   (its current packet not yet resent): a duplicated, reordered RRQ must not restart a running
   transfer; any other new RRQ from the same peer (or the same one to a stalled transfer)
   supersedes the old transfer (in ``ephemeral`` mode the same RRQ, or one to a transfer not at its
-  last block, displaces it instead: below). A DATA or ACK on the main port from a peer without a
-  transfer gets ERROR 5 in ``ephemeral`` mode and nothing in ``shared`` mode, where that port is every
-  transfer's TID: it is a late copy from a finished transfer, and an ERROR would end the peer's next one.
+  last block, displaces it instead; in ``shared`` mode the same RRQ is answered first: both below). A
+  DATA or ACK on the main port from a peer without a transfer gets ERROR 5 in ``ephemeral`` mode and
+  nothing in ``shared`` mode, where that port is every transfer's TID: it is a late copy from a finished
+  transfer, and an ERROR would end the peer's next one.
 * Which transfer a client wants, only the client knows (``ephemeral`` mode, RFC 1350: each request gets
   its own TID, the client refuses the other with ERROR 5). The same RRQ reaching a transfer at its last
   block, or a stalled one, is either a new request (the client has the file; its final ACK was lost) or
@@ -39,8 +40,18 @@ Rules:
   request from the same peer"), or by itself (its ACK, an ERROR, its retries). Was: ended at once, so a
   client whose resent RRQ arrived late (a lossy WAN, a lagging loop) lost its last block for good and
   stalled. At most one displaced transfer per peer (a newer one ends the older); each counts towards
-  ``max_transfers``. ``shared`` mode keeps one transfer per peer (one socket: the client's packets
-  cannot tell two transfers apart) and ends the old one at once as above.
+  ``max_transfers``, and at that bound a new request of its peer ends it at once (as above) rather than
+  being refused "server busy" for it. ``shared`` mode: below.
+* ``shared`` mode keeps one transfer per peer (one socket: the client's packets cannot tell two transfers
+  apart). There the same RRQ reaching a transfer past its first ACK that no longer ignores it (at its last
+  block, or stalled) is answered with the transfer's current packet, once a block (a retransmission: counted
+  against ``retries``, its own loss draw; the copy itself counts for nothing in the RRQ draws, below), and
+  the client's next packet tells which it wants: an ACK of it (the RRQ was a late copy; the client still
+  waits for that block) carries the transfer on; the same RRQ again (the client ignored the packet and
+  asks anew: a reused socket whose final ACK was lost) ends the old transfer as above and starts the new
+  one, a client timeout later than before. Was: ended at once, so
+  a client whose resent RRQ arrived late took the new transfer's DATA 1 for a stale block while it waited
+  for the last one from the same port, and stalled ("stalled at block 5 after N retries").
 * ICMP "port unreachable" from the client (Linux ``IP_RECVERR`` on each ``ephemeral`` transfer socket,
   one ``setsockopt`` a transfer; in ``shared`` mode on the one socket, once: each error names the
   address its datagram went to, the transfer of that peer is looked up; nothing per datagram): the
@@ -315,9 +326,9 @@ class _Transfer:
     """Server side of one RRQ: sends DATA, waits for its ACK, retransmits on timeout."""
 
     __slots__ = (
-        "acked", "asked", "blksize", "block", "data", "deadline", "done", "filename", "heard", "heard_at",
-        "last", "last_pkt", "nblocks", "packets", "peer", "request", "retries", "server", "timeout", "timer",
-        "transport",
+        "acked", "asked", "blksize", "block", "copy_block", "data", "deadline", "done", "filename", "heard",
+        "heard_at", "last", "last_pkt", "nblocks", "packets", "peer", "request", "retries", "server",
+        "timeout", "timer", "transport",
     )
 
     def __init__(self, server: TftpServer, transport: UdpSocket, peer: Addr, *,
@@ -337,6 +348,7 @@ class _Transfer:
         self.nblocks = len(data) // blksize + 1  # a final short (possibly empty) block always ends it
         self.packets = server.packet_cache.packets(data, blksize)
         self.block = 0
+        self.copy_block = -1  # shared mode: the block a copy of the request was answered at (answer_copy)
         self.acked = False
         self.last = False
         self.last_pkt = b""
@@ -404,6 +416,21 @@ class _Transfer:
         docstring)."""
         return (request == self.request and not self.last
                 and (self.retries == 0 or (self.block <= 1 and not self.acked)))
+
+    def answers_copy(self, request: bytes) -> bool:
+        """``shared`` mode: whether ``request``, the same RRQ again reaching this transfer past its first ACK
+        where :meth:`ignores` no longer holds (its last block sent, or its current packet resent), is answered
+        with the current packet (module docstring): once a block, and while retries are left."""
+        return (request == self.request and self.acked and self.copy_block != self.block
+                and self.retries < self.server.retries)
+
+    def answer_copy(self) -> None:
+        """Send the current packet again for a copy of the request: a retransmission (counted against
+        ``retries``, its own loss draw); the client's next packet tells whether it wanted it."""
+        self.copy_block = self.block
+        self.retries += 1
+        self.server.retransmits += 1
+        self._send(self.last_pkt)
 
     def on_ack(self, ack: int) -> None:
         if ack != self.block & 0xFFFF:
@@ -613,6 +640,27 @@ class TftpServer:
         del self._by_peer[t.peer]
         self._displaced[t.peer] = t
 
+    def _made_room_for(self, peer: Addr) -> bool:
+        """At ``max_transfers``, a request of ``peer`` ends the transfer it displaced, as a new request did
+        before transfers were displaced (module docstring): the client's own old transfer never has it
+        refused "server busy" (was: refused, the bound counting a transfer the client had left)."""
+        if peer not in self._displaced:
+            return False
+        self._end_displaced(peer)
+        return True
+
+    def _answer_copy(self, t: _Transfer, data: bytes, addr: Addr) -> None:
+        """``shared`` mode: ``t`` answers the copy ``data`` of its request with its current packet (module
+        docstring); the copy counts for nothing in the loss draws, as one a transfer ignores (a client asking
+        anew then draws as a fresh socket would: its next RRQ is the copy this one was)."""
+        t.answer_copy()
+        entry = self._asked.get(addr) if self._asked else None
+        if entry is not None and entry[0] == hash(data):
+            if entry[1] > 1:
+                self._asked[addr] = (entry[0], entry[1] - 1)
+            else:
+                del self._asked[addr]
+
     def _lost_request(self, data: bytes, addr: Addr) -> bool:
         """The loss draw of an RRQ/WRQ: the i-th identical copy from one client socket since it last
         acknowledged an answer has its own; a copy a transfer so acknowledged ignores is not counted."""
@@ -718,6 +766,9 @@ class TftpServer:
                 return
             elif self.tid_mode == "ephemeral" and (data == t.request or not t.last):
                 self._displace(t)  # which of the two transfers the client wants, it tells (docstring)
+            elif self.tid_mode == "shared" and t.answers_copy(data):
+                self._answer_copy(t, data, addr)  # the client's next packet tells which it wants (docstring)
+                return
             elif t.last:
                 # the client has the last block and asks again (its final ACK may still sit in the
                 # transfer socket's queue): the old transfer is complete
@@ -760,7 +811,7 @@ class TftpServer:
             self._refuse(transport, addr, ErrorCode.ACCESS_VIOLATION, "access violation", filename=name,
                          outcome="refused", detail="host not served")
             return
-        if self.active_transfers >= self.max_transfers:
+        if self.active_transfers >= self.max_transfers and not self._made_room_for(addr):
             self._refuse(transport, addr, ErrorCode.NOT_DEFINED, "server busy", filename=name,
                          outcome="busy")
             return

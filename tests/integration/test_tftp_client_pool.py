@@ -74,6 +74,7 @@ def test_single_socket_server_socket_is_reused_after_a_multi_block_file_and_a_st
                 assert decode(rrq2).filename == "SEPB.cnf.xml.sgn"  # type: ignore[union-attr]
                 assert client2 == client  # the same socket, reused
                 await server.send(stale, client)  # late, before the first answer: not an answer
+                assert decode((await server.recv())[0]) == Ack(block=2)  # re-ACKed (the dally), not taken
                 await server.send(encode(Data(block=1, data=b"y" * 512)), client)
                 assert decode((await server.recv())[0]) == Ack(block=1)
                 await server.send(encode(Data(block=2, data=b"the right config")), client)

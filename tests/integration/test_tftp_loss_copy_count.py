@@ -149,7 +149,10 @@ def test_a_new_request_while_the_last_block_lingers_is_copy_1(mode: str,
     """The reported case: the same socket asks for the same file again while the server still waits for
     the final ACK (its timer 5 s). The client acknowledged DATA 1, so it never resends that RRQ: the new
     one is copy 1, drawn as a fresh socket's first request is (was copy 2, another fate). A real
-    retransmission of the new request is then copy 2 (was 1: the old transfer's end reset the count)."""
+    retransmission of the new request is then copy 2 (was 1: the old transfer's end reset the count).
+    ``shared`` mode answers that request with the last block (a late copy, for all it knows: tftp_server's
+    module docstring), which counts for nothing: the client's request again is copy 1 and starts the
+    transfer, drawn as the first request was."""
     draws = _Draws(monkeypatch)
 
     async def main() -> None:
@@ -158,13 +161,19 @@ def test_a_new_request_while_the_last_block_lingers_is_copy_1(mode: str,
                 await client.fetch_unacked_last()
                 first = draws.take()
                 await client.send(RRQ)  # the pooled socket's next request
+                if mode == "shared":
+                    await client.data(3)  # the answer, ignored by the client: it asks again
                 await client.send(RRQ)  # and its retransmission (its timer ran out before DATA 1 came)
                 await client.data(1)
                 again = draws.take()
         assert [w for w in first if w[2] == "rrq"] == [_rrq_copy(1)]
-        assert [w for w in again if w[2] == "rrq"] == [_rrq_copy(1), _rrq_copy(2)]
+        if mode == "shared":
+            assert [w for w in again if w[2] == "rrq"] == [_rrq_copy(1), _rrq_copy(1)]
+            assert again[0] == first[0] and again[2:4] == first[:2]  # the second copy drawn as the first
+        else:
+            assert [w for w in again if w[2] == "rrq"] == [_rrq_copy(1), _rrq_copy(2)]
+            assert again[:2] == first[:2]  # RRQ copy 1 and its transfer's DATA 1: the first request's draws
         assert _sendings_of(again) == {1}
-        assert again[:2] == first[:2]  # RRQ copy 1 and its transfer's DATA 1: the first request's draws
 
     run(main())
 
@@ -330,4 +339,12 @@ def test_a_pooled_socket_draws_as_a_fresh_one(mode: str, monkeypatch: pytest.Mon
 
     first, again = run(main())
     assert len({e.peer for e in outcomes.events}) == 1, "the pool did not reuse its socket"
-    assert first == again
+    if mode == "shared":
+        # the server answers the reused socket's RRQ with the lingering DATA 3 (a late copy, for all it
+        # knows), the client re-ACKs it (the dally) and asks again: that copy counts for nothing, the request
+        # again is copy 1 and draws as the first download did
+        answered = [_rrq_copy(1), ("tftp", NAME, 1, "sent", encode(Data(block=3, data=b"tail"))[:4], 2),
+                    ("tftp", NAME, 1, "heard", _ack(3), 2)]
+        assert again == [*answered, *first], again
+    else:
+        assert first == again
