@@ -33,8 +33,7 @@ def test_a_request_at_max_transfers_ends_its_own_displaced_transfer(again: bytes
     async def go() -> None:
         async with TftpServer({NAME: CONTENT}, port=0, timeout=5.0, max_transfers=1,
                               on_request=events.append) as srv:
-            c = _Client()
-            try:
+            with _Client() as c:
                 if answer == "data-1":
                     tid = await c.first_four_blocks(srv.port)  # DATA 5 sent, not ACKed: the last block
                 else:
@@ -51,8 +50,6 @@ def test_a_request_at_max_transfers_ends_its_own_displaced_transfer(again: bytes
                 assert got[0] == want and got[1] not in (tid, (HOST, srv.port)), got  # not "server busy"
                 assert srv.active_transfers == 1  # the bound holds: the old transfer made room
                 assert [(e.outcome, e.detail) for e in events] == [first_ends], events
-            finally:
-                c.sock.close()
 
     run(go())
 

@@ -56,6 +56,12 @@ class _Client:
     def send(self, data: bytes, addr: Any) -> None:
         self.sock.sendto(data, addr)
 
+    def __enter__(self) -> _Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
+
     async def first_four_blocks(self, port: int) -> Any:
         """RRQ, DATA 1..4 each ACKed, DATA 5 received and not ACKed (lost, as far as the server knows); the
         transfer's port."""
@@ -79,6 +85,11 @@ async def _drained(srv: TftpServer) -> None:
     raise AssertionError(f"{srv.active_transfers} transfer(s) still running: {srv.stats}")
 
 
+def _server(events: list[TftpRequestEvent]) -> TftpServer:
+    """The lab TFTP server of these tests (ephemeral TIDs): short timeout, its requests into ``events``."""
+    return TftpServer({NAME: CONTENT}, port=0, timeout=0.3, retries=3, on_request=events.append)
+
+
 def test_a_late_copy_of_the_rrq_does_not_end_the_transfer_at_its_last_block() -> None:
     """The client waits for DATA 5 from the first transfer's port when its RRQ's late copy arrives: the
     second transfer's DATA 1 (another port) gets ERROR 5, and DATA 5 comes again from the first port
@@ -86,10 +97,8 @@ def test_a_late_copy_of_the_rrq_does_not_end_the_transfer_at_its_last_block() ->
     events: list[TftpRequestEvent] = []
 
     async def go() -> None:
-        async with TftpServer({NAME: CONTENT}, port=0, timeout=0.3, retries=3,
-                              on_request=events.append) as srv:
-            c = _Client()
-            try:
+        async with _server(events) as srv:
+            with _Client() as c:
                 tid = await c.first_four_blocks(srv.port)
                 c.send(RRQ, (HOST, srv.port))  # the late copy
                 resent: tuple[bytes, Any] | None = None
@@ -105,8 +114,6 @@ def test_a_late_copy_of_the_rrq_does_not_end_the_transfer_at_its_last_block() ->
                 assert resent == (_data(5), tid), resent
                 c.send(_ack(5), tid)
                 await _drained(srv)
-            finally:
-                c.sock.close()
 
     run(go())
     assert sorted((e.outcome, e.detail) for e in events) == [
@@ -120,10 +127,8 @@ def test_a_new_request_taken_by_the_client_ends_the_displaced_transfer() -> None
     events: list[TftpRequestEvent] = []
 
     async def go() -> None:
-        async with TftpServer({NAME: CONTENT}, port=0, timeout=0.3, retries=3,
-                              on_request=events.append) as srv:
-            c = _Client()
-            try:
+        async with _server(events) as srv:
+            with _Client() as c:
                 tid = await c.first_four_blocks(srv.port)
                 c.send(RRQ, (HOST, srv.port))  # the same file again
                 got = await c.recv()
@@ -139,8 +144,6 @@ def test_a_new_request_taken_by_the_client_ends_the_displaced_transfer() -> None
                 # (its timer, earlier still, would have fired first): the first transfer is gone
                 late = await c.recv()
                 assert late == (_data(2), got[1]), late
-            finally:
-                c.sock.close()
 
     run(go())
 
@@ -152,8 +155,7 @@ def test_a_displaced_transfer_is_ended_by_a_third_request() -> None:
 
     async def go() -> None:
         async with TftpServer({NAME: CONTENT}, port=0, timeout=5.0, on_request=events.append) as srv:
-            c = _Client()
-            try:
+            with _Client() as c:
                 c.send(RRQ, (HOST, srv.port))
                 first = await c.recv()
                 assert first is not None
@@ -169,8 +171,6 @@ def test_a_displaced_transfer_is_ended_by_a_third_request() -> None:
                 assert srv.active_transfers == 2
                 assert [(e.outcome, e.blksize, e.detail) for e in events] == [
                     ("aborted", 512, "superseded by a new request from the same peer")], events
-            finally:
-                c.sock.close()
 
     run(go())
 

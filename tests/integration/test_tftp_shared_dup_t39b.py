@@ -46,8 +46,7 @@ def test_a_late_copy_of_the_rrq_at_the_last_block_is_answered_with_the_last_bloc
 
     async def go() -> None:
         async with _shared(events, timeout=5.0) as srv:  # no timer resend within the test: the copy's answer
-            c = _Client()
-            try:
+            with _Client() as c:
                 tid = await c.first_four_blocks(srv.port)
                 assert tid[1] == srv.port  # shared: the server's port is the transfer's
                 c.send(RRQ, (HOST, srv.port))  # the late copy
@@ -55,8 +54,6 @@ def test_a_late_copy_of_the_rrq_at_the_last_block_is_answered_with_the_last_bloc
                 c.send(_ack(5), tid)
                 await _drained(srv)
                 assert await c.recv(0.2) is None  # no second transfer
-            finally:
-                c.sock.close()
 
     run(go())
     assert [(e.outcome, e.detail) for e in events] == [("ok", "")], events
@@ -69,8 +66,7 @@ def test_the_same_request_once_more_starts_the_new_transfer() -> None:
 
     async def go() -> None:
         async with _shared(events, timeout=5.0) as srv:
-            c = _Client()
-            try:
+            with _Client() as c:
                 tid = await c.first_four_blocks(srv.port)
                 c.send(RRQ, (HOST, srv.port))
                 assert await c.recv() == (_data(5), tid)  # once a block
@@ -80,8 +76,6 @@ def test_the_same_request_once_more_starts_the_new_transfer() -> None:
                 c.send(_ack(1), tid)
                 assert await c.recv() == (_data(2), tid)
                 assert srv.active_transfers == 1
-            finally:
-                c.sock.close()
 
     run(go())
 
@@ -93,8 +87,7 @@ def test_a_late_copy_to_a_stalled_transfer_is_answered_with_its_current_block() 
 
     async def go() -> None:
         async with _shared(events) as srv:
-            c = _Client()
-            try:
+            with _Client() as c:
                 c.send(RRQ, (HOST, srv.port))
                 first = await c.recv()
                 assert first is not None and first[0] == _data(1), first
@@ -109,8 +102,6 @@ def test_a_late_copy_to_a_stalled_transfer_is_answered_with_its_current_block() 
                     assert await c.recv() == (_data(block + 1), tid)
                 c.send(_ack(5), tid)
                 await _drained(srv)
-            finally:
-                c.sock.close()
 
     run(go())
     assert [(e.outcome, e.detail) for e in events] == [("ok", "")], events
@@ -123,15 +114,12 @@ def test_a_copy_is_not_answered_past_the_retries() -> None:
 
     async def go() -> None:
         async with _shared(events, retries=1) as srv:
-            c = _Client()
-            try:
+            with _Client() as c:
                 tid = await c.first_four_blocks(srv.port)
                 assert await c.recv() == (_data(5), tid)  # the timer's one resend
                 c.send(RRQ, (HOST, srv.port))
                 assert await c.recv() == (_data(1), tid)
                 assert [(e.outcome, e.detail) for e in events] == [IMPLIED]
-            finally:
-                c.sock.close()
 
     run(go())
 
