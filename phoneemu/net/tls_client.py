@@ -32,7 +32,7 @@ Rules:
   answered, but not with TLS (it begins 48 ('H'): looks like HTTP?)``, kind ``"tls"`` as a handshake
   failure (ours) — told apart from a real handshake failure (a TLS alert, a version refused) and from no
   answer (closed with nothing sent, a timeout with nothing heard). Its bytes are quoted up to that byte,
-  never further (at most :data:`HEAD_SHOWN`: ``begins 16 01``), and what it may be is told by that byte
+  never further (at most two: ``begins 16 01``), and what it may be is told by that byte
   when it is the first ('H' HTTP, 'S' SSH or SIP, 0x57 a TVS frame, 0x55 a CAPF frame): the same text
   whatever pieces the bytes came in (was: the bytes the handshake's reads held, up to 8: ``48 54 54 50 2f
   31 2e 31 ...`` whole, ``48 54 54 50 2f`` a byte at a time).
@@ -75,7 +75,7 @@ from phoneemu.net.capture import note_connect
 from phoneemu.net.tls_handshake import HANDSHAKE_LIMIT, handshake_messages
 from phoneemu.values import host_port
 
-__all__ = ["HANDSHAKE_MAX_BYTES", "HEAD_SHOWN", "RECV_MAX_ROUNDS", "TlsClientConnection"]
+__all__ = ["HANDSHAKE_MAX_BYTES", "RECV_MAX_ROUNDS", "TlsClientConnection"]
 
 #: Bytes from the server after which a handshake that has not ended fails (module docstring)
 HANDSHAKE_MAX_BYTES = 1 << 20
@@ -85,8 +85,6 @@ HANDSHAKE_MAX_BYTES = 1 << 20
 #: complete TLS record"); the caller's deadline bounds the time
 RECV_MAX_ROUNDS = 1 << 17
 
-#: the server's first bytes a refusal quotes at most: a record's content type and version major (docstring)
-HEAD_SHOWN = 2
 #: TLS record content types (RFC 8446 §5.1, RFC 6520): the first byte of a server's answer that is TLS
 _TLS_RECORD_TYPES = frozenset({20, 21, 22, 23, 24})
 #: what a server's answer that is not TLS may be, told by its first byte: the one refused (module docstring)
