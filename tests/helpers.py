@@ -361,56 +361,65 @@ def boot_into_flash(cluster: Any, flash: Path, mac: str, *, profile: str = "cp-8
     return run(phone.boot(BootTarget(host="lab", tftp_port=69, use_http=False), fetcher=LabFiles(cluster)))
 
 
-def serve_in_thread(cluster: Any, host: str = "127.0.0.1", **options: Any) -> tuple[dict[str, int], Any]:
-    """``LabServers(cluster, host=host, **options)`` on its own asyncio loop in a thread, for code under
-    test that runs its own loop (``asyncio.run``: the CLI); returns (ports, stop()). ``prepare(servers)``,
-    when given, runs once they listen (e.g. ``set_network``). The servers serve ``cluster`` itself: with
-    ``watch``, change the lab through ``main(["lab", ...])`` or another ``LabCluster``, never through
-    ``cluster`` from the test's thread (a watch reload between two of its changes swaps in what it read
-    before the second: the served lab is not thread-safe, the lab lock is what orders its writers)."""
-    import threading
-
+def _lab_servers_thread(cluster: Any, host: str, options: Mapping[str, Any], *, serve_for: float,
+                        prepare: Callable[[Any], object] | None = None
+                        ) -> tuple[Any, asyncio.AbstractEventLoop, Callable[[], None]]:
+    """``LabServers(cluster, host=host, **options)`` on a new asyncio loop in a daemon thread, serving for
+    at most ``serve_for`` s: (the running servers, their loop, ``stop()``) once they listen, ``prepare(srv)``
+    run first when given. An exception before they listen (a port taken: the bind error) is raised here at
+    once and the thread is ended (was: it died in the thread, and the caller waited 60 s for a start)."""
     from phoneemu.lab.servers import LabServers
 
-    prepare = options.pop("prepare", None)
     ready: dict[str, Any] = {}
     started = threading.Event()
     loop = asyncio.new_event_loop()
+    stop_ev = asyncio.Event()
 
-    async def main(stop: asyncio.Event) -> None:
+    async def serve() -> None:
         async with LabServers(cluster, host=host, **options) as srv:
             if prepare is not None:
                 prepare(srv)
-            ready["ports"] = srv.ports
+            ready["srv"] = srv
             started.set()
-            await asyncio.wait_for(stop.wait(), 120)
+            await asyncio.wait_for(stop_ev.wait(), serve_for)
 
     def run_servers() -> None:
-        """The servers' thread: an exception before they listen (a port taken) is kept for the caller,
-        which ``started`` wakes at once."""
+        """The servers' thread: an exception before they listen is kept for the caller, which ``started``
+        wakes at once; one after it is the thread's own."""
         try:
-            loop.run_until_complete(main(stop_ev))
+            loop.run_until_complete(serve())
         except BaseException as exc:
             if started.is_set():
                 raise
             ready["failed"] = exc
             started.set()
 
-    stop_ev = asyncio.Event()
-    t = threading.Thread(target=run_servers, daemon=True)
-    t.start()
-    assert started.wait(60), "the lab servers did not start within 60 s"
-    if "failed" in ready:  # the thread's own exception, at once (was: 60 s, then a bare assert)
-        t.join(30)
-        loop.close()
-        raise ready["failed"]
-
     def stop() -> None:
         loop.call_soon_threadsafe(stop_ev.set)
         t.join(30)
         loop.close()
 
-    return ready["ports"], stop
+    t = threading.Thread(target=run_servers, daemon=True)
+    t.start()
+    assert started.wait(60), "the lab servers did not start within 60 s"
+    if "failed" in ready:
+        t.join(30)
+        loop.close()
+        raise ready["failed"]
+    return ready["srv"], loop, stop
+
+
+def serve_in_thread(cluster: Any, host: str = "127.0.0.1", **options: Any) -> tuple[dict[str, int], Any]:
+    """``LabServers(cluster, host=host, **options)`` on its own asyncio loop in a thread, for code under
+    test that runs its own loop (``asyncio.run``: the CLI); returns (ports, stop()). ``prepare(servers)``,
+    when given, runs once they listen (e.g. ``set_network``). The servers serve ``cluster`` itself: with
+    ``watch``, change the lab through ``main(["lab", ...])`` or another ``LabCluster``, never through
+    ``cluster`` from the test's thread (a watch reload between two of its changes swaps in what it read
+    before the second: the served lab is not thread-safe, the lab lock is what orders its writers).
+    Servers that cannot start raise their own error at once (:func:`_lab_servers_thread`)."""
+    prepare = options.pop("prepare", None)
+    srv, _loop, stop = _lab_servers_thread(cluster, host, options, serve_for=120, prepare=prepare)
+    return srv.ports, stop
 
 
 @contextlib.contextmanager
@@ -421,38 +430,21 @@ def lab_served_in_thread(cluster: Any, host: str = "127.0.0.1",
     yields (the running ``LabServers``, ``on_loop``). ``on_loop(fn)`` runs ``fn()`` on the servers' loop
     (awaiting its result when that is awaitable) and returns the result: ``on_loop(lambda:
     cluster.tamper(...))``, ``on_loop(lambda: srv.stop_service("sips"))`` — the servers' thread never
-    sees the lab half-changed. The servers stop when the block ends."""
+    sees the lab half-changed. The servers stop when the block ends; servers that cannot start raise
+    their own error at once, as :func:`serve_in_thread`'s do (was: a 60 s wait, then a bare assert)."""
     import inspect
 
-    from phoneemu.lab.servers import LabServers
-
-    ready: dict[str, Any] = {}
-    started = threading.Event()
-    loop = asyncio.new_event_loop()
-    stop_ev = asyncio.Event()
-
-    async def serve() -> None:
-        async with LabServers(cluster, host=host, **options) as srv:
-            ready["srv"] = srv
-            started.set()
-            await asyncio.wait_for(stop_ev.wait(), 300)
-
-    t = threading.Thread(target=lambda: loop.run_until_complete(serve()), daemon=True)
-    t.start()
+    srv, loop, stop = _lab_servers_thread(cluster, host, options, serve_for=300)
     try:
-        assert started.wait(60), "the lab servers did not start within 60 s"
-
         def on_loop(fn: Callable[[], Any]) -> Any:
             async def call() -> Any:
                 result = fn()
                 return await result if inspect.isawaitable(result) else result
             return asyncio.run_coroutine_threadsafe(call(), loop).result(60)
 
-        yield ready["srv"], on_loop
+        yield srv, on_loop
     finally:
-        loop.call_soon_threadsafe(stop_ev.set)
-        t.join(30)
-        loop.close()
+        stop()
 
 
 def run_passing_scenario(path: Path, text: str) -> Any:
