@@ -462,11 +462,34 @@ _MIXED_MODE_OFF_WITH_ROLLBACK = (
 
 
 def _rollback(cluster: LabCluster, args: argparse.Namespace, now: int | None) -> None:
-    """``lab rollback``: turned on where a CTL is served, what the phones holding it will do, on stderr (was:
+    """``lab rollback``: turned on, which services do not work while it is on (:func:`_rollback_https_note`;
+    was: nothing said) and, where a CTL is served, what the phones holding it will do, on stderr (was:
     nothing said; seed Migrate IP Phones Between Clusters offers the empty ITL for a move, spec G.3 note)."""
     cluster.set_rollback(args.state == "on", now=now)
+    if args.state == "on":
+        say(args, _rollback_https_note(cluster, shlex.quote(str(args.dir))))
     if args.state == "on" and cluster.state.ctl_exists:
         say(args, _ROLLBACK_WITH_A_CTL.format(lab=shlex.quote(str(args.dir))))
+
+
+def _rollback_https_note(cluster: LabCluster, lab: str) -> str:
+    """The note of ``lab rollback DIR on``: phone services that use HTTPS do not work while it is on, basic
+    calls do (seed Roll Back Cluster to a Pre-8.0 Release, step 1's note; spec G.6), and what the lab's own
+    HTTPS services do: its directory (E.7.1) finds no TVS in the empty ITL to vouch for it unless the
+    secure URLs are plain HTTP (``secure-urls``, seed steps 6-7); with ``--https-key`` its 6971 config
+    download (H.1) is not asked, the empty ITL holding no TFTP record with an EC key."""
+    if cluster.state.secure_urls_http:
+        directory = ("the lab's directory is named over plain HTTP (secure-urls http): phones reach it, "
+                     "unauthenticated")
+    else:
+        directory = ("the lab's HTTPS directory fails on phones holding the empty ITL "
+                     "(E.7.1-https-not-trusted: no TVS to vouch for it); "
+                     f"phoneemu lab secure-urls {lab} http names it over plain HTTP")
+    config = ("; the HTTPS config download (6971) is not asked: the empty ITL holds no TFTP record with an "
+              "EC key, so phones take their config over HTTP 6970/TFTP") if cluster.state.https_key else ""
+    return ("note: while the rollback is on, phone services that use HTTPS (for example extension mobility) "
+            "do not work; basic calls do (seed Roll Back Cluster to a Pre-8.0 Release, spec G.6): "
+            + directory + config)
 
 
 #: ``lab rollback DIR on`` serving a CTL (:func:`_rollback`): the rollback ITL does not blank a CTL (spec G.3

@@ -217,7 +217,8 @@ def _what_to_try(server: tuple[str, int], error: TransportError, timeout: float)
     resolver errno). CUCM's TVS listens on TCP 2445 (spec §H.1): another port asked is said so. "Nothing
     listens" only for a connection refused: a server that took the connection and closed or reset it is
     something listening (was said as nothing listening), another connect failure (no route) names the
-    route."""
+    route. A server that answered, but not with TLS, is said so (was: "the TLS handshake ... failed", and
+    another TLS version to try, where no handshake took place)."""
     host, port = server
     where = host_port(host, port) + (f" (CUCM's TVS is on {TVS_PORT})" if port != TVS_PORT else "")
     message = error.message
@@ -241,6 +242,10 @@ def _what_to_try(server: tuple[str, int], error: TransportError, timeout: float)
         return (f"connected, but no TVS answer within {timeout:g} s: is {where} a TVS port? (--timeout S "
                 "for a slow node)")
     if error.kind == "tls":
+        from phoneemu.net.tls_client import NOT_TLS
+
+        if NOT_TLS in message:  # no handshake took place: no TLS version to try
+            return f"{where} answered, but not with TLS: is it a TVS port?"
         return (f"the TLS handshake with {where} failed: is it a TVS port? A phone of another model speaks "
                 "other TLS versions (--tls 1.0 for a 7900 series)")
     return f"the answer is not a TVS response: is {where} a TVS port?"

@@ -75,7 +75,7 @@ from phoneemu.net.capture import note_connect
 from phoneemu.net.tls_handshake import HANDSHAKE_LIMIT, handshake_messages
 from phoneemu.values import host_port
 
-__all__ = ["HANDSHAKE_MAX_BYTES", "RECV_MAX_ROUNDS", "TlsClientConnection"]
+__all__ = ["HANDSHAKE_MAX_BYTES", "NOT_TLS", "RECV_MAX_ROUNDS", "TlsClientConnection"]
 
 #: Bytes from the server after which a handshake that has not ended fails (module docstring)
 HANDSHAKE_MAX_BYTES = 1 << 20
@@ -84,6 +84,9 @@ HANDSHAKE_MAX_BYTES = 1 << 20
 #: before it fit even a byte at a time (was 1,024 reads: a 16 KiB record delivered in small pieces was "no
 #: complete TLS record"); the caller's deadline bounds the time
 RECV_MAX_ROUNDS = 1 << 17
+#: what a refusal of a server that answered with no TLS record says (kind ``"tls"``; ``phoneemu tvs`` tells
+#: it apart from a handshake that failed by these words)
+NOT_TLS = "the server answered, but not with TLS"
 
 #: TLS record content types (RFC 8446 §5.1, RFC 6520): the first byte of a server's answer that is TLS
 _TLS_RECORD_TYPES = frozenset({20, 21, 22, 23, 24})
@@ -312,8 +315,8 @@ class TlsClientConnection:
         text = head.decode("latin-1")
         said = f" ({text!r})" if text.isascii() and text.isprintable() else ""  # text: "H", "S"
         like = f": looks like {_LOOKS_LIKE[head[0]]}" if len(head) == 1 and head[0] in _LOOKS_LIKE else ""
-        return TransportError(f"{host_port(self.host, self.port)}: the server answered, but not with TLS "
-                              f"(it begins {shown}{said}{like})", kind="tls")
+        return TransportError(f"{host_port(self.host, self.port)}: {NOT_TLS} (it begins {shown}{said}{like})",
+                              kind="tls")
 
     async def _handshake_error(self, exc: ssl.SSLError) -> TransportError:
         """Why the handshake failed, in words (module docstring)."""
