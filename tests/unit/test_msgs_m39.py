@@ -1,20 +1,13 @@
-"""Two messages a user meets.
-
-* ``lab rollback DIR on`` says on stderr that phone services that use HTTPS do not work while it is on and
-  basic calls do (seed Roll Back Cluster to a Pre-8.0 Release, step 1's note; spec G.6), and what the lab's
-  own HTTPS services do: its directory fails (no TVS in the empty ITL, E.7.1) unless the secure URLs are
-  plain HTTP; a lab with ``--https-key`` has its 6971 config download not asked (the empty ITL holds no
-  TFTP record with an EC key, checked against the phone's rule). Was: nothing said.
-* ``phoneemu tvs`` against a port that answers, but not with TLS (an HTTP server), says that it answered,
-  but not with TLS (was: "the TLS handshake with ... failed", and another TLS version to try). Over real
-  loopback sockets.
+"""``lab rollback DIR on`` says on stderr that phone services that use HTTPS do not work while it is on and
+basic calls do (seed Roll Back Cluster to a Pre-8.0 Release, step 1's note; spec G.6), and what the lab's
+own HTTPS services do: its directory fails (no TVS in the empty ITL, E.7.1) unless the secure URLs are
+plain HTTP; a lab with ``--https-key`` has its 6971 config download not asked (the empty ITL holds no TFTP
+record with an EC key, checked against the phone's rule). Was: nothing said. (``phoneemu tvs`` against a
+server that answers, but not with TLS: tests/unit/test_tvs_hints_review_r2.py.)
 """
 
 from __future__ import annotations
 
-import socket
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,7 +19,6 @@ from phoneemu.phone import rules
 from phoneemu.phone.profile import get_profile
 from phoneemu.phone.store import TrustStore
 from tests.helpers import copy_cluster, lab_template, pristine_lab
-from tests.signer_helpers import signer_pem
 
 NOW = 1_780_000_000
 SAID = ("phoneemu lab rollback: note: while the rollback is on, phone services that use HTTPS (for example "
@@ -93,49 +85,3 @@ def test_rollback_off_says_nothing_of_https(template: Path, tmp_path: Path,
     _rollback_on(plain.root, capsys)
     assert main(["lab", "rollback", str(plain.root), "off"]) == 0
     assert "HTTPS" not in capsys.readouterr().err
-
-
-# --------------------------------------------------------------------------- tvs: answered, but not TLS
-HOST = "127.0.0.1"
-ACCEPT_S = 5.0  # the longest the server waits for the client's connection (a test gone wrong ends)
-HTTP_400 = b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n"
-
-
-@pytest.fixture
-def http_port() -> Iterator[int]:
-    """A loopback port whose server takes one connection, reads the ClientHello, answers HTTP and closes."""
-    listener = socket.socket()
-    listener.bind((HOST, 0))
-    listener.listen(1)
-    listener.settimeout(ACCEPT_S)
-
-    def serve() -> None:
-        try:
-            conn, _ = listener.accept()
-        except OSError:
-            return
-        with conn:
-            conn.settimeout(ACCEPT_S)
-            conn.recv(4096)
-            conn.sendall(HTTP_400)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    try:
-        yield listener.getsockname()[1]
-    finally:
-        thread.join(ACCEPT_S + 1)
-        listener.close()
-
-
-def test_tvs_against_a_server_not_speaking_tls_says_it_answered(
-        http_port: int, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    cert = signer_pem(tmp_path, "CN=ITLRECOVERY_m39", seed="msgs-m39", serial=39)
-    assert main(["tvs", f"{HOST}:{http_port}", str(cert), "--timeout", "3"]) == 1
-    lines = [line for line in capsys.readouterr().out.splitlines() if "no answer" in line]
-    assert len(lines) == 1, lines
-    line = lines[0]
-    assert "the server answered, but not with TLS (it begins 48 ('H'): looks like HTTP?)" in line, line
-    assert "handshake" not in line, line
-    assert line.endswith(f": {HOST}:{http_port} (CUCM's TVS is on 2445) answered, but not with TLS: is it a "
-                         "TVS port?"), line
