@@ -44,12 +44,16 @@ Rules:
   being refused "server busy" for it. ``shared`` mode: below.
 * ``shared`` mode keeps one transfer per peer (one socket: the client's packets cannot tell two transfers
   apart). There the same RRQ reaching a transfer past its first ACK that no longer ignores it (at its last
-  block, or stalled) is answered with the transfer's current packet, once a block (a retransmission: counted
-  against ``retries``, its own loss draw; the copy itself counts for nothing in the RRQ draws, below), and
-  the client's next packet tells which it wants: an ACK of it (the RRQ was a late copy; the client still
-  waits for that block) carries the transfer on; the same RRQ again (the client ignored the packet and
-  asks anew: a reused socket whose final ACK was lost) ends the old transfer as above and starts the new
-  one, a client timeout later than before. Was: ended at once, so
+  block, or stalled) is answered with the transfer's current packet, each copy while ``retries`` last (a
+  retransmission: counted against them, its own loss draw; the copy itself counts for nothing in the RRQ
+  draws, below), and the client's next packet tells which it wants: an ACK of it (the RRQ was a late copy;
+  the client still waits for that block) carries the transfer on; the same RRQ once the retries are spent
+  ends the old transfer as above and starts the new one. A client that resent its RRQ twice or more (RFC
+  1350: at each timeout) may have as many late copies: a second one answered like the first, not taken for
+  a new request (was: once a block, the second copy started the new transfer). A client asking anew from a
+  reused socket (its final ACK lost) ignores the answers and gets the new transfer once the retries are
+  spent — the pool's socket re-ACKs the final DATA instead (:mod:`phoneemu.net.tftp_client`): that ends the
+  old transfer ``ok`` at once. Was: ended at once, so
   a client whose resent RRQ arrived late took the new transfer's DATA 1 for a stale block while it waited
   for the last one from the same port, and stalled ("stalled at block 5 after N retries").
 * ICMP "port unreachable" from the client (Linux ``IP_RECVERR`` on each ``ephemeral`` transfer socket,
@@ -326,9 +330,9 @@ class _Transfer:
     """Server side of one RRQ: sends DATA, waits for its ACK, retransmits on timeout."""
 
     __slots__ = (
-        "acked", "asked", "blksize", "block", "copy_block", "data", "deadline", "done", "filename", "heard",
-        "heard_at", "last", "last_pkt", "nblocks", "packets", "peer", "request", "retries", "server",
-        "timeout", "timer", "transport",
+        "acked", "asked", "blksize", "block", "data", "deadline", "done", "filename", "heard", "heard_at",
+        "last", "last_pkt", "nblocks", "packets", "peer", "request", "retries", "server", "timeout", "timer",
+        "transport",
     )
 
     def __init__(self, server: TftpServer, transport: UdpSocket, peer: Addr, *,
@@ -348,7 +352,6 @@ class _Transfer:
         self.nblocks = len(data) // blksize + 1  # a final short (possibly empty) block always ends it
         self.packets = server.packet_cache.packets(data, blksize)
         self.block = 0
-        self.copy_block = -1  # shared mode: the block a copy of the request was answered at (answer_copy)
         self.acked = False
         self.last = False
         self.last_pkt = b""
@@ -420,14 +423,12 @@ class _Transfer:
     def answers_copy(self, request: bytes) -> bool:
         """``shared`` mode: whether ``request``, the same RRQ again reaching this transfer past its first ACK
         where :meth:`ignores` no longer holds (its last block sent, or its current packet resent), is answered
-        with the current packet (module docstring): once a block, and while retries are left."""
-        return (request == self.request and self.acked and self.copy_block != self.block
-                and self.retries < self.server.retries)
+        with the current packet (module docstring): each copy, while retries are left."""
+        return request == self.request and self.acked and self.retries < self.server.retries
 
     def answer_copy(self) -> None:
         """Send the current packet again for a copy of the request: a retransmission (counted against
         ``retries``, its own loss draw); the client's next packet tells whether it wanted it."""
-        self.copy_block = self.block
         self.retries += 1
         self.server.retransmits += 1
         self._send(self.last_pkt)

@@ -1,7 +1,7 @@
 """The lab TFTP server in ``tid_mode="shared"`` (one socket, one transfer per client; the fleet's and the
 benchmarks' lab) and the same RRQ again while a transfer is under way past its first ACK (tftp_server's module
-docstring, ``shared`` mode): answered with the transfer's current packet once, the client's next packet
-telling which transfer it wants.
+docstring, ``shared`` mode): answered with the transfer's current packet while its retries last, the client's
+next packet telling which transfer it wants.
 
 The sequence of ``test_tftp_dup_rrq_t39.py`` (a resent RRQ whose copy the network delays past the ACKs that
 followed it, just after the last DATA was lost) on the shared server: the server ended the transfer and sent
@@ -19,7 +19,6 @@ from phoneemu.net.tftp_server import TftpRequestEvent
 from tests.helpers import run_within
 from tests.integration.test_tftp_dup_rrq_t39 import (
     CONTENT,
-    HOST,
     NAME,
     RRQ,
     _ack,
@@ -28,7 +27,7 @@ from tests.integration.test_tftp_dup_rrq_t39 import (
     _drained,
     _LateRrqCopy,
 )
-from tests.integration.test_tftp_loss_proxy import LossyProxy
+from tests.integration.test_tftp_loss_proxy import HOST, LossyProxy
 
 run = run_within(20)
 IMPLIED = ("ok", "final ACK implied by a new request")
@@ -60,16 +59,19 @@ def test_a_late_copy_of_the_rrq_at_the_last_block_is_answered_with_the_last_bloc
 
 
 def test_the_same_request_once_more_starts_the_new_transfer() -> None:
-    """The client had DATA 5 (its final ACK lost) and asks again from the same port: the answer, DATA 5, it
-    ignores, and its RRQ again ends the old transfer ``ok`` and starts the new one."""
+    """The client had DATA 5 (its final ACK lost) and asks again from the same port: the answers, DATA 5
+    while the retries last (3: each copy may be a late one), it ignores, and its RRQ once they are spent ends
+    the old transfer ``ok`` and starts the new one."""
     events: list[TftpRequestEvent] = []
 
     async def go() -> None:
         async with _shared(events, timeout=5.0) as srv:
             with _Client() as c:
                 tid = await c.first_four_blocks(srv.port)
-                c.send(RRQ, (HOST, srv.port))
-                assert await c.recv() == (_data(5), tid)  # once a block
+                for _ in range(3):  # the server's retries
+                    c.send(RRQ, (HOST, srv.port))
+                    assert await c.recv() == (_data(5), tid)
+                assert events == []
                 c.send(RRQ, (HOST, srv.port))
                 assert await c.recv() == (_data(1), tid)
                 assert [(e.outcome, e.detail) for e in events] == [IMPLIED]
