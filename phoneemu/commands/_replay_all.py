@@ -696,9 +696,12 @@ def run_all(args: argparse.Namespace, *, secrets: KeyLog | None, limits: Limits 
 def _report(args: argparse.Namespace, capture: Any, spool: _RecordSpool, with_models: bool) -> int:
     """``run_all``'s outputs from the tallied and spooled records; the exit status."""
     from phoneemu.phone.lab_signers import not_a_lab_fill
+    from phoneemu.phone.ways_out import ways_doc_said
 
     tally = spool.tally
     doc = tally.doc(capture.phones_uncounted_downloads)
+    # its ways out name the cluster the text's do (bringing TVS back: OLD's where it is not DIR's)
+    doc["ways_out"] = ways_doc_said(doc["ways_out"], _tvs_fill(doc, tally.failed_servers))
     downloads = {"downloads": capture.downloads_seen, "downloads_kept": capture.downloads,
                  "downloads_not_kept": capture.downloads_not_kept,
                  "phones_uncounted_downloads": capture.phones_uncounted_downloads,

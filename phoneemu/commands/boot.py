@@ -689,7 +689,7 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
     from phoneemu.phone.flash import Flash
     from phoneemu.phone.phone import Phone, check_flash_owner, read_phone_file
     from phoneemu.phone.profile import get_profile
-    from phoneemu.phone.ways_out import way_out_lines, ways_out_json
+    from phoneemu.phone.ways_out import way_out_lines, ways_json_said, ways_out_json
 
     where = cluster_address(args)
     address = check_resolves(where, http=not args.no_http)  # looked up once (not resolving: exit 2)
@@ -762,7 +762,10 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
                 for line in capture_summary(capture):
                     say(args, line)
         if args.json:
-            doc = {"report": report.as_dict(),
+            fill = _ways_fill(args, where, report, flash_dir=flash_dir, mac=mac)[0]
+            said = report.as_dict()  # its ways out name the cluster the text's do (bringing TVS back: OLD)
+            said["ways_out"] = ways_json_said(said["ways_out"], fill)
+            doc = {"report": said,
                    "events": [{k: v for k, v in dataclasses.asdict(e).items() if v is not None}
                               for e in phone.events],
                    "statuses": list(report.statuses),

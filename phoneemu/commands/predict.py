@@ -368,18 +368,39 @@ def _offline_tvs_said(lines: list[str], report: BootReport) -> list[str]:
             if line.startswith("  result:") and line.endswith("locked out: yes") else line for line in lines]
 
 
-def _text(r: PredictResult, installed: str, flash: Path | None, new_files: list[Path],
-          installed_files: Iterable[Path | None] = ()) -> str:
-    """One phone's prediction; its ways out filled with what predict knows (its flash, its MAC, the lab
-    the new files are, and the one the installed files are: :func:`_installed_fill`), then the legend of
-    the placeholders left (:func:`_placeholder_legend`)."""
+def _one_phone_fill(r: PredictResult, flash: Path | None, new_files: list[Path],
+                    installed_files: Iterable[Path | None]) -> dict[str, str]:
+    """The placeholders of one phone's ways out predict knows, its text's and its JSON's alike: its flash, its
+    MAC, the lab the new files are, the one the installed files are (:func:`_installed_fill`), and bringing
+    TVS back for the new files' lab's own TVS or the one the phone names
+    (:func:`phoneemu.phone.ways_out.tvs_back_fill`)."""
     from phoneemu.phone.ways_out import tvs_back_fill
 
     files_fill = _files_fill(r.signed_by_lab, new_files)
     fill = {**({"FLASH": str(flash)} if flash is not None else {}), "MAC": r.mac, **files_fill,
             **_installed_fill(installed_files, files_fill)}
-    deciding = r.report.deciding  # TVS back: the new files' lab's own TVS, or the one the phone names
-    fill |= tvs_back_fill(fill.get("DIR"), [(deciding.rule, deciding.reason)] if deciding is not None else [])
+    deciding = r.report.deciding
+    return fill | tvs_back_fill(fill.get("DIR"), [(deciding.rule, deciding.reason)] if deciding is not None
+                                else [])
+
+
+def _report_json(r: PredictResult, flash: Path | None, new_files: list[Path],
+                 installed_files: Iterable[Path | None]) -> dict[str, Any]:
+    """One phone's boot report as JSON, its ways out naming the cluster its text's do
+    (:func:`phoneemu.phone.ways_out.ways_json_said`: bringing TVS back for OLD; was DIR)."""
+    from phoneemu.phone.ways_out import ways_json_said
+
+    said = r.report.as_dict()
+    said["ways_out"] = ways_json_said(said["ways_out"], _one_phone_fill(r, flash, new_files, installed_files))
+    return said
+
+
+def _text(r: PredictResult, installed: str, flash: Path | None, new_files: list[Path],
+          installed_files: Iterable[Path | None] = ()) -> str:
+    """One phone's prediction; its ways out filled with what predict knows (its flash, its MAC, the lab
+    the new files are, and the one the installed files are: :func:`_installed_fill`), then the legend of
+    the placeholders left (:func:`_placeholder_legend`)."""
+    fill = _one_phone_fill(r, flash, new_files, installed_files)
     boot = offline_boot_lines(r.served, r.report, fill)
     lines = [f"phone {r.mac}, holding {installed}:", *_offline_tvs_said(boot, r.report)]
     lines += _placeholder_legend(r, fill)
@@ -542,9 +563,22 @@ def _sip_refusing_lines(refusing: dict[str, Any]) -> list[str]:
 _OFFLINE_TVS = "note: TVS not asked (offline); --tvs-live asks the TVS servers the phones' configs name"
 
 
+def _fleet_fill(doc: dict[str, Any]) -> dict[str, str]:
+    """The placeholders of a fleet's ways out predict knows, its text's and its JSON's alike: the phones'
+    flashes (``--fleet-flash``; not ``--models``), no lab command for files that are not a lab's
+    (:mod:`phoneemu.phone.lab_signers`), the lab the new files are, and bringing TVS back for its own TVS
+    or the one the phones name (:func:`phoneemu.phone.ways_out.tvs_back_fill`)."""
+    from phoneemu.phone.ways_out import tvs_back_fill
+
+    fill = {**({"FLEET": doc["fleet_flash"]} if doc["fleet_flash"] else {}),
+            **_files_fill(doc.get("signed_by_lab"), doc.get("new_files", ()))}
+    decided = [(d.get("rule"), d.get("reason")) for ph in doc.get("phones", ()) if (d := ph.get("deciding"))]
+    return fill | tvs_back_fill(fill.get("DIR"), decided)
+
+
 def _fleet_text(doc: dict[str, Any]) -> str:
     from phoneemu.fleet.metrics import model_lines
-    from phoneemu.phone.ways_out import placeholder_lines, tvs_back_fill, ways_out_text
+    from phoneemu.phone.ways_out import placeholder_lines, ways_out_text
 
     skipped = counted(doc["skipped"], "entry", "entries")
     phones = counted(doc["predicted"], "phone")
@@ -559,10 +593,7 @@ def _fleet_text(doc: dict[str, Any]) -> str:
             lines.append(f"  {r['outcome']:<11} {r['rule']:<{width}} {r['count']:>6}  {_macs(r)}")
     # a way out done phone by phone is written for the fleet predicted (--fleet-flash; not --models); no
     # lab command for files that are not a lab's (phone.lab_signers)
-    fill = {**({"FLEET": doc["fleet_flash"]} if doc["fleet_flash"] else {}),
-            **_files_fill(doc.get("signed_by_lab"), doc.get("new_files", ()))}
-    decided = [(d.get("rule"), d.get("reason")) for ph in doc.get("phones", ()) if (d := ph.get("deciding"))]
-    fill |= tvs_back_fill(fill.get("DIR"), decided)  # TVS back: the new files' lab's own, or the phones'
+    fill = _fleet_fill(doc)
     lines += ways_out_text(doc["ways_out"], fill)
     # what a placeholder left stands for, once (was a bare DIR, FLEET under --models)
     lines += placeholder_lines(doc["ways_out"], fill, {"FLEET": _NO_FLASHES} if doc.get("models") else {},
@@ -626,7 +657,10 @@ def _fleet_report(args: argparse.Namespace, now: int, phones: list[FleetPhone], 
                   source: str) -> int:
     """The summary of a fleet's predictions (``--fleet-flash`` or ``--models``), its JSON and JUnit
     files; the exit status (1 when a phone would lock out)."""
+    from phoneemu.phone.ways_out import ways_doc_said
+
     doc = _fleet_doc(args, now, phones, live, source=source)
+    doc["ways_out"] = ways_doc_said(doc["ways_out"], _fleet_fill(doc))  # as its text's (TVS back: OLD)
     unwritten = _write_outputs(args, doc, lambda: _fleet_junit(args.junit, doc, phones))
     print(json_doc.dumps(doc, indent=2) if args.json else _fleet_text(doc))
     _said_unwritten(unwritten)
@@ -757,7 +791,8 @@ def _handler(args: argparse.Namespace) -> int:
            "tvs": _tvs_text(args, live), "notes": list(result.notes),
            "served": [{"name": n, "answer": a} for n, a in result.served],
            "signed_by_lab": result.signed_by_lab,  # false: a cluster that is not a lab (phone.lab_signers)
-           "report": result.report.as_dict(),
+           "report": _report_json(result, args.flash, args.files,
+                                  (args.installed_itl, args.installed_ctl, args.installed_config)),
            # the lockout rests on the offline TVS unreachable (no --tvs-cert, --tvs-reachable, --tvs-live)
            "locked_out_tvs_offline": _offline_lockout(result.report),
            **({"sip": result.sip.as_dict()} if result.sip is not None else {})}

@@ -305,6 +305,16 @@ def _tvs_fill(r: ReplayResult) -> dict[str, str]:
     return tvs_back_fill(None, [(deciding.rule, deciding.reason)], hosts=[r.boot.server])
 
 
+def _boot_json(r: ReplayResult) -> dict[str, Any]:
+    """A replayed boot as JSON, its ways out naming the cluster its text's do (bringing TVS back:
+    :func:`_tvs_fill`, :func:`phoneemu.phone.ways_out.ways_json_said`; was DIR where the text said OLD)."""
+    from phoneemu.phone.ways_out import ways_json_said
+
+    said = r.as_dict()
+    said["report"]["ways_out"] = ways_json_said(said["report"]["ways_out"], _tvs_fill(r))
+    return said
+
+
 def handler(args: argparse.Namespace) -> int:
     """The command (:func:`_replayed`): whatever ends it, a file at the path of ``--junit`` or
     ``--json-file`` after it is this run's report, or there is none: one it did not write (bad input, a
@@ -431,7 +441,7 @@ class _BootPrinter:
         assert self.spool is not None
         self.spool.write(("" if self.boots == 1 else ",\n")
                          + "\n".join("    " + line
-                                      for line in json_doc.dumps(r.as_dict(), indent=2).split("\n")))
+                                      for line in json_doc.dumps(_boot_json(r), indent=2).split("\n")))
 
     def skipped(self, why: str) -> None:
         """The phone is not replayed: why."""

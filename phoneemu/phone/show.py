@@ -36,6 +36,7 @@ from phoneemu.phone.ways_out import (
     phone_placeholders_left,
     tvs_back_fill,
     way_out_lines,
+    ways_json_said,
     ways_out_json,
 )
 from phoneemu.values import host_port
@@ -101,6 +102,8 @@ def show_state(store: TrustStore, *, mac: str | None = None, now: int | None = N
     last = last_boot or {}
     ways = ways_out_json(last.get("deciding_rule"), last.get("deciding_kind"), reason_code=_reason_code(last),
                          held=_held(lists)) if locked else []
+    if ways:  # bringing TVS back: OLD's TVS where the text says it (render_show)
+        ways = ways_json_said(ways, last_boot_tvs_fill([last]))
     why_none = no_way_out(last.get("deciding_rule"), last.get("deciding_kind")) if locked else None
     return {
         "mac": mac, "profile": store.profile.name, "ctl": lists["ctl"], "itl": lists["itl"],

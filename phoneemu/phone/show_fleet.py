@@ -40,6 +40,7 @@ from phoneemu.phone.ways_out import (
     HeldLists,
     placeholder_lines,
     tvs_back_fill,
+    ways_doc_said,
     ways_group,
     ways_out_doc,
     ways_out_text,
@@ -152,7 +153,7 @@ def fleet_show(entries: Sequence[FlashEntry], *, root: str,
         outcome, rule, kind = _last_outcome(rec)
         return {"outcome": outcome, "rule": rule, "kind": kind}
 
-    return {
+    doc: dict[str, Any] = {
         "fleet_flash": root, "phones": len(records), "skipped": len(skipped), "cluster": cluster_name,
         "lab": lab,
         "current": {k: dict(v) if v else None for k, v in (cluster or {}).items()},
@@ -165,6 +166,8 @@ def fleet_show(entries: Sequence[FlashEntry], *, root: str,
         "problems": [{"mac": r["mac"], "problem": p} for r in records for p in r["problems"]],
         "skipped_entries": skipped, "records": records,
     }
+    doc["ways_out"] = ways_doc_said(doc["ways_out"], _cluster_fill(doc))  # as the text's (TVS back: OLD)
+    return doc
 
 
 def _tvs_elsewhere(locked_records: list[dict[str, Any]], lab: str | None) -> str | None:

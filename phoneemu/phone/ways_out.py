@@ -113,9 +113,9 @@ if TYPE_CHECKING:
 
 __all__ = ["FLASH_NOT_KEPT", "NOT_A_LAB", "NO_WAY_OUT", "PLACEHOLDERS", "TVS_ELSEWHERE", "WAYS_BY_KIND",
            "HeldLists", "WayOut", "WaysGroup", "held_lists", "legend_lines", "no_way_out", "no_way_out_lines",
-           "phone_placeholders_left", "placeholder_lines", "tvs_back_fill", "way_out_lines", "ways_group",
-           "ways_group_of", "ways_key", "ways_out", "ways_out_doc", "ways_out_doc_run", "ways_out_json",
-           "ways_out_text"]
+           "phone_placeholders_left", "placeholder_lines", "tvs_back_fill", "way_out_lines", "ways_doc_said",
+           "ways_group", "ways_group_of", "ways_json_said", "ways_key", "ways_out", "ways_out_doc",
+           "ways_out_doc_run", "ways_out_json", "ways_out_text"]
 
 
 @dataclass(frozen=True)
@@ -965,9 +965,28 @@ def ways_out_doc_run(doc: list[dict[str, Any]], fill: Mapping[str, str]) -> list
     out: list[dict[str, Any]] = []
     for entry in doc:
         rule, kind, code, held = ways_group_of(entry)
-        ways = zip(entry["ways"], ways_out(rule, kind, code, held=held), strict=True)
+        ways = zip(ways_json_said(entry["ways"], fill), ways_out(rule, kind, code, held=held), strict=True)
         out.append({**entry, "ways": [{**said, "run": run(way)} for said, way in ways]})
     return out
+
+
+def ways_json_said(ways: list[dict[str, Any]], fill: Mapping[str, str]) -> list[dict[str, Any]]:
+    """JSON ways out (:func:`ways_out_json`, a :func:`ways_out_doc` entry's ``ways``) whose ``lab`` names the
+    cluster the text's command names: bringing TVS back for ``OLD`` where ``fill`` has :data:`TVS_ELSEWHERE`
+    (:func:`_kept_or_not`), the other placeholders left. Was ``lab service DIR tvs start`` in the JSON of
+    ``boot``, ``phone show``, ``predict``, ``replay`` and ``fleet boot`` (its ``run`` said OLD) while the
+    text said OLD: filling DIR in started the TVS that ran, not the one the phones could not reach."""
+    if TVS_ELSEWHERE not in fill:
+        return ways
+    back, elsewhere = _TVS_BACK.lab, _TVS_BACK_ELSEWHERE.lab
+    return [{**way, "lab": elsewhere} if way.get("lab") == back else way for way in ways]
+
+
+def ways_doc_said(doc: list[dict[str, Any]], fill: Mapping[str, str]) -> list[dict[str, Any]]:
+    """A fleet's :func:`ways_out_doc` whose ways' ``lab`` name the cluster its text's commands name with
+    ``fill`` (:func:`ways_json_said`, each group's): the JSON of ``predict --fleet-flash``, ``replay --all``
+    and ``phone show --fleet-flash``."""
+    return [{**entry, "ways": ways_json_said(entry["ways"], fill)} for entry in doc]
 
 
 def _as_group(key: tuple[Any, ...]) -> WaysGroup:
