@@ -529,7 +529,8 @@ def _itl_reset_note(rollback: bool, ctl: bool, lab: str, *, mixed_mode: bool = T
     emptied): no list a phone holding it holds names the config signer, so taking the CTL ends no lockout
     (G.4-reject-unknown-signer, as ``lab mixed-mode off`` says) until the rollback is off and a reset (was:
     "they hold the empty ITL ... until ... rollback off", as if they took their configs meanwhile). The
-    reset's boot is the fleet's for a lab of many ``phones`` (:func:`_reset_boots`)."""
+    reset's boot is the fleet's for a lab of many ``phones`` (:func:`_reset_boots`), what its placeholder
+    stands for said at the end (was left bare: ``--flash FLEET``)."""
     lists = "its CTL or ITL" if ctl else "its ITL"
     if rollback:
         served = ("the rollback is on: the reset ITL is served as the rollback ITL, empty (its TFTP and TVS "
@@ -539,7 +540,7 @@ def _itl_reset_note(rollback: bool, ctl: bool, lab: str, *, mixed_mode: bool = T
     else:
         served = "the ITL is signed by the CallManager key until TFTP restarts"
         taken = f"a SAST record of {lists} or vouched by TVS"
-    boot, _said = _reset_boots(lab, phones)  # the fleet's boot for a lab of many phones
+    boot, meaning = _reset_boots(lab, phones)  # the fleet's boot for a lab of many phones
     note = (f"note: {served}: reset the phones now (each takes it, the CallManager certificate {taken}, spec "
             f"G.7; {boot}), then phoneemu lab restart-tftp {lab} signs it with ITLRecovery again, which they "
             "then trust")
@@ -558,7 +559,7 @@ def _itl_reset_note(rollback: bool, ctl: bool, lab: str, *, mixed_mode: bool = T
     elif rollback:
         note += (f"; they hold the empty ITL, no TVS to ask, until phoneemu lab rollback {lab} off and a "
                  "reset (their full ITL)")
-    return note
+    return f"{note} {meaning}"  # what the boot's placeholder stands for (was left bare)
 
 
 def _ctl_reset(cluster: LabCluster, args: argparse.Namespace, now: int | None) -> None:
@@ -569,10 +570,10 @@ def _ctl_reset(cluster: LabCluster, args: argparse.Namespace, now: int | None) -
     at its next boot)."""
     cluster.ctl_reset(args.key, now=now)
     lab = shlex.quote(str(args.dir))
-    boot, _said = _reset_boots(lab, len(cluster.state.phones))  # the fleet's boot for a lab of many phones
+    boot, meaning = _reset_boots(lab, len(cluster.state.phones))  # the fleet's boot for a lab of many phones
     say(args, "note: the CTL is signed by the CallManager key until the CTL is updated: reset the phones "
               f"now (each takes it, the CallManager certificate a SAST record of its CTL; {boot}), then "
-              f"phoneemu lab ctl-update {lab} signs it with ITLRecovery again")
+              f"phoneemu lab ctl-update {lab} signs it with ITLRecovery again {meaning}")
     untaken = cluster.untaken_regenerations(at_reset=True)
     if untaken is not None and untaken.ctl_signer is not None:
         say(args, itl_reset_lockout_warning(untaken, str(args.dir), kind="CTL",
