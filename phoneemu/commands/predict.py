@@ -176,7 +176,7 @@ def register(sub: Any) -> None:
 
 def _junit_case(mac: str, result: str, deciding: dict[str, Any] | None, body: dict[str, Any],
                 files_fill: dict[str, str] | None = None, *, held: HeldLists | None = None,
-                installed_fill: dict[str, str] | None = None) -> Any:
+                installed_fill: dict[str, str] | None = None, flash_option: str | None = None) -> Any:
     """A phone's JUnit case (:mod:`phoneemu.fleet.junit`): failed unless its outcome is accepted; an
     accepted one carries its notes (``body["notes"]``: e.g. a TVS assumed trusted) as its system-out.
     ``files_fill``: :func:`_files_fill` of the new files (no lab command, or the lab serving them);
@@ -186,7 +186,8 @@ def _junit_case(mac: str, result: str, deciding: dict[str, Any] | None, body: di
     ends with the legend of the placeholders its ways out leave, as the terminal says it
     (:func:`_placeholder_legend`; was: ``OLD``, ``FLASH`` ... bare in the CI report).
     ``held``: the lists the phone holds after the predicted boot, which choose its ways out (as its JSON
-    and its group of the summary; was: read from its flash as it was before, or the table's)."""
+    and its group of the summary; was: read from its flash as it was before, or the table's).
+    ``flash_option``: the option whose flash the installed files are (:func:`_leaves`)."""
     from phoneemu.fleet.junit import Case, field_lines
     from phoneemu.phone.ways_out import (
         legend_lines,
@@ -195,7 +196,7 @@ def _junit_case(mac: str, result: str, deciding: dict[str, Any] | None, body: di
         tvs_back_fill,
         way_out_lines,
     )
-    from phoneemu.scenario.predict import TVS_OFFLINE_ASK
+    from phoneemu.scenario.predict import NO_CONFIG_GIVEN, TVS_OFFLINE_ASK, rests_on_no_config
 
     if result == "accepted":
         notes = body.get("notes") or []
@@ -206,6 +207,8 @@ def _junit_case(mac: str, result: str, deciding: dict[str, Any] | None, body: di
     lines = field_lines(body)  # values as a CI reader reads them, as fleet boot's (was JSON and True)
     if result == "locked out" and _rests_on_offline_tvs({"deciding": deciding}):  # as the result line
         lines.append(f"locked out if its TVS cannot be reached ({TVS_OFFLINE_ASK})")
+    if result == "locked out" and rests_on_no_config({**body, "deciding": deciding}):  # as the result line
+        lines.append(f"locked out only because no config was given for it ({NO_CONFIG_GIVEN})")
     if result == "locked out" and deciding:  # the ways out name the phone's flash when it is known
         fill = {**({"FLASH": str(body["flash"])} if body.get("flash") else {}), "MAC": mac,
                 **(files_fill or {}), **(installed_fill or {})}
@@ -215,7 +218,7 @@ def _junit_case(mac: str, result: str, deciding: dict[str, Any] | None, body: di
         lines += way_out_lines(rule, kind, indent="", fill=fill, reason_code=code, held=held)
         lines += no_way_out_lines(rule, kind, indent="")  # or why there is none (ways_out.NO_WAY_OUT)
         # what each placeholder left stands for, as the terminal's legend (a --models phone: no flash)
-        why = {**_ONE_PHONE_LEAVES, **({"FLASH": _NO_FLASHES} if "listed" in body else {})}
+        why = {**_leaves(flash_option), **({"FLASH": _NO_FLASHES} if "listed" in body else {})}
         left = phone_placeholders_left(rule, kind, fill, reason_code=code, held=held)
         lines += legend_lines(left, why, _LEFT_BY_PREDICT)
     return Case(mac, failure=(f"{result} ({rule}){reason}", "\n".join(lines)))
@@ -265,7 +268,8 @@ def _fleet_junit(path: Path, doc: dict[str, Any], phones: list[FleetPhone]) -> N
     files_fill = _files_fill(doc.get("signed_by_lab"), doc["new_files"])
     cases = (_junit_case(ph.mac or ph.entry, str(ph.outcome), (ph.detail or {}).get("deciding"),
                          {**(ph.detail or {}), "notes": [n for n in ph.notes if n not in shared]}, files_fill,
-                         held=HeldLists.from_json((ph.detail or {}).get("held")))
+                         held=HeldLists.from_json((ph.detail or {}).get("held")),
+                         flash_option="--fleet-flash" if "flash" in (ph.detail or {}) else None)
              if ph.outcome is not None else Case(ph.entry, skipped=f"not predicted: {ph.skipped}")
              for ph in phones)  # a skipped entry is named as its folder: a copy naming a MAC seen is no twin
     _write_junit(path, f"predict {doc['source']} on {', '.join(doc['new_files'])}", cases,
@@ -331,11 +335,29 @@ _ONE_PHONE_LEAVES = {
     "FILE": "the new file served under the name its deciding line gives (its fetch line says which)"}
 
 
-def _placeholder_legend(r: PredictResult, fill: dict[str, str]) -> list[str]:
+def _leaves(flash_option: str | None) -> dict[str, str]:
+    """:data:`_ONE_PHONE_LEAVES` as fits where the phone's installed files come from: from a flash
+    (``flash_option``: ``--flash``, a ``--fleet-flash`` phone's), OLD is left because a flash is no lab's
+    served folder (was: "the --installed-* files are not ..." where no --installed-* option was given)."""
+    if flash_option is None:
+        return _ONE_PHONE_LEAVES
+    return {**_ONE_PHONE_LEAVES, "OLD": f"not known to predict: the installed files are the phone's flash's "
+            f"({flash_option}), which is no lab's served folder"}
+
+
+def _from_flash(flash: Path | None, installed_files: Iterable[Path | None]) -> str | None:
+    """``--flash`` when some installed file of one phone is its flash's (:func:`_leaves`), else None."""
+    if flash is None:
+        return None
+    return "--flash" if any(p is not None and flash in p.parents for p in installed_files) else None
+
+
+def _placeholder_legend(r: PredictResult, fill: dict[str, str], flash_option: str | None = None) -> list[str]:
     """Said once under one phone's ways out: each placeholder their commands leave, what it stands for and
     why it is left (``OLD: the lab folder of the cluster the phones left (not known to predict: ...)``), as
     ``boot`` and a fleet's ``predict`` say them (:func:`phoneemu.phone.ways_out.legend_lines`; was ``DIR``,
-    ``OLD`` and ``FLASH`` bare, with no legend)."""
+    ``OLD`` and ``FLASH`` bare, with no legend); ``flash_option``: the installed files are a flash's
+    (:func:`_leaves`)."""
     from phoneemu.phone.ways_out import legend_lines, phone_placeholders_left
 
     deciding = r.report.deciding
@@ -343,7 +365,7 @@ def _placeholder_legend(r: PredictResult, fill: dict[str, str]) -> list[str]:
         return []
     left = phone_placeholders_left(deciding.rule, deciding.kind, fill, reason_code=deciding.reason_code,
                                    held=r.report.held)
-    return legend_lines(left, _ONE_PHONE_LEAVES, _LEFT_BY_PREDICT, indent="  ")
+    return legend_lines(left, _leaves(flash_option), _LEFT_BY_PREDICT, indent="  ")
 
 
 def _offline_lockout(report: BootReport) -> bool:
@@ -403,7 +425,7 @@ def _text(r: PredictResult, installed: str, flash: Path | None, new_files: list[
     fill = _one_phone_fill(r, flash, new_files, installed_files)
     boot = offline_boot_lines(r.served, r.report, fill)
     lines = [f"phone {r.mac}, holding {installed}:", *_offline_tvs_said(boot, r.report)]
-    lines += _placeholder_legend(r, fill)
+    lines += _placeholder_legend(r, fill, _from_flash(flash, installed_files))
     lines += [f"  note: {n}" for n in r.notes]
     if r.sip is not None:
         lines += r.sip.lines()
@@ -431,7 +453,7 @@ def _fleet_doc(args: argparse.Namespace, now: int, phones: list[FleetPhone],
                live: LiveTvs | None, *, source: str) -> dict[str, Any]:
     from phoneemu.phone.lab_signers import joined
     from phoneemu.phone.ways_out import ways_group_of, ways_out_doc
-    from phoneemu.scenario.predict import OUTCOMES, run_wide_notes
+    from phoneemu.scenario.predict import OUTCOMES, rests_on_no_config, run_wide_notes
 
     done = [ph for ph in phones if ph.outcome is not None]
     counts = {o: sum(1 for ph in done if ph.outcome == o) for o in OUTCOMES}
@@ -453,6 +475,7 @@ def _fleet_doc(args: argparse.Namespace, now: int, phones: list[FleetPhone],
     by_model: dict[str, dict[str, int]] = {}
     locked: Counter[WaysGroup] = Counter(key for ph in done if (key := _ways_group(ph)) is not None)
     offline = sum(1 for ph in done if ph.outcome == "locked out" and _rests_on_offline_tvs(ph.detail))
+    no_config = sum(1 for ph in done if ph.outcome == "locked out" and rests_on_no_config(ph.detail))
     ways = ways_out_doc(locked)
     refs = {ways_group_of(e): i for i, e in enumerate(ways)}
     for ph in done:
@@ -469,6 +492,7 @@ def _fleet_doc(args: argparse.Namespace, now: int, phones: list[FleetPhone],
             "signed_by_lab": functools.reduce(joined, (ph.signed_by_lab for ph in done), None),
             "tvs": _tvs_text(args, live), "entries": len(phones), "predicted": len(done),
             "skipped": len(phones) - len(done), "outcomes": counts, "locked_out_tvs_offline": offline,
+            "locked_out_no_config": no_config,
             "rules": rules, "notes": list(shared),
             "by_model": dict(sorted(by_model.items())), "ways_out": ways,
             "sip_until_reset": {"count": len(until_reset), "first_macs": until_reset[:_FIRST_MACS]},
@@ -494,9 +518,11 @@ def _rests_on_offline_tvs(detail: dict[str, Any] | None) -> bool:
 def _fleet_result(doc: dict[str, Any], phones: str, unknown: str) -> str:
     """The result line of a fleet's prediction. Lockouts that rest on the offline TVS being unreachable
     (``locked_out_tvs_offline``) are said to happen *if their TVS cannot be reached*, with how to ask it
-    (was: ``200 of 200 phones would lock out`` where the real boot was 200 ok, TVS vouching); the others
-    plainly."""
-    from phoneemu.scenario.predict import TVS_OFFLINE_ASK
+    (was: ``200 of 200 phones would lock out`` where the real boot was 200 ok, TVS vouching); those of
+    ``--models`` phones with no config given (``locked_out_no_config``), *only because no config was
+    given* (:func:`phoneemu.scenario.predict.rests_on_no_config`; was: ``3 of 5`` where the real boot was
+    5 ok); the others plainly."""
+    from phoneemu.scenario.predict import NO_CONFIG_GIVEN, TVS_OFFLINE_ASK
 
     locked = doc["outcomes"]["locked out"]
     accepted = doc["outcomes"]["accepted"]
@@ -504,10 +530,14 @@ def _fleet_result(doc: dict[str, Any], phones: str, unknown: str) -> str:
         return (f"result: no predicted phone would lock out ({accepted} of {doc['predicted']} accepted"
                 f"{unknown})" if unknown else
                 f"result: no phone would lock out ({accepted} of {doc['predicted']} accepted)")
-    offline = doc.get("locked_out_tvs_offline", 0)  # absent in a document of an older phoneemu
-    if_unreached = f"if their TVS cannot be reached ({TVS_OFFLINE_ASK})"
-    some = f" {if_unreached}" if offline == locked else \
-        f", {offline} of them {if_unreached}" if offline else ""
+    # each count absent in a document of an older phoneemu
+    kinds = [(n, why) for n, why in ((doc.get("locked_out_tvs_offline", 0),
+                                      f"if their TVS cannot be reached ({TVS_OFFLINE_ASK})"),
+                                     (doc.get("locked_out_no_config", 0),
+                                      f"only because no config was given for them ({NO_CONFIG_GIVEN})"))
+             if n]
+    some = f" {kinds[0][1]}" if len(kinds) == 1 and kinds[0][0] == locked else \
+        "".join(f", {n} of them {why}" for n, why in kinds)
     return f"result: {locked} of {phones} would lock out{some}{unknown}"
 
 
@@ -807,7 +837,8 @@ def _handler(args: argparse.Namespace) -> int:
                             "installed": doc["installed"], "tvs": doc["tvs"], "notes": doc["notes"],
                             "decisions": [f"{d['rule']} {d['file']}" for d in rep.get("decisions", [])]},
                            files_fill, held=result.report.held,
-                           installed_fill=_installed_fill(installed_files, files_fill))
+                           installed_fill=_installed_fill(installed_files, files_fill),
+                           flash_option=_from_flash(args.flash, installed_files))
         _write_junit(args.junit, f"predict {', '.join(str(f) for f in args.files)}", [case])
 
     unwritten = _write_outputs(args, doc, junit)

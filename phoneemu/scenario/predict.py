@@ -81,8 +81,9 @@ if TYPE_CHECKING:
     from phoneemu.phone.store import AcceptedConfig
     from phoneemu.scenario.predict_live_tvs import LiveTvs
 
-__all__ = ["TVS_OFFLINE_ASK", "Installed", "PredictInputs", "PredictResult", "hold_flash_keys",
-           "installed_config", "load_installed", "predict_boot", "rests_on_offline_tvs"]
+__all__ = ["NO_CONFIG_GIVEN", "TVS_OFFLINE_ASK", "Installed", "PredictInputs", "PredictResult",
+           "hold_flash_keys", "installed_config", "load_installed", "predict_boot", "rests_on_no_config",
+           "rests_on_offline_tvs"]
 
 _MAX_FILE = 16 << 20
 #: new files given, in all: a TFTP root of MAX_FLEET phones (each its configs .cnf.xml, .sgn and
@@ -780,6 +781,28 @@ def rests_on_offline_tvs(rule: object, reason: object) -> bool:
     from phoneemu.scenario.replay import TVS_UNAVAILABLE_OFFLINE
 
     return rule in _TVS_UNREACHABLE_RULES and isinstance(reason, str) and TVS_UNAVAILABLE_OFFLINE in reason
+
+
+#: what a ``--models`` phone's lockout resting on no config given waits on (:func:`rests_on_no_config`)
+NO_CONFIG_GIVEN = ("no TVS servers known: put each phone's SEP<MAC>.cnf.xml.sgn (or .cnf.xml) in "
+                   "--installed-config-dir")
+#: the boot's words for a signer no list knows, decided without TVS (:mod:`phoneemu.phone.rules`, §G.3.5)
+_TVS_NOT_USABLE = "TVS not usable"
+
+
+def rests_on_no_config(detail: Mapping[str, Any] | None) -> bool:
+    """Whether the lockout of a fleet phone's prediction (its JSON view) rests on no config given for it: a
+    phone listed by ``--models`` holding no config (none in ``--installed-config-dir``, or no folder given)
+    whose lockout was decided because TVS was not usable — the config names the TVS servers (spec §E.7.5),
+    so the real phone, which holds its config, asks its TVS, which may vouch (spec §G.3.4). Such a phone is
+    said to lock out *only because no config was given* (was: plainly, 3 of 5 where the real boot was 5
+    ok, TVS vouching). A ``--fleet-flash`` phone's flash is what the phone holds: no config there is
+    none on the phone, its lockout as real as the rest."""
+    detail = detail or {}
+    deciding = detail.get("deciding") or {}
+    reason = deciding.get("reason")
+    return ("listed" in detail and (detail.get("installed") or {}).get("config") is None
+            and isinstance(reason, str) and _TVS_NOT_USABLE in reason)
 
 
 @dataclass(frozen=True, kw_only=True)
