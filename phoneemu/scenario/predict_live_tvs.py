@@ -50,8 +50,8 @@ _Where = tuple[str, int, tuple[str, ...]]  # host, port, TLS versions
 @dataclass
 class LiveTvs:
     """The TVS servers asked over the network, what they said remembered (module rules); one per run,
-    shared by every predicted phone. ``connections``: TLS connections tried (``unreachable`` of them
-    to a server that could not be reached or answered garbage)."""
+    shared by every predicted phone. ``connections``: TLS connections tried; ``unreachable``: the
+    servers among them that could not be reached or answered garbage."""
 
     timeout: float = 5.0
     connections: int = field(default=0, init=False)
@@ -61,8 +61,10 @@ class LiveTvs:
 
     @property
     def unreachable(self) -> int:
-        """Servers (per TLS versions) that could not be reached this run, or answered garbage."""
-        return len(self._down)
+        """Servers (``HOST:PORT``) that could not be reached this run, or answered garbage: each counted
+        once, however many TLS versions it was tried with (was: once per TLS versions, two servers said
+        for one TVS down under a fleet of two models)."""
+        return len({(host, port) for host, port, _versions in self._down})
 
     def asker(self, tls_versions: Sequence[str]) -> TvsAsker:
         """The ``TvsAsker`` of a phone whose profile speaks ``tls_versions``."""
