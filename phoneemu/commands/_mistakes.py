@@ -47,8 +47,10 @@ def usage_hint(parser: argparse.ArgumentParser, message: str) -> str:
     """`` (did you mean --tftp 127.0.0.1:6969?)``, `` (/tmp/lab is a lab cluster, and the lab folder comes
     first: phoneemu lab itl-reset /tmp/lab localkey)``, or "" for a usage error ``message`` of ``parser``
     (module docstring); "" too for an error about an option's value (``argument --timeout: ...``): the
-    words given are not what it is about."""
-    if message.startswith("argument -"):
+    words given are not what it is about; "" too for an ambiguous option (``ambiguous option: --co could
+    match --count, --concurrency``): argparse's message names every match, and a hint read from the value
+    would pick one of them (was ``did you mean --count 3?`` for ``--co 3``, meant as ``--concurrency``)."""
+    if message.startswith(("argument -", "ambiguous option:")):
         return ""
     fix = _corrected(parser)
     if fix is None:
