@@ -34,6 +34,7 @@ examples:
   phoneemu run scenarios/tvs-outage.yaml --capture caps/   pcap + TLS key log for Wireshark
   phoneemu run scenarios/ --list                     validate and list, run nothing
   phoneemu run scenarios/ -k migration               scenarios whose name contains "migration"
+  phoneemu run scenarios/ -k migration -k rollback   names containing either (-k is repeatable: any of them)
   phoneemu run scenarios/ --tag tvs                  scenarios with "tvs" in their tags: list
   phoneemu run scenarios/ -j 0 --junit out.xml       one worker process per core
   phoneemu run scenarios/ --timeout 60               no scenario may take more than a minute
@@ -88,9 +89,9 @@ def register(sub: Any) -> None:
                    "other than A-Za-z0-9._- as _, at most 120, unique in a run ignoring case): a live "
                    "capture of loopback where raw sockets are allowed (root), else a TFTP-only synthetic one "
                    "that DIR/NAME.note.txt explains; PHONEEMU_CAPTURE=live or synthetic forces one")
-    p.add_argument("-k", "--select", metavar="TEXT",
+    p.add_argument("-k", "--select", action="append", default=[], metavar="TEXT",
                    help="only scenarios whose name contains TEXT, or matches it as a glob when it holds "
-                   "* ? or [ (e.g. -k migration, -k 'migration-*-tvs-*')")
+                   "* ? or [ (e.g. -k migration, -k 'migration-*-tvs-*'; repeatable: any of them)")
     p.add_argument("--tag", action="append", default=[], metavar="TAG",
                    help="only scenarios carrying TAG in their tags: list (repeatable: any of them)")
     p.add_argument("-v", "--verbose", action="store_true", help="show every expectation")
@@ -432,16 +433,22 @@ def _matches_none(scenarios: int) -> str:
     return f"matches none of the {counted(scenarios, 'scenario')}"
 
 
+def _k_given(patterns: Sequence[str]) -> str:
+    """The -k options as a selecting-nothing error names them, each one: ``-k 'a'``, ``-k 'a' or 'b'``
+    (-k is repeatable and selects the scenarios any of them matches; was: the last one alone, silently)."""
+    return "-k " + " or ".join(repr(k) for k in patterns)
+
+
 def _selected(args: argparse.Namespace) -> list[Scenario]:
     """The scenarios of ``args.paths`` that -k and --tag select; ScenarioError (exit 2) when a file has
     a mistake, there is no file, or nothing is selected (a mistyped -k must not turn a CI job green)."""
     scenarios = _load_all(args.paths)
     _outputs_apart(args, scenarios)
     if args.select:
-        selected = [s for s in scenarios if _name_matches(s.name, args.select)]
+        selected = [s for s in scenarios if any(_name_matches(s.name, k) for k in args.select)]
         if not selected:  # a mistyped -k must not turn a CI job green by running nothing
             names = ", ".join(s.name for s in scenarios[:8]) + (", ..." if len(scenarios) > 8 else "")
-            raise ScenarioError(f"-k {args.select!r} {_matches_none(len(scenarios))} ({names})",
+            raise ScenarioError(f"{_k_given(args.select)} {_matches_none(len(scenarios))} ({names})",
                                 file=" ".join(args.paths))
         scenarios = selected
     if args.tag:
