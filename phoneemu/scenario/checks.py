@@ -35,6 +35,15 @@ list's is the decision its outcome came from: a §G.9 retry's replaces an earlie
 rejected list's only when the retry changed the list, as the boot's outcome does (phone/boot.py); so is
 the config's: the decision that installed it, or the rejection that stands (not a short config's §G.12
 step recorded after it).
+
+A check that reads the last boot report, on a phone that has not booted by its step, shows
+:data:`NOT_BOOTED` (``boot: expected 'ok', got 'not booted yet'``; was ``got 'failed'``, ``'absent'``,
+``None``, ``False`` or ``0``: a boot that never happened read as one that failed) — ``rule``,
+``deciding_rule`` and ``status`` their ``https``, ``sip`` or ``call`` step's result's when there is one.
+Whether it holds is unchanged by that: what is true of a phone that never booted holds (``locked_out:
+false``, ``trust_file_retries: 0``, ``fetched_over: none``; ``itl``/``ctl`` and ``lsc`` present, empty or
+absent read the stored state), a boot outcome does not (``boot`` neither ``ok`` nor ``failed``: was
+``failed``; ``itl: installed``; ``lsc: unchanged``).
 """
 
 from __future__ import annotations
@@ -47,7 +56,12 @@ from phoneemu.crypto.certs import dn_common_name
 from phoneemu.formats.trustlist import Role, TrustList
 from phoneemu.phone.events import Decision
 
-__all__ = ["STEP_ITEMS", "SUBJECTS", "PhoneView", "decision_about", "evaluate"]
+__all__ = ["NOT_BOOTED", "STEP_ITEMS", "SUBJECTS", "PhoneView", "decision_about", "evaluate"]
+
+#: The actual value of a check that reads the last boot report before the phone's first boot (module rules)
+NOT_BOOTED = "not booted yet"
+
+_Check = Callable[["PhoneView", Any], tuple[Any, bool]]
 
 
 class PhoneView(Protocol):
@@ -80,10 +94,20 @@ def _any_of(expected: Any) -> list[Any]:
     return expected if isinstance(expected, list) else [expected]
 
 
+def _after_boot(check: _Check) -> _Check:
+    """``check`` reads only the last boot report: before the phone's first boot it shows
+    :data:`NOT_BOOTED`, and holds as ``check`` says of no report (module rules)."""
+    def booted(p: PhoneView, expected: Any) -> tuple[Any, bool]:
+        actual, held = check(p, expected)
+        return (NOT_BOOTED if p.report is None else actual), held
+    booted.__doc__ = check.__doc__
+    return booted
+
+
 def _trust(kind: str) -> Callable[[PhoneView, Any], tuple[Any, bool]]:
     def check(p: PhoneView, expected: Any) -> tuple[Any, bool]:
         r = p.report
-        outcome = r.trust.get(kind, "absent") if r is not None else "absent"
+        outcome = r.trust.get(kind, "absent") if r is not None else NOT_BOOTED
         present = p.has_trust(kind)
         empty = present and p.trust_is_empty(kind)
         held = False
@@ -95,13 +119,14 @@ def _trust(kind: str) -> Callable[[PhoneView, Any], tuple[Any, bool]]:
             elif want == "absent":
                 held |= not present
             else:
-                held |= outcome == want
+                held |= outcome == want  # (never NOT_BOOTED: not a value of the check)
         actual = outcome if outcome != "unchanged" or not empty else "unchanged (empty)"
         return actual, held
     return check
 
 
 def _report_field(name: str) -> Callable[[PhoneView, Any], tuple[Any, bool]]:
+    @_after_boot
     def check(p: PhoneView, expected: Any) -> tuple[Any, bool]:
         actual = getattr(p.report, name) if p.report is not None else None
         return actual, actual in _any_of(expected)
@@ -139,6 +164,8 @@ def _rule(p: PhoneView, expected: Any) -> tuple[Any, bool]:
     rules = [d.rule for d in (*getattr(r, "pending", ()), *r.decisions)] if r is not None else []
     rules += [rule for res in _step_results(p) for rule in (getattr(res, "rules", ()) or (res.rule,))]
     held = any(_matches(rule, w) for w in _any_of(expected) for rule in rules)
+    if r is None and not rules:
+        return NOT_BOOTED, False
     return list(dict.fromkeys(rules)), held
 
 
@@ -147,6 +174,8 @@ def _deciding_rule(p: PhoneView, expected: Any) -> tuple[Any, bool]:
     deciding = _deciding_rules(p)
     held = any(_matches(rule, w) for w in _any_of(expected) for rule in deciding)
     actual: Any = deciding[0] if len(deciding) == 1 else deciding if deciding else None
+    if p.report is None and not deciding:
+        return NOT_BOOTED, False
     return actual, held
 
 
@@ -157,6 +186,7 @@ def _is_code(text: str) -> bool:
     return any(text in r.value for r in VerifyReason)
 
 
+@_after_boot
 def _reason(p: PhoneView, expected: Any) -> tuple[Any, bool]:
     """The rejections of the last boot: a value that is part of a rejection code matches the codes (a
     decision without a code: its reason text); other text is matched in the reasons as written
@@ -176,12 +206,15 @@ def _status(p: PhoneView, expected: Any) -> tuple[Any, bool]:
     https = _last_https(p)
     if https is not None and https.status:
         statuses.append(https.status)
+    if p.report is None and not statuses:
+        return NOT_BOOTED, False
     held = any(str(w).lower() in s.lower() for w in _any_of(expected) for s in statuses)
     return statuses, held
 
 
 def _lsc(p: PhoneView, expected: Any) -> tuple[Any, bool]:
-    outcome = p.report.lsc if p.report is not None else "absent"
+    """The last boot's LSC outcome; ``present`` / ``absent`` read the stored LSC (before any boot too)."""
+    outcome = p.report.lsc if p.report is not None else NOT_BOOTED
     present = p.has_lsc()
     held = False
     for want in _any_of(expected):
@@ -215,6 +248,7 @@ def _load(p: PhoneView, expected: Any) -> tuple[Any, bool]:
 
 
 def _bool_field(name: str) -> Callable[[PhoneView, Any], tuple[Any, bool]]:
+    @_after_boot
     def check(p: PhoneView, expected: Any) -> tuple[Any, bool]:
         actual = bool(getattr(p.report, name)) if p.report is not None else False
         return actual, any(actual == bool(w) for w in _any_of(expected))
@@ -222,7 +256,10 @@ def _bool_field(name: str) -> Callable[[PhoneView, Any], tuple[Any, bool]]:
 
 
 def _boot(p: PhoneView, expected: Any) -> tuple[Any, bool]:
-    actual = "ok" if p.report is not None and p.report.ok else "failed"
+    """ok / failed: how the last boot ended; neither holds before the first boot (:data:`NOT_BOOTED`)."""
+    if p.report is None:
+        return NOT_BOOTED, False
+    actual = "ok" if p.report.ok else "failed"
     return actual, actual in _any_of(expected)
 
 
@@ -321,6 +358,7 @@ def _signer(kind: str) -> Callable[[PhoneView, Any], tuple[Any, bool]]:
     return check
 
 
+@_after_boot
 def _signaling(p: PhoneView, expected: Any) -> tuple[Any, bool]:
     """tls / tcp: the transport the last boot chose for call signalling (spec §G.9); none: no choice
     was made (non-secure device, or no config)."""
@@ -331,6 +369,7 @@ def _signaling(p: PhoneView, expected: Any) -> tuple[Any, bool]:
     return actual, actual in _any_of(expected)
 
 
+@_after_boot
 def _trust_file_retries(p: PhoneView, expected: Any) -> tuple[Any, bool]:
     """How many times the last boot fetched the trust file again for a secure device: spec §G.9's
     "tries four times" is the boot's own request and 3 retries."""
@@ -339,12 +378,14 @@ def _trust_file_retries(p: PhoneView, expected: Any) -> tuple[Any, bool]:
     return actual, any(actual == w for w in _any_of(expected))
 
 
+@_after_boot
 def _retransmitted(p: PhoneView, expected: Any) -> tuple[Any, bool]:
     """Whether the last boot retransmitted over TFTP; the actual value shown is the count."""
     count = int(p.report.retransmits) if p.report is not None else 0
     return count, any((count > 0) == bool(w) for w in _any_of(expected))
 
 
+@_after_boot
 def _fetched_over(p: PhoneView, expected: Any) -> tuple[Any, bool]:
     """http / tftp / https / mixed / none: what the last boot's received files came over (§H.1; module
     docstring). ``https`` holds when a file came over the HTTPS config download (6971 serves the config

@@ -57,7 +57,7 @@ def test_deciding_rule_matches_only_the_deciding_decision() -> None:
     assert checks.evaluate("deciding_rule", v, "G.3.4")[1]
     assert checks.evaluate("deciding_rule", v, ["G.3.5", "G.3.4"])[1]
     assert checks.evaluate("deciding_rule", v, "G.3.5") == ("G.3.4-tvs-unknown-signer", False)
-    assert checks.evaluate("deciding_rule", _View(None), "G.3.4") == (None, False)
+    assert checks.evaluate("deciding_rule", _View(None), "G.3.4") == ("not booted yet", False)
 
 
 def _scenario(expect: str) -> str:
