@@ -66,7 +66,9 @@ Trust lists (``decide_trust_list``; kind CTL or ITL):
   ``G.3.4-tvs-server-untrusted``  every TVS server reached presented a certificate that is not an ITL
                                   TVS record (§E.1, :func:`tvs_server_trusted`) — TVS_UNREACHABLE
   ``G.3.5-reject-unknown-signer`` no list knows the signer and TVS is not usable — UNKNOWN_SIGNER
-                                  (WRONG_ROLE when a list has the certificate in another role)
+                                  (WRONG_ROLE when a list has the certificate in another role); the
+                                  reason ends with why TVS is not usable (:func:`_tvs_unusable_why`,
+                                  as do G.4's, E.7.1's and F.1's)
   ``G.3-bad-signature``           signer known, signature (tampered file) fails — BAD_SIGNATURE
   ``G.3-unsupported-key``         signer key too big / EC on a non-EC model — UNSUPPORTED_KEY
   ``G.3-expired-signer``          signer certificate outside its validity at ``now`` — EXPIRED
@@ -586,6 +588,33 @@ def tvs_usable(store: TrustStore, profile: PhoneProfile) -> bool:
     return usable
 
 
+def _tvs_unusable_why(store: TrustStore, profile: PhoneProfile) -> str:
+    """Why :func:`tvs_usable` is False, from the facts it checks, each that fails: the model has no TVS
+    (alone: the rest would not help), the phone's config names no TVS server (or it holds no config), no
+    ITL is installed, or the installed ITL has no TVS record a server's certificate can be checked against
+    (the rollback ITL blanks it, spec §B.7). Reasons of the rejections :func:`tvs_usable` decides (G.3.5,
+    G.4, E.7.1, F.1) end with it, so that a CI reader knows what to fix; called on those rejections only,
+    never on an accepting path."""
+    if not profile.tvs_enabled:
+        return f"{profile.name} has no TVS"
+    why = []
+    if store.config is None:
+        why.append("no config installed (the config names the TVS servers)")
+    elif not store.tvs_servers:
+        why.append("the installed config names no TVS server")
+    itl = store.itl
+    if itl is None:
+        why.append("no ITL installed")
+    elif itl.is_empty:
+        why.append("the installed ITL is the empty (rollback) one: no TVS record a server can be checked "
+                   "against (spec §B.7)")
+    elif not any(r.role == Role.TVS for r in readable_records(itl)):
+        why.append("the installed ITL has no TVS record")
+    elif not any(_identifies_peer(r) for r in readable_records(itl) if r.role == Role.TVS):
+        why.append("the installed ITL's TVS record has no certificate or key")
+    return " and ".join(why) or "no ITL TVS record a server can be checked against"  # (tvs_usable: never)
+
+
 def tvs_server_trusted(store: TrustStore, cert_der: bytes | None) -> bool:
     """§E.1, §G.5 "TVS server: TVS role in ITL": the certificate a TVS server presents must match an ITL
     TVS (21) record (:func:`record_matches_peer`). No ITL, no such record, or no certificate → False:
@@ -752,6 +781,14 @@ def signed_file_name_problem(header_filename: str, requested: str) -> str | None
 
 
 # --------------------------------------------------------------------------- §G.2/§G.3 trust lists
+def _no_ctl_held(store: TrustStore) -> str:
+    """What ``G.2-first-ctl-tofu`` found installed: no CTL and no ITL, or no CTL and the empty (rollback)
+    ITL, which accepts any new CTL/ITL as no list would (spec §B.7, §G.3.6)."""
+    if store.itl is None:
+        return "no CTL or ITL installed"
+    return "no CTL installed and the installed ITL is the empty (rollback) one"
+
+
 def decide_trust_list(store: TrustStore, new: TrustList | bytes, *, kind: TrustKind, profile: PhoneProfile,
                       now: int, tvs_answer: TvsResult | None = None, file: str | None = None) -> Decision:
     """Decide a downloaded CTL/ITL (spec §G.2, §G.3, §B.5). See the module docstring for the rules."""
@@ -795,7 +832,7 @@ def decide_trust_list(store: TrustStore, new: TrustList | bytes, *, kind: TrustK
         return d("G.3-unchanged", True, f"{kind} unchanged", signer=who, st="")
     # §G.2 trust on first use
     if kind == "CTL" and store.ctl is None and (store.itl is None or store.itl_is_empty):
-        return d("G.2-first-ctl-tofu", True, "no CTL or ITL installed: first CTL accepted unchecked",
+        return d("G.2-first-ctl-tofu", True, f"{_no_ctl_held(store)}: first CTL accepted unchecked",
                  signer=who, st=status.installed_message(ctl=True, itl=store.itl is not None), tl=tl)
     if kind == "ITL" and store.ctl is None and store.itl is None:
         return d("G.2-first-itl-tofu", True, "no CTL or ITL installed: first ITL accepted without "
@@ -852,7 +889,7 @@ def decide_trust_list(store: TrustStore, new: TrustList | bytes, *, kind: TrustK
                  signer=who, st=status.TRUST_LIST_UPDATED, tl=tl)
     code = VerifyReason.WRONG_ROLE if other_role else VerifyReason.UNKNOWN_SIGNER
     why = "signer is in the installed lists only with a non-SAST role" if other_role else \
-        "signer unknown to the installed CTL/ITL and TVS not usable"
+        f"signer unknown to the installed CTL/ITL and TVS not usable: {_tvs_unusable_why(store, profile)}"
     return d("G.3.5-reject-unknown-signer", False, why, code=code, signer=who)
 
 
@@ -927,7 +964,7 @@ def _check_config_signer(store: TrustStore, header: SignedHeader, signed_message
         return None
     code = VerifyReason.WRONG_ROLE if other_role else VerifyReason.UNKNOWN_SIGNER
     return d("G.4-reject-unknown-signer", "config signer is not a TFTP/CCM+TFTP certificate of the "
-             "installed lists and TVS is not usable", code)
+             f"installed lists and TVS is not usable: {_tvs_unusable_why(store, profile)}", code)
 
 
 def _signer_source(store: TrustStore, header: SignedHeader, profile: PhoneProfile) -> str:
@@ -1413,8 +1450,8 @@ def decide_https_server(store: TrustStore, cert_der: bytes | None, *, profile: P
     if rec is not None:
         return accept("E.7.1-https-cert-in-trust-list", f"HTTPS cert in trust list with role {rec.role}", who)
     if not tvs_usable(store, profile):
-        return reject("E.7.1-https-not-trusted", "HTTPS cert not in CTL/ITL and TVS not usable",
-                      VerifyReason.UNKNOWN_SIGNER, who)
+        return reject("E.7.1-https-not-trusted", "HTTPS cert not in CTL/ITL and TVS not usable: "
+                      f"{_tvs_unusable_why(store, profile)}", VerifyReason.UNKNOWN_SIGNER, who)
     answer = tvs_answer if tvs_answer is not None else store.tvs_lookup(key, now)
     if answer is None and not tvs_proto.verify_request_fits(tvs_device_name(profile), cert_der):
         return reject("E.7.1-https-cert-too-large", f"HTTPS server certificate of {len(cert_der)} bytes does "
@@ -1630,8 +1667,8 @@ def decide_capf_server(store: TrustStore, cert_der: bytes | None, *, profile: Ph
             return accept("F.1-capf-cert-in-trust-list", f"CAPF certificate is a CAPF record of the "
                           f"{'CTL' if tl is store.ctl else 'ITL'}", who)
     if not tvs_usable(store, profile):
-        return reject("CAPF certificate is not a CAPF record of the CTL/ITL and TVS is not usable",
-                      VerifyReason.UNKNOWN_SIGNER, who)
+        return reject("CAPF certificate is not a CAPF record of the CTL/ITL and TVS is not usable: "
+                      f"{_tvs_unusable_why(store, profile)}", VerifyReason.UNKNOWN_SIGNER, who)
     answer = tvs_answer if tvs_answer is not None else store.tvs_lookup(key, now)
     if answer is None and vouched_for is not None:
         return reject(f"on the reconnect after TVS vouched for {vouched_for} the CAPF server presented "
