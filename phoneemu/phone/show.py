@@ -163,12 +163,15 @@ def _locked_line(locked_by: list[str], last: dict[str, Any]) -> str:
     """What locked the phone, as refused: a trust list (spec §G.3.5: "Trust List update failed", the phone
     ignores configuration changes), or its config, whose signer its lists and TVS do not vouch for (§G.4:
     the config it held is kept). Was "Trust List update failed (a trust list refused)" also for a refused
-    config, ``locked_by`` empty."""
+    config, ``locked_by`` empty. Locked until it accepts a trust list at a reset, or its lists are erased: a
+    reset (a reboot) while the cause remains fetches the same list and refuses it again (§G.3 step 5; was
+    "until that list installs, an erase or a reboot")."""
     kind = last.get("deciding_kind")
     kinds = locked_by or ([kind] if kind in ("CTL", "ITL") else [])
     if kinds:
         return (f"  Trust List update failed ({' and '.join(kinds)} refused): the phone ignores "
-                "configuration changes (locked until that list installs, an erase or a reboot)")
+                "configuration changes (locked until it accepts a trust list at a reset, or its CTL and ITL "
+                "are erased; a reset while the cause remains refuses the same list again)")
     rule = last.get("deciding_rule")
     if kind == "config":
         what = ", ".join(str(x) for x in (last.get("config_file"), rule) if x) or "its config file"

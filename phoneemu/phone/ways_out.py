@@ -28,6 +28,11 @@ choice of ways per rule is ours, from the seed chapter and the scenarios that re
   not blank a CTL (spec §G.3 note), a new ITL is authenticated with the CTL (§G.3 step 2) and configs
   are checked against it (our rules ``G.3.6``, ``G.4-empty-itl-*``);
 * a CTL (mixed mode) is not blanked by the rollback ITL (spec §G.3 note): ``utils ctl reset localkey``;
+* a new CTL refused by phones holding an ITL and no CTL (a cluster put in mixed mode, or one they moved
+  to; where the lists held are known: :func:`_for_held`): the rollback ITL on the cluster they left, whose
+  empty ITL lets them take the new CTL on first use (spec §G.2, §G.6; was not offered, though it works),
+  and the CTL reset only for their own cluster, its CallManager key a SAST record of the ITL they hold
+  (§G.3 step 3; was labelled for phones holding a CTL, "the rollback ITL does not blank a CTL");
 * a CTL (mixed mode) moved to another secure cluster: the bulk certificate export (spec §G.6: required
   between secure clusters; the old TVS must vouch for the new CTL signer, §G.3 note);
 * a CTL and the rollback ITL (the phone's lists, where known: :func:`held_lists`, ``BootReport.held``),
@@ -219,8 +224,9 @@ _DELETE = WayOut(
     fleet_lab="phoneemu phone erase --fleet-flash FLEET")
 _TVS_BACK = WayOut(
     "a TVS outage, or TVS moved",
-    "bring TVS back where the phones' config names it (their last accepted config lists the TVS servers "
-    "they ask; a TVS moved to another address is unreachable to them): the phones take the file they "
+    "bring TVS back where the phones' config names it: start the Cisco Trust Verification Service on that "
+    "node (Cisco Unified Serviceability) — their last accepted config lists the TVS servers they ask; a TVS "
+    "moved to another address is unreachable to them — and the phones take the file they "
     "refused at their next reset, TVS vouching for its signer (seed: Trust Verification Service)",
     "phoneemu lab service DIR tvs start", "tvs-outage")
 #: :data:`_TVS_BACK` where the TVS the phones named is not the filled lab's (:data:`TVS_ELSEWHERE`)
@@ -234,6 +240,15 @@ _CTL_RESET = WayOut(
     "phoneemu lab ctl-update DIR", "ctl-reset-locked-phones",
     fleet_lab="phoneemu lab ctl-reset DIR localkey && phoneemu fleet boot --lab DIR --flash FLEET && "
     "phoneemu lab ctl-update DIR")
+#: :data:`_CTL_RESET` for phones holding an ITL and no CTL (:func:`_for_held`): it helps on their own cluster
+#: only, the reset CTL signed by its CallManager key, a SAST record of the ITL they hold (spec §G.3 step 3)
+_CTL_RESET_ITL_HELD = replace(
+    _CTL_RESET,
+    when="mixed mode on their own cluster, whose ITL they hold (no CTL); not a cluster they moved to, whose "
+    "CallManager key their ITL does not hold",
+    action="utils ctl reset localkey, reset the phones, then utils ctl update CTLFile: the CTL signed by the "
+    "CallManager key, a SAST record of the ITL they hold, brings the new certificates (seed: Reset CTL "
+    "Localkey)")
 _FEWER_CERTS = WayOut(
     "an ITL above the phone's limit (64 KiB)",
     "remove certificates from the ITL (the extra TVS/application certificates) until it fits (seed: "
@@ -537,6 +552,13 @@ def ways_out(rule: str, kind: str, reason_code: str | VerifyReason | None = None
 #: the ways through the rollback (empty) ITL: none helps a phone holding a CTL (module doc)
 _THROUGH_ROLLBACK = frozenset({_ROLLBACK, _ROLLBACK_MIGRATION_ONLY, _CENTRAL, _PRE_8})
 
+#: the rollback for a CTL refused by phones holding an ITL and no CTL (:func:`_for_itl_only`), by the ITL's
+#: rollback of that rule: the empty ITL lets them take the new cluster's CTL on first use (spec §G.2)
+_ROLLBACK_FOR_CTL = {way: replace(way, action=(
+    "Prepare Cluster for Rollback to pre-8.0 on the old cluster and reset the phones there first: holding "
+    "its empty ITL and no CTL they take the new cluster's CTL on first use (spec §G.2), then any new ITL "
+    "(seed: Migrate IP Phones Between Clusters)")) for way in (_ROLLBACK, _ROLLBACK_MIGRATION_ONLY)}
+
 #: the rules under which the lists a phone holds choose its ways (:func:`_for_held`): no list it holds and
 #: no TVS vouches for the signer (spec §G.3.4, §G.3.5, §G.4), or a trust list refuses an unsigned config.
 #: Not a file's own fault (too large, a hash or key the model lacks, expired, a bad signature): a CTL or
@@ -560,8 +582,10 @@ def _for_held(ways: tuple[WayOut, ...], rule: str, kind: str, held: HeldLists | 
     they are under another rule (was: the way back or the rollback off first, and erasing the lists last,
     under an oversized ITL, an unsupported hash, an expired signer, a bad signature), for a phone without
     a CTL, or not known (``held`` None)."""
-    if ways == () or held is None or not held.ctl or rule not in _SIGNER_RULES:
+    if ways == () or held is None or rule not in _SIGNER_RULES:
         return ways
+    if not held.ctl:
+        return _for_itl_only(ways, rule) if kind == "CTL" and not held.empty_itl else ways
     if kind == "CTL" and not held.empty_itl:  # no way through the rollback ITL among a CTL's
         return ways
     gone = set(_THROUGH_ROLLBACK)
@@ -575,6 +599,23 @@ def _for_held(ways: tuple[WayOut, ...], rule: str, kind: str, held: HeldLists | 
         return ways
     last = [] if any(w.when == _DELETE.when for w in kept) else [_DELETE]
     return (*first, *kept, *last)
+
+
+def _for_itl_only(ways: tuple[WayOut, ...], rule: str) -> tuple[WayOut, ...]:
+    """``ways`` of a CTL refused by phones holding an ITL and no CTL (not the rollback one: it takes any
+    first CTL, spec §G.2): the CTL reset said for their own cluster (:data:`_CTL_RESET_ITL_HELD`: its
+    CallManager key a SAST record of their ITL; was "mixed mode, their own cluster (the rollback ITL does not
+    blank a CTL)"), and the rollback ITL on the cluster they left beside it (:data:`_ROLLBACK_FOR_CTL`; was
+    not offered: spec §G.6), before or after the reset as the ITL's ways of the rule have them (after
+    under the rules that lock phones out on their own cluster too, module doc)."""
+    itl = _ITL_WAYS.get(rule, ())
+    rollback = next((w for w in itl if w in _ROLLBACK_FOR_CTL), None)
+    if _CTL_RESET not in ways or rollback is None or _ITL_RESET not in itl:
+        return ways
+    pair = (_ROLLBACK_FOR_CTL[rollback], _CTL_RESET_ITL_HELD)
+    if itl.index(rollback) > itl.index(_ITL_RESET):
+        pair = pair[::-1]
+    return tuple(way for w in ways for way in (pair if w == _CTL_RESET else (w,)))
 
 
 def _lists_choose(rule: str, kind: str) -> bool:

@@ -87,5 +87,6 @@ def test_boot_and_phone_show_say_a_malformed_itl_has_no_way_out(
     assert info["locked"] is True and info["ways_out"] == [] and info["no_way_out"] == why
     assert cli.main(["phone", "show", "--flash", str(flash)]) == 0
     shown = capsys.readouterr().out
-    assert f"(ITL refused): the phone ignores configuration changes (locked until that list installs, an " \
-           f"erase or a reboot)\n  {_SAID}{why}\n" in shown
+    assert f"(ITL refused): the phone ignores configuration changes (locked until it accepts a trust list " \
+           f"at a reset, or its CTL and ITL are erased; a reset while the cause remains refuses the same " \
+           f"list again)\n  {_SAID}{why}\n" in shown
