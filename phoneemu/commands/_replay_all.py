@@ -37,10 +37,14 @@ __all__ = [
     "fleet_doc",
     "fleet_text",
     "installed_files",
+    "keys_beside",
+    "locked_out_tvs_offline",
     "offline_words",
     "phone_record",
     "reports_of",
     "run_all",
+    "tvs_offline_said",
+    "undecrypted_warning",
     "write_junit",
 ]
 
@@ -53,6 +57,53 @@ PATH_SHOWN = 4
 """Outcomes a phone's boots went through that its line (and ``changed``) names at most, a run of boots
 with one outcome as one (our convention): beyond, the first two, ``...``, the last and the number of
 changes."""
+#: what a replayed lockout resting on the offline TVS waits on, said after "if its TVS cannot be reached"
+#: (as predict's :data:`phoneemu.scenario.predict.TVS_OFFLINE_ASK`, with replay's own way to ask it)
+TVS_OFFLINE_ASK = "offline: give --keylog FILE, the capture's TLS key log, or --tvs-cert"
+_IF_UNREACHED = "if {whose} TVS cannot be reached"  # predict's words (commands/predict.py)
+
+
+def keys_beside(capture: Path) -> Path:
+    """The key log beside ``capture`` that ``replay`` uses when no ``--keylog`` is given: the one the
+    capture commands write and ``wireshark`` takes up (``x.keys`` of ``x.pcap`` and of ``x.pcap.gz``;
+    its rule, called: one place)."""
+    from phoneemu.commands.wireshark import _keys_beside
+
+    return _keys_beside(capture)
+
+
+def locked_out_tvs_offline(report: Any) -> bool:
+    """Whether a replayed boot's lockout rests on the offline TVS, no server answering for want of a key
+    log (:func:`phoneemu.scenario.predict.rests_on_offline_tvs`, as predict tells its own: the offline
+    TVS's words in the deciding reason). Such a lockout is said *if its TVS cannot be reached*
+    (:func:`tvs_offline_said`; was: ``locked out: yes`` plainly, where the captured TVS had answered)."""
+    from phoneemu.scenario.predict import rests_on_offline_tvs
+
+    deciding = report.deciding
+    return bool(report.locked_out) and deciding is not None and rests_on_offline_tvs(deciding.rule,
+                                                                                      deciding.reason)
+
+
+def tvs_offline_said(whose: str = "its") -> str:
+    """The qualifier of a lockout resting on the offline TVS (:func:`locked_out_tvs_offline`), predict's
+    words (``whose``: ``its`` or ``their``) with replay's way to ask TVS."""
+    return f"{_IF_UNREACHED.format(whose=whose)} ({TVS_OFFLINE_ASK})"
+
+
+def undecrypted_warning(args: argparse.Namespace, tvs: TvsCapture) -> None:
+    """Said once on stderr without a key log (none given, embedded or beside the capture; not after
+    ``--no-keylog``, which asked for none) when the capture holds TLS connections other than the HTTPS
+    config download's (said apart): TVS or CAPF, not decrypted, so every TVS question is taken as
+    unanswered (was: nothing said, ``locked out: yes``)."""
+    unread = tvs.tls_connections - tvs.https.unread
+    if args.keylog is not None or getattr(args, "no_keylog", False) or unread <= 0:  # (asked for none)
+        return
+    from phoneemu.words import counted
+
+    say(args, f"warning: {counted(unread, 'TLS connection')} (TVS, CAPF) in the capture not decrypted: no "
+              f"key log (--keylog FILE; none usable beside the capture as {keys_beside(args.capture)}): the "
+              "phones' TVS questions are taken as unanswered, a lockout so decided is said to happen "
+              f"{tvs_offline_said()}")
 
 
 #: the options of ``--all`` alone: (flag, metavar, help, what one phone takes instead)
@@ -125,20 +176,24 @@ def check_reports(args: argparse.Namespace) -> None:
     """Refuse, before any work, a report (``--junit``, ``--json-file``) that could not be written, the two
     naming one file (was: the JSON written over the JUnit report, exit 0), and a report that would
     overwrite an input: the capture, a file given to an option, a file of ``--installed-config-dir`` or
-    ``--flash``, or of a phone's flash in ``--fleet-flash`` (was: ``replay CAP.pcap --all --junit
-    CAP.pcap`` replaced the capture by the report, ``--json-file`` the ``--keylog`` its secrets). A new
-    file, a FIFO or a device replaces no input."""
+    ``--flash``, or of a phone's flash in ``--fleet-flash``, and the key log beside the capture without
+    ``--keylog`` (:func:`keys_beside`) (was: ``replay CAP.pcap --all --junit CAP.pcap`` replaced the
+    capture by the report, ``--json-file`` the ``--keylog`` its secrets). A new file, a FIFO or a device
+    replaces no input."""
     from phoneemu.files import check_apart, check_writable, overwritten_input
 
     reports = reports_of(args)
     for option, path in reports:
         check_writable(path, option)
     check_apart(reports)
+    read_beside = args.keylog is None and not getattr(args, "no_keylog", False)  # read without --keylog
+    beside = keys_beside(args.capture) if read_beside else None
     files: list[tuple[str, Path | None]] = [
         ("the capture", args.capture), ("--keylog", args.keylog), ("--installed-itl", args.installed_itl),
         ("--installed-ctl", args.installed_ctl), ("--installed-config", args.installed_config),
         ("--installed-config-key", args.installed_config_key), ("--models", args.models),
-        *(("--tvs-cert", p) for p in args.tvs_cert), *(("--image-signer", p) for p in args.image_signer)]
+        *(("--tvs-cert", p) for p in args.tvs_cert), *(("--image-signer", p) for p in args.image_signer),
+        ("the key log beside the capture", beside)]  # last: an option naming it names it first
     folders = (("--installed-config-dir", args.installed_config_dir, 1), ("--flash", args.flash, 1),
                ("a phone's flash in --fleet-flash", args.fleet_flash, 2))
     for option, out in reports:
@@ -168,7 +223,8 @@ def _boot_record(r: ReplayResult) -> dict[str, Any]:
                            "rule": d.rule if d is not None else None, "config": rep.config,
                            "itl": rep.trust.get("ITL"), "ctl": rep.trust.get("CTL"), "tvs_used": rep.tvs_used,
                            # whose files (phone.lab_signers); a stand-in result without it: unknown
-                           "signed_by_lab": getattr(r, "signed_by_lab", None)}
+                           "signed_by_lab": getattr(r, "signed_by_lab", None),
+                           "locked_out_tvs_offline": locked_out_tvs_offline(rep)}
     if r.not_captured:
         out["not_captured"] = list(r.not_captured)
     if rep.fetched_over:  # the config over HTTPS (spec §H.1), as boot --json says it
@@ -249,6 +305,8 @@ class _Tally:
         #: every server the failed last boots went to: where their TVS would be their cluster's own
         #: (:func:`phoneemu.phone.ways_out.tvs_back_fill`, the summary's bringing TVS back)
         self.failed_servers: set[str] = set()
+        #: the phones whose last boot locked out resting on the offline TVS (locked_out_tvs_offline)
+        self.tvs_offline = 0
 
     def add(self, rec: dict[str, Any]) -> None:
         from phoneemu.fleet.metrics import FAILED_BY
@@ -307,6 +365,7 @@ class _Tally:
         if last.get("not_captured"):
             self.partial.add(mac, {"not_captured": ", ".join(last["not_captured"])})
         if last["outcome"] == "locked-out":
+            self.tvs_offline += bool(last.get("locked_out_tvs_offline"))  # absent in an older record
             self.locked[ways_group(str(last["rule"]), str(last.get("kind", "")), last.get("reason_code"),
                                    held=HeldLists.from_json(last.get("held")))] += 1
             server = last.get("server")
@@ -357,6 +416,7 @@ class _Tally:
         return {"phones": self.phones, "phones_replayed": self.replayed,
                 "phones_not_replayed": self.phones - self.replayed, "boots": self.boots,
                 "by_outcome": dict(self.by_outcome.most_common()),
+                "locked_out_tvs_offline": self.tvs_offline,
                 "by_rule": dict(self.by_rule.most_common()),
                 "by_model": {m: dict(c.most_common()) for m, c in sorted(self.by_model.items())},
                 "by_trust": dict(sorted(self.by_trust.items())), "changed": dict(self.changed.most_common()),
@@ -479,6 +539,7 @@ def fleet_text(doc: dict[str, Any], head: str, fill: dict[str, str] | None = Non
                      f"answer is not in that boot of the capture (it ends during the boot?) ({macs})")
     failed = sum(k["count"] for k in doc["failure_kinds"]) + doc["failure_kinds_not_kept"]
     lines += kind_lines(doc["failure_kinds"], "failed", _failure_text, failed, every_record="--json")
+    lines += _tvs_offline_lines(doc)
     if doc["sip_checked"]:
         differ = doc.get("sip_differing", 0)  # registrations (the kinds count phones)
         calls = doc.get("calls_checked", 0)
@@ -495,6 +556,18 @@ def fleet_text(doc: dict[str, Any], head: str, fill: dict[str, str] | None = Non
     if doc["exit_why"] is not None:
         lines.append(f"exit status 1: {doc['exit_why']}")
     return "\n".join(lines)
+
+
+def _tvs_offline_lines(doc: dict[str, Any]) -> list[str]:
+    """The summary's line of the phones whose last boot locked out resting on the offline TVS
+    (``locked_out_tvs_offline``): they lock out *if their TVS cannot be reached* (:func:`tvs_offline_said`);
+    none without such a phone (a document of an older phoneemu has no count)."""
+    offline = doc.get("locked_out_tvs_offline", 0)
+    if not offline:
+        return []
+    locked = doc["by_outcome"].get("locked-out", 0)
+    return [f"locked out {_IF_UNREACHED.format(whose='their')}: {offline} of the {_count(locked, 'phone')} "
+            f"locked out ({TVS_OFFLINE_ASK})"]
 
 
 def _downloads_line(doc: dict[str, Any]) -> str:
@@ -552,6 +625,8 @@ def _junit_failure(rec: dict[str, Any], fill: Mapping[str, str] | None = None,
     message += f": {b['reason']}" if b.get("reason") else ""
     message += f" [{_partial(b)}]" if _partial(b) else ""
     body = [_boot_line(i, x) for i, x in enumerate(boots)]
+    if b.get("locked_out_tvs_offline"):  # as the text says it (tvs_offline_said)
+        body.insert(0, f"locked out {tvs_offline_said()}")
     ways = _junit_ways_out(rec, fill or {}, flashes, said=bad)
     return message, "\n".join([*body, *rec.get("notes", ()), *ways])
 
@@ -677,6 +752,7 @@ def run_all(args: argparse.Namespace, *, secrets: KeyLog | None, limits: Limits 
         try:
             for text in capture.warnings:
                 say(args, f"warning: {text}")
+            undecrypted_warning(args, capture.tvs)
             if not capture.macs() and not capture.not_kept and not capture.beyond:
                 raise PhoneEmuError(f"{args.capture}: no phone's download in the capture ({capture.packets} "
                                     "packet(s); a phone's own names carry its MAC: CTLSEP<MAC>.tlv, "

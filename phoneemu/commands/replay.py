@@ -28,9 +28,12 @@ from phoneemu.commands._replay_all import (
     check_all_options,
     check_reports,
     installed_files,
+    locked_out_tvs_offline,
     offline_words,
     reports_of,
     run_all,
+    tvs_offline_said,
+    undecrypted_warning,
 )
 from phoneemu.commands._reports import never_stale
 from phoneemu.commands._said import say
@@ -73,6 +76,12 @@ live; a server it refused (its certificate, no QUERY) is noted as the live boot 
 gave no answer is named with why, as the boot names it: "(no TVS server answered: 10.0.0.5:2445: no
 such TVS query of this phone in the capture)". --tvs-cert PEM makes an offline TVS
 vouch for those certificates (with --keylog: for queries the capture does not hold).
+Without --keylog the key log a pcapng embeds is used, else CAPTURE.keys beside the capture (the name
+--capture writes; x.keys of x.pcap.gz too), said on stderr; one beside it that cannot be read or decoded is
+said and not used (given to --keylog it is bad input). --no-keylog uses none. Without any, the TLS
+connections (TVS, CAPF) the capture holds are counted in a warning, and a lockout resting on the offline
+TVS is said "locked out: yes, if its TVS cannot be reached" (JSON locked_out_tvs_offline; --all: a line
+of the summary, its count, and a line in each such JUnit failure).
 A config the phone took over HTTPS (TCP 6971, spec H.1; told by its GET /SEP<MAC>.cnf.xml.sgn, whatever
 the port) is answered with --keylog from that phone's captured exchange in the boot, its certificate
 judged by the replayed phone (a MITM's refused again); without the key log, as a port that did not answer.
@@ -140,7 +149,11 @@ def register(sub: Any) -> None:
     p.add_argument("--keylog", type=Path, metavar="FILE",
                    help="TLS key log of the capture (SSLKEYLOGFILE format, as --capture and lab serve "
                    "--keylog write it): decrypt the TVS exchanges and answer as TVS did in the capture "
-                   "(default: the key log a pcapng embeds, editcap --inject-secrets)")
+                   "(default: the key log a pcapng embeds, editcap --inject-secrets, else CAPTURE.keys "
+                   "beside the capture, as --capture names it, said on stderr)")
+    p.add_argument("--no-keylog", action="store_true",
+                   help="use no key log, neither the one beside the capture nor one a pcapng embeds: TVS is "
+                   "unreachable offline, or answers for --tvs-cert (what if TVS were down, or vouched)")
     p.add_argument("--max-memory", type=positive_int, metavar="MiB",
                    help=f"bytes the open flows and the kept downloads may hold together, in MiB (default "
                    f"{MAX_MEMORY >> 20}; --all {ALL_MAX_MEMORY_MIB}; a capture with IP fragments sets a "
@@ -239,26 +252,58 @@ def _list_json(index: CaptureIndex, only: str | None) -> dict[str, Any]:
 
 
 def _secrets(args: argparse.Namespace) -> KeyLog | None:
-    """The ``--keylog`` secrets; without it, the key log a pcapng capture embeds (Decryption Secrets
-    Block, ``editcap --inject-secrets``), said on stderr, ``args.keylog`` then naming the capture; None
-    without either. A key log without any secret is a warning."""
+    """The ``--keylog`` secrets (one that cannot be read or decoded is bad input); without it, the key log
+    a pcapng capture embeds (Decryption Secrets Block, ``editcap --inject-secrets``), else the one beside
+    the capture (:func:`_secrets_beside`), each said on stderr, ``args.keylog`` then naming the file it is
+    in; None without any, and with ``--no-keylog``. A ``--keylog`` without any secret is a warning."""
     from phoneemu.net.capture import embedded_keylog
     from phoneemu.net.tls_decrypt import parse_keylog, read_keylog
 
+    if args.no_keylog:
+        if args.keylog is not None:
+            raise PhoneEmuError("--no-keylog uses no key log: not with --keylog", path="no-keylog")
+        return None
     if args.keylog is None:
         text = embedded_keylog(args.capture)
         if text is None:
-            return None
+            return _secrets_beside(args)
         secrets = parse_keylog(text, source=f"{args.capture} (embedded key log)")
         if secrets:
             say(args, f"using the TLS key log embedded in {args.capture} ({counted(len(secrets), 'secret')})")
             args.keylog = args.capture
             return secrets
-        return None
+        return _secrets_beside(args)
     secrets = read_keylog(args.keylog)
     if secrets is not None and not secrets:
         say(args, f"warning: --keylog {args.keylog}: no secrets (no CLIENT_RANDOM or TLS 1.3 traffic "
                   "secret line): no TLS connection can be decrypted")
+    return secrets
+
+
+def _secrets_beside(args: argparse.Namespace) -> KeyLog | None:
+    """The secrets of the key log beside the capture, ``CAPTURE.keys`` (:func:`~phoneemu.commands._replay_all.
+    keys_beside`: the name ``boot``, ``fleet boot`` and ``run --capture`` write, the one ``wireshark``
+    takes up), when no ``--keylog`` is given: used, said once on stderr, ``args.keylog`` then naming it
+    (was: not used, the phones' TVS taken as unreachable where it had answered). Ours: one that cannot be
+    read or decoded is said and not used, not bad input — it was not asked for (``--keylog`` names it to
+    make it so); one without any secret is not used (the warning of TLS connections not decrypted names
+    it). None when it is not used."""
+    from phoneemu.commands._replay_all import keys_beside
+    from phoneemu.net.tls_decrypt import read_keylog
+
+    path = keys_beside(args.capture)
+    if path == args.capture or not path.is_file():
+        return None
+    try:
+        secrets = read_keylog(path)
+    except (OSError, PhoneEmuError) as exc:
+        say(args, f"warning: the TLS key log beside the capture, {path}, is not used: {exc}")
+        return None
+    if not secrets:
+        return None
+    say(args, f"using the TLS key log {path} beside the capture ({counted(len(secrets), 'secret')}; "
+              "--keylog FILE names another)")
+    args.keylog = path
     return secrets
 
 
@@ -282,7 +327,7 @@ def _all(args: argparse.Namespace) -> int:
 def _boot_text(i: int, r: ReplayResult, fill: dict[str, str] | None = None) -> str:
     """A replayed boot; ``fill``: the ways out's (:func:`phoneemu.phone.lab_signers.not_a_lab_fill`)."""
     lines = [f"== boot {i} against {r.boot.server} ({counted(len(r.served), 'file request')})",
-             *offline_boot_lines(r.served, r.report, fill)]
+             *_tvs_offline_result(offline_boot_lines(r.served, r.report, fill), r)]
     if r.not_captured:
         lines.append(f"  note:     the capture holds this boot in part: {', '.join(r.not_captured)}: "
                      "asked for by the phone, its request or its whole answer is not in this boot of the "
@@ -290,6 +335,18 @@ def _boot_text(i: int, r: ReplayResult, fill: dict[str, str] | None = None) -> s
                      "another model, other files held)")
     lines += [f"  {c.describe()}" for c in r.sip]
     return "\n".join(lines)
+
+
+def _tvs_offline_result(lines: list[str], r: ReplayResult) -> list[str]:
+    """A boot's lines with its result line saying a lockout that rests on the offline TVS as such
+    (:func:`~phoneemu.commands._replay_all.locked_out_tvs_offline`): ``locked out: yes, if its TVS cannot
+    be reached (offline: give --keylog FILE, ...)``, as predict says its own (was ``locked out: yes``,
+    where the captured TVS had answered)."""
+    if not locked_out_tvs_offline(r.report):
+        return lines
+    said = f"locked out: yes, {tvs_offline_said()}"
+    return [f"{line.removesuffix('locked out: yes')}{said}"
+            if line.startswith("  result:") and line.endswith("locked out: yes") else line for line in lines]
 
 
 def _tvs_fill(r: ReplayResult) -> dict[str, str]:
@@ -312,6 +369,7 @@ def _boot_json(r: ReplayResult) -> dict[str, Any]:
 
     said = r.as_dict()
     said["report"]["ways_out"] = ways_json_said(said["report"]["ways_out"], _tvs_fill(r))
+    said["locked_out_tvs_offline"] = locked_out_tvs_offline(r.report)  # as predict's JSON says it
     return said
 
 
@@ -353,6 +411,8 @@ def _replayed(args: argparse.Namespace) -> int:
     for text in scan.warnings:
         say(args, f"warning: {text}")
     index, tvs_capture = scan.index, scan.tvs
+    if not args.list:  # (--list says it in its listing)
+        undecrypted_warning(args, tvs_capture)
     if args.list:
         if args.json:
             doc = _list_json(index, mac)

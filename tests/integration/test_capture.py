@@ -334,13 +334,13 @@ def test_committed_migration_replayed_with_an_offline_tvs_that_vouches(
     assert signer.certificate is not None
     pem = tmp_path / "new-itlrecovery.pem"
     pem.write_text(ssl.DER_cert_to_PEM_cert(signer.certificate))
-    assert main(["replay", str(pcap), "--mac", "0A0000000501", "--tvs-cert", str(pem), "--json"]) == 0
+    assert main(["replay", str(pcap), "--mac", "0A0000000501", "--no-keylog", "--tvs-cert", str(pem), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     boot2 = doc["boots"][1]["report"]
     assert boot2["trust"]["ITL"] == "updated" and boot2["config"] == "accepted" and boot2["tvs_used"]
     assert any(d["rule"] == "G.3.4-vouched-by-tvs" and d["accepted"] for d in boot2["decisions"])
     # the TVS vouches for the signer but without the SAST role: rejected
-    assert main(["replay", str(pcap), "--mac", "0A0000000501", "--tvs-cert", str(pem),
+    assert main(["replay", str(pcap), "--mac", "0A0000000501", "--no-keylog", "--tvs-cert", str(pem),
                  "--tvs-roles", "1"]) == 1
     assert "G.3.4-tvs-wrong-role" in capsys.readouterr().out
     assert main(["replay", str(pcap), "--mac", "0A0000000501", "--tvs-roles", "x"]) == 2
@@ -402,7 +402,7 @@ def test_run_with_capture_then_replay_tvs_vouching(tmp_path: Path, capsys: pytes
     assert main(["replay", str(pcap), "--mac", "0A0000000301", "--keylog", str(keys)]) == 0
     out = capsys.readouterr().out
     assert "G.3.4-vouched-by-tvs" in out and "answers from the capture (2 exchanges decrypted)" in out
-    assert main(["replay", str(pcap), "--mac", "0A0000000301"]) == 1  # without it: TVS unreachable
+    assert main(["replay", str(pcap), "--mac", "0A0000000301", "--no-keylog"]) == 1  # without it: TVS unreachable
     assert "G.3.4-tvs-unreachable" in capsys.readouterr().out
 
 
@@ -928,11 +928,11 @@ def test_a_captured_registration_is_checked_against_the_rules(capsys: pytest.Cap
         scan = scan_capture(pcap, mac="0A0000004202", secrets=keys)
         plain = _sip(run(replay_phone(scan.index, "0A0000004202", sip_capture=scan.sip)))
         assert plain == [[("tcp", "registered", "tcp", "", ())], [("tcp", "registered", "tcp", "", ())]]
-    assert main(["replay", str(pcap), "--mac", "0A0000004201"]) == 0
+    assert main(["replay", str(pcap), "--mac", "0A0000004201", "--no-keylog"]) == 0
     out = capsys.readouterr().out
     assert ("over tls: not known (encrypted: give the key log); certificate G.5-sip-server-untrusted "
             "(refused); the rules give tls (G.9-tls-with-ctl); as the rules say") in out
-    assert main(["replay", str(pcap), "--mac", "0A0000004201", "--json"]) == 0
+    assert main(["replay", str(pcap), "--mac", "0A0000004201", "--no-keylog", "--json"]) == 0
     boots = json.loads(capsys.readouterr().out)["boots"]
     assert boots[0]["sip"][0]["transport_rule"] == "G.9-fallback-tcp" and boots[0]["sip"][0]["differs"] == []
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,13 @@ ROOT = Path(__file__).resolve().parents[2]
 CAPTURES = sorted((ROOT / "captures").glob("*.pcap"))
 SHA512 = ROOT / "captures" / "sha512-signing-sha1-phone.pcap"
 MIGRATION = ROOT / "captures" / "migration-itl-signer-unknown.pcap"
+
+
+@pytest.fixture
+def offline(tmp_path: Path) -> Path:
+    """:data:`MIGRATION` without its key log beside it (replay would use it): its phones' TVS unreachable."""
+    shutil.copyfile(MIGRATION, tmp_path / MIGRATION.name)
+    return tmp_path / MIGRATION.name
 
 
 def _decisions(report: Any) -> dict[str, Any]:
@@ -47,8 +55,8 @@ def test_every_phone_decides_as_when_replayed_alone(pcap: Path) -> None:
             [(r.served, _decisions(r.report), [c.as_dict() for c in r.sip]) for r in ref]
 
 
-def test_cli_summary_groups_the_locked_out_phones(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["replay", str(MIGRATION), "--all"]) == 1
+def test_cli_summary_groups_the_locked_out_phones(offline: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["replay", str(offline), "--all"]) == 1
     out = capsys.readouterr().out
     assert "replay of 2 phones (4 boots)" in out
     assert "0A0000000501  2 boots  ok -> locked-out (G.3.4-tvs-unreachable)" in out
@@ -196,11 +204,12 @@ def test_a_flash_of_another_phone_is_not_replayed_and_says_why(tmp_path: Path,
             "0A0000000501's") in out
 
 
-def test_junit_has_a_case_per_phone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_junit_has_a_case_per_phone(offline: Path, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
     import xml.etree.ElementTree as ET
 
     report = tmp_path / "phones.xml"
-    assert main(["replay", str(MIGRATION), "--all", "--junit", str(report)]) == 1
+    assert main(["replay", str(offline), "--all", "--junit", str(report)]) == 1
     suite = ET.parse(report).getroot().find("testsuite")
     assert suite is not None and suite.get("tests") == "2" and suite.get("failures") == "2"
     cases = suite.findall("testcase")
@@ -220,7 +229,8 @@ def test_junit_has_a_case_per_phone(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "--junit" in capsys.readouterr().err
 
 
-def test_export_flash_then_predict_every_phone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_export_flash_then_predict_every_phone(offline: Path, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
     """--export-flash writes what each phone holds after the capture; predict --fleet-flash then says
     what new files would do to every one of them. The migration capture's phones end locked out on the
     new cluster holding the old cluster's ITL: the new cluster's ITL still is refused (TVS unreachable
@@ -228,7 +238,7 @@ def test_export_flash_then_predict_every_phone(tmp_path: Path, capsys: pytest.Ca
     from phoneemu.scenario.replay import boots_of, index_capture
 
     site = tmp_path / "site"
-    assert main(["replay", str(MIGRATION), "--all", "--export-flash", str(site)]) == 1
+    assert main(["replay", str(offline), "--all", "--export-flash", str(site)]) == 1
     assert f"flashes of 2 phones written to {site}/<MAC> (phoneemu predict --fleet-flash {site} NEW-FILES" \
         in capsys.readouterr().out
     idx = index_capture(MIGRATION)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -45,8 +46,11 @@ def _tvs_of_first_boot() -> str:
     return host_port(server.host, server.port)
 
 
-def test_an_offline_replay_names_the_tvs_server_as_the_boot(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["replay", str(PCAP), "--mac", MAC, "--json"]) == 1
+def test_an_offline_replay_names_the_tvs_server_as_the_boot(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    offline = tmp_path / PCAP.name  # without its key log beside it (replay would use it)
+    shutil.copyfile(PCAP, offline)
+    assert main(["replay", str(offline), "--mac", MAC, "--json"]) == 1
     report = json.loads(capsys.readouterr().out)["boots"][-1]["report"]
     said = f"{NO_TVS_ANSWER}{_tvs_of_first_boot()}: {OFFLINE}"
     assert report["deciding"]["rule"] == "G.3.4-tvs-unreachable"

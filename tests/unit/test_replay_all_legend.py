@@ -5,6 +5,7 @@ the other fleet summaries do. Was: ``DIR``, ``OLD`` and ``FLEET`` bare, with no 
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -15,12 +16,22 @@ from tests.helpers import legend_of, placeholders_left
 
 ROOT = Path(__file__).resolve().parents[2]
 PCAP = ROOT / "captures" / "migration-itl-signer-unknown.pcap"  # two phones, each locked out at its 2nd boot
+
+
+@pytest.fixture
+def offline(tmp_path: Path) -> Path:
+    """:data:`PCAP` without its key log beside it: replayed offline, TVS unreachable."""
+    shutil.copyfile(PCAP, tmp_path / PCAP.name)
+    return tmp_path / PCAP.name
+
+
 OLD = ("OLD: the lab folder of the cluster the phones left (not known to replay: the cluster the phones came "
        "from)")
 
 
-def test_the_summary_says_what_each_placeholder_left_stands_for(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["replay", str(PCAP), "--all"]) == 1
+def test_the_summary_says_what_each_placeholder_left_stands_for(offline: Path,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["replay", str(offline), "--all"]) == 1
     out = capsys.readouterr().out
     assert placeholders_left(out) == {"DIR", "OLD", "FLEET"}, out
     assert legend_of(out) == [
@@ -32,8 +43,9 @@ def test_the_summary_says_what_each_placeholder_left_stands_for(capsys: pytest.C
     assert lines[at - 1].strip().startswith("lab: ") and lines[at + 3].startswith("result: "), lines
 
 
-def test_the_flashes_written_fill_fleet(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["replay", str(PCAP), "--all", "--export-flash", str(tmp_path / "flashes")]) == 1
+def test_the_flashes_written_fill_fleet(offline: Path, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["replay", str(offline), "--all", "--export-flash", str(tmp_path / "flashes")]) == 1
     out = capsys.readouterr().out
     assert f"phone erase --fleet-flash {tmp_path / 'flashes'}" in out, out
     assert [line.split(":")[0] for line in legend_of(out)] == ["DIR", "OLD"], out

@@ -233,7 +233,8 @@ def test_a_mitm_certificate_refused_live_is_refused_on_replay_then_the_normal_wa
 
 def test_without_the_key_log_a_warning_names_the_6971_connections(
         lab: LabCluster, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    _live, pcap, _keys = _live_boot(lab, tmp_path)
+    _live, pcap, keys = _live_boot(lab, tmp_path)
+    keys.unlink()  # none beside the capture either (replay would use it)
     for args in (("--mac", MAC), ("--all",)):
         _rc, _out, err = _replay(capsys, str(pcap), *args)
         warned = [line for line in err.splitlines() if "TCP port 6971" in line]

@@ -78,7 +78,7 @@ def test_predict_accepted_says_no_legend(moved: Path, capsys: pytest.CaptureFixt
 
 
 def test_replay_says_what_dir_old_and_flash_stand_for(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["replay", str(PCAP), "--mac", PCAP_MAC]) == 1
+    assert main(["replay", str(PCAP), "--no-keylog", "--mac", PCAP_MAC]) == 1
     out = capsys.readouterr().out
     assert "deciding: G.3.4-tvs-unreachable (rejected)" in out, out
     assert placeholders_left(out) == {"DIR", "OLD", "FLASH"}, out
@@ -92,7 +92,7 @@ def test_replay_says_what_dir_old_and_flash_stand_for(capsys: pytest.CaptureFixt
 
 
 def test_replay_json_carries_no_legend(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["replay", str(PCAP), "--mac", PCAP_MAC, "--json"]) == 1
+    assert main(["replay", str(PCAP), "--no-keylog", "--mac", PCAP_MAC, "--json"]) == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["boots"][-1]["report"]["locked_out"] is True
 
@@ -102,7 +102,7 @@ def test_replay_fills_flash_with_its_flash(tmp_path: Path, capsys: pytest.Captur
     flash = tmp_path / "flash"
     flash.mkdir()
     (flash / "phone.json").write_text(json.dumps({"mac": PCAP_MAC, "profile": "cp-8861"}))
-    assert main(["replay", str(PCAP), "--flash", str(flash)]) == 1
+    assert main(["replay", str(PCAP), "--no-keylog", "--flash", str(flash)]) == 1
     out = capsys.readouterr().out
     assert f"lab: phoneemu phone erase --flash {flash}" in out, out
     assert placeholders_left(out) == {"DIR", "OLD"}, out
