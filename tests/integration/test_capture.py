@@ -334,7 +334,8 @@ def test_committed_migration_replayed_with_an_offline_tvs_that_vouches(
     assert signer.certificate is not None
     pem = tmp_path / "new-itlrecovery.pem"
     pem.write_text(ssl.DER_cert_to_PEM_cert(signer.certificate))
-    assert main(["replay", str(pcap), "--mac", "0A0000000501", "--no-keylog", "--tvs-cert", str(pem), "--json"]) == 0
+    assert main(["replay", str(pcap), "--mac", "0A0000000501", "--no-keylog", "--tvs-cert", str(pem),
+                 "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     boot2 = doc["boots"][1]["report"]
     assert boot2["trust"]["ITL"] == "updated" and boot2["config"] == "accepted" and boot2["tvs_used"]
@@ -402,7 +403,7 @@ def test_run_with_capture_then_replay_tvs_vouching(tmp_path: Path, capsys: pytes
     assert main(["replay", str(pcap), "--mac", "0A0000000301", "--keylog", str(keys)]) == 0
     out = capsys.readouterr().out
     assert "G.3.4-vouched-by-tvs" in out and "answers from the capture (2 exchanges decrypted)" in out
-    assert main(["replay", str(pcap), "--mac", "0A0000000301", "--no-keylog"]) == 1  # without it: TVS unreachable
+    assert main(["replay", str(pcap), "--mac", "0A0000000301", "--no-keylog"]) == 1  # TVS unreachable
     assert "G.3.4-tvs-unreachable" in capsys.readouterr().out
 
 

@@ -103,7 +103,8 @@ def test_fleet_summaries_json_name_the_tvs_their_text_names(labs: Path, capsys: 
     new = str(labs / "new")
     before = str(labs / f"{fleet}-before")
     own = f"phoneemu lab service {new} tvs start"  # not a placeholder: not in a JSON "lab"
-    runs = [(["predict", "--fleet-flash", before, "--now", str(NOW), str(labs / "new" / "tftp"), "--json"], 1),
+    runs = [(["predict", "--fleet-flash", before, "--now", str(NOW), str(labs / "new" / "tftp"), "--json"],
+             1),
             (["replay", str(labs / f"{fleet}.pcap"), "--all", "--fleet-flash", before, "--json"], 1),
             (["phone", "show", "--fleet-flash", str(labs / fleet), "--json"], 0),
             (["phone", "show", "--fleet-flash", str(labs / fleet), "--cluster", new, "--json"], 0)]
