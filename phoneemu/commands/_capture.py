@@ -36,11 +36,19 @@ from phoneemu.files import check_writable, private_file
 if TYPE_CHECKING:
     from phoneemu.scenario.capturing import LiveCapture
 
-__all__ = ["DEFAULT_LIMIT_MIB", "capture_json", "capture_keylog", "capture_summary", "open_host_capture"]
+__all__ = ["DEFAULT_LIMIT_MIB", "capture_json", "capture_keylog", "capture_summary", "keys_beside",
+           "open_host_capture"]
 
 #: ``--capture-limit`` default, MiB (our convention: as ``run --capture``'s bound).
 DEFAULT_LIMIT_MIB = 256.0
 _MIB = 1024 * 1024
+
+
+def keys_beside(capture: Path) -> Path:
+    """The key log beside CAPTURE: its suffix ``.keys`` — of ``x.pcap.gz`` (a capture gzipped afterwards),
+    ``x.keys`` too. The one name: ``boot``/``fleet boot --capture`` write it, ``wireshark`` and ``replay``
+    take it up."""
+    return (capture.with_suffix("") if capture.suffix == ".gz" else capture).with_suffix(".keys")
 
 
 def capture_keylog(capture: Path | None, keylog: Path | None) -> Path | None:
@@ -49,7 +57,7 @@ def capture_keylog(capture: Path | None, keylog: Path | None) -> Path | None:
     and the key log is 0600 (a FIFO or device is left as it is)."""
     fresh = capture is not None and keylog is None
     if capture is not None and keylog is None:  # (mypy: fresh alone does not narrow)
-        keylog = capture.with_suffix(".keys")
+        keylog = keys_beside(capture)
     check_writable(capture, "--capture")
     check_writable(keylog, "--keylog")
     if keylog is not None:  # one capture, one key log (emptied); a --keylog given is appended to. Made

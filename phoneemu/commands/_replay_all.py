@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from phoneemu import json_doc
+from phoneemu.commands._capture import keys_beside
 from phoneemu.commands._progress import progress_line
 from phoneemu.commands._said import say
 from phoneemu.errors import PhoneEmuError
@@ -37,7 +38,6 @@ __all__ = [
     "fleet_doc",
     "fleet_text",
     "installed_files",
-    "keys_beside",
     "locked_out_tvs_offline",
     "offline_words",
     "phone_record",
@@ -61,15 +61,6 @@ changes."""
 #: (as predict's :data:`phoneemu.scenario.predict.TVS_OFFLINE_ASK`, with replay's own way to ask it)
 TVS_OFFLINE_ASK = "offline: give --keylog FILE, the capture's TLS key log, or --tvs-cert"
 _IF_UNREACHED = "if {whose} TVS cannot be reached"  # predict's words (commands/predict.py)
-
-
-def keys_beside(capture: Path) -> Path:
-    """The key log beside ``capture`` that ``replay`` uses when no ``--keylog`` is given: the one the
-    capture commands write and ``wireshark`` takes up (``x.keys`` of ``x.pcap`` and of ``x.pcap.gz``;
-    its rule, called: one place)."""
-    from phoneemu.commands.wireshark import _keys_beside
-
-    return _keys_beside(capture)
 
 
 def locked_out_tvs_offline(report: Any) -> bool:
@@ -177,9 +168,9 @@ def check_reports(args: argparse.Namespace) -> None:
     naming one file (was: the JSON written over the JUnit report, exit 0), and a report that would
     overwrite an input: the capture, a file given to an option, a file of ``--installed-config-dir`` or
     ``--flash``, or of a phone's flash in ``--fleet-flash``, and the key log beside the capture without
-    ``--keylog`` (:func:`keys_beside`) (was: ``replay CAP.pcap --all --junit CAP.pcap`` replaced the
-    capture by the report, ``--json-file`` the ``--keylog`` its secrets). A new file, a FIFO or a device
-    replaces no input."""
+    ``--keylog`` (:func:`~phoneemu.commands._capture.keys_beside`) (was: ``replay CAP.pcap --all --junit
+    CAP.pcap`` replaced the capture by the report, ``--json-file`` the ``--keylog`` its secrets). A new
+    file, a FIFO or a device replaces no input."""
     from phoneemu.files import check_apart, check_writable, overwritten_input
 
     reports = reports_of(args)

@@ -773,7 +773,8 @@ def _outputs_apart(args: argparse.Namespace) -> None:
 
     keylog = args.keylog
     if keylog is None and args.capture is not None:  # as capture_keylog names it
-        keylog = args.capture.with_suffix(".keys")
+        from phoneemu.commands._capture import keys_beside
+        keylog = keys_beside(args.capture)
     outputs = [*_reports(args), ("--keylog", keylog), ("--capture", args.capture)]
     inputs = [("the input --models", args.models), ("the input --installed-itl", args.installed_itl),
               ("the input --installed-ctl", args.installed_ctl),

@@ -281,14 +281,14 @@ def _secrets(args: argparse.Namespace) -> KeyLog | None:
 
 
 def _secrets_beside(args: argparse.Namespace) -> KeyLog | None:
-    """The secrets of the key log beside the capture, ``CAPTURE.keys`` (:func:`~phoneemu.commands._replay_all.
+    """The secrets of the key log beside the capture, ``CAPTURE.keys`` (:func:`~phoneemu.commands._capture.
     keys_beside`: the name ``boot``, ``fleet boot`` and ``run --capture`` write, the one ``wireshark``
     takes up), when no ``--keylog`` is given: used, said once on stderr, ``args.keylog`` then naming it
     (was: not used, the phones' TVS taken as unreachable where it had answered). Ours: one that cannot be
     read or decoded is said and not used, not bad input — it was not asked for (``--keylog`` names it to
     make it so); one without any secret is not used (the warning of TLS connections not decrypted names
     it). None when it is not used."""
-    from phoneemu.commands._replay_all import keys_beside
+    from phoneemu.commands._capture import keys_beside
     from phoneemu.net.tls_decrypt import read_keylog
 
     path = keys_beside(args.capture)

@@ -20,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from phoneemu.commands._capture import keys_beside
 from phoneemu.commands._said import say
 from phoneemu.errors import PhoneEmuError
 
@@ -125,12 +126,6 @@ def _stale_install() -> Path | None:
         return None
 
 
-def _keys_beside(capture: Path) -> Path:
-    """The key log a capture command writes beside CAPTURE: its suffix ``.keys`` — of ``x.pcap.gz`` (a
-    capture gzipped afterwards), ``x.keys`` too."""
-    return (capture.with_suffix("") if capture.suffix == ".gz" else capture).with_suffix(".keys")
-
-
 def _shows_nothing(capture: Path, keylog: Path | None, ports: list[int], shown: str) -> list[str]:
     """Notes for a capture whose TVS and CAPF messages cannot show, said before tshark runs (it printed
     nothing, and nothing said why): TVS and CAPF run over TLS (spec §E, §F), so a capture with no TLS
@@ -143,7 +138,7 @@ def _shows_nothing(capture: Path, keylog: Path | None, ports: list[int], shown: 
                 "(they run over TLS)"]
     to = f"the TLS to port{'s' if len(ports) > 1 else ''} {', '.join(map(str, ports))}"
     if keylog is None:
-        return [f"note: no key log ({_keys_beside(capture)} is not there; --keylog FILE names one): {to} "
+        return [f"note: no key log ({keys_beside(capture)} is not there; --keylog FILE names one): {to} "
                 "stays encrypted, no TVS or CAPF message shows (boot, fleet boot and run --capture write "
                 "one beside the capture)"]
     try:
@@ -166,7 +161,7 @@ def handler(args: argparse.Namespace) -> int:
     if args.capture.is_dir():
         raise PhoneEmuError(f"{args.capture}: is a folder, not a capture file", path="capture")
     keylog = args.keylog
-    beside = _keys_beside(args.capture)
+    beside = keys_beside(args.capture)
     if keylog is None and beside.exists():
         keylog = beside
     if keylog is not None and not keylog.is_file():
