@@ -14,16 +14,16 @@ import math
 import os
 import re
 import shlex
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
 from phoneemu.errors import PhoneEmuError, ScenarioError, several
 from phoneemu.files import read_at_most
 from phoneemu.phone import rule_ids
-from phoneemu.phone.profile import PROFILES, profile_from_dict
+from phoneemu.phone.profile import PROFILES, PhoneProfile, profile_from_dict
 from phoneemu.scenario.model import ClusterSpec, Expectation, HoldsFor, PhoneGroup, Scenario, Step
 from phoneemu.values import MAX_TIME, parse_host_port
 from phoneemu.words import counted
@@ -196,12 +196,18 @@ def parse_duration(value: object) -> int:
 
 def _did_you_mean(word: str, options: Iterable[str]) -> str:
     """`` — did you mean 'locked_out'?`` for a near miss (a typo, a prefix), else nothing."""
+    close = _near(word, options)
+    return f" — did you mean {close!r}?" if close else ""
+
+
+def _near(word: str, options: Iterable[str]) -> str | None:
+    """The option ``word`` is a near miss of (a typo, a prefix), or None."""
     import difflib
 
     opts = sorted(options)
     close = difflib.get_close_matches(word, opts, n=1, cutoff=0.6)
     close = close or [o for o in opts if word and o.startswith(word)][:1]
-    return f" — did you mean {close[0]!r}?" if close else ""
+    return close[0] if close else None
 
 
 class _Node:
@@ -417,6 +423,31 @@ def _plain(n: _Node) -> Any:
     return n.value
 
 
+_T = TypeVar("_T")
+
+
+class _Found:
+    """The mistakes of one cluster, phone group, step or expectation: each independent check of it runs
+    even after another failed, so that a user fixes them all after one run."""
+
+    def __init__(self) -> None:
+        self.mistakes: list[ScenarioError] = []
+
+    def check(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T | None:
+        """``fn(*args, **kwargs)``, or None after keeping its ScenarioError."""
+        try:
+            return fn(*args, **kwargs)
+        except ScenarioError as exc:
+            self.mistakes.extend(exc.mistakes)  # each on its own (its line), not several as one
+            return None
+
+    def raise_any(self) -> None:
+        """Raise every mistake kept (one error, :func:`~phoneemu.errors.several`), if any."""
+        err = several(self.mistakes)
+        if err is not None:
+            raise err
+
+
 class _Ctx:
     def __init__(self, path: str) -> None:
         self.path = path
@@ -429,20 +460,35 @@ class _Ctx:
 
     def mapping(self, node: _Node, field: str, allowed: Iterable[str] | None = None,
                 required: Iterable[str] = (), refused: Iterable[str] = ()) -> dict[str, _Node]:
-        """``node``'s mapping; a key not ``allowed`` is a mistake naming the allowed ones. ``refused``: keys
-        let through for the caller to refuse with a message of its own, never offered as allowed."""
+        """``node``'s mapping; a key not ``allowed`` is a mistake naming the allowed ones, every such key
+        and every missing ``required`` one told at once. ``refused``: keys let through for the caller to
+        refuse with a message of its own, never offered as allowed."""
+        found = _Found()
+        m = self.fields(node, field, found, allowed=allowed, required=required, refused=refused)
+        found.raise_any()
+        return m
+
+    def fields(self, node: _Node, field: str, found: _Found, *, allowed: Iterable[str] | None = None,
+               required: Iterable[str] = (), refused: Iterable[str] = ()) -> dict[str, _Node]:
+        """As :meth:`mapping`, but the unknown and missing keys go to ``found`` and the known ones are
+        returned, so that the caller checks them too (a mapping that is not one is raised: nothing in it
+        can be checked)."""
         if not isinstance(node.value, dict):
             raise self.fail(node, field, f"expected a mapping, got {_described(node)}")
-        m: dict[str, _Node] = node.value
+        m: dict[str, _Node] = dict(node.value)
+        meant: set[str | None] = set()  # what the unknown keys are near misses of
         if allowed is not None:
             allowed_set = set(allowed)
-            for key, val in m.items():
+            for key, val in node.value.items():
                 if key not in allowed_set and key not in refused:
-                    raise self.fail(val, f"{field}.{key}", f"unknown field{_did_you_mean(key, allowed_set)} "
-                                    f"(expected one of: {', '.join(sorted(allowed_set))})")
-        for key in required:
-            if key not in m:
-                raise self.fail(node, field, f"missing required field {key!r}")
+                    meant.add(_near(key, allowed_set))
+                    found.mistakes.append(self.fail(
+                        val, f"{field}.{key}", f"unknown field{_did_you_mean(key, allowed_set)} "
+                        f"(expected one of: {', '.join(sorted(allowed_set))})"))
+                    del m[key]
+        for key in required:  # staged: a misspelt key said as such, not as missing too
+            if key not in m and key not in meant:
+                found.mistakes.append(self.fail(node, field, f"missing required field {key!r}"))
         return m
 
     def string(self, node: _Node, field: str) -> str:
@@ -677,103 +723,194 @@ def _timing(ctx: _Ctx, node: _Node, field: str,
                  ranges: dict[str, tuple[int, int]] = _TFTP_TIMING) -> dict[str, int]:
     """``{timeout_ms, retries}`` (or the keys of ``ranges``): any may be left out (the default timing
     then applies)."""
-    tm = ctx.mapping(node, field, allowed=ranges)
-    return {key: ctx.integer(val, f"{field}.{key}", *ranges[key]) for key, val in tm.items()}
+    found = _Found()
+    tm = ctx.fields(node, field, found, allowed=ranges)
+    out = {key: found.check(ctx.integer, val, f"{field}.{key}", *ranges[key]) for key, val in tm.items()}
+    found.raise_any()
+    return {key: value for key, value in out.items() if value is not None}
+
+
+#: the keys of a phone group
+_GROUP_KEYS = ("cluster", "count", "mac_start", "mac", "profile", "encrypt", "symmetric_key", "capf",
+               "registered", "tftp", "http", "tvs")
 
 
 def _phones(ctx: _Ctx, name: str, node: _Node, clusters: dict[str, ClusterSpec]) -> PhoneGroup:
+    """A phone group; every mistake of it told at once. Staged only where a check reads another value:
+    the MAC range needs the count, whether the key fits needs the profile and the key, whether symmetric
+    encryption can work needs the profile, ``encrypt`` and ``registered``."""
     field = f"phones.{name}"
-    allowed = ("cluster", "count", "mac_start", "mac", "profile", "encrypt", "symmetric_key", "capf",
-               "registered", "tftp", "http", "tvs")
-    m = ctx.mapping(node, field, allowed=allowed, refused=("flash",))  # refused below, with the way out
+    found = _Found()
+    m = ctx.fields(node, field, found, allowed=_GROUP_KEYS, refused=("flash",))  # flash refused below
+    cluster = found.check(_group_cluster, ctx, node, m, field, clusters)
+    count = found.check(ctx.integer, m["count"], f"{field}.count", 1, MAX_PHONES) if "count" in m else 1
+    mac = found.check(_group_mac, ctx, m, field, count or 1)  # a bad count: the range of one phone
+    prof = found.check(_group_profile, ctx, m, field) if "profile" in m else \
+        ("cp-8861", {}, PROFILES["cp-8861"])
+    encrypt = found.check(_group_encrypt, ctx, m, field) if "encrypt" in m else "none"
+    capf = found.check(_group_capf, ctx, m, field) if "capf" in m else None
+    if "flash" in m:  # was accepted and silently ignored: say so instead
+        found.mistakes.append(ctx.fail(
+            m["flash"], f"{field}.flash", "not supported: phones start with an empty flash (a MIC only). To "
+            "start them holding a cluster's trust lists, boot them there first, then move them: "
+            "- boot: GROUP, - move: {phones: GROUP, to: CLUSTER}"))
+    tftp, http, tvs = (found.check(_timing, ctx, m[key], f"{field}.{key}", ranges) if key in m else {}
+                       for key, ranges in (("tftp", _PHONE_TFTP_TIMING), ("http", _WAIT_TIMING),
+                                           ("tvs", _WAIT_TIMING)))
+    symmetric_key = found.check(_group_key, ctx, m, field) if "symmetric_key" in m else None
+    registered = found.check(ctx.boolean, m["registered"], f"{field}.registered") if "registered" in m \
+        else True
+    if prof is not None and symmetric_key is not None:  # staged: the key read and the profile known
+        found.check(_key_fits, ctx, m["symmetric_key"], f"{field}.symmetric_key", prof[2], symmetric_key)
+    if encrypt == "symmetric" and registered is not None and "symmetric_key" not in m and registered:
+        found.mistakes.append(ctx.fail(m["encrypt"], f"{field}.encrypt", "symmetric encryption needs the "
+                                       "phones' key: symmetric_key: 32 or 64 hex digits"))
+    if encrypt == "symmetric" and prof is not None:  # staged: the profile known
+        found.check(_symmetric_capable, ctx, m["encrypt"], f"{field}.encrypt", prof[2])
+    found.raise_any()
+    assert cluster is not None and count is not None and mac is not None and prof is not None
+    assert tftp is not None and http is not None and tvs is not None and registered is not None
+    return PhoneGroup(
+        name=name, where=ctx.where(node), cluster=cluster, count=count, mac_start=mac, profile=prof[0],
+        profile_overrides=prof[1], encrypt=None if encrypt == "none" else encrypt,
+        tftp_timeout_ms=tftp.get("timeout_ms"), tftp_retries=tftp.get("retries"),
+        tftp_max_time_ms=tftp.get("max_time_ms"),
+        http_timeout_ms=http.get("timeout_ms"), tvs_timeout_ms=tvs.get("timeout_ms"),
+        symmetric_key=symmetric_key, capf=capf, flash={}, registered=registered,
+    )
+
+
+def _group_cluster(ctx: _Ctx, node: _Node, m: dict[str, _Node], field: str,
+                   clusters: dict[str, ClusterSpec]) -> str:
+    """A group's ``cluster``: one of the file's (default its first)."""
     default_cluster = next(iter(clusters)) if clusters else ""
     cluster = ctx.string(m["cluster"], f"{field}.cluster") if "cluster" in m else default_cluster
     if cluster not in clusters:
-        at = m.get("cluster", node)
-        raise ctx.fail(at, f"{field}.cluster",
+        raise ctx.fail(m.get("cluster", node), f"{field}.cluster",
                        f"unknown cluster {cluster!r} (defined: {_listed(clusters) or 'none'})")
-    count = ctx.integer(m["count"], f"{field}.count", 1, MAX_PHONES) if "count" in m else 1
+    return cluster
+
+
+def _group_mac(ctx: _Ctx, m: dict[str, _Node], field: str, count: int) -> str:
+    """A group's first MAC (``mac`` or ``mac_start``, not both): 12 hex digits, its ``count`` phones'
+    MACs within 48 bits."""
     if "mac" in m and "mac_start" in m:  # mac was silently ignored
         raise ctx.fail(m["mac"], f"{field}.mac", "give mac or mac_start, not both (they mean the same: the "
                                                  "first MAC of the group's count phones)")
     mac_key = "mac_start" if "mac_start" in m else "mac" if "mac" in m else None
-    mac = DEFAULT_MAC
-    if mac_key:
-        mac = ctx.quoted(m[mac_key], f"{field}.{mac_key}", "MAC").replace(":", "").replace("-", "").upper()
-        if not _MAC.match(mac):
-            raise ctx.fail(m[mac_key], f"{field}.{mac_key}", f"MAC must be 12 hex digits, got {mac!r}")
-        if int(mac, 16) + count > 1 << 48:
-            raise ctx.fail(m[mac_key], f"{field}.{mac_key}", "MAC range overflows 48 bits")
+    if mac_key is None:
+        return DEFAULT_MAC
+    mac = ctx.quoted(m[mac_key], f"{field}.{mac_key}", "MAC").replace(":", "").replace("-", "").upper()
+    if not _MAC.match(mac):
+        raise ctx.fail(m[mac_key], f"{field}.{mac_key}", f"MAC must be 12 hex digits, got {mac!r}")
+    if int(mac, 16) + count > 1 << 48:
+        raise ctx.fail(m[mac_key], f"{field}.{mac_key}", "MAC range overflows 48 bits")
+    return mac
+
+
+def _group_profile(ctx: _Ctx, m: dict[str, _Node], field: str) -> tuple[str, dict[str, Any], PhoneProfile]:
+    """A group's ``profile``: a name, or ``{base: NAME, KEY: VALUE ...}`` whose overrides are checked now
+    (names, types, limits), not when the phone is made; its name, overrides and the profile they make."""
+    pnode = m["profile"]
     profile = "cp-8861"
     overrides: dict[str, Any] = {}
-    if "profile" in m:
-        pnode = m["profile"]
-        if isinstance(pnode.value, dict):
-            pm = ctx.mapping(pnode, f"{field}.profile")
-            if "base" in pm:
-                profile = ctx.string(pm["base"], f"{field}.profile.base")
-            for k, v in pm.items():  # trust_list_limit: 040000 was 16384
-                for i, item in enumerate(v.value if isinstance(v.value, list) else [v]):
-                    misread = _misread(item)
-                    if misread is not None:
-                        where = f"{field}.profile.{k}" + (f"[{i}]" if isinstance(v.value, list) else "")
-                        raise ctx.fail(item, where, f'{misread}: write "{item.raw}" for the text, or the '
-                                                    "number in decimal without a leading 0 or ':'")
-            overrides = {k: _plain(v) for k, v in pm.items() if k != "base"}
-        else:
-            profile = ctx.string(pnode, f"{field}.profile")
-        if profile not in PROFILES:
-            at = pnode.value["base"] if isinstance(pnode.value, dict) else pnode
-            raise ctx.fail(at, f"{field}.profile", f"unknown phone profile {profile!r} "
-                           f"(expected one of: {', '.join(PROFILES)})")
-        try:  # overrides checked now (names, types, limits), not when the phone is made
-            profile_from_dict(profile, overrides)
-        except ScenarioError as exc:
-            key = exc.path if isinstance(pnode.value, dict) and exc.path in pnode.value else None
-            at = pnode.value[key] if key is not None else pnode
-            raise ctx.fail(at, f"{field}.profile{'.' + key if key else ''}", exc.message) from None
-    encrypt = None
-    if "encrypt" in m:
-        encrypt = ctx.string(m["encrypt"], f"{field}.encrypt")
-        modes = ("pki", "symmetric", "none")
-        if encrypt not in modes:
-            raise ctx.fail(m["encrypt"], f"{field}.encrypt", f"expected pki, symmetric or none, got "
-                                                             f"{encrypt!r}{_did_you_mean(encrypt, modes)}")
-        encrypt = None if encrypt == "none" else encrypt
-    capf = None
-    if "capf" in m:
-        cm = ctx.mapping(m["capf"], f"{field}.capf", allowed=("operation", "auth_mode", "auth_string", "key"))
-        capf = {k: _plain(v) for k, v in cm.items()}
-        if "auth_string" in cm:
-            capf["auth_string"] = ctx.quoted(cm["auth_string"], f"{field}.capf.auth_string", "auth_string")
-        _capf_values(ctx, cm, f"{field}.capf")
-        _capf_auth_explicit(ctx, m["capf"], f"{field}.capf", cm, default="none")
-    flash: dict[str, Any] = {}
-    if "flash" in m:  # was accepted and silently ignored: say so instead
-        raise ctx.fail(m["flash"], f"{field}.flash",
-                       "not supported: phones start with an empty flash (a MIC only). To start them "
-                       "holding a cluster's trust lists, boot them there first, then move them: "
-                       "- boot: GROUP, - move: {phones: GROUP, to: CLUSTER}")
-    tftp = _timing(ctx, m["tftp"], f"{field}.tftp", _PHONE_TFTP_TIMING) if "tftp" in m else {}
-    http, tvs = ({} if key not in m else _timing(ctx, m[key], f"{field}.{key}", _WAIT_TIMING)
-                 for key in ("http", "tvs"))
-    symmetric_key = None
-    if "symmetric_key" in m:
-        symmetric_key = ctx.quoted(m["symmetric_key"], f"{field}.symmetric_key", "symmetric_key")
-        if not re.fullmatch(r"[0-9A-Fa-f]{32}|[0-9A-Fa-f]{64}", symmetric_key):
-            raise ctx.fail(m["symmetric_key"], f"{field}.symmetric_key", "expected 32 or 64 hex digits")
-    registered = ctx.boolean(m["registered"], f"{field}.registered") if "registered" in m else True
-    if encrypt == "symmetric" and symmetric_key is None and registered:
-        raise ctx.fail(m["encrypt"], f"{field}.encrypt", "symmetric encryption needs the phones' key: "
-                                                         "symmetric_key: 32 or 64 hex digits")
-    return PhoneGroup(
-        name=name, where=ctx.where(node), cluster=cluster, count=count, mac_start=mac, profile=profile,
-        profile_overrides=overrides, encrypt=encrypt,
-        tftp_timeout_ms=tftp.get("timeout_ms"), tftp_retries=tftp.get("retries"),
-        tftp_max_time_ms=tftp.get("max_time_ms"),
-        http_timeout_ms=http.get("timeout_ms"), tvs_timeout_ms=tvs.get("timeout_ms"),
-        symmetric_key=symmetric_key, capf=capf, flash=flash, registered=registered,
-    )
+    if isinstance(pnode.value, dict):
+        pm = ctx.mapping(pnode, f"{field}.profile")
+        if "base" in pm:
+            profile = ctx.string(pm["base"], f"{field}.profile.base")
+        for k, v in pm.items():  # trust_list_limit: 040000 was 16384
+            for i, item in enumerate(v.value if isinstance(v.value, list) else [v]):
+                misread = _misread(item)
+                if misread is not None:
+                    where = f"{field}.profile.{k}" + (f"[{i}]" if isinstance(v.value, list) else "")
+                    raise ctx.fail(item, where, f'{misread}: write "{item.raw}" for the text, or the '
+                                                "number in decimal without a leading 0 or ':'")
+        overrides = {k: _plain(v) for k, v in pm.items() if k != "base"}
+    else:
+        profile = ctx.string(pnode, f"{field}.profile")
+    if profile not in PROFILES:
+        at = pnode.value["base"] if isinstance(pnode.value, dict) else pnode
+        raise ctx.fail(at, f"{field}.profile", f"unknown phone profile {profile!r} "
+                       f"(expected one of: {', '.join(PROFILES)})")
+    try:
+        made = profile_from_dict(profile, overrides)
+    except ScenarioError as exc:
+        key = exc.path if isinstance(pnode.value, dict) and exc.path in pnode.value else None
+        at = pnode.value[key] if key is not None else pnode
+        raise ctx.fail(at, f"{field}.profile{'.' + key if key else ''}", exc.message) from None
+    return profile, overrides, made
+
+
+def _group_encrypt(ctx: _Ctx, m: dict[str, _Node], field: str) -> str:
+    """A group's ``encrypt``: pki, symmetric or none."""
+    encrypt = ctx.string(m["encrypt"], f"{field}.encrypt")
+    modes = ("pki", "symmetric", "none")
+    if encrypt not in modes:
+        raise ctx.fail(m["encrypt"], f"{field}.encrypt", f"expected pki, symmetric or none, got "
+                                                         f"{encrypt!r}{_did_you_mean(encrypt, modes)}")
+    return encrypt
+
+
+def _group_capf(ctx: _Ctx, m: dict[str, _Node], field: str) -> dict[str, Any]:
+    """A group's ``capf``: the CAPF operation its phones find in their config."""
+    found = _Found()
+    cm = ctx.fields(m["capf"], f"{field}.capf", found,
+                    allowed=("operation", "auth_mode", "auth_string", "key"))
+    capf = {k: _plain(v) for k, v in cm.items()}
+    if "auth_string" in cm:
+        capf["auth_string"] = found.check(ctx.quoted, cm["auth_string"], f"{field}.capf.auth_string",
+                                          "auth_string")
+    _capf_values(ctx, cm, f"{field}.capf", found)
+    if len(cm) == len(m["capf"].value):  # staged: a misspelt auth_mode is not also a missing one
+        found.check(_capf_auth_explicit, ctx, m["capf"], f"{field}.capf", cm, "none")
+    found.raise_any()
+    return capf
+
+
+def _group_key(ctx: _Ctx, m: dict[str, _Node], field: str) -> str:
+    """A group's ``symmetric_key``: 32 or 64 hex digits (its size against the profile: :func:`_key_fits`)."""
+    key = ctx.quoted(m["symmetric_key"], f"{field}.symmetric_key", "symmetric_key")
+    if not re.fullmatch(r"[0-9A-Fa-f]{32}|[0-9A-Fa-f]{64}", key):
+        raise ctx.fail(m["symmetric_key"], f"{field}.symmetric_key", "expected 32 or 64 hex digits")
+    return key
+
+
+def _key_problem(profile: PhoneProfile, key: str) -> str | None:
+    """Why a phone of ``profile`` refuses the manual config key ``key`` (hex), by the trust store's own
+    rule (:meth:`~phoneemu.phone.store.TrustStore.set_symmetric_key`, spec §C.5: the profile's key size;
+    all zeros clear the key), or None."""
+    from phoneemu.errors import EncodeError
+    from phoneemu.phone.store import TrustStore
+
+    try:
+        TrustStore(profile=profile).set_symmetric_key(bytes.fromhex(key))
+    except EncodeError as exc:
+        return exc.message
+    return None
+
+
+def _key_fits(ctx: _Ctx, node: _Node, field: str, profile: PhoneProfile, key: str) -> None:
+    """A group's key is one its profile takes (was an ERROR naming no line when the phones were made). A
+    profile with no manual key at all is left to :func:`_symmetric_capable` (only ``encrypt: symmetric``
+    needs one: the world types the key into the phones that take one)."""
+    if profile.symmetric_key_bits:
+        problem = _key_problem(profile, key)
+        if problem is not None:
+            raise ctx.fail(node, field, problem)
+
+
+def _symmetric_capable(ctx: _Ctx, node: _Node, field: str, profile: PhoneProfile) -> None:
+    """``encrypt: symmetric`` needs phones that take a manual key: a phone with none asks only for the
+    plain config, which an encrypting cluster does not serve, and ends on XmlDefault without a word."""
+    if not profile.symmetric_key_bits:
+        raise ctx.fail(node, field, f"symmetric encryption needs phones that take a manual config key "
+                       f"(spec §C.5); {profile.name} has none (it decrypts configs with its certificate, "
+                       f"encrypt: pki): give profile: one of {', '.join(_keyed_profiles())}")
+
+
+def _keyed_profiles() -> tuple[str, ...]:
+    """The profiles whose phones take a manual config key (their ``symmetric_key_bits``)."""
+    return tuple(name for name, p in PROFILES.items() if p.symmetric_key_bits)
 
 
 def _phone_of(groups: dict[str, PhoneGroup], mac: int) -> PhoneGroup | None:
@@ -836,29 +973,42 @@ def _shared_macs(ctx: _Ctx, groups: dict[str, PhoneGroup], nodes: dict[str, _Nod
     return [err for _, err in sorted(found, key=lambda x: x[0])]
 
 
-def _capf_values(ctx: _Ctx, m: dict[str, _Node], field: str) -> None:
+def _capf_values(ctx: _Ctx, m: dict[str, _Node], field: str, found: _Found | None = None) -> None:
     """A CAPF operation's ``operation``, ``auth_mode`` (0..4 or a name, spec §H.5) and LSC ``key``
-    (a key spec), checked when the file is loaded (a phone group's ``capf``, an admin ``capf`` step)."""
-    from phoneemu.crypto.keys import KeySpec
+    (a key spec), checked when the file is loaded (a phone group's ``capf``, an admin ``capf`` step),
+    each whatever the others are: their mistakes go to ``found`` (raised here without one)."""
+    own = _Found() if found is None else found
+    for key, check in (("operation", _capf_operation), ("auth_mode", _capf_auth_mode), ("key", _capf_key)):
+        if key in m:
+            own.check(check, ctx, m[key], f"{field}.{key}")
+    if found is None:
+        own.raise_any()
+
+
+def _capf_operation(ctx: _Ctx, node: _Node, field: str) -> None:
+    op = ctx.string(node, field)
+    if op not in ADMIN_CHOICES[("capf", "operation")]:
+        raise ctx.fail(node, field, f"unknown CAPF operation {op!r} (expected one of: "
+                                    f"{', '.join(ADMIN_CHOICES[('capf', 'operation')])})")
+
+
+def _capf_auth_mode(ctx: _Ctx, node: _Node, field: str) -> None:
     from phoneemu.lab.cluster import CAPF_AUTH_MODES
 
-    if "operation" in m:
-        op = ctx.string(m["operation"], f"{field}.operation")
-        if op not in ADMIN_CHOICES[("capf", "operation")]:
-            raise ctx.fail(m["operation"], f"{field}.operation", f"unknown CAPF operation {op!r} (expected "
-                           f"one of: {', '.join(ADMIN_CHOICES[('capf', 'operation')])})")
-    if "auth_mode" in m:
-        mode = m["auth_mode"].value
-        _as_written(ctx, m["auth_mode"], f"{field}.auth_mode", "0..4 or a mode's name")
-        if isinstance(mode, bool) or not ((isinstance(mode, int) and 0 <= mode <= 4)
-                                          or (isinstance(mode, str) and mode.lower() in CAPF_AUTH_MODES)):
-            raise ctx.fail(m["auth_mode"], f"{field}.auth_mode", f"expected 0..4 or one of "
-                           f"{', '.join(CAPF_AUTH_MODES)}, got {_got(m['auth_mode'])}")
-    if "key" in m:
-        try:
-            KeySpec.parse(ctx.string(m["key"], f"{field}.key"))
-        except PhoneEmuError as exc:
-            raise ctx.fail(m["key"], f"{field}.key", exc.message) from None
+    mode = node.value
+    _as_written(ctx, node, field, "0..4 or a mode's name")
+    if isinstance(mode, bool) or not ((isinstance(mode, int) and 0 <= mode <= 4)
+                                      or (isinstance(mode, str) and mode.lower() in CAPF_AUTH_MODES)):
+        raise ctx.fail(node, field, f"expected 0..4 or one of {', '.join(CAPF_AUTH_MODES)}, got {_got(node)}")
+
+
+def _capf_key(ctx: _Ctx, node: _Node, field: str) -> None:
+    from phoneemu.crypto.keys import KeySpec
+
+    try:
+        KeySpec.parse(ctx.string(node, field))
+    except PhoneEmuError as exc:
+        raise ctx.fail(node, field, exc.message) from None
 
 
 def _dial_plan_values(ctx: _Ctx, node: _Node, m: dict[str, _Node], field: str) -> dict[str, Any]:
@@ -1008,6 +1158,8 @@ class _Labs:
 
 def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
           groups: dict[str, PhoneGroup], *, labs: _Labs) -> Step | Expectation:
+    """A step; every mistake of it told at once (its verb's own rules say where a check reads another
+    value: an admin step's arguments are known once its ``op`` is)."""
     field = f"steps[{i}]"
     m = ctx.mapping(node, field)
     if len(m) != 1:
@@ -1015,214 +1167,368 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
                                     f"got {', '.join(m) or 'none'}")
     kind, arg = next(iter(m.items()))
     field = f"{field}.{kind}"
-    where = ctx.where(arg if arg.value is not None else node)
-
-    def cluster_ref(n: _Node, f: str) -> str:
-        name = ctx.string(n, f)
-        if name not in clusters:
-            raise ctx.fail(n, f, f"unknown cluster {name!r} (defined: {_listed(clusters)})")
-        return name
-
-    def lab_ref(am: dict[str, _Node], f: str) -> str:
-        """The built-in lab a lab-side step acts on (its ``cluster``, default the first cluster)."""
-        name = cluster_ref(am["cluster"], f"{f}.cluster") if "cluster" in am else next(iter(clusters))
-        if clusters[name].external is not None:
-            raise ctx.fail(am.get("cluster", arg), f"{f}.cluster" if "cluster" in am else f,
-                           f"cluster {name!r} is external: {kind} steps need the built-in lab")
-        return name
-
-    if kind in ("boot", "reset", "erase", "factory-reset"):
-        if isinstance(arg.value, dict):
-            am = ctx.mapping(arg, field, allowed=("phones", "times"), required=("phones",))
-            args: dict[str, Any] = {"phones": _phone_refs(ctx, am["phones"], f"{field}.phones", groups)}
-            if "times" in am:
-                args["times"] = ctx.integer(am["times"], f"{field}.times", 1, 100)
-        else:
-            args = {"phones": _phone_refs(ctx, arg, field, groups) if arg.value is not None else ("all",)}
-        return Step(kind=kind, where=where, args=args)
-    if kind == "admin":
-        am = ctx.mapping(arg, field)
-        if "op" not in am:
-            raise ctx.fail(arg, field, "missing required field 'op'")
-        op = ctx.string(am["op"], f"{field}.op")
-        if op not in ADMIN_OPERATIONS:
-            raise ctx.fail(am["op"], f"{field}.op",
-                           f"unknown operation {op!r}{_did_you_mean(op, ADMIN_OPERATIONS)} "
-                           f"(expected one of: {', '.join(ADMIN_OPERATIONS)})")
-        allowed = ADMIN_OPERATIONS[op] | {"op", "cluster"}
-        ctx.mapping(arg, field, allowed=allowed, required=ADMIN_REQUIRED.get(op, ()))
-        lab = lab_ref(am, field)
-        for name, value in am.items():
-            cert = (op, name) == ("regenerate", "cert")  # node 2..'s tvs-2: if the lab has a node 2 then
-            choices = labs.certs(lab) if cert else ADMIN_CHOICES.get((op, name))
-            if choices is not None:
-                text = ctx.string(value, f"{field}.{name}")
-                text = text.lower() if (op, name) in _ADMIN_ANY_CASE else text  # as the lab reads them
-                if text not in choices:
-                    why = labs.at_step(lab, text) if cert else ""
-                    raise ctx.fail(value, f"{field}.{name}", f"{op}: unknown {name} {text!r}"
-                                   f"{'' if why else _did_you_mean(text, choices)} (expected one of: "
-                                   f"{', '.join(choices)}{why})")
-        args = {k: _plain(v) for k, v in am.items()}
-        for name, value in am.items():  # typed here, not by the lab when the step runs
-            if name in _ADMIN_BOOLS:  # reset_phones: Unified CM 10.5+ resets the phones itself
-                args[name] = ctx.boolean(value, f"{field}.{name}")
-            elif name in _ADMIN_INTS:
-                args[name] = ctx.integer(value, f"{field}.{name}", *_ADMIN_INTS[name])
-            elif name in _ADMIN_TEXTS:  # as text: password: 1234 reached the lab as the number 1234
-                args[name] = ctx.string(value, f"{field}.{name}")
-        if "auth_string" in am:
-            args["auth_string"] = ctx.quoted(am["auth_string"], f"{field}.auth_string", "auth_string")
-        if op == "capf":
-            _capf_values(ctx, am, field)
-            _capf_auth_explicit(ctx, arg, field, am, default="install")
-        if op == "calling-search-space":
-            args.update(_dial_plan_values(ctx, arg, am, field))
-        if op == "load" and "name" in am:  # as a cluster's load: (was refused by the lab when it ran)
-            problem = _lab_option_problem("load", args["name"])
-            if problem is not None:
-                raise ctx.fail(am["name"], f"{field}.name", problem)
-        args["cluster"] = lab
-        if "phones" in am:
-            args["phones"] = _phone_refs(ctx, am["phones"], f"{field}.phones", groups)
-        if op in ("add-node", "remove-node"):
-            problem = labs.change_nodes(lab, 1 if op == "add-node" else -1)
-            if problem is not None:
-                raise ctx.fail(am["op"], f"{field}.op", problem)
-        if op == "exchange":
-            if "with" not in am:
-                raise ctx.fail(arg, field, "exchange needs 'with: <cluster>'")
-            other = cluster_ref(am["with"], f"{field}.with")
-            if other == lab:  # was refused by the lab when the step ran (an ERROR, exit 1)
-                raise ctx.fail(am["with"], f"{field}.with", f"exchange with {other!r}, the cluster itself: "
-                                                            "name another cluster of the file")
-            if clusters[other].external is not None:
-                raise ctx.fail(am["with"], f"{field}.with",
-                               f"cluster {other!r} is external: exchange needs two built-in labs")
-        return Step(kind=kind, where=where, args=args)
-    if kind == "move":
-        am = ctx.mapping(arg, field, allowed=("phones", "to", "keep_trust"), required=("phones", "to"))
-        args = {"phones": _phone_refs(ctx, am["phones"], f"{field}.phones", groups),
-                "to": cluster_ref(am["to"], f"{field}.to"),
-                "keep_trust": ctx.boolean(am["keep_trust"], f"{field}.keep_trust")
-                if "keep_trust" in am else True}
-        return Step(kind=kind, where=where, args=args)
-    if kind == "service":
-        am = ctx.mapping(arg, field)
-        lab = lab_ref(am, field)
-        services = labs.services(lab)
-        for key, val in am.items():
-            if key != "cluster" and key not in services:
-                why = labs.at_step(lab, key)
-                near = "" if why else _did_you_mean(key, services)
-                raise ctx.fail(val, f"{field}.{key}", f"unknown field{near} (expected one of: cluster, "
-                                                      f"{', '.join(services)}{why})")
-        args = {"cluster": lab}
-        for svc in am:
-            if svc != "cluster":
-                state = ctx.string(am[svc], f"{field}.{svc}")
-                if state not in ("start", "stop"):
-                    raise ctx.fail(am[svc], f"{field}.{svc}", f"expected start or stop, got {state!r}"
-                                                              f"{_did_you_mean(state, ('start', 'stop'))}")
-                args[svc] = state
-        if len(args) == 1:
-            raise ctx.fail(arg, field, "name at least one service: tvs, tftp, http or capf")
-        return Step(kind=kind, where=where, args=args)
-    if kind == "network":
-        am = ctx.mapping(arg, field, allowed=("loss", "delay_ms", "seed", "cluster", "fail", "tftp",
-                                              "tamper_media", "tamper_signalling", "replay_sip"))
-        args = {}
-        if "fail" in am:
-            items = am["fail"].value if isinstance(am["fail"].value, list) else [am["fail"]]
-            for n, item in enumerate(items):
-                if not isinstance(item.value, str):  # fail: 3 is not "3 failures": it names no file
-                    raise ctx.fail(item, f"{field}.fail[{n}]",
-                                   f"expected a served file name or * pattern, got {_got(item)} "
-                                   "(e.g. fail: ['ITLSEP{mac}.tlv', '*.cnf.xml.sgn']; "
-                                   "quote a name YAML would read as a number)")
-            args["fail"] = list(ctx.names(am["fail"], f"{field}.fail"))
-            for n, (name, item) in enumerate(zip(args["fail"], items, strict=True)):
-                if _served_name_problem(name):
-                    raise ctx.fail(item, f"{field}.fail[{n}]", f"expected a served file name or * pattern "
-                                   f"(1..255 characters, no path), got {_shown(name)!r}")
-        if "loss" in am:
-            loss = am["loss"].value
-            _as_written(ctx, am["loss"], f"{field}.loss", "a fraction in [0, 1)")
-            if isinstance(loss, bool) or not isinstance(loss, (int, float)) or not 0 <= loss < 1:
-                raise ctx.fail(am["loss"], f"{field}.loss", f"expected a fraction in [0, 1), got {loss!r}")
-            args["loss"] = float(loss)
-        if "delay_ms" in am:
-            args["delay_ms"] = ctx.integer(am["delay_ms"], f"{field}.delay_ms", 0, 10_000)
-        if "seed" in am:
-            args["seed"] = ctx.integer(am["seed"], f"{field}.seed")
-        if "tftp" in am:
-            args["tftp"] = _timing(ctx, am["tftp"], f"{field}.tftp")
-        for attack in ("tamper_media", "tamper_signalling", "replay_sip"):
-            if attack in am:
-                args[attack] = ctx.boolean(am[attack], f"{field}.{attack}")
-        args["cluster"] = lab_ref(am, field)
-        return Step(kind=kind, where=where, args=args)
-    if kind == "tamper":
-        am = ctx.mapping(arg, field, allowed=("cluster", "file", "offset"), required=("file",))
-        args = {"file": ctx.string(am["file"], f"{field}.file"), "cluster": lab_ref(am, field)}
-        if _served_name_problem(args["file"]):  # '' or a path: was a failed step (ERROR) when it ran
-            raise ctx.fail(am["file"], f"{field}.file", f"expected a served file name (1..255 characters, no "
-                           f"path; {{mac}} for each phone's), got {_shown(args['file'])!r}")
-        if "offset" in am:
-            args["offset"] = ctx.integer(am["offset"], f"{field}.offset", -(1 << 20), 1 << 20)
-        return Step(kind=kind, where=where, args=args)
-    if kind == "clock":
-        am = ctx.mapping(arg, field, allowed=("advance",), required=("advance",))
-        _as_written(ctx, am["advance"], f"{field}.advance", "a duration like 90s, 10m, 2d or 25y")
-        try:
-            seconds = parse_duration(am["advance"].value)
-        except ScenarioError as exc:
-            raise ctx.fail(am["advance"], f"{field}.advance", exc.message) from None
-        return Step(kind=kind, where=where, args={"advance": seconds})
-    if kind == "set-key":
-        am = ctx.mapping(arg, field, allowed=("phones", "key"), required=("phones", "key"))
-        key = ctx.quoted(am["key"], f"{field}.key", "key")
-        if not re.fullmatch(r"[0-9A-Fa-f]{32}|[0-9A-Fa-f]{64}", key):
-            raise ctx.fail(am["key"], f"{field}.key", "expected 32 or 64 hex digits")
-        return Step(kind=kind, where=where,
-                    args={"phones": _phone_refs(ctx, am["phones"], f"{field}.phones", groups), "key": key})
-    if kind == "capf":
-        am = ctx.mapping(arg, field, allowed=("phones", "auth_string"), required=("phones",))
-        args = {"phones": _phone_refs(ctx, am["phones"], f"{field}.phones", groups)}
-        if "auth_string" in am:
-            args["auth_string"] = ctx.quoted(am["auth_string"], f"{field}.auth_string", "auth_string")
-        return Step(kind=kind, where=where, args=args)
-    if kind == "call":
-        am = ctx.mapping(arg, field, allowed=("phones", "to", "packets", "cluster"),
-                         required=("phones", "to"))
-        to = ctx.string(am["to"], f"{field}.to")
-        if to not in CALL_TARGETS and to not in groups:
-            raise ctx.fail(am["to"], f"{field}.to", f"expected one of {', '.join(CALL_TARGETS)} (the lab's "
-                           f"media resources) or a phone group, got {to!r}"
-                           f"{_did_you_mean(to, [*CALL_TARGETS, *groups])}")
-        callers = _phone_refs(ctx, am["phones"], f"{field}.phones", groups)
-        by_mac = {int(ref.replace(":", ""), 16) for ref in callers if _MAC.match(ref.replace(":", ""))}
-        if to in groups and (groups[to].count != 1 or to in callers or "all" in callers
-                             or int(groups[to].mac_start, 16) in by_mac):
-            raise ctx.fail(am["to"], f"{field}.to", f"the called group {to!r} must be one phone, not among "
-                           "the callers (it answers while they call)")
-        return Step(kind=kind, where=where, args={
-            "phones": callers, "to": to,
-            "packets": ctx.integer(am["packets"], f"{field}.packets", 1, 1000) if "packets" in am else 10,
-            "cluster": cluster_ref(am["cluster"], f"{field}.cluster") if "cluster" in am else None})
-    if kind in ("https", "sip"):
-        if isinstance(arg.value, dict):
-            am = ctx.mapping(arg, field, allowed=("phones", "cluster"), required=("phones",))
-            args = {"phones": _phone_refs(ctx, am["phones"], f"{field}.phones", groups),
-                    "cluster": cluster_ref(am["cluster"], f"{field}.cluster") if "cluster" in am else None}
-        else:
-            args = {"phones": _phone_refs(ctx, arg, field, groups) if arg.value is not None else ("all",),
-                    "cluster": None}
-        return Step(kind=kind, where=where, args=args)
     if kind == "expect":
         return _expectation(ctx, arg, field, groups)
-    raise ctx.fail(node, field, f"unknown step {kind!r}{_did_you_mean(str(kind), STEP_KINDS)} "
-                   f"(expected one of: {', '.join(STEP_KINDS)})")
+    make = _STEP_ARGS.get(kind)
+    if make is None:
+        raise ctx.fail(node, field, f"unknown step {kind!r}{_did_you_mean(str(kind), STEP_KINDS)} "
+                       f"(expected one of: {', '.join(STEP_KINDS)})")
+    found = _Found()
+    args = make(_StepCtx(ctx, kind=kind, arg=arg, field=field, clusters=clusters, groups=groups, labs=labs,
+                         found=found))
+    found.raise_any()
+    return Step(kind=kind, where=ctx.where(arg if arg.value is not None else node), args=args)
+
+
+class _StepCtx:
+    """What a step's arguments are read with: the file, the step's verb, argument node and field, the
+    clusters and groups it may name, the labs as they are at this step, and its mistakes so far."""
+
+    def __init__(self, ctx: _Ctx, *, kind: str, arg: _Node, field: str, clusters: dict[str, ClusterSpec],
+                 groups: dict[str, PhoneGroup], labs: _Labs, found: _Found) -> None:
+        self.ctx, self.kind, self.arg, self.field = ctx, kind, arg, field
+        self.clusters, self.groups, self.labs, self.found = clusters, groups, labs, found
+
+    def fields(self, allowed: Iterable[str] | None = None, required: Iterable[str] = ()) -> dict[str, _Node]:
+        """The argument mapping's known keys (the unknown and missing ones are mistakes)."""
+        return self.ctx.fields(self.arg, self.field, self.found, allowed=allowed, required=required)
+
+    def check(self, fn: Callable[..., _T], *args: Any) -> _T | None:
+        return self.found.check(fn, *args)
+
+    def cluster_ref(self, n: _Node, f: str) -> str:
+        """A cluster of the file, by name."""
+        name = self.ctx.string(n, f)
+        if name not in self.clusters:
+            raise self.ctx.fail(n, f, f"unknown cluster {name!r} (defined: {_listed(self.clusters)})")
+        return name
+
+    def lab_ref(self, am: dict[str, _Node]) -> str:
+        """The built-in lab a lab-side step acts on (its ``cluster``, default the first cluster)."""
+        f = self.field
+        name = self.cluster_ref(am["cluster"], f"{f}.cluster") if "cluster" in am else \
+            next(iter(self.clusters))
+        if self.clusters[name].external is not None:
+            raise self.ctx.fail(am.get("cluster", self.arg), f"{f}.cluster" if "cluster" in am else f,
+                                f"cluster {name!r} is external: {self.kind} steps need the built-in lab")
+        return name
+
+    def phones(self, n: _Node, f: str) -> tuple[str, ...] | None:
+        return self.check(_phone_refs, self.ctx, n, f, self.groups)
+
+
+def _boot_args(s: _StepCtx) -> dict[str, Any]:
+    """``boot``, ``reset``, ``erase``, ``factory-reset``: ``GROUP``/``[...]``, or ``{phones, times}``."""
+    if not isinstance(s.arg.value, dict):
+        return {"phones": s.phones(s.arg, s.field) if s.arg.value is not None else ("all",)}
+    am = s.fields(allowed=("phones", "times"), required=("phones",))
+    args: dict[str, Any] = {"phones": s.phones(am["phones"], f"{s.field}.phones")
+                            if "phones" in am else None}
+    if "times" in am:
+        args["times"] = s.check(s.ctx.integer, am["times"], f"{s.field}.times", 1, 100)
+    return args
+
+
+def _admin_args(s: _StepCtx) -> dict[str, Any]:
+    """``admin``: ``op`` first (staged: it says which arguments the step takes), then each argument."""
+    ctx, arg, field = s.ctx, s.arg, s.field
+    am = ctx.mapping(arg, field)
+    if "op" not in am:
+        raise ctx.fail(arg, field, "missing required field 'op'")
+    op = ctx.string(am["op"], f"{field}.op")
+    if op not in ADMIN_OPERATIONS:
+        raise ctx.fail(am["op"], f"{field}.op", f"unknown operation {op!r}"
+                                                f"{_did_you_mean(op, ADMIN_OPERATIONS)} (expected one of: "
+                                                f"{', '.join(ADMIN_OPERATIONS)})")
+    am = s.fields(allowed=ADMIN_OPERATIONS[op] | {"op", "cluster"}, required=ADMIN_REQUIRED.get(op, ()))
+    misspelt = len(am) < len(arg.value)  # staged: a misspelt argument may be the one that was missing
+    lab = s.check(s.lab_ref, am)
+    args: dict[str, Any] = {"op": op}
+    bad: set[str] = set()  # arguments already found wrong: no second mistake of theirs
+    for name, value in am.items():
+        if name not in ("op", "cluster", "phones"):
+            args[name] = s.check(_admin_arg, s, op, name, value, lab)
+            if args[name] is None:
+                bad.add(name)
+    if op == "capf":
+        _capf_values(ctx, {k: v for k, v in am.items() if k not in bad}, field, s.found)
+        if not misspelt:
+            s.check(_capf_auth_explicit, ctx, arg, field, am, "install")
+    if op == "calling-search-space" and ("partition" in am or "css" in am or not misspelt):
+        args.update(s.check(_dial_plan_values, ctx, arg, am, field) or {})
+    args["cluster"] = lab
+    if "phones" in am:
+        args["phones"] = s.phones(am["phones"], f"{field}.phones")
+    if op in ("add-node", "remove-node") and lab is not None:
+        problem = s.labs.change_nodes(lab, 1 if op == "add-node" else -1)
+        if problem is not None:
+            s.found.mistakes.append(ctx.fail(am["op"], f"{field}.op", problem))
+    if op == "exchange" and "with" in am and lab is not None:  # staged: the lab it exchanges with known
+        s.check(_exchange_with, s, am["with"], lab)
+    return args
+
+
+def _admin_arg(s: _StepCtx, op: str, name: str, value: _Node, lab: str | None) -> Any:
+    """One argument of an admin ``op``: one of its choices (a ``regenerate`` ``cert``: of the lab's nodes at
+    this step), else typed as the lab reads it (here, not by the lab when the step runs)."""
+    ctx, at = s.ctx, f"{s.field}.{name}"
+    cert = (op, name) == ("regenerate", "cert")  # node 2..'s tvs-2: if the lab has a node 2 then
+    choices = (s.labs.certs(lab) if lab is not None else None) if cert else ADMIN_CHOICES.get((op, name))
+    if choices is not None:
+        text = ctx.string(value, at)
+        said = text.lower() if (op, name) in _ADMIN_ANY_CASE else text  # as the lab reads them
+        if said not in choices:
+            why = s.labs.at_step(lab, said) if cert and lab is not None else ""
+            near = "" if why else _did_you_mean(said, choices)
+            raise ctx.fail(value, at, f"{op}: unknown {name} {said!r}{near} (expected one of: "
+                                      f"{', '.join(choices)}{why})")
+        return text
+    if name in _ADMIN_BOOLS:  # reset_phones: Unified CM 10.5+ resets the phones itself
+        return ctx.boolean(value, at)
+    if name in _ADMIN_INTS:
+        return ctx.integer(value, at, *_ADMIN_INTS[name])
+    if name == "auth_string":
+        return ctx.quoted(value, at, "auth_string")
+    if name not in _ADMIN_TEXTS:
+        return _plain(value)
+    text = ctx.string(value, at)  # as text: password: 1234 reached the lab as the number 1234
+    if (op, name) == ("load", "name"):  # as a cluster's load: (was refused by the lab when it ran)
+        problem = _lab_option_problem("load", text)
+        if problem is not None:
+            raise ctx.fail(value, at, problem)
+    return text
+
+
+def _exchange_with(s: _StepCtx, node: _Node, lab: str) -> None:
+    """``exchange``'s ``with``: another built-in lab of the file (was refused by the lab when the step ran,
+    an ERROR, exit 1)."""
+    at = f"{s.field}.with"
+    other = s.cluster_ref(node, at)
+    if other == lab:
+        raise s.ctx.fail(node, at, f"exchange with {other!r}, the cluster itself: name another cluster of "
+                                   "the file")
+    if s.clusters[other].external is not None:
+        raise s.ctx.fail(node, at, f"cluster {other!r} is external: exchange needs two built-in labs")
+
+
+def _move_args(s: _StepCtx) -> dict[str, Any]:
+    """``move: {phones, to, keep_trust}``."""
+    am = s.fields(allowed=("phones", "to", "keep_trust"), required=("phones", "to"))
+    return {"phones": s.phones(am["phones"], f"{s.field}.phones") if "phones" in am else None,
+            "to": s.check(s.cluster_ref, am["to"], f"{s.field}.to") if "to" in am else None,
+            "keep_trust": s.check(s.ctx.boolean, am["keep_trust"], f"{s.field}.keep_trust")
+            if "keep_trust" in am else True}
+
+
+def _service_args(s: _StepCtx) -> dict[str, Any]:
+    """``service: {cluster, SERVICE: start|stop ...}``: staged, the services are the lab's at this step."""
+    ctx, field = s.ctx, s.field
+    am = ctx.mapping(s.arg, field)
+    lab = s.lab_ref(am)
+    services = s.labs.services(lab)
+    args: dict[str, Any] = {"cluster": lab}
+    for key, val in am.items():
+        if key == "cluster":
+            continue
+        if key not in services:
+            why = s.labs.at_step(lab, key)
+            near = "" if why else _did_you_mean(key, services)
+            s.found.mistakes.append(ctx.fail(val, f"{field}.{key}", f"unknown field{near} (expected one of: "
+                                                                    f"cluster, {', '.join(services)}{why})"))
+            continue
+        args[key] = s.check(_service_state, ctx, val, f"{field}.{key}")
+    if len(am) == ("cluster" in am):
+        raise ctx.fail(s.arg, field, "name at least one service: tvs, tftp, http or capf")
+    return args
+
+
+def _service_state(ctx: _Ctx, node: _Node, field: str) -> str:
+    state = ctx.string(node, field)
+    if state not in ("start", "stop"):
+        raise ctx.fail(node, field, f"expected start or stop, got {state!r}"
+                                    f"{_did_you_mean(state, ('start', 'stop'))}")
+    return state
+
+
+def _network_args(s: _StepCtx) -> dict[str, Any]:
+    """``network``: ``loss``, ``delay_ms``, ``seed``, ``cluster``, ``fail``, ``tftp`` and the attacks."""
+    ctx, field = s.ctx, s.field
+    am = s.fields(allowed=("loss", "delay_ms", "seed", "cluster", "fail", "tftp", "tamper_media",
+                           "tamper_signalling", "replay_sip"))
+    args: dict[str, Any] = {}
+    if "fail" in am:
+        args["fail"] = s.check(_fail_names, ctx, am["fail"], f"{field}.fail")
+    if "loss" in am:
+        args["loss"] = s.check(_loss, ctx, am["loss"], f"{field}.loss")
+    if "delay_ms" in am:
+        args["delay_ms"] = s.check(ctx.integer, am["delay_ms"], f"{field}.delay_ms", 0, 10_000)
+    if "seed" in am:
+        args["seed"] = s.check(ctx.integer, am["seed"], f"{field}.seed")
+    if "tftp" in am:
+        args["tftp"] = s.check(_timing, ctx, am["tftp"], f"{field}.tftp")
+    for attack in ("tamper_media", "tamper_signalling", "replay_sip"):
+        if attack in am:
+            args[attack] = s.check(ctx.boolean, am[attack], f"{field}.{attack}")
+    args["cluster"] = s.check(s.lab_ref, am)
+    return args
+
+
+def _fail_names(ctx: _Ctx, node: _Node, field: str) -> list[str]:
+    """A ``network`` step's ``fail``: served file names or ``*`` patterns."""
+    items = node.value if isinstance(node.value, list) else [node]
+    for n, item in enumerate(items):
+        if not isinstance(item.value, str):  # fail: 3 is not "3 failures": it names no file
+            raise ctx.fail(item, f"{field}[{n}]", f"expected a served file name or * pattern, got "
+                                                  f"{_got(item)} (e.g. fail: ['ITLSEP{{mac}}.tlv', "
+                                                  "'*.cnf.xml.sgn']; "
+                                                  "quote a name YAML would read as a number)")
+    names = list(ctx.names(node, field))
+    for n, (name, item) in enumerate(zip(names, items, strict=True)):
+        if _served_name_problem(name):
+            raise ctx.fail(item, f"{field}[{n}]", f"expected a served file name or * pattern (1..255 "
+                                                  f"characters, no path), got {_shown(name)!r}")
+    return names
+
+
+def _loss(ctx: _Ctx, node: _Node, field: str) -> float:
+    loss = node.value
+    _as_written(ctx, node, field, "a fraction in [0, 1)")
+    if isinstance(loss, bool) or not isinstance(loss, (int, float)) or not 0 <= loss < 1:
+        raise ctx.fail(node, field, f"expected a fraction in [0, 1), got {loss!r}")
+    return float(loss)
+
+
+def _tamper_args(s: _StepCtx) -> dict[str, Any]:
+    """``tamper: {cluster, file, offset}``."""
+    am = s.fields(allowed=("cluster", "file", "offset"), required=("file",))
+    args: dict[str, Any] = {"file": s.check(_served_file, s.ctx, am["file"], f"{s.field}.file")
+                            if "file" in am else None,
+                            "cluster": s.check(s.lab_ref, am)}
+    if "offset" in am:
+        args["offset"] = s.check(s.ctx.integer, am["offset"], f"{s.field}.offset", -(1 << 20), 1 << 20)
+    return args
+
+
+def _served_file(ctx: _Ctx, node: _Node, field: str) -> str:
+    name = ctx.string(node, field)
+    if _served_name_problem(name):  # '' or a path: was a failed step (ERROR) when it ran
+        raise ctx.fail(node, field, f"expected a served file name (1..255 characters, no path; {{mac}} for "
+                                    f"each phone's), got {_shown(name)!r}")
+    return name
+
+
+def _clock_args(s: _StepCtx) -> dict[str, Any]:
+    """``clock: {advance: DURATION}``."""
+    am = s.ctx.mapping(s.arg, s.field, allowed=("advance",), required=("advance",))
+    at = f"{s.field}.advance"
+    _as_written(s.ctx, am["advance"], at, "a duration like 90s, 10m, 2d or 25y")
+    try:
+        return {"advance": parse_duration(am["advance"].value)}
+    except ScenarioError as exc:
+        raise s.ctx.fail(am["advance"], at, exc.message) from None
+
+
+def _set_key_args(s: _StepCtx) -> dict[str, Any]:
+    """``set-key: {phones, key}``: the key one every phone named takes (staged: the phones and the key
+    read), by its group's profile."""
+    am = s.fields(allowed=("phones", "key"), required=("phones", "key"))
+    key = s.check(_hex_key, s.ctx, am["key"], f"{s.field}.key") if "key" in am else None
+    phones = s.phones(am["phones"], f"{s.field}.phones") if "phones" in am else None
+    if key is not None and phones is not None:
+        s.check(_key_fits_phones, s, am["key"], key, phones)
+    return {"phones": phones, "key": key}
+
+
+def _hex_key(ctx: _Ctx, node: _Node, field: str) -> str:
+    key = ctx.quoted(node, field, "key")
+    if not re.fullmatch(r"[0-9A-Fa-f]{32}|[0-9A-Fa-f]{64}", key):
+        raise ctx.fail(node, field, "expected 32 or 64 hex digits")
+    return key
+
+
+def _key_fits_phones(s: _StepCtx, node: _Node, key: str, refs: tuple[str, ...]) -> None:
+    """A ``set-key`` key is one every named phone's profile takes (was an ERROR when the step ran, naming
+    no line): the first group whose phones refuse it is named."""
+    for group in _groups_of(refs, s.groups):
+        problem = _key_problem(profile_from_dict(group.profile, group.profile_overrides), key)
+        if problem is not None:
+            raise s.ctx.fail(node, f"{s.field}.key", f"group {group.name!r}: {problem}")
+
+
+def _groups_of(refs: tuple[str, ...], groups: dict[str, PhoneGroup]) -> list[PhoneGroup]:
+    """The groups of the phones ``refs`` names (groups, MACs, ``all``), each once, in file order."""
+    names: set[str] = set()
+    for ref in refs:
+        if ref == "all":
+            names.update(groups)
+        elif ref in groups:
+            names.add(ref)
+        else:
+            owner = _phone_of(groups, int(ref.replace(":", ""), 16))
+            names.update(() if owner is None else (owner.name,))
+    return [g for name, g in groups.items() if name in names]
+
+
+def _capf_args(s: _StepCtx) -> dict[str, Any]:
+    """``capf: {phones, auth_string}``: the phones' CAPF session, the string typed in first."""
+    am = s.fields(allowed=("phones", "auth_string"), required=("phones",))
+    args: dict[str, Any] = {"phones": s.phones(am["phones"], f"{s.field}.phones") if "phones" in am else None}
+    if "auth_string" in am:
+        args["auth_string"] = s.check(s.ctx.quoted, am["auth_string"], f"{s.field}.auth_string",
+                                      "auth_string")
+    return args
+
+
+def _call_args(s: _StepCtx) -> dict[str, Any]:
+    """``call: {phones, to, packets, cluster}``: staged, the called group is checked against the callers."""
+    ctx, field = s.ctx, s.field
+    am = s.fields(allowed=("phones", "to", "packets", "cluster"), required=("phones", "to"))
+    to = s.check(_call_target, s, am["to"]) if "to" in am else None
+    callers = s.phones(am["phones"], f"{field}.phones") if "phones" in am else None
+    if to is not None and callers is not None:
+        s.check(_called_apart, s, am["to"], to, callers)
+    return {"phones": callers, "to": to,
+            "packets": s.check(ctx.integer, am["packets"], f"{field}.packets", 1, 1000)
+            if "packets" in am else 10,
+            "cluster": s.check(s.cluster_ref, am["cluster"], f"{field}.cluster") if "cluster" in am else None}
+
+
+def _call_target(s: _StepCtx, node: _Node) -> str:
+    to = s.ctx.string(node, f"{s.field}.to")
+    if to not in CALL_TARGETS and to not in s.groups:
+        raise s.ctx.fail(node, f"{s.field}.to", f"expected one of {', '.join(CALL_TARGETS)} (the lab's media "
+                                                f"resources) or a phone group, got {to!r}"
+                                                f"{_did_you_mean(to, [*CALL_TARGETS, *s.groups])}")
+    return to
+
+
+def _called_apart(s: _StepCtx, node: _Node, to: str, callers: tuple[str, ...]) -> None:
+    """A called group is one phone, not among the callers (it answers while they call)."""
+    by_mac = {int(ref.replace(":", ""), 16) for ref in callers if _MAC.match(ref.replace(":", ""))}
+    group = s.groups.get(to)
+    if group is not None and (group.count != 1 or to in callers or "all" in callers
+                              or int(group.mac_start, 16) in by_mac):
+        raise s.ctx.fail(node, f"{s.field}.to", f"the called group {to!r} must be one phone, not among the "
+                                                "callers (it answers while they call)")
+
+
+def _client_args(s: _StepCtx) -> dict[str, Any]:
+    """``https`` / ``sip``: ``GROUP``/``[...]``, or ``{phones, cluster}``."""
+    if not isinstance(s.arg.value, dict):
+        return {"phones": s.phones(s.arg, s.field) if s.arg.value is not None else ("all",), "cluster": None}
+    am = s.fields(allowed=("phones", "cluster"), required=("phones",))
+    return {"phones": s.phones(am["phones"], f"{s.field}.phones") if "phones" in am else None,
+            "cluster": s.check(s.cluster_ref, am["cluster"], f"{s.field}.cluster")
+            if "cluster" in am else None}
+
+
+#: a step's verb -> what reads its arguments (``expect``: :func:`_expectation`)
+_STEP_ARGS: dict[str, Callable[[_StepCtx], dict[str, Any]]] = {
+    "boot": _boot_args, "reset": _boot_args, "erase": _boot_args, "factory-reset": _boot_args,
+    "admin": _admin_args, "move": _move_args, "service": _service_args, "network": _network_args,
+    "tamper": _tamper_args, "clock": _clock_args, "set-key": _set_key_args, "capf": _capf_args,
+    "call": _call_args, "https": _client_args, "sip": _client_args,
+}
 
 
 def _served_name_problem(name: str) -> bool:
@@ -1240,51 +1546,69 @@ _EXPECT_KEYS = ("phones", "xfail", "label", "holds_for")
 
 
 def _expectation(ctx: _Ctx, node: _Node, field: str, groups: dict[str, PhoneGroup]) -> Expectation:
-    m = ctx.mapping(node, field, allowed=(*CHECKS, *_EXPECT_KEYS))
-    phones = _phone_refs(ctx, m["phones"], f"{field}.phones", groups) if "phones" in m else ("all",)
-    holds_for = _holds_for(ctx, m["holds_for"], f"{field}.holds_for", _named_count(phones, groups)) \
-        if "holds_for" in m else None
-    checks: dict[str, Any] = {}
-    for key, val in m.items():
-        if key in _EXPECT_KEYS:
-            continue
-        allowed = CHECKS[key]
-        if val.value == [] and key not in _RECORD_CHECKS:  # any of nothing never holds, all of nothing always
-            raise ctx.fail(val, f"{field}.{key}", "empty list (write at least one value)")
-        values = val.value if isinstance(val.value, list) else [val]
-        typed: list[Any] = []
-        for n, v in enumerate(values):
-            item = v if isinstance(v, _Node) else val
-            at = f"{field}.{key}[{n}]" if isinstance(val.value, list) else f"{field}.{key}"
-            # typed as the check reads them: "no" must not be truthy, {a: 1} must not become a pattern
-            if key in _BOOL_CHECKS:
-                typed.append(ctx.boolean(item, at))
-            elif key in _INT_CHECKS:
-                typed.append(ctx.integer(item, at, *_INT_CHECKS[key]))
-            elif key == "call_status":
-                typed.append(_call_status(ctx, item, at))
-            else:
-                typed.append(ctx.string(item, at))
-                if not typed[-1].strip():
-                    raise ctx.fail(item, at, "empty text (it would match anything)")
-                if key == "reason":
-                    _reason_code(ctx, item, at, typed[-1])
-            if allowed is not None and item.value not in allowed:
-                raise ctx.fail(item, f"{field}.{key}",
-                               f"unknown value {item.value!r} (expected one of: {', '.join(allowed)})")
-            if key in ("rule", "deciding_rule") and not rule_ids.is_known(str(item.value)):
-                near = rule_ids.close_matches(str(item.value))
-                raise ctx.fail(item, f"{field}.{key}", f"unknown rule {item.value!r} (a rule id such as "
-                               f"G.3.4-vouched-by-tvs, or a section such as G.3.4"
-                               f"{'; did you mean ' + ' or '.join(near) if near else ''})")
-        checks[key] = typed if isinstance(val.value, list) else typed[0]
-    if not checks:
-        raise ctx.fail(node, field, f"an expectation needs at least one check ({', '.join(CHECKS)})")
-    return Expectation(
-        where=ctx.where(node), phones=phones, checks=checks, holds_for=holds_for,
-        xfail=_xfail_reason(ctx, m["xfail"], f"{field}.xfail") if "xfail" in m else None,
-        label=ctx.string(m["label"], f"{field}.label") if "label" in m else None,
-    )
+    """An ``expect`` step; every mistake of it told at once. Staged only where one value reads another:
+    ``holds_for`` counts the phones ``phones`` names."""
+    found = _Found()
+    m = ctx.fields(node, field, found, allowed=(*CHECKS, *_EXPECT_KEYS))
+    phones = found.check(_phone_refs, ctx, m["phones"], f"{field}.phones", groups) if "phones" in m \
+        else ("all",)
+    holds_for = None
+    if "holds_for" in m and phones is not None:  # staged: a count of the phones named
+        holds_for = found.check(_holds_for, ctx, m["holds_for"], f"{field}.holds_for",
+                                _named_count(phones, groups))
+    checks = {key: found.check(_check_values, ctx, val, f"{field}.{key}", key)
+              for key, val in m.items() if key not in _EXPECT_KEYS}
+    if not checks and len(m) == len(node.value):  # a misspelt check is its own mistake, not "no check" too
+        found.mistakes.append(ctx.fail(node, field, f"an expectation needs at least one check "
+                                                    f"({', '.join(CHECKS)})"))
+    xfail = found.check(_xfail_reason, ctx, m["xfail"], f"{field}.xfail") if "xfail" in m else None
+    label = found.check(ctx.string, m["label"], f"{field}.label") if "label" in m else None
+    found.raise_any()
+    assert phones is not None
+    return Expectation(where=ctx.where(node), phones=phones, checks=checks, holds_for=holds_for,
+                       xfail=xfail, label=label)
+
+
+def _check_values(ctx: _Ctx, val: _Node, field: str, key: str) -> Any:
+    """One check of an expectation: its value, or list of values (any of them may hold), each typed as
+    the check reads it and, for a check of :data:`CHECKS` with values, one of them (a near miss named)."""
+    if val.value == [] and key not in _RECORD_CHECKS:  # any of nothing never holds, all of nothing always
+        raise ctx.fail(val, field, "empty list (write at least one value)")
+    many = isinstance(val.value, list)
+    items = val.value if many else [val]
+    found = _Found()
+    typed = [found.check(_check_value, ctx, item, f"{field}[{n}]" if many else field, field, key)
+             for n, item in enumerate(items)]
+    found.raise_any()
+    return typed if many else typed[0]
+
+
+def _check_value(ctx: _Ctx, item: _Node, at: str, field: str, key: str) -> Any:
+    """One value of the check ``key`` (``at`` its place, ``field`` the check's)."""
+    allowed = CHECKS[key]
+    # typed as the check reads them: "no" must not be truthy, {a: 1} must not become a pattern
+    if key in _BOOL_CHECKS:
+        typed: Any = ctx.boolean(item, at)
+    elif key in _INT_CHECKS:
+        typed = ctx.integer(item, at, *_INT_CHECKS[key])
+    elif key == "call_status":
+        typed = _call_status(ctx, item, at)
+    else:
+        typed = ctx.string(item, at)
+        if not typed.strip():
+            raise ctx.fail(item, at, "empty text (it would match anything)")
+        if key == "reason":
+            _reason_code(ctx, item, at, typed)
+    if allowed is not None and item.value not in allowed:
+        near = _did_you_mean(str(item.value), allowed) if isinstance(item.value, str) else ""
+        raise ctx.fail(item, field, f"unknown value {item.value!r}{near} (expected one of: "
+                                    f"{', '.join(allowed)})")
+    if key in ("rule", "deciding_rule") and not rule_ids.is_known(str(item.value)):
+        close = rule_ids.close_matches(str(item.value))
+        near = f"; did you mean {' or '.join(close)}" if close else ""
+        raise ctx.fail(item, field, f"unknown rule {item.value!r} (a rule id such as G.3.4-vouched-by-tvs, "
+                                    f"or a section such as G.3.4{near})")
+    return typed
 
 
 def _named_count(refs: tuple[str, ...], groups: dict[str, PhoneGroup]) -> int:
@@ -1410,21 +1734,6 @@ def _call_status(ctx: _Ctx, node: _Node, field: str) -> int | str:
     return v
 
 
-@contextlib.contextmanager
-def _gather(mistakes: list[ScenarioError]) -> Iterator[None]:
-    """Keep a ScenarioError of the block in ``mistakes`` and go on with the next cluster, group or step."""
-    try:
-        yield
-    except ScenarioError as exc:
-        mistakes.append(exc)
-
-
-def _raise_gathered(mistakes: list[ScenarioError]) -> None:
-    err = several(mistakes)
-    if err is not None:
-        raise err
-
-
 def _yaml_mistake(exc: yaml.YAMLError, path: str) -> ScenarioError:
     """A YAML syntax error as a ``file:line`` mistake naming its column too, and where the construct it
     broke began (``invalid YAML at column 9: expected ',' or ']', but got ':' (while parsing a flow
@@ -1503,72 +1812,120 @@ def load_text(text: str, path: str = "<string>") -> Scenario:
     except yaml.YAMLError as exc:
         raise _yaml_mistake(exc, path) from None
     _check_texts(ctx, root, "")
-    top = ctx.mapping(root, "scenario", allowed=TOP_KEYS, required=("phones", "steps"))
+    found = _Found()
+    top = ctx.fields(root, "scenario", found, allowed=TOP_KEYS, required=("phones", "steps"))
+    about = _about(ctx, root, top, path, found)
+    # staged: phone groups name clusters, steps name groups: a group naming a broken cluster, or a step
+    # naming a broken group, would be the same mistake told twice
+    clusters = _clusters(ctx, root, top, found)
+    groups = _groups(ctx, top, clusters, found) if clusters is not None and "phones" in top else None
+    steps = _steps(ctx, top["steps"], clusters, groups, found) if "steps" in top else None
+    found.mistakes.sort(key=lambda m: m.line or 0)  # as the file reads, top to bottom
+    found.raise_any()
+    assert clusters is not None and groups is not None and steps is not None
+    return Scenario(path=path, clusters=clusters, phones=groups, steps=steps, **about)
+
+
+def _about(ctx: _Ctx, root: _Node, top: dict[str, _Node], path: str, found: _Found) -> dict[str, Any]:
+    """The scenario's ``name`` (default the file's), ``description``, ``reproduces``, ``tags`` and
+    ``timeout``, each checked whatever the rest of the file holds."""
+    stem = Path(path).name.removesuffix(".yaml").removesuffix(".yml")
+    if "name" not in top and _text_problem(stem) is not None:  # e.g. a byte that is not UTF-8 (surrogate)
+        found.mistakes.append(ctx.fail(root, "name", f"the file name cannot be the scenario's name: "
+                                                     f"{_text_problem(stem)}; write a name: key"))
+    name = found.check(ctx.string, top["name"], "name") if "name" in top else stem
+    if name is not None and not name.strip():  # name: '' ran, its verdict line and report suite nameless
+        found.mistakes.append(ctx.fail(top.get("name", root), "name", "empty name: reports and -k tell "
+                                       "scenarios apart by it (leave name: out for the file name)"))
+    texts = {key: found.check(ctx.string, top[key], key) if key in top else ""
+             for key in ("description", "reproduces")}
+    return {"name": name, "description": texts["description"], "reproduces": texts["reproduces"],
+            "tags": found.check(ctx.names, top["tags"], "tags") if "tags" in top else (),
+            "timeout": found.check(_timeout, ctx, top["timeout"]) if "timeout" in top else None,
+            "name_line": top["name"].line if "name" in top else None}
+
+
+def _clusters(ctx: _Ctx, root: _Node, top: dict[str, _Node], found: _Found) -> dict[str, ClusterSpec] | None:
+    """The file's clusters (``lab`` when it names none), or None when they have mistakes (in ``found``:
+    each cluster's, then the ``tftp_for`` that names no lab cluster of the file)."""
     clusters_node = top.get("clusters")
-    clusters: dict[str, ClusterSpec] = {}
-    mistakes: list[ScenarioError] = []
     if clusters_node is None:
-        clusters["lab"] = ClusterSpec(name="lab", where=ctx.where(root))
-    else:
-        for name, n in ctx.mapping(clusters_node, "clusters").items():
-            with _gather(mistakes):
-                clusters[name] = _cluster(ctx, name, n)
-        _raise_gathered(mistakes)  # phone groups name clusters: none of their mistakes would be news
-        if not clusters:
-            raise ctx.fail(clusters_node, "clusters", "define at least one cluster")
-        for name, spec in clusters.items():
-            home = spec.options.get("tftp_for")
-            if home is not None and (home not in clusters or clusters[home].external is not None):
-                raise ctx.fail(ctx.mapping(clusters_node, "clusters")[name], f"clusters.{name}.tftp_for",
-                               f"tftp_for names {home!r}, not a built-in lab cluster of this file")
+        return {"lab": ClusterSpec(name="lab", where=ctx.where(root))}
+    before = len(found.mistakes)
+    nodes = found.check(ctx.mapping, clusters_node, "clusters")
+    if nodes is None:
+        return None
+    clusters: dict[str, ClusterSpec] = {}
+    for name, n in nodes.items():
+        spec = found.check(_cluster, ctx, name, n)
+        if spec is not None:
+            clusters[name] = spec
+    if len(found.mistakes) > before:
+        return None
+    if not clusters:
+        found.mistakes.append(ctx.fail(clusters_node, "clusters", "define at least one cluster"))
+        return None
+    for name, spec in clusters.items():  # staged: names another cluster, all of them read
+        home = spec.options.get("tftp_for")
+        if home is not None and (home not in clusters or clusters[home].external is not None):
+            found.mistakes.append(ctx.fail(nodes[name], f"clusters.{name}.tftp_for", f"tftp_for names "
+                                           f"{home!r}, not a built-in lab cluster of this file"))
+    return None if len(found.mistakes) > before else clusters
+
+
+def _groups(ctx: _Ctx, top: dict[str, _Node], clusters: dict[str, ClusterSpec],
+            found: _Found) -> dict[str, PhoneGroup] | None:
+    """The file's phone groups, or None when they have mistakes (in ``found``: each group's, then the
+    groups whose name reads as another's phone or whose MACs overlap, both read from every group)."""
+    before = len(found.mistakes)
+    group_nodes = found.check(ctx.mapping, top["phones"], "phones")
+    if group_nodes is None:
+        return None
     groups: dict[str, PhoneGroup] = {}
-    group_nodes = ctx.mapping(top["phones"], "phones")
     for name, n in group_nodes.items():
-        with _gather(mistakes):
-            if name == "all":
-                raise ctx.fail(n, "phones.all", "'all' is reserved for every phone")
-            groups[name] = _phones(ctx, name, n, clusters)
-    mistakes.extend(_groups_named_as_phones(ctx, groups, group_nodes))
-    mistakes.extend(_shared_macs(ctx, groups, group_nodes))
-    _raise_gathered(mistakes)  # steps name phone groups: an unknown group would be a mistake made twice
+        if name == "all":
+            found.mistakes.append(ctx.fail(n, "phones.all", "'all' is reserved for every phone"))
+            continue
+        group = found.check(_phones, ctx, name, n, clusters)
+        if group is not None:
+            groups[name] = group
+    found.mistakes.extend(_groups_named_as_phones(ctx, groups, group_nodes))
+    found.mistakes.extend(_shared_macs(ctx, groups, group_nodes))
+    if len(found.mistakes) > before:
+        return None
     if not groups:
-        raise ctx.fail(top["phones"], "phones", "define at least one phone group")
+        found.mistakes.append(ctx.fail(top["phones"], "phones", "define at least one phone group"))
+        return None
     total = sum(g.count for g in groups.values())
     if total > MAX_PHONES:
-        raise ctx.fail(top["phones"], "phones", f"{total:,} phones in all: at most {MAX_PHONES:,} a scenario "
-                       "(a full cluster; each phone gets a key pair and a MIC of its own)")
-    steps_node = top["steps"]
+        found.mistakes.append(ctx.fail(top["phones"], "phones", f"{total:,} phones in all: at most "
+                                       f"{MAX_PHONES:,} a scenario (a full cluster; each phone gets a key "
+                                       "pair and a MIC of its own)"))
+        return None
+    return groups
+
+
+def _steps(ctx: _Ctx, steps_node: _Node, clusters: dict[str, ClusterSpec] | None,
+           groups: dict[str, PhoneGroup] | None, found: _Found) -> tuple[Step | Expectation, ...] | None:
+    """The file's steps, or None when they have mistakes (in ``found``). That the list is one, not empty,
+    and holds an ``expect`` step is checked whatever the groups are; each step once the groups and
+    clusters it names are known without a mistake."""
     if not isinstance(steps_node.value, list) or not steps_node.value:
-        raise ctx.fail(steps_node, "steps", "expected a non-empty list of steps")
-    step_list: list[Step | Expectation] = []
+        found.mistakes.append(ctx.fail(steps_node, "steps", "expected a non-empty list of steps"))
+        return None
+    if not any(isinstance(n.value, dict) and "expect" in n.value for n in steps_node.value):
+        found.mistakes.append(ctx.fail(steps_node, "steps", "a scenario needs at least one 'expect' step"))
+    if clusters is None or groups is None:
+        return None
+    before = len(found.mistakes)
     registers = any(isinstance(n.value, dict) and ("sip" in n.value or "call" in n.value)
                     for n in steps_node.value)
     labs = _Labs(clusters, registers)
-    for i, n in enumerate(steps_node.value):
-        with _gather(mistakes):
-            step_list.append(_step(ctx, i, n, clusters, groups, labs=labs))
-    _raise_gathered(mistakes)
-    steps = tuple(step_list)
-    if not any(isinstance(s, Expectation) for s in steps):
-        raise ctx.fail(steps_node, "steps", "a scenario needs at least one 'expect' step")
-    stem = Path(path).name.removesuffix(".yaml").removesuffix(".yml")
-    if "name" not in top and _text_problem(stem) is not None:  # e.g. a byte that is not UTF-8 (surrogate)
-        raise ctx.fail(root, "name", f"the file name cannot be the scenario's name: {_text_problem(stem)}; "
-                                     "write a name: key")
-    tags = ctx.names(top["tags"], "tags") if "tags" in top else ()
-    name = ctx.string(top["name"], "name") if "name" in top else stem
-    if not name.strip():  # name: '' ran, its verdict line and report suite nameless
-        raise ctx.fail(top.get("name", root), "name", "empty name: reports and -k tell scenarios apart by "
-                                                      "it (leave name: out for the file name)")
-    return Scenario(
-        name=name,
-        path=path,
-        description=ctx.string(top["description"], "description") if "description" in top else "",
-        reproduces=ctx.string(top["reproduces"], "reproduces") if "reproduces" in top else "",
-        clusters=clusters, phones=groups, steps=steps, tags=tags,
-        timeout=_timeout(ctx, top["timeout"]) if "timeout" in top else None,
-        name_line=top["name"].line if "name" in top else None,
-    )
+    step_list = [found.check(_step, ctx, i, n, clusters, groups, labs=labs)
+                 for i, n in enumerate(steps_node.value)]
+    if len(found.mistakes) > before:
+        return None
+    return tuple(s for s in step_list if s is not None)
 
 
 #: The largest ``timeout:`` of a scenario (a day); 0 = no limit.

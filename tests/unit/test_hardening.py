@@ -350,7 +350,8 @@ def test_run_with_an_empty_path_is_refused(path: str, tmp_path: Path, monkeypatc
 ])
 def test_scenario_type_errors_show_the_value_not_a_node_repr(value: str, shown: str) -> None:
     """``count: [1]`` said ``got [<phoneemu.scenario.loader._Node object at 0x...>]``."""
-    text = f"name: x\nreproduces: y\nphones:\n  p: {{count: {value}}}\nsteps:\n  - boot: p\n"
+    text = (f"name: x\nreproduces: y\nphones:\n  p: {{count: {value}}}\nsteps:\n  - boot: p\n"
+            "  - expect: {itl: installed}\n")
     with pytest.raises(ScenarioError) as info:
         load_text(text, "t.yaml")
     assert str(info.value).endswith(shown) and "_Node" not in str(info.value), str(info.value)

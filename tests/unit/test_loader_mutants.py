@@ -46,8 +46,9 @@ def test_boot_times_reaches_the_step_and_a_boot_without_times_loads() -> None:
 def test_set_key_is_a_step_with_its_phones_and_key() -> None:
     """``set-key: {phones, key}`` types the key into the phones: the step is kept, with both."""
     key = "0123456789abcdef" * 2
-    step = first_step(f'  - set-key: {{phones: p, key: "{key}"}}\n')
-    assert (step.kind, step.args) == ("set-key", {"phones": ("p",), "key": key})
+    keyed = HEAD.replace('"0A0000001201"}', '"0A0000001201", profile: cp-7962}')  # takes 128-bit keys
+    step = load_text(keyed + f'  - set-key: {{phones: p, key: "{key}"}}\n' + EXPECT, "t.yaml").steps[0]
+    assert isinstance(step, Step) and (step.kind, step.args) == ("set-key", {"phones": ("p",), "key": key})
 
 
 def test_a_capf_steps_auth_string_reaches_the_step_as_written() -> None:

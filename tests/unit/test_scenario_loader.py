@@ -177,7 +177,7 @@ def test_a_real_cluster_runs_on_the_real_clock() -> None:
 def test_malformed_documents_raise_scenario_error(text: str) -> None:
     with pytest.raises(ScenarioError) as info:
         load_text(text, "bad.yaml")
-    assert info.value.file == "bad.yaml"
+    assert all(m.file == "bad.yaml" for m in info.value.mistakes), str(info.value)
 
 
 @pytest.mark.parametrize(("value", "words"), [
@@ -219,8 +219,9 @@ def test_admin_arguments_are_typed_at_load_time(admin: str, field: str, words: s
 
 
 @pytest.mark.parametrize(("group", "field", "words"), [
-    ('{symmetric_key: "zz", encrypt: symmetric}', "symmetric_key", "expected 32 or 64 hex digits"),
-    ("{encrypt: symmetric}", "encrypt", "symmetric encryption needs the phones' key"),
+    ('{profile: cp-7962, symmetric_key: "zz", encrypt: symmetric}', "symmetric_key",
+     "expected 32 or 64 hex digits"),
+    ("{profile: cp-7962, encrypt: symmetric}", "encrypt", "symmetric encryption needs the phones' key"),
     ("{capf: {operation: bogus, auth_mode: mic}}", "capf.operation", "unknown CAPF operation 'bogus'"),
     ("{capf: {operation: install, auth_mode: 9}}", "capf.auth_mode", "expected 0..4 or one of"),
     ("{capf: {operation: install, auth_mode: mic, key: rsa99}}", "capf.key", "unsupported RSA size 99"),
@@ -238,7 +239,8 @@ def test_phone_group_keys_and_capf_are_checked_at_load_time(group: str, field: s
     with pytest.raises(ScenarioError, match=r"demo\.yaml:11 steps\[1\]\.admin\.auth_mode: expected 0\.\.4"):
         load_text(bad_step, "demo.yaml")
     ok = GOOD.replace("  legacy: {profile: {base: cp-7940, trust_list_limit: 2000}}",
-                      '  legacy: {encrypt: symmetric, symmetric_key: "00112233445566778899aabbccddeeff", '
+                      '  legacy: {profile: cp-7962, encrypt: symmetric, '
+                      'symmetric_key: "00112233445566778899aabbccddeeff", '
                       "capf: {operation: install, auth_mode: null-string, key: ec-p256}}")
     assert load_text(ok, "demo.yaml").phones["legacy"].symmetric_key == "00112233445566778899aabbccddeeff"
 
