@@ -97,7 +97,8 @@ same crash. A hang is minimised with up to 500 attempts within 10 s, the same wa
 costs --hang-after, or a command's --timeout; in process: main thread only).
 An in-process input still running at Ctrl-C, or past --time, that is a hang by then (an endless loop) is
 saved as a hang finding, un-minimised (past --time it is stopped and the run ends, exit 1); --replay and
---regenerate stop an in-process input once it is a hang.
+--regenerate stop an in-process input once it is a hang. A --target MODULE:FUNCTION input (run in its child
+process) is stopped as soon as it is a hang, --time or not: a hang finding, and the run goes on.
 """
 
 _EPILOG = """\
@@ -140,8 +141,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    "and SDP offer/answer, spec §G.14)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--target", metavar="phoneemu|MODULE:FUNCTION", help="in-process target")
-    g.add_argument("--target-cmd", metavar="CMD", help='external command, "{}" = input file path ("< {}": '
-                   'on its standard input); no shell')
+    g.add_argument("--target-cmd", metavar="CMD", help='external command, "{}" = input file path (none: the '
+                   'path is its last argument; "< {}": on its standard input); no shell')
     g.add_argument("--serve", action="store_true",
                    help="serve mutants over TFTP (and HTTP with --http-port) to a device under test")
     p.add_argument("--runs", type=positive_int, metavar="N",

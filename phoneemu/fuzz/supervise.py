@@ -36,6 +36,10 @@ Rules implemented here (ours: the spec is silent on fuzzing):
   (:mod:`phoneemu.fuzz.runwatch`) stops a call under way as before — Ctrl-C, past ``--time``, a minimiser's
   attempt; in a batch the fuzzer itself, from the shared memory — and the child, then left half-way, is
   killed (SIGKILL) and a new one started for the next input: a call stuck in C code for ever is ended too.
+  In a batch an input is so stopped as soon as it is a hang, ``--time`` or not (ours; was: with ``--runs``
+  alone an endless loop held the run for ever, its progress line falling towards 0 execs/s, the hang found
+  only at Ctrl-C): before ``--time`` it is a hang finding like any other (deduplicated, minimised, saved)
+  and the run goes on with a new child; past ``--time`` it ends the run, as in process.
 * A target whose import started threads (a thread pool, a client library's worker) stays in the fuzzer's
   process, said (:func:`threads_started`, :func:`phoneemu.commands._fuzz_run._supervised`): a forked child has
   none of them, so its calls waiting on them never ended, or each one was a crash (was: every input a
@@ -102,6 +106,8 @@ _OUTCOME, _INTERRUPTED, _DONE, _FINDING, _MAKE_FAILED = range(5)
 _SHARED = struct.Struct("<qqqddd")
 #: seconds between two looks of the fuzzer at a batch under way (progress, a hang past --time)
 _LOOK_EVERY = 0.1
+#: how a hang found in a batch before any limit ended (its finding's detail: ``took ... (<this>)``)
+_KILLED_AS_HANG = "still running, its process killed once it was a hang"
 #: a frame line of faulthandler's dump (``???``: no line number known)
 _DUMP_FRAME = re.compile(r'  File "(?P<file>.*)", line (?P<line>\d+|\?\?\?) in (?P<name>.*)')
 
@@ -122,6 +128,10 @@ def threads_started(load: Callable[[], _T]) -> tuple[_T, list[str]]:
 class _ChildDiedError(Exception):
     """The child ended (its pipe closed, or its end seen: :meth:`SupervisedTarget._await_reply`) while it had
     an input."""
+
+
+class _HungError(Exception):
+    """In the fuzzer: the batch's input under way is a hang by the rule before any limit stopped the run."""
 
 
 def _clock_ticks() -> int:
@@ -358,8 +368,9 @@ class SupervisedTarget:
         """Inputs ``first``, ``first + 1`` ... made by ``make(index)`` and run in the child, no message
         between two of them (module docstring), until ``end`` (None: no end), ``deadline`` (perf_counter)
         or a finding, which ends the batch (the child's death: a crash); ``on_wait(index under way)`` every
-        :data:`_LOOK_EVERY` s meanwhile. Past ``deadline``, an input still under way is stopped once it is a
-        hang (:class:`~phoneemu.fuzz.runwatch.RunOverrun`, as the watch's ``stop_at``). A KeyboardInterrupt
+        :data:`_LOOK_EVERY` s meanwhile. An input still under way is stopped once it is a hang: before
+        ``deadline`` it ends the batch as its hang finding (the child killed), past it by
+        :class:`~phoneemu.fuzz.runwatch.RunOverrun`, as the watch's ``stop_at``. A KeyboardInterrupt
         or RunOverrun out of it leaves the batch so far in :attr:`batch_cut` (the input under way: its
         seconds so far, and the child's CPU seconds in it — :meth:`is_hang` of it), the child killed."""
         self.batch_cut = None
@@ -378,14 +389,13 @@ class SupervisedTarget:
             index, ok, handled, slowest, began, _cpu0 = _SHARED.unpack_from(self._shared)
             return BatchEnd(index=index, ok=ok, handled=handled, slowest=slowest,
                             finding=self._death(time.perf_counter() - began))
+        except _HungError:  # a hang before any limit: its finding, and the run goes on (module docstring)
+            got = self._cut_short()
+            got.finding = self.inner.hang_outcome(got.elapsed, got.cpu, _KILLED_AS_HANG)
+            return got
         except BaseException:  # Ctrl-C, past --time: the input under way measured, the child killed
-            pid, now = self._pid, time.perf_counter()
-            cpu_now = None if pid is None else _thread_cpu(pid)
-            self._stop()
-            index, ok, handled, slowest, began, cpu0 = _SHARED.unpack_from(self._shared)
-            self._cut_cpu = 0.0 if cpu_now is None else max(0.0, cpu_now - cpu0)
-            self.batch_cut = BatchEnd(index=index, ok=ok, handled=handled, slowest=slowest,
-                                      elapsed=max(0.0, now - began), cpu=self._cut_cpu)
+            self.batch_cut = self._cut_short()
+            self._cut_cpu = self.batch_cut.cpu
             raise
         index, ok, handled, slowest, extra = cast("tuple[int, int, int, float, Any]", payload)
         got = BatchEnd(index=index, ok=ok, handled=handled, slowest=slowest)
@@ -400,13 +410,23 @@ class SupervisedTarget:
             make(index)
         return got
 
+    def _cut_short(self) -> BatchEnd:
+        """The batch under way stopped: its input under way measured (seconds, the child's CPU seconds in
+        it), the child killed (a new one for the next input)."""
+        pid, now = self._pid, time.perf_counter()
+        cpu_now = None if pid is None else _thread_cpu(pid)
+        self._stop()
+        index, ok, handled, slowest, began, cpu0 = _SHARED.unpack_from(self._shared)
+        return BatchEnd(index=index, ok=ok, handled=handled, slowest=slowest, elapsed=max(0.0, now - began),
+                        cpu=0.0 if cpu_now is None else max(0.0, cpu_now - cpu0))
+
     def _await_reply(self, deadline: float | None = None,
                      on_wait: Callable[[int], None] | None = None) -> tuple[int, object, float]:
         """The child's reply (to one input, or to a batch); meanwhile, in a batch, every
-        :data:`_LOOK_EVERY` s, ``on_wait`` and, past ``deadline``, the input under way stopped once it is a
-        hang (RunOverrun). Each turn waits a bounded time; the turns end with the reply or the child's end
-        (:class:`_ChildDiedError`): its reply pipe closed, or the child ended while a process it started
-        holds that pipe (module docstring)."""
+        :data:`_LOOK_EVERY` s, ``on_wait`` and the input under way stopped once it is a hang
+        (:class:`_HungError`; past ``deadline``, RunOverrun). Each turn waits a bounded time; the turns end
+        with the reply or the child's end (:class:`_ChildDiedError`): its reply pipe closed, or the child
+        ended while a process it started holds that pipe (module docstring)."""
         with selectors.DefaultSelector() as sel:
             sel.register(self._from_child, selectors.EVENT_READ)
             if self._ended >= 0:
@@ -422,10 +442,13 @@ class SupervisedTarget:
                 index, _ok, _handled, _slowest, began, cpu0 = _SHARED.unpack_from(self._shared)
                 on_wait(index)
                 now = time.perf_counter()
-                if deadline is not None and now >= deadline and self._pid is not None:
-                    cpu = _thread_cpu(self._pid)
-                    if self.inner.is_hang(now - began, 0.0 if cpu is None else cpu - cpu0):
-                        raise RunOverrun
+                if self._pid is None:
+                    continue
+                cpu = _thread_cpu(self._pid)  # None without /proc: the wall-time rule alone
+                if _SHARED.unpack_from(self._shared)[0] != index:
+                    continue  # on to the next input meanwhile: its CPU is not this one's, looked at next turn
+                if self.inner.is_hang(now - began, 0.0 if cpu is None else cpu - cpu0):
+                    raise RunOverrun if deadline is not None and now >= deadline else _HungError
 
     def _has_ended(self) -> bool:
         """Without a pidfd: whether the child has ended (reaped now, its status kept for :meth:`_death`)."""

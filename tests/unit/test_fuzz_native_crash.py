@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from phoneemu.cli import main
+from phoneemu.fuzz import supervise
 from phoneemu.fuzz.corpus import build_corpus
 from phoneemu.fuzz.engine import FuzzConfig, fuzz, input_for
 from phoneemu.fuzz.mutators import Mutator
@@ -74,7 +75,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.Comp
 def _finding(here: Path, signature: str) -> dict[str, Any]:
     summary = json.loads((here / "fz" / "summary.json").read_text())
     (f,) = [f for f in summary["findings"] if f["signature"] == signature]
-    return f
+    return dict(f)
 
 
 def test_a_native_crash_is_a_finding_and_the_run_goes_on(run: tuple[Path, subprocess.CompletedProcess[str]],
@@ -188,8 +189,11 @@ def test_a_hang_in_the_child_is_stopped_by_its_cpu_time() -> None:
 
 
 def test_an_endless_loop_past_the_time_limit_in_a_batch_is_a_hang(tmp_path: Path, mutator: Mutator) -> None:
+    """The input under way is a hang only past ``--time`` (hang_after 1 s, the limit 0.5 s): stopped then, and
+    the run ends (one that is a hang before the limit is a finding and the run goes on:
+    test_fuzz_supervised_endless_loop)."""
     config = FuzzConfig(fmt="itl", seed=0, time_limit=0.5, out=tmp_path, minimize=False)
-    t = SupervisedTarget(PythonTarget(_endless, name="endless", hang_after=0.05))
+    t = SupervisedTarget(PythonTarget(_endless, name="endless", hang_after=1.0))
     try:
         report = fuzz(config, t, mutator)
     finally:
@@ -211,7 +215,11 @@ def _ctrl_c_once_hung(data: bytes) -> None:
         _spin(ESCAPE_S)
 
 
-def test_ctrl_c_while_a_batch_runs_keeps_the_hang_under_way(tmp_path: Path, mutator: Mutator) -> None:
+def test_ctrl_c_while_a_batch_runs_keeps_the_hang_under_way(tmp_path: Path, mutator: Mutator,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fuzzer looks at the batch only every ESCAPE_S here, so the Ctrl-C comes first: a look would have
+    stopped the input as a hang at once (test_fuzz_supervised_endless_loop), with no Ctrl-C to keep it."""
+    monkeypatch.setattr(supervise, "_LOOK_EVERY", ESCAPE_S)
     config = FuzzConfig(fmt="itl", seed=0, runs=50, out=tmp_path, minimize=False)
     t = SupervisedTarget(PythonTarget(_ctrl_c_once_hung, name="p", hang_after=0.05))
     try:
