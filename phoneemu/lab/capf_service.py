@@ -62,7 +62,9 @@ Rules:
   then sending the frame in one write — is not charged to its frame, so no phone the per-read timeout
   let through is cut. A phone that leaves before taking a frame ends its session with ``closed:
   connection lost in state ...`` logged (after a recorded outcome: that outcome, saying its END_SESSION
-  was not sent); no exception escapes.
+  was not sent); no exception escapes. One that closes (or resets) inside a frame it began is logged
+  ``truncated`` as a problem, naming the bytes of the frame received and the state (as the TVS server
+  does; was: ``closed: peer closed``, at INFO, like a clean close between frames).
 * **Slow key generation** (ours; §F.6 REQUEST_IN_PROGRESS, §F.8 "half an hour or more"): a phone that
   sends REQUEST_IN_PROGRESS more often than ``read_timeout`` while it generates its key keeps the session;
   a phone silent for ``read_timeout`` is cut (logged ``timeout: nothing for ...s in state wait-keygen``,
@@ -227,14 +229,18 @@ class CapfHandler:
                 self._emit(st.log(outcome + await self._give_up_keygen(writer, st, outcome)))
                 return
             except OSError as exc:
-                if session is None:  # reset before answering AUTH_REQUEST: a phone refusing us (§F.1)
+                if decoder.buffered:
+                    self._emit(st.log(_truncated(decoder.buffered, session, f"connection lost ({exc})")))
+                elif session is None:  # reset before answering AUTH_REQUEST: a phone refusing us (§F.1)
                     self._emit(st.log(f"closed: peer closed (reset) in state wait-auth: {exc}"))
                 else:
                     self._emit(st.log(f"closed: connection lost: {exc}"))
                 return
             if not data:
                 where = session.state if session else "wait-auth"
-                self._emit(st.log(f"closed: peer closed in state {where}"))
+                outcome = (_truncated(decoder.buffered, session, "peer closed") if decoder.buffered
+                           else f"closed: peer closed in state {where}")
+                self._emit(st.log(outcome))
                 return
             try:
                 # the session decodes the same bytes: what fails here fails there, with the same error
@@ -433,6 +439,14 @@ class CapfHandler:
                 else:
                     rec.done.set_exception(failed)
         return took
+
+
+def _truncated(buffered: int, session: capf.CapfServerSession | None, how: str) -> str:
+    """The outcome of a connection that ended inside a client's frame (module rules): ``truncated``, a
+    problem logged as such with the bytes of the frame received (was: ``closed: peer closed``, at INFO,
+    as a clean close between frames)."""
+    where = session.state if session is not None else "wait-auth"
+    return f"truncated: {how} inside a frame ({buffered} byte(s) received) in state {where}"
 
 
 async def _send(writer: asyncio.StreamWriter, frames: list[bytes]) -> str | None:
