@@ -33,7 +33,10 @@ as CCM+TFTP (spec §G.5). Rules (spec §G.13, from the seed chapter's "Digest Au
   BYE count only over the connection its INVITE came on (ours; an ACK is never authenticated, and a
   Call-ID alone must not make the lab write to a phone). Another method (a call's too, without
   either): ``405``.
-  A malformed message: ``400`` and the connection is closed. Each message must be complete within
+  A request missing Via, From, To, Call-ID or CSeq, or whose CSeq is not a number below 2**31 and its
+  method (RFC 3261 §8.1.1, §8.1.1.5), gets ``400`` naming it (an ACK nothing), logged ``malformed``, before
+  anything else is looked at; the connection stays (was: challenged, registered, its answer without the
+  header). A malformed message: ``400`` and the connection is closed. Each message must be complete within
   ``read_timeout`` of the connection's start, of the previous message or of a CRLF keep-alive (RFC 5626
   §4.4.1); bytes that do not complete it do not extend that (ours: a client sending one byte at a time
   cannot hold a connection), and one begun but not complete then is logged ``timeout`` and the
@@ -108,6 +111,11 @@ _REASONS = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden"
             405: "Method Not Allowed", 481: "Call/Transaction Does Not Exist"}
 
 
+#: the headers every request carries (RFC 3261 §8.1.1); a request without one of them gets 400
+_REQUIRED = ("Via", "From", "To", "Call-ID", "CSeq")
+#: a CSeq value: a sequence number of at most 10 digits and a method (RFC 3261 §20.16)
+_CSEQ = re.compile(r"([0-9]{1,10})[ \t]+([A-Za-z!%*_+`'~.-]+)")
+
 #: a phone's device name as a request's user (``SEP<MAC>``): a call to another phone (:mod:`.call_relay`)
 _PHONE_USER = re.compile(r"SEP[0-9A-Fa-f]{12}")
 
@@ -115,6 +123,20 @@ _PHONE_USER = re.compile(r"SEP[0-9A-Fa-f]{12}")
 def _host(address: str) -> str:
     """The host of ``HOST:PORT`` / ``[V6]:PORT``."""
     return address.rsplit(":", 1)[0].strip("[]")
+
+
+def _dialog_header_problem(msg: sip.SipMessage) -> str | None:
+    """What is wrong with request ``msg``'s dialog headers (RFC 3261 §8.1.1: Via, From, To, Call-ID and
+    CSeq in every request; §8.1.1.5: CSeq is a number below 2**31 and the request's method), None when
+    nothing is."""
+    missing = [name for name in _REQUIRED if not msg.header(name)]  # an empty value is none
+    if missing:
+        return f"no {', '.join(missing)}"
+    cseq = msg.header("CSeq") or ""
+    found = _CSEQ.fullmatch(cseq)
+    if found is None or int(found[1]) >= 2 ** 31 or found[2] != msg.method:
+        return f"CSeq {cseq[:40]!r} is not a number below 2**31 and the method {msg.method}"
+    return None
 
 
 def _device_cert_problem(der: bytes | None, device: str) -> str | None:
@@ -366,6 +388,13 @@ class SipRegistrar:
         presented (DER)."""
         if msg.method is None:
             return b""
+        refused = self._refuse_malformed(msg, peer)
+        return refused if refused is not None else self._answer(msg, peer, over_tls=over_tls,
+                                                                device_cert=device_cert)
+
+    def _answer(self, msg: sip.SipMessage, peer: str, *, over_tls: bool, device_cert: bytes | None) -> bytes:
+        """:meth:`answer` of a request whose dialog headers are whole (:meth:`_refuse_malformed`)."""
+        assert msg.method is not None
         if msg.method != "REGISTER":
             found = sip.device_mac(msg)
             self._log(peer, f"SEP{found}" if found else "?", "not-allowed", msg.method)
@@ -383,8 +412,13 @@ class SipRegistrar:
         :meth:`answer`. ``peer`` / ``local``: the connection's two ends (``HOST:PORT``); ``origin``: the
         connection itself (a call's ACK and BYE must come over its INVITE's)."""
         relay, media = self.relay, self.media
+        if msg.method is None:
+            return b""
+        refused = self._refuse_malformed(msg, peer)
+        if refused is not None:
+            return refused
         if (media is None and relay is None) or msg.method not in ("INVITE", "ACK", "BYE"):
-            return self.answer(msg, peer, over_tls=over_tls, device_cert=device_cert)
+            return self._answer(msg, peer, over_tls=over_tls, device_cert=device_cert)
         if msg.method == "ACK":  # never answered, never challenged (RFC 3261 §17.1.1.3, §22.1)
             if relay is not None and relay.owns(msg):
                 relay.ack(msg, origin)
@@ -409,6 +443,18 @@ class SipRegistrar:
             return self._response(msg, 404)
         return await media.invite(msg, peer_host=_host(peer), local_host=_host(local), over_tls=over_tls,
                                   device=device, origin=origin)
+
+    def _refuse_malformed(self, msg: sip.SipMessage, peer: str) -> bytes | None:
+        """The ``400`` naming what is wrong with request ``msg``'s dialog headers (module rules; b"" for an
+        ACK, never answered), logged ``malformed``; None when they are whole."""
+        why = _dialog_header_problem(msg)
+        if why is None:
+            return None
+        found = sip.device_mac(msg)
+        self._log(peer, f"SEP{found}" if found else "?", "malformed", f"{msg.method}: {why}")
+        if msg.method == "ACK":
+            return b""
+        return sip.response_to(msg, 400, f"Bad Request ({why})", to_tag="lab")
 
     def _not_routable(self, msg: sip.SipMessage, peer: str, device: str, user: str) -> bytes | None:
         """The ``404`` to an authenticated ``device``'s INVITE to phone ``user`` (``SEP<MAC>``) that its

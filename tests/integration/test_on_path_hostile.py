@@ -705,8 +705,9 @@ def test_many_phones_registering_at_once_are_each_replayed_once() -> None:
 
 def _invite_bytes(body: bytes, call_id: str, *, auth: str | None = None, cseq: int = 1,
                   port_in_sdp: int | None = None) -> bytes:
-    headers = [("From", f"<sip:{DEVICE}@lab>;tag=1"), ("To", "<sip:moh@lab>"), ("Call-ID", call_id),
-               ("CSeq", f"{cseq} INVITE"), ("Content-Type", "application/sdp")]
+    headers = [("Via", "SIP/2.0/TCP 127.0.0.1:5;branch=z9hG4bK1"), ("From", f"<sip:{DEVICE}@lab>;tag=1"),
+               ("To", "<sip:moh@lab>"), ("Call-ID", call_id), ("CSeq", f"{cseq} INVITE"),
+               ("Content-Type", "application/sdp")]
     if auth is not None:
         headers.append(("Authorization", auth))
     return sip.build_message("INVITE sip:moh@127.0.0.1 SIP/2.0", headers, body)
@@ -807,6 +808,7 @@ def test_a_digest_phones_call_is_intercepted_both_ways_end_to_end() -> None:
                 ok = await ask(_invite_bytes(_offer(phone_port), "digest-call", auth=auth, cseq=2))
                 assert ok.status == 200
                 w.write(sip.build_message("ACK sip:moh@127.0.0.1 SIP/2.0", [
+                    ("Via", "SIP/2.0/TCP 127.0.0.1:5;branch=z9hG4bK2"),
                     ("From", f"<sip:{DEVICE}@lab>;tag=1"), ("To", "<sip:moh@lab>;tag=lab"),
                     ("Call-ID", "digest-call"), ("CSeq", "2 ACK")]))
                 await w.drain()

@@ -23,7 +23,8 @@ from phoneemu.protocols import sip, tvs
 # --------------------------------------------------------------------------- sip-request, seed 110
 #: run 121909 (ops: digest-param), minimised: a REGISTER whose digest ``response`` is not ASCII
 NON_ASCII_RESPONSE = (
-    b"REGISTER sip:10.0.0.1 SIP/2.0\r\nV: \r\nFrom: <sip:SEP001122334455@10\r\n"
+    b"REGISTER sip:10.0.0.1 SIP/2.0\r\nV: SIP/2.0/TCP h\r\nFrom: <sip:SEP001122334455@10\r\n"
+    b"To: <sip:SEP001122334455@10>\r\nCall-ID: c\r\nCSeq: 1 REGISTER\r\n"
     b'Authorization: Digest username="alice", realm="ccmsipline", '
     b'nonce="5eed0000000000000000000000000001", uri="sip:10.0.0.1",e="a",hm=M1, '
     b"response=>\xc3\xa9\xe4\xb8\xad<\r\nContent-Length: 0\r\n\r\n")

@@ -157,7 +157,7 @@ def test_registrar_challenges_checks_and_refuses_replays() -> None:
     log: list[tuple[str, str]] = []
     reg = lab_registrar({MAC: ("alice", "s3cret"), "0011223344BB": (None, None)}, log, clock=clock)
     challenge = sip.parse_message(reg.answer(register_request(MAC)))
-    assert challenge.status == 401 and challenge.header("To", ).endswith(";tag=lab")
+    assert challenge.status == 401 and (challenge.header("To") or "").endswith(";tag=lab")
     params = sip.parse_digest(challenge.header("WWW-Authenticate") or "")
     assert (params["realm"], params["algorithm"], params["qop"]) == ("ccmsipline", "MD5", "auth")
     answer = _answer(challenge, "s3cret")
@@ -169,7 +169,8 @@ def test_registrar_challenges_checks_and_refuses_replays() -> None:
     assert registrar_reply(reg, MAC, _answer(challenge, "s3cret", nc="00000004")) == (401, "TRUE")
     assert registrar_reply(reg, "0011223344BB") == (200, "")  # no digest user
     assert registrar_reply(reg, "0011223344CC") == (404, "")  # unknown
-    options = sip.parse_message(sip.build_message("OPTIONS sip:lab SIP/2.0", [("From", f"<sip:SEP{MAC}@l>")]))
+    options = sip.parse_message(sip.build_message("OPTIONS sip:lab SIP/2.0", [("From", f"<sip:SEP{MAC}@l>"),
+                                                                           *_dialog("OPTIONS")]))
     assert sip.parse_message(reg.answer(options)).status == 405
     assert log == [(f"SEP{MAC}", "challenged"), (f"SEP{MAC}", "registered"), (f"SEP{MAC}", "replayed"),
                    (f"SEP{MAC}", "registered"), (f"SEP{MAC}", "refused"), (f"SEP{MAC}", "stale"),
@@ -207,6 +208,12 @@ def test_registrar_takes_an_answer_without_qop_once() -> None:
     assert log[1:] == [(f"SEP{MAC}", "registered"), (f"SEP{MAC}", "replayed"), (f"SEP{MAC}", "refused")]
 
 
+def _dialog(method: str) -> list[tuple[str, str]]:
+    """The dialog headers but From every request carries (RFC 3261 §8.1.1: else the registrar answers 400)."""
+    return [("Via", "SIP/2.0/TCP 127.0.0.1:5;branch=z9hG4bK1"), ("To", f"<sip:SEP{MAC}@lab>"),
+            ("Call-ID", "c@x"), ("CSeq", f"1 {method}")]
+
+
 def test_registrar_answers_garbage_with_400_and_keeps_serving() -> None:
     from phoneemu.net.tls import TlsServer
 
@@ -224,7 +231,8 @@ def test_registrar_answers_garbage_with_400_and_keeps_serving() -> None:
             assert (await asyncio.wait_for(r.read(), 5)).startswith(b"SIP/2.0 400 Bad Request\r\n")
             w.close()
             r, w = await asyncio.open_connection("127.0.0.1", srv.port)
-            w.write(sip.build_message("REGISTER sip:lab SIP/2.0", [("From", f"<sip:SEP{MAC}@lab>")]))
+            w.write(sip.build_message("REGISTER sip:lab SIP/2.0", [("From", f"<sip:SEP{MAC}@lab>"),
+                                                                    *_dialog("REGISTER")]))
             assert (await asyncio.wait_for(r.readuntil(b"\r\n\r\n"), 5)).startswith(b"SIP/2.0 200 OK")
             w.close()
 
@@ -306,7 +314,7 @@ def test_the_registrar_hears_the_itl_report_of_a_registered_phone() -> None:
     heard: list[tuple[str, str | None]] = []
     reg = SipRegistrar({MAC: (None, None)}.get, on_registered=lambda mac, itl: heard.append((mac, itl)))
     msg = sip.parse_message(sip.build_message("REGISTER sip:lab SIP/2.0", [
-        ("From", f"<sip:SEP{MAC}@lab>"), ("X-Phoneemu-ITL-Hash", "C" * 40)]))
+        ("From", f"<sip:SEP{MAC}@lab>"), *_dialog("REGISTER"), ("X-Phoneemu-ITL-Hash", "C" * 40)]))
     assert sip.parse_message(reg.answer(msg)).status == 200
     assert heard == [(MAC, "c" * 40)]
 
