@@ -164,6 +164,7 @@ def _parse_head(head: bytes) -> tuple[SipMessage, int]:
                           fmt=FMT, path="start-line", offset=0)
     headers: list[tuple[str, str]] = []
     offset = len(start) + 2
+    length_at = -1  # offset of the first Content-Length line (its errors say where)
     for line in lines[1:]:
         control = _CONTROL_RE.search(line)
         if control is not None:
@@ -178,6 +179,8 @@ def _parse_head(head: bytes) -> tuple[SipMessage, int]:
                 raise DecodeError(f"header line {line[:60]!r} has no name and colon", fmt=FMT,
                                   path=f"header[{len(headers)}]", offset=offset)
             headers.append((name.strip(), value.strip()))
+            if length_at < 0 and _COMPACT.get(name.strip().lower(), name.strip().lower()) == "content-length":
+                length_at = offset
             if len(headers) > MAX_HEADERS:
                 raise DecodeError(f"more than {MAX_HEADERS} headers", fmt=FMT, path="headers", offset=offset)
         offset += len(line) + 2
@@ -188,16 +191,26 @@ def _parse_head(head: bytes) -> tuple[SipMessage, int]:
     lengths = {v for k, v in headers if _COMPACT.get(k.lower(), k.lower()) == "content-length"}
     if len(lengths) > 1:  # which one frames the body? (RFC 3261 §7.3.1: one Content-Length)
         raise DecodeError(f"conflicting Content-Length headers {sorted(lengths)[:4]!r}", fmt=FMT,
-                          path="Content-Length")
+                          path="Content-Length", offset=length_at)
     if raw is None:
         raise DecodeError("no Content-Length (required over a stream, RFC 3261 §18.3)", fmt=FMT,
-                          path="Content-Length")
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 6:
-        raise DecodeError(f"Content-Length {raw[:20]!r} is not a number", fmt=FMT, path="Content-Length")
-    if int(raw) > MAX_BODY:
-        raise DecodeError(f"Content-Length {int(raw)} exceeds the {MAX_BODY}-byte limit", fmt=FMT,
-                          path="Content-Length")
-    return msg, int(raw)
+                          path="Content-Length", offset=len(head))
+    return msg, _content_length(raw, length_at)
+
+
+def _content_length(raw: str, offset: int) -> int:
+    """The body length a Content-Length value ``raw`` (its line at ``offset``) gives: decimal digits, at
+    most :data:`MAX_BODY`. Digits past the limit are said as such, however many (was: "is not a number"
+    beyond six digits; never ``int()`` of thousands of digits, which Python refuses)."""
+    if not raw.isascii() or not raw.isdigit():
+        raise DecodeError(f"Content-Length {raw[:20]!r} is not a number", fmt=FMT, path="Content-Length",
+                          offset=offset)
+    digits = raw.lstrip("0") or "0"
+    if len(digits) > len(str(MAX_BODY)) or int(digits) > MAX_BODY:
+        shown = digits if len(digits) <= 20 else f"{digits[:20]}... ({len(digits)} digits)"
+        raise DecodeError(f"Content-Length {shown} exceeds the {MAX_BODY}-byte limit", fmt=FMT,
+                          path="Content-Length", offset=offset)
+    return int(digits)
 
 
 class SipStream:
