@@ -145,7 +145,8 @@ def test_sip_a_reader_that_stops_is_still_cut_with_a_moderate_send_buffer(
     read, ended = asyncio.run(main())
     assert ended == "stopped", (read, ended)
     assert ("?", "timeout") in outcomes, outcomes[-3:]
-    assert "an answer not taken within 0.3s" in caplog.text and "connection aborted" in caplog.text
+    # cut while an answer drains, or (a loaded machine: the handler's read timed out first) at its close
+    assert "not taken within 0.3s" in caplog.text and "connection aborted" in caplog.text, caplog.text
 
 
 # --------------------------------------------------------------------------- TLS server: the close
