@@ -167,8 +167,10 @@ def test_lab_serve_runs_the_sip_registrar_when_asked(cluster: LabCluster) -> Non
         assert f"listening sips tls {HOST}:" in text and "cert CN=" in text
         port = int(text.split("listening sip  tcp ")[1].split()[0].rsplit(":", 1)[1])
         with socket.create_connection((HOST, port), timeout=5) as s:
-            s.sendall(b"REGISTER sip:lab SIP/2.0\r\nFrom: <sip:SEP" + MAC.encode() + b"@lab>\r\n"
-                      b"Content-Length: 0\r\n\r\n")
+            s.sendall(b"REGISTER sip:lab SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK1\r\n"
+                      b"From: <sip:SEP" + MAC.encode() + b"@lab>\r\n"
+                      b"To: <sip:SEP" + MAC.encode() + b"@lab>\r\n"
+                      b"Call-ID: c1\r\nCSeq: 1 REGISTER\r\nContent-Length: 0\r\n\r\n")
             assert s.recv(4096).startswith(b"SIP/2.0 200 OK\r\n")  # a lab phone without a digest user
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
