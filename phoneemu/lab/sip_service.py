@@ -67,7 +67,12 @@ as CCM+TFTP (spec §G.5). Rules (spec §G.13, from the seed chapter's "Digest Au
   replays a REGISTER it saw over TCP once it was answered ``200``.
 * ``on_log(peer, device, outcome, detail)`` sees every answer (outcome ``registered``, ``challenged``,
   ``stale``, ``replayed``, ``refused``, ``unknown-device``, ``malformed``, ``not-allowed``,
-  ``not-routable``, ``timeout``).
+  ``not-routable``, ``timeout``, ``truncated``: a connection closed inside a message, with its bytes).
+* The log (``sip: PEER DEVICE: OUTCOME DETAIL``) says a problem of the client's message or of its
+  connection — ``malformed``, ``truncated``, ``timeout`` (cut by the server) — at WARNING (or
+  ``problem_log_level``: a scenario's lab, INFO), as the TVS and CAPF servers do theirs; every other
+  outcome, a phone's own doing, at INFO (``lab serve -v``). Was: all at INFO, so a plain ``lab serve``
+  said nothing of a malformed SIP message while TVS and CAPF warned (and a truncated one was not logged).
 """
 
 from __future__ import annotations
@@ -104,6 +109,8 @@ from phoneemu.values import host_port
 __all__ = ["MAX_NONCES", "MAX_NONCES_PER_DEVICE", "NONCE_VALIDITY_S", "TAKEN_PER_WAIT", "SipRegistrar"]
 
 _log = logging.getLogger("phoneemu.lab.sip")
+#: outcomes said at ``problem_log_level`` (module rules): the client's message or connection at fault
+_PROBLEMS = frozenset({"malformed", "truncated", "timeout"})
 
 #: a nonce a caller may adopt (:meth:`SipRegistrar.adopt_nonce`): what a quoted Digest parameter carries
 _ADOPTABLE_NONCE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,256}")
@@ -176,8 +183,11 @@ class SipRegistrar:
                  on_registered: Callable[[str, str | None], None] | None = None,
                  media: MediaResources | None = None, relay: CallRelay | None = None,
                  attacker: SignallingAttacker | None = None,
-                 dial_plan: Callable[[str], DialPlan | None] | None = None) -> None:
+                 dial_plan: Callable[[str], DialPlan | None] | None = None,
+                 problem_log_level: int = logging.WARNING) -> None:
         self.credentials = credentials
+        #: the level of the problems' lines (module rules: malformed, truncated, timeout)
+        self.problem_log_level = problem_log_level
         self.clock = clock if clock is not None else (lambda: int(time.time()))
         self.read_timeout = read_timeout
         self.nonce_validity = nonce_validity
@@ -287,17 +297,22 @@ class SipRegistrar:
     async def _read_before(self, reader: asyncio.StreamReader, deadline: float, stream: sip.SipStream,
                            peer: str) -> bytes:
         """The next bytes of the connection; b"" when it ends: the client closed, or ``deadline`` passed
-        (a message begun and not complete by then is logged ``timeout``; an idle connection just ends).
+        (a message begun and not complete by then is logged ``timeout``, one the client's end cut
+        ``truncated``; an idle connection just ends).
         Bytes that do not complete a message do not move the deadline (module rules: a client sending
         one byte at a time cannot hold the connection)."""
         left = deadline - asyncio.get_running_loop().time()
         try:
-            return await asyncio.wait_for(reader.read(4096), max(0.0, left))
+            chunk = await asyncio.wait_for(reader.read(4096), max(0.0, left))
         except TimeoutError:
             if stream.pending():
                 self._log(peer, "?", "timeout", f"no complete message within {self.read_timeout:g}s ("
                           f"{stream.pending()} byte(s) of one received): connection closed")
             return b""
+        if not chunk and stream.pending():  # the client's end inside a message (module rules)
+            self._log(peer, "?", "truncated", f"connection closed inside a message ({stream.pending()} "
+                                              "byte(s) of it received)")
+        return chunk
 
     async def _handle(self, msg: sip.SipMessage, writer: asyncio.StreamWriter, *, peer: str, local: str,
                       over_tls: bool, device_cert: bytes | None) -> None:
@@ -377,7 +392,10 @@ class SipRegistrar:
             self._adopted.popitem(last=False)
 
     def _log(self, peer: str, device: str, outcome: str, detail: str) -> None:
-        _log.info("sip %s %s: %s %s", peer, device, outcome, detail)
+        """Log an outcome (module rules: a problem — malformed, truncated, timeout — at
+        ``problem_log_level``, the others at INFO) and tell ``on_log``."""
+        level = self.problem_log_level if outcome in _PROBLEMS else logging.INFO
+        _log.log(level, "sip: %s %s: %s %s", peer, device, outcome, detail)
         if self.on_log is not None:
             self.on_log(peer, device, outcome, detail)
 

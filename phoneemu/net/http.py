@@ -9,9 +9,12 @@ Rules:
   ``max_header`` bytes (default 8 KiB) → 431; a head cut by the client's close → 400; a head begun
   but not ended within ``idle_timeout`` (a slow or stalled client; on a connection's first request,
   also one not begun) → 408, an idle keep-alive connection closed silently; a control character other
-  than HTAB in the head → 400; each logged with its reason (INFO). A line of the head ends with CRLF
-  or a bare LF (RFC 9112 §2.2 lets a server take LF), empty lines before the request line are skipped
-  (§2.2). A request body is not accepted (Content-Length > 0 or chunked → 400): every Content-Length
+  than HTAB in the head → 400; each logged with its peer, status and reason (WARNING, as a refused path:
+  at once, then a flood's at most once a second with its count by status, ``http: 1,234 malformed requests
+  in the last 1.0 s (400 1,200, 431 34)``: :class:`phoneemu.net.tls.FailureLog`; was: INFO, nothing at
+  ``lab serve``'s default level; a connection that sent nothing is still INFO). A line of the head ends
+  with CRLF or a bare LF (RFC 9112 §2.2 lets a server take LF), empty lines before the request line are
+  skipped (§2.2). A request body is not accepted (Content-Length > 0 or chunked → 400): every Content-Length
   line is checked, not only the last (``Content-Length: 28`` then ``Content-Length: 0`` is 400 and the
   connection closed, RFC 9112 §6.3 item 5 — taking the last, the 28 bytes a front end counts as the
   body were served as a second, smuggled request). A Content-Length is ``1*DIGIT`` (RFC 9110 §8.6):
@@ -226,6 +229,11 @@ class HttpServer:
         self.refusals = RefusalLog(_log, "http")
         #: TLS ClientHellos refused on this plain port (module rules; their own, the reason differs)
         self.tls_hellos = RefusalLog(_log, "http")
+        # (imported here: the client side of this module stays clear of cryptography, which tls imports)
+        from phoneemu.net.tls import FailureLog
+
+        #: malformed requests (400, 405, 431; 408 for a head begun): the TLS servers' failed handshakes' rule
+        self.malformed = FailureLog(_log, "http", ("malformed request", "malformed requests"))
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
         self._refusing: set[asyncio.StreamWriter] = set()
@@ -258,6 +266,7 @@ class HttpServer:
             self._server = None
             self.refusals.flush()  # the last interval's refusals said (module rules)
             self.tls_hellos.flush()
+            self.malformed.flush()
 
     def _close_writers(self) -> None:
         """End every connection: one with some of a response still in its transport's buffer is aborted
@@ -292,26 +301,28 @@ class HttpServer:
                     await self._answer_tls_hello(reader, writer, peer)
                     return
                 except (asyncio.LimitOverrunError, ValueError):
-                    _log.info("http: request head from %s: no blank line within %d bytes (max_header): 431",
-                              peer, self.max_header)
+                    self._malformed(peer, 431, f"no blank line within {self.max_header} bytes (max_header)")
                     await self._respond(writer, peer, "", 431, b"", head_only=False, keep=False)
                     return
                 except asyncio.IncompleteReadError as exc:
                     if got.strip() or exc.partial.strip():
-                        _log.info("http: request head from %s cut at byte %d: connection closed before the "
-                                  "blank line: 400", peer, len(got) + len(exc.partial))
+                        self._malformed(peer, 400, f"request head cut at byte {len(got) + len(exc.partial)}: "
+                                                   "connection closed before the blank line")
                         await self._respond(writer, peer, "", 400, b"", head_only=False, keep=False)
                     return
                 except TimeoutError:
-                    if served == 0 or got.strip():  # not an idle keep-alive connection: say why it ends
-                        _log.info("http: no complete request head from %s within %gs: 408", peer,
+                    if got.strip():  # a head begun, not ended: a slow or stalled client
+                        self._malformed(peer, 408, f"no complete request head within {self.idle_timeout:g}s")
+                    elif served == 0:  # a connection that sent nothing (a port check): said at INFO
+                        _log.info("http: no request from %s within %gs: 408", host_port(*peer),
                                   self.idle_timeout)
+                    if served == 0 or got.strip():  # not an idle keep-alive connection: say why it ends
                         await self._respond(writer, peer, "", 408, b"", head_only=False, keep=False)
                     return
                 try:
                     method, name, keep = self._parse(head)
                 except _BadRequestError as exc:
-                    _log.info("http: %s from %s", exc, peer)
+                    self._malformed(peer, exc.status, str(exc))
                     await self._respond(writer, peer, "", exc.status, b"", head_only=False, keep=False)
                     return
                 keep = keep and served + 1 < self.max_requests  # the last one says Connection: close
@@ -330,6 +341,11 @@ class HttpServer:
         finally:
             await self._close_connection(writer, peer)
             self._writers.discard(writer)  # after the close: its descriptor counted until then
+
+    def _malformed(self, peer: tuple[str, int], status: int, why: str) -> None:
+        """A malformed request answered ``status`` (400, 405, 408, 431): a warning at once, a flood's at most
+        a line a second with their count by status (module rules: :attr:`malformed`)."""
+        self.malformed.failed(host_port(peer[0], peer[1]), f"{status} {_REASONS[status]}: {why}", str(status))
 
     async def _refuse(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
                       peer: tuple[str, int]) -> None:

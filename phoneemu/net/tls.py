@@ -51,6 +51,13 @@ Rules:
   budget and every other server refused newcomers until the flood's timeout.
 * Refused connections are logged at most once a second per server, with their exact count
   (:class:`phoneemu.net._refusals.RefusalLog`; was: a line each, 275,732 lines in a 30 s CAPF flood).
+* Failed TLS handshakes follow the same rule (:class:`FailureLog`, the refusals' timer): the first after a
+  quiet second at once with its peer and reason (``tvs: 10.0.0.7:51234: TLS handshake failed: WHY``), then
+  at most a line a second per server with the exact count and the reasons counted (``tvs: 1,093 TLS
+  handshakes failed in the last 1.0 s (UNEXPECTED_EOF_WHILE_READING 1,090, WRONG_VERSION_NUMBER 3)``), the
+  last count when the flood ends or the server closes; each of them is still a line at INFO (``lab serve
+  -v``) and reaches ``on_handshake_error``. Was: a warning line each, ~1,000 lines as a 1,100-connection
+  flood closed.
 * A connection's close waits for what is still unsent while the client goes on taking it: at least
   :data:`~phoneemu.net._taken.TAKEN_PER_IDLE` bytes of it (all, when fewer) within each
   :data:`CLOSE_WAIT_S`, else the connection is aborted (logged) — the lab's one rule for a client taking
@@ -86,7 +93,7 @@ from phoneemu.errors import DecodeError, TransportError
 from phoneemu.files import private_file
 from phoneemu.net._listen import close_listening, is_ipv6_any, serving, tcp_listener
 from phoneemu.net._oserror import os_error_text
-from phoneemu.net._refusals import RefusalLog
+from phoneemu.net._refusals import REFUSAL_LOG_INTERVAL, RefusalLog
 from phoneemu.net._room import DEFAULT_GRACE, Room, Rooms, input_waits
 from phoneemu.net._taken import TAKEN_PER_IDLE, unsent, until_taken
 from phoneemu.net.capture import note_connect, note_peer
@@ -100,6 +107,7 @@ __all__ = [
     "PHONE_AUTHENTICATED_CIPHERS",
     "PHONE_TLS12_CIPHERS",
     "ConnectionBudget",
+    "FailureLog",
     "Handler",
     "TlsServer",
     "client_certificate_refused",
@@ -337,6 +345,69 @@ def _peer_of(peername: object) -> str:
     return "?"
 
 
+#: reasons a :class:`FailureLog` line names, the most frequent first; the others are summed
+FAILURE_KINDS_SAID = 4
+#: distinct reasons a :class:`FailureLog` counts in one interval; further ones are counted as ``other``
+_FAILURE_KINDS_KEPT = 64
+
+
+class FailureLog(RefusalLog):
+    """The log lines of one server's failures of one sort (module rules; the TLS servers' failed handshakes,
+    the HTTP server's malformed requests): ``failed(peer, why, kind)`` for each, ``flush()`` when the server
+    closes, ``total`` counts them all. :class:`~phoneemu.net._refusals.RefusalLog`'s rule and timer: the
+    first after a quiet ``interval`` said at once at ``level`` (``NAME: PEER: WHY``), the others of each
+    interval in one line with their count and their ``kind`` counted (``NAME: 1,093 TLS handshakes failed
+    in the last 1.0 s (UNEXPECTED_EOF_WHILE_READING 1,090, ...)``); each of those is still a line at
+    ``each_level`` (INFO: ``lab serve -v``). ``what``: the singular and plural of the count's words. Calls are
+    made on the server's event loop; with none running (a handler called directly) each is said at once."""
+
+    __slots__ = ("_kinds", "each_level", "what")
+
+    def __init__(self, logger: logging.Logger, name: str,
+                 what: tuple[str, str] = ("TLS handshake failed", "TLS handshakes failed"), *,
+                 level: int = logging.WARNING, each_level: int = logging.INFO,
+                 interval: float = REFUSAL_LOG_INTERVAL) -> None:
+        super().__init__(logger, name, interval=interval, level=level)
+        self.what = what
+        self.each_level = each_level
+        self._kinds: dict[str, int] = {}  # kind -> count, in the current interval
+
+    def failed(self, peer: str, why: str, kind: str) -> None:
+        """One more failure of ``peer`` (``host:port``) for ``why`` (its line), counted under ``kind`` (a
+        short, bounded word: OpenSSL's reason, a status): said at once when none was in the last interval
+        (or no event loop runs), else counted for the interval's line (and said at ``each_level``)."""
+        self.total += 1
+        if self._timer is None:
+            self.logger.log(self.level, "%s: %s: %s", self.name, peer, why)
+            with contextlib.suppress(RuntimeError):  # no running loop: no interval, each said at once
+                self._start_interval()
+            return
+        self.logger.log(self.each_level, "%s: %s: %s", self.name, peer, why)
+        self._pending += 1
+        kinds = self._kinds
+        key = kind if kind in kinds or len(kinds) < _FAILURE_KINDS_KEPT else "other"
+        kinds[key] = kinds.get(key, 0) + 1
+
+    def _say(self) -> None:
+        """The interval's line: its count and the reasons counted (the most frequent first)."""
+        count, self._pending = self._pending, 0
+        kinds, self._kinds = self._kinds, {}
+        elapsed = asyncio.get_running_loop().time() - self._since
+        self.logger.log(self.level, "%s: %s %s in the last %.1f s (%s)", self.name, f"{count:,}",
+                        self.what[0] if count == 1 else self.what[1], elapsed, kinds_text(kinds))
+
+
+def kinds_text(kinds: dict[str, int]) -> str:
+    """``A 1,090, B 3``: each kind with its count, the most frequent first (then by name), at most
+    :data:`FAILURE_KINDS_SAID` of them, the rest summed (``, 5 of 2 other reasons``)."""
+    ranked = sorted(kinds.items(), key=lambda item: (-item[1], item[0]))
+    said = [f"{kind} {n:,}" for kind, n in ranked[:FAILURE_KINDS_SAID]]
+    rest = ranked[FAILURE_KINDS_SAID:]
+    if rest:
+        said.append(f"{sum(n for _, n in rest):,} of {len(rest)} other reasons")
+    return ", ".join(said)
+
+
 class _TlsStreamProtocol(asyncio.StreamReaderProtocol):
     """The stream protocol over a TLS connection: the reader sees the peer's end of stream (or its
     close_notify), and the connection closes then — TLS has no half-close (a phone refusing our
@@ -523,7 +594,7 @@ class TlsServer:
     With a context, TLS is :class:`phoneemu.net.tls_accept.TlsAcceptProtocol` on every loop (asyncio's
     own TLS drops the alert of a failed handshake: a client refused for its certificate saw a reset);
     each failed handshake (its alert sent) is counted in ``handshake_failures``, logged (warning, or
-    ``failure_log_level``) and
+    ``failure_log_level``; a flood at most a line a second with its count: ``failures``, module rules) and
     passed to ``on_handshake_error(peer, reason)`` — a phone that refuses the lab's certificate shows up.
 
     At most ``max_connections`` connections are open at once, those still in their handshake
@@ -560,6 +631,8 @@ class TlsServer:
         #: connections closed to make room for a newcomer (module rules, "Room under a flood")
         self.evicted = 0
         self.refusals = RefusalLog(_log, name)
+        #: failed handshakes: at once, then at most a line a second with their count (module rules)
+        self.failures = FailureLog(_log, name, level=failure_log_level)
         self.on_handshake_error = on_handshake_error
         self._active: set[asyncio.Task[None]] = set()
         #: the connections by address, and whom to close for room (a PhoneEmuError for a bad grace)
@@ -680,12 +753,14 @@ class TlsServer:
             raise
         except TimeoutError:
             raw.abort()
-            self._handshake_failed(peer, f"TLS handshake timeout after {self.handshake_timeout:g}s")
+            self._handshake_failed(peer, f"TLS handshake timeout after {self.handshake_timeout:g}s",
+                                   "timeout")
             return
         except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError; the alert is on its way
             if not conn.evicted:  # (one closed for room is said with the refusals)
-                self._handshake_failed(peer, f"TLS handshake failed: {handshake_failure(exc)}"
-                                             f"{presented_text(conn.client_start)}")
+                why = handshake_failure(exc)
+                presented = presented_text(conn.client_start)
+                self._handshake_failed(peer, f"TLS handshake failed: {why}{presented}", why)
             return
         finally:
             conn.leave_choice()
@@ -706,9 +781,11 @@ class TlsServer:
         shared = f", {budget.open} of {budget.limit} shared by the servers" if budget is not None else ""
         return f"{self._held()} open, max_connections {self.max_connections}{shared}"
 
-    def _handshake_failed(self, peer: str, reason: str) -> None:
+    def _handshake_failed(self, peer: str, reason: str, kind: str) -> None:
+        """Count a failed handshake, log it (at most a line a second, module rules: :class:`FailureLog`,
+        counted under ``kind``) and tell ``on_handshake_error``."""
         self.handshake_failures += 1
-        _log.log(self.failure_log_level, "%s: %s: %s", self.name, peer, reason)
+        self.failures.failed(peer, reason, kind)
         if self.on_handshake_error is not None:
             try:
                 self.on_handshake_error(peer, reason)
@@ -793,6 +870,7 @@ class TlsServer:
         self._by_address.clear()
         self._passed.clear()
         self.refusals.flush()  # the last interval's refusals said (module rules)
+        self.failures.flush()  # and failed handshakes
 
     def _cancel_active(self) -> None:
         for task in list(self._active):
