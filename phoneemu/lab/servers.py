@@ -445,7 +445,7 @@ class LabServers:
         self.sip_handler = SipRegistrar(self._sip_credentials, clock=clock, read_timeout=io_timeout,
                                         on_log=self._on_sip, on_registered=self._on_registered,
                                         media=self.media, relay=self.relay, attacker=self.attacker,
-                                        dial_plan=self._dial_plan)
+                                        dial_plan=self._dial_plan, problem_log_level=handshake_log_level)
         #: MAC -> (the ITL checksum it reported at its last registration, when): spec §G.1, ``lab show``'s
         #: ITL File Status once ``lab serve`` has written them (``registrations.json``, every watch interval)
         self.registrations: dict[str, tuple[str, int]] = {}

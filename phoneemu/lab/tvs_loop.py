@@ -83,7 +83,7 @@ from phoneemu.lab.tvs_threaded import IdentityContext
 from phoneemu.net._listen import tcp_listener
 from phoneemu.net._refusals import RefusalLog
 from phoneemu.net._room import DEFAULT_GRACE, Room, checked_grace, input_waits
-from phoneemu.net.tls import handshake_failure
+from phoneemu.net.tls import FailureLog, handshake_failure
 from phoneemu.protocols import tvs
 
 __all__ = ["DEFAULT_FIRST_REQUEST_GRACE", "DEFAULT_MAX_CONNECTIONS", "LoopTvsServer"]
@@ -214,7 +214,8 @@ class _Connection:
         if self.handshaken:
             self._refuse(f"connection lost: {exc}")
         else:
-            self._handshake_failed(f"TLS handshake failed: {handshake_failure(exc)}")
+            why = handshake_failure(exc)
+            self._handshake_failed(f"TLS handshake failed: {why}", why)
         self.close(peer_closed=True)
 
     # --- deadlines -------------------------------------------------------------------------------
@@ -237,7 +238,8 @@ class _Connection:
             self.timer = loop.call_at(self.deadline, self._on_timer)
             return
         if not self.handshaken:
-            self._handshake_failed(f"TLS handshake timeout after {self.server.handshake_timeout:g}s")
+            self._handshake_failed(f"TLS handshake timeout after {self.server.handshake_timeout:g}s",
+                                   "timeout")
             self.close(peer_closed=True)
             return
         handler = self.server.handler
@@ -261,7 +263,8 @@ class _Connection:
             return
         except (ssl.SSLError, ValueError) as exc:
             self._flush()  # the alert, for the client's log
-            self._handshake_failed(f"TLS handshake failed: {handshake_failure(exc)}")
+            why = handshake_failure(exc)
+            self._handshake_failed(f"TLS handshake failed: {why}", why)
             self.close(peer_closed=True)
             return
         self.handshaken = True
@@ -278,10 +281,12 @@ class _Connection:
         self._set_deadline(self.server.loop.time() + self.server.handler.read_timeout)
         self._serve()  # a TLS 1.3 client's first request may have come with its Finished
 
-    def _handshake_failed(self, reason: str) -> None:
+    def _handshake_failed(self, reason: str, kind: str) -> None:
+        """Count a failed handshake and log it as :class:`~phoneemu.net.tls.TlsServer` does (its words and
+        its rule: at most a line a second, counted under ``kind``; was a warning each, a flood's lines)."""
         server = self.server
         server.errors += 1
-        _log.log(server.failure_log_level, "%s: %s: %s", server.name, self.peer, reason)  # TlsServer's words
+        server.failures.failed(self.peer, reason, kind)
 
     # --- requests --------------------------------------------------------------------------------
     def _serve(self) -> None:
@@ -412,6 +417,8 @@ class LoopTvsServer:
         self.backlog = backlog
         self.name = name
         self.failure_log_level = failure_log_level
+        #: failed handshakes' log lines (:class:`~phoneemu.net.tls.FailureLog`: TlsServer's rule)
+        self.failures = FailureLog(_log, name, level=failure_log_level)
         #: the open connections by address, and whom to close for room (module docstring, "Fair")
         self._room: Room[_Connection] = Room(checked_grace(first_request_grace))
         self.contexts = IdentityContext(identity, keylog=keylog)
@@ -472,6 +479,7 @@ class LoopTvsServer:
         self._open.clear()
         self._room.clear()
         self.refusals.flush()
+        self.failures.flush()  # and failed handshakes
 
     async def __aenter__(self) -> LoopTvsServer:
         return await self.start()

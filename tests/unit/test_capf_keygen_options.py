@@ -133,3 +133,10 @@ def test_lab_servers_give_the_capf_handler_its_bounds(cluster: LabCluster) -> No
     assert (h.read_timeout, h.session_timeout, h.max_in_progress) == (1.5, 7.0, 3)
     default = LabServers(cluster).capf_handler  # as before: 3 x the 10 s I/O timeout, 120 s, 256
     assert (default.read_timeout, default.session_timeout, default.max_in_progress) == (30.0, 120.0, 256)
+
+
+def test_lab_servers_give_the_sip_registrar_their_problem_log_level(cluster: LabCluster) -> None:
+    """A scenario's lab (``handshake_log_level=INFO``) logs a client's SIP mistakes at INFO, as its TVS's and
+    CAPF's; ``lab serve`` (the default) warns (was: the registrar warned in a scenario's lab too)."""
+    assert LabServers(cluster, handshake_log_level=logging.INFO).sip_handler.problem_log_level == logging.INFO
+    assert LabServers(cluster).sip_handler.problem_log_level == logging.WARNING
