@@ -10,10 +10,15 @@ certificate, its PUBLIC_KEY (tag 7) only when it has none (§G.3 step 2,
 not its certificate's key. The record must name the signer as a phone finds it, issuer and serial (§B.4,
 §G.3 step 1): one found by serial only fails the check, saying what a phone does. Signer certificates and a
 private key may be given for the others; a trust list's certificates are tried whatever their role (a
-success says so: a phone's role rules are ``predict``'s).
+success says so: a phone's role rules are ``predict``'s). ``--key`` (:func:`load_key`) decrypts an
+``.enc.sgn`` as the phone does (spec §G.12 step 3): a PKI one (§C.3) with the phone's private key, a
+manual-key one (§C.5) with the manual key, given as hex (32 or 64 digits: on the command line, or a file
+holding only them) or as a phone flash's ``symmetric.key``; a key of the other method says which one the
+file needs.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import ipaddress
@@ -33,7 +38,8 @@ from phoneemu.formats.header import CONTAINER_TAGS, HeaderTag, ParsedHeader, ver
 from phoneemu.formats.trustlist import RecordTag, TrustList
 from phoneemu.values import host_port
 
-__all__ = ["inspect_bytes", "load_cert_files", "load_private_key", "own_signature_check", "render_text"]
+__all__ = ["KeyGiven", "ManualKey", "inspect_bytes", "load_cert_files", "load_key", "load_private_key",
+           "own_signature_check", "render_text"]
 
 # `show ctl` tag names (spec §A.2, §B.2).
 _HEADER_NAMES = {1: "VERSION", 2: "HEADERLENGTH", 3: "SIGNERID", 4: "SIGNERNAME", 5: "SERIALNUMBER",
@@ -248,8 +254,13 @@ def load_private_key(data: bytes, *, source: str) -> keys.PrivateKey:
     """The private key ``--key`` gives (``source``: its file): a PEM (which may also hold the certificate),
     else a DER one of :data:`DER_KEY_LABELS`. A DecodeError naming ``source`` for anything else: a PEM
     without a key, a DER file of another type (``a DER file (CERTIFICATE), not a private key``), a damaged
-    DER (the element and offset), a file that is neither."""
+    DER (the element and offset), a file that is neither. A certificate (PEM or DER) says what it is and
+    that it goes to ``--cert`` (was "no PEM private key found" of a PEM one)."""
     if b"-----BEGIN" in data:
+        labels = list(dict.fromkeys(m.decode("ascii", "replace") for m in _PEM_LABEL.findall(data)))
+        if labels and not any(label.endswith("PRIVATE KEY") for label in labels):
+            raise DecodeError(f"a PEM file ({', '.join(labels[:4])}), not a private key"
+                              f"{_not_key_advice(labels)}", path=source)
         return keys.load_private_key_pem(data, source=source)
     try:
         label = detect.der_label(data, source)
@@ -262,9 +273,81 @@ def load_private_key(data: bytes, *, source: str) -> keys.PrivateKey:
                           "ask for: openssl pkey -inform DER -in FILE -out key.pem writes it without one",
                           path=source)
     if label is not None:
-        raise DecodeError(f"a DER file ({label}), not a private key", path=source)
+        raise DecodeError(f"a DER file ({label}), not a private key{_not_key_advice([label])}", path=source)
     raise DecodeError("no private key found: neither a PEM private key (no BEGIN line) nor a DER one",
                       path=source)
+
+
+#: the label of each PEM block (RFC 7468): ``CERTIFICATE``, ``PRIVATE KEY``...
+_PEM_LABEL = re.compile(rb"-----BEGIN ([\x20-\x7e]{1,64}?)-----")
+#: what ``--key`` takes, said of a file that is not one
+_KEY_TAKES = ("--key takes the phone's private key (PEM or DER) for a PKI .enc.sgn, or the manual key (32 "
+              "or 64 hex digits, or a file holding them) for a manual-key one")
+
+
+def _not_key_advice(labels: list[str]) -> str:
+    """What a certificate (or another non-key file of PEM ``labels``) given as ``--key`` is for, and what
+    ``--key`` takes instead."""
+    if any(label in ("CERTIFICATE", "X509 CERTIFICATE", "TRUSTED CERTIFICATE") for label in labels):
+        return f": give a certificate as --cert to check a file's signature with it; {_KEY_TAKES}"
+    return f": {_KEY_TAKES}"
+
+
+#: a manual key as typed into the phone (spec §C.5) and as a file may hold it: 32 or 64 hex digits, blanks
+#: (a line end) around them
+_HEX_KEY = re.compile(rb"\s*(?:[0-9A-Fa-f]{32}|[0-9A-Fa-f]{64})\s*")
+#: an argument that looks like a mistyped manual key rather than a file name (ours)
+_HEX_LIKE = re.compile(r"[0-9A-Fa-f]{8,}")
+#: how notes name a manual key given on the command line (never the key itself)
+MANUAL_KEY_NAME = "the manual key given"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class ManualKey:
+    """The manual key of a manual-key (symmetric) ``.enc.sgn`` (spec §C.5): 16 or 32 bytes, used as the AES
+    key (:func:`phoneemu.formats.encrypted.decrypt_symmetric`). Its repr hides the bytes."""
+
+    key: bytes = dataclasses.field(repr=False)
+
+
+#: what ``--key`` gives: a private key (PKI method, §C.3) or a manual key (§C.5)
+KeyGiven = keys.PrivateKey | ManualKey
+
+
+def load_key(text: str) -> tuple[KeyGiven, str]:
+    """What ``--key TEXT`` gives, and its name for notes. The file TEXT names, when there is one, holds a
+    private key (:func:`load_private_key`) or a manual key: 32 or 64 hex digits alone (blanks around them
+    allowed) or the 16 or 32 raw bytes of a phone flash's ``symmetric.key``. Else TEXT itself is the manual
+    key as typed into the phone, 32 or 64 hex digits (spec §C.5; a file of that name comes first). An
+    OSError for a missing file (a DecodeError saying so when TEXT looks like a mistyped manual key), a
+    DecodeError for a file that is neither, or for an all-zero manual key (it clears a phone's key)."""
+    path = Path(text)
+    if _HEX_KEY.fullmatch(text.encode("utf-8", "surrogateescape")) and not path.exists():
+        return _manual_key(text.strip(), source=text), MANUAL_KEY_NAME
+    try:
+        data = read_at_most(path, PEM_LIMIT, what="key file")
+    except FileNotFoundError:
+        if _HEX_LIKE.fullmatch(text.strip()):
+            raise DecodeError(f"no such file, nor a manual key: {len(text.strip())} hex digits, a manual key "
+                              "has 32 or 64 (spec §C.5)", path=text) from None
+        raise
+    if _HEX_KEY.fullmatch(data):
+        return _manual_key(data.decode("ascii").strip(), source=text), path.name
+    if len(data) in (16, 32) and b"-----BEGIN" not in data:  # no DER key nor certificate is this short
+        return _manual_key(data.hex(), source=text), path.name
+    return load_private_key(data, source=text), path.name
+
+
+def _manual_key(digits: str, *, source: str) -> ManualKey:
+    """The manual key of ``digits`` (32 or 64 hex digits); all zero digits are a DecodeError: they clear a
+    phone's key (spec §C.5), there is nothing to decrypt with."""
+    from phoneemu.formats.encrypted import parse_hex_key
+
+    key = parse_hex_key(digits)
+    if key is None:
+        raise DecodeError("an all-zero manual key clears a phone's key (spec §C.5): no key to decrypt with",
+                          path=source)
+    return ManualKey(key=key)
 
 
 #: said after "no certificate in PEM" of a PEM private key given as ``--cert``
@@ -401,11 +484,14 @@ def _optional(name: str) -> ModuleType | None:
 # --------------------------------------------------------------------------- per format
 def inspect_bytes(data: bytes, *, name: str | None = None, cert_paths: list[Path] | None = None,
                   key_path: Path | None = None, limit: int | None = None,
-                  certificates: list[tuple[str, x509.Certificate]] | None = None) -> dict[str, Any]:
+                  certificates: list[tuple[str, x509.Certificate]] | None = None,
+                  key: tuple[KeyGiven, str] | None = None) -> dict[str, Any]:
     """Everything ``inspect`` prints, as a JSON-able dict; raises PhoneEmuError if parsing fails. The
     signer candidates are ``certificates`` (:func:`load_cert_files` of the ``--cert`` files, read once by
-    a caller that said their problems first) and those of ``cert_paths``. A DER certificate, key or CSR is a
-    DecodeError saying what it is (was: "not a signed header ... and not XML")."""
+    a caller that said their problems first) and those of ``cert_paths``. The key to decrypt with is
+    ``key`` (:func:`load_key`: the key and its name, loaded by a caller that said its problems first), else
+    the one ``key_path`` names. A DER certificate, key or CSR is a DecodeError saying what it is (was: "not
+    a signed header ... and not XML")."""
     kind = detect.detect(data, name)
     if kind == "der":  # a certificate, key or CSR: ``inspect`` says what to do with it before this
         raise DecodeError(f"{detect.what_it_is(data, name)}, not a file inspect decodes (CTL/ITL, .sgn, "
@@ -413,9 +499,11 @@ def inspect_bytes(data: bytes, *, name: str | None = None, cert_paths: list[Path
     report: dict[str, Any] = {"file": name, "format": kind, **_checksums(data), "checks": [], "notes": []}
     cands = [*(certificates or []), *load_cert_files(cert_paths or [])]
     checks: list[dict[str, Any]] = report["checks"]
-    if key_path is not None and kind != "enc":
+    if key is None and key_path is not None:
+        key = load_key(str(key_path))
+    if key is not None and kind != "enc":
         what = detect.KIND_TEXT[kind]
-        report["notes"].append(f"key {key_path.name} not used: {what} is not encrypted")
+        report["notes"].append(f"key {key[1]} not used: {what} is not encrypted")
     if kind in ("itl", "ctl"):
         tl = trustlist.parse(data, limit=limit if limit is not None else trustlist.DEFAULT_LIMIT,
                              kind="CTL" if kind == "ctl" else "ITL")
@@ -445,7 +533,7 @@ def inspect_bytes(data: bytes, *, name: str | None = None, cert_paths: list[Path
             report["notes"].append("signature not checked (give the signer with --cert)")
         return report
     if kind == "enc":
-        return _inspect_enc(data, report, cands, key_path, limit)
+        return _inspect_enc(data, report, cands, key[0] if key is not None else None, limit)
     if kind == "firmware":
         fw = _optional("firmware")
         if fw is None:
@@ -468,7 +556,7 @@ def inspect_bytes(data: bytes, *, name: str | None = None, cert_paths: list[Path
 
 
 def _inspect_enc(data: bytes, report: dict[str, Any], cands: list[tuple[str, x509.Certificate]],
-                 key_path: Path | None, limit: int | None) -> dict[str, Any]:
+                 key: KeyGiven | None, limit: int | None) -> dict[str, Any]:
     checks: list[dict[str, Any]] = report["checks"]
     enc_mod = _optional("encrypted")
     if enc_mod is None:
@@ -492,17 +580,34 @@ def _inspect_enc(data: bytes, report: dict[str, Any], cands: list[tuple[str, x50
         checks.append(_try_certs(cands, lambda c: enc_mod.verify(ef, c), ef.header.signer))
     else:
         report["notes"].append("signature not checked (give the TFTP signer with --cert)")
-    if key_path is not None:
-        key_data = read_at_most(key_path, PEM_LIMIT, what="key file")
+    if key is not None:
         try:
-            key = load_private_key(key_data, source=str(key_path))
-            plain = enc_mod.decrypt_pki(ef, key)
+            plain = enc_mod.decrypt_symmetric(ef, key.key) if isinstance(key, ManualKey) else \
+                enc_mod.decrypt_pki(ef, key)
         except VerificationError as exc:
-            checks.append({"check": "decrypt", "ok": False, "reason": exc.reason.value, "detail": str(exc)})
+            checks.append({"check": "decrypt", "ok": False, "reason": exc.reason.value,
+                           "detail": f"{exc}{_other_method_advice(ef.encryption.mode, key, exc)}"})
         else:
             checks.append({"check": "decrypt", "ok": True, "detail": f"{len(plain)} bytes, hash matches"})
             report["plaintext"] = plain.decode("utf-8", errors="replace")
     return report
+
+
+def _other_method_advice(mode: int, key: KeyGiven, exc: VerificationError) -> str:
+    """What key a file of encryption ``mode`` (tag 18) needs when ``key`` is of the other method (``exc``
+    names tag 18): a manual-key file (mode 1, spec §C.5) the manual key, a PKI one (mode 0, §C.3) the
+    phone's private key; nothing for another fault or another mode."""
+    if exc.tag != HeaderTag.ENCRYPTION_MODE:
+        return ""
+    if mode == 1 and not isinstance(key, ManualKey):
+        return ("; a manual-key .enc.sgn (spec §C.5) is decrypted with the manual key: give it as --key, 32 "
+                "or 64 hex digits (as typed into the phone), a file holding only them, or a phone flash's "
+                "symmetric.key")
+    if mode == 0 and isinstance(key, ManualKey):
+        return ("; a PKI .enc.sgn (spec §C.3) is decrypted with the private key of the phone's "
+                "certificate it was encrypted for (its LSC or MIC key, PEM or DER, a flash's lsc.key or "
+                "mic.key): give it as --key")
+    return ""
 
 
 def _inspect_xml(data: bytes, report: dict[str, Any], limit: int | None = None) -> dict[str, Any]:
@@ -523,11 +628,25 @@ def _inspect_xml(data: bytes, report: dict[str, Any], limit: int | None = None) 
 
 
 # --------------------------------------------------------------------------- text
-_TABLE_HEAD = (f"{'BYTEPOS':<8}{'TAG':<22}{'LENGTH':<8}VALUE", f"{'-------':<8}{'---':<22}{'------':<8}-----")
+#: the width of the TAG column: ``show ctl``'s 22 characters, wider for a longer name (:func:`_tag_width`)
+_TAG_WIDTH = 22
 
 
-def _row(row: dict[str, Any]) -> str:
-    return f"{row['bytepos']:<8}{row['name']:<22}{row['length']:<8}{row['value']}"
+def _tag_width(r: dict[str, Any]) -> int:
+    """The TAG column's width for every table of report ``r``: 22 characters, or the longest tag name and
+    two blanks (was 22 always: ``ENCRYPTION_KEY_UNKNOWN1       0`` ran into the LENGTH column)."""
+    names = [row["name"] for row in r.get("header", {}).get("rows", [])]
+    names += [row["name"] for rec in r.get("records", []) for row in rec["rows"]]
+    return max([_TAG_WIDTH, *(len(str(name)) + 2 for name in names)])
+
+
+def _table_head(width: int) -> list[str]:
+    return [f"{'BYTEPOS':<8}{'TAG':<{width}}{'LENGTH':<8}VALUE",
+            f"{'-------':<8}{'---':<{width}}{'------':<8}-----"]
+
+
+def _row(row: dict[str, Any], width: int) -> str:
+    return f"{row['bytepos']:<8}{row['name']:<{width}}{row['length']:<8}{row['value']}"
 
 
 def render_text(r: dict[str, Any]) -> str:
@@ -537,22 +656,24 @@ def render_text(r: dict[str, Any]) -> str:
     out = [f"The checksum value of the {label} file:", f"{r['md5']}(MD5)", f"{r['sha1']}(SHA1)",
            f"Length of {label} file: {r['length']}", f"Parse {label} File", "----------------"]
     h = r.get("header")
+    width = _tag_width(r)
     if h:
         out += [f"Version:        {h['version']}", f"HeaderLength:   {h['header_length']} (BYTES)", "",
-                *_TABLE_HEAD]
+                *_table_head(width)]
         for row in h["rows"]:
             if row["tag"] in (1, 2):
                 continue
             if row["tag"] == 12:
                 sig = bytes.fromhex(row["value"])
-                out.append(f"{row['bytepos']:<8}{row['name']:<22}{row['length']:<8}")
-                out += [" " * 38 + " ".join(f"{b:02x}" for b in sig[k:k + 8]) for k in range(0, len(sig), 8)]
+                out.append(_row({**row, "value": ""}, width))
+                out += [" " * (16 + width) + " ".join(f"{b:02x}" for b in sig[k:k + 8])
+                        for k in range(0, len(sig), 8)]
             else:
-                out.append(_row(row))
+                out.append(_row(row, width))
         out.append("")
     for rec in r.get("records", []):
-        out += [f"{label} Record #:{rec['index']}", "----", *_TABLE_HEAD]
-        out += [_row(row) for row in rec["rows"]]
+        out += [f"{label} Record #:{rec['index']}", "----", *_table_head(width)]
+        out += [_row(row, width) for row in rec["rows"]]
         if rec["role"] == trustlist.Role.SAST:
             used = "was" if rec["used_to_sign"] else "was not"
             out.append(f"This etoken {used} used to sign the {label} file.")

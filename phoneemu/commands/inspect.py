@@ -10,8 +10,10 @@ phone finds it (spec §B.4, §G.3: one found by serial only, another issuer, fai
 ``wrong-role`` when a record of another role names the signer);
 ``--cert`` names the signer of a ``.sgn`` / ``.enc.sgn`` / firmware (each certificate of a PEM or of a
 CTL/ITL, or a DER certificate, is tried; a trust-list record's whatever its role, which predict checks);
-``--key`` (a PEM that may also hold the certificate, or a DER key: PKCS #8, PKCS #1, SEC 1) decrypts an
-``.enc.sgn``.
+``--key`` decrypts an ``.enc.sgn``: a PKI one with the phone's private key (a PEM that may also hold the
+certificate, or a DER key: PKCS #8, PKCS #1, SEC 1), a manual-key one (spec §C.5) with the manual key, 32 or
+64 hex digits on the command line or in a file holding only them, or a phone flash's ``symmetric.key``
+(:func:`phoneemu.inspection.load_key`).
 Exit 0 only if the file parsed and every check asked for passed; otherwise one line on stderr: exit 1
 for a failed check, 2 for a file that does not parse or cannot be read (a certificate, CSR or key, PEM
 or DER, is named with what to do with it).
@@ -23,14 +25,17 @@ import argparse
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from phoneemu import json_doc
 from phoneemu.commands._argtypes import positive_int
 from phoneemu.commands._said import command_of, stderr_text
 from phoneemu.errors import PhoneEmuError, SizeLimitError
-from phoneemu.files import PEM_LIMIT, read_at_most
+from phoneemu.files import read_at_most
 from phoneemu.formats._tlv import printable
+
+if TYPE_CHECKING:
+    from phoneemu.inspection import KeyGiven
 
 __all__ = ["LARGEST_FILE", "handler", "register"]
 
@@ -51,6 +56,7 @@ examples:
   phoneemu inspect SEP001122334455.cnf.xml.sgn --cert tftp.pem
   phoneemu inspect SEP001122334455.cnf.xml.sgn --cert ITLFile.tlv   signed by a certificate of this ITL?
   phoneemu inspect SEP001122334455.cnf.xml.enc.sgn --cert tftp.pem --key phone.key
+  phoneemu inspect SEP001122334455.cnf.xml.enc.sgn --key 00112233445566778899AABBCCDDEEFF   manual key
   phoneemu inspect CTLFile.tlv --json
 """, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", type=Path, metavar="FILE",
@@ -59,9 +65,11 @@ examples:
                    help="signer certificate(s) for .sgn/.enc.sgn/firmware (repeatable; each is tried): a "
                    "PEM, a DER certificate, or a CTL/ITL whose records' certificates are tried (whatever "
                    "their role: the phone's role rules are predict's)")
-    p.add_argument("--key", type=Path, metavar="KEY",
-                   help="private key to decrypt an .enc.sgn: a PEM (may also hold the certificate) or a DER "
-                   "key (PKCS #8, PKCS #1 RSA, SEC 1 EC)")
+    p.add_argument("--key", metavar="KEY",
+                   help="the key to decrypt an .enc.sgn: for a PKI one the phone's private key, a PEM (may "
+                   "also hold the certificate) or a DER key (PKCS #8, PKCS #1 RSA, SEC 1 EC); for a "
+                   "manual-key one the manual key, 32 or 64 hex digits (as typed into the phone) or a file "
+                   "holding only them, or a phone flash's symmetric.key")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     p.add_argument("--limit", type=positive_int, metavar="BYTES",
                    help="refuse files larger than BYTES, before reading them (default: each format's "
@@ -70,19 +78,19 @@ examples:
     p.set_defaults(handler=handler)
 
 
-def _key_problem(path: Path) -> str | None:
-    """Why ``--key`` cannot be used (checked whatever the file is: a typo is not silently ignored): it must
-    hold a private key, PEM or DER (:func:`phoneemu.inspection.load_private_key`; was PEM only, a DER key
-    told to be converted with openssl); another DER file is named by its type."""
-    from phoneemu.inspection import load_private_key
+def _load_key(text: str) -> tuple[KeyGiven | None, str]:
+    """The key ``--key TEXT`` gives and its name (:func:`phoneemu.inspection.load_key`), or None and why it
+    cannot be used (checked whatever the file is: a typo is not silently ignored): a private key, PEM or DER
+    (was PEM only, a DER key told to be converted with openssl), or a manual key (hex or a flash's
+    ``symmetric.key``; was "No such file or directory" of hex digits); another file is named by its type."""
+    from phoneemu.inspection import load_key
 
     try:
-        load_private_key(read_at_most(path, PEM_LIMIT, what="key file"), source=str(path))
+        return load_key(text)
     except OSError as exc:
-        return str(exc.strerror or exc)
+        return None, str(exc.strerror or exc)
     except PhoneEmuError as exc:  # it names the path itself: keep what follows it
-        return str(exc).removeprefix(f"{path}: ")
-    return None
+        return None, str(exc).removeprefix(f"{text}: ")
 
 
 def _capture_kind(path: Path) -> str | None:
@@ -256,15 +264,19 @@ def handler(args: argparse.Namespace) -> int:
             _say(args, f"{args.file}: {_pem_text([der], der=True)}, not a file phoneemu inspect decodes (CTL/"
                        f"ITL, .sgn, .enc.sgn, firmware, config XML): {_pem_advice([der], der=True)}")
             return 2
-        if args.key is not None and (problem := _key_problem(args.key)) is not None:
-            _say(args, f"--key {args.key}: {problem}")
-            return 2
+        key: tuple[KeyGiven, str] | None = None
+        if args.key is not None:
+            given, name = _load_key(args.key)
+            if given is None:
+                _say(args, f"--key {args.key}: {name}")
+                return 2
+            key = (given, name)
         try:
             certificates = load_cert_files(args.cert)
         except PhoneEmuError as exc:  # names --cert and its file, not the FILE inspected
             _say(args, str(exc))
             return 2
-        report = inspect_bytes(data, name=args.file.name, certificates=certificates, key_path=args.key,
+        report = inspect_bytes(data, name=args.file.name, certificates=certificates, key=key,
                                limit=args.limit)
     except OSError as exc:
         _say(args, f"{exc.filename or args.file}: {exc.strerror or exc}{_not_stdin(args.file, exc)}")
