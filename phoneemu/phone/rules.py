@@ -255,7 +255,9 @@ __all__ = [
     "HTTPS_CONFIG_SIGNER_VERSION",
     "HTTPS_FAILED_STATUS",
     "HTTPS_ROLES",
+    "NO_CONFIG_HELD",
     "TFTP_ROLES",
+    "TVS_NOT_USABLE",
     "TrustKind",
     "TvsServerCheck",
     "config_request_names",
@@ -295,6 +297,13 @@ TrustKind = Literal["CTL", "ITL"]
 TFTP_ROLES = frozenset({Role.TFTP, Role.CCM_TFTP})
 _SAST = frozenset({Role.SAST})
 _FAILED = status.TRUST_LIST_UPDATE_FAILED
+#: the words of every rejection because :func:`tvs_usable` is False (G.3.5, G.4, E.7.1, F.1), followed by
+#: ``: `` and why (:func:`_tvs_unusable_why`); ``predict`` tells such a lockout by them
+#: (:func:`phoneemu.scenario.predict.rests_on_no_config`): one text, written here only
+TVS_NOT_USABLE = "TVS not usable"
+#: why TVS is not usable on a phone holding no config (:func:`_tvs_unusable_why`); the reason ends with it
+#: alone when nothing else stands in TVS's way, the lockout then resting on the config only
+NO_CONFIG_HELD = "no config installed (the config names the TVS servers)"
 
 
 # --------------------------------------------------------------------------- helpers
@@ -599,7 +608,7 @@ def _tvs_unusable_why(store: TrustStore, profile: PhoneProfile) -> str:
         return f"{profile.name} has no TVS"
     why = []
     if store.config is None:
-        why.append("no config installed (the config names the TVS servers)")
+        why.append(NO_CONFIG_HELD)
     elif not store.tvs_servers:
         why.append("the installed config names no TVS server")
     itl = store.itl
@@ -889,7 +898,8 @@ def decide_trust_list(store: TrustStore, new: TrustList | bytes, *, kind: TrustK
                  signer=who, st=status.TRUST_LIST_UPDATED, tl=tl)
     code = VerifyReason.WRONG_ROLE if other_role else VerifyReason.UNKNOWN_SIGNER
     why = "signer is in the installed lists only with a non-SAST role" if other_role else \
-        f"signer unknown to the installed CTL/ITL and TVS not usable: {_tvs_unusable_why(store, profile)}"
+        "signer unknown to the installed CTL/ITL"
+    why = f"{why} and {TVS_NOT_USABLE}: {_tvs_unusable_why(store, profile)}"
     return d("G.3.5-reject-unknown-signer", False, why, code=code, signer=who)
 
 
@@ -964,7 +974,7 @@ def _check_config_signer(store: TrustStore, header: SignedHeader, signed_message
         return None
     code = VerifyReason.WRONG_ROLE if other_role else VerifyReason.UNKNOWN_SIGNER
     return d("G.4-reject-unknown-signer", "config signer is not a TFTP/CCM+TFTP certificate of the "
-             f"installed lists and TVS is not usable: {_tvs_unusable_why(store, profile)}", code)
+             f"installed lists and {TVS_NOT_USABLE}: {_tvs_unusable_why(store, profile)}", code)
 
 
 def _signer_source(store: TrustStore, header: SignedHeader, profile: PhoneProfile) -> str:
@@ -1450,7 +1460,7 @@ def decide_https_server(store: TrustStore, cert_der: bytes | None, *, profile: P
     if rec is not None:
         return accept("E.7.1-https-cert-in-trust-list", f"HTTPS cert in trust list with role {rec.role}", who)
     if not tvs_usable(store, profile):
-        return reject("E.7.1-https-not-trusted", "HTTPS cert not in CTL/ITL and TVS not usable: "
+        return reject("E.7.1-https-not-trusted", f"HTTPS cert not in CTL/ITL and {TVS_NOT_USABLE}: "
                       f"{_tvs_unusable_why(store, profile)}", VerifyReason.UNKNOWN_SIGNER, who)
     answer = tvs_answer if tvs_answer is not None else store.tvs_lookup(key, now)
     if answer is None and not tvs_proto.verify_request_fits(tvs_device_name(profile), cert_der):
@@ -1667,7 +1677,7 @@ def decide_capf_server(store: TrustStore, cert_der: bytes | None, *, profile: Ph
             return accept("F.1-capf-cert-in-trust-list", f"CAPF certificate is a CAPF record of the "
                           f"{'CTL' if tl is store.ctl else 'ITL'}", who)
     if not tvs_usable(store, profile):
-        return reject("CAPF certificate is not a CAPF record of the CTL/ITL and TVS is not usable: "
+        return reject(f"CAPF certificate is not a CAPF record of the CTL/ITL and {TVS_NOT_USABLE}: "
                       f"{_tvs_unusable_why(store, profile)}", VerifyReason.UNKNOWN_SIGNER, who)
     answer = tvs_answer if tvs_answer is not None else store.tvs_lookup(key, now)
     if answer is None and vouched_for is not None:

@@ -69,6 +69,7 @@ from phoneemu.errors import PhoneEmuError, TransportError
 from phoneemu.files import phone_config_in, read_at_most
 from phoneemu.formats._tlv import printable
 from phoneemu.phone.lab_signers import LabSigners
+from phoneemu.phone.rules import NO_CONFIG_HELD, TVS_NOT_USABLE
 from phoneemu.scenario.bounds import MAX_FLEET
 from phoneemu.values import host_port
 from phoneemu.words import counted
@@ -786,23 +787,26 @@ def rests_on_offline_tvs(rule: object, reason: object) -> bool:
 #: what a ``--models`` phone's lockout resting on no config given waits on (:func:`rests_on_no_config`)
 NO_CONFIG_GIVEN = ("no TVS servers known: put each phone's SEP<MAC>.cnf.xml.sgn (or .cnf.xml) in "
                    "--installed-config-dir")
-#: the boot's words for a signer no list knows, decided without TVS (:mod:`phoneemu.phone.rules`, §G.3.5)
-_TVS_NOT_USABLE = "TVS not usable"
 
 
 def rests_on_no_config(detail: Mapping[str, Any] | None) -> bool:
     """Whether the lockout of a fleet phone's prediction (its JSON view) rests on no config given for it: a
     phone listed by ``--models`` holding no config (none in ``--installed-config-dir``, or no folder given)
-    whose lockout was decided because TVS was not usable — the config names the TVS servers (spec §E.7.5),
-    so the real phone, which holds its config, asks its TVS, which may vouch (spec §G.3.4). Such a phone is
-    said to lock out *only because no config was given* (was: plainly, 3 of 5 where the real boot was 5
-    ok, TVS vouching). A ``--fleet-flash`` phone's flash is what the phone holds: no config there is
-    none on the phone, its lockout as real as the rest."""
+    whose lockout was decided because TVS was not usable for that alone — the config names the TVS servers
+    (spec §E.7.5), so the real phone, which holds its config, asks its TVS, which may vouch (spec §G.3.4).
+    Such a phone is said to lock out *only because no config was given* (was: plainly, 3 of 5 where the real
+    boot was 5 ok, TVS vouching). Not when something else stands in TVS's way too — no ITL, the rollback
+    ITL, no TVS record, a model without TVS — which a config would not change (was: said so of a phone
+    holding a CTL and no ITL; and a config signer's G.4 rejection, "TVS is not usable", was not told).
+    Told by the boot's words, the reason ending ``TVS not usable: <no config>`` (:data:`~phoneemu.phone.
+    rules.TVS_NOT_USABLE`, :data:`~phoneemu.phone.rules.NO_CONFIG_HELD`, imported: never a copy). A
+    ``--fleet-flash`` phone's flash is what the phone holds: no config there is none on the phone, its
+    lockout as real as the rest."""
     detail = detail or {}
     deciding = detail.get("deciding") or {}
     reason = deciding.get("reason")
     return ("listed" in detail and (detail.get("installed") or {}).get("config") is None
-            and isinstance(reason, str) and _TVS_NOT_USABLE in reason)
+            and isinstance(reason, str) and reason.endswith(f"{TVS_NOT_USABLE}: {NO_CONFIG_HELD}"))
 
 
 @dataclass(frozen=True, kw_only=True)

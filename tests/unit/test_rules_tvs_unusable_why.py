@@ -134,7 +134,7 @@ def test_g4_e71_and_f1_say_why_too() -> None:
     install(s, "ITL", itl_b())  # no TVS record, no config
     d = rules.decide_config(s, CFG + ".sgn", sgn(ident("cm-c")), profile=P8861, now=NOW)
     expect(d, "G.4-reject-unknown-signer", False, VerifyReason.UNKNOWN_SIGNER)
-    assert d.reason == ("config signer is not a TFTP/CCM+TFTP certificate of the installed lists and TVS is "
+    assert d.reason == ("config signer is not a TFTP/CCM+TFTP certificate of the installed lists and TVS "
                         f"not usable: {NO_CONFIG} and the installed ITL has no TVS record")
     der = certs.cert_der(ident("app-c").cert)
     d = rules.decide_https_server(s, der, profile=P8861, now=NOW, server="https://app")
@@ -143,5 +143,18 @@ def test_g4_e71_and_f1_say_why_too() -> None:
                         f"{NO_CONFIG} and the installed ITL has no TVS record")
     d = rules.decide_capf_server(new_store(), der, profile=P8861, now=NOW, server="capf")
     expect(d, "F.1-capf-server-untrusted", False, VerifyReason.UNKNOWN_SIGNER)
-    assert d.reason == ("CAPF certificate is not a CAPF record of the CTL/ITL and TVS is not usable: "
+    assert d.reason == ("CAPF certificate is not a CAPF record of the CTL/ITL and TVS not usable: "
                         f"{NO_CONFIG} and no ITL installed")
+
+
+def test_g35_wrong_role_says_tvs_is_not_usable_and_why() -> None:
+    """A signer the installed lists hold only in a non-SAST role is refused because TVS, which could vouch
+    for it with SAST (spec §G.3.4), is not usable: said, with why (was: the role alone, no word of TVS, so
+    ``predict`` could not tell a lockout resting on no config given)."""
+    s = new_store()
+    install(s, "ITL", itl_a())
+    cm = ident("cm-a")  # CCM+TFTP in the ITL, not SAST
+    d = rules.decide_trust_list(s, tl("ITL", cm, [cm.record(Role.SAST)]), kind="ITL", profile=P8861, now=NOW)
+    expect(d, "G.3.5-reject-unknown-signer", False, VerifyReason.WRONG_ROLE)
+    assert d.reason == ("signer is in the installed lists only with a non-SAST role and TVS not usable: "
+                        f"{NO_CONFIG}")
