@@ -81,11 +81,37 @@ def tvs_offline_said(whose: str = "its") -> str:
     return f"{_IF_UNREACHED.format(whose=whose)} ({TVS_OFFLINE_ASK})"
 
 
+def _unopened_keylog(args: argparse.Namespace, tvs: TvsCapture) -> None:
+    """A key log that opens none of the capture's TLS connections (each not decrypted, none read: another
+    capture's, or another run's of this one) is said on stderr, with the first connection's why. One taken
+    up beside the capture (``args.keylog_beside``: not asked for) is then not used, ``args.keylog`` None:
+    the replay goes on as without a key log, its lockouts resting on the offline TVS said so
+    (:func:`undecrypted_warning`; was: ``using the TLS key log``, then each TVS question ``no such TVS
+    query of this phone in the capture`` and ``locked out: yes``). One given (``--keylog``, embedded) is
+    still used: asked for."""
+    from phoneemu.words import counted
+
+    unread = len(tvs.problems) + tvs.unlisted_problems
+    if args.keylog is None or tvs.decrypted or tvs.not_tvs or not unread:
+        return
+    n = counted(unread, "TLS connection")
+    first = f" (first: {tvs.problems[0]})" if tvs.problems else ""
+    if getattr(args, "keylog_beside", False):
+        say(args, f"warning: the TLS key log beside the capture, {args.keylog}, opens none of its {n} "
+                  f"(another capture's key log?): not used{first}")
+        args.keylog = None
+        return
+    say(args, f"warning: the TLS key log {args.keylog} opens none of the capture's {n} (another capture's "
+              f"key log?): the phones' TVS questions are taken as not in the capture{first}")
+
+
 def undecrypted_warning(args: argparse.Namespace, tvs: TvsCapture) -> None:
-    """Said once on stderr without a key log (none given, embedded or beside the capture; not after
-    ``--no-keylog``, which asked for none) when the capture holds TLS connections other than the HTTPS
-    config download's (said apart): TVS or CAPF, not decrypted, so every TVS question is taken as
-    unanswered (was: nothing said, ``locked out: yes``)."""
+    """Said once on stderr without a key log (none given, embedded or beside the capture — or one beside it
+    that opens none of its connections, :func:`_unopened_keylog`; not after ``--no-keylog``, which asked
+    for none) when the capture holds TLS connections other than the HTTPS config download's (said apart):
+    TVS or CAPF, not decrypted, so every TVS question is taken as unanswered (was: nothing said,
+    ``locked out: yes``)."""
+    _unopened_keylog(args, tvs)
     unread = tvs.tls_connections - tvs.https.unread
     if args.keylog is not None or getattr(args, "no_keylog", False) or unread <= 0:  # (asked for none)
         return

@@ -78,7 +78,8 @@ such TVS query of this phone in the capture)". --tvs-cert PEM makes an offline T
 vouch for those certificates (with --keylog: for queries the capture does not hold).
 Without --keylog the key log a pcapng embeds is used, else CAPTURE.keys beside the capture (the name
 --capture writes; x.keys of x.pcap.gz too), said on stderr; one beside it that cannot be read or decoded is
-said and not used (given to --keylog it is bad input). --no-keylog uses none. Without any, the TLS
+said and not used (given to --keylog it is bad input), as is one that opens none of the capture's TLS
+connections (another capture's: given to --keylog, said and used). --no-keylog uses none. Without any, the TLS
 connections (TVS, CAPF) the capture holds are counted in a warning, and a lockout resting on the offline
 TVS is said "locked out: yes, if its TVS cannot be reached" (JSON locked_out_tvs_offline; --all: a line
 of the summary, its count, and a line in each such JUnit failure).
@@ -303,7 +304,7 @@ def _secrets_beside(args: argparse.Namespace) -> KeyLog | None:
         return None
     say(args, f"using the TLS key log {path} beside the capture ({counted(len(secrets), 'secret')}; "
               "--keylog FILE names another)")
-    args.keylog = path
+    args.keylog, args.keylog_beside = path, True  # (one opening none of the capture's: _unopened_keylog)
     return secrets
 
 
