@@ -558,6 +558,13 @@ _ROLLBACK_FOR_CTL = {way: replace(way, action=(
     "Prepare Cluster for Rollback to pre-8.0 on the old cluster and reset the phones there first: holding "
     "its empty ITL and no CTL they take the new cluster's CTL on first use (spec §G.2), then any new ITL "
     "(seed: Migrate IP Phones Between Clusters)")) for way in (_ROLLBACK, _ROLLBACK_MIGRATION_ONLY)}
+#: under the TVS rules, on their own cluster the rollback ITL is signed as its full ITL: it helps while they
+#: still take that (the CTL refused, not the ITL; was the ITL's words, "whose rollback ITL has the signer
+#: they refuse": the signer they refuse is the CTL's)
+_ROLLBACK_FOR_CTL[_ROLLBACK_MIGRATION_ONLY] = replace(
+    _ROLLBACK_FOR_CTL[_ROLLBACK_MIGRATION_ONLY], when="a migration, moving away from a cluster that still "
+    "serves them; on their own cluster only while they still take its ITL (its rollback ITL is signed as "
+    "the full one)")
 
 #: the rules under which the lists a phone holds choose its ways (:func:`_for_held`): no list it holds and
 #: no TVS vouches for the signer (spec §G.3.4, §G.3.5, §G.4), or a trust list refuses an unsigned config.

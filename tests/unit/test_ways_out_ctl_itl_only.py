@@ -50,7 +50,10 @@ def test_rollback_before_or_after_the_reset_as_for_the_itl() -> None:
     order = [w.when for w in ways_out("G.3.4-tvs-unknown-signer", "CTL", held=ITL_ONLY)]
     assert order.index(wo._ROLLBACK.when) < order.index(wo._CTL_RESET_ITL_HELD.when)
     order = [w.when for w in ways_out("G.3.4-tvs-unreachable", "CTL", held=ITL_ONLY)]
-    assert order.index(wo._ROLLBACK_MIGRATION_ONLY.when) > order.index(wo._CTL_RESET_ITL_HELD.when)
+    for_ctl = wo._ROLLBACK_FOR_CTL[wo._ROLLBACK_MIGRATION_ONLY].when
+    assert order.index(for_ctl) > order.index(wo._CTL_RESET_ITL_HELD.when)
+    # the signer they refuse is the CTL's: not the ITL's words (its rollback ITL "has the signer they refuse")
+    assert "signer they refuse" not in for_ctl and "while they still take its ITL" in for_ctl
     big = ways_out("G.3.4-tvs-unreachable", "CTL", "too-large", held=ITL_ONLY)
     assert big[0] == wo._QUERY_TOO_LARGE and wo._TVS_BACK not in big
     assert wo._ROLLBACK_FOR_CTL[wo._ROLLBACK_MIGRATION_ONLY] in big
