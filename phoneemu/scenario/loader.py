@@ -201,11 +201,12 @@ def _did_you_mean(word: str, options: Iterable[str]) -> str:
 
 
 def _near(word: str, options: Iterable[str]) -> str | None:
-    """The option ``word`` is a near miss of (a typo, a prefix), or None."""
+    """The option ``word`` is a near miss of (the same but for case, a typo, a prefix), or None."""
     import difflib
 
     opts = sorted(options)
-    close = difflib.get_close_matches(word, opts, n=1, cutoff=0.6)
+    close = [o for o in opts if o.casefold() == word.casefold()][:1]  # difflib compares case: 'OK', 'ok'
+    close = close or difflib.get_close_matches(word, opts, n=1, cutoff=0.6)
     close = close or [o for o in opts if word and o.startswith(word)][:1]
     return close[0] if close else None
 
@@ -762,11 +763,8 @@ def _phones(ctx: _Ctx, name: str, node: _Node, clusters: dict[str, ClusterSpec])
         else True
     if prof is not None and symmetric_key is not None:  # staged: the key read and the profile known
         found.check(_key_fits, ctx, m["symmetric_key"], f"{field}.symmetric_key", prof[2], symmetric_key)
-    if encrypt == "symmetric" and registered is not None and "symmetric_key" not in m and registered:
-        found.mistakes.append(ctx.fail(m["encrypt"], f"{field}.encrypt", "symmetric encryption needs the "
-                                       "phones' key: symmetric_key: 32 or 64 hex digits"))
-    if encrypt == "symmetric" and prof is not None:  # staged: the profile known
-        found.check(_symmetric_capable, ctx, m["encrypt"], f"{field}.encrypt", prof[2])
+    if encrypt == "symmetric" and prof is not None and registered:  # staged: profile, encrypt, registered
+        found.check(_symmetric_needs, ctx, m, field, prof[2])
     found.raise_any()
     assert cluster is not None and count is not None and mac is not None and prof is not None
     assert tftp is not None and http is not None and tvs is not None and registered is not None
@@ -891,7 +889,7 @@ def _key_problem(profile: PhoneProfile, key: str) -> str | None:
 
 def _key_fits(ctx: _Ctx, node: _Node, field: str, profile: PhoneProfile, key: str) -> None:
     """A group's key is one its profile takes (was an ERROR naming no line when the phones were made). A
-    profile with no manual key at all is left to :func:`_symmetric_capable` (only ``encrypt: symmetric``
+    profile with no manual key at all is left to :func:`_symmetric_needs` (only ``encrypt: symmetric``
     needs one: the world types the key into the phones that take one)."""
     if profile.symmetric_key_bits:
         problem = _key_problem(profile, key)
@@ -899,13 +897,19 @@ def _key_fits(ctx: _Ctx, node: _Node, field: str, profile: PhoneProfile, key: st
             raise ctx.fail(node, field, problem)
 
 
-def _symmetric_capable(ctx: _Ctx, node: _Node, field: str, profile: PhoneProfile) -> None:
-    """``encrypt: symmetric`` needs phones that take a manual key: a phone with none asks only for the
-    plain config, which an encrypting cluster does not serve, and ends on XmlDefault without a word."""
+def _symmetric_needs(ctx: _Ctx, m: dict[str, _Node], field: str, profile: PhoneProfile) -> None:
+    """``encrypt: symmetric`` of a registered group (an unregistered one has no device entry: nothing is
+    encrypted for it) needs phones that take a manual key — a phone with none asks only for the plain
+    config, which an encrypting cluster does not serve, and ends on XmlDefault without a word — and then
+    their key: one mistake, the first of the two (a profile with no key is not also told to add one)."""
+    at = f"{field}.encrypt"
     if not profile.symmetric_key_bits:
-        raise ctx.fail(node, field, f"symmetric encryption needs phones that take a manual config key "
+        raise ctx.fail(m["encrypt"], at, f"symmetric encryption needs phones that take a manual config key "
                        f"(spec §C.5); {profile.name} has none (it decrypts configs with its certificate, "
                        f"encrypt: pki): give profile: one of {', '.join(_keyed_profiles())}")
+    if "symmetric_key" not in m:
+        raise ctx.fail(m["encrypt"], at, "symmetric encryption needs the phones' key: symmetric_key: 32 or "
+                       "64 hex digits")
 
 
 def _keyed_profiles() -> tuple[str, ...]:
@@ -1558,7 +1562,7 @@ def _expectation(ctx: _Ctx, node: _Node, field: str, groups: dict[str, PhoneGrou
                                 _named_count(phones, groups))
     checks = {key: found.check(_check_values, ctx, val, f"{field}.{key}", key)
               for key, val in m.items() if key not in _EXPECT_KEYS}
-    if not checks and len(m) == len(node.value):  # a misspelt check is its own mistake, not "no check" too
+    if not checks and not _maybe_checks(node, m):  # a misspelt check is its own mistake, not "no check" too
         found.mistakes.append(ctx.fail(node, field, f"an expectation needs at least one check "
                                                     f"({', '.join(CHECKS)})"))
     xfail = found.check(_xfail_reason, ctx, m["xfail"], f"{field}.xfail") if "xfail" in m else None
@@ -1567,6 +1571,14 @@ def _expectation(ctx: _Ctx, node: _Node, field: str, groups: dict[str, PhoneGrou
     assert phones is not None
     return Expectation(where=ctx.where(node), phones=phones, checks=checks, holds_for=holds_for,
                        xfail=xfail, label=label)
+
+
+def _maybe_checks(node: _Node, known: dict[str, _Node]) -> bool:
+    """Whether an unknown key of the expectation ``node`` may be a misspelt check: one near a check, or
+    near no key at all (``phone``, near ``phones``, is no check: an expectation of it alone checks nothing,
+    a mistake of its own)."""
+    keys = (*CHECKS, *_EXPECT_KEYS)
+    return any(_near(key, keys) not in _EXPECT_KEYS for key in node.value if key not in known)
 
 
 def _check_values(ctx: _Ctx, val: _Node, field: str, key: str) -> Any:
@@ -1612,16 +1624,22 @@ def _check_value(ctx: _Ctx, item: _Node, at: str, field: str, key: str) -> Any:
 
 
 def _named_count(refs: tuple[str, ...], groups: dict[str, PhoneGroup]) -> int:
-    """How many phones ``refs`` (groups, MACs, ``all``) name, each once (as the run selects them)."""
-    macs: set[str] = set()
+    """How many phones ``refs`` (groups, MACs, ``all``) name, each once (as the run selects them): the MAC
+    spans of the groups named and the MACs, merged and counted, never listed (a group of 100 000 phones
+    was listed for each ``holds_for`` naming it: 300 of them took 40 s to load)."""
+    spans: list[tuple[int, int]] = []
     for ref in refs:
-        if ref == "all":
-            macs.update(mac for g in groups.values() for mac in g.macs())
-        elif ref in groups:
-            macs.update(groups[ref].macs())
-        else:
-            macs.add(ref.replace(":", "").upper())
-    return len(macs)
+        named = list(groups.values()) if ref == "all" else [groups[ref]] if ref in groups else []
+        spans += [(int(g.mac_start, 16), int(g.mac_start, 16) + g.count) for g in named]
+        if not named and ref != "all":
+            mac = int(ref.replace(":", ""), 16)
+            spans.append((mac, mac + 1))
+    count, reach = 0, -1
+    for first, end in sorted(spans):
+        if end > reach:
+            count += end - max(first, reach)
+            reach = end
+    return count
 
 
 #: the keys of a ``holds_for`` mapping
