@@ -8,7 +8,9 @@ ended the boot with a configuration it accepted; 1 otherwise; 2 for bad argument
 ``--flash DIR`` keeps the phone's state between runs (a reboot continues from it); without it a
 temporary directory is used. ``--lab DIR`` uses the MIC the built-in lab issued for the MAC and trusts
 the lab's image-signing certificate; without ``--tftp`` the phone goes where that lab's ``lab serve``
-listens (the address and ports it records when it starts).
+listens (the address and ports it records when it starts); without ``--now`` the phone runs on the lab's
+clock (:mod:`phoneemu.commands._lab_clock`). A boot refused for bad input (exit 2) writes nothing: a
+``--flash`` folder it made is removed, an existing one is left as it was.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import shlex
 import shutil
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -129,13 +131,19 @@ def register(sub: Any) -> None:
                    "and has the CAPF authentication string of its pending operation typed in, as fleet "
                    "boot --lab. The lab is read under DIR/.lab.lock, shared: a lab operation under way is "
                    "waited for (said on stderr), the lock released before the phone boots")
-    p.add_argument("--auth-string", metavar="DIGITS", help="CAPF authentication string typed on the phone")
+    p.add_argument("--auth-string", metavar="DIGITS",
+                   help="CAPF authentication string typed on the phone (4..16 digits, spec §F.7; with --lab "
+                   "DIR, instead of the one the lab set)")
     p.add_argument("--key", metavar="HEX",
                    help="manual config encryption key (Set Cfg Encrypt Key; kept on the flash)")
     p.add_argument("--capf-retry-delay", type=non_negative_float, default=30.0, metavar="S",
                    help="pause between CAPF retries in seconds (default 30, as the spec gives)")
     add_capf_keygen_options(p, who="the phone")
-    p.add_argument("--now", type=unix_time, metavar="UNIX", help="the phone's clock (default: real time)")
+    p.add_argument("--now", type=unix_time, metavar="UNIX",
+                   help="the phone's clock, fixed (default: with --lab DIR the lab's — a --seed lab's own "
+                   "clock, an unseeded lab's or the real time, whichever is later — read as the boot starts "
+                   "and advancing with the real time, said on stderr when more than a minute off it; "
+                   "without --lab the real time)")
     add_register_options(p, after="after the boot,")
     add_call_options(p, answer=True, what="A Call: line; exit status 1 when no media flowed or, over SRTP, "
                                           "none authenticated")
@@ -293,6 +301,24 @@ def _type_lab_secrets(args: argparse.Namespace, mac: str, phone: Phone) -> None:
         phone.enter_auth_string(typed)
         say(args, f"the CAPF authentication string {args.lab} set for the {ph.capf_operation} is typed in "
                   "(--auth-string types another)")
+
+
+def _phone_clock(args: argparse.Namespace) -> tuple[Callable[[], int], dict[str, Any]]:
+    """The phone's clock and its JSON: ``--now`` fixed; else with ``--lab DIR`` the lab's, read now and
+    advancing with the real time (:mod:`phoneemu.commands._lab_clock`; said once on stderr when more than a
+    minute off the real time); else the real time (``--tftp`` alone)."""
+    from phoneemu.commands._lab_clock import clock_doc, clock_line, lab_clock_offset
+
+    if args.now is not None:
+        fixed: int = args.now
+        return (lambda: fixed), clock_doc("--now", fixed)
+    real = time.time()
+    offset = lab_clock_offset(args.lab, real) if args.lab is not None else 0
+    line = clock_line(offset, real) if args.lab is not None else None
+    if line is not None:
+        say(args, line)
+    return (lambda: int(time.time()) + offset), clock_doc("lab" if args.lab is not None else "real",
+                                                          int(real) + offset)
 
 
 def _mic(args: argparse.Namespace, mac: str) -> tuple[tuple[x509.Certificate, PrivateKey] | None,
@@ -674,12 +700,37 @@ def _flash_folder_problem(path: Path) -> str | None:
 def handler(args: argparse.Namespace) -> int:
     args.packets = checked_packets(args)
     _check_flash_folder(args.flash)
+    made = args.flash is not None and not args.flash.exists() and not args.flash.is_symlink()
+    args.boot_started = False
     reading = contextlib.ExitStack()  # the lab lock while the lab is read (lab_read_lock), not while booting
-    reading.enter_context(lab_read_lock(args.lab, command_of(args)))
     try:
+        reading.enter_context(lab_read_lock(args.lab, command_of(args)))
         return _boot(args, reading)
+    except BaseException:
+        if made and not args.boot_started:  # refused (or interrupted) before the phone booted
+            shutil.rmtree(args.flash, ignore_errors=True)
+        raise
     finally:
         reading.close()
+
+
+def _check_typed(args: argparse.Namespace, mac: str, profile: PhoneProfile) -> None:
+    """``--key`` and ``--auth-string`` checked by the phone's own rules (spec §C.5, §F.7) on a phone of
+    ``profile`` without a flash, before the boot writes anything: a refusal is exit 2 naming the option
+    (was: said after ``phone.json`` and ``state.json`` were written into the ``--flash`` folder, and the
+    key's as ``symmetric_key: ...``, a field of the store)."""
+    from phoneemu.errors import EncodeError
+    from phoneemu.phone.phone import Phone
+
+    scratch = Phone(mac=mac, profile=profile, flash=None, clock=lambda: 0)
+    for value, typed, option in ((args.key, scratch.set_symmetric_key, "key"),
+                                 (args.auth_string, scratch.enter_auth_string, "auth_string")):
+        if value is None:
+            continue
+        try:
+            typed(value)
+        except EncodeError as exc:
+            raise PhoneEmuError(exc.message, path=option) from None
 
 
 def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
@@ -718,9 +769,11 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
         except DecodeError as exc:
             raise PhoneEmuError(f"{flash_dir} {exc.message}", path="flash") from None
         mic, signers = _mic(args, mac)
-        fixed = args.now
-        phone = Phone(mac=mac, profile=profile, flash=Flash(flash_dir, profile=profile),
-                      clock=(lambda: fixed) if fixed is not None else (lambda: int(time.time())), mic=mic,
+        _check_typed(args, mac, profile)  # before the phone writes its flash: a refused boot leaves it
+        where_sip = registrar(args)
+        call = call_of(args)
+        clock, clock_said = _phone_clock(args)  # the lab's with --lab: read under its lock
+        phone = Phone(mac=mac, profile=profile, flash=Flash(flash_dir, profile=profile), clock=clock, mic=mic,
                       image_signers=signers, capf_retry_delay=args.capf_retry_delay,
                       fetch_timeout=args.timeout, fetch_retries=3, fetch_max_time=args.fetch_max_time,
                       http_timeout=args.timeout,
@@ -735,8 +788,7 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
                             https_config_port=where.https_config_port,
                             use_https_config=not args.no_https_config)
         capture = open_host_capture(args.capture, args.keylog, host, said_by=command_of(args))
-        where_sip = registrar(args)
-        call = call_of(args)
+        args.boot_started = True  # from here a --flash folder made is the phone's (handler)
         sip_result: SipResult | None = None
         call_result: CallResult | None = None
         try:
@@ -771,7 +823,7 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
                    "statuses": list(report.statuses),
                    "decisions": [decision_dict(d) for d in report.decisions],
                    "flash": str(flash_dir) if args.flash is not None else None,
-                   "transports": asked.as_dict()}
+                   "transports": asked.as_dict(), "clock": clock_said}
             if where_sip is not None:
                 sip_doc = dataclasses.asdict(sip_result) if sip_result is not None else None
                 if sip_doc is not None and sip_result is not None and not sip_result.registered:

@@ -59,6 +59,7 @@ import contextlib
 import os
 import re
 import sys
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -229,8 +230,8 @@ def register(sub: Any) -> None:
                    help="TVS exchange timeout in seconds: connect, handshake, answer (default 10)")
     b.add_argument("--auth-string", metavar="DIGITS", default=None,
                    help="the CAPF authentication string every phone has typed in (4..16 digits, spec "
-                   "§F.7), for a pending operation by string; with --lab, each phone types the string "
-                   "the lab set for it instead")
+                   "§F.7), for a pending operation by string (default: none; with --lab, each phone "
+                   "types the string the lab set for it; given, it wins, as boot --lab's)")
     b.add_argument("--capf-retry-delay", type=non_negative_float, default=30.0, metavar="S",
                    help="pause before each CAPF retry in seconds (default 30, as the spec gives; a "
                    "phone retries 3 times); a pausing phone gives its turn (--concurrency) to the next "
@@ -343,8 +344,9 @@ def _lab_phones(args: argparse.Namespace, macs: list[str]
                 ) -> tuple[str | None, dict[str, str], dict[str, str], dict[str, str]]:
     """``--lab DIR``: its phones folder, once every MAC of the run is in it, the manual config keys of
     the run's phones the lab encrypts with a symmetric key, the CAPF authentication strings of those
-    whose pending operation is by string (one line, exit 2, before any boot), and each phone's model
-    (its profile, when phoneemu has one); None and nothing without --lab."""
+    whose pending operation is by string (one line, exit 2, before any boot) — none when ``--auth-string``
+    is given: it wins, as ``boot --lab``'s does (said; was: the lab's typed, silently) — and each phone's
+    model (its profile, when phoneemu has one); None and nothing without --lab."""
     if args.lab is None:
         return None, {}, {}, {}
     from phoneemu.fleet.mics import missing_macs, phones_folder
@@ -362,13 +364,38 @@ def _lab_phones(args: argparse.Namespace, macs: list[str]
     keys = {mac: key for mac in macs if (ph := known.get(mac)) is not None and (key := ph.manual_key())}
     strings = {mac: typed for mac in macs
                if (ph := known.get(mac)) is not None and (typed := ph.pending_auth_string())}
+    given_string = getattr(args, "auth_string", None)  # (a Namespace made by hand may have none)
+    given = given_string is not None and bool(strings)  # --auth-string wins, as boot --lab's
     typed = "".join(f", and the {what} of {len(found)} of them typed in"
-                    for what, found in (("manual config key", keys), ("CAPF authentication string", strings))
+                    for what, found in (("manual config key", keys),
+                                        ("CAPF authentication string", {} if given else strings))
                     if found)
+    if given:
+        typed += (f"; --auth-string {given_string} typed in on every phone, not the CAPF authentication "
+                  f"string the lab set for {len(strings)} of them")
+        strings = {}
     say(args, f"every phone holds the MIC {args.lab} issued it{typed}")
     profiles = {mac: name for mac in macs
                 if (ph := known.get(mac)) is not None and (name := profile_for_model(ph.model)) is not None}
     return str(folder), keys, strings, profiles
+
+
+def _phones_clock(args: argparse.Namespace) -> int:
+    """Seconds the phones' clock is ahead of the real time: with ``--lab DIR`` the lab's clock, read once
+    here for every shard and advancing with the real time (:mod:`phoneemu.commands._lab_clock`; said once
+    on stderr when more than a minute off the real time, kept for the JSON in ``args.phone_clock``); 0
+    without (``--tftp`` alone: the real time, the JSON as before)."""
+    from phoneemu.commands._lab_clock import clock_doc, clock_line, lab_clock_offset
+
+    if args.lab is None:
+        return 0
+    real = time.time()
+    offset = lab_clock_offset(args.lab, real)
+    line = clock_line(offset, real)
+    if line is not None:
+        say(args, line)
+    args.phone_clock = clock_doc("lab", int(real) + offset)
+    return offset
 
 
 def _image_signers(args: argparse.Namespace) -> tuple[bytes, ...]:
@@ -683,7 +710,9 @@ def _write_reports(args: argparse.Namespace, result: Any, target: BootTarget, ca
         if unkept is not None:
             unwritten.append(f"--json {args.json}: not written: {unkept}")
         elif _report("--json", args.json, lambda: _write_json(args.json, result, target, capture,
-                                                                 profile=args.profile, fill=fill), unwritten):
+                                                                 profile=args.profile, fill=fill,
+                                                                 clock=getattr(args, "phone_clock", None)),
+                     unwritten):
             written.add("--json")
     if args.junit is not None:
         if unkept is not None:
@@ -703,9 +732,10 @@ def _write_reports(args: argparse.Namespace, result: Any, target: BootTarget, ca
 
 
 def _write_json(path: Path, result: Any, target: BootTarget, capture: Any, *, profile: str,
-                fill: Mapping[str, str] | None = None) -> None:
+                fill: Mapping[str, str] | None = None, clock: Mapping[str, Any] | None = None) -> None:
     """``--json``: the summary and every phone's record (``phones``), written a record at a time; each way
-    out with its ``run``, as the summary says it (``fill``: :func:`_summary_fill`; None: no ``run``)."""
+    out with its ``run``, as the summary says it (``fill``: :func:`_summary_fill`; None: no ``run``);
+    ``clock``: the phones' clock (:func:`_phones_clock`), as ``clock``."""
     from phoneemu import version_text
     from phoneemu.phone.ways_out import ways_out_doc_run
 
@@ -717,6 +747,8 @@ def _write_json(path: Path, result: Any, target: BootTarget, capture: Any, *, pr
         summary["capture"] = capture_json(capture)
     doc = {"target": str(target), "profile": profile, "summary": summary,
            "phones": None, "phoneemu": version_text()}
+    if clock is not None:
+        doc["clock"] = dict(clock)
     write_output_text(path, json_doc.dumps_pieces(doc, "phones", (r.as_dict() for r in result.records),
                                                   indent=1))
 
@@ -839,6 +871,7 @@ def _storm_reported(args: argparse.Namespace) -> int:
                             use_https_config=not args.no_https_config)
         macs = [mac_text(m) for m in run_macs]
         mic_dir, symmetric_keys, auth_strings, lab_profiles = _lab_phones(args, macs)
+        clock_offset = _phones_clock(args)  # the lab's, read under its lock
         profiles = _profiles(args, macs, models, lab_profiles)
         spec = FleetSpec(target=target, address=address,  # the phones ask the address, DHCP option 150's
                          count=args.count, mac_start=run_macs[0], profile=args.profile,
@@ -856,7 +889,7 @@ def _storm_reported(args: argparse.Namespace) -> int:
                          prestate=prestate, mic_dir=mic_dir, symmetric_keys=symmetric_keys,
                          capf_retry_delay=args.capf_retry_delay, auth_string=args.auth_string,
                          auth_strings=auth_strings, image_signers=_image_signers(args),
-                         profile_overrides=capf_keygen_overrides(args))
+                         profile_overrides=capf_keygen_overrides(args), clock_offset_s=clock_offset)
     limit_mib = args.capture_limit if args.capture_limit is not None else DEFAULT_LIMIT_MIB
     capture = open_host_capture(args.capture, args.keylog, host, max_bytes=int(limit_mib * 1024 * 1024),
                                 limit_name=f"--capture-limit {limit_mib:g} MiB",  # before any boot: exit 2
