@@ -1043,6 +1043,8 @@ def _encryption(c: LabCluster, a: argparse.Namespace, now: int | None) -> None:
     c.set_encryption(macs, a.state == "on", mode=mode, symmetric_key=a.symmetric_key, now=now)
     if a.state == "on" and mode == "symmetric":
         _warn_no_manual_key(c, a, macs)
+    elif a.state == "on":
+        _warn_no_pki_decryption(c, a, macs)
 
 
 def _warn_no_manual_key(c: LabCluster, args: argparse.Namespace, macs: Sequence[str]) -> None:
@@ -1065,6 +1067,41 @@ def _warn_no_manual_key(c: LabCluster, args: argparse.Namespace, macs: Sequence[
                   "for its certificate): it will find no config it can read and take the default config; "
                   "use --encrypt pki (lab encryption ... --mode pki), or a model with one (--model 7942, "
                   "7962)")
+
+
+def _warn_no_pki_decryption(c: LabCluster, args: argparse.Namespace, macs: Sequence[str]) -> None:
+    """One stderr warning when phones whose configs are encrypted for their certificate are of a model that
+    cannot decrypt them (a profile not ``pki_capable``: the cp-7942-symmetric reads only configs encrypted
+    with its manual key, spec §C.4, §C.5). A warning, not a refusal: the lab may rehearse the phone taking
+    the default config."""
+    from phoneemu.phone.profile import get_profile
+    from phoneemu.scenario.phone_models import profile_for_model
+
+    unable: list[tuple[str, str]] = []
+    for mac in macs:
+        ph = c.state.phones.get(mac)
+        name = profile_for_model(ph.model) if ph is not None else None
+        if ph is not None and name is not None and not get_profile(name).pki_capable:
+            unable.append((mac, f"model {ph.model} ({name})"))
+    if unable:
+        mac, what = unable[0]
+        more = f" and {len(unable) - 1} more" if len(unable) > 1 else ""
+        say(args, f"warning: phone {mac}{more}: {what} cannot decrypt a config encrypted for its certificate "
+                  "(its only config encryption is the manual key, spec §C.5): it will find no config it can "
+                  "read and take the default config; use --encrypt symmetric --symmetric-key HEX (lab "
+                  "encryption ... --mode symmetric)")
+
+
+def _note_key_unused(c: LabCluster, args: argparse.Namespace, macs: Sequence[str]) -> None:
+    """One stderr note when ``--symmetric-key`` is given without ``--encrypt`` to phones whose configs are
+    not encrypted with it: the key is stored (a later ``lab encryption ... on --mode symmetric`` takes it),
+    not used now."""
+    unused = [mac for mac in macs if (ph := c.state.phones.get(mac)) is not None and ph.manual_key() is None]
+    if unused:
+        more = f" and {len(unused) - 1} more" if len(unused) > 1 else ""
+        say(args, f"note: phone {unused[0]}{more}: --symmetric-key stored, not used: the config is not "
+                  f"encrypted with it until lab encryption {c.root} --mac {unused[0]} on --mode symmetric "
+                  "(or --encrypt symmetric here)")
 
 
 def _exchange(c: LabCluster, a: argparse.Namespace, now: int | None) -> str:
@@ -1210,6 +1247,9 @@ def _mic_progress(args: argparse.Namespace, every: float = 5.0) -> Callable[[int
 
 def _phone_add(c: LabCluster, a: argparse.Namespace, now: int | None) -> str:
     _require_auth_choice(a.capf, a.auth_mode, a.auth_string, option="--capf")
+    if a.encrypt == "pki" and a.symmetric_key is not None:
+        raise PhoneEmuError("--symmetric-key goes with --encrypt symmetric (--encrypt pki encrypts for the "
+                            "phone's certificate)", path="symmetric-key")
     macs = _consecutive(a.mac, a.count)
     if len(macs) > 1:
         slower = " (seeded keys: slower)" if c.state.seed is not None else ""
@@ -1219,6 +1259,10 @@ def _phone_add(c: LabCluster, a: argparse.Namespace, now: int | None) -> str:
                  lsc_key=a.lsc_key, now=now, progress=_mic_progress(a) if len(macs) > 1 else None)
     if a.encrypt == "symmetric":
         _warn_no_manual_key(c, a, macs)
+    elif a.encrypt == "pki":
+        _warn_no_pki_decryption(c, a, macs)
+    elif a.symmetric_key is not None:
+        _note_key_unused(c, a, macs)
     if len(macs) == 1:
         return f"phone {macs[0]}: MIC in {c.phone_dir(macs[0])}/mic.pem (key mic.key, 0600)"
     return (f"{len(macs)} phones {macs[0]}..{macs[-1]}: MICs in {c.root}/phones/<MAC>/mic.pem "

@@ -40,7 +40,12 @@ Rules:
   fails on its own (the checks above) fails only its session; a save that fails, or a lock still held
   after ``lock_wait``, fails every session of that group, none of their records standing. Before, each
   record saved the whole state: in a storm of N enrolments against a lab of N phones, O(N²) work
-  (a 2,000-phone lab: ~70 ms of lab CPU per enrolment, phones timing out).
+  (a 2,000-phone lab: ~70 ms of lab CPU per enrolment, phones timing out). **Off the event loop**: the
+  commit (:meth:`LabCluster.update_locked`: the state and the phones' files written, renamed, fsynced) runs
+  in a thread, the loop serving TFTP, HTTP, TVS and the other sessions meanwhile; the wait for the lab lock
+  stays on the loop (polled). Each session still awaits its own record before its END_SESSION. Was: on the
+  loop — a 300-phone storm held it ~0.1-0.5 s per commit (~13 ms a record, mostly file writes), seconds on
+  a slower disk: HTTP answers late, phones falling back to TFTP after their 2 s timeout.
 * **Issued by the CAPF identity current at the record** (our convention): ``phoneemu lab regenerate DIR
   capf`` run by another process while a session runs makes the LSC that session issued (from the CAPF
   key it had) one the lab no longer vouches for. Under the lock, on the state as saved, the record
@@ -53,6 +58,17 @@ Rules:
   one whose key is neither RSA nor EC — DSA, Ed25519, §F.8), or malformed authentication data (a broken
   CERTIFICATE, a PASSWORD without its NUL: §F.6 "bad data"), is answered as CAPF answers it, END_SESSION
   REASON 7 (§F.6), and logged in one line as ``bad-auth`` with the reason; the server goes on serving.
+* **Failed sessions** (logging): every session that did not do what was asked — ``bad-auth``,
+  ``unknown-device``, ``keygen-failed``, ``store-failed``, ``fetch-failed``, ``delete-failed``, a
+  ``malformed``, ``timeout``, ``truncated``, ``error`` (``not recorded`` included) or a lost connection —
+  is a problem line with its reason at ``problem_log_level`` (WARNING; a scenario's lab: INFO), under the
+  lab's flood rule (:class:`phoneemu.net.tls.FailureLog`, as failed TLS handshakes): the first after a quiet
+  second said at once (``capf: PEER (TLS) SEP... op=install: bad-auth authentication string does not
+  match``), the others of each second in one line with their count and outcomes (``capf: 99 CAPF sessions
+  failed in the last 1.0 s (bad-auth 99)``), each still a line at INFO (``lab serve -v``);
+  :meth:`CapfHandler.flush` says the last count when the server stops. Was: an outcome word without ``:``
+  (``bad-auth``, ...) at INFO, so 100 refused authentications left no line without ``-v``. Successes
+  (installed, fetched, deleted, nothing-pending) and a phone's own close between frames stay INFO.
 * A malformed frame or a protocol violation closes that one connection with the reason logged; a whole
   session is bounded by ``session_timeout``. **Frame deadline** (ours): a client's frame must be complete
   within ``read_timeout`` of its first byte (§F.2 gives where it ends), and a client sending nothing at
@@ -91,9 +107,10 @@ from typing import TYPE_CHECKING
 from phoneemu.crypto import certs
 from phoneemu.errors import DecodeError, EncodeError, PhoneEmuError, ProtocolError, VerificationError
 from phoneemu.formats import config
-from phoneemu.lab.lock import LabBusyError, when_lab_lock_free
+from phoneemu.lab.lock import LabBusyError, try_lab_lock, when_lab_lock_free
 from phoneemu.lab.log_lines import loggable
 from phoneemu.lab.tvs_service import peer_text, tls_summary
+from phoneemu.net.tls import FailureLog
 from phoneemu.protocols import capf
 
 if TYPE_CHECKING:
@@ -115,6 +132,8 @@ _END_SEND_WAIT_S = 1.0
 
 #: Most characters of a client-chosen DEVICE_NAME (and of an outcome's detail) one log line carries
 _NAME_LOG_LIMIT = 64
+#: the outcomes of a session that did what was asked (:class:`phoneemu.protocols.capf.CapfResult`)
+_SUCCEEDED = frozenset({"installed", "fetched", "deleted", "nothing-pending"})
 _DETAIL_LOG_LIMIT = 512
 
 
@@ -157,6 +176,10 @@ class CapfHandler:
         #: the level a session ending in a problem (timeout, malformed, lost) is logged at: a scenario's
         #: lab rehearses them on purpose (INFO: its request log has each one, ``on_log``)
         self.problem_log_level = problem_log_level
+        #: the sessions that failed (module rules "Failed sessions"): said at ``problem_log_level``, a flood
+        #: of them once a second with their count and outcomes (each one still a line at INFO)
+        self.failures = FailureLog(_log, "capf", ("CAPF session failed", "CAPF sessions failed"),
+                                   level=problem_log_level)
         self.clock = clock
         self.read_timeout = read_timeout
         self.session_timeout = session_timeout
@@ -168,18 +191,25 @@ class CapfHandler:
         self._committing: asyncio.Task[None] | None = None
         self.commits = 0  # group commits made (one save of the state each); for tests and figures
 
+    def flush(self) -> None:
+        """Say the failures counted in the current interval (the server stops): none is left unsaid."""
+        self.failures.flush()
+
     def _now(self) -> int | None:
         return self.clock() if self.clock is not None else None
 
     def _emit(self, entry: CapfSessionLog) -> None:
-        self.results[entry.outcome.split(":", 1)[0]] = self.results.get(entry.outcome.split(":", 1)[0], 0) + 1
-        # a phone that closes (e.g. one that refused this server's certificate, spec §F.1) is the
-        # client's choice, logged at INFO; malformed messages, timeouts and lost connections warn
-        quiet = ":" not in entry.outcome or entry.outcome.startswith("closed: peer closed")
-        level = logging.INFO if quiet else self.problem_log_level
-        _log.log(level, "capf: %s (%s) %s op=%s: %s %s", entry.peer, entry.tls,
-                 loggable(entry.device_name, _NAME_LOG_LIMIT) or "-", entry.operation or "-", entry.outcome,
-                 loggable(entry.detail, _DETAIL_LOG_LIMIT))
+        """Count, log and report one session's end (module rules "Failed sessions"): a success or a phone's
+        own close at INFO; every failure through :attr:`failures`, with its reason."""
+        word = entry.outcome.split(":", 1)[0]
+        self.results[word] = self.results.get(word, 0) + 1
+        who = (f"{entry.peer} ({entry.tls}) {loggable(entry.device_name, _NAME_LOG_LIMIT) or '-'} "
+               f"op={entry.operation or '-'}")
+        why = f"{entry.outcome} {loggable(entry.detail, _DETAIL_LOG_LIMIT)}".rstrip()
+        if _failed(entry.outcome):
+            self.failures.failed(who, why, word)
+        else:
+            _log.info("capf: %s: %s", who, why)
         if self.on_log is not None:
             try:
                 self.on_log(entry)
@@ -427,8 +457,7 @@ class CapfHandler:
         what = group[0].what if len(group) == 1 else \
             f"record {len(group)} CAPF outcomes ({group[0].what.removeprefix('record ')}, ...)"
         try:
-            await when_lab_lock_free(lambda: self.cluster.update_locked(make_all, wait=False),
-                                     root=self.cluster.root, limit=self.lock_wait, what=what)
+            await self._update_off_loop(make_all, what)
         except Exception as exc:  # the group's (lock still held, the save failed): each session's, as before
             own = [exc] * len(group)
         self.commits += 1
@@ -439,6 +468,36 @@ class CapfHandler:
                 else:
                     rec.done.set_exception(failed)
         return took
+
+    async def _update_off_loop(self, change: Callable[[], None], what: str) -> None:
+        """:meth:`LabCluster.update_locked` of ``change`` in a thread (module rules "Group commit"): the
+        event loop serves meanwhile. The wait for the lab lock is :func:`when_lab_lock_free`'s, on the loop
+        (at most ``lock_wait`` seconds, logged as it logs): it tries the lock without waiting; once free,
+        the thread takes it and records; another process taking it in between is waited for again, within
+        the same ``lock_wait``."""
+        give_up = time.monotonic() + self.lock_wait
+        root = self.cluster.root
+
+        def lock_free() -> None:
+            with try_lab_lock(root, exclusive=True):
+                pass
+
+        while True:
+            await when_lab_lock_free(lock_free, root=root, limit=max(0.0, give_up - time.monotonic()),
+                                     what=what)
+            try:
+                await asyncio.to_thread(self.cluster.update_locked, change, wait=False)
+                return
+            except LabBusyError:
+                if time.monotonic() >= give_up:
+                    raise
+
+
+def _failed(outcome: str) -> bool:
+    """Whether a session's ``outcome`` is a failure (module rules "Failed sessions"): all but the
+    successes (:data:`_SUCCEEDED`) and a phone's own close between frames (``closed: peer closed``, its
+    choice: e.g. one that refused this server's certificate, spec §F.1)."""
+    return outcome not in _SUCCEEDED and not outcome.startswith("closed: peer closed")
 
 
 def _truncated(buffered: int, session: capf.CapfServerSession | None, how: str) -> str:

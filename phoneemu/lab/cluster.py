@@ -1378,6 +1378,8 @@ class LabCluster:
         if model is not None:
             ph.model = _model(model)
         self._set_encryption(ph, encrypt, symmetric_key, explicit=encrypt is not None)
+        if model is not None or encrypt is not None or symmetric_key is not None:
+            _check_manual_key(ph)
         self._set_capf(ph, capf_operation, _auth_mode(capf_auth_mode),
                        None if auth_string is None else str(auth_string), lsc_key)
         if new or mic is not None:  # written with the state's save (the module docstring)
@@ -1973,6 +1975,7 @@ class LabCluster:
             ph = replace(self._phone(mac))
             if on:
                 self._set_encryption(ph, mode, symmetric_key, explicit=True)
+                _check_manual_key(ph)
                 if ph.encrypt == "pki":
                     self._check_pki_recipient(mac)
             else:
@@ -2778,6 +2781,46 @@ def _auth_mode(value: int | str | None) -> int | None:
         raise EncodeError(f"CAPF auth mode {value!r}: 0..4 or one of {sorted(CAPF_AUTH_MODES)}",
                           path="auth_mode")
     return CAPF_AUTH_MODES[text]
+
+
+def _check_manual_key(ph: PhoneState) -> None:
+    """The manual key the lab encrypts ``ph``'s config with (:meth:`PhoneState.manual_key`) is one the phone
+    holds (spec §C.5): not all zeros (32 zero digits CLEAR the phone's key: it would never ask for its
+    ``.enc.sgn`` and take XmlDefault), and, for a model with a profile that takes a manual key, of the size
+    it takes (the trust store's own rule, :func:`_manual_key_problem`). EncodeError otherwise (path
+    ``symmetric_key``: the CLI names ``--symmetric-key``). A model with no manual key at all is the CLI's
+    warning, not a refusal (the lab may rehearse it)."""
+    key = ph.manual_key()
+    if key is None:
+        return
+    if not any(bytes.fromhex(key)):
+        raise EncodeError(f"phone {ph.mac}: an all-zero key clears a phone's manual config key (spec §C.5): "
+                          "the phone would never ask for its .enc.sgn and take XmlDefault; give a key that "
+                          "is not all zeros", path="symmetric_key")
+    problem = _manual_key_problem(ph.model, key)
+    if problem is not None:
+        raise EncodeError(f"phone {ph.mac} (model {ph.model}): {problem} (spec §C.5)", path="symmetric_key")
+
+
+@functools.lru_cache(maxsize=64)
+def _manual_key_problem(model: str, key: str) -> str | None:
+    """Why a phone of ``model`` cannot hold the manual key ``key`` (hex), by
+    :meth:`phoneemu.phone.store.TrustStore.set_symmetric_key` with its profile; None when it can, or when
+    phoneemu has no profile for the model or its profile takes no manual key. Cached: a fleet's phones
+    share a model and a key (40,000 phones, one store made)."""
+    from phoneemu.phone.profile import get_profile
+    from phoneemu.phone.store import TrustStore
+    from phoneemu.scenario.phone_models import profile_for_model
+
+    name = profile_for_model(model)
+    profile = get_profile(name) if name is not None else None
+    if profile is None or not profile.symmetric_key_bits:
+        return None
+    try:
+        TrustStore(profile=profile).set_symmetric_key(bytes.fromhex(key))
+    except EncodeError as exc:
+        return exc.message
+    return None
 
 
 def _hex_key(text: str) -> str:

@@ -34,7 +34,10 @@ trusts the same manufacturer — a phone moved between two seeded lab clusters w
 keeps a MIC both recognise.
 Seeded RSA keys are generated in pure Python (slow for 2048 bits), so in seeded mode the MIC *keys*
 come from a pool of ``MIC_KEY_POOL`` seeded keys chosen by the MAC (two phones may share a key pair;
-each still has its own MIC certificate, subject and serial). Unseeded clusters give every phone its
+each still has its own MIC certificate, subject and serial). So in a seeded lab a config PKI-encrypted to
+one phone's MIC (spec §C.3, §C.4) may be decrypted by another phone holding the same key pair: a test
+that one phone cannot read another's encrypted config passes falsely there; run it on an unseeded lab
+(README, ``lab init --seed``). Unseeded clusters give every phone its
 own fresh key; :meth:`LabPki.prepare_mic_keys` makes a batch of them on all cores first (OpenSSL
 releases the GIL), which is how scenario phone groups of hundreds start in seconds.
 Unseeded keys (identities and MICs) come from :mod:`phoneemu.crypto.key_supply`: fresh OpenSSL keys,

@@ -67,7 +67,7 @@ OPERATIONS: dict[str, tuple[str, Operation]] = {
     "phone-add": ("main", lambda c: c.add_phone(NEW_MACS[0], encrypt="pki", now=LATER)),
     "phone-add-count": ("main", lambda c: c.add_phones(NEW_MACS, now=LATER)),
     "phone-add-update": ("main", lambda c: c.add_phone(PLAIN_MAC, model="8861", encrypt="symmetric",
-                                                       symmetric_key="00" * 16, now=LATER)),
+                                                       symmetric_key="11" * 16, now=LATER)),
     "phone-add-mic": ("main", lambda c: c.add_phone(PKI_MAC, mic=c.phone_identity(PLAIN_MAC), now=LATER)),
     **{f"regenerate-{name}": ("main", _regenerate(name))
        for name in ("callmanager", "tvs", "itlrecovery", "capf", "callmanager-2", "tvs-2")},
