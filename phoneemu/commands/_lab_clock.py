@@ -25,12 +25,11 @@ SAID_BEYOND_S = 60
 
 
 def lab_now(lab: Path, real: float) -> int:
-    """The lab's "now" at the real time ``real`` (Unix seconds): a seeded lab's clock; an unseeded lab's
-    clock or the real time, whichever is later."""
+    """The lab's "now" at the real time ``real`` (Unix seconds: :meth:`~phoneemu.lab.state.ClusterState.
+    now_at`, the rule its operations date themselves by)."""
     from phoneemu.lab.state import load_state
 
-    state = load_state(lab)
-    return state.clock if state.seed is not None else max(int(real), state.clock)
+    return load_state(lab).now_at(real)
 
 
 def lab_clock_offset(lab: Path, real: float) -> int:

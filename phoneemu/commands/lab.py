@@ -121,7 +121,7 @@ def _now(cluster: LabCluster, args: argparse.Namespace) -> int | None:
     it, the next operation does not take the clock back."""
     if getattr(args, "now", None) is not None:
         return int(args.now)
-    return None if cluster.state.seed is not None else max(int(time.time()), cluster.state.clock)
+    return None if cluster.state.seed is not None else cluster.state.now_at(time.time())
 
 
 #: phones from which a lab operation says on stderr that it builds every served file again

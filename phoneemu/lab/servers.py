@@ -532,6 +532,7 @@ class LabServers:
             self._watch_task = None
             self._write_registrations()  # the last reports too
         await self._stop_all()
+        self.capf_handler.flush()  # a flood's last failed sessions, counted in the interval under way
         self.media.close()
         self.attacker.close()  # its media relays' sockets
         self._started = False

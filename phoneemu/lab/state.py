@@ -200,6 +200,13 @@ class ClusterState:
     stopped: list[str] = field(default_factory=list)
     log: list[LogEntry] = field(default_factory=list)
 
+    def now_at(self, real: float) -> int:
+        """The lab's "now" at the real time ``real`` (Unix seconds; our rule): a seeded lab runs on its own
+        clock; an unseeded one follows the real time, never behind its clock (a ``lab clock --advance``
+        holds until the real time passes it). Its operations date themselves by it and ``boot --lab``
+        phones run on it (:mod:`phoneemu.commands._lab_clock`)."""
+        return self.clock if self.seed is not None else max(int(real), self.clock)
+
     def add_log(self, entry: LogEntry) -> None:
         """Append ``entry`` to the change log, bounded by :data:`MAX_LOG_ENTRIES`: over it, the oldest
         entries go (a thousand at a time) — except the last ``ports`` entry, kept first: that a ``lab

@@ -7,6 +7,7 @@ Before, none of these options existed (argparse refused them: exit 2)."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import functools
 import logging
 import math
@@ -140,3 +141,13 @@ def test_lab_servers_give_the_sip_registrar_their_problem_log_level(cluster: Lab
     CAPF's; ``lab serve`` (the default) warns (was: the registrar warned in a scenario's lab too)."""
     assert LabServers(cluster, handshake_log_level=logging.INFO).sip_handler.problem_log_level == logging.INFO
     assert LabServers(cluster).sip_handler.problem_log_level == logging.WARNING
+
+
+def test_lab_servers_say_the_capf_failures_counted_when_they_stop(cluster: LabCluster) -> None:
+    """The failed CAPF sessions of a flood's last interval are said when the servers stop (was: lost when
+    they stopped within that second)."""
+    servers = LabServers(cluster)
+    flushed: list[bool] = []
+    servers.capf_handler.flush = lambda: flushed.append(True)  # type: ignore[method-assign]
+    asyncio.run(servers.stop())
+    assert flushed == [True]
