@@ -29,7 +29,7 @@ from phoneemu.errors import PhoneEmuError
 from phoneemu.values import address_of, host_port, parse_ascii_int, parse_host_port
 
 __all__ = ["ClusterAddress", "asked_port", "check_resolves", "cluster_address", "http_port",
-           "https_config_port", "lab_read_lock", "lab_recorded_elsewhere"]
+           "https_config_port", "lab_read_lock", "lab_recorded_elsewhere", "lab_served_now"]
 
 
 def asked_port(text: str, *, zero_hint: str = "") -> int:
@@ -176,6 +176,37 @@ def lab_recorded_elsewhere(lab: Path | None, host: str, tftp_port: int, *,
     if recorded.tftp_port == tftp_port and _same_host(host, recorded.host, addresses):
         return None
     return f"{host_port(recorded.host, recorded.tftp_port)} (HTTP {recorded.http_port})"
+
+
+def lab_served_now(lab: Path | None) -> str | None:
+    """With ``--lab DIR``: what the ``lab serve`` serving it now noted in ``DIR/.serve.lock`` (``pid 4242,
+    tftp 127.0.0.1:6969, http 127.0.0.1:6970, ...``: where it listens) while it holds that lock; None when
+    none does (no lab, not served, or a lab serve gone: its lock freed, its last note maybe left), or the
+    lock file cannot be read. One lab serve per lab folder (:func:`phoneemu.lab.lock.serving`): while one
+    runs, ``phoneemu lab serve DIR`` is refused, so no hint may offer it. The lock is tried shared without
+    waiting, and only when a note is left (a lab serve running, or one killed), then released at once."""
+    if lab is None:
+        return None
+    import fcntl
+    import os
+
+    from phoneemu.lab.lock import SERVE_LOCK_FILE
+
+    try:
+        fd = os.open(lab / SERVE_LOCK_FILE, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        held = os.pread(fd, 1024, 0).decode("utf-8", "replace").strip()
+        if held:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # taken: nobody serves the lab (closing frees it)
+        return None
+    except BlockingIOError:  # held: a lab serve runs
+        return held or None
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def cluster_address(args: argparse.Namespace) -> ClusterAddress:

@@ -39,6 +39,7 @@ from phoneemu.commands._cluster_address import (
     https_config_port,
     lab_read_lock,
     lab_recorded_elsewhere,
+    lab_served_now,
 )
 from phoneemu.commands._register import (
     add_call_options,
@@ -66,7 +67,7 @@ if TYPE_CHECKING:  # the phone, its crypto and its lab are imported where a boot
     from phoneemu.phone.sip import SipResult
 
 __all__ = ["add_capf_keygen_options", "capf_keygen_overrides", "capf_keygen_text", "ignored_heard",
-           "nothing_answered_hint",
+           "no_mic_hint", "nothing_answered_hint",
            "parse_hostport", "register", "unanswered_hint"]
 
 _EPILOG = """\
@@ -415,6 +416,30 @@ def unanswered_hint(report: BootReport, target: BootTarget, *, lab: Path | None 
     return nothing_answered_hint(target, lab=lab, heard=ignored_heard(d.reason or ""))
 
 
+#: the refusals for want of a phone certificate (neither an LSC nor a MIC), by rule, and the words their
+#: reason holds then (phoneemu.phone.rules: G.12.2's ``why``; phoneemu.phone.boot: CAPF rejected)
+_NO_CERTIFICATE = {"G.12.2-cert-hash-mismatch": "no phone certificate",
+                   "G.12.2-wait-auth-string": "no phone certificate",
+                   "F.6-capf-rejected": "the phone holds no certificate to authenticate with"}
+
+
+def no_mic_hint(report: BootReport, *, has_mic: bool) -> str | None:
+    """One line when the boot gave the phone no MIC (no ``--lab``, no ``--mic``/``--mic-key``) and a rule
+    refused for want of a phone certificate (:data:`_NO_CERTIFICATE`: a config encrypted to the phone's
+    certificate, spec §G.12.2; a CAPF session needing one to authenticate, §F.7): the emulated phone holds
+    none unless given one, where a real phone has its MIC from the factory — the options that give it one
+    (was: the refusal and ``F.7-no-capf-operation`` alone, nothing saying the phone had no MIC)."""
+    if has_mic:
+        return None
+    refused = next((d.rule for d in report.decisions if not d.accepted and d.rule in _NO_CERTIFICATE
+                    and _NO_CERTIFICATE[d.rule] in (d.reason or "")), None)
+    if refused is None:
+        return None
+    return (f"the emulated phone holds no MIC (no --lab, no --mic/--mic-key given), so no phone certificate "
+            f"({refused}): --lab DIR gives it the MIC that lab issued for its MAC, --mic PEM --mic-key PEM "
+            "the one its cluster knows")
+
+
 def ignored_heard(reason: str) -> str | None:
     """What a TFTP timeout's ``reason`` says was heard and ignored, its first one (``a reply from
     127.0.0.2:4711: not 127.0.0.1:69, the address asked``: :mod:`phoneemu.net.tftp_client`), or None."""
@@ -440,7 +465,9 @@ def nothing_answered_hint(target: BootTarget, *, lab: Path | None = None, heard:
     default 6970). Without ``--lab`` (a real cluster, most likely) CUCM's terms come first
     (:func:`_cucm_hint`; it offered only the lab's command). ``heard``: replies came but were ignored
     (:func:`ignored_heard`, the first of them): said instead of asking whether a server runs (was: "is the
-    cluster's TFTP server running there?" of a multi-homed server answering from another address)."""
+    cluster's TFTP server running there?" of a multi-homed server answering from another address).
+    While a lab serve of ``--lab DIR`` runs (it holds ``DIR/.serve.lock``, :func:`lab_served_now`), where it
+    listens is said instead of the ``lab serve`` command, which is refused then (one per lab; was offered)."""
     from phoneemu.lab.state import DEFAULT_PORTS
 
     tried_http = target.use_http and bool(target.http_port)
@@ -460,13 +487,17 @@ def nothing_answered_hint(target: BootTarget, *, lab: Path | None = None, heard:
         serve += f" --http-port {target.http_port}"
     cucm = "" if lab is not None else f" {_cucm_hint(target, tried_http)}"
     elsewhere = lab_recorded_elsewhere(lab, target.host, target.tftp_port)
+    served = lab_served_now(lab)  # a lab serve of it runs: "lab serve DIR" is refused, not offered
     if elsewhere is not None:  # was only "lab serve DIR --tftp-port <the port asked>", beside the one running
+        also = f"or: {serve}" if served is None else f"a lab serve of {folder} runs: {served}"
         return (f"nothing answered at {_host_text(target.host)} (TFTP port {target.tftp_port}{http}), and "
                 f"lab serve of {folder} last listened at {elsewhere}: leave --tftp out to boot where it "
-                f"listens (or: {serve}){_bare_v6_note(target.host, target.tftp_port)}")
+                f"listens ({also}){_bare_v6_note(target.host, target.tftp_port)}")
+    for_lab = (f"{serve} (it prints the ports it listens on)" if served is None else
+               f"a lab serve of {folder} runs ({served}; one lab serve per lab)")
     return (f"nothing answered at {_host_text(target.host)} (TFTP port {target.tftp_port}{http}): is the "
-            f"cluster's TFTP server running there?{cucm} For a lab: {serve} (it prints the ports it listens "
-            f"on){_bare_v6_note(target.host, target.tftp_port)}")
+            f"cluster's TFTP server running there?{cucm} For a lab: {for_lab}"
+            f"{_bare_v6_note(target.host, target.tftp_port)}")
 
 
 def _host_text(host: str) -> str:
@@ -481,12 +512,13 @@ def _cucm_hint(target: BootTarget, tried_http: bool) -> str:
     terms: its TFTP service, and the ports it serves files on (spec §H.1: UDP 69, TCP 6970) where this
     boot asked others — the likeliest mistake against CUCM, a lab's port copied from an example."""
     from phoneemu.lab.defaults import DEFAULT_PORTS
+    from phoneemu.phone.ways_out import CUCM_SERVICEABILITY  # the ways out's words
 
     tftp, http = DEFAULT_PORTS["tftp"], DEFAULT_PORTS["http"]
     asked = [("TFTP", target.tftp_port, tftp), *([("HTTP", target.http_port, http)] if tried_http else [])]
     other = [f"{name} port {port}" for name, port, usual in asked if port != usual]
     said = f"; this boot asked {' and '.join(other)}" if other else ""
-    return ("On CUCM: is its TFTP service activated and started on that node (Cisco Unified Serviceability), "
+    return (f"On CUCM: is its TFTP service activated and started on that node ({CUCM_SERVICEABILITY}), "
             f"UDP {tftp} and TCP {http} open from here? CUCM serves the files on those ports (spec §H.1)"
             f"{said}.")
 
@@ -851,9 +883,10 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
             for line in _placeholder_legend(report, fill, sip_result if where_sip is not None else None,
                                             call_result if called else None, other_cluster=other):
                 print(line)
-        hint = unanswered_hint(report, target, lab=args.lab)
-        if hint is not None:
-            say(args, hint)
+        for hint in (unanswered_hint(report, target, lab=args.lab),
+                     no_mic_hint(report, has_mic=mic is not None)):
+            if hint is not None:
+                say(args, hint)
         registered = where_sip is None or (sip_result is not None and sip_result.registered)
         called = (args.call or args.answer) is None or (call_result is not None and call_result.media_flowed)
         return 0 if report.ok and registered and called else 1

@@ -18,7 +18,8 @@ Several servers (given, or named by a phone's config with --config) are each ask
 every TVS node know it? A phone asks them in priority order and moves on only when one does not
 answer (or, with --itl, is not a TVS record of its ITL), so the first that answers decides; the
 summary says which one decides now and what each later one would say if the earlier ones were down
-(a node that does not vouch locks phones out on failover, spec §E.1).
+(a node that does not vouch locks phones out on failover, spec §E.1). One server asked gets the same
+summary (its text; its --json is its answer alone, without --config or --flash).
 
 A QUERY answer vouches only with the certificate returned: the phone verifies the signer with it
 (spec §E.3, §E.7.2), so "valid" without one, or with another certificate than the one asked about (its
@@ -219,6 +220,8 @@ def _what_to_try(server: tuple[str, int], error: TransportError, timeout: float)
     something listening (was said as nothing listening), another connect failure (no route) names the
     route. A server that answered, but not with TLS, is said so (was: "the TLS handshake ... failed", and
     another TLS version to try, where no handshake took place)."""
+    from phoneemu.phone.ways_out import CUCM_SERVICEABILITY, CUCM_TVS_SERVICE  # the ways out's words
+
     host, port = server
     where = host_port(host, port) + (f" (CUCM's TVS is on {TVS_PORT})" if port != TVS_PORT else "")
     message = error.message
@@ -226,8 +229,8 @@ def _what_to_try(server: tuple[str, int], error: TransportError, timeout: float)
         return (f"the name {host} does not resolve here: give the TVS node's address, or a name this "
                 "machine resolves")
     if error.kind == "unreachable" and "connection refused" in message:
-        return (f"nothing listens on {where}: is the Cisco Trust Verification Service running on that node "
-                "(Cisco Unified Serviceability)?")
+        return (f"nothing listens on {where}: is {CUCM_TVS_SERVICE} running on that node "
+                f"({CUCM_SERVICEABILITY})?")
     if error.kind == "unreachable" and "cannot connect" in message and "connection reset" not in message:
         return (f"no connection to {where}: is the address right, and is there a route to it (a firewall "
                 f"rejecting TCP {port})?")
@@ -648,14 +651,14 @@ def handler(args: argparse.Namespace) -> int:
             for server, (reply, error, trusted) in zip(servers, asyncio_run(ask_all()), strict=True)]
     note = _no_itl_note(args)
     itl = _itl_named(args)
-    if len(docs) == 1 and args.config is None:  # one server named: its answer, as it always was
-        shown = {**docs[0], "note": note} if note else docs[0]
-        print(json_doc.dumps(shown, indent=2) if args.json else
-              "\n".join([_text(_escaped(docs[0]), _escaped(itl)), *_escaped([note] if note else [])]))
-    else:
-        summary = {**_summary(docs, itl), **({"note": note} if note else {})}
-        print(json_doc.dumps({**summary, "servers": docs}, indent=2) if args.json else
-              "\n".join([_several_text(_escaped(docs), _escaped(summary), _escaped(itl)),
+    summary = {**_summary(docs, itl), **({"note": note} if note else {})}
+    if args.json and len(docs) == 1 and args.config is None:  # one server named: its answer's JSON, as it
+        # always was (a --config or --flash one: the summary's, servers listed)
+        print(json_doc.dumps({**docs[0], "note": note} if note else docs[0], indent=2))
+    elif args.json:
+        print(json_doc.dumps({**summary, "servers": docs}, indent=2))
+    else:  # the summary under each server's answer, one server's too (was: none for one named)
+        print("\n".join([_several_text(_escaped(docs), _escaped(summary), _escaped(itl)),
                          *_escaped([note] if note else [])]))
     return 0 if all(_vouches(d) for d in docs) else 1
 

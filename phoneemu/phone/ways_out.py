@@ -116,11 +116,19 @@ from phoneemu.errors import VerifyReason
 if TYPE_CHECKING:
     from phoneemu.phone.profile import PhoneProfile
 
-__all__ = ["FLASH_NOT_KEPT", "NOT_A_LAB", "NO_WAY_OUT", "PLACEHOLDERS", "TVS_ELSEWHERE", "WAYS_BY_KIND",
-           "HeldLists", "WayOut", "WaysGroup", "held_lists", "legend_lines", "no_way_out", "no_way_out_lines",
-           "phone_placeholders_left", "placeholder_lines", "tvs_back_fill", "way_out_lines", "ways_doc_said",
-           "ways_group", "ways_group_of", "ways_json_said", "ways_key", "ways_out", "ways_out_doc",
-           "ways_out_doc_run", "ways_out_json", "ways_out_text"]
+__all__ = ["CUCM_SERVICEABILITY", "CUCM_TVS_SERVICE", "FLASH_NOT_KEPT", "NOT_A_LAB", "NO_WAY_OUT",
+           "PLACEHOLDERS", "TVS_ELSEWHERE", "WAYS_BY_KIND", "HeldLists", "WayOut", "WaysGroup", "held_lists",
+           "legend_lines", "no_way_out", "no_way_out_lines", "phone_placeholders_left", "placeholder_lines",
+           "tvs_back_fill", "way_out_lines", "ways_doc_said", "ways_group", "ways_group_of",
+           "ways_json_said", "ways_key", "ways_out", "ways_out_doc", "ways_out_doc_run", "ways_out_json",
+           "ways_out_text"]
+
+#: CUCM's name of the service that answers the phones' TVS queries (seed: Trust Verification Service), in
+#: bringing TVS back (:data:`_TVS_BACK`) and in ``tvs``'s hint of a TVS port nothing listens on: one text
+CUCM_TVS_SERVICE = "the Cisco Trust Verification Service"
+#: where a CUCM node's services (TVS, TFTP) are activated and started: said with :data:`CUCM_TVS_SERVICE`,
+#: and in ``boot``'s hint of a TFTP server nothing answered at
+CUCM_SERVICEABILITY = "Cisco Unified Serviceability"
 
 
 @dataclass(frozen=True)
@@ -224,8 +232,8 @@ _DELETE = WayOut(
     fleet_lab="phoneemu phone erase --fleet-flash FLEET")
 _TVS_BACK = WayOut(
     "a TVS outage, or TVS moved",
-    "bring TVS back where the phones' config names it: start the Cisco Trust Verification Service on that "
-    "node (Cisco Unified Serviceability) — their last accepted config lists the TVS servers they ask; a TVS "
+    f"bring TVS back where the phones' config names it: start {CUCM_TVS_SERVICE} on that node "
+    f"({CUCM_SERVICEABILITY}) — their last accepted config lists the TVS servers they ask; a TVS "
     "moved to another address is unreachable to them — and the phones take the file they "
     "refused at their next reset, TVS vouching for its signer (seed: Trust Verification Service)",
     "phoneemu lab service DIR tvs start", "tvs-outage")

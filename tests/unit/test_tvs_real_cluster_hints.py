@@ -28,7 +28,7 @@ def cert_file(tmp_path: Path) -> Path:
 
 def _no_answer_line(server: str, cert_file: Path, capsys: pytest.CaptureFixture[str]) -> str:
     assert main(["tvs", server, str(cert_file), "--timeout", "0.5"]) == 1
-    lines = [line for line in capsys.readouterr().out.splitlines() if "no answer" in line]
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  no answer")]
     assert len(lines) == 1, lines
     return lines[0]
 
