@@ -38,9 +38,19 @@ recorded one) when a phone's rules say so, as ``boot``'s (spec §H.1: a cp-8861 
 version 1.1 and a TFTP record with an EC key, a lab made with ``lab init --https-key``): "files
 received: N over HTTP, N over HTTPS" and each --json record's files_over count it; --no-https-config
 never asks it.
+The summary's first line counts the phones asked for: "3000 phones: 2900 booted, 82 failed, 18 not
+started (interrupted) in 14.03s (212.5 boots finished/s, sustained 230.1/s)": the rate is boots finished
+(booted or failed) per second of the run; "sustained" is the mean of the boots finished in each full
+second between the first and the last second in which boots ended (the ramp-up before the first boot
+ended and the last, partial second left out; the overall rate when that leaves fewer than 3 seconds). Both
+are rounded once, to 0.1/s, as --json has them (boots_per_s, sustained_boots_per_s) and --plot shows them.
 Ctrl-C (or SIGTERM) starts no new boot, lets the boots under way finish and still writes the
 summary, --json, --junit and --plot of what ran (the rest count as not started; interrupted as the
-shards start, no phone booted), then exits 130; a second Ctrl-C aborts at once.
+shards start, no phone booted: "40 phones: none started (interrupted)"), then exits 130; a second Ctrl-C
+aborts at once. The phones not started are named by MAC: runs of consecutive MACs in the summary and in
+--json (not_started_macs, at most 1,000 runs), a --junit case each, named by its MAC (as many cases as a
+whole run has): skipped when interrupted, an error when --max-time (or giving up, or the run's time bound)
+stopped them, as the exit status 1 says.
 When nothing answers at the target (a mistyped address, a cluster down), a shard starts no new boot
 once its first 32 phones got no answer to any request (every one timed out or was unreachable): the
 summary says so and counts the rest as not started (--keep-going boots every phone anyway); one
@@ -241,7 +251,8 @@ def register(sub: Any) -> None:
                    help="event loop of the phone processes: auto (the default) = uvloop when "
                    "installed, else asyncio")
     b.add_argument("--max-time", type=positive_float, default=None, metavar="S",
-                   help="start no new boot after S seconds (the rest count as not started)")
+                   help="start no new boot after S seconds (the rest count as not started: exit 1, and "
+                   "in --junit an error case each, named by its MAC)")
     b.add_argument("--keep-going", action="store_true",
                    help=f"boot every phone even when nothing answers: by default a shard starts no new boot "
                    f"once its first {GIVE_UP_UNANSWERED} phones got no answer to any request (a wrong "
@@ -594,10 +605,74 @@ def _why(result: Any) -> str:
     return "--max-time"
 
 
+def _stopped(result: Any) -> str:
+    """Why some phones were not started, in a few words (the summary's first line, the plot's title):
+    ``interrupted``, ``interrupted as the shards started``, ``--max-time``, ``giving up: no answer``, or
+    the run's time bound (:func:`_why` says it whole)."""
+    if result.interrupted:
+        early = getattr(result, "before_storm", False)
+        return "interrupted as the shards started" if early else "interrupted"
+    if result.overran:
+        return str(result.overran)
+    return "giving up: no answer" if result.gave_up else "--max-time"
+
+
+#: the runs of not-started MACs ``--json`` lists (``not_started_macs``), and the summary line
+_RUNS_LISTED, _RUNS_SAID = 1000, 5
+
+
+def _not_started_macs(run_macs: Sequence[int], result: Any) -> list[int] | None:
+    """The MACs of the phones not started, in the run's order: the run's phones with no record and not
+    in a lost shard; None when that is not known (the records were not kept: no --json nor --junit), i.e.
+    when it does not come to ``result.not_started``."""
+    if not result.not_started:
+        return []
+    if result.records_unkept is not None:
+        return None
+    recorded = {int(rec.mac, 16) for rec in result.records}
+    at = {mac: i for i, mac in enumerate(run_macs)}
+    gone: set[int] = set()
+    for shard in result.lost:  # a shard's phones are a slice of the run's
+        first = at.get(shard.first_mac)
+        gone.update(run_macs[first:first + shard.phones] if first is not None else ())
+    macs = [mac for mac in run_macs if mac not in recorded and mac not in gone]
+    return macs if len(macs) == result.not_started else None
+
+
+def _not_started_line(result: Any, macs: Sequence[int] | None) -> str:
+    """``not started (interrupted): 18: 0A0000000BB6..0A0000000BC7``: the first few runs of MACs, when
+    known."""
+    from phoneemu.fleet.metrics import mac_runs, runs_text
+
+    line = f"not started ({_why(result)}): {result.not_started}"
+    if not macs:
+        return line
+    runs = runs_text(mac_runs(macs))
+    more = f" and {counted(len(runs) - _RUNS_SAID, 'other run')}" if len(runs) > _RUNS_SAID else ""
+    return f"{line}: {', '.join(runs[:_RUNS_SAID])}{more}"
+
+
+def _not_started_case(result: Any, max_time: float | None) -> tuple[str, bool]:
+    """The message of a not-started phone's JUnit case and whether it is an error (a run stopped by
+    --max-time, by giving up or by its time bound: exit 1, not green) rather than skipped (interrupted:
+    the user stopped it, exit 130)."""
+    n = counted(result.not_started, "phone")
+    if result.interrupted:
+        return f"not started: interrupted before it booted ({n} not started)", False
+    if result.overran or result.gave_up:
+        return f"not started: {_why(result)} ({n} not started)", True
+    limit = f"--max-time {max_time:g} s" if max_time is not None else "--max-time"
+    return f"not started: {limit} stopped {n} before they started", True
+
+
 def _write_junit(path: Path, result: Any, *, target: str, count: int, lab: Path | None = None,
-                 flash: Path | None = None) -> None:
-    """``--junit``: a case per phone booted (:mod:`phoneemu.fleet.junit`), one skipped case counting the
-    phones not started, one error case per shard process that died. Its ways out name the lab folder
+                 flash: Path | None = None, not_started: Sequence[int] | None = None,
+                 max_time: float | None = None) -> None:
+    """``--junit``: a case per phone booted (:mod:`phoneemu.fleet.junit`), a case per phone not started
+    named by its MAC (``not_started``; when not known, one case counting them) — skipped when interrupted,
+    an error when --max-time, giving up or the time bound stopped them (:func:`_not_started_case`: exit 1,
+    so not green; was one skipped case ``not started``, no MAC, a --max-time run green) —, one error case
+    per shard process that died: the cases add up to the phones asked for. Its ways out name the lab folder
     (``lab``) and the phone's own flash (``flash``/MAC) where known, as the summary does, and are those of
     the lists the phone holds (its record's ``held``, as the summary's group: was the table's when the
     flash was not kept, ``lab rollback OLD on`` to a phone holding a CTL), followed by the legend of the
@@ -634,8 +709,10 @@ def _write_junit(path: Path, result: Any, *, target: str, count: int, lab: Path 
     def cases() -> Iterator[Case]:  # one at a time: write_cases streams them
         yield from map(case, result.records)
         if result.not_started:
-            yield Case("not started", skipped=f"{counted(result.not_started, 'phone')} not started "
-                       f"({_why(result)})")
+            message, error = _not_started_case(result, max_time)
+            names = [f"{m:012X}" for m in not_started] if not_started else ["not started"]
+            for name in names:  # a generator: 40,000 cases written one at a time
+                yield Case(name, error=message) if error else Case(name, skipped=message)
         yield from (Case(f"lost shard {i + 1}", error=lost.message()) for i, lost in enumerate(result.lost))
     write_cases(path, suites="phoneemu fleet", suite=f"fleet boot {counted(count, 'phone')} -> {target}",
                 cases=cases(), time_s=result.metrics.wall_s)
@@ -699,10 +776,12 @@ def _summary_fill(args: argparse.Namespace, target: BootTarget, macs: Sequence[s
 
 
 def _write_reports(args: argparse.Namespace, result: Any, target: BootTarget, capture: Any,
-                   fill: Mapping[str, str]) -> list[str]:
+                   fill: Mapping[str, str], *, not_started: Sequence[int] | None = None) -> list[str]:
     """``--json``, ``--junit`` and ``--plot`` of the run, each tried; what could not be written, a line each.
     The records come from ``result.records`` a record at a time (a spool on disk): neither report holds
-    them all; --plot draws from the metrics' compact arrays (latencies, end times)."""
+    them all; --plot draws from the metrics' compact arrays (latencies, end times). ``not_started``: the
+    MACs of the phones not started (:func:`_not_started_macs`), named by --json and --junit; the plot's
+    title counts them and says why."""
     unwritten: list[str] = []
     written: set[str] = getattr(args, "reports_written", set())  # this run's: never removed (_boot)
     unkept = result.records_unkept
@@ -711,7 +790,9 @@ def _write_reports(args: argparse.Namespace, result: Any, target: BootTarget, ca
             unwritten.append(f"--json {args.json}: not written: {unkept}")
         elif _report("--json", args.json, lambda: _write_json(args.json, result, target, capture,
                                                                  profile=args.profile, fill=fill,
-                                                                 clock=getattr(args, "phone_clock", None)),
+                                                                 clock=getattr(args, "phone_clock", None),
+                                                                 models=getattr(args, "run_models", None),
+                                                                 asked=args.count, not_started=not_started),
                      unwritten):
             written.add("--json")
     if args.junit is not None:
@@ -719,12 +800,15 @@ def _write_reports(args: argparse.Namespace, result: Any, target: BootTarget, ca
             unwritten.append(f"--junit {args.junit}: not written: {unkept}")
         elif _report("--junit", args.junit, lambda: _write_junit(args.junit, result, target=str(target),
                                                                  count=args.count, lab=args.lab,
-                                                                 flash=args.flash), unwritten):
+                                                                 flash=args.flash, not_started=not_started,
+                                                                 max_time=args.max_time), unwritten):
             written.add("--junit")
     if args.plot is not None:
         from phoneemu.fleet.plot import plot_metrics
 
         title = f"phoneemu fleet: {counted(args.count, 'phone')} -> {target}"
+        if result.not_started:  # was the phones asked for alone: an interrupted storm read as whole
+            title += f", {result.not_started} not started ({_stopped(result)})"
         if _report("--plot", args.plot, lambda: plot_metrics(result.metrics, args.plot, title=title),
                    unwritten):
             written.add("--plot")
@@ -732,21 +816,39 @@ def _write_reports(args: argparse.Namespace, result: Any, target: BootTarget, ca
 
 
 def _write_json(path: Path, result: Any, target: BootTarget, capture: Any, *, profile: str,
-                fill: Mapping[str, str] | None = None, clock: Mapping[str, Any] | None = None) -> None:
+                fill: Mapping[str, str] | None = None, clock: Mapping[str, Any] | None = None,
+                models: Mapping[str, int] | None = None, asked: int | None = None,
+                not_started: Sequence[int] | None = None) -> None:
     """``--json``: the summary and every phone's record (``phones``), written a record at a time; each way
     out with its ``run``, as the summary says it (``fill``: :func:`_summary_fill`; None: no ``run``);
-    ``clock``: the phones' clock (:func:`_phones_clock`), as ``clock``."""
+    ``clock``: the phones' clock (:func:`_phones_clock`), as ``clock``. Given the run's phones by model
+    (``models``), ``profile`` is the fleet's model when every phone is that one, else null, and ``profiles``
+    counts the phones by model (was ``profile`` alone, the default's name in a mixed fleet); without,
+    ``profile`` as given. The summary's ``phones_asked`` (``asked``) is ``phones`` (those with a record)
+    + ``not_started`` + ``lost``; ``not_started_macs`` names the phones not
+    started as runs of consecutive MACs (``FIRST..LAST``), at most :data:`_RUNS_LISTED` runs, the MACs of
+    the others counted in ``not_started_macs_not_listed``."""
     from phoneemu import version_text
+    from phoneemu.fleet.metrics import mac_runs, runs_text
     from phoneemu.phone.ways_out import ways_out_doc_run
 
     summary = result.summary()
+    if asked is not None:
+        summary["phones_asked"] = asked
+    if not_started is not None:
+        runs = mac_runs(not_started)
+        summary["not_started_macs"] = runs_text(runs[:_RUNS_LISTED])
+        summary["not_started_macs_not_listed"] = sum(b - a + 1 for a, b in runs[_RUNS_LISTED:])
     if fill is not None:
         for key in ("ways_out", "sip_ways_out", "media_ways_out"):
             summary[key] = ways_out_doc_run(summary[key], fill)
     if capture is not None:
         summary["capture"] = capture_json(capture)
-    doc = {"target": str(target), "profile": profile, "summary": summary,
-           "phones": None, "phoneemu": version_text()}
+    doc: dict[str, Any] = {"target": str(target), "profile": profile}
+    if models:  # the run's mix known: the one model, or null beside the counts
+        mix = dict(collections.Counter(models).most_common())
+        doc |= {"profile": next(iter(mix)) if len(mix) == 1 else None, "profiles": mix}
+    doc |= {"summary": summary, "phones": None, "phoneemu": version_text()}
     if clock is not None:
         doc["clock"] = dict(clock)
     write_output_text(path, json_doc.dumps_pieces(doc, "phones", (r.as_dict() for r in result.records),
@@ -897,6 +999,7 @@ def _storm_reported(args: argparse.Namespace) -> int:
     which = (f"of {args.models or args.flash}, {_macs_text(macs, between=' ... ')}" if listed else
              _macs_text(macs))
     run_models = _models_of_run(args, args.count, profiles)
+    args.run_models = run_models  # --json's profile and profiles
     mix = _model_mix(run_models, by_phone=bool(profiles))
     slow = capf_keygen_text(spec.profile_overrides)  # the models' CAPF key generation overridden
     mix += f"; {slow}" if slow else ""
@@ -948,7 +1051,10 @@ def _storm_reported(args: argparse.Namespace) -> int:
     if capture is not None:
         capture.close()
     fill = _summary_fill(args, target, macs, listed=listed, failures=result.metrics.failed_alike.kinds())
-    print(result.metrics.render(fill or None, why=_FLEET_LEAVES, otherwise=_LEFT_BY_FLEET))
+    not_started = _not_started_macs(run_macs, result)
+    print(result.metrics.render(fill or None, why=_FLEET_LEAVES, otherwise=_LEFT_BY_FLEET, asked=args.count,
+                                not_started=result.not_started, stopped=_stopped(result),
+                                lost=result.lost_phones))
     if result.metrics.total and result.metrics.unanswered == result.metrics.total and not result.lost:
         heard = next((h for kind in result.metrics.failed_alike.kinds()
                       if (h := ignored_heard(str(kind.get("reason") or ""))) is not None), None)
@@ -960,11 +1066,11 @@ def _storm_reported(args: argparse.Namespace) -> int:
         for line in capture_summary(capture):
             print(line)
     if result.not_started:
-        print(f"not started ({_why(result)}): {result.not_started}")
+        print(_not_started_line(result, not_started))
     for lost in result.lost:
         print(f"lost: {lost.message()}")
     try:
-        unwritten = _write_reports(args, result, target, capture, fill)
+        unwritten = _write_reports(args, result, target, capture, fill, not_started=not_started)
     finally:
         result.close()  # the records' spool
     if unwritten:  # each report tried; the summary above is the storm's

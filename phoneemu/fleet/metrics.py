@@ -13,12 +13,19 @@ Rules (issue #6):
   unusable) has no latency or end time: it is counted, not timed (was 0 ms in the percentiles, a boot
   at 0 s in the rate and ``--plot``); its record's ``latency_ms`` and ``end_s`` are null (were 0); its
   JUnit case's ``time`` stays 0.000 (the attribute a JUnit schema requires).
-* "Rate" is boots per second: overall (``boots / wall time``), and per one-second bucket of end times
+* "Rate" is boots finished per second — booted or failed, each boot that ended: overall (``boots / wall
+  time``), and per one-second bucket of end times
   (:meth:`FleetMetrics.rate_series`) for the plot; ``sustained`` is the mean rate over the full
   buckets between the first and last that saw boots end (our convention: the seconds before the first
   boot ended, the ramp-up and tail seconds are dropped; a mean,
   not a median, so a storm whose boots end in bursts — CAPF enrolments recorded in groups — is not
-  reported as 0/s when most seconds see none end).
+  reported as 0/s when most seconds see none end). Each rate is rounded once, to 0.1/s, in
+  :meth:`FleetMetrics.summary`, and that value is what the JSON, the text and ``--plot`` show
+  (:func:`rate_text`; the text rounded the rounded value again, 77.5 printed 78, the plot 77).
+* The summary's first line counts the phones asked for (``render(asked=...)``): booted, failed, not started
+  (and why: interrupted, ``--max-time`` ...) and lost, which add up to them; a run in which no phone started
+  says so (``40 phones: none started (interrupted)``, was ``0 phones: 0 booted, 0 failed in 0.00s``). The
+  phones not started are named as runs of consecutive MACs (:func:`mac_runs`, :func:`runs_text`).
 * A failed boot's record keeps the lists the phone holds (``held``: a CTL, the rollback ITL; two bits,
   a shared value): a fleet's lockouts are grouped by them where they choose other ways out
   (:func:`phoneemu.phone.ways_out.ways_group`: phones holding a CTL are not told the rollback ITL).
@@ -83,10 +90,13 @@ __all__ = [
     "failure_text",
     "file_kind",
     "kind_lines",
+    "mac_runs",
     "model_lines",
     "outcome_of",
     "peak_rss_mib",
     "percentile",
+    "rate_text",
+    "runs_text",
     "tally_lines",
     "transport_lines",
 ]
@@ -333,6 +343,28 @@ class RecordSpool(Sequence[BootRecord]):
         self._lines.close()
         self._order = array("q")
         self._starts.clear()
+
+
+def rate_text(per_s: float) -> str:
+    """A rate as the summary rounded it (to 0.1/s: :meth:`FleetMetrics.rate_shown`), written as is, with
+    thousands separators: ``77.5``, ``1,204.0`` (module rules: one rounding, the JSON's value)."""
+    return f"{per_s:,.1f}"
+
+
+def mac_runs(macs: Iterable[int]) -> list[tuple[int, int]]:
+    """``macs`` (in the order given) as runs of consecutive MACs, each (first, last)."""
+    runs: list[tuple[int, int]] = []
+    for mac in macs:
+        if runs and mac == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], mac)
+        else:
+            runs.append((mac, mac))
+    return runs
+
+
+def runs_text(runs: Iterable[tuple[int, int]]) -> list[str]:
+    """Each run of MACs as ``FIRST..LAST``, a run of one MAC as that MAC (12 hex digits)."""
+    return [f"{a:012X}" if a == b else f"{a:012X}..{b:012X}" for a, b in runs]
 
 
 def percentile(sorted_values: Sequence[float], q: float) -> float | None:
@@ -694,6 +726,10 @@ class FleetMetrics:
         booted = self.total - self.by_rule.get(NOT_BOOTED, 0)
         return booted / span if span > 0 and booted else 0.0
 
+    def rate_shown(self) -> float:
+        """:meth:`rate` rounded once, to 0.1/s: the value the JSON, the text and ``--plot`` show."""
+        return round(self.rate(), 1)
+
     def rate_series(self, bucket_s: float = 1.0) -> list[int]:
         """Boots finished in each ``bucket_s`` interval since the start."""
         if not self.end_times:
@@ -743,7 +779,7 @@ class FleetMetrics:
             "tftp": self.tftp_summary(),
             "latency_ms": self.latency_percentiles(),
             "wall_s": round(self.wall_s, 3),
-            "boots_per_s": round(self.rate(), 1),
+            "boots_per_s": self.rate_shown(),
             "sustained_boots_per_s": round(self.sustained_rate(), 1),
             "peak_rss_mib": {k: round(v, 1) for k, v in sorted(self.peak_rss.items())},
             "failures": list(self.failures),
@@ -780,17 +816,17 @@ class FleetMetrics:
         return out
 
     def render(self, fill: Mapping[str, str] | None = None, *, why: Mapping[str, str] | None = None,
-               otherwise: str = "not known to fleet boot") -> str:
+               otherwise: str = "not known to fleet boot", asked: int | None = None, not_started: int = 0,
+               stopped: str = "not started", lost: int = 0) -> str:
         """The human summary printed at the end of ``phoneemu fleet boot`` (``fill``: the placeholders
         of the ways out's lab commands that are known, :func:`phoneemu.phone.ways_out.way_out_lines`), its
         ways out followed once by the legend of the placeholders they leave, as the other fleets' texts
         say it (:func:`phoneemu.phone.ways_out.placeholder_lines`: ``why`` by name, else ``otherwise``; was
-        ``OLD`` bare, with no legend)."""
+        ``OLD`` bare, with no legend). Its first line counts the phones ``asked`` for (default: those with
+        a record), the ``not_started`` among them (``stopped``: why) and the ``lost`` (module rules)."""
         s = self.summary()
         lat = s["latency_ms"]
-        lines = [f"{counted(s['phones'], 'phone')}: {s['booted']} booted, {s['failed']} failed in "
-                 f"{s['wall_s']:.2f}s ({s['boots_per_s']:.0f} boots/s, "
-                 f"sustained {s['sustained_boots_per_s']:.0f}/s)"]
+        lines = [self._head(s, asked=asked, not_started=not_started, stopped=stopped, lost=lost)]
         if lat["p50"] is not None:
             lines.append(f"latency ms: p50 {lat['p50']:.1f}  p90 {lat['p90']:.1f}  p99 {lat['p99']:.1f}  "
                          f"max {lat['max']:.1f}")
@@ -815,6 +851,20 @@ class FleetMetrics:
         every_way = [*s["sip_ways_out"], *s["media_ways_out"], *s["ways_out"]]
         lines += placeholder_lines(every_way, fill or {}, why or {}, otherwise)
         return "\n".join(lines)
+
+    @staticmethod
+    def _head(s: Mapping[str, Any], *, asked: int | None, not_started: int, stopped: str, lost: int) -> str:
+        """The summary's first line (module rules): ``3000 phones: 2982 booted, 0 failed, 18 not started
+        (interrupted) in 14.03s (212.5 boots finished/s, sustained 230.1/s)``; no phone started: ``40
+        phones: none started (interrupted)``. The rates are the summary's, as the JSON has them."""
+        phones = counted(s["phones"] if asked is None else asked, "phone")
+        if not s["phones"] and not lost and not_started:
+            return f"{phones}: none started ({stopped})"
+        counts = f"{s['booted']} booted, {s['failed']} failed"
+        counts += f", {not_started} not started ({stopped})" if not_started else ""
+        counts += f", {lost} lost" if lost else ""
+        return (f"{phones}: {counts} in {s['wall_s']:.2f}s ({rate_text(s['boots_per_s'])} boots finished/s, "
+                f"sustained {rate_text(s['sustained_boots_per_s'])}/s)")
 
     # ------------------------------------------------------------------ transport between processes
     def to_state(self) -> dict[str, Any]:

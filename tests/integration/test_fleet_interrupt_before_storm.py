@@ -55,8 +55,15 @@ def test_cli_fleet_interrupted_as_it_starts_writes_its_reports(tmp_path: Path, s
     assert summary["booted"] == 0
     assert len(doc["phones"]) + summary["not_started"] == COUNT
     assert f"not started (interrupted): {summary['not_started']}" in stdout
-    suite = ET.parse(junit).getroot()
-    assert suite.find(".//testcase[@name='not started']/skipped") is not None
+    assert summary["phones_asked"] == COUNT
+    if not doc["phones"]:  # the fleet asked for, none started (was "0 phones: 0 booted, 0 failed in 0.00s")
+        assert stdout.startswith(f"{COUNT} phones: none started (interrupted"), stdout
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None and suite.get("tests") == str(COUNT)  # each phone a case, named by its MAC
+    skipped = [case.get("name") for case in suite.iter("testcase") if case.find("skipped") is not None]
+    assert len(skipped) == summary["not_started"] == int(suite.get("skipped") or -1)
+    run = {f"{0x0A0000000000 + i:012X}" for i in range(COUNT)}
+    assert set(skipped) <= run and len(set(skipped)) == len(skipped)
 
 
 def test_run_fleet_interrupted_while_its_shards_start_returns_no_boot_and_reaps_them() -> None:

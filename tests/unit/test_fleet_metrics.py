@@ -409,7 +409,7 @@ def test_phones_never_booted_are_no_boots_in_the_rate() -> None:
     for i in range(5):
         m.add(BootRecord(mac=f"0A000000000{i}", outcome="error", rule=NOT_BOOTED, latency_s=0.0, end_s=0.0))
     m.wall_s = 0.000025
-    assert m.rate() == 0.0 and "(0 boots/s" in m.render()
+    assert m.rate() == 0.0 and "(0.0 boots finished/s" in m.render()
     m.add(_rec(end=1.0))
     m.wall_s = 2.0
     assert m.rate() == 0.5  # the one boot, over the run
