@@ -1175,13 +1175,68 @@ def _step(ctx: _Ctx, i: int, node: _Node, clusters: dict[str, ClusterSpec],
         return _expectation(ctx, arg, field, groups)
     make = _STEP_ARGS.get(kind)
     if make is None:
-        raise ctx.fail(node, field, f"unknown step {kind!r}{_did_you_mean(str(kind), STEP_KINDS)} "
-                       f"(expected one of: {', '.join(STEP_KINDS)})")
+        hint = _admin_step_hint(str(kind), arg) or _did_you_mean(str(kind), STEP_KINDS)
+        raise ctx.fail(node, field, f"unknown step {kind!r}{hint} (expected one of: {', '.join(STEP_KINDS)})")
     found = _Found()
     args = make(_StepCtx(ctx, kind=kind, arg=arg, field=field, clusters=clusters, groups=groups, labs=labs,
                          found=found))
     found.raise_any()
     return Step(kind=kind, where=ctx.where(arg if arg.value is not None else node), args=args)
+
+
+def _admin_step_hint(kind: str, arg: _Node) -> str:
+    """`` — a lab operation is an admin step: admin: {op: regenerate, cert: itlrecovery}`` for an unknown step
+    whose verb is a lab operation (``- regenerate: itlrecovery``; ``_`` for ``-`` and any case too), the
+    value given placed where it goes when that is plain (:func:`_admin_step_fields`); else nothing."""
+    op = kind.casefold().replace("_", "-")
+    if op not in ADMIN_OPERATIONS:
+        return ""
+    return f" — a lab operation is an admin step: admin: {{{', '.join(_admin_step_fields(op, arg))}}}"
+
+
+def _admin_step_fields(op: str, arg: _Node) -> list[str]:
+    """``op: OP`` and the value given to the verb ``OP`` as the admin step's arguments: a mapping's keys as
+    they are; nothing for no value; another value under the one argument it can be — the argument whose
+    values it is one of, else the one required argument, else the only argument, else ``on`` for a boolean,
+    ``phones`` for a list — or ``...`` when that is not plain."""
+    fields = [f"op: {op}"]
+    value = arg.value
+    if isinstance(value, dict):
+        return fields + [f"{k}: {_flow(v)}" for k, v in value.items() if k != "op"]
+    if value is None:
+        return fields
+    names = sorted(ADMIN_OPERATIONS[op])
+    chosen = [n for n in names if str(value) in ADMIN_CHOICES.get((op, n), ())]
+    required = list(ADMIN_REQUIRED.get(op, ()))
+    fitting = next((c for c in (chosen, required, names) if len(c) == 1), [])
+    if not fitting and isinstance(value, bool) and "on" in names:
+        fitting = ["on"]
+    if not fitting and isinstance(value, list) and "phones" in names:
+        fitting = ["phones"]
+    return fields + ([f"{fitting[0]}: {_flow(arg)}"] if fitting else ["..."])
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/@+-]*")
+
+
+def _flow(node: _Node) -> str:
+    """``node`` written back as YAML in flow style, for a hint (each text at most 40 characters; quoted where
+    YAML would read it as another thing: ``"on"``, ``"12"``)."""
+    v = node.value
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if v is None:
+        return "null"
+    if isinstance(v, list):
+        return f"[{', '.join(_flow(n) for n in v)}]"
+    if isinstance(v, dict):
+        return f"{{{', '.join(f'{k}: {_flow(n)}' for k, n in v.items())}}}"
+    if isinstance(v, str):
+        import json
+
+        text = _shown(v)
+        return text if _PLAIN.fullmatch(text) and yaml.safe_load(text) == text else json.dumps(text)
+    return _shown(node.raw if node.raw is not None else str(v))
 
 
 class _StepCtx:
