@@ -176,7 +176,8 @@ def register(sub: Any) -> None:
 
 def _junit_case(mac: str, result: str, deciding: dict[str, Any] | None, body: dict[str, Any],
                 files_fill: dict[str, str] | None = None, *, held: HeldLists | None = None,
-                installed_fill: dict[str, str] | None = None, flash_option: str | None = None) -> Any:
+                installed_fill: dict[str, str] | None = None, flash_option: str | None = None,
+                knows_nothing: bool = False) -> Any:
     """A phone's JUnit case (:mod:`phoneemu.fleet.junit`): failed unless its outcome is accepted; an
     accepted one carries its notes (``body["notes"]``: e.g. a TVS assumed trusted) as its system-out.
     ``files_fill``: :func:`_files_fill` of the new files (no lab command, or the lab serving them);
@@ -187,7 +188,9 @@ def _junit_case(mac: str, result: str, deciding: dict[str, Any] | None, body: di
     (:func:`_placeholder_legend`; was: ``OLD``, ``FLASH`` ... bare in the CI report).
     ``held``: the lists the phone holds after the predicted boot, which choose its ways out (as its JSON
     and its group of the summary; was: read from its flash as it was before, or the table's).
-    ``flash_option``: the option whose flash the installed files are (:func:`_leaves`)."""
+    ``flash_option``: the option whose flash the installed files are (:func:`_leaves`). ``knows_nothing``: the
+    verdict rests on ``--tvs-reachable``'s TVS that knows nothing (its note, said in the failure text too:
+    :data:`~phoneemu.scenario.predict.TVS_KNOWS_NOTHING`)."""
     from phoneemu.fleet.junit import Case, field_lines
     from phoneemu.phone.ways_out import (
         legend_lines,
@@ -196,7 +199,12 @@ def _junit_case(mac: str, result: str, deciding: dict[str, Any] | None, body: di
         tvs_back_fill,
         way_out_lines,
     )
-    from phoneemu.scenario.predict import NO_CONFIG_GIVEN, TVS_OFFLINE_ASK, rests_on_no_config
+    from phoneemu.scenario.predict import (
+        NO_CONFIG_GIVEN,
+        TVS_KNOWS_NOTHING,
+        TVS_OFFLINE_ASK,
+        rests_on_no_config,
+    )
 
     if result == "accepted":
         notes = body.get("notes") or []
@@ -209,6 +217,8 @@ def _junit_case(mac: str, result: str, deciding: dict[str, Any] | None, body: di
         lines.append(f"locked out if its TVS cannot be reached ({TVS_OFFLINE_ASK})")
     if result == "locked out" and rests_on_no_config({**body, "deciding": deciding}):  # as the result line
         lines.append(f"locked out only because no config was given for it ({NO_CONFIG_GIVEN})")
+    if knows_nothing:  # the note, in the failure text (an accepted case's notes are its system-out)
+        lines.append(f"note: {TVS_KNOWS_NOTHING}")
     if result == "locked out" and deciding:  # the ways out name the phone's flash when it is known
         fill = {**({"FLASH": str(body["flash"])} if body.get("flash") else {}), "MAC": mac,
                 **(files_fill or {}), **(installed_fill or {})}
@@ -263,13 +273,15 @@ def _fleet_junit(path: Path, doc: dict[str, Any], phones: list[FleetPhone]) -> N
     The cases are made one at a time as the file is written (:func:`phoneemu.fleet.junit.write_cases`)."""
     from phoneemu.fleet.junit import Case
     from phoneemu.phone.ways_out import HeldLists
+    from phoneemu.scenario.predict import TVS_KNOWS_NOTHING
 
     shared = set(doc["notes"])
     files_fill = _files_fill(doc.get("signed_by_lab"), doc["new_files"])
     cases = (_junit_case(ph.mac or ph.entry, str(ph.outcome), (ph.detail or {}).get("deciding"),
                          {**(ph.detail or {}), "notes": [n for n in ph.notes if n not in shared]}, files_fill,
                          held=HeldLists.from_json((ph.detail or {}).get("held")),
-                         flash_option="--fleet-flash" if "flash" in (ph.detail or {}) else None)
+                         flash_option="--fleet-flash" if "flash" in (ph.detail or {}) else None,
+                         knows_nothing=TVS_KNOWS_NOTHING in ph.notes)
              if ph.outcome is not None else Case(ph.entry, skipped=f"not predicted: {ph.skipped}")
              for ph in phones)  # a skipped entry is named as its folder: a copy naming a MAC seen is no twin
     _write_junit(path, f"predict {doc['source']} on {', '.join(doc['new_files'])}", cases,
@@ -377,6 +389,14 @@ def _offline_lockout(report: BootReport) -> bool:
     return report.locked_out and deciding is not None and rests_on_offline_tvs(deciding.rule, deciding.reason)
 
 
+def _knows_nothing_lockout(r: PredictResult) -> bool:
+    """Whether one phone's predicted lockout rests on ``--tvs-reachable``'s TVS that knows nothing (its note,
+    :func:`phoneemu.scenario.predict.rests_on_tvs_knowing_nothing`)."""
+    from phoneemu.scenario.predict import TVS_KNOWS_NOTHING
+
+    return r.report.locked_out and TVS_KNOWS_NOTHING in r.notes
+
+
 def _offline_tvs_said(lines: list[str], report: BootReport) -> list[str]:
     """One phone's boot lines with its result line saying a lockout that rests on the offline TVS being
     unreachable as such: ``locked out: yes, if its TVS cannot be reached (offline: ask it with --tvs-live,
@@ -453,7 +473,7 @@ def _fleet_doc(args: argparse.Namespace, now: int, phones: list[FleetPhone],
                live: LiveTvs | None, *, source: str) -> dict[str, Any]:
     from phoneemu.phone.lab_signers import joined
     from phoneemu.phone.ways_out import ways_group_of, ways_out_doc
-    from phoneemu.scenario.predict import OUTCOMES, rests_on_no_config, run_wide_notes
+    from phoneemu.scenario.predict import OUTCOMES, TVS_KNOWS_NOTHING, rests_on_no_config, run_wide_notes
 
     done = [ph for ph in phones if ph.outcome is not None]
     counts = {o: sum(1 for ph in done if ph.outcome == o) for o in OUTCOMES}
@@ -475,6 +495,7 @@ def _fleet_doc(args: argparse.Namespace, now: int, phones: list[FleetPhone],
     by_model: dict[str, dict[str, int]] = {}
     locked: Counter[WaysGroup] = Counter(key for ph in done if (key := _ways_group(ph)) is not None)
     offline = sum(1 for ph in done if ph.outcome == "locked out" and _rests_on_offline_tvs(ph.detail))
+    knows_nothing = sum(1 for ph in done if ph.outcome == "locked out" and TVS_KNOWS_NOTHING in ph.notes)
     no_config = sum(1 for ph in done if ph.outcome == "locked out" and rests_on_no_config(ph.detail))
     ways = ways_out_doc(locked)
     refs = {ways_group_of(e): i for i, e in enumerate(ways)}
@@ -492,7 +513,7 @@ def _fleet_doc(args: argparse.Namespace, now: int, phones: list[FleetPhone],
             "signed_by_lab": functools.reduce(joined, (ph.signed_by_lab for ph in done), None),
             "tvs": _tvs_text(args, live), "entries": len(phones), "predicted": len(done),
             "skipped": len(phones) - len(done), "outcomes": counts, "locked_out_tvs_offline": offline,
-            "locked_out_no_config": no_config,
+            "locked_out_no_config": no_config, "locked_out_tvs_knows_nothing": knows_nothing,
             "rules": rules, "notes": list(shared),
             "by_model": dict(sorted(by_model.items())), "ways_out": ways,
             "sip_until_reset": {"count": len(until_reset), "first_macs": until_reset[:_FIRST_MACS]},
@@ -781,7 +802,7 @@ def handler(args: argparse.Namespace) -> int:
 def _handler(args: argparse.Namespace) -> int:
     from phoneemu.crypto.certs import cert_der
     from phoneemu.interrupts import asyncio_run
-    from phoneemu.scenario.predict import outcome, predict_boot
+    from phoneemu.scenario.predict import TVS_KNOWS_NOTHING, outcome, predict_boot
 
     roles = tvs_roles(args.tvs_roles)
     now = args.now if args.now is not None else int(time.time())
@@ -825,6 +846,8 @@ def _handler(args: argparse.Namespace) -> int:
                                   (args.installed_itl, args.installed_ctl, args.installed_config)),
            # the lockout rests on the offline TVS unreachable (no --tvs-cert, --tvs-reachable, --tvs-live)
            "locked_out_tvs_offline": _offline_lockout(result.report),
+           # ... on --tvs-reachable's TVS that knows nothing (no --tvs-cert): see its note
+           "locked_out_tvs_knows_nothing": _knows_nothing_lockout(result),
            **({"sip": result.sip.as_dict()} if result.sip is not None else {})}
 
     installed_files = (args.installed_itl, args.installed_ctl, args.installed_config)
@@ -838,7 +861,8 @@ def _handler(args: argparse.Namespace) -> int:
                             "decisions": [f"{d['rule']} {d['file']}" for d in rep.get("decisions", [])]},
                            files_fill, held=result.report.held,
                            installed_fill=_installed_fill(installed_files, files_fill),
-                           flash_option=_from_flash(args.flash, installed_files))
+                           flash_option=_from_flash(args.flash, installed_files),
+                           knows_nothing=TVS_KNOWS_NOTHING in result.notes)
         _write_junit(args.junit, f"predict {', '.join(str(f) for f in args.files)}", [case])
 
     unwritten = _write_outputs(args, doc, junit)

@@ -82,9 +82,9 @@ if TYPE_CHECKING:
     from phoneemu.phone.store import AcceptedConfig
     from phoneemu.scenario.predict_live_tvs import LiveTvs
 
-__all__ = ["NO_CONFIG_GIVEN", "TVS_OFFLINE_ASK", "Installed", "PredictInputs", "PredictResult",
-           "hold_flash_keys", "installed_config", "load_installed", "predict_boot", "rests_on_no_config",
-           "rests_on_offline_tvs"]
+__all__ = ["NO_CONFIG_GIVEN", "TVS_KNOWS_NOTHING", "TVS_OFFLINE_ASK", "Installed", "PredictInputs",
+           "PredictResult", "hold_flash_keys", "installed_config", "load_installed",
+           "predict_boot", "rests_on_no_config", "rests_on_offline_tvs", "rests_on_tvs_knowing_nothing"]
 
 _MAX_FILE = 16 << 20
 #: new files given, in all: a TFTP root of MAX_FLEET phones (each its configs .cnf.xml, .sgn and
@@ -718,6 +718,8 @@ async def predict_boot(new_files: Sequence[Path] | PredictInputs, *, installed_i
     before = TrustStore(profile=prof)
     held.restore_store(before)
     sip = forecast_sip(before, phone.store, prof, callmanager_certs)
+    notes += [TVS_KNOWS_NOTHING] if rests_on_tvs_knowing_nothing(report, knows_nothing=tvs_reachable and not
+                                                                 tvs_certs and tvs_live is None) else []
     notes += list(dict.fromkeys(refused))
     notes += [_assumed_note(server) for server in dict.fromkeys(assumed)]
     if asked is None:
@@ -782,6 +784,28 @@ def rests_on_offline_tvs(rule: object, reason: object) -> bool:
     from phoneemu.scenario.replay import TVS_UNAVAILABLE_OFFLINE
 
     return rule in _TVS_UNREACHABLE_RULES and isinstance(reason, str) and TVS_UNAVAILABLE_OFFLINE in reason
+
+
+#: the TVS rules deciding on its "not found" (spec §G.3.4, §G.4, §E.7.1)
+_TVS_UNKNOWN_RULES = frozenset({"G.3.4-tvs-unknown-signer", "G.4-tvs-unknown-signer",
+                                "E.7.1-https-tvs-unknown"})
+#: the note of a verdict resting on ``--tvs-reachable``'s TVS that knows nothing (README: predict's TVS)
+TVS_KNOWS_NOTHING = ("TVS reachable but given no certificate to vouch for (--tvs-cert): it knows no signer; "
+                     "ask the real one with --tvs-live, or give --tvs-cert with the certificate it would "
+                     "return (a lab's: DIR/certs/itlrecovery.pem)")
+
+
+def rests_on_tvs_knowing_nothing(report: BootReport, *, knows_nothing: bool) -> bool:
+    """Whether the verdict of ``report`` (not accepted) rests on the TVS ``--tvs-reachable`` stands in for
+    when no ``--tvs-cert`` is given (``knows_nothing``): it answers "not found" for every certificate, so a
+    ``-tvs-unknown`` rule deciding says nothing of the real TVS, which knows its own cluster's new
+    certificates (after ``lab regenerate DIR itlrecovery``: predicted locked out, the reboot ok). Such a
+    prediction carries the note :data:`TVS_KNOWS_NOTHING` (text, JSON, JUnit; one phone and a fleet), as one
+    resting on the offline TVS is qualified (:func:`rests_on_offline_tvs`); its result line stays plain: that
+    TVS is a stand-in for one that does not know the signer, a real case (spec §G.6 problem 3)."""
+    deciding = report.deciding
+    return (knows_nothing and not report.ok and deciding is not None
+            and deciding.rule in _TVS_UNKNOWN_RULES)
 
 
 #: what a ``--models`` phone's lockout resting on no config given waits on (:func:`rests_on_no_config`)

@@ -14,6 +14,7 @@ from phoneemu.cli import main
 from phoneemu.formats import signed, trustlist
 from phoneemu.formats.trustlist import Role
 from phoneemu.lab.cluster import LabCluster
+from phoneemu.scenario.predict import TVS_KNOWS_NOTHING
 
 NOW = 1_780_000_000
 MAC = "0A00000000D1"
@@ -199,7 +200,9 @@ def test_tvs_reachable_but_unaware_is_told_apart_from_unreachable(two: tuple[Pat
     assert main([*common, "--tvs-reachable"]) == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["report"]["deciding"]["rule"] == "G.3.4-tvs-unknown-signer"
-    assert doc["tvs"] == "reachable, knows none of the new certificates" and doc["notes"] == []
+    assert doc["tvs"] == "reachable, knows none of the new certificates"
+    assert doc["notes"] == [TVS_KNOWS_NOTHING]  # the verdict rests on that TVS: said so
+    assert doc["locked_out_tvs_knows_nothing"] is True and doc["locked_out_tvs_offline"] is False
     # --tvs-reachable with no installed config to name a TVS: a note says why it went unused
     assert main(["predict", "--installed-itl", str(a / "ITLFile.tlv"), "--now", str(NOW), "--tvs-reachable",
                  str(b / "ITLFile.tlv")]) == 1
@@ -222,7 +225,7 @@ def test_an_emulated_phones_flash_is_the_installed_state(two: tuple[Path, Path, 
     new = [str(b / "ITLFile.tlv"), str(b / f"SEP{MAC}.cnf.xml.sgn")]
     assert main(["predict", "--flash", str(flash), "--now", str(NOW), "--tvs-reachable", "--json", *new]) == 1
     doc = json.loads(capsys.readouterr().out)
-    assert doc["mac"] == MAC and doc["profile"] == "cp-7962" and doc["notes"] == []
+    assert doc["mac"] == MAC and doc["profile"] == "cp-7962" and doc["notes"] == [TVS_KNOWS_NOTHING]
     assert doc["installed"]["itl"] == str(flash / "ITLFile.tlv")
     assert doc["report"]["deciding"]["rule"] == "G.3.4-tvs-unknown-signer"  # the config named a's TVS
     assert main(["predict", "--flash", str(flash), "--profile", "cp-8861", "--now", str(NOW), "--json",
