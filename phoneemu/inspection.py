@@ -530,7 +530,7 @@ def inspect_bytes(data: bytes, *, name: str | None = None, cert_paths: list[Path
         if cands:
             checks.append(_try_certs(cands, lambda c: signed.verify(sf, c), sf.header.signer))
         else:
-            report["notes"].append("signature not checked (give the signer with --cert)")
+            report["notes"].append(_TFTP_SIGNER_NOT_GIVEN)
         return report
     if kind == "enc":
         return _inspect_enc(data, report, cands, key[0] if key is not None else None, limit)
@@ -553,6 +553,14 @@ def inspect_bytes(data: bytes, *, name: str | None = None, cert_paths: list[Path
             report["notes"].append("signature not checked (give the image-signing cert with --cert)")
         return report
     return _inspect_xml(data, report, limit)
+
+
+_TFTP_SIGNER_NOT_GIVEN = ("signature not checked (give the TFTP signer with --cert: a lab's "
+                          "DIR/certs/callmanager.pem, or an ITL holding it, e.g. "
+                          "--cert DIR/tftp/ITLFile.tlv)")
+"""The note of a signed or encrypted file (a config, ``.sgn``/``.enc.sgn``) inspected with no ``--cert``:
+where a newcomer finds the TFTP signer (was "give the TFTP signer with --cert", the help's example
+``tftp.pem``, a file no lab has)."""
 
 
 def _inspect_enc(data: bytes, report: dict[str, Any], cands: list[tuple[str, x509.Certificate]],
@@ -579,7 +587,7 @@ def _inspect_enc(data: bytes, report: dict[str, Any], cands: list[tuple[str, x50
     if cands:
         checks.append(_try_certs(cands, lambda c: enc_mod.verify(ef, c), ef.header.signer))
     else:
-        report["notes"].append("signature not checked (give the TFTP signer with --cert)")
+        report["notes"].append(_TFTP_SIGNER_NOT_GIVEN)
     if key is not None:
         try:
             plain = enc_mod.decrypt_symmetric(ef, key.key) if isinstance(key, ManualKey) else \
