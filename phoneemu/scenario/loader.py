@@ -765,6 +765,8 @@ def _phones(ctx: _Ctx, name: str, node: _Node, clusters: dict[str, ClusterSpec])
         found.check(_key_fits, ctx, m["symmetric_key"], f"{field}.symmetric_key", prof[2], symmetric_key)
     if encrypt == "symmetric" and prof is not None and registered:  # staged: profile, encrypt, registered
         found.check(_symmetric_needs, ctx, m, field, prof[2])
+        if symmetric_key is not None:
+            found.check(_key_encrypts, ctx, m["symmetric_key"], f"{field}.symmetric_key", symmetric_key)
     found.raise_any()
     assert cluster is not None and count is not None and mac is not None and prof is not None
     assert tftp is not None and http is not None and tvs is not None and registered is not None
@@ -910,6 +912,15 @@ def _symmetric_needs(ctx: _Ctx, m: dict[str, _Node], field: str, profile: PhoneP
     if "symmetric_key" not in m:
         raise ctx.fail(m["encrypt"], at, "symmetric encryption needs the phones' key: symmetric_key: 32 or "
                        "64 hex digits")
+
+
+def _key_encrypts(ctx: _Ctx, node: _Node, field: str, key: str) -> None:
+    """The key of ``encrypt: symmetric`` is one the cluster can encrypt with: not all zeros, which clear a
+    phone's manual key (spec §C.5; the lab refuses it, ``lab phone add``'s rule — was an ERROR when the
+    phones were added, naming no line)."""
+    if not int(key, 16):
+        raise ctx.fail(node, field, "an all-zero key clears a phone's manual config key (spec §C.5): the "
+                       "cluster cannot encrypt with it; give another")
 
 
 def _keyed_profiles() -> tuple[str, ...]:

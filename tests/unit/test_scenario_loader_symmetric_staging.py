@@ -60,3 +60,14 @@ def test_an_unregistered_group_is_not_refused_for_symmetric_encryption(profile: 
 def test_a_registered_keyed_group_with_its_key_loads() -> None:
     group = f'mac: "0A0000000001", profile: cp-7942-symmetric, encrypt: symmetric, symmetric_key: "{KEY128}"'
     assert load_text(scenario(group), "t.yaml").phones["p"].symmetric_key == KEY128
+
+
+def test_an_all_zero_key_to_encrypt_with_is_a_mistake_of_its_line() -> None:
+    """All zeros clear a phone's manual key (spec §C.5): the cluster cannot encrypt with it (was an ERROR
+    when the lab refused the phones, naming no line); without ``encrypt: symmetric`` it only clears."""
+    zero = "0" * 32
+    found = mistakes(scenario(f'mac: "0D0000000003", profile: cp-7942-symmetric, encrypt: symmetric, '
+                              f'symmetric_key: "{zero}"'))
+    assert found == ["t.yaml:3 phones.p.symmetric_key: an all-zero key clears a phone's manual config key "
+                     "(spec §C.5): the cluster cannot encrypt with it; give another"], found
+    load_text(scenario(f'mac: "0D0000000003", profile: cp-7942-symmetric, symmetric_key: "{zero}"'), "t.yaml")
