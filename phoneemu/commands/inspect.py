@@ -58,6 +58,10 @@ examples:
   phoneemu inspect SEP001122334455.cnf.xml.enc.sgn --cert tftp.pem --key phone.key
   phoneemu inspect SEP001122334455.cnf.xml.enc.sgn --key 00112233445566778899AABBCCDDEEFF   manual key
   phoneemu inspect CTLFile.tlv --json
+
+exit status: 0 the file parsed and every check asked for passed; 1 a check failed (the first one said on
+stderr); 2 the file does not parse or cannot be read, or a --cert or --key is wrong (one line on stderr);
+3 an internal error (one line on stderr, never a traceback); 130 interrupted (Ctrl-C or SIGTERM).
 """, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", type=Path, metavar="FILE",
                    help="the file to decode; its format is detected from its bytes (and name)")

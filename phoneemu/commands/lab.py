@@ -52,6 +52,18 @@ Operations hold DIR/.lab.lock; one that finds it held waits, saying so on stderr
 regenerate: waiting for the lab lock DIR/.lab.lock: held by ...'), and runs once it is free.
 'exchange DIR OTHER_DIR' writes both labs and holds both locks, taken in the order of the folders,
 whatever paths name them.
+
+exit status: each operation's --help says it (0 done; 2 refused, one line on stderr; 130 interrupted;
+lab serve's are its own); 'lab' without an operation prints this help and exits 2.
+"""
+
+#: The exit statuses of every lab operation (``lab serve``'s are its own), under each one's --help: what
+#: :func:`_op`, :func:`_init` and :func:`_show` return, an error of the project or a file that cannot be read
+#: or written being exit 2 (:func:`phoneemu.cli._handled`), Ctrl-C or SIGTERM 130 (:func:`phoneemu.cli.main`).
+OP_EXIT_STATUS = """\
+exit status: 0 done; 2 refused, said in one line on stderr: a mistake in the arguments, DIR not a lab
+cluster (lab init: DIR not new or empty), a file that cannot be read or written; 130 interrupted (Ctrl-C
+or SIGTERM), also while waiting for the lab lock.
 """
 
 
@@ -109,6 +121,20 @@ _OP_EXAMPLES: dict[str, tuple[str, ...]] = {
     "itlrecovery": ("phoneemu lab itlrecovery /tmp/lab export /tmp/ITLRecovery.pem",),
     "clock": ("phoneemu lab clock /tmp/lab --advance 86400",),
 }
+
+
+#: ``lab phone add``'s examples, under its --help and under ``lab phone --help``
+_PHONE_ADD_EXAMPLES = """\
+examples:
+  phoneemu lab phone add /tmp/lab --mac 001122334455 --encrypt pki
+  phoneemu lab phone add /tmp/lab --mac 0A0000000000 --count 50   the MACs of fleet boot --count 50
+  phoneemu lab phone add /tmp/lab --mac 001122334456 --capf install --auth-string 123456
+"""
+
+#: ``lab phone`` without an action prints its help: exit 2 (:func:`_help`)
+_PHONE_GROUP_EXIT_STATUS = """\
+exit status: 'lab phone' alone prints this help and exits 2; 'lab phone add --help' gives add's.
+"""
 
 
 def _dir(p: argparse.ArgumentParser) -> None:
@@ -758,10 +784,17 @@ def register(sub: Any) -> None:
                    help="start of the lab clock, Unix seconds (default: the real time)")
     p.set_defaults(handler=_init)
 
-    p = ops.add_parser("phone", help="phones known to the cluster (add)")
+    p = ops.add_parser("phone", help="phones known to the cluster (add)",
+                       description="Phones known to the cluster. add: add a phone (or update one), issue its "
+                       "MIC and serve its config, signed, and encrypted with --encrypt.",
+                       epilog=_PHONE_ADD_EXAMPLES + "\n" + _PHONE_GROUP_EXIT_STATUS,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     phone_ops = p.add_subparsers(dest="phone_command", metavar="ACTION")
     p.set_defaults(handler=lambda _args: _help(p))
-    pa = phone_ops.add_parser("add", help="add (or update) a phone and issue its MIC")
+    pa = phone_ops.add_parser("add", help="add (or update) a phone and issue its MIC",
+                              description="Add a phone to the cluster (or update one): issue its MIC "
+                              "(DIR/phones/<MAC>/mic.pem, key mic.key 0600) and serve its config, signed, "
+                              "and with --encrypt encrypted (SEP<MAC>.cnf.xml.enc.sgn), as the output says.")
     _dir(pa)
     takes_lab_folder_first(pa)
     pa.add_argument("--mac", required=True, type=mac_option,
@@ -987,12 +1020,10 @@ def register(sub: Any) -> None:
     _register_serve(ops)
     for name, lines in _OP_EXAMPLES.items():
         op = ops.choices[name]
-        op.epilog = "example" + ("s" if len(lines) > 1 else "") + ":\n" + "".join(f"  {x}\n" for x in lines)
+        op.epilog = ("example" + ("s" if len(lines) > 1 else "") + ":\n" + "".join(f"  {x}\n" for x in lines)
+                     + "\n" + OP_EXIT_STATUS)
         op.formatter_class = argparse.RawDescriptionHelpFormatter
-    pa.epilog = ("examples:\n  phoneemu lab phone add /tmp/lab --mac 001122334455 --encrypt pki\n"
-                 "  phoneemu lab phone add /tmp/lab --mac 0A0000000000 --count 50   "
-                 "the MACs of fleet boot --count 50\n"
-                 "  phoneemu lab phone add /tmp/lab --mac 001122334456 --capf install --auth-string 123456\n")
+    pa.epilog = _PHONE_ADD_EXAMPLES + "\n" + OP_EXIT_STATUS
     pa.formatter_class = argparse.RawDescriptionHelpFormatter
 
 
@@ -1007,6 +1038,9 @@ def _seed_text(seed: int | None) -> str:
 
 
 def _init(args: argparse.Namespace) -> int:
+    """``lab init``: the cluster made, then the served ITL's checksums as ``lab show`` and CUCM's ``show itl``
+    give them, md5 and sha1 (spec §H.4): a phone shows one of them, which by its model (§G.1; ``phone show``
+    names it: a cp-8861's is SHA-1). Was the md5 alone, compared by a newcomer with a cp-8861's SHA-1."""
     from phoneemu.lab.cluster import LabCluster
 
     def progress() -> None:  # seeded RSA keys are made in pure Python: say why it takes seconds
@@ -1022,7 +1056,7 @@ def _init(args: argparse.Namespace) -> int:
     s = cluster.summary()
     print(f"lab cluster {s['name']!r} created in {args.dir} ({_seed_text(s['seed'])}, "
           f"{counted(s['nodes'], 'node')}, ITLRecovery {counted(s['itlrecovery_years'], 'year')})")
-    print(f"ITL md5 {s['itl_md5']}  {s['files']} served files in {args.dir / 'tftp'}")
+    print(f"ITL md5 {s['itl_md5']}  sha1 {s['itl_sha1']}  {s['files']} served files in {args.dir / 'tftp'}")
     return 0
 
 
@@ -1264,9 +1298,21 @@ def _phone_add(c: LabCluster, a: argparse.Namespace, now: int | None) -> str:
     elif a.symmetric_key is not None:
         _note_key_unused(c, a, macs)
     if len(macs) == 1:
-        return f"phone {macs[0]}: MIC in {c.phone_dir(macs[0])}/mic.pem (key mic.key, 0600)"
+        return (f"phone {macs[0]}: MIC in {c.phone_dir(macs[0])}/mic.pem (key mic.key, 0600)"
+                + _encrypt_said(a.encrypt, f"config served as SEP{macs[0]}.cnf.xml.enc.sgn", "its"))
     return (f"{len(macs)} phones {macs[0]}..{macs[-1]}: MICs in {c.root}/phones/<MAC>/mic.pem "
-            "(key mic.key, 0600)")
+            "(key mic.key, 0600)"
+            + _encrypt_said(a.encrypt, "configs served as SEP<MAC>.cnf.xml.enc.sgn", "each one's"))
+
+
+def _encrypt_said(encrypt: str | None, served: str, whose: str) -> str:
+    """What ``lab phone add --encrypt`` did, said after the MIC as ``lab show`` words it (``encrypt pki``):
+    ``served`` (the config served as ``SEP<MAC>.cnf.xml.enc.sgn``, spec §C.4, §C.5), encrypted for the phone's
+    certificate or with its manual key; nothing without ``--encrypt`` (was: nothing said of it either)."""
+    if encrypt is None:
+        return ""
+    key = f"for {whose} certificate" if encrypt == "pki" else f"with {whose} manual key"
+    return f"; encrypt {encrypt}: {served}, encrypted {key}"
 
 
 def _itlrecovery(c: LabCluster, a: argparse.Namespace, now: int | None) -> str:

@@ -120,6 +120,11 @@ Slow clients are cut, logged 'timeout': a SIP message must be whole within 10 s 
 registrar's nonces carry an HMAC of their issue time and of the device challenged (ours: an answer
 replayed under another device's name gets 401), so a challenge keeps nothing: a flood of unanswered
 REGISTERs pushes out no phone's nonce; an answer to a nonce it may have forgotten gets stale=TRUE.
+
+exit status: 130 after Ctrl-C (SIGINT), as any interrupted command; 0 after SIGTERM (a service manager's
+or kill's stop); 129 after SIGHUP (the terminal closed; unless ignored under nohup); the first signal
+decides. 2 refused before serving, one line on stderr: DIR not a lab cluster, a port taken (naming its
+holder) or needing privileges, another lab serve of DIR running, a mistake in the options.
 """
 
 

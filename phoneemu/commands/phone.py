@@ -56,20 +56,43 @@ examples:
                      the flashes fleet boot --flash /tmp/fleet kept: which phones hold the lab's current
                      ITL and CTL, which an older one, how their last boots ended
   phoneemu phone erase --fleet-flash /tmp/fleet      erase CTL and ITL on every phone of the fleet
+
+exit status: 0 done; 1 a phone of a fleet (--fleet-flash) could not be changed; 2 the folder or an
+argument is wrong; 130 interrupted. Each action's --help says its own.
 """
 
 
+#: each action's exit statuses, under its --help (what its handler returns; an error of the project or a
+#: file that cannot be read or written: 2, :func:`phoneemu.cli._handled`; Ctrl-C or SIGTERM: 130)
+_EXIT_STATUS = {
+    "show": "exit status: 0 shown; 2 the flash folder, --fleet-flash folder, --cluster or --profile is wrong "
+            "(one line on stderr); 130 interrupted.",
+    "erase": "exit status: 0 erased; 1 (--fleet-flash) a phone's flash could not be changed (listed under "
+             "'failed:', the others erased); 2 the folder or --profile is wrong, or --fleet-flash holds no "
+             "phone's flash (one line on stderr); 130 interrupted.",
+    "factory-reset": "exit status: 0 reset; 1 (--fleet-flash) a phone's flash could not be changed (listed "
+                     "under 'failed:', the others reset); 2 the folder or --profile is wrong, or "
+                     "--fleet-flash holds no phone's flash (one line on stderr); 130 interrupted.",
+    "set-key": "exit status: 0 key set or cleared; 2 the flash folder, --profile or the key is wrong (one "
+               "line on stderr; a model without a manual key too); 130 interrupted.",
+}
+
+
 def _examples(action: str) -> str:
-    """The examples of ``_EPILOG`` for one action, each with its continuation lines, as that action's
-    ``--help`` epilog (was: ``phone show --help`` had none, though every command's help has examples)."""
+    """The examples of ``_EPILOG`` for one action, each with its continuation lines, then the action's exit
+    statuses (:data:`_EXIT_STATUS`), as that action's ``--help`` epilog (was: ``phone show --help`` had no
+    examples, no action's help an exit status)."""
     entries: list[list[str]] = []
     for line in _EPILOG.splitlines()[1:]:
+        if not line:  # the examples end (the exit statuses follow)
+            break
         if line.startswith("  phoneemu "):
             entries.append([line])
         elif entries:
             entries[-1].append(line)
     chosen = [e for e in entries if e[0].startswith(f"  phoneemu phone {action} ")]
-    return "\n".join(["examples:", *(line for entry in chosen for line in entry)]) + "\n"
+    return "\n".join(["examples:", *(line for entry in chosen for line in entry), "",
+                      _EXIT_STATUS[action]]) + "\n"
 
 
 def register(sub: Any) -> None:

@@ -38,6 +38,10 @@ examples:
 fields for -Y / -T fields: tvs.type tvs.session_id tvs.device_name tvs.subject tvs.issuer
 tvs.serial tvs.status tvs.role tvs.ttl capf.command capf.session_id capf.device_name capf.reason
 capf.auth_type capf.certificate_type capf.key_size capf.key_type capf.curve
+
+exit status: tshark's own when it runs (0 it showed the capture); 0 for --lua, --install and --print; 2
+refused, one line on stderr: no CAPTURE, a folder or a file that is not a capture, --keylog FILE missing,
+tshark not installed; 130 interrupted (Ctrl-C or SIGTERM).
 """
 
 _PLUGIN_DIR = Path("~/.local/lib/wireshark/plugins")
