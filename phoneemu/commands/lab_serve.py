@@ -9,7 +9,7 @@ one — the port the lab recorded when it is free (our convention, ``LabServers.
 node's TVS), so that a lab served again keeps its ports and its files. Prints one ``listening`` line
 per service (with the real port), records the ports in the cluster so its configs name them, re-reads
 the cluster when another ``phoneemu lab`` command changes it and says so (``12:04:31 picked up a
-change to the lab: generation 3; ITL md5 ...; ITL signed by ...``). A port that is taken or needs
+change to the lab: generation 3; ITL md5 ...  sha1 ...; ITL signed by ...``). A port that is taken or needs
 privileges is one error line (exit 2), suggesting ``--tftp-port 6969`` for TFTP; a port taken names the
 process holding it when Linux's ``/proc`` lets this user know (``held by pid 1234 (phoneemu lab serve
 ...)``, :func:`phoneemu.lab.servers.port_holder`).

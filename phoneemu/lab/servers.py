@@ -36,7 +36,7 @@ Rules:
   every :data:`LOCK_POLL_S`, the loop serving meanwhile), then skips this reload (logged) and tries
   again at the next poll; a per-request one does not wait (the request gets the state already loaded).
   ``on_notice(text)`` is told what an operator watching ``lab serve`` wants to see happen:
-  each reload that found a change (``picked up a change to the lab: generation 4; ITL md5 ...; ITL
+  each reload that found a change (``picked up a change to the lab: generation 4; ITL md5 ...  sha1 ...; ITL
   signed by ...``, from whichever thread served the request that noticed it) and each node's TVS
   started or stopped by ``add-node`` / ``remove-node`` (``tvs-2 listening on tls 127.0.0.1:40123``), and
   each service ``phoneemu lab service`` takes down or brings back, and, at start, ports other than the

@@ -69,3 +69,18 @@ def test_lab_phone_help_has_a_description_and_examples() -> None:
     text = dict(cli_parsers(build_parser()))["phoneemu lab phone"].format_help()
     assert "Phones known to the cluster. add: add a phone" in " ".join(text.split())
     assert "\nexamples:\n  phoneemu lab phone add /tmp/lab --mac 001122334455 --encrypt pki\n" in text
+
+
+def test_every_operation_ends_with_the_itl_md5_and_sha1(tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """A lab operation's last line (and lab serve's picked-up line: one function) gives both checksums of
+    the served ITL (was md5 only: a cp-8861 shows the SHA-1)."""
+    from phoneemu.lab.cluster import LabCluster
+    from phoneemu.lab.trust_line import trust_line
+
+    lab = LabCluster.init(tmp_path / "lab", seed=5, key_spec="rsa1024")
+    lab.add_phone("0A0000000001")
+    itl = (tmp_path / "lab" / "tftp" / "ITLFile.tlv").read_bytes()
+    md5 = hashlib.md5(itl, usedforsecurity=False).hexdigest()
+    sha1 = hashlib.sha1(itl, usedforsecurity=False).hexdigest()
+    assert f"; ITL md5 {md5}  sha1 {sha1}; ITL signed by " in trust_line(lab)
