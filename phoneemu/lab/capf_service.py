@@ -40,12 +40,11 @@ Rules:
   fails on its own (the checks above) fails only its session; a save that fails, or a lock still held
   after ``lock_wait``, fails every session of that group, none of their records standing. Before, each
   record saved the whole state: in a storm of N enrolments against a lab of N phones, O(N²) work
-  (a 2,000-phone lab: ~70 ms of lab CPU per enrolment, phones timing out). **Off the event loop**: the
-  commit (:meth:`LabCluster.update_locked`: the state and the phones' files written, renamed, fsynced) runs
-  in a thread, the loop serving TFTP, HTTP, TVS and the other sessions meanwhile; the wait for the lab lock
-  stays on the loop (polled). Each session still awaits its own record before its END_SESSION. Was: on the
-  loop — a 300-phone storm held it ~0.1-0.5 s per commit (~13 ms a record, mostly file writes), seconds on
-  a slower disk: HTTP answers late, phones falling back to TFTP after their 2 s timeout.
+  (a 2,000-phone lab: ~70 ms of lab CPU per enrolment, phones timing out). The commit runs on the event
+  loop (a 300-phone storm holds it ~0.1-0.5 s a commit, ~13 ms a record, mostly file writes): in a thread
+  the loop served the records' rebuilt configs before they were saved — a save that then failed rolled
+  them back, the phones holding files of a state never recorded (tried, and undone: making the change
+  visible only once saved is a change of :class:`LabCluster` of its own).
 * **Issued by the CAPF identity current at the record** (our convention): ``phoneemu lab regenerate DIR
   capf`` run by another process while a session runs makes the LSC that session issued (from the CAPF
   key it had) one the lab no longer vouches for. Under the lock, on the state as saved, the record
@@ -107,7 +106,7 @@ from typing import TYPE_CHECKING
 from phoneemu.crypto import certs
 from phoneemu.errors import DecodeError, EncodeError, PhoneEmuError, ProtocolError, VerificationError
 from phoneemu.formats import config
-from phoneemu.lab.lock import LabBusyError, try_lab_lock, when_lab_lock_free
+from phoneemu.lab.lock import LabBusyError, when_lab_lock_free
 from phoneemu.lab.log_lines import loggable
 from phoneemu.lab.tvs_service import peer_text, tls_summary
 from phoneemu.net.tls import FailureLog
@@ -457,7 +456,8 @@ class CapfHandler:
         what = group[0].what if len(group) == 1 else \
             f"record {len(group)} CAPF outcomes ({group[0].what.removeprefix('record ')}, ...)"
         try:
-            await self._update_off_loop(make_all, what)
+            await when_lab_lock_free(lambda: self.cluster.update_locked(make_all, wait=False),
+                                     root=self.cluster.root, limit=self.lock_wait, what=what)
         except Exception as exc:  # the group's (lock still held, the save failed): each session's, as before
             own = [exc] * len(group)
         self.commits += 1
@@ -468,29 +468,6 @@ class CapfHandler:
                 else:
                     rec.done.set_exception(failed)
         return took
-
-    async def _update_off_loop(self, change: Callable[[], None], what: str) -> None:
-        """:meth:`LabCluster.update_locked` of ``change`` in a thread (module rules "Group commit"): the
-        event loop serves meanwhile. The wait for the lab lock is :func:`when_lab_lock_free`'s, on the loop
-        (at most ``lock_wait`` seconds, logged as it logs): it tries the lock without waiting; once free,
-        the thread takes it and records; another process taking it in between is waited for again, within
-        the same ``lock_wait``."""
-        give_up = time.monotonic() + self.lock_wait
-        root = self.cluster.root
-
-        def lock_free() -> None:
-            with try_lab_lock(root, exclusive=True):
-                pass
-
-        while True:
-            await when_lab_lock_free(lock_free, root=root, limit=max(0.0, give_up - time.monotonic()),
-                                     what=what)
-            try:
-                await asyncio.to_thread(self.cluster.update_locked, change, wait=False)
-                return
-            except LabBusyError:
-                if time.monotonic() >= give_up:
-                    raise
 
 
 def _failed(outcome: str) -> bool:
