@@ -533,6 +533,7 @@ class LabServers:
             self._write_registrations()  # the last reports too
         await self._stop_all()
         self.capf_handler.flush()  # a flood's last failed sessions, counted in the interval under way
+        self.sip_handler.flush()  # and its SIP problems
         self.media.close()
         self.attacker.close()  # its media relays' sockets
         self._started = False

@@ -70,9 +70,14 @@ as CCM+TFTP (spec §G.5). Rules (spec §G.13, from the seed chapter's "Digest Au
   ``not-routable``, ``timeout``, ``truncated``: a connection closed inside a message, with its bytes).
 * The log (``sip: PEER DEVICE: OUTCOME DETAIL``) says a problem of the client's message or of its
   connection — ``malformed``, ``truncated``, ``timeout`` (cut by the server) — at WARNING (or
-  ``problem_log_level``: a scenario's lab, INFO), as the TVS and CAPF servers do theirs; every other
-  outcome, a phone's own doing, at INFO (``lab serve -v``). Was: all at INFO, so a plain ``lab serve``
-  said nothing of a malformed SIP message while TVS and CAPF warned (and a truncated one was not logged).
+  ``problem_log_level``: a scenario's lab, INFO), as the TVS and CAPF servers do theirs, under the lab's
+  flood rule (:class:`phoneemu.net.tls.FailureLog`, as their failures): the first after a quiet second at
+  once, the others of each second in one line with their count and outcomes (``sip: 299 SIP problems in
+  the last 1.0 s (malformed 299)``), each still a line at INFO; :meth:`SipRegistrar.flush` says the last
+  count when the server stops. Every other outcome, a phone's own doing, at INFO (``lab serve -v``). Was:
+  all at INFO, so a plain ``lab serve`` said nothing of a malformed SIP message while TVS and CAPF warned
+  (and a truncated one was not logged); then a WARNING line each — a request missing its dialog headers
+  keeps its connection, so one connection wrote a warning per request, as fast as it sent them.
 """
 
 from __future__ import annotations
@@ -102,7 +107,7 @@ from phoneemu.lab.sip_nonces import (
     _AnsweredNonces,
 )
 from phoneemu.net._taken import unsent, until_taken
-from phoneemu.net.tls import peer_certificate_der
+from phoneemu.net.tls import FailureLog, peer_certificate_der
 from phoneemu.protocols import sip
 from phoneemu.values import host_port
 
@@ -186,8 +191,9 @@ class SipRegistrar:
                  dial_plan: Callable[[str], DialPlan | None] | None = None,
                  problem_log_level: int = logging.WARNING) -> None:
         self.credentials = credentials
-        #: the level of the problems' lines (module rules: malformed, truncated, timeout)
-        self.problem_log_level = problem_log_level
+        #: the problems' lines (module rules: malformed, truncated, timeout): at ``problem_log_level``, a
+        #: flood of them once a second with their count and outcomes (each one still a line at INFO)
+        self.problems = FailureLog(_log, "sip", ("SIP problem", "SIP problems"), level=problem_log_level)
         self.clock = clock if clock is not None else (lambda: int(time.time()))
         self.read_timeout = read_timeout
         self.nonce_validity = nonce_validity
@@ -202,6 +208,19 @@ class SipRegistrar:
         self._answered = _AnsweredNonces(clock=lambda: int(self.clock()), validity=nonce_validity)
         #: adopted nonces not yet answered: nonce -> issue time (:meth:`adopt_nonce`)
         self._adopted: collections.OrderedDict[str, int] = collections.OrderedDict()
+
+    @property
+    def problem_log_level(self) -> int:
+        """The level of the problems' lines (module rules: malformed, truncated, timeout)."""
+        return self.problems.level
+
+    @problem_log_level.setter
+    def problem_log_level(self, level: int) -> None:
+        self.problems.level = level
+
+    def flush(self) -> None:
+        """Say the problems counted in the current interval (the server stops): none is left unsaid."""
+        self.problems.flush()
 
     async def __call__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peername = writer.get_extra_info("peername")
@@ -392,10 +411,12 @@ class SipRegistrar:
             self._adopted.popitem(last=False)
 
     def _log(self, peer: str, device: str, outcome: str, detail: str) -> None:
-        """Log an outcome (module rules: a problem — malformed, truncated, timeout — at
-        ``problem_log_level``, the others at INFO) and tell ``on_log``."""
-        level = self.problem_log_level if outcome in _PROBLEMS else logging.INFO
-        _log.log(level, "sip: %s %s: %s %s", peer, device, outcome, detail)
+        """Log an outcome (module rules: a problem — malformed, truncated, timeout — through
+        :attr:`problems`, the flood rule at ``problem_log_level``; the others at INFO) and tell ``on_log``."""
+        if outcome in _PROBLEMS:
+            self.problems.failed(f"{peer} {device}", f"{outcome} {detail}", outcome)
+        else:
+            _log.info("sip: %s %s: %s %s", peer, device, outcome, detail)
         if self.on_log is not None:
             self.on_log(peer, device, outcome, detail)
 
