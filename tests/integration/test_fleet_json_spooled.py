@@ -54,7 +54,7 @@ def test_fleet_json_and_junit_come_from_records_spooled_as_they_arrive(
     text = out.read_text(encoding="ascii")
     doc = json.loads(text)
     assert text == json_doc.dumps(doc, indent=1) + "\n"  # the whole document's own text
-    assert list(doc) == ["target", "profile", "summary", "phones", "phoneemu"]
+    assert list(doc) == ["target", "profile", "profiles", "summary", "phones", "phoneemu"]
     first = parse_mac(START)
     macs = [p["mac"] for p in doc["phones"]]
     half = COUNT // 2  # shard 0's phones, then shard 1's
