@@ -122,6 +122,7 @@ import os
 import stat
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -177,6 +178,37 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _state_bytes(store: TrustStore) -> bytes:
+    """The ``state.json`` a save writes for ``store`` (module rules)."""
+    state = {
+        "capf_auth_mode": store.capf_auth_mode,
+        "firmware_load": store.firmware_load,
+        "config_file": store.config.file if store.config is not None else None,
+        "config_sha256": None if store.config is None else hashlib.sha256(store.config.xml).hexdigest(),
+        "ctl_rule": store.ctl_rule,
+        "itl_rule": store.itl_rule,
+        "config_rule": store.config_rule,
+    }
+    return json_doc.dumps(state, sort_keys=True, indent=1).encode()
+
+
+def _files_of(store: TrustStore) -> tuple[object, ...]:
+    """What a save writes as the flash's other files (trust lists, config, credentials, manual key): compared
+    object by object (the same objects a load made compare at once)."""
+    return (store.ctl, store.itl, store.config, store.mic, store.lsc, store.symmetric_key)
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    """What :meth:`Flash.load` read (:meth:`Flash.unchanged`): the store's files, ``state.json`` and
+    ``phone.json`` as they were, and whether the folder was private (0700)."""
+
+    files: tuple[object, ...]
+    state: bytes | None
+    identity: bytes | None
+    private: bool
+
+
 class FlashInUseError(OSError):
     """Another process holds the flash's lock longer than this one waits (module rules); its text names the
     folder first: ``DIR: flash in use: ...``."""
@@ -206,8 +238,8 @@ def not_loaded_notes(path: Path, problems: list[str]) -> list[str]:
 class Flash:
     """One phone's flash directory; :meth:`load` builds a :class:`TrustStore`, :meth:`save` writes one."""
 
-    __slots__ = ("_kept", "_lock_depth", "_lock_fd", "durable", "intern", "lock_wait", "path", "problems",
-                 "profile")
+    __slots__ = ("_kept", "_loaded", "_lock_depth", "_lock_fd", "durable", "intern", "lock_wait", "path",
+                 "problems", "profile")
 
     def __init__(self, path: Path | str, *, profile: PhoneProfile, intern: InternCache | None = None,
                  durable: bool = True, lock_wait: float | None = None) -> None:
@@ -222,6 +254,8 @@ class Flash:
         self.problems: list[str] = []
         #: MIC/LSC files present at the last load but not loaded (damaged): a save leaves them (rules)
         self._kept: set[str] = set()
+        #: what the last load read, for :meth:`unchanged` (None: no load, or a save since)
+        self._loaded: _Loaded | None = None
         self._lock_fd = -1
         self._lock_depth = 0
 
@@ -383,12 +417,47 @@ class Flash:
         """Read the flash into a new store (missing directory → factory-fresh store without MIC)."""
         self.problems = []
         self._kept = set()
+        self._loaded = None
         store = TrustStore(profile=self.profile, intern=self.intern)
         if not self.path.is_dir():
             return store
         with self._locked():
             self._load_into(store)
+            self._loaded = _Loaded(files=_files_of(store), state=self._quietly_read(STATE_FILE),
+                                   identity=self._quietly_read(_PHONE_FILE), private=self._private())
         return store
+
+    def unchanged(self, store: TrustStore, *, identity: bytes) -> bool:
+        """True when a :meth:`save` of ``store`` with ``identity`` would change nothing (ours): the last
+        :meth:`load` read this flash whole (no problem noted: a save would settle nothing, remove nothing),
+        ``store`` still holds the very files it read, the flash's ``state.json`` and ``phone.json`` are the
+        bytes a save writes (not a flash of an older phoneemu, whose state a save completes; not a new
+        folder, whose ``phone.json`` the first save writes), and the folder is private (0700). A phone made
+        from such a flash need not write it back: a fleet's 3,000 phones spent a third of their making on
+        saves that wrote nothing, each file read back to find it unchanged."""
+        loaded = self._loaded
+        if loaded is None or self.problems or not loaded.private:
+            return False
+        return (loaded.files == _files_of(store) and loaded.identity == identity
+                and loaded.state == _state_bytes(store))
+
+    def _quietly_read(self, name: str) -> bytes | None:
+        """``name``'s bytes as :meth:`_read` reads them (None: absent, not a regular file, too large), noting
+        nothing: a load notes its own files' problems once, and ``phone.json``'s are not the store's."""
+        noted = len(self.problems)
+        try:
+            return self._read(name, _MAX_STATE)
+        except OSError:
+            return None
+        finally:
+            del self.problems[noted:]
+
+    def _private(self) -> bool:
+        """The folder is 0700, as :meth:`save` makes it."""
+        try:
+            return stat.S_IMODE(os.stat(self.path).st_mode) == 0o700
+        except OSError:
+            return False
 
     def _load_into(self, store: TrustStore) -> None:
         """:meth:`load`'s reading, the flash locked."""
@@ -574,6 +643,7 @@ class Flash:
         rules)."""
         self.path.mkdir(parents=True, exist_ok=True)
         os.chmod(self.path, 0o700)
+        self._loaded = None  # what a load read is no longer what the flash holds
         with self._locked():
             self._save(store)
             if identity is not None:
@@ -587,16 +657,7 @@ class Flash:
         self._write_pair("mic", store.mic)
         self._write_pair("lsc", store.lsc)
         self._write("symmetric.key", store.symmetric_key)
-        state = {
-            "capf_auth_mode": store.capf_auth_mode,
-            "firmware_load": store.firmware_load,
-            "config_file": store.config.file if store.config is not None else None,
-            "config_sha256": None if store.config is None else hashlib.sha256(store.config.xml).hexdigest(),
-            "ctl_rule": store.ctl_rule,
-            "itl_rule": store.itl_rule,
-            "config_rule": store.config_rule,
-        }
-        self._write(STATE_FILE, json_doc.dumps(state, sort_keys=True, indent=1).encode())
+        self._write(STATE_FILE, _state_bytes(store))
 
     def save_last_boot(self, summary: dict[str, Any]) -> None:
         """Write what the last boot ended with (``last-boot.json``, module rules)."""
@@ -613,6 +674,7 @@ class Flash:
     def erase_trust_lists(self) -> str:
         """Delete CTL and ITL from flash (and the last boot's report: its lock no longer holds); returns
         "Erasing CTL and ITL files" (spec §G.6)."""
+        self._loaded = None
         if self.path.is_dir():
             with self._locked():
                 self._write(CTL_FILE, None)
@@ -622,6 +684,7 @@ class Flash:
 
     def factory_reset(self) -> str:
         """Remove everything but the MIC (certificate and key)."""
+        self._loaded = None
         if self.path.is_dir():
             with self._locked():
                 for name in ("lsc.key", "lsc.der"):  # the staged key first: no rollback state is a commit

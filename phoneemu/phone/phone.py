@@ -39,7 +39,13 @@ status shows "TFTP timeout" (spec §H.3). An HTTP 6970 download is capped by the
 
 Our conventions: beside the flash files the phone writes ``phone.json`` (MAC and profile name) so
 ``phoneemu phone show`` and repeated ``phoneemu boot --flash DIR`` runs know whose flash it is. A MIC
-given to the constructor replaces the one in flash (the MIC is fixed for the phone's life).
+given to the constructor replaces the one in flash (the MIC is fixed for the phone's life). Made from a
+flash, the phone writes it back at once only when that changes something
+(:meth:`~phoneemu.phone.flash.Flash.unchanged`): a new folder (its ``phone.json`` and ``state.json``), a
+MIC other than the one on flash, a flash whose load noted a problem (the save settles it as its rules
+say), a ``state.json`` or ``phone.json`` other than a save writes (an older phoneemu's), a folder not
+0700; a flash it loaded as a save would leave it is not touched (was: written back at every
+construction, each file read again to find it unchanged — a third of a fleet's setup).
 """
 
 from __future__ import annotations
@@ -228,7 +234,8 @@ class Phone:
             given = "not loaded (the MIC given replaces it)"
             self._flash_problems = tuple(p.replace(dropped_credential("mic"), given)
                                          for p in self._flash_problems)
-        self._save()
+        if flash is not None and not flash.unchanged(self._store, identity=self._identity()):
+            self._save()  # a new folder, a MIC given, a flash a save repairs or completes (module docstring)
 
     # ------------------------------------------------------------------ views
     @property
@@ -244,12 +251,15 @@ class Phone:
         return self._auth_string
 
     # ------------------------------------------------------------------ persistence
+    def _identity(self) -> bytes:
+        """This phone's ``phone.json``: its MAC and profile name."""
+        return json.dumps({"mac": self.mac, "profile": self._profile.name}, sort_keys=True).encode()
+
     def _save(self, store: TrustStore | None = None) -> None:
         if self.flash is None:
             return
-        ident = json.dumps({"mac": self.mac, "profile": self._profile.name}, sort_keys=True).encode()
         # phone.json in the save's lock, as the flash's own files (was written after it: flash module rules)
-        self.flash.save(store if store is not None else self._store, identity=ident)
+        self.flash.save(store if store is not None else self._store, identity=self._identity())
 
     def save_to(self, flash: Flash, last_report: BootReport | None = None) -> None:
         """Write this phone's trust store, keys and identity into ``flash`` (another phone's folder is
@@ -283,7 +293,8 @@ class Phone:
         return msg
 
     def set_symmetric_key(self, key: str | bytes | None) -> None:
-        """Set the manual config key (hex string or bytes); None or all zero digits clears it (spec §C.5)."""
+        """Set the manual config key (hex string or bytes); None or all zero digits clears it (spec §C.5). The
+        flash is written when the key changes."""
         raw: bytes | None
         if key is None or isinstance(key, bytes):
             raw = key
@@ -293,8 +304,10 @@ class Phone:
                 raw = bytes.fromhex(text)
             except ValueError:
                 raise EncodeError(f"symmetric key {key!r} is not hex", path="symmetric_key") from None
+        held = self._store.symmetric_key
         self._store.set_symmetric_key(raw)
-        self._save()
+        if self._store.symmetric_key != held:  # the key it holds, typed again (fleet boot --lab): not saved
+            self._save()
 
     def enter_auth_string(self, digits: str | int | None) -> None:
         """Type the CAPF authentication string (4..16 digits, spec §F.7); None clears it."""
