@@ -23,13 +23,16 @@ Rules:
   event log (``event_limit``, our fleet default 32 events and 8 statuses instead of 200/30; its deques
   made at the first event), the parts of a previous config equal across phones held once
   (:func:`phoneemu.formats.config.parse`), and the full :class:`BootReport` is
-  reduced to a :class:`~phoneemu.fleet.metrics.BootRecord` right after the boot. Once built, the phones
-  are moved out of the cyclic GC's reach (``gc.freeze``) for the storm, so full collections stay cheap, and
-  the GC runs less often during the storm (:data:`_STORM_GC_THRESHOLD`, restored afterwards). A shard
-  holds only the phones still to boot: each is let go as its boot ends (its reference count frees it,
-  frozen or not: a phone holds no reference cycle), so what a booted phone holds (its new config, its
-  events) is not kept to the end of the storm (``bench/fleet.py``: a shard's peak grew by 10 KiB a phone,
-  6 KiB now).
+  reduced to a :class:`~phoneemu.fleet.metrics.BootRecord` right after the boot. A shard makes each phone
+  as its boot starts (:class:`PhoneMaker`: what the phones share made once, before the storm), and lets it
+  go as its boot ends (its reference count frees it: a phone holds no reference cycle): it holds the MACs
+  still to boot and the phones booting, never a phone for each (was: every phone made before the first
+  boot — with ``--flash``, each flash read, its lab MIC checked: 3,000 phones took 7 to 20 s of silence
+  before the storm, uncounted in its time, deaf to ``--max-time`` and Ctrl-C; their making is now part of
+  the storm, each phone's latency counting it from the start of its making, and a phone that cannot be
+  made is counted failed when its turn comes). What the setup made is moved out of the cyclic GC's reach
+  (``gc.freeze``) for the storm, and the GC runs less often during the storm
+  (:data:`_STORM_GC_THRESHOLD`, restored afterwards).
 * :class:`Prestate` (benchmarks and tests, our convention) puts phones in the state an earlier boot
   would have left: the given CTL/ITL installed (parsed once, shared) and each phone's own previous
   config read from ``config_dir`` — as if installed by the rules named in :data:`PRESTATE_RULES`.
@@ -56,8 +59,9 @@ Rules:
   issued it (:func:`phoneemu.fleet.mics.lab_mic`), and ``symmetric_keys`` the manual config key the lab
   encrypts its config with, typed in (models with one, spec §C.5); ``auth_strings`` (else
   ``auth_string``) the CAPF authentication string typed in (spec §F.7); a phone whose MIC files do not load,
-  or whose key its model refuses, is not made and counts as failed (outcome ``error``, rule
-  ``not-booted``, the reason naming the file or the key).
+  whose key its model refuses, or whose flash cannot be read or written (a file where its folder goes), is
+  not made and counts as failed (outcome ``error``, rule ``not-booted``, the reason naming the file, the
+  key or the folder); the other phones boot on.
 * A shard's TFTP client pool counts its requests (transfers started), those that sent a packet again
   after a timeout, and those packets (the pool's own counters,
   :class:`~phoneemu.net.tftp_client.TftpClientPool`: nothing added per packet but on the retransmission
@@ -116,6 +120,7 @@ __all__ = [
     "FAILING_SHOWN",
     "PRESTATE_RULES",
     "FleetSpec",
+    "PhoneMaker",
     "Prestate",
     "ShardResult",
     "asked_target",
@@ -523,48 +528,73 @@ def fleet_clock(offset: int) -> Callable[[], int]:
     return map(operator.add, seconds, itertools.repeat(offset)).__next__
 
 
+class PhoneMaker:
+    """What the phones of a fleet process share while they are made (:func:`make_phones`): the clock, each
+    model's profile, TVS asker, CAPF runner and prestate, the lab's ``phones`` folder, the image-signing
+    certificates (parsed once), the TFTP pool and the pause before a CAPF retry (``sleep``). The fleet's
+    flash folder (``spec.flash_dir``) is made here: one that cannot be (under a file) is an OSError of the
+    setup, before any phone, not each phone's failure."""
+
+    __slots__ = ("clock", "mic_dir", "models", "pool", "signers", "sleep", "spec")
+
+    def __init__(self, spec: FleetSpec, *, pool: TftpClientPool | None, tvs: TvsAsker | None = None,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
+        if spec.flash_dir:
+            Path(spec.flash_dir).mkdir(parents=True, exist_ok=True)
+        self.spec, self.pool, self.sleep = spec, pool, sleep
+        self.clock = fleet_clock(spec.clock_offset_s)
+        self.models = _Models(spec, tvs)
+        self.mic_dir = Path(spec.mic_dir) if spec.mic_dir is not None else None
+        self.signers = tuple(load_cert_der(der, path="image_signers") for der in spec.image_signers)
+
+    def make(self, mac: str) -> Phone:
+        """The phone ``mac`` (see :func:`make_phones`); :class:`_UnreadyError` or :class:`FlashInUseError`
+        when it cannot be made."""
+        spec, model = self.spec, self.models.of(mac)
+        profile, pre = model.profile, model.prestate
+        mic = _checked("lab MIC", lab_mic, self.mic_dir, mac) if self.mic_dir is not None else None
+        flash = None
+        if spec.flash_dir:
+            folder = Path(spec.flash_dir) / mac
+            _checked("flash", check_flash_owner, folder, mac=mac, profile=profile.name)
+            # atomic, not fsynced (our convention): the fsyncs halved a --flash storm's rate on a VM disk;
+            # another process's hold waited for FLEET_LOCK_WAIT at most (this loop's other phones would
+            # stall, flash module rules): past it this phone fails, its reason naming the folder
+            flash = Flash(folder, profile=profile, durable=False, lock_wait=FLEET_LOCK_WAIT)
+        phone = Phone(mac=mac, profile=profile, flash=flash, clock=self.clock, mic=mic,
+                      events=EventLog(spec.event_limit, max(1, min(8, spec.event_limit))),
+                      fetch_timeout=spec.fetch_timeout, fetch_retries=spec.fetch_retries,
+                      fetch_max_time=spec.fetch_max_time, http_timeout=spec.fetch_timeout,
+                      tftp_pool=self.pool, tvs=model.tvs, capf=model.capf, keylog=spec.keylog,
+                      capf_retry_delay=spec.capf_retry_delay, sleep=self.sleep, image_signers=self.signers)
+        if pre is not None:
+            pre.apply(phone)
+        key = spec.symmetric_keys.get(mac)
+        if key is not None and profile.symmetric_key_bits:
+            _checked("lab symmetric key", phone.set_symmetric_key, key)
+        auth = spec.auth_strings.get(mac, spec.auth_string)
+        if auth is not None:
+            _checked("CAPF authentication string", phone.enter_auth_string, auth)
+        return phone
+
+
 def make_phones(spec: FleetSpec, macs: Sequence[int], *, pool: TftpClientPool | None,
                 tvs: TvsAsker | None = None, unready: list[tuple[str, str]] | None = None,
-                sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> list[Phone]:
+                sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+                maker: PhoneMaker | None = None) -> list[Phone]:
     """The phones of ``macs`` (shared pool and TVS asker; prestate applied; ``spec.mic_dir`` and
     ``spec.symmetric_keys``: each with its lab MIC and manual key; ``sleep``: their pause before a CAPF
-    retry). A phone whose lab MIC does not load, whose flash folder is another phone's or another
-    model's (:func:`~phoneemu.phone.phone.check_flash_owner`) or held by another process (never waited
-    for: :mod:`phoneemu.phone.flash` rules), or whose key its model refuses, is not made: its MAC and why
-    go to ``unready`` (the error is raised when it is None)."""
-    clock = fleet_clock(spec.clock_offset_s)
-    models = _Models(spec, tvs)
-    mic_dir = Path(spec.mic_dir) if spec.mic_dir is not None else None
-    signers = tuple(load_cert_der(der, path="image_signers") for der in spec.image_signers)  # shared
+    retry; ``maker``: what they share, made once by the caller — a shard makes each phone as its boot
+    starts — else here for these phones). A phone whose lab MIC does not load, whose flash folder is another
+    phone's or another model's (:func:`~phoneemu.phone.phone.check_flash_owner`) or held by another process
+    (never waited for: :mod:`phoneemu.phone.flash` rules), or whose key its model refuses, is not made: its
+    MAC and why go to ``unready`` (the error is raised when it is None)."""
+    made = maker if maker is not None else PhoneMaker(spec, pool=pool, tvs=tvs, sleep=sleep)
     phones: list[Phone] = []
     for value in macs:
         mac = mac_text(value)
-        model = models.of(mac)
-        profile, pre = model.profile, model.prestate
         try:
-            mic = _checked("lab MIC", lab_mic, mic_dir, mac) if mic_dir is not None else None
-            flash = None
-            if spec.flash_dir:
-                folder = Path(spec.flash_dir) / mac
-                _checked("flash", check_flash_owner, folder, mac=mac, profile=profile.name)
-                # atomic, not fsynced (our convention): the fsyncs halved a --flash storm's rate on a VM disk;
-                # another process's hold waited for FLEET_LOCK_WAIT at most (this loop's other phones would
-                # stall, flash module rules): past it this phone fails, its reason naming the folder
-                flash = Flash(folder, profile=profile, durable=False, lock_wait=FLEET_LOCK_WAIT)
-            phone = Phone(mac=mac, profile=profile, flash=flash, clock=clock, mic=mic,
-                          events=EventLog(spec.event_limit, max(1, min(8, spec.event_limit))),
-                          fetch_timeout=spec.fetch_timeout, fetch_retries=spec.fetch_retries,
-                          fetch_max_time=spec.fetch_max_time, http_timeout=spec.fetch_timeout, tftp_pool=pool,
-                          tvs=model.tvs, capf=model.capf, keylog=spec.keylog,
-                          capf_retry_delay=spec.capf_retry_delay, sleep=sleep, image_signers=signers)
-            if pre is not None:
-                pre.apply(phone)
-            key = spec.symmetric_keys.get(mac)
-            if key is not None and profile.symmetric_key_bits:
-                _checked("lab symmetric key", phone.set_symmetric_key, key)
-            auth = spec.auth_strings.get(mac, spec.auth_string)
-            if auth is not None:
-                _checked("CAPF authentication string", phone.enter_auth_string, auth)
+            phone = made.make(mac)
         except _UnreadyError as exc:
             if unready is None:
                 raise exc.error from None
@@ -628,8 +658,9 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
                     on_give_up: Callable[[str], None] | None = None) -> ShardResult:
     """Boot the phones ``macs`` of ``spec`` in this loop; see the module docstring.
 
-    ``ready`` (optional, may be a coroutine function) is awaited after the phones are built and before
-    the first boot (shards start their storm together). ``on_progress(done, ok, failing, pausing)``
+    ``ready`` (optional, may be a coroutine function) is awaited after the setup (what the phones share:
+    :class:`PhoneMaker`; ``ShardResult.setup_s``) and before the first phone is made and booted (shards
+    start their storm together). ``on_progress(done, ok, failing, pausing)``
     (``failing``: the deciding rules of the most common failures so far, with their counts; ``pausing``:
     the phones waiting before a CAPF retry now) is called every
     ``progress_interval`` seconds and at the end. Once ``should_stop()`` is true no new boot starts
@@ -646,20 +677,13 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
     pool = TftpClientPool(max_sockets=spec.max_sockets, timeout=spec.fetch_timeout,
                           retries=spec.fetch_retries, quarantine_s=spec.tftp_quarantine_s)
     try:
-        unready: list[tuple[str, str]] = []
         turns = _Turns(spec.concurrency)
         asked = asked_target(spec)  # once: the phones ask its address, their reports name spec.target
         https_config = _HttpsConfigWays(asked)  # §H.1, 6971: one getter a model, shared by its phones
-        waiting = deque(make_phones(spec, macs, pool=pool, unready=unready, sleep=turns.pause))
-        built = len(waiting)
-        for mac, why in unready:  # failed before the storm: no phone to boot (its lab MIC or key is unusable)
-            rec = BootRecord(mac=mac, outcome="error", rule=NOT_BOOTED, latency_s=0.0, end_s=0.0,
-                             reason=why[:300])
-            metrics.add(rec)
-            if spec.keep_records:
-                records.append(rec)
-        # tens of thousands of long-lived phone objects: keep the cyclic GC from re-scanning them at
-        # every full collection during the storm (gc.freeze moves them to the permanent generation)
+        maker = PhoneMaker(spec, pool=pool, sleep=turns.pause)  # shared; each phone made as its boot starts
+        waiting = deque(macs)
+        # the long-lived objects of the setup (models, askers, caches): kept out of the cyclic GC's full
+        # collections during the storm (gc.freeze moves them to the permanent generation)
         gc.collect()
         gc.freeze()
         gc.set_threshold(*_STORM_GC_THRESHOLD)
@@ -671,7 +695,7 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
         cpu0 = _cpu_s()
         start = time.perf_counter()
         stop_at = start + spec.max_time_s if spec.max_time_s is not None else None
-        done, ok = len(unready), 0
+        done, ok = 0, 0
         unanswered, answered = 0, False  # FleetSpec.give_up_unanswered
         gave_up: str | None = None
 
@@ -695,11 +719,37 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
                 if on_give_up is not None:
                     on_give_up(gave_up)
 
-        async def boot_one(phone: Phone) -> None:
-            """One phone's boot, holding a turn (``turns``) except while it pauses."""
+        def keep(rec: BootRecord) -> None:
+            """Count a record (and keep it for --json and --junit)."""
+            nonlocal done
+            metrics.add(rec)
+            if spec.keep_records:
+                records.append(rec)
+            done += 1
+
+        def made(value: int) -> Phone | None:
+            """The phone ``value``, made as its boot starts (module rules); None when it cannot be (its lab
+            MIC, its flash, its key: a failed phone, never booted, its reason said)."""
+            unready: list[tuple[str, str]] = []
+            try:
+                phones = make_phones(spec, (value,), pool=pool, unready=unready, sleep=turns.pause,
+                                     maker=maker)
+            except OSError as exc:  # its flash cannot be read or written (a file where its folder goes)
+                unready.append((mac_text(value), f"flash: {exc}"))
+                phones = []
+            for mac, why in unready:
+                keep(BootRecord(mac=mac, outcome="error", rule=NOT_BOOTED, latency_s=0.0, end_s=0.0,
+                                reason=why[:300]))
+            return phones[0] if phones else None
+
+        async def boot_one(value: int) -> None:
+            """One phone's making and boot, holding a turn (``turns``) except while it pauses."""
             nonlocal done, ok
             try:
                 t0 = time.perf_counter()
+                phone = made(value)
+                if phone is None:
+                    return
                 try:
                     report = await phone.boot(spec.target, fetcher=fetcher_for(phone, spec, pool, asked),
                                               https_config=https_config.of(phone))
@@ -716,10 +766,7 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
                 if spec.register is not None and report.config == "accepted":
                     rec = await _register(phone, spec, rec)
                 heard(rec)
-                metrics.add(rec)
-                if spec.keep_records:
-                    records.append(rec)
-                done += 1
+                keep(rec)
                 ok += rec.outcome == "ok"
             finally:
                 turns.give()
@@ -759,7 +806,7 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
         metrics.add_tftp(requests=pool.requests, retransmitted=pool.retransmitted,
                          retransmits=pool.retransmits)
         return ShardResult(shard=shard, metrics=metrics, records=records,
-                           not_started=built + len(unready) - done,
+                           not_started=len(macs) - done,
                            setup_s=setup_s, verify_hits=cache.hits if cache else 0,
                            verify_misses=cache.misses if cache else 0,
                            intern_hits=SHARED_CACHE.hits - cache_hits0,

@@ -5,8 +5,9 @@ Rules:
 * ``shards`` defaults to ``os.cpu_count()`` (never more shards than phones). The MAC range of the
   fleet is cut into contiguous sub-ranges, one per shard; each shard runs
   :func:`phoneemu.fleet.engine.run_shard` in a fresh ``spawn`` process (no state inherited).
-* Shards build their phones first, say ``ready``, and start booting together when every shard is
-  ready (the parent's ``go``), so the rate measured is the storm, not process start-up.
+* Shards make what their phones share first, say ``ready``, and start the storm together when every
+  shard is ready (the parent's ``go``), so the rate measured is the storm, not process start-up; each
+  phone is made as its boot starts (:mod:`phoneemu.fleet.engine` rules), within the storm's time.
 * Shards report progress (done, booted) a few times a second, then their records, if kept, a few
   hundred a message (``_RECORDS_A_MESSAGE``), then their result, each over a pipe
   of its own (:mod:`phoneemu.worker_pipes`: no lock or stream shared between shards, so a shard
@@ -37,7 +38,7 @@ Rules:
   start no new boot, the boots under way finish (within ``interrupt_grace`` seconds), and the
   result — marked ``interrupted``, the rest counted as not started — is returned as usual;
   ``on_interrupt()`` is called first (e.g. to tell the user). An interrupt before the storm starts
-  (while the shards start and build their phones: no boot is under way) kills the shards, joins them
+  (while the shards start and make what their phones share: no boot is under way) kills the shards, joins them
   and returns the result as usual, marked ``interrupted`` and ``before_storm``, every phone counted
   as not started (``fleet boot`` still writes its summary and reports: was a bare KeyboardInterrupt,
   no report). A second Ctrl-C, or a grace period that runs out, aborts: the parent kills the shards,
@@ -46,7 +47,7 @@ Rules:
   the parent's to handle); a shard whose parent vanished (e.g. SIGKILLed) exits by itself at once
   (the end of its pipe of orders; on Linux the kernel's parent-death signal; at the latest within about
   half a second, when its parent changes: :func:`phoneemu.worker_pipes.exit_with_parent`), whether it
-  is booting, building its phones or waiting for the storm to start.
+  is booting, making what its phones share or waiting for the storm to start.
 * ``shards=0`` runs the single shard in this process (tests, profiling).
 """
 
