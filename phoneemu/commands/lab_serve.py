@@ -377,6 +377,17 @@ async def serve(root: Path, *, host: str | None = None, tftp_port: int = 69, htt
                             signals=signals if signals is not None else StopSignals())
 
 
+def serve_clock(cluster: LabCluster) -> Callable[[], int] | None:
+    """The clock ``lab serve`` dates what its servers do by (an LSC issued, a CAPF certificate checked, the
+    ports recorded): the lab's "now", as its operations date themselves (:meth:`~phoneemu.lab.state.
+    ClusterState.now_at`) — None for a seeded lab (its own clock, the servers' default). Was None for every
+    lab: an unseeded lab served a year after its last operation issued LSCs from that operation's time,
+    already expired to its phones."""
+    if cluster.state.seed is not None:
+        return None
+    return lambda: cluster.state.now_at(time.time())
+
+
 async def _serve(cluster: LabCluster, root: Path, note: Callable[[str], None], *, host: str | None,
                  tftp_port: int, http_port: int, tvs_port: int, capf_port: int, keylog: Path | None,
                  sip_ports: dict[str, int | None], attacks: tuple[str, ...] = (),
@@ -411,7 +422,7 @@ async def _serve(cluster: LabCluster, root: Path, note: Callable[[str], None], *
                          sip_ports=sip_ports, keep_requests=False,  # never read here: the log says it all
                          capf_read_timeout=capf_bounds.read_timeout,
                          capf_session_timeout=capf_bounds.session_timeout,
-                         capf_max_in_progress=capf_bounds.max_in_progress)
+                         capf_max_in_progress=capf_bounds.max_in_progress, clock=serve_clock(cluster))
     servers.attacker.tamper = "tamper-signalling" in attacks
     servers.attacker.replay = "replay-sip" in attacks
     if attacks:
