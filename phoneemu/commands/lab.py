@@ -28,6 +28,7 @@ from phoneemu.words import counted
 if TYPE_CHECKING:  # the cluster (its PKI, its files) is imported where an operation runs (start-up time)
     from phoneemu.lab.cluster import LabCluster, UntakenRegenerations
     from phoneemu.lab.state import LogEntry
+    from phoneemu.phone.profile import PhoneProfile
 
 __all__ = ["register"]
 
@@ -1085,22 +1086,10 @@ def _warn_no_manual_key(c: LabCluster, args: argparse.Namespace, macs: Sequence[
     """One stderr warning when phones given a manual config key are of a model that has none (spec §C.5:
     the manual key is the symmetric-only models'; a cp-8861 decrypts with its certificate): the lab then
     serves them only a ``.enc.sgn`` they cannot read, and they boot on the default config."""
-    from phoneemu.phone.profile import get_profile
-    from phoneemu.scenario.phone_models import profile_for_model
-
-    unable: list[tuple[str, str]] = []
-    for mac in macs:
-        ph = c.state.phones.get(mac)
-        name = profile_for_model(ph.model) if ph is not None else None
-        if name is not None and not get_profile(name).symmetric_key_bits:
-            unable.append((mac, f"model {ph.model if ph is not None else '?'} ({name})"))
-    if unable:
-        mac, what = unable[0]
-        more = f" and {len(unable) - 1} more" if len(unable) > 1 else ""
-        say(args, f"warning: phone {mac}{more}: {what} has no manual config key (its configs are encrypted "
-                  "for its certificate): it will find no config it can read and take the default config; "
-                  "use --encrypt pki (lab encryption ... --mode pki), or a model with one (--model 7942, "
-                  "7962)")
+    _warn_unable(c, args, macs, lambda p: bool(p.symmetric_key_bits), (
+        "has no manual config key (its configs are encrypted for its certificate): it will find no config it "
+        "can read and take the default config; use --encrypt pki (lab encryption ... --mode pki), or a model "
+        "with one (--model 7942, 7962)"))
 
 
 def _warn_no_pki_decryption(c: LabCluster, args: argparse.Namespace, macs: Sequence[str]) -> None:
@@ -1108,6 +1097,16 @@ def _warn_no_pki_decryption(c: LabCluster, args: argparse.Namespace, macs: Seque
     cannot decrypt them (a profile not ``pki_capable``: the cp-7942-symmetric reads only configs encrypted
     with its manual key, spec §C.4, §C.5). A warning, not a refusal: the lab may rehearse the phone taking
     the default config."""
+    _warn_unable(c, args, macs, lambda p: p.pki_capable, (
+        "cannot decrypt a config encrypted for its certificate (its only config encryption is the manual "
+        "key, spec §C.5): it will find no config it can read and take the default config; use --encrypt "
+        "symmetric --symmetric-key HEX (lab encryption ... --mode symmetric)"))
+
+
+def _warn_unable(c: LabCluster, args: argparse.Namespace, macs: Sequence[str],
+                 can: Callable[[PhoneProfile], bool], why: str) -> None:
+    """One stderr warning naming the first of ``macs`` whose model's profile ``can`` not do what its configs
+    need, how many more, and ``why`` (a model without a profile here is not judged)."""
     from phoneemu.phone.profile import get_profile
     from phoneemu.scenario.phone_models import profile_for_model
 
@@ -1115,15 +1114,12 @@ def _warn_no_pki_decryption(c: LabCluster, args: argparse.Namespace, macs: Seque
     for mac in macs:
         ph = c.state.phones.get(mac)
         name = profile_for_model(ph.model) if ph is not None else None
-        if ph is not None and name is not None and not get_profile(name).pki_capable:
+        if ph is not None and name is not None and not can(get_profile(name)):
             unable.append((mac, f"model {ph.model} ({name})"))
     if unable:
         mac, what = unable[0]
         more = f" and {len(unable) - 1} more" if len(unable) > 1 else ""
-        say(args, f"warning: phone {mac}{more}: {what} cannot decrypt a config encrypted for its certificate "
-                  "(its only config encryption is the manual key, spec §C.5): it will find no config it can "
-                  "read and take the default config; use --encrypt symmetric --symmetric-key HEX (lab "
-                  "encryption ... --mode symmetric)")
+        say(args, f"warning: phone {mac}{more}: {what} {why}")
 
 
 def _note_key_unused(c: LabCluster, args: argparse.Namespace, macs: Sequence[str]) -> None:
