@@ -11,17 +11,7 @@ from pathlib import Path
 import pytest
 
 from phoneemu.cli import main
-
-DOC = """\
-name: {name}
-reproduces: test
-tags: {tags}
-phones:
-  p: {{mac: "0A0000000001"}}
-steps:
-  - boot: p
-  - expect: {{boot: ok}}
-"""
+from tests.unit.test_scenario_selection import DOC  # the -k and --tag tests' scenario
 
 
 @pytest.fixture
