@@ -9,18 +9,14 @@ given that is not the one on flash, a flash whose load noted a problem, an older
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import time
-from functools import cache
 from pathlib import Path
 
 import pytest
-from cryptography import x509
 
 from phoneemu.crypto import certs
-from phoneemu.crypto.keys import KeySpec, PrivateKey, generate_key
 from phoneemu.formats import config as config_fmt
 from phoneemu.formats.config import DeviceConfig, Server
 from phoneemu.phone import rules
@@ -28,19 +24,11 @@ from phoneemu.phone.flash import Flash
 from phoneemu.phone.phone import Phone
 from phoneemu.phone.profile import get_profile
 from phoneemu.phone.store import Credential, TrustStore
+from tests.unit.test_flash_redteam_r9 import _ident  # a self-signed test identity by name
 
 NOW = 1_800_000_000
 P = get_profile("cp-8861")
 MAC = "001122334455"
-
-
-@cache
-def _ident(name: str) -> tuple[x509.Certificate, PrivateKey]:
-    key = generate_key(KeySpec(kind="rsa", bits=1024), unsafe_seed=f"unchanged-{name}")
-    t = dt.datetime.fromtimestamp(NOW, tz=dt.UTC)
-    req = certs.CertRequest(subject=f"CN={name}", public_key=key.public_key(), serial=len(name) + 5,
-                            not_before=t - dt.timedelta(days=1), not_after=t + dt.timedelta(days=900))
-    return certs.issue_certificate(req, issuer_key=key), key
 
 
 def _phone(folder: Path, mic: Credential | None = None) -> Phone:
@@ -67,13 +55,8 @@ def _snapshot(folder: Path) -> dict[str, tuple[int, int, int, int]]:
     return {name: (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_mode) for name, st in entries.items()}
 
 
-def test_a_phone_made_from_an_unchanged_flash_writes_nothing(tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    folder = _flash(tmp_path)
-    assert {"phone.json", "state.json", "config.xml", "mic.der", "mic.key"} <= set(os.listdir(folder))
-    os.utime(folder, ns=(1, 1))  # a write in the folder (a temporary file renamed) would change its mtime
-    for path in folder.iterdir():
-        os.utime(path, ns=(1, 1))
+def _saves_recorded(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The flash folders :meth:`Flash.save` is called for from now on (each save still made)."""
     saves: list[Path] = []
     real_save = Flash.save
 
@@ -82,6 +65,17 @@ def test_a_phone_made_from_an_unchanged_flash_writes_nothing(tmp_path: Path,
         real_save(self, store, identity=identity)
 
     monkeypatch.setattr(Flash, "save", save)
+    return saves
+
+
+def test_a_phone_made_from_an_unchanged_flash_writes_nothing(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = _flash(tmp_path)
+    assert {"phone.json", "state.json", "config.xml", "mic.der", "mic.key"} <= set(os.listdir(folder))
+    os.utime(folder, ns=(1, 1))  # a write in the folder (a temporary file renamed) would change its mtime
+    for path in folder.iterdir():
+        os.utime(path, ns=(1, 1))
+    saves = _saves_recorded(monkeypatch)
     before = _snapshot(folder)
     time.sleep(0.01)  # a chmod now would show in the folder's ctime
     phone = _phone(folder)
@@ -139,14 +133,7 @@ def test_the_manual_key_it_holds_typed_again_writes_nothing(tmp_path: Path,
     folder = tmp_path / "sym"
     first = Phone(mac=MAC, profile=sym, flash=Flash(folder, profile=sym, durable=False), clock=lambda: NOW)
     first.set_symmetric_key("00112233445566778899aabbccddeeff")
-    saves: list[Path] = []
-    real_save = Flash.save
-
-    def save(self: Flash, store: TrustStore, *, identity: bytes | None = None) -> None:
-        saves.append(self.path)
-        real_save(self, store, identity=identity)
-
-    monkeypatch.setattr(Flash, "save", save)
+    saves = _saves_recorded(monkeypatch)
     phone = Phone(mac=MAC, profile=sym, flash=Flash(folder, profile=sym, durable=False), clock=lambda: NOW)
     phone.set_symmetric_key("00112233445566778899AABBCCDDEEFF")
     assert saves == []
