@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from phoneemu.net.tftp import TftpClientPool, TftpServer
 from phoneemu.net.tftp_server import TftpRequestEvent
 from tests.helpers import run_within
@@ -38,9 +40,13 @@ def _shared(events: list[TftpRequestEvent], **kw: float) -> TftpServer:
                       **{"timeout": 0.3, "retries": 3, **kw})  # type: ignore[arg-type]
 
 
-def test_a_late_copy_of_the_rrq_at_the_last_block_is_answered_with_the_last_block() -> None:
+@pytest.mark.parametrize("copies", [1, 2])
+def test_late_copies_of_the_rrq_at_the_last_block_are_answered_with_the_last_block(copies: int) -> None:
     """DATA 5 lost, then the late copy: DATA 5 comes again, its ACK ends the transfer ``ok`` (was: DATA 1 of
-    a new transfer from the same port, the first ended "final ACK implied")."""
+    a new transfer from the same port, the first ended "final ACK implied"). Two late copies (an RFC 1350
+    client resends its RRQ at each timeout; the first answer lost too): each answered with DATA 5 while the
+    retries last (was: once a block, the second copy ended the transfer and sent DATA 1 from the same port,
+    which the client, still waiting for DATA 5 there, took for a stale block and stalled)."""
     events: list[TftpRequestEvent] = []
 
     async def go() -> None:
@@ -48,8 +54,9 @@ def test_a_late_copy_of_the_rrq_at_the_last_block_is_answered_with_the_last_bloc
             with _Client() as c:
                 tid = await c.first_four_blocks(srv.port)
                 assert tid[1] == srv.port  # shared: the server's port is the transfer's
-                c.send(RRQ, (HOST, srv.port))  # the late copy
-                assert await c.recv() == (_data(5), tid)
+                for _ in range(copies):
+                    c.send(RRQ, (HOST, srv.port))  # a late copy (the answer to the one before "lost")
+                    assert await c.recv() == (_data(5), tid)
                 c.send(_ack(5), tid)
                 await _drained(srv)
                 assert await c.recv(0.2) is None  # no second transfer
