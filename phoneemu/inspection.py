@@ -298,6 +298,11 @@ def _not_key_advice(labels: list[str]) -> str:
 _HEX_KEY = re.compile(rb"\s*(?:[0-9A-Fa-f]{32}|[0-9A-Fa-f]{64})\s*")
 #: an argument that looks like a mistyped manual key rather than a file name (ours)
 _HEX_LIKE = re.compile(r"[0-9A-Fa-f]{8,}")
+#: a file's text (printable ASCII and blanks): never a flash's raw ``symmetric.key``, whose 16 or 32 random
+#: bytes are that with a chance below 1e-6 (:func:`load_key`)
+_TEXT = re.compile(rb"[\x20-\x7e\t\r\n]*")
+#: a file holding hex digits alone, but not a manual key's number of them (a mistyped one)
+_HEX_FILE = re.compile(rb"\s*([0-9A-Fa-f]{8,})\s*")
 #: how notes name a manual key given on the command line (never the key itself)
 MANUAL_KEY_NAME = "the manual key given"
 
@@ -308,6 +313,8 @@ class ManualKey:
     key (:func:`phoneemu.formats.encrypted.decrypt_symmetric`). Its repr hides the bytes."""
 
     key: bytes = dataclasses.field(repr=False)
+    #: the name of the file whose raw bytes it is (a flash's ``symmetric.key``, :func:`load_key`), else None
+    raw_file: str | None = None
 
 
 #: what ``--key`` gives: a private key (PKI method, §C.3) or a manual key (§C.5)
@@ -320,7 +327,10 @@ def load_key(text: str) -> tuple[KeyGiven, str]:
     allowed) or the 16 or 32 raw bytes of a phone flash's ``symmetric.key``. Else TEXT itself is the manual
     key as typed into the phone, 32 or 64 hex digits (spec §C.5; a file of that name comes first). An
     OSError for a missing file (a DecodeError saying so when TEXT looks like a mistyped manual key), a
-    DecodeError for a file that is neither, or for an all-zero manual key (it clears a phone's key)."""
+    DecodeError for a file that is neither, or for an all-zero manual key (it clears a phone's key). A file
+    of 16 or 32 bytes is raw bytes only when it is not text (:data:`_TEXT`): one holding hex digits of
+    another count is a mistyped manual key, said as on the command line (was: 31 digits and a line end
+    read as a 256-bit raw key, "file needs a 128-bit key, the configured key has 256 bits")."""
     path = Path(text)
     if _HEX_KEY.fullmatch(text.encode("utf-8", "surrogateescape")) and not path.exists():
         return _manual_key(text.strip(), source=text), MANUAL_KEY_NAME
@@ -333,8 +343,11 @@ def load_key(text: str) -> tuple[KeyGiven, str]:
         raise
     if _HEX_KEY.fullmatch(data):
         return _manual_key(data.decode("ascii").strip(), source=text), path.name
-    if len(data) in (16, 32) and b"-----BEGIN" not in data:  # no DER key nor certificate is this short
-        return _manual_key(data.hex(), source=text), path.name
+    if (digits := _HEX_FILE.fullmatch(data)) is not None:
+        raise DecodeError(f"holds {len(digits.group(1))} hex digits, a manual key has 32 or 64 (spec §C.5)",
+                          path=text)
+    if len(data) in (16, 32) and _TEXT.fullmatch(data) is None:  # no DER key nor certificate is this short
+        return dataclasses.replace(_manual_key(data.hex(), source=text), raw_file=path.name), path.name
     return load_private_key(data, source=text), path.name
 
 
@@ -503,7 +516,8 @@ def inspect_bytes(data: bytes, *, name: str | None = None, cert_paths: list[Path
         key = load_key(str(key_path))
     if key is not None and kind != "enc":
         what = detect.KIND_TEXT[kind]
-        report["notes"].append(f"key {key[1]} not used: {what} is not encrypted")
+        said = key[1] if key[1] == MANUAL_KEY_NAME else f"key {key[1]}"  # was "key the manual key given"
+        report["notes"].append(f"{said} not used: {what} is not encrypted")
     if kind in ("itl", "ctl"):
         tl = trustlist.parse(data, limit=limit if limit is not None else trustlist.DEFAULT_LIMIT,
                              kind="CTL" if kind == "ctl" else "ITL")
@@ -594,11 +608,21 @@ def _inspect_enc(data: bytes, report: dict[str, Any], cands: list[tuple[str, x50
                 enc_mod.decrypt_pki(ef, key)
         except VerificationError as exc:
             checks.append({"check": "decrypt", "ok": False, "reason": exc.reason.value,
-                           "detail": f"{exc}{_other_method_advice(ef.encryption.mode, key, exc)}"})
+                           "detail": f"{exc}{_other_method_advice(ef.encryption.mode, key, exc)}"
+                                     f"{_raw_key_said(key)}"})
         else:
             checks.append({"check": "decrypt", "ok": True, "detail": f"{len(plain)} bytes, hash matches"})
             report["plaintext"] = plain.decode("utf-8", errors="replace")
     return report
+
+
+def _raw_key_said(key: KeyGiven) -> str:
+    """How a manual key read from a file's raw bytes (:func:`load_key`) was taken, said when it does not
+    decrypt: a DER key cut short is such a file too (was: only "give the private key as --key")."""
+    if not isinstance(key, ManualKey) or key.raw_file is None:
+        return ""
+    return (f"; {key.raw_file} was read as a phone flash's symmetric.key (its {len(key.key)} raw bytes: "
+            "neither a PEM, a whole DER key nor hex digits)")
 
 
 def _other_method_advice(mode: int, key: KeyGiven, exc: VerificationError) -> str:

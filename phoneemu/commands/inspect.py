@@ -92,7 +92,7 @@ def _load_key(text: str) -> tuple[KeyGiven | None, str]:
     try:
         return load_key(text)
     except OSError as exc:
-        return None, str(exc.strerror or exc)
+        return None, f"{exc.strerror or exc}{_key_not_stdin(text, exc)}"
     except PhoneEmuError as exc:  # it names the path itself: keep what follows it
         return None, str(exc).removeprefix(f"{text}: ")
 
@@ -230,6 +230,15 @@ def _not_stdin(path: Path, exc: OSError) -> str:
     "-: No such file or directory", as if ``-`` were taken for stdin and then failed)."""
     if str(path) == "-" and isinstance(exc, FileNotFoundError):
         return " (inspect reads a file, not standard input: save it to a file and name that)"
+    return ""
+
+
+def _key_not_stdin(text: str, exc: OSError) -> str:
+    """What a missing ``--key -`` is told, as a FILE ``-`` is (:func:`_not_stdin`): inspect reads a key from
+    a file or the command line, never standard input (was only "No such file or directory")."""
+    if text == "-" and isinstance(exc, FileNotFoundError):
+        return (" (inspect reads a key from a file or the command line, not standard input: save it to a "
+                "file only you can read and name that)")
     return ""
 
 

@@ -148,5 +148,5 @@ def test_a_manual_key_not_used_is_noted_without_the_key(tmp_path: Path,
     xml.write_bytes(PLAINTEXT)
     assert main(["inspect", str(xml), "--key", KEY]) == 0
     out, _ = capsys.readouterr()
-    assert "Note: key the manual key given not used" in out and KEY not in out, out
+    assert "Note: the manual key given not used" in out and KEY not in out, out
 
