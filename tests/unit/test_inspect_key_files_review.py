@@ -8,43 +8,14 @@ as "the manual key given" (was "key the manual key given"); ``--key -`` says ins
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from phoneemu.cli import main
 from phoneemu.crypto import keys
-from phoneemu.formats import encrypted
-from tests.signer_helpers import file_signer, self_signed
-
-NOW = 1_780_000_000
-KEY = "00112233445566778899AABBCCDDEEFF"
-PLAINTEXT = b"<device><deviceSecurityMode>3</deviceSecurityMode></device>"
-NAME = "SEP0A00000005C7.cnf.xml.enc.sgn"
-
-
-def _signer() -> tuple[keys.PrivateKey, x509.Certificate]:
-    return self_signed("CN=key-files-tftp;O=phoneemu", seed="inspect-key-files-tftp", serial=0x5C7)
-
-
-def _symmetric(folder: Path) -> Path:
-    data = encrypted.build_symmetric(plaintext=PLAINTEXT, filename=NAME, signer=file_signer(_signer()),
-                                     key=bytes.fromhex(KEY), timestamp=NOW, rand=os.urandom)
-    path = folder / NAME
-    path.write_bytes(data)
-    return path
-
-
-def _pki(folder: Path) -> Path:
-    phone = self_signed("CN=SEP0A00000005C7;O=phone", seed="inspect-key-files-phone", serial=0x5C8)
-    data = encrypted.build_pki(plaintext=PLAINTEXT, filename=NAME, signer=file_signer(_signer()),
-                               recipient_cert=phone[1], timestamp=NOW, rand=os.urandom)
-    path = folder / NAME
-    path.write_bytes(data)
-    return path
+from tests.unit.test_inspect_manual_key import KEY, PLAINTEXT, _pki, _signer, _symmetric  # their files
 
 
 @pytest.mark.parametrize(("content", "digits"), [
