@@ -16,6 +16,7 @@ import pytest
 
 from phoneemu.net.http import HttpServer
 from tests.helpers import run
+from tests.integration.test_http import raw_request  # one request, what came back until the close
 
 HOST = "127.0.0.1"
 FILES = {"a.txt": b"AAAA"}
@@ -23,15 +24,6 @@ LOGGER = "phoneemu.net.http"
 FLOOD = 150
 BAD = {400: b"GET /a.txt HTTP/1.1x\r\n\r\n", 405: b"POST /a.txt HTTP/1.1\r\n\r\n",
        431: b"GET /" + b"A" * 9000 + b" HTTP/1.1\r\n\r\n"}
-
-
-async def _exchange(port: int, data: bytes) -> bytes:
-    reader, writer = await asyncio.open_connection(HOST, port)
-    writer.write(data)
-    await writer.drain()
-    out = await asyncio.wait_for(reader.read(), 5)
-    writer.close()
-    return out
 
 
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -49,7 +41,7 @@ def test_a_malformed_request_is_a_warning_naming_peer_status_and_why(
 
     async def main() -> None:
         async with HttpServer(FILES, HOST, 0, idle_timeout=2.0) as srv:
-            out = await _exchange(srv.port, BAD[status])
+            out = await raw_request(srv.port, BAD[status])
             assert out.startswith(b"HTTP/1.1 %d " % status), out[:80]
 
     run(main())
@@ -83,7 +75,7 @@ def test_a_flood_of_malformed_requests_is_said_once_a_second_with_its_count_by_s
             started = loop.time()
             for n in range(FLOOD):
                 status = (400, 405, 431)[n % 3]
-                out = await _exchange(srv.port, BAD[status])
+                out = await raw_request(srv.port, BAD[status])
                 assert out.startswith(b"HTTP/1.1 %d " % status), out[:80]
             elapsed = loop.time() - started
             assert srv.malformed.total == FLOOD
