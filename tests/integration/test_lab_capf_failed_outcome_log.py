@@ -19,6 +19,7 @@ from phoneemu.lab.capf_service import CapfHandler, CapfSessionLog
 from phoneemu.net.tls import TlsServer
 from phoneemu.protocols import capf
 from tests.helpers import run
+from tests.integration.test_lab_capf_truncated import auth_request
 
 HOST = "127.0.0.1"
 MAC = "0011223344DE"
@@ -43,13 +44,8 @@ def _auth_response(session_id: int, password: str) -> bytes:
 async def _one(port: int, password: str) -> None:
     """A client that answers AUTH_REQUEST with ``password`` and reads until the server closes."""
     reader, writer = await asyncio.open_connection(HOST, port)
-    decoder = capf.FrameDecoder()
-    got: list[capf.CapfMessage] = []
-    while not got:
-        chunk = await asyncio.wait_for(reader.read(4096), 5)
-        assert chunk, "the server closed before AUTH_REQUEST"
-        got = decoder.feed(chunk)
-    writer.write(_auth_response(got[0].session_id, password))
+    request = await auth_request(reader)
+    writer.write(_auth_response(request.session_id, password))
     await writer.drain()
     while await asyncio.wait_for(reader.read(4096), 5):
         pass

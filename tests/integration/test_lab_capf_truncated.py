@@ -41,13 +41,8 @@ def _session(sent: int) -> CapfSessionLog:
     async def main() -> None:
         async with TlsServer(handler, None, HOST, 0) as srv:
             reader, writer = await asyncio.open_connection(HOST, srv.port)
-            decoder = capf.FrameDecoder()
-            got: list[capf.CapfMessage] = []
-            while not got:
-                chunk = await asyncio.wait_for(reader.read(4096), 5)
-                assert chunk, "the server closed before AUTH_REQUEST"
-                got = decoder.feed(chunk)
-            writer.write(_auth_response(got[0].session_id)[:sent])
+            request = await auth_request(reader)
+            writer.write(_auth_response(request.session_id)[:sent])
             await writer.drain()
             writer.close()
             for _ in range(250):  # the handler logs the session's end as it sees the close: bounded wait
@@ -76,3 +71,15 @@ def test_a_client_closing_between_frames_is_a_clean_close(caplog: pytest.LogCapt
         entry = _session(0)
     assert entry.outcome == "closed: peer closed in state wait-auth", entry
     assert not any(r.levelno >= logging.WARNING for r in caplog.records if r.name == "phoneemu.lab.capf")
+
+
+async def auth_request(reader: asyncio.StreamReader) -> capf.CapfMessage:
+    """The server's first message, its AUTH_REQUEST, read within 5 s a read (the server closing first: an
+    assertion)."""
+    decoder = capf.FrameDecoder()
+    got: list[capf.CapfMessage] = []
+    while not got:
+        chunk = await asyncio.wait_for(reader.read(4096), 5)
+        assert chunk, "the server closed before AUTH_REQUEST"
+        got = decoder.feed(chunk)
+    return got[0]
