@@ -8,7 +8,6 @@ when the user gave up and pressed Ctrl-C)."""
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from phoneemu.fuzz.engine import FuzzConfig, fuzz, input_for
 from phoneemu.fuzz.mutators import Mutator
 from phoneemu.fuzz.supervise import SupervisedTarget, can_supervise
 from phoneemu.fuzz.targets import PythonTarget
+from tests.unit.test_fuzz_stuck_runs import NeverStoppedError, _spin  # the stuck parsers' pieces
 
 pytestmark = pytest.mark.skipif(not can_supervise(), reason="needs fork (a supervised child)")
 
@@ -28,15 +28,9 @@ ESCAPE_S = 4.0
 HANG_AFTER = 0.2
 
 
-class NeverStoppedError(Exception):
-    """The endless loop was not stopped: it gave up on its own after :data:`ESCAPE_S`."""
-
-
 def endless(_data: bytes) -> None:
     """A parser stuck for ever on every input (bounded here by ESCAPE_S of CPU, then a crash of its own)."""
-    c0 = time.thread_time()
-    while time.thread_time() - c0 < ESCAPE_S:
-        pass
+    _spin(ESCAPE_S)
     raise NeverStoppedError
 
 
