@@ -416,23 +416,22 @@ def unanswered_hint(report: BootReport, target: BootTarget, *, lab: Path | None 
     return nothing_answered_hint(target, lab=lab, heard=ignored_heard(d.reason or ""))
 
 
-#: the refusals for want of a phone certificate (neither an LSC nor a MIC), by rule, and the words their
-#: reason holds then (phoneemu.phone.rules: G.12.2's ``why``; phoneemu.phone.boot: CAPF rejected)
-_NO_CERTIFICATE = {"G.12.2-cert-hash-mismatch": "no phone certificate",
-                   "G.12.2-wait-auth-string": "no phone certificate",
-                   "F.6-capf-rejected": "the phone holds no certificate to authenticate with"}
-
-
 def no_mic_hint(report: BootReport, *, has_mic: bool) -> str | None:
     """One line when the boot gave the phone no MIC (no ``--lab``, no ``--mic``/``--mic-key``) and a rule
-    refused for want of a phone certificate (:data:`_NO_CERTIFICATE`: a config encrypted to the phone's
-    certificate, spec §G.12.2; a CAPF session needing one to authenticate, §F.7): the emulated phone holds
-    none unless given one, where a real phone has its MIC from the factory — the options that give it one
-    (was: the refusal and ``F.7-no-capf-operation`` alone, nothing saying the phone had no MIC)."""
+    refused for want of a phone certificate (neither an LSC nor a MIC; told by the words of the rule's own
+    reason, imported: a config encrypted to the phone's certificate, spec §G.12.2; a CAPF session needing
+    one to authenticate, §F.7): the emulated phone holds none unless given one, where a real phone has its
+    MIC from the factory — the options that give it one (was: the refusal and ``F.7-no-capf-operation``
+    alone, nothing saying the phone had no MIC)."""
     if has_mic:
         return None
-    refused = next((d.rule for d in report.decisions if not d.accepted and d.rule in _NO_CERTIFICATE
-                    and _NO_CERTIFICATE[d.rule] in (d.reason or "")), None)
+    from phoneemu.phone.boot import NO_CAPF_CERTIFICATE
+    from phoneemu.phone.rules import NO_PHONE_CERTIFICATE
+
+    words = {"G.12.2-cert-hash-mismatch": NO_PHONE_CERTIFICATE,
+             "G.12.2-wait-auth-string": NO_PHONE_CERTIFICATE, "F.6-capf-rejected": NO_CAPF_CERTIFICATE}
+    refused = next((d.rule for d in report.decisions if not d.accepted and d.rule in words
+                    and words[d.rule] in (d.reason or "")), None)
     if refused is None:
         return None
     return (f"the emulated phone holds no MIC (no --lab, no --mic/--mic-key given), so no phone certificate "

@@ -151,6 +151,7 @@ from phoneemu.values import host_port
 
 __all__ = [
     "AUTH_STRING_WAIT",
+    "NO_CAPF_CERTIFICATE",
     "BootReport",
     "BootTarget",
     "CapfRunner",
@@ -261,6 +262,10 @@ class BootReport:
             if self.locked_out and self.deciding is not None else None,
         }
 
+
+#: the F.6 reason of a CAPF session a phone holding no certificate could not authenticate (capfAuthMode 3, 4,
+#: spec §F.7): ``boot``'s no-MIC hint reads it
+NO_CAPF_CERTIFICATE = "the phone holds no certificate to authenticate with"
 
 def decision_dict(d: Decision) -> dict[str, Any]:
     """A decision as a JSON-ready dict."""
@@ -1056,7 +1061,7 @@ class _Boot:
         why = f"CAPF ended the session: {result.detail or out} (reason {result.reason})"
         if mode in (3, 4) and self.store.lsc is None and self.store.mic is None:
             held = "an LSC or a MIC" if mode == 3 else "a MIC or an LSC"
-            why += (f"; the phone holds no certificate to authenticate with (capfAuthMode {mode} needs "
+            why += (f"; {NO_CAPF_CERTIFICATE} (capfAuthMode {mode} needs "
                     f"{held}, spec §F.7)")
         self.record(Decision(rule="F.6-capf-rejected", accepted=False, file="", kind="capf", reason=why,
                              reason_code=VerifyReason.OTHER))

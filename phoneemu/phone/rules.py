@@ -256,6 +256,7 @@ __all__ = [
     "HTTPS_FAILED_STATUS",
     "HTTPS_ROLES",
     "NO_CONFIG_HELD",
+    "NO_PHONE_CERTIFICATE",
     "TFTP_ROLES",
     "TVS_NOT_USABLE",
     "TrustKind",
@@ -307,6 +308,9 @@ NO_CONFIG_HELD = "no config installed (the config names the TVS servers)"
 
 
 # --------------------------------------------------------------------------- helpers
+#: the G.12.2 reason a phone holding no certificate (no MIC, no LSC) gives: ``boot``'s no-MIC hint reads it
+NO_PHONE_CERTIFICATE = "no phone certificate"
+
 def query_key(header: SignedHeader) -> QueryKey:
     """The TVS QUERY key for a file's signer (subject, issuer, serial; spec §E.7.2, §B.4)."""
     s = header.signer
@@ -1234,7 +1238,7 @@ def decide_short_config(store: TrustStore, cfg: DeviceConfig, *, profile: PhoneP
     if want and mine == want:
         return d("G.12.2-cert-hash-match", True, "certHash matches the phone certificate: fetch the "
                  "encrypted config", action="fetch-encrypted")
-    why = "no phone certificate" if cred is None else ("blank certHash" if not want else "certHash mismatch")
+    why = NO_PHONE_CERTIFICATE if cred is None else ("blank certHash" if not want else "certHash mismatch")
     if cfg.capf_auth_mode == 1:
         return d("G.12.2-wait-auth-string", False, f"{why}: waiting for a user-entered auth string",
                  code=VerifyReason.HASH_MISMATCH, action="wait-auth-string")
