@@ -13,30 +13,20 @@ from pathlib import Path
 import pytest
 
 from phoneemu.cli import main
-from phoneemu.fuzz.corpus import build_corpus
 from phoneemu.fuzz.engine import FuzzConfig, fuzz, input_for
 from phoneemu.fuzz.mutators import Mutator
 from phoneemu.fuzz.supervise import SupervisedTarget, can_supervise
 from phoneemu.fuzz.targets import PythonTarget
-from tests.unit.test_fuzz_stuck_runs import NeverStoppedError, _spin  # the stuck parsers' pieces
+from tests.unit import test_fuzz_stuck_runs as stuck
+from tests.unit.test_fuzz_stuck_runs import ESCAPE_S, endless  # the stuck parser (ESCAPE_S of CPU at most)
 
 pytestmark = pytest.mark.skipif(not can_supervise(), reason="needs fork (a supervised child)")
 
-#: CPU seconds after which the "endless" loop gives up (so that the old code ends, failing)
-ESCAPE_S = 4.0
 #: the targets' hang_after: the child's CPU past it is a hang (10 x of wall time too, on a loaded machine)
 HANG_AFTER = 0.2
 
 
-def endless(_data: bytes) -> None:
-    """A parser stuck for ever on every input (bounded here by ESCAPE_S of CPU, then a crash of its own)."""
-    _spin(ESCAPE_S)
-    raise NeverStoppedError
-
-
-@pytest.fixture(scope="module")
-def itl_mutator() -> Mutator:
-    return Mutator(build_corpus("itl"), resign_ratio=0.25)
+itl_mutator = stuck.itl_mutator  # the module's ITL mutator fixture, theirs
 
 
 def test_an_endless_loop_with_runs_alone_is_a_hang_finding_and_the_run_goes_on(tmp_path: Path,
