@@ -21,6 +21,15 @@ from phoneemu.fuzz.targets import CommandTarget, PythonTarget
 ESCAPE_S = 5.0
 
 
+#: a module of a parser stuck for ever (ESCAPE_S of CPU at most), for ``--target MODULE:parse``
+ENDLESS_PARSER = ("import time\n"
+                  "def parse(data):\n"
+                  "    c0 = time.thread_time()\n"
+                  f"    while time.thread_time() - c0 < {ESCAPE_S}:\n"
+                  "        pass\n"
+                  "    raise RuntimeError('never stopped')\n")
+
+
 class NeverStoppedError(Exception):
     """The endless loop was not stopped: it gave up on its own after :data:`ESCAPE_S`."""
 
@@ -100,10 +109,7 @@ def test_cli_time_limit_ends_an_endless_loop_with_exit_1(tmp_path: Path, monkeyp
     """``phoneemu fuzz --time 0.3`` of a parser stuck for ever ends, says the hang and exits 1 (CI). Its input
     is a hang only past the limit (``--hang-after 0.5``): one that is a hang before it is a finding and the
     run goes on (test_fuzz_supervised_endless_loop)."""
-    (tmp_path / "endless_parser_g.py").write_text(
-        "import time\n"
-        f"def parse(data):\n    c0 = time.thread_time()\n    while time.thread_time() - c0 < {ESCAPE_S}:\n"
-        "        pass\n    raise RuntimeError('never stopped')\n")
+    (tmp_path / "endless_parser_g.py").write_text(ENDLESS_PARSER)
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "fz"
     rc = main(["fuzz", "--format", "itl", "--target", "endless_parser_g:parse", "--hang-after", "0.5",
@@ -120,10 +126,7 @@ def test_cli_replay_of_an_endless_loop_ends_as_the_hang_it_was(tmp_path: Path,
                                                               monkeypatch: pytest.MonkeyPatch,
                                                               capsys: pytest.CaptureFixture[str]) -> None:
     """Was: info.json's reproduce command of such a hang ran for ever; it is stopped once a hang, exit 1."""
-    (tmp_path / "endless_parser_r.py").write_text(
-        "import time\n"
-        f"def parse(data):\n    c0 = time.thread_time()\n    while time.thread_time() - c0 < {ESCAPE_S}:\n"
-        "        pass\n    raise RuntimeError('never stopped')\n")
+    (tmp_path / "endless_parser_r.py").write_text(ENDLESS_PARSER)
     (tmp_path / "input.bin").write_bytes(b"\x01\x01\x00\x01\x02")
     monkeypatch.chdir(tmp_path)
     rc = main(["fuzz", "--format", "itl", "--target", "endless_parser_r:parse", "--hang-after", "0.05",

@@ -18,7 +18,10 @@ from phoneemu.fuzz.mutators import Mutator
 from phoneemu.fuzz.supervise import SupervisedTarget, can_supervise
 from phoneemu.fuzz.targets import PythonTarget
 from tests.unit import test_fuzz_stuck_runs as stuck
-from tests.unit.test_fuzz_stuck_runs import ESCAPE_S, endless  # the stuck parser (ESCAPE_S of CPU at most)
+from tests.unit.test_fuzz_stuck_runs import (  # the stuck parser (ESCAPE_S of CPU at most)
+    ENDLESS_PARSER,
+    endless,
+)
 
 pytestmark = pytest.mark.skipif(not can_supervise(), reason="needs fork (a supervised child)")
 
@@ -53,10 +56,7 @@ def test_cli_runs_alone_of_an_endless_loop_ends_with_exit_1(tmp_path: Path, monk
                                                            capsys: pytest.CaptureFixture[str]) -> None:
     """``phoneemu fuzz --runs 1`` of a parser stuck for ever ends (minimising included), says the hang and
     exits 1, as README's ``--hang-after`` promises."""
-    (tmp_path / "endless_parser_n.py").write_text(
-        "import time\n"
-        f"def parse(data):\n    c0 = time.thread_time()\n    while time.thread_time() - c0 < {ESCAPE_S}:\n"
-        "        pass\n    raise RuntimeError('never stopped')\n")
+    (tmp_path / "endless_parser_n.py").write_text(ENDLESS_PARSER)
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "fz"
     rc = main(["fuzz", "--format", "itl", "--target", "endless_parser_n:parse",
