@@ -3,7 +3,10 @@
 The phone asks TFTP ``--tftp HOST[:PORT]`` (HTTP 6970 first when its profile does, spec §H.1) for its
 trust lists and config, asks TVS and CAPF where the accepted config says, and prints each step and
 decision (rule, file, signer, reason) and the status messages (spec §H.3). Exit 0 only if the phone
-ended the boot with a configuration it accepted; 1 otherwise; 2 for bad arguments.
+ended the boot with a configuration it accepted and the CAPF operation it started, if any, completed (spec
+§F; one that failed — rejected, unreachable after the retries — ends the text with ``exit status 1: CAPF
+operation failed: RULE: REASON``, ``capf_failure`` in the JSON; none pending is no failure); 1 otherwise; 2
+for bad arguments.
 
 ``--flash DIR`` keeps the phone's state between runs (a reboot continues from it); without it a
 temporary directory is used. ``--lab DIR`` uses the MIC the built-in lab issued for the MAC and trusts
@@ -264,6 +267,9 @@ def _sip_line(res: SipResult | None) -> str:
     how += f", after {'; '.join(res.passed_over)}" if res.passed_over else ""
     return f"  SIP:       {verdict} at {res.server or '?'}{how}: {res.rule}: {res.reason}"
 
+
+#: the start of the last line of a boot whose CAPF operation failed (:mod:`phoneemu.phone.capf_outcome`)
+_CAPF_FAILED_LINE = "exit status 1: CAPF operation failed: "
 
 #: ``--realtime``: one media packet every 20 ms (its ptime)
 _PACE = 0.02
@@ -768,6 +774,7 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
     """:func:`handler`, ``reading`` holding the lab lock until the lab is read (closed here then)."""
     from phoneemu.formats import config as config_fmt
     from phoneemu.phone.boot import BootTarget, decision_dict
+    from phoneemu.phone.capf_outcome import capf_failure
     from phoneemu.phone.flash import Flash
     from phoneemu.phone.phone import Phone, check_flash_owner, read_phone_file
     from phoneemu.phone.profile import get_profile
@@ -844,6 +851,7 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
                 capture.close()
                 for line in capture_summary(capture):
                     say(args, line)
+        capf_failed = capf_failure(report.decisions)  # an operation started that did not complete: exit 1
         if args.json:
             fill = _ways_fill(args, where, report, flash_dir=flash_dir, mac=mac)[0]
             said = report.as_dict()  # its ways out name the cluster the text's do (bringing TVS back: OLD)
@@ -854,7 +862,9 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
                    "statuses": list(report.statuses),
                    "decisions": [decision_dict(d) for d in report.decisions],
                    "flash": str(flash_dir) if args.flash is not None else None,
-                   "transports": asked.as_dict(), "clock": clock_said}
+                   "transports": asked.as_dict(), "clock": clock_said,
+                   "capf_failure": None if capf_failed is None else {"rule": capf_failed.rule,
+                                                                     "reason": capf_failed.reason}}
             if where_sip is not None:
                 sip_doc = dataclasses.asdict(sip_result) if sip_result is not None else None
                 if sip_doc is not None and sip_result is not None and not sip_result.registered:
@@ -882,13 +892,15 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
             for line in _placeholder_legend(report, fill, sip_result if where_sip is not None else None,
                                             call_result if called else None, other_cluster=other):
                 print(line)
+            if capf_failed is not None:  # the last line: why the exit status is 1
+                print(f"{_CAPF_FAILED_LINE}{capf_failed.rule}: {capf_failed.reason}")
         for hint in (unanswered_hint(report, target, lab=args.lab),
                      no_mic_hint(report, has_mic=mic is not None)):
             if hint is not None:
                 say(args, hint)
         registered = where_sip is None or (sip_result is not None and sip_result.registered)
         called = (args.call or args.answer) is None or (call_result is not None and call_result.media_flowed)
-        return 0 if report.ok and registered and called else 1
+        return 0 if report.ok and registered and called and capf_failed is None else 1
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)

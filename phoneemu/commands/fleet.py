@@ -22,7 +22,10 @@ when node 1 is down); media, media_suite and media_reason with --call: every reg
 over that connection (spec G.14) and the summary counts how the calls ended and the SRTP suite each
 used ("Media: G.14-srtp 1998, G.14-rtp-not-encrypted-mode 2", "Media suite: AES_CM_128_HMAC_SHA1_80
 1998, RTP 2"). Exit status 0 when every phone booted (and, with --register, registered; with --call,
-its call carried media), 1 when any failed, 2 on bad input. A file at the path of --json, --junit or --plot
+its call carried media; and the CAPF operation it started, if any, completed: one rejected or unreachable
+after the retries fails the phone, spec §F: a JUnit failure naming the CAPF rule and reason, counted on the
+summary's first line, "2000 booted (2 of them CAPF failed)", and in --json as capf_failed; nothing
+pending is no failure), 1 when any failed, 2 on bad input. A file at the path of --json, --junit or --plot
 after a run is this run's report or none: a run that wrote none there (bad input, a second Ctrl-C, a full
 disk) removes an earlier file there, said on stderr; a report naming an input (--models, a file of the
 phones' --flash, of --installed-config-dir or of the --lab folder) is refused before any boot.
@@ -161,13 +164,23 @@ examples:
 """
 
 
+#: ``fleet`` without an action prints its help: exit 2 (``fleet boot``'s own statuses: its --help)
+_GROUP_EXIT_STATUS = """\
+exit status: 'fleet' without an action prints this help and exits 2; 'fleet boot --help' gives boot's: 0
+every phone booted (with --register registered, with --call its call carried media) and every CAPF
+operation a phone started completed; 1 otherwise (a phone not started or lost too); 2 bad input; 130
+interrupted.
+"""
+
+
 def register(sub: Any) -> None:
     from phoneemu.fleet.loop_names import EVENT_LOOPS  # the defaults and choices the options show
     from phoneemu.net.tftp_defaults import MAX_QUARANTINE, QUARANTINE_S
     from phoneemu.phone.profile_names import PROFILE_NAMES
 
     p = sub.add_parser("fleet", help="many phones at once (boot storms, conformance at scale)",
-                       description="Boot many emulated phones at once against a cluster.")
+                       description="Boot many emulated phones at once against a cluster.",
+                       epilog=_GROUP_EXIT_STATUS, formatter_class=argparse.RawDescriptionHelpFormatter)
     fsub = p.add_subparsers(dest="fleet_command", metavar="ACTION")
     b = fsub.add_parser("boot", help="boot N phones concurrently and summarise the outcomes",
                         description=__doc__, epilog=_EPILOG,
@@ -268,8 +281,9 @@ def register(sub: Any) -> None:
                    "summary is still printed. '-' is refused: stdout carries the summary")
     b.add_argument("--junit", type=_report_file, default=None, metavar="FILE",
                    help="write a JUnit XML report for CI: a test case per phone, failed with its outcome, "
-                   "deciding rule and reason when it did not accept a configuration ('-' refused, as "
-                   "--json's)")
+                   "deciding rule and reason when it did not accept a configuration (with the CAPF rule and "
+                   "reason when its CAPF operation failed; with --register, --call: not registered, no "
+                   "media) ('-' refused, as --json's)")
     b.add_argument("--plot", type=Path, default=None, metavar="FILE.png",
                    help="draw boots over time and the latency distribution (needs phoneemu[plot]); no "
                    "suffix: FILE.png; a format matplotlib cannot draw here (.pgf without TeX) is refused "
@@ -686,6 +700,12 @@ def _write_junit(path: Path, result: Any, *, target: str, count: int, lab: Path 
         return _phone_fill(rec.mac, target=target, lab=lab, flash=flash, decided=decided)
 
     def case(rec: BootRecord) -> Case:
+        if rec.outcome == "ok" and rec.capf_failed:  # its CAPF operation started and did not complete
+            ways = ways_out_lines(rec.sip or "", "sip", fill(rec), why=_FLEET_LEAVES,
+                                  otherwise=_LEFT_BY_FLEET) if rec.sip_reason is not None else []
+            return Case(rec.mac, time_s=rec.latency_s, failure=(
+                f"CAPF operation failed ({rec.capf}): {rec.capf_reason}",
+                "\n".join([*field_lines(rec.as_dict()), *ways])))
         if rec.outcome == "ok" and rec.sip_reason is not None:  # --register: a phone up but not registered
             ways = ways_out_lines(rec.sip or "", "sip", fill(rec), why=_FLEET_LEAVES,
                                   otherwise=_LEFT_BY_FLEET)
@@ -1084,4 +1104,5 @@ def _storm_reported(args: argparse.Namespace) -> int:
         return 1
     unregistered = sum(n for rule, n in m.sip.by_rule.items() if rule != "G.13-registered")
     silent = sum(n for rule, n in m.media.by_rule.items() if rule in NO_MEDIA)  # --call: no media flowed
-    return 0 if m.failed == 0 and not result.not_started and not unregistered and not silent else 1
+    return 0 if (m.failed == 0 and not result.not_started and not unregistered and not silent
+                 and not m.capf_failed) else 1

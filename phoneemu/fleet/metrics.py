@@ -33,8 +33,13 @@ Rules (issue #6):
   unchanged, empty, rejected, absent — ``BootReport.trust``), counted as ``by_trust`` ("ITL updated":
   50): after a certificate change, which phones took the new list and which kept the old one.
 * And how its CAPF session ended (``capf``: the rule of its last CAPF decision, §F), counted as
-  ``by_capf`` ("F.6-lsc-installed": 1998, "F.6-capf-rejected": 2): a CAPF failure does not fail a boot
-  whose config is accepted, so an enrolment storm is read here; the first few failures keep their reason.
+  ``by_capf`` ("F.6-lsc-installed": 1998, "F.6-capf-rejected": 2), so an enrolment storm is read here; the
+  first few failures keep their reason. A CAPF operation the phone started that did not complete
+  (:func:`phoneemu.phone.capf_outcome.capf_failed`; a record's ``capf_failed``) fails the run as a failed
+  boot does, also for a phone whose config was accepted: the summary counts them (``capf_failed``; of the
+  phones booted, ``booted_capf_failed``, said on its first line: ``2000 booted (2 of them CAPF failed)``),
+  its JUnit case fails and ``fleet boot`` exits 1. Nothing pending, or an operation the phone did not
+  start (waiting for an authentication string, no CAPF server named), is no failure.
 * Failed boots and failed CAPF sessions are also grouped by what they have in common
   (:class:`~phoneemu.fleet.alike.Alike`: outcome, rule, reason, signer): the summary shows the most
   common kinds, each with its count and first MACs — one TVS outage is one line, not five copies.
@@ -67,6 +72,7 @@ from typing import Any, overload
 
 from phoneemu.fleet.alike import Alike
 from phoneemu.phone.boot import FAILED_DOWNLOADS_KEPT, BootReport
+from phoneemu.phone.capf_outcome import CAPF_FAILED, capf_failed
 from phoneemu.phone.ways_out import (
     HeldLists,
     WaysGroup,
@@ -143,7 +149,7 @@ def failed_downloads(report: BootReport) -> tuple[tuple[str, str], ...]:
 #: the fields of a record's JSON that are left out when they say nothing (None; no file received;
 #: answered), in their order
 _OPTIONAL_FIELDS = ("itl", "ctl", "reason", "reason_code", "signer", "files_over", "capf", "capf_reason",
-                    "answered", "profile", "kind", "held", "sip", "sip_reason", "sip_server",
+                    "capf_failed", "answered", "profile", "kind", "held", "sip", "sip_reason", "sip_server",
                     "sip_passed_over", "media", "media_suite", "media_reason", "retransmits",
                     "failed_downloads")
 
@@ -222,6 +228,11 @@ class BootRecord:
                    retransmits=report.retransmits, failed_downloads=failed_downloads(report))
 
     @property
+    def capf_failed(self) -> bool:
+        """Whether the phone started a CAPF operation that did not complete (module rules)."""
+        return capf_failed(self.capf)
+
+    @property
     def timed(self) -> bool:
         """Whether the phone booted, so its latency and end time are times (module rules: one never booted,
         rule ``not-booted``, has neither)."""
@@ -235,6 +246,7 @@ class BootRecord:
                                "latency_ms": round(self.latency_s * 1000.0, 3) if timed else None,
                                "end_s": round(self.end_s, 4) if timed else None, "tvs_used": self.tvs_used}
         shown = {"files_over": self._files_over(), "answered": None if self.answered else False,
+                 "capf_failed": True if self.capf_failed else None,  # only when true (module rules)
                  "sip_passed_over": list(self.sip_passed_over) if self.sip_passed_over else None,
                  "retransmits": self.retransmits or None,
                  "held": self.held.as_json() if self.held is not None else None,
@@ -609,6 +621,8 @@ class FleetMetrics:
         #: boots that got no answer to any request (BootRecord.answered): all of them, fleet boot says
         #: why, as boot does (commands.boot.nothing_answered_hint)
         self.unanswered = 0
+        #: phones booted (outcome ok) whose CAPF operation failed (BootRecord.capf_failed): failures too
+        self.booted_capf_failed = 0
 
     # ------------------------------------------------------------------ input
     def add(self, rec: BootRecord) -> None:
@@ -626,6 +640,7 @@ class FleetMetrics:
                 self.by_trust[f"{kind} {outcome}"] += 1
         self.tvs_used += rec.tvs_used
         self.unanswered += not rec.answered
+        self.booted_capf_failed += rec.outcome == "ok" and rec.capf_failed
         self.capf.add(rec.mac, rec.capf, rec.capf_reason)
         self.sip.add(rec.mac, rec.sip, rec.sip_reason, server=rec.sip_server, passed_over=rec.sip_passed_over)
         self.media.add(rec.mac, rec.media, rec.media_reason, server=rec.media_suite)
@@ -681,6 +696,7 @@ class FleetMetrics:
         self.locked_by.update(other.locked_by)
         self.tvs_used += other.tvs_used
         self.unanswered += other.unanswered
+        self.booted_capf_failed += other.booted_capf_failed
         self.files_over.update(other.files_over)
         self.latencies.extend(other.latencies)
         self.end_times.extend(other.end_times)
@@ -718,6 +734,11 @@ class FleetMetrics:
     @property
     def failed(self) -> int:
         return self.total - self.booted
+
+    @property
+    def capf_failed(self) -> int:
+        """Phones whose CAPF operation failed (module rules), booted or not."""
+        return sum(n for rule, n in self.capf.by_rule.items() if rule in CAPF_FAILED)
 
     def rate(self) -> float:
         """Boots per second over the whole run (0 when nothing ran); phones never booted (rule
@@ -770,6 +791,8 @@ class FleetMetrics:
             "by_rule": dict(self.by_rule.most_common()),
             "by_trust": dict(sorted(self.by_trust.items())),
             **self.capf.summary(),
+            "capf_failed": self.capf_failed,
+            "booted_capf_failed": self.booted_capf_failed,
             **self.sip.summary(),
             **self.media.summary(),
             "by_model": self.model_counts(),
@@ -860,7 +883,9 @@ class FleetMetrics:
         phones = counted(s["phones"] if asked is None else asked, "phone")
         if not s["phones"] and not lost and not_started:
             return f"{phones}: none started ({stopped})"
-        counts = f"{s['booted']} booted, {s['failed']} failed"
+        capf = s["booted_capf_failed"]  # booted, but their CAPF operation failed: the run fails
+        counts = f"{s['booted']} booted" + (f" ({capf} of them CAPF failed)" if capf else "")
+        counts += f", {s['failed']} failed"
         counts += f", {not_started} not started ({stopped})" if not_started else ""
         counts += f", {lost} lost" if lost else ""
         return (f"{phones}: {counts} in {s['wall_s']:.2f}s ({rate_text(s['boots_per_s'])} boots finished/s, "
@@ -876,7 +901,7 @@ class FleetMetrics:
                 "locked_by": [[r, k, n, c, h.as_json() if h is not None else None]
                               for (r, k, c, h), n in self.locked_by.items()],
                 "tvs_used": self.tvs_used, "unanswered": self.unanswered,
-                "files_over": dict(self.files_over),
+                "booted_capf_failed": self.booted_capf_failed, "files_over": dict(self.files_over),
                 "latencies": self.latencies.tobytes(), "end_times": self.end_times.tobytes(),
                 "wall_s": self.wall_s, "peak_rss": dict(self.peak_rss), "failures": list(self.failures),
                 "failed_alike": self.failed_alike.to_state(),
@@ -901,6 +926,7 @@ class FleetMetrics:
                             for r, k, n, *c in state.get("locked_by", [])})
         m.tvs_used = int(state["tvs_used"])
         m.unanswered = int(state.get("unanswered", 0))
+        m.booted_capf_failed = int(state.get("booted_capf_failed", 0))
         m.files_over.update(state.get("files_over", {}))
         m.latencies.frombytes(state["latencies"])
         m.end_times.frombytes(state["end_times"])

@@ -297,7 +297,8 @@ def test_peak_rss_of_a_spawned_child_is_its_own() -> None:
 
 
 def test_capf_outcomes_are_counted_and_survive_merge_and_transport() -> None:
-    """A CAPF failure does not fail a boot whose config is accepted: the storm is read in ``by_capf``."""
+    """A CAPF failure leaves a boot whose config is accepted ``ok`` (its outcome): the storm is read in
+    ``by_capf`` (the run it fails: test_fleet_capf_failure.py)."""
     ok = Decision(rule="G.4-signed-by-itl-tftp", accepted=True, reason="config", file="SEP.cnf.xml.sgn")
     server = Decision(rule="F.1-capf-server-in-itl", accepted=True, reason="server ok", file="h", kind="capf")
     refused = Decision(rule="F.6-capf-rejected", accepted=False, reason="CAPF ended the session: bad data",
