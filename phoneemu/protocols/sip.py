@@ -25,7 +25,8 @@ Rules:
   (a control character in its Request-URI or reason phrase included), a header line without a colon
   or with a control character other than HTAB (a bare CR or LF would let a value carry a header of its
   own into what echoes it: a response, a relayed request), a Content-Length that is not a number or
-  over the limit, a digest challenge whose parameters do not parse or carry a control character (even
+  over the limit, or several giving different numbers (``5`` and ``05`` are one number, RFC 3261
+  §7.3.1), a digest challenge whose parameters do not parse or carry a control character (even
   escaped: what the phone answers echoes realm and nonce, and must not carry one into its request), or
   that names a parameter twice (in any case; RFC 7235 §2.1, whose auth-params RFC 7616 uses: "MUST only
   occur once per challenge" — which realm or nonce would the answer be over? credentials alike) — is a
@@ -164,7 +165,7 @@ def _parse_head(head: bytes) -> tuple[SipMessage, int]:
                           fmt=FMT, path="start-line", offset=0)
     headers: list[tuple[str, str]] = []
     offset = len(start) + 2
-    length_at = -1  # offset of the first Content-Length line (its errors say where)
+    length_at: list[int] = []  # offsets of the Content-Length lines (their errors say where)
     for line in lines[1:]:
         control = _CONTROL_RE.search(line)
         if control is not None:
@@ -179,23 +180,26 @@ def _parse_head(head: bytes) -> tuple[SipMessage, int]:
                 raise DecodeError(f"header line {line[:60]!r} has no name and colon", fmt=FMT,
                                   path=f"header[{len(headers)}]", offset=offset)
             headers.append((name.strip(), value.strip()))
-            if length_at < 0 and _COMPACT.get(name.strip().lower(), name.strip().lower()) == "content-length":
-                length_at = offset
+            if _COMPACT.get(name.strip().lower(), name.strip().lower()) == "content-length":
+                length_at.append(offset)
             if len(headers) > MAX_HEADERS:
                 raise DecodeError(f"more than {MAX_HEADERS} headers", fmt=FMT, path="headers", offset=offset)
         offset += len(line) + 2
     msg = SipMessage(method=request.group(1) if request else None, uri=request.group(2) if request else None,
                      status=int(status.group(1)) if status else None,
                      reason=status.group(2) if status else "", headers=tuple(headers))
-    raw = msg.header("content-length")
-    lengths = {v for k, v in headers if _COMPACT.get(k.lower(), k.lower()) == "content-length"}
-    if len(lengths) > 1:  # which one frames the body? (RFC 3261 §7.3.1: one Content-Length)
-        raise DecodeError(f"conflicting Content-Length headers {sorted(lengths)[:4]!r}", fmt=FMT,
-                          path="Content-Length", offset=length_at)
-    if raw is None:
+    values = [v for k, v in headers if _COMPACT.get(k.lower(), k.lower()) == "content-length"]
+    if not values:
         raise DecodeError("no Content-Length (required over a stream, RFC 3261 §18.3)", fmt=FMT,
                           path="Content-Length", offset=len(head))
-    return msg, _content_length(raw, length_at)
+    # each one a number, all the same number, else which one frames the body? (RFC 3261 §7.3.1: one
+    # Content-Length; its value is a number: "5" and "05" say the same, was: compared as text, conflicting)
+    lengths = [_content_length(v, at) for v, at in zip(values, length_at, strict=True)]
+    for value, length, at in zip(values, lengths, length_at, strict=True):
+        if length != lengths[0]:
+            raise DecodeError(f"conflicting Content-Length headers {values[0][:20]!r} and {value[:20]!r} "
+                              f"({lengths[0]} and {length} bytes)", fmt=FMT, path="Content-Length", offset=at)
+    return msg, lengths[0]
 
 
 def _content_length(raw: str, offset: int) -> int:
