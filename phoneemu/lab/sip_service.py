@@ -36,7 +36,14 @@ as CCM+TFTP (spec §G.5). Rules (spec §G.13, from the seed chapter's "Digest Au
   A request missing Via, From, To, Call-ID or CSeq, or whose CSeq is not a number below 2**31 and its
   method (RFC 3261 §8.1.1, §8.1.1.5), gets ``400`` naming it (an ACK nothing), logged ``malformed``, before
   anything else is looked at; the connection stays (was: challenged, registered, its answer without the
-  header). A malformed message: ``400`` and the connection is closed. Each message must be complete within
+  header) — until :data:`MAX_REFUSED_IN_A_ROW` (32) requests in a row are refused by the registrar (its own
+  4xx: malformed, a wrong or stale digest answer, unknown device, forbidden, not allowed, not routable...;
+  or a malformed ACK) with none served between: then the connection is closed after the last answer,
+  logged ``flood`` (ours: a phone is refused at most three times in a row before it is served or gives up;
+  a challenge — a 401 to a request without credentials — refuses nothing the client said and costs no
+  memory, :mod:`.sip_nonces`: not counted, nor a call's answer from the media resources or the called
+  phone, a 486, a 488; was: such a client kept its connection for ever, only its log rate-limited).
+  A malformed message: ``400`` and the connection is closed. Each message must be complete within
   ``read_timeout`` of the connection's start, of the previous message or of a CRLF keep-alive (RFC 5626
   §4.4.1); bytes that do not complete it do not extend that (ours: a client sending one byte at a time
   cannot hold a connection), and one begun but not complete then is logged ``timeout`` and the
@@ -67,9 +74,10 @@ as CCM+TFTP (spec §G.5). Rules (spec §G.13, from the seed chapter's "Digest Au
   replays a REGISTER it saw over TCP once it was answered ``200``.
 * ``on_log(peer, device, outcome, detail)`` sees every answer (outcome ``registered``, ``challenged``,
   ``stale``, ``replayed``, ``refused``, ``unknown-device``, ``malformed``, ``not-allowed``,
-  ``not-routable``, ``timeout``, ``truncated``: a connection closed inside a message, with its bytes).
+  ``not-routable``, ``timeout``, ``truncated``: a connection closed inside a message, with its bytes,
+  ``flood``: one closed after requests refused in a row).
 * The log (``sip: PEER DEVICE: OUTCOME DETAIL``) says a problem of the client's message or of its
-  connection — ``malformed``, ``truncated``, ``timeout`` (cut by the server) — at WARNING (or
+  connection — ``malformed``, ``truncated``, ``timeout`` (cut by the server), ``flood`` — at WARNING (or
   ``problem_log_level``: a scenario's lab, INFO), as the TVS and CAPF servers do theirs, under the lab's
   flood rule (:class:`phoneemu.net.tls.FailureLog`, as their failures): the first after a quiet second at
   once, the others of each second in one line with their count and outcomes (``sip: 299 SIP problems in
@@ -111,11 +119,12 @@ from phoneemu.net.tls import FailureLog, peer_certificate_der
 from phoneemu.protocols import sip
 from phoneemu.values import host_port
 
-__all__ = ["MAX_NONCES", "MAX_NONCES_PER_DEVICE", "NONCE_VALIDITY_S", "TAKEN_PER_WAIT", "SipRegistrar"]
+__all__ = ["MAX_NONCES", "MAX_NONCES_PER_DEVICE", "MAX_REFUSED_IN_A_ROW", "NONCE_VALIDITY_S",
+           "TAKEN_PER_WAIT", "SipRegistrar"]
 
 _log = logging.getLogger("phoneemu.lab.sip")
 #: outcomes said at ``problem_log_level`` (module rules): the client's message or connection at fault
-_PROBLEMS = frozenset({"malformed", "truncated", "timeout"})
+_PROBLEMS = frozenset({"malformed", "truncated", "timeout", "flood"})
 
 #: a nonce a caller may adopt (:meth:`SipRegistrar.adopt_nonce`): what a quoted Digest parameter carries
 _ADOPTABLE_NONCE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,256}")
@@ -151,6 +160,12 @@ def _dialog_header_problem(msg: sip.SipMessage) -> str | None:
     return None
 
 
+def _challenge_only(msg: sip.SipMessage, reply: bytes) -> bool:
+    """Whether ``reply`` is a challenge to a request carrying no credentials: the first step of every
+    digest authentication, not counted as a refusal (module rules)."""
+    return reply.startswith(b"SIP/2.0 401 ") and msg.header("authorization") is None
+
+
 def _device_cert_problem(der: bytes | None, device: str) -> str | None:
     """Why a phone's certificate over TLS does not authenticate ``device`` (``SEP<MAC>``), None when it
     does: one must be presented (its chain was verified in the handshake) and name the device in its
@@ -169,6 +184,9 @@ def _device_cert_problem(der: bytes | None, device: str) -> str | None:
 
 #: bytes of what is unsent a client must take each ``read_timeout`` (module rules): less than an answer
 TAKEN_PER_WAIT = 256
+#: requests refused in a row after which a connection is closed (module rules; ours): a phone registering
+#: or calling is refused at most three times in a row before it is served or gives up
+MAX_REFUSED_IN_A_ROW = 32
 
 
 class _NotTakenError(Exception):
@@ -189,10 +207,14 @@ class SipRegistrar:
                  media: MediaResources | None = None, relay: CallRelay | None = None,
                  attacker: SignallingAttacker | None = None,
                  dial_plan: Callable[[str], DialPlan | None] | None = None,
-                 problem_log_level: int = logging.WARNING) -> None:
+                 problem_log_level: int = logging.WARNING,
+                 max_refused_in_a_row: int = MAX_REFUSED_IN_A_ROW) -> None:
         self.credentials = credentials
-        #: the problems' lines (module rules: malformed, truncated, timeout): at ``problem_log_level``, a
-        #: flood of them once a second with their count and outcomes (each one still a line at INFO)
+        #: requests refused in a row after which a connection is closed (module rules)
+        self.max_refused_in_a_row = max_refused_in_a_row
+        #: the problems' lines (module rules: malformed, truncated, timeout, flood): at
+        #: ``problem_log_level``, a flood of them once a second with their count and outcomes (each one
+        #: still a line at INFO)
         self.problems = FailureLog(_log, "sip", ("SIP problem", "SIP problems"), level=problem_log_level)
         self.clock = clock if clock is not None else (lambda: int(time.time()))
         self.read_timeout = read_timeout
@@ -211,7 +233,7 @@ class SipRegistrar:
 
     @property
     def problem_log_level(self) -> int:
-        """The level of the problems' lines (module rules: malformed, truncated, timeout)."""
+        """The level of the problems' lines (module rules: malformed, truncated, timeout, flood)."""
         return self.problems.level
 
     @problem_log_level.setter
@@ -233,6 +255,7 @@ class SipRegistrar:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.read_timeout
         ending = False
+        refused_in_a_row = 0  # requests the registrar refused since the last it did not (module rules)
         try:
             while True:
                 msg = stream.next()
@@ -248,8 +271,14 @@ class SipRegistrar:
                     if self.relay is not None:
                         self.relay.response(msg)
                 else:
-                    await self._handle(msg, writer, peer=peer, local=local, over_tls=over_tls,
-                                       device_cert=device_cert)
+                    refused = await self._handle(msg, writer, peer=peer, local=local, over_tls=over_tls,
+                                                 device_cert=device_cert)
+                    if refused is not None:
+                        refused_in_a_row = refused_in_a_row + 1 if refused else 0
+                    if refused_in_a_row >= self.max_refused_in_a_row:
+                        self._log(peer, "?", "flood", f"{refused_in_a_row} requests in a row refused (the "
+                                  f"last {msg.method}): connection closed")
+                        return
                 deadline = loop.time() + self.read_timeout  # the next message's, from this one's answer
         except DecodeError as exc:
             self._log(peer, "?", "malformed", str(exc))
@@ -334,16 +363,17 @@ class SipRegistrar:
         return chunk
 
     async def _handle(self, msg: sip.SipMessage, writer: asyncio.StreamWriter, *, peer: str, local: str,
-                      over_tls: bool, device_cert: bytes | None) -> None:
+                      over_tls: bool, device_cert: bytes | None) -> bool | None:
         """Answer one request on its connection: past the on-path attacker when there is one (the clear
         offer rewritten, the answer rewritten or its records altered, a REGISTER replayed once the phone
-        registered), the phone's line up for calls once it registered (module rules)."""
+        registered), the phone's line up for calls once it registered (module rules). Whether the
+        registrar refused it (:meth:`_respond`); None for an ACK it took (no answer: neither)."""
         attacker = self.attacker if self.attacker is not None and self.attacker.active else None
         device = f"SEP{sip.device_mac(msg) or '?'}"
         if attacker is not None and not over_tls:
             msg = await attacker.offer_in(msg, device=device, lab_host=_host(local))
-        reply = await self.respond(msg, peer, over_tls=over_tls, device_cert=device_cert, local=local,
-                                   origin=writer)
+        reply, refused = await self._respond(msg, peer, over_tls=over_tls, device_cert=device_cert,
+                                             local=local, origin=writer)
         ok = reply.startswith(b"SIP/2.0 200 ")
         if attacker is not None and msg.method == "INVITE" and reply and (ok or not over_tls):
             reply = self._past_attacker(attacker, msg, reply, writer, device=device, over_tls=over_tls)
@@ -356,6 +386,7 @@ class SipRegistrar:
         if replayed and attacker is not None:  # after the phone's: the latest registration holds the line
             host, port = local.rsplit(":", 1)
             await attacker.replay_register(msg, device=device, registrar=(host.strip("[]"), int(port)))
+        return True if refused else (None if msg.method == "ACK" else False)
 
     @staticmethod
     def _past_attacker(attacker: SignallingAttacker, msg: sip.SipMessage, reply: bytes,
@@ -411,7 +442,7 @@ class SipRegistrar:
             self._adopted.popitem(last=False)
 
     def _log(self, peer: str, device: str, outcome: str, detail: str) -> None:
-        """Log an outcome (module rules: a problem — malformed, truncated, timeout — through
+        """Log an outcome (module rules: a problem — malformed, truncated, timeout, flood — through
         :attr:`problems`, the flood rule at ``problem_log_level``; the others at INFO) and tell ``on_log``."""
         if outcome in _PROBLEMS:
             self.problems.failed(f"{peer} {device}", f"{outcome} {detail}", outcome)
@@ -450,38 +481,49 @@ class SipRegistrar:
         (:mod:`.media_service`) once the device is authenticated as for a REGISTER; the rest
         :meth:`answer`. ``peer`` / ``local``: the connection's two ends (``HOST:PORT``); ``origin``: the
         connection itself (a call's ACK and BYE must come over its INVITE's)."""
+        reply, _refused = await self._respond(msg, peer, over_tls=over_tls, device_cert=device_cert,
+                                              local=local, origin=origin)
+        return reply
+
+    async def _respond(self, msg: sip.SipMessage, peer: str, *, over_tls: bool, device_cert: bytes | None,
+                       local: str, origin: object) -> tuple[bytes, bool]:
+        """:meth:`respond`'s answer, and whether it is the registrar's own refusal of the request (a 4xx,
+        or a malformed ACK's silence: what :data:`MAX_REFUSED_IN_A_ROW` counts); a challenge is none, nor a
+        call's answer from the media resources or the called phone (a 486, a 488...)."""
         relay, media = self.relay, self.media
         if msg.method is None:
-            return b""
+            return b"", False
         refused = self._refuse_malformed(msg, peer)
         if refused is not None:
-            return refused
+            return refused, True
         if (media is None and relay is None) or msg.method not in ("INVITE", "ACK", "BYE"):
-            return self._answer(msg, peer, over_tls=over_tls, device_cert=device_cert)
+            reply = self._answer(msg, peer, over_tls=over_tls, device_cert=device_cert)
+            return reply, not reply.startswith(b"SIP/2.0 200 ") and not _challenge_only(msg, reply)
         if msg.method == "ACK":  # never answered, never challenged (RFC 3261 §17.1.1.3, §22.1)
             if relay is not None and relay.owns(msg):
                 relay.ack(msg, origin)
             elif media is not None:
                 media.ack(msg, origin)
-            return b""
+            return b"", False
         device, refusal = self._admit(msg, peer, over_tls=over_tls, device_cert=device_cert,
                                       outcome="authenticated")
         if refusal is not None:
-            return refusal
+            return refusal, not _challenge_only(msg, refusal)
         if msg.method == "BYE":
             if relay is not None and relay.owns(msg):
-                return await relay.bye(msg, origin)
-            return await media.bye(msg, origin) if media is not None else self._response(msg, 481)
+                return await relay.bye(msg, origin), False
+            return (await media.bye(msg, origin) if media is not None else self._response(msg, 481)), False
         user = sip.request_user(msg)
         if relay is not None and (relay.reaches(user) or _PHONE_USER.fullmatch(user)):  # another phone
             refused = self._not_routable(msg, peer, device, user)
             if refused is not None:
-                return refused
-            return await relay.invite(msg, user=user, caller_tls=over_tls, device=device, origin=origin)
+                return refused, True
+            reply = await relay.invite(msg, user=user, caller_tls=over_tls, device=device, origin=origin)
+            return reply, False
         if media is None:
-            return self._response(msg, 404)
+            return self._response(msg, 404), True
         return await media.invite(msg, peer_host=_host(peer), local_host=_host(local), over_tls=over_tls,
-                                  device=device, origin=origin)
+                                  device=device, origin=origin), False
 
     def _refuse_malformed(self, msg: sip.SipMessage, peer: str) -> bytes | None:
         """The ``400`` naming what is wrong with request ``msg``'s dialog headers (module rules; b"" for an
