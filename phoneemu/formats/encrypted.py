@@ -28,7 +28,9 @@ Symmetric ("manual key") method — OUR convention; the byte layout is [UNK] pub
   AES-128-CBC for a 128-bit key, AES-256-CBC for a 256-bit key. (The RC4 variant of older
   models is not modelled.)
 * :func:`parse_hex_key` reads the key as typed: 32 or 64 hex digits; 32 zero digits clear the
-  key (spec §C.5) and so, by our convention, do 64 zero digits.
+  key (spec §C.5) and so, by our convention, do 64 zero digits. What is wrong with one mistyped is
+  :func:`hex_key_problem`'s to say (a character that is not a hex digit and where, an odd number of
+  digits, another count than the one taken).
 
 Performance only: a successful RSA unwrap is remembered for the same private-key object and
 wrapped bytes (``_tlv.Memo``, failures never), the rest of decryption runs every time.
@@ -90,6 +92,7 @@ __all__ = [
     "build_symmetric",
     "decrypt_pki",
     "decrypt_symmetric",
+    "hex_key_problem",
     "pad",
     "parse",
     "parse_hex_key",
@@ -394,14 +397,42 @@ def decrypt_symmetric(ef: EncryptedFile, key: bytes) -> bytes:
 
 
 _HEX_RE = re.compile(r"[0-9A-Fa-f]{32}|[0-9A-Fa-f]{64}")
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+
+def hex_key_problem(text: str, *, digits: tuple[int, ...] = (32, 64), wants: str = "a manual key has",
+                    ignore: str = "") -> str | None:
+    """What is wrong with a manual key ``text`` as typed (spec §C.5), None when nothing: the first character
+    that is not a hex digit and where (from 1, in ``text``), else how many hex digits it has when that is
+    odd (two make a byte) or not one of the counts ``digits`` (said after ``wants``: "cp-7942 takes").
+    Leading and trailing white space is not the key's; ``ignore``: separators typed between digits (the
+    phone's ``:`` and space). The wording of :func:`parse_hex_key` and of the phone's "Set Cfg Encrypt
+    Key" (``boot --key``, ``phone set-key``, a scenario's ``set-key``; was: "is not hex" for 31 digits,
+    "is not 32 or 64 hex digits" for a mistyped ``0x``)."""
+    lead = len(text) - len(text.lstrip())
+    count = 0
+    for at, char in enumerate(text.strip(), start=lead + 1):
+        if char in _HEX_DIGITS:
+            count += 1
+        elif char not in ignore:
+            return f"character {char!r} at position {at} is not a hex digit (0-9, a-f)"
+    sizes = " or ".join(f"{n} (a {4 * n}-bit key)" for n in digits)
+    if count % 2:
+        return f"{count} hex digits, an odd number (two make a byte): {wants} {sizes}"
+    if count not in digits:
+        return f"{count or 'no'} hex digits: {wants} {sizes}"
+    return None
 
 
 def parse_hex_key(text: str) -> bytes | None:
-    """The manual key as typed (spec §C.5): 32 or 64 hex digits; all zero digits clear it (None)."""
-    cleaned = text.strip() if isinstance(text, str) else None
-    if cleaned is None or not _HEX_RE.fullmatch(cleaned):
-        shown = repr(text[:80]) if isinstance(text, str) else type(text).__name__
-        raise DecodeError(f"{shown} is not 32 or 64 hex digits", fmt=FMT, path="key")
+    """The manual key as typed (spec §C.5): 32 or 64 hex digits; all zero digits clear it (None).
+    DecodeError saying what is wrong (:func:`hex_key_problem`)."""
+    if not isinstance(text, str):
+        raise DecodeError(f"{type(text).__name__} is not 32 or 64 hex digits", fmt=FMT, path="key")
+    cleaned = text.strip()
+    if not _HEX_RE.fullmatch(cleaned):
+        raise DecodeError(f"{text[:80]!r}: {hex_key_problem(text) or 'not 32 or 64 hex digits'}", fmt=FMT,
+                          path="key")
     key = bytes.fromhex(cleaned)
     return None if not any(key) else key
 

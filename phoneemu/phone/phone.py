@@ -302,12 +302,24 @@ class Phone:
             text = key.strip().replace(":", "").replace(" ", "")
             try:
                 raw = bytes.fromhex(text)
-            except ValueError:
-                raise EncodeError(f"symmetric key {key!r} is not hex", path="symmetric_key") from None
+            except ValueError:  # what is wrong, said as everywhere a key is typed (was: "is not hex")
+                raise EncodeError(f"symmetric key {key!r}: {self._key_problem(key)}",
+                                  path="symmetric_key") from None
         held = self._store.symmetric_key
         self._store.set_symmetric_key(raw)
         if self._store.symmetric_key != held:  # the key it holds, typed again (fleet boot --lab): not saved
             self._save()
+
+    def _key_problem(self, typed: str) -> str:
+        """What is wrong with a manual key ``typed`` that is not hex (:func:`.encrypted.hex_key_problem`:
+        a character that is no hex digit and where, or an odd number of digits, with the count this
+        profile takes: 32 for a 128-bit key)."""
+        from phoneemu.formats.encrypted import hex_key_problem
+
+        bits = self.profile.symmetric_key_bits
+        digits, wants = ((bits // 4,), f"{self.profile.name} takes") if bits else ((32, 64),
+                                                                                   "a manual key has")
+        return hex_key_problem(typed, digits=digits, wants=wants, ignore=": ") or "not hex"
 
     def enter_auth_string(self, digits: str | int | None) -> None:
         """Type the CAPF authentication string (4..16 digits, spec §F.7); None clears it."""
