@@ -83,6 +83,7 @@ if TYPE_CHECKING:  # the servers and their event loop are imported where lab ser
 
     from phoneemu.lab.cluster import LabCluster
     from phoneemu.lab.servers import LabServers
+    from phoneemu.lab.state import ClusterState
 
 __all__ = ["EXIT_SIGHUP", "EXIT_SIGINT", "OPEN_FILES_WANTED", "CapfBounds", "StopSignals", "hostport", "main",
            "raise_open_file_limit", "register_serve", "serve"]
@@ -379,13 +380,43 @@ async def serve(root: Path, *, host: str | None = None, tftp_port: int = 69, htt
 
 def serve_clock(cluster: LabCluster) -> Callable[[], int] | None:
     """The clock ``lab serve`` dates what its servers do by (an LSC issued, a CAPF certificate checked, the
-    ports recorded): the lab's "now", as its operations date themselves (:meth:`~phoneemu.lab.state.
-    ClusterState.now_at`) — None for a seeded lab (its own clock, the servers' default). Was None for every
-    lab: an unseeded lab served a year after its last operation issued LSCs from that operation's time,
-    already expired to its phones."""
+    ports recorded, a SIP digest nonce's age): the lab's "now" (:meth:`~phoneemu.lab.state.ClusterState.
+    now_at`), read when serving starts and again after each reload of the lab's state (another process
+    changed it), advancing with the real time in between — the rule of the lab's phones
+    (:mod:`phoneemu.commands._lab_clock`): the real time plus an offset. The offset never goes down (a
+    reload after the servers' own operations, dated by this clock, or after a ``lab clock --advance``
+    smaller than the time served since, would have moved it back). None for a seeded lab (its own clock,
+    the servers' default). Was None for every lab: an unseeded lab served a year after its last operation
+    issued LSCs from that operation's time, already expired to its phones; then ``now_at(time.time())``
+    at every reading: a lab whose clock was ahead of the real time (``lab clock --advance``) was served on
+    a clock that stood still until the real time caught up — its SIP nonces never went stale."""
     if cluster.state.seed is not None:
         return None
-    return lambda: cluster.state.now_at(time.time())
+    return _ServeClock(cluster)
+
+
+class _ServeClock:
+    """:func:`serve_clock` of an unseeded lab: the real time plus :attr:`offset`, taken again from the lab
+    when its state is another object than the one last read (:meth:`~phoneemu.lab.cluster.LabCluster.
+    reload_if_changed` replaces it). Read from the servers' loop and the TVS threads: two reading a new
+    state at once both take the same offset."""
+
+    def __init__(self, cluster: LabCluster) -> None:
+        self._cluster = cluster
+        self._state = cluster.state
+        self.offset = self._offset_of(self._state)
+
+    @staticmethod
+    def _offset_of(state: ClusterState) -> int:
+        real = time.time()
+        return state.now_at(real) - int(real)
+
+    def __call__(self) -> int:
+        state = self._cluster.state
+        if state is not self._state:
+            self.offset = max(self.offset, self._offset_of(state))
+            self._state = state
+        return int(time.time()) + self.offset
 
 
 async def _serve(cluster: LabCluster, root: Path, note: Callable[[str], None], *, host: str | None,
