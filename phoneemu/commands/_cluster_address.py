@@ -184,7 +184,8 @@ def lab_served_now(lab: Path | None) -> str | None:
     none does (no lab, not served, or a lab serve gone: its lock freed, its last note maybe left), or the
     lock file cannot be read. One lab serve per lab folder (:func:`phoneemu.lab.lock.serving`): while one
     runs, ``phoneemu lab serve DIR`` is refused, so no hint may offer it. The lock is tried shared without
-    waiting, and only when a note is left (a lab serve running, or one killed), then released at once."""
+    waiting, and only when a note is left (a lab serve running, or one killed), then released at once; a lab
+    serve starting meanwhile waits for that, not refused (:func:`phoneemu.lab.lock.serving`)."""
     if lab is None:
         return None
     import fcntl

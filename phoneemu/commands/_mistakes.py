@@ -11,8 +11,8 @@ folder is not a lab (:func:`misplaced_lab_folder`, from ``phoneemu.commands.lab`
 * a port as a word of its own after an address (``--tftp 127.0.0.1 6969``: ``--tftp 127.0.0.1:6969``);
 * the lab folder after another operand of a lab operation (``phoneemu lab regenerate itlrecovery /tmp/lab``):
   when the first operand is not a lab cluster and a later one is, the command line with the lab folder first;
-* an option taking one ``FILE`` given as a flag (``phoneemu run x.yaml --json``: ``(--json takes a FILE here:
-  --json report.json)``; ``--json`` is a flag for the other commands).
+* an option taking one ``FILE`` (``FILE.png``) or ``DIR`` given as a flag (``phoneemu run x.yaml --json``:
+  ``(--json takes a FILE here: --json report.json)``; ``--json`` is a flag for the other commands).
 
 The words a parser was given are its ``arguments_given`` (``phoneemu.cli._Parser``). What a hint needs
 beyond the standard library (the MAC notations, the lab's state file) is imported when a hint is looked for:
@@ -49,10 +49,10 @@ def usage_hint(parser: argparse.ArgumentParser, message: str) -> str:
     """`` (did you mean --tftp 127.0.0.1:6969?)``, `` (/tmp/lab is a lab cluster, and the lab folder comes
     first: phoneemu lab itl-reset /tmp/lab localkey)``, or "" for a usage error ``message`` of ``parser``
     (module docstring); for an error about an option's value (``argument --timeout: ...``) only the hint
-    of an option taking a FILE given none (:func:`_file_expected`): the words given are not what the others
-    are about; "" too for an ambiguous option (``ambiguous option: --co could
-    match --count, --concurrency``): argparse's message names every match, and a hint read from the value
-    would pick one of them (was ``did you mean --count 3?`` for ``--co 3``, meant as ``--concurrency``)."""
+    of an option taking a FILE or DIR given none (:func:`_file_expected`): the words given are not what the
+    others are about; "" too for an ambiguous option (``ambiguous option: --co could match --count,
+    --concurrency``): argparse's message names every match, and a hint read from the value would pick one
+    of them (was ``did you mean --count 3?`` for ``--co 3``, meant as ``--concurrency``)."""
     if message.startswith("argument -"):
         return _file_expected(parser, message)
     if message.startswith("ambiguous option:"):
@@ -71,20 +71,32 @@ _FILE_EXAMPLES = {"--json": "report.json", "--json-file": "report.json", "--juni
 """The file named in the hint for a report option given no file (:func:`_file_expected`)."""
 
 
+_PATH_METAVAR = re.compile(r"(FILE)(?:\.[A-Za-z0-9]+)?|(DIR)")
+"""The metavars of an option taking a file (``FILE``, ``FILE.png``) or a folder (``DIR``): those the hint of
+:func:`_file_expected` is for (``HOST[:PORT]``, ``N``, ``S`` are not)."""
+
+
 def _file_expected(parser: argparse.ArgumentParser, message: str) -> str:
     """`` (--json takes a FILE here: --json report.json)`` for ``argument --json: expected one argument``,
-    when the option of ``message`` takes one value named ``FILE`` (``--json`` takes a file for ``run`` and
-    ``fleet boot`` but is a flag for every other command: given as a flag there, argparse said only that
-    it expected an argument); "" for any other error about an option."""
+    when the option of ``message`` takes one value named ``FILE``, ``FILE.ext`` (`` (--plot takes a FILE
+    here: --plot FILE.png)``) or ``DIR`` (`` (--capture takes a DIR here: --capture DIR)``): ``--json``
+    takes a file for ``run`` and ``fleet boot`` but is a flag for every other command, ``--capture`` a
+    folder for ``run`` but a file for ``boot``; given as a flag there, argparse said only that it expected
+    an argument. Was ``FILE`` alone: ``fleet boot --plot`` got no hint. "" for any other error about an
+    option."""
     said = _EXPECTED_ONE.fullmatch(message)
     if said is None:
         return ""
     action = next((a for a in parser._actions if a.option_strings
                    and "/".join(a.option_strings) == said.group(1)), None)
-    if action is None or action.nargs is not None or action.metavar != "FILE":
+    if action is None or action.nargs is not None or not isinstance(action.metavar, str):
+        return ""
+    kind = _PATH_METAVAR.fullmatch(action.metavar)
+    if kind is None:
         return ""
     option = _long_name(action)
-    return f" ({option} takes a FILE here: {option} {_FILE_EXAMPLES.get(option, 'FILE')})"
+    return (f" ({option} takes a {kind.group(1) or kind.group(2)} here: "
+            f"{option} {_FILE_EXAMPLES.get(option, action.metavar)})")
 
 
 def misplaced_lab_folder(parser: argparse.ArgumentParser | None, first: object) -> str:

@@ -1379,7 +1379,7 @@ class LabCluster:
             ph.model = _model(model)
         self._set_encryption(ph, encrypt, symmetric_key, explicit=encrypt is not None)
         if model is not None or encrypt is not None or symmetric_key is not None:
-            _check_manual_key(ph)
+            _check_manual_key(ph, given=symmetric_key is not None)
         self._set_capf(ph, capf_operation, _auth_mode(capf_auth_mode),
                        None if auth_string is None else str(auth_string), lsc_key)
         if new or mic is not None:  # written with the state's save (the module docstring)
@@ -2783,14 +2783,17 @@ def _auth_mode(value: int | str | None) -> int | None:
     return CAPF_AUTH_MODES[text]
 
 
-def _check_manual_key(ph: PhoneState) -> None:
+def _check_manual_key(ph: PhoneState, *, given: bool = False) -> None:
     """The manual key the lab encrypts ``ph``'s config with (:meth:`PhoneState.manual_key`) is one the phone
     holds (spec §C.5): not all zeros (32 zero digits CLEAR the phone's key: it would never ask for its
     ``.enc.sgn`` and take XmlDefault), and, for a model with a profile that takes a manual key, of the size
     it takes (the trust store's own rule, :func:`_manual_key_problem`). EncodeError otherwise (path
     ``symmetric_key``: the CLI names ``--symmetric-key``). A model with no manual key at all is the CLI's
-    warning, not a refusal (the lab may rehearse it)."""
-    key = ph.manual_key()
+    warning, not a refusal (the lab may rehearse it). ``given``: the key was given now, so it is checked
+    even when the config is not encrypted with it (stored for a later ``lab encryption ... on --mode
+    symmetric``, which names no key: was stored unchecked, then that command refused it naming
+    ``--symmetric-key HEX``, an option it had not been given)."""
+    key = ph.symmetric_key if given else ph.manual_key()
     if key is None:
         return
     if not any(bytes.fromhex(key)):

@@ -39,7 +39,8 @@ Rules:
 * One ``lab serve`` per lab folder (:func:`serving`): it holds ``DIR/.serve.lock`` exclusively while it
   runs and writes there its pid and where it listens. A second one is refused before it changes anything,
   naming the first: it would have recorded its own ports, so the first — which follows every change —
-  would have served files naming a TVS and CAPF port nobody listened on.
+  would have served files naming a TVS and CAPF port nobody listened on. Held shared only (``boot``'s
+  hint looking whether one runs, for a moment), it is tried again for up to :data:`SERVE_LOCK_WAIT_S`.
 """
 
 from __future__ import annotations
@@ -66,6 +67,10 @@ SERVE_LOCK_FILE = ".serve.lock"
 #: often both try meanwhile (our convention)
 LOCK_WAIT_S = 1.0
 LOCK_POLL_S = 0.05
+#: ``lab serve``: how long, and how often, it tries again for ``DIR/.serve.lock`` while only readers hold it
+#: (:func:`_take_serve_lock`; our convention)
+SERVE_LOCK_WAIT_S = 1.0
+SERVE_LOCK_POLL_S = 0.005
 
 _log = logging.getLogger("phoneemu.lab.lock")
 _T = TypeVar("_T")
@@ -98,7 +103,7 @@ def serving(root: Path | str) -> Iterator[Callable[[str], None]]:
     fd = _open(root, SERVE_LOCK_FILE)
     if fd >= 0:
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _take_serve_lock(fd)
         except BlockingIOError:
             held = os.pread(fd, 1024, 0).decode("utf-8", "replace").strip() or "starting"
             os.close(fd)
@@ -120,6 +125,35 @@ def serving(root: Path | str) -> Iterator[Callable[[str], None]]:
         if fd >= 0:
             note("")
             os.close(fd)
+
+
+def _take_serve_lock(fd: int) -> None:
+    """Take ``DIR/.serve.lock`` (``fd``) exclusively, or raise BlockingIOError when another ``lab serve``
+    holds it. A shared holder is no server: ``boot --lab``'s "a lab serve runs" hint
+    (:func:`phoneemu.commands._cluster_address.lab_served_now`) takes it shared for a moment to see whether
+    one holds it exclusively; tried again meanwhile, every :data:`SERVE_LOCK_POLL_S`, for at most
+    :data:`SERVE_LOCK_WAIT_S`. Was: refused at once, naming the stale note of a ``lab serve`` killed
+    (``already served by another 'phoneemu lab serve' (pid 999999 ...)``) while nothing served the lab."""
+    deadline = time.monotonic() + SERVE_LOCK_WAIT_S
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if not _shared_only(fd) or time.monotonic() >= deadline:
+                raise
+        time.sleep(SERVE_LOCK_POLL_S)
+
+
+def _shared_only(fd: int) -> bool:
+    """Whether the lock of ``fd``'s file is held shared only (by readers: no exclusive holder), as seen by
+    taking it shared for a moment."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    return True
 
 
 @contextlib.contextmanager
