@@ -43,8 +43,8 @@ verdicts: PASS, XFAIL (expected failure), FAIL, XPASS (an xfail mark that no lon
 ERROR (the scenario could not run).
 exit status: 0 every scenario PASS or XFAIL; 1 a FAIL, XPASS or ERROR; 2 nothing ran — a mistake in a
 scenario file (reported as file:line field: problem before anything runs; --junit/--json then say so,
-one error per mistake: never an earlier run's report left in place), no scenario file found, -k or --tag
-selecting nothing, a bad option (--list with --junit or --json: --list runs nothing; a --junit or
+one error per mistake: never an earlier run's report left in place), no scenario file found, a -k or
+--tag selecting nothing, a bad option (--list with --junit or --json: --list runs nothing; a --junit or
 --json path named *.yaml or *.yml, a scenario file's name) — or a report could
 not be written; 130 interrupted (below). A file at the path of --junit or --json after a run is this
 run's report or none: a report that could not be written (a full disk), or whose writing a second Ctrl-C
@@ -272,7 +272,7 @@ def _name_clashes(scenarios: list[Scenario]) -> list[ScenarioError]:
         if other is not s:
             mistakes.append(ScenarioError(
                 f"scenario name {s.name!r} is also the name of {other.path}: names must be unique (reports, "
-                f"-k and --capture DIR/NAME.pcap use them)", file=s.path, line=s.name_line, path="name"))
+                f"-k and --capture DIR/NAME.pcap use them)", file=s.path, line=_name_line(s), path="name"))
             continue
         stem = capture_stem(s.name)
         other = by_stem.setdefault(stem.lower(), s)
@@ -281,8 +281,14 @@ def _name_clashes(scenarios: list[Scenario]) -> list[ScenarioError]:
                 f"scenario name {s.name!r} and the name {other.name!r} of {other.path} are one capture file "
                 f"name, {stem}.pcap (--capture writes DIR/NAME.pcap with NAME's characters other than "
                 "A-Za-z0-9._- as _, at most 120 of them, case ignored): rename one",
-                file=s.path, line=s.name_line, path="name"))
+                file=s.path, line=_name_line(s), path="name"))
     return mistakes
+
+
+def _name_line(s: Scenario) -> int:
+    """The line a name clash of ``s`` is told at: its ``name:`` key's, else 1 (the name is the file's: was
+    none, a ``file name:`` mistake with no line, and a JUnit error case without one)."""
+    return s.name_line if s.name_line is not None else 1
 
 
 class _Progress:
@@ -441,24 +447,46 @@ def _k_given(patterns: Sequence[str]) -> str:
 
 def _selected(args: argparse.Namespace) -> list[Scenario]:
     """The scenarios of ``args.paths`` that -k and --tag select; ScenarioError (exit 2) when a file has
-    a mistake, there is no file, or nothing is selected (a mistyped -k must not turn a CI job green)."""
+    a mistake, there is no file, or a -k or --tag selects nothing (a mistyped -k must not turn a CI job
+    green): each -k must match, and each --tag be carried by, one of the scenarios loaded (was: all of them
+    together, so ``-k migration -k rollbak`` ran migration alone, exit 0), and the two together must
+    select one."""
     scenarios = _load_all(args.paths)
     _outputs_apart(args, scenarios)
+    where = " ".join(args.paths)
+    unmatched = [k for k in args.select if not any(_name_matches(s.name, k) for s in scenarios)]
+    uncarried = [t for t in args.tag if not any(t in s.tags for s in scenarios)]
+    mistakes: list[ScenarioError] = []
+    if unmatched:  # a mistyped -k must not turn a CI job green by running nothing of its own
+        names = ", ".join(s.name for s in scenarios[:8]) + (", ..." if len(scenarios) > 8 else "")
+        mistakes.append(ScenarioError(f"{_k_given(unmatched)} {_matches_none(len(scenarios))} ({names})",
+                                      file=where))
+    if uncarried:  # the same rule as -k
+        mistakes.append(ScenarioError(_tags_none(scenarios, uncarried, None), file=where))
+    err = several(mistakes)
+    if err is not None:
+        raise err
     if args.select:
-        selected = [s for s in scenarios if any(_name_matches(s.name, k) for k in args.select)]
-        if not selected:  # a mistyped -k must not turn a CI job green by running nothing
-            names = ", ".join(s.name for s in scenarios[:8]) + (", ..." if len(scenarios) > 8 else "")
-            raise ScenarioError(f"{_k_given(args.select)} {_matches_none(len(scenarios))} ({names})",
-                                file=" ".join(args.paths))
-        scenarios = selected
+        scenarios = [s for s in scenarios if any(_name_matches(s.name, k) for k in args.select)]
     if args.tag:
         tagged = [s for s in scenarios if set(args.tag) & set(s.tags)]
-        if not tagged:  # the same rule as -k: selecting nothing is an error
-            known = sorted({t for s in scenarios for t in s.tags})
-            raise ScenarioError(f"--tag {', '.join(args.tag)}: no scenario carries it (tags in use: "
-                                f"{', '.join(known) or 'none'})", file=" ".join(args.paths))
+        if not tagged:  # each is carried by a scenario, none of those -k selected: nothing selected
+            raise ScenarioError(_tags_none(scenarios, args.tag, args.select), file=where)
         scenarios = tagged
     return scenarios
+
+
+def _tags_none(scenarios: Sequence[Scenario], tags: Sequence[str], selected_by: Sequence[str] | None) -> str:
+    """What the ``--tag`` options ``tags``, carried by none of ``scenarios``, say: ``--tag t: no scenario
+    carries it (tags in use: a, b)`` (``any of them`` for several), or, those scenarios being what -k
+    ``selected_by`` selected, ``--tag t: no scenario selected by -k 'x' carries it (their tags: a)`` (was
+    "no scenario carries it" of a tag another scenario carries)."""
+    known = ", ".join(sorted({t for s in scenarios for t in s.tags})) or "none"
+    given, them = f"--tag {', '.join(tags)}", "it" if len(tags) == 1 else "any of them"
+    if selected_by:
+        return f"{given}: no scenario selected by {_k_given(selected_by)} carries {them} (their tags: " \
+            f"{known})"
+    return f"{given}: no scenario carries {them} (tags in use: {known})"
 
 
 class _RunReports:

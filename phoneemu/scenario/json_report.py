@@ -10,6 +10,7 @@ that ran nothing still writes one saying so (:func:`write_json_not_run`: ``ran``
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 from phoneemu import json_doc
 from phoneemu.errors import ScenarioError
 from phoneemu.files import write_output, write_output_text
-from phoneemu.scenario.results import ExpectationResult, RunSummary, ScenarioResult
+from phoneemu.scenario.results import ExpectationResult, Outcome, RunSummary, ScenarioResult
 
 __all__ = ["to_json", "write_json", "write_json_not_run"]
 
@@ -80,11 +81,18 @@ def _json_doc(summary: RunSummary, scenarios: list[dict[str, Any]]) -> dict[str,
         "stopped": summary.stopped,
         "not_run": summary.not_run,
         "duration_s": round(summary.duration_s, 3),
-        "counts": dict(summary.counts()),
-        "expectation_counts": dict(summary.expectation_counts()),
+        "counts": _every_outcome(summary.counts()),
+        "expectation_counts": _every_outcome(summary.expectation_counts()),
         "scenarios": scenarios,
         "phoneemu": version_text(),
     }
+
+
+def _every_outcome(counts: Mapping[str, int]) -> dict[str, int]:
+    """``counts`` by outcome with every outcome, 0 for those none had (was: left out, so that
+    ``doc["counts"]["FAIL"]`` raised KeyError on a green run), in the order PASS, FAIL, XFAIL, XPASS,
+    ERROR."""
+    return {o.value: counts.get(o.value, 0) for o in Outcome}
 
 
 def _as_json_default_str(value: Any) -> Any:
@@ -115,7 +123,8 @@ def write_json_not_run(mistakes: tuple[ScenarioError, ...], path: Path, *, inter
     from phoneemu import version_text
 
     doc = {"ok": False, "ran": False, "interrupted": interrupted, "stopped": [], "not_run": [],
-           "duration_s": 0.0, "counts": {}, "expectation_counts": {}, "scenarios": [],
+           "duration_s": 0.0, "counts": _every_outcome({}), "expectation_counts": _every_outcome({}),
+           "scenarios": [],
            "mistakes": [] if interrupted else [{"file": m.file, "line": m.line, "field": m.path,
                                                  "problem": m.message, "text": str(m)} for m in mistakes],
            "phoneemu": version_text()}

@@ -1611,6 +1611,11 @@ def _shown(text: str, most: int = 40) -> str:
     return text if len(text) <= most else text[:most] + "..."
 
 
+#: the JUnit testcase of a scenario that is an ERROR (and of one an interrupt left not run,
+#: :mod:`phoneemu.scenario.reports`): no label's, or a test's name would depend on whether its scenario
+#: errored (was: an expectation labelled ``run`` became ``run #2`` then)
+_ERROR_CASE = "run"
+
 #: an expectation's keys beside its checks
 _EXPECT_KEYS = ("phones", "xfail", "label", "holds_for")
 
@@ -1633,6 +1638,10 @@ def _expectation(ctx: _Ctx, node: _Node, field: str, groups: dict[str, PhoneGrou
                                                     f"({', '.join(CHECKS)})"))
     xfail = found.check(_xfail_reason, ctx, m["xfail"], f"{field}.xfail") if "xfail" in m else None
     label = found.check(ctx.string, m["label"], f"{field}.label") if "label" in m else None
+    if label == _ERROR_CASE:
+        found.mistakes.append(ctx.fail(m["label"], f"{field}.label", f"{_ERROR_CASE!r} is the name of the "
+                                       "JUnit testcase of a scenario that could not run (an ERROR): choose "
+                                       "another label"))
     found.raise_any()
     assert phones is not None
     return Expectation(where=ctx.where(node), phones=phones, checks=checks, holds_for=holds_for,
@@ -1913,7 +1922,9 @@ def load_text(text: str, path: str = "<string>") -> Scenario:
 def _about(ctx: _Ctx, root: _Node, top: dict[str, _Node], path: str, found: _Found) -> dict[str, Any]:
     """The scenario's ``name`` (default the file's), ``description``, ``reproduces``, ``tags`` and
     ``timeout``, each checked whatever the rest of the file holds."""
-    stem = Path(path).name.removesuffix(".yaml").removesuffix(".yml")
+    stem = Path(path).name
+    for suffix in _SCENARIO_SUFFIXES:  # in any case: a file given by name, B.YAML, is "B" (was "B.YAML")
+        stem = stem[:-len(suffix)] if stem.lower().endswith(suffix) else stem
     if "name" not in top and _text_problem(stem) is not None:  # e.g. a byte that is not UTF-8 (surrogate)
         found.mistakes.append(ctx.fail(root, "name", f"the file name cannot be the scenario's name: "
                                                      f"{_text_problem(stem)}; write a name: key"))
@@ -2094,7 +2105,7 @@ def _catalogue_hint(missing: Path) -> str:
     no hint, run from another folder)."""
     parts = missing.parts
     if missing.is_absolute() or not parts or parts[0] != _CATALOGUE or len(parts) > 2 or \
-            (len(parts) == 2 and Path(parts[1]).suffix not in (".yaml", ".yml")):
+            (len(parts) == 2 and Path(parts[1]).suffix.lower() not in _SCENARIO_SUFFIXES):
         return ""
     catalogue = _catalogue()
     if catalogue is None:
@@ -2112,6 +2123,20 @@ def _catalogue_hint(missing: Path) -> str:
     return f"; the catalogue at {catalogue} has no {parts[1]} either"
 
 
+#: a scenario file's suffixes, in any case (``A.YAML``, ``b.Yml``: was ``.yaml``/``.yml`` alone in a folder)
+_SCENARIO_SUFFIXES = (".yaml", ".yml")
+
+
+def _scenario_in_folder(q: Path, folder: Path) -> bool:
+    """Whether ``q``, found below ``folder``, is one of its scenario files: a ``*.yaml``/``*.yml`` (any case)
+    that is not a folder, nor a dot-file or in a dot-folder below ``folder`` (``.github/workflows/ci.yml``,
+    ``.hidden/x.yaml``: was read, a CI file's keys the run's mistakes)."""
+    if not q.name.lower().endswith(_SCENARIO_SUFFIXES) or \
+            any(part.startswith(".") for part in q.relative_to(folder).parts):
+        return False
+    return not q.is_dir()
+
+
 def discover(paths: Iterable[str | Path]) -> list[Path]:
     """Expand files and folders (``*.yaml``/``*.yml``, sorted) into scenario files, each once: a file
     named again (``scenarios/ scenarios/x.yaml``) is not run, nor reported, twice."""
@@ -2123,7 +2148,7 @@ def discover(paths: Iterable[str | Path]) -> list[Path]:
         p = Path(given)
         if p.is_dir():  # every *.yaml but a folder: a broken link, a link loop or a FIFO is a mistake of
             # its own (load_file), never a scenario silently left out of the run (was: is_file() only)
-            out.extend(sorted(q for q in p.rglob("*") if q.suffix in (".yaml", ".yml") and not q.is_dir()))
+            out.extend(sorted(q for q in p.rglob("*") if _scenario_in_folder(q, p)))
         elif p.exists() or p.is_symlink():  # a broken link or a loop: load_file says which
             out.append(p)
         else:

@@ -211,12 +211,13 @@ def render_text(summary: RunSummary, *, colour: bool = False, verbose: bool = Fa
 
 def _interrupted_line(summary: RunSummary) -> str:
     """``interrupted: 2 scenarios stopped under way (a, b); 1 scenario not run (c)``: those stopped are
-    ERRORs above, with the expectations they had evaluated."""
-    stopped = summary.stopped
-    under_way = f"{counted(len(stopped), 'scenario')} stopped under way ({', '.join(stopped)}); " \
-        if stopped else ""
-    return (f"interrupted: {under_way}{counted(len(summary.not_run), 'scenario')} not run"
-            + (f" ({', '.join(summary.not_run)})" if summary.not_run else ""))
+    ERRORs above, with the expectations they had evaluated; a part with no scenario is left out (was:
+    ``interrupted: 1 scenario stopped under way (a); 0 scenarios not run``), and with neither the run was
+    interrupted once its last scenario had ended."""
+    parts = [f"{counted(len(names), 'scenario')} {what} ({', '.join(names)})"
+             for names, what in ((summary.stopped, "stopped under way"), (summary.not_run, "not run"))
+             if names]
+    return "interrupted: " + ("; ".join(parts) if parts else "after the last scenario (every scenario ran)")
 
 
 def _write_report(path: Path, text: str) -> None:
