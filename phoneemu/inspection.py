@@ -338,17 +338,25 @@ def load_key(text: str) -> tuple[KeyGiven, str]:
         data = read_at_most(path, PEM_LIMIT, what="key file")
     except FileNotFoundError:
         if _HEX_LIKE.fullmatch(text.strip()):
-            raise DecodeError(f"no such file, nor a manual key: {len(text.strip())} hex digits, a manual key "
-                              "has 32 or 64 (spec §C.5)", path=text) from None
+            raise DecodeError(f"no such file, nor a manual key: {_hex_key_problem(text)} (spec §C.5)",
+                              path=text) from None
         raise
     if _HEX_KEY.fullmatch(data):
         return _manual_key(data.decode("ascii").strip(), source=text), path.name
     if (digits := _HEX_FILE.fullmatch(data)) is not None:
-        raise DecodeError(f"holds {len(digits.group(1))} hex digits, a manual key has 32 or 64 (spec §C.5)",
-                          path=text)
+        raise DecodeError(f"holds {_hex_key_problem(digits.group(1).decode('ascii'))} (spec §C.5)", path=text)
     if len(data) in (16, 32) and _TEXT.fullmatch(data) is None:  # no DER key nor certificate is this short
         return dataclasses.replace(_manual_key(data.hex(), source=text), raw_file=path.name), path.name
     return load_private_key(data, source=text), path.name
+
+
+def _hex_key_problem(digits: str) -> str:
+    """What is wrong with hex ``digits`` that are not a manual key, in the words of the phone's manual key
+    entry (``encrypted.hex_key_problem``: an odd number of digits, the counts a key has; was "N hex digits,
+    a manual key has 32 or 64")."""
+    from phoneemu.formats.encrypted import hex_key_problem
+
+    return hex_key_problem(digits) or "not 32 or 64 hex digits alone"
 
 
 def _manual_key(digits: str, *, source: str) -> ManualKey:

@@ -3,8 +3,10 @@
 * Serial numbers on the wire are big-endian, minimal length, with no DER sign byte
   (spec §A.2 tag 5, §B.2 tag 6).
 * Distinguished names are written CUCM-style: RDNs most-specific first joined by ``;``
-  (spec §A.7), e.g. ``CN=cucm-pub;OU=TAC;O=Cisco;C=PL``. Matching compares serial and a
-  normalised issuer, so the RFC 4514 ``,`` style also matches (spec §B.4).
+  (spec §A.7), e.g. ``CN=cucm-pub;OU=TAC;O=Cisco;C=PL``. Matching compares serial and an issuer
+  compared by :func:`dn_key` (:func:`same_issuer`): separator, case, spacing and the RDN order aside, so
+  certutils' RFC 4514 ``,`` text in stored order names the same issuer (spec §A.7, §B.4). The one issuer
+  comparison of the phone (``phone.rules``), ``inspect`` (``formats.trustlist``) and the lab TVS.
 * ``now`` is always passed in; this module never reads the clock.
 """
 
@@ -36,6 +38,7 @@ __all__ = [
     "cert_public_key",
     "cert_signature_bytes",
     "der_extent_problem",
+    "dn_key",
     "dn_text",
     "fingerprint",
     "issue_certificate",
@@ -43,6 +46,7 @@ __all__ = [
     "load_certs_pem",
     "name_from_text",
     "normalise_dn",
+    "same_issuer",
     "serial_bytes",
     "serial_from_bytes",
     "subject_of_der",
@@ -131,6 +135,38 @@ def normalise_dn(text: str) -> str:
     """Comparable form of a DN written with ``;`` or ``,`` separators, any case/spacing."""
     sep = ";" if ";" in text else ","
     return ";".join(p.strip().lower().replace(" ", "") for p in text.split(sep) if p.strip())
+
+
+def same_issuer(a: str | None, b: str) -> bool:
+    """Do the issuer texts ``a`` and ``b`` name the same DN (:func:`dn_key`: separator, case, spacing and
+    the order of the RDNs aside)? ``a`` None (a record without ISSUER_NAME) matches any ``b``."""
+    return a is None or a == b or dn_key(a) == dn_key(b)
+
+
+#: DN texts longer than this are not remembered (a header's may be 64 KB; the memo stays small)
+_DN_KEY_MEMO_MAX = 1024
+
+
+def dn_key(text: str) -> tuple[str, ...]:
+    """A DN text as compared (spec §A.7, §B.4): its :func:`normalise_dn` RDNs, sorted. CUCM writes a DN
+    most-specific RDN first with ``;`` (the form :func:`dn_text` gives a certificate), certutils in the
+    certificate's stored order with ``,``; "phones evidently accept either" (§A.7), so a header written one
+    way names the record, TVS answer or image signer written the other way. (Was: the RDN order counted,
+    so a certutils-signed ITL that TVS vouched for was "unknown to TVS" and locked the phone, and a config
+    whose header listed the issuer in stored order was not the ITL's TFTP record's; the lab TVS answered
+    such a QUERY "not found", and ``inspect`` named another signer than the phone.) Only which records
+    name a signer depends on it: the record's key must still verify the signature, or equal the TLS
+    peer's. Remembered for texts up to :data:`_DN_KEY_MEMO_MAX` characters."""
+    if len(text) <= _DN_KEY_MEMO_MAX:
+        return _dn_key_memo(text)
+    return tuple(sorted(normalise_dn.__wrapped__(text).split(";")))  # not kept in normalise_dn's memo
+
+
+def _dn_key_of(text: str) -> tuple[str, ...]:
+    return tuple(sorted(normalise_dn(text).split(";")))
+
+
+_dn_key_memo = lru_cache(maxsize=4096)(_dn_key_of)
 
 
 def serial_bytes(serial: int) -> bytes:

@@ -11,8 +11,9 @@ Rules implemented here:
   its tag 7 only when it has none (spec §G.3 step 2; :meth:`TrustRecord.signature_key`, the phone's rule
   too); a tag 7 that is not the certificate's key is told by :meth:`TrustRecord.key_disagreement`.
 * The signer is the SAST record whose issuer and serial match the header's (spec §B.4); issuer text
-  is compared after ``crypto.certs.normalise_dn``; when no issuer matches, a SAST record with the
-  same serial is accepted (spec §B.4 recommendation). A serial found only in non-SAST records is
+  is compared by ``crypto.certs.same_issuer``, the phone's comparison (any RDN order, separator, case and
+  spacing: §A.7); when no issuer matches, a SAST record with the same serial is accepted (spec §B.4
+  recommendation). A serial found only in non-SAST records is
   VerificationError WRONG_ROLE; no serial at all is UNKNOWN_SIGNER. Issuer + serial is all that names
   the signer, so when several SAST records match (e.g. an old and a new certificate with the same
   serial and issuer but different keys) the signer is the one whose key verifies the signature, the
@@ -538,7 +539,6 @@ class TrustList:
     def _signer_candidates(self) -> list[int]:
         """The SAST records naming the signer: issuer + serial, else serial only (spec §B.4)."""
         signer = self.header.signer
-        want_issuer = certs.normalise_dn(signer.issuer)
         by_issuer: list[int] = []
         by_serial: list[int] = []
         other_roles: list[str] = []
@@ -548,7 +548,7 @@ class TrustList:
                 continue
             if rec.role != Role.SAST:
                 other_roles.append(rec.role_name)
-            elif rec.issuer is not None and certs.normalise_dn(rec.issuer) == want_issuer:
+            elif rec.issuer is not None and certs.same_issuer(rec.issuer, signer.issuer):
                 by_issuer.append(i)
             else:
                 by_serial.append(i)
@@ -564,16 +564,16 @@ class TrustList:
 
     def names_signer(self, i: int, *, any_role: bool = False) -> bool:
         """Does record ``i`` name the header's signer as a phone reads spec §B.4 (§G.3 step 1): a SAST record
-        with the signer's serial and issuer (compared after ``normalise_dn``; a record without ISSUER_NAME
-        by its serial alone)? Unlike :meth:`signer_index` (its serial-only fallback is kept for the callers
-        that show which record signed), a record whose issuer is another's does not: to a phone it is not
-        the signer, and ``inspect`` says so. ``any_role``: a record of any role (one naming the signer only
-        in another role is a phone's ``wrong-role``)."""
+        with the signer's serial and issuer (compared as the phone does, ``certs.same_issuer``: in any RDN
+        order; a record without ISSUER_NAME by its serial alone)? Unlike :meth:`signer_index` (its
+        serial-only fallback is kept for the callers that show which record signed), a record whose issuer
+        is another's does not: to a phone it is not the signer, and ``inspect`` says so. ``any_role``: a
+        record of any role (one naming the signer only in another role is a phone's ``wrong-role``)."""
         rec = self.record(i)
         signer = self.header.signer
         if rec.serial != signer.serial or (rec.role != Role.SAST and not any_role):
             return False
-        return rec.issuer is None or certs.normalise_dn(rec.issuer) == certs.normalise_dn(signer.issuer)
+        return certs.same_issuer(rec.issuer, signer.issuer)
 
     def verifies_with_record(self, i: int) -> bool:
         """Does the signature verify with record ``i``'s :meth:`~TrustRecord.signature_key` (an unusable

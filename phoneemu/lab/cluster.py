@@ -756,7 +756,7 @@ class LabCluster:
         self.pki = pki
         #: every served file by name; None until first used after :meth:`open` (``_files``)
         self._served: dict[str, bytes] | None = {}
-        self._tvs: list[tuple[bytes, str, int, str, tuple[int, ...]]] = []
+        self._tvs: list[tuple[bytes, tuple[str, ...], int, tuple[str, ...], tuple[int, ...]]] = []
         self._rand_counter = 0
         self._central_for: list[LabCluster] = []  # clusters whose device files this TFTP also serves
         self._mtime: tuple[int, int, int] = (0, 0, 0)
@@ -1568,18 +1568,21 @@ class LabCluster:
 
     # ============================================================== TVS
     def tvs_lookup(self, key: bytes | tuple[str, bytes, str]) -> TvsEntry | None:
-        """What TVS vouches for: VERIFY by certificate DER, QUERY by (issuer, serial, subject)."""
+        """What TVS vouches for: VERIFY by certificate DER, QUERY by (issuer, serial, subject), the names
+        compared as a phone compares them (``certs.dn_key``: in any RDN order, spec §A.7, §B.4 — CUCM's
+        ``;`` text or certutils' ``,`` one; was: in order, a certutils-order QUERY was "not found")."""
         if isinstance(key, bytes):
             for der, _iss, _ser, _sub, roles in self._tvs:
                 if der == key:
                     return TvsEntry(cert_der=der, roles=roles, ttl=self.state.tvs_ttl)
             return None
         issuer, serial, subject = key
-        want_iss = certs.normalise_dn(issuer)
+        want_iss = certs.dn_key(issuer)
         want_ser = certs.serial_from_bytes(serial)
-        want_sub = certs.normalise_dn(subject) if subject else ""
+        want_sub = certs.dn_key(subject)
+        any_sub = want_sub == ("",)  # no subject (nothing but blanks and separators): any certificate's
         for der, iss, ser, sub, roles in self._tvs:
-            if iss == want_iss and ser == want_ser and (not want_sub or sub == want_sub):
+            if ser == want_ser and iss == want_iss and (any_sub or sub == want_sub):
                 return TvsEntry(cert_der=der, roles=roles, ttl=self.state.tvs_ttl)
         return None
 
@@ -1605,8 +1608,8 @@ class LabCluster:
         index = []
         for item, roles in self._tvs_entries():
             cert = item.cert if isinstance(item, Identity) else item
-            index.append((certs.cert_der(cert), certs.normalise_dn(certs.dn_text(cert.issuer)),
-                          cert.serial_number, certs.normalise_dn(certs.dn_text(cert.subject)), roles))
+            index.append((certs.cert_der(cert), certs.dn_key(certs.dn_text(cert.issuer)),
+                          cert.serial_number, certs.dn_key(certs.dn_text(cert.subject)), roles))
         self._tvs = index
 
     # ============================================================== admin operations (spec §G)
@@ -2827,10 +2830,13 @@ def _manual_key_problem(model: str, key: str) -> str | None:
 
 
 def _hex_key(text: str) -> str:
+    """``--symmetric-key`` as stored: 32 or 64 hex digits, lower case; an EncodeError says what is wrong as
+    the phone's manual key entry does (``encrypted.hex_key_problem``: a character that is not a hex digit
+    and where, an odd number of digits, the counts a key has; was "must be 32 or 64 hex digits")."""
     t = text.strip().lower()
     if not re.fullmatch(r"[0-9a-f]{32}|[0-9a-f]{64}", t):
-        raise EncodeError("symmetric key must be 32 or 64 hex digits (128/256 bits, spec §C.5)",
-                          path="symmetric_key")
+        problem = encrypted.hex_key_problem(text) or "not 32 or 64 hex digits"
+        raise EncodeError(f"symmetric key: {problem} (spec §C.5)", path="symmetric_key")
     return t
 
 

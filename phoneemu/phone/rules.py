@@ -211,7 +211,7 @@ Our conventions (spec [UNK]/[INF]), stated once here:
   against); with a rollback ITL and no CTL signature checking is off (spec §G.11).
 * ``certHash`` comparison (§C.4, §G.12) accepts MD5 (32 hex digits) or SHA-1 (40), any case.
 * Issuer names (a header's signer, a record's ISSUER_NAME, a certificate's issuer; §A.7, §B.4) are
-  compared in any RDN order, separator (``;`` or ``,``), case and spacing (:func:`_dn_key`): CUCM and
+  compared in any RDN order, separator (``;`` or ``,``), case and spacing (``certs.dn_key``): CUCM and
   certutils write the same DN in opposite orders, and phones accept either (§A.7).
 * HTTPS server roles (§G.5 "APP-SERVER role, or TVS"; [INF] for the others): APP-SERVER (7), CCM (1),
   CCM+TFTP (2) and TFTP (3) records authenticate an HTTPS server; a list record matches by the exact
@@ -232,7 +232,6 @@ Our conventions (spec [UNK]/[INF]), stated once here:
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import string
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -379,33 +378,9 @@ def _signer_text(header: SignedHeader) -> str:
     return text
 
 
-def _same_issuer(a: str | None, b: str) -> bool:
-    """Do the issuer texts ``a`` and ``b`` name the same DN (:func:`_dn_key`: separator, case, spacing and
-    the order of the RDNs aside)? ``a`` None (a record without ISSUER_NAME) matches any ``b``."""
-    return a is None or a == b or _dn_key(a) == _dn_key(b)
-
-
-#: issuer texts longer than this are not remembered (a header's may be 64 KB; the memo stays small)
-_DN_KEY_MEMO_MAX = 1024
-
-
-def _dn_key(text: str) -> tuple[str, ...]:
-    """A DN text as compared (spec §A.7, §B.4): its ``certs.normalise_dn`` parts, sorted. CUCM writes a DN
-    most-specific RDN first with ``;`` (the form :func:`certs.dn_text` gives a certificate), certutils in
-    the certificate's stored order with ``,``; "phones evidently accept either" (§A.7), so a header written
-    one way names the record, TVS answer or image signer written the other way. (Was: the RDN order
-    counted, so a certutils-signed ITL that TVS vouched for was "unknown to TVS" and locked the phone, and
-    a config whose header listed the issuer in stored order was not the ITL's TFTP record's.) Only which
-    records name a signer depends on it: the record's key must still verify the signature, or equal the
-    TLS peer's."""
-    return _dn_key_memo(text) if len(text) <= _DN_KEY_MEMO_MAX else _dn_key_of(text)
-
-
-def _dn_key_of(text: str) -> tuple[str, ...]:
-    return tuple(sorted(certs.normalise_dn(text).split(";")))
-
-
-_dn_key_memo = functools.lru_cache(maxsize=4096)(_dn_key_of)
+#: the one issuer comparison (spec §A.7, §B.4: any RDN order, separator, case, spacing), shared with
+#: ``inspect`` and the lab TVS; ``a`` None (a record without ISSUER_NAME) matches any ``b``
+_same_issuer = certs.same_issuer
 
 
 def _find(tl: TrustList | None, header: SignedHeader,

@@ -31,7 +31,8 @@ def test_a_file_holding_a_mistyped_manual_key_says_its_digits(tmp_path: Path, co
     assert main(["inspect", str(enc), "--key", str(typo)]) == 2
     out, err = capsys.readouterr()
     assert out == "" and err.count("\n") == 1, (out, err)
-    assert f"holds {digits} hex digits, a manual key has 32 or 64" in err, err
+    assert (f"holds {digits} hex digits, an odd number (two make a byte): a manual key has 32 (a 128-bit "
+            "key) or 64") in err, err
 
 
 def test_a_raw_key_file_that_does_not_decrypt_says_it_was_read_as_raw_bytes(

@@ -131,8 +131,10 @@ def test_a_manual_key_for_a_pki_file_says_what_to_give(tmp_path: Path,
 @pytest.mark.parametrize(("key", "said"), [
     ("0" * 32, "an all-zero manual key clears a phone's key (spec §C.5)"),
     ("0" * 64, "an all-zero manual key clears a phone's key (spec §C.5)"),
-    (KEY[:-1], "no such file, nor a manual key: 31 hex digits, a manual key has 32 or 64"),
-    (KEY + "0", "no such file, nor a manual key: 33 hex digits, a manual key has 32 or 64"),
+    (KEY[:-1], "no such file, nor a manual key: 31 hex digits, an odd number (two make a byte): "
+     "a manual key has 32 (a 128-bit key) or 64"),
+    (KEY + "0", "no such file, nor a manual key: 33 hex digits, an odd number (two make a byte): "
+     "a manual key has 32 (a 128-bit key) or 64"),
 ])
 def test_a_key_that_is_not_one_is_said(tmp_path: Path, key: str, said: str,
                                        capsys: pytest.CaptureFixture[str]) -> None:
