@@ -68,13 +68,16 @@ examples:
   phoneemu predict --fleet-flash site-phones/ new-cluster/ITLFile.tlv     what the change would do to each
 
 Offline, TVS and CAPF are unreachable: decisions that needed them are marked by the phone as a
-TVS/CAPF failure. --keylog FILE decrypts the captured TVS exchanges (TLS 1.0-1.3) and answers
-each query of the phone as TVS answered it in the capture, from the connections made for that
-question (ours: between the download it decides on and the phone's next request); a phone that failed
-over (its QUERY to one server cut, the next server answering, spec §E.1) takes that answer, as it did
-live; a server it refused (its certificate, no QUERY) is noted as the live boot notes it. A TVS that
-gave no answer is named with why, as the boot names it: "(no TVS server answered: 10.0.0.5:2445: no
-such TVS query of this phone in the capture)". --tvs-cert PEM makes an offline TVS
+TVS/CAPF failure. A CAPF session the capture holds (a TLS connection to the port of the config's CAPF
+server) is said "CAPF session in the capture, not replayed" (F.1-capf-not-replayed), else "CAPF
+unavailable offline"; neither decides a boot that accepted a configuration nor fails the replay.
+--keylog FILE decrypts the captured TVS exchanges (TLS 1.0-1.3) and answers each query of the phone as
+TVS answered it in the capture, from the connections made for that question (ours: between the download
+it decides on and the phone's next request); a phone that failed over (its QUERY to one server cut, the
+next server answering, spec §E.1) takes that answer, as it did live; a server it refused (its
+certificate, no QUERY) is noted as the live boot notes it. A TVS that gave no answer is named with why,
+as the boot names it: "(no TVS server answered: 10.0.0.5:2445: no such TVS query of this phone in the
+capture)". --tvs-cert PEM makes an offline TVS
 vouch for those certificates (with --keylog: for queries the capture does not hold).
 Without --keylog the key log a pcapng embeds is used, else CAPTURE.keys beside the capture (the name
 --capture writes; x.keys of x.pcap.gz too), said on stderr; one beside it that cannot be read or decoded is

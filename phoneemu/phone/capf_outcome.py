@@ -15,7 +15,8 @@ without one of the F.6 endings of a session that went through (our convention):
   operation pending: recorded when an encrypted config could not be read, which fails the boot by its own
   rule), ``F.7-wait-auth-string`` (by authentication string, none typed: the phone waits for its user, as a
   real one does), ``F.1-capf-not-supported`` (a model without a CAPF client), ``F.1-no-capf-server``
-  (capfAuthMode set, no ``<capfList>`` server to go to);
+  (capfAuthMode set, no ``<capfList>`` server to go to), ``F.1-capf-not-replayed`` (``replay``: the capture
+  holds the session, which a replay does not run: :mod:`phoneemu.scenario.replay`);
 * steps of a session, never its outcome (:data:`CAPF_STEPS`): the §F.1 decisions on the server's
   certificate that let it go on.
 
@@ -37,7 +38,10 @@ CAPF_FAILED = frozenset({"F.6-capf-rejected", "F.1-capf-unreachable", "F.1-capf-
                          "F.1-capf-cert-too-large"})
 CAPF_DONE = frozenset({"F.6-lsc-installed", "F.6-lsc-deleted", "F.6-fetched", "F.6-nothing-pending"})
 CAPF_NOT_STARTED = frozenset({"F.7-no-capf-operation", "F.7-wait-auth-string", "F.1-capf-not-supported",
-                              "F.1-no-capf-server"})
+                              "F.1-no-capf-server",
+                              # replay: the session is in the capture, not replayed offline (its outcome was
+                              # the live phone's): no failure of the replayed boot
+                              "F.1-capf-not-replayed"})
 CAPF_STEPS = frozenset({"F.1-capf-cert-in-trust-list", "F.1-capf-vouched-by-tvs", "F.1-capf-needs-tvs"})
 
 

@@ -28,6 +28,7 @@ RULE_IDS: frozenset[str] = frozenset({
     "F.1-capf-cert-in-trust-list", "F.1-capf-cert-too-large", "F.1-capf-needs-tvs",
     "F.1-capf-vouched-by-tvs",
     "F.1-capf-not-supported", "F.1-capf-server-untrusted", "F.1-capf-unreachable", "F.1-no-capf-server",
+    "F.1-capf-not-replayed",  # replay: the capture holds the CAPF session, replay has no CAPF server
     "F.6-capf-rejected", "F.6-fetched", "F.6-lsc-deleted", "F.6-lsc-installed", "F.6-nothing-pending",
     "F.7-no-capf-operation", "F.7-wait-auth-string",
     # G.2 first trust list, G.3 trust-list updates

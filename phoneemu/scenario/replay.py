@@ -53,8 +53,14 @@ Rules (issue #5 point 3; spec §C.6 request names, §H.1 TFTP/HTTP 6970):
   captured boot through :class:`ReplayFetcher`, which answers each name with the captured outcome
   (consecutive downloads of one name — HTTP then TFTP fallback — count as one fetch; the final
   outcome wins). CAPF is unavailable offline (TransportError
-  ``unreachable``). TVS is unavailable too, unless ``tvs_certs`` are given: then an offline TVS
-  answers a QUERY whose issuer and serial match one of them with that certificate and
+  ``unreachable``, :func:`offline_capf`): when the capture holds a TLS connection, decrypted or not, to the
+  port of the config's CAPF server (*ours*: by port, the scan keeps no more of a TLS connection it does not
+  read; :attr:`CaptureIndex.tls_ports`) the operation is ``F.1-capf-not-replayed``, "CAPF session in the
+  capture, not replayed" (the LSC stays as it was; :mod:`phoneemu.phone.capf_outcome`: not started, no
+  failure), else ``F.1-capf-unreachable``, "CAPF unavailable offline". Neither decides a boot that accepted
+  a configuration (*ours*, :func:`capf_not_deciding`: its deciding rule is then the one the live boot's
+  would be had its CAPF gone through). TVS is unavailable too, unless ``tvs_certs`` are given: then an
+  offline TVS answers a QUERY whose issuer and serial match one of them with that certificate and
   ``tvs_roles`` (default SAST + CCM+TFTP) and any other QUERY with "not found" — a "what if the TVS
   had vouched for this signer" replay (our convention). With the capture's TLS key log, TVS answers
   as it did in the capture (:mod:`phoneemu.scenario.replay_tvs`). A TVS that gives no answer is said
@@ -123,7 +129,8 @@ import bisect
 import dataclasses
 import functools
 import heapq
-from collections.abc import Callable, Iterable, Sequence
+import re
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -151,8 +158,12 @@ from phoneemu.words import counted
 
 if TYPE_CHECKING:
     from phoneemu.phone.boot import BootReport
+    from phoneemu.phone.events import Decision
 
 __all__ = [
+    "CAPF_NOT_REPLAYED",
+    "CAPF_NOT_REPLAYED_RULE",
+    "CAPF_UNAVAILABLE_OFFLINE",
     "MAX_CLIENT_SLOTS",
     "MAX_FILE",
     "MAX_FLOWS",
@@ -176,11 +187,13 @@ __all__ = [
     "boot_count",
     "boot_groups",
     "boots_of",
+    "capf_not_deciding",
     "http_downloads",
     "index_capture",
     "index_packets",
     "mac_of",
     "no_tvs_answer",
+    "offline_capf",
     "offline_tvs",
     "phone_sink",
     "record_allowance",
@@ -325,7 +338,8 @@ class _KeepAll(_KeptSink):
     def index(self, scanner: FlowScanner, warnings: Sequence[str] = ()) -> CaptureIndex:
         ordered = sorted(self.downloads, key=lambda d: d.order)
         return CaptureIndex(downloads=tuple(ordered), packets=scanner.packets, skipped=scanner.skipped,
-                            warnings=tuple(warnings), snaplen_cut=scanner.snaplen_cut)
+                            warnings=tuple(warnings), snaplen_cut=scanner.snaplen_cut,
+                            tls_ports=frozenset(scanner.tls_ports))
 
 
 class _ListSink(_KeepAll):
@@ -483,7 +497,8 @@ class _PhoneSink(_KeptSink):
         return CaptureIndex(downloads=tuple(ordered), packets=scanner.packets, skipped=scanner.skipped,
                             seen_macs=tuple(sorted(macs)), warnings=tuple(notes),
                             snaplen_cut=scanner.snaplen_cut, other_addresses=frozenset(self.other_addresses),
-                            not_kept={self.mac: self.not_kept} if self.not_kept else {})
+                            not_kept={self.mac: self.not_kept} if self.not_kept else {},
+                            tls_ports=frozenset(scanner.tls_ports))
 
 
 def phone_sink(mac: str | None) -> _KeepAll | _ListSink | _PhoneSink:
@@ -533,6 +548,9 @@ class CaptureIndex:
     other_addresses: frozenset[str] = frozenset()
     #: phone -> its requests not kept: beyond the records' allowance, it is not replayed (module rules)
     not_kept: dict[str, int] = dataclasses.field(default_factory=dict)
+    #: the server ports of the capture's TLS connections, decrypted or not (module rules, "Offline
+    #: decisions": a CAPF session the capture holds)
+    tls_ports: frozenset[int] = frozenset()
 
     def not_replayed(self, mac: str) -> str | None:
         """Why the phone cannot be replayed from this index (None: it can)."""
@@ -789,6 +807,82 @@ class ReplayResult:
 TVS_UNAVAILABLE_OFFLINE = "TVS unavailable offline"
 
 
+#: what the offline CAPF says when the capture holds no session with the config's CAPF server (module rules,
+#: "Offline decisions"); ``predict`` says its own
+CAPF_UNAVAILABLE_OFFLINE = "CAPF unavailable offline (a capture or forecast has no CAPF server)"
+#: what it says when the capture holds one, a TLS connection to its port: not replayed (no CAPF offline)
+CAPF_NOT_REPLAYED = "CAPF session in the capture, not replayed"
+#: the rule of a CAPF operation whose session the capture holds: not replayed, so neither done nor failed
+#: (:data:`phoneemu.phone.capf_outcome.CAPF_NOT_STARTED`)
+CAPF_NOT_REPLAYED_RULE = "F.1-capf-not-replayed"
+
+
+def offline_capf(tls_ports: Collection[int]) -> Any:
+    """The replayed phone's :class:`~phoneemu.phone.boot.CapfRunner` (module rules, "Offline decisions"): it
+    never reaches a CAPF server, saying :data:`CAPF_NOT_REPLAYED` when ``tls_ports`` (the server ports of the
+    capture's TLS connections) hold the server's port, else :data:`CAPF_UNAVAILABLE_OFFLINE`."""
+
+    async def no_capf(server: Any, *_a: Any, **_k: Any) -> Any:
+        port = getattr(server, "port", None)
+        if port in tls_ports:
+            where = host_port(server.host, port)
+            raise TransportError(f"{CAPF_NOT_REPLAYED} (a TLS connection to port {port}, that of the "
+                                 f"config's CAPF server {where}); the replayed phone's LSC stays as it was",
+                                 kind="unreachable")
+        raise TransportError(CAPF_UNAVAILABLE_OFFLINE, kind="unreachable")
+    return no_capf
+
+
+def _offline_capf_said(d: Decision) -> bool:
+    """Whether ``d`` is the phone's CAPF failure that :func:`offline_capf` made (not the live phone's)."""
+    return d.kind == "capf" and d.rule == "F.1-capf-unreachable" and \
+        (CAPF_NOT_REPLAYED in d.reason or CAPF_UNAVAILABLE_OFFLINE in d.reason)
+
+
+def capf_not_deciding(report: BootReport) -> BootReport:
+    """``report`` with the CAPF operation the replay could not run said as such (module rules, "Offline
+    decisions"): one whose session the capture holds is :data:`CAPF_NOT_REPLAYED_RULE` (no reason code:
+    not a refusal); neither decides a boot that accepted a configuration — its deciding decision is then
+    the one the boot would have without it (``phoneemu.phone.boot``: the next rejected trust-list, static
+    file, CAPF or firmware decision, else the config's acceptance), as of a live boot whose CAPF went
+    through (was: ``deciding: F.1-capf-unreachable`` on an OK boot, where the live phone's was the
+    config's rule)."""
+    from phoneemu.phone.events import Decision
+
+    renamed: dict[int, Decision] = {}
+    if not hasattr(report, "decisions"):  # a test's stand-in phone reports otherwise
+        return report
+    for d in report.decisions:
+        if _offline_capf_said(d) and CAPF_NOT_REPLAYED in d.reason:
+            reason = d.reason[d.reason.index(CAPF_NOT_REPLAYED):]  # not "after 1 attempts": none was made
+            renamed[id(d)] = Decision(rule=CAPF_NOT_REPLAYED_RULE, accepted=False, reason=reason, file=d.file,
+                                      kind="capf")
+    if not renamed and (report.deciding is None or not _offline_capf_said(report.deciding)):
+        return report
+    decisions = tuple(renamed.get(id(d), d) for d in report.decisions)
+    deciding = report.deciding
+    if report.ok and deciding is not None and (_offline_capf_said(deciding) or id(deciding) in renamed):
+        standing = [d for d in decisions if not d.accepted and not d.pending and d.reason_code is not None
+                    and d.kind in ("CTL", "ITL", "capf", "firmware", "static") and not _offline_capf_said(d)]
+        config = [d for d in decisions if d.accepted and d.kind == "config"]
+        named = [d for d in config if d.file == report.config_file]
+        deciding = standing[0] if standing else (named or config or [deciding])[-1]
+    elif deciding is not None:
+        deciding = renamed.get(id(deciding), deciding)
+    return dataclasses.replace(report, decisions=decisions, deciding=deciding,
+                               timeline=tuple(_capf_timeline(line) for line in report.timeline))
+
+
+def _capf_timeline(line: str) -> str:
+    """A timeline line of a CAPF session the capture holds said as :func:`capf_not_deciding` says it (the
+    phone's note of an unreachable server, its decision after "1 attempts")."""
+    if CAPF_NOT_REPLAYED not in line:
+        return line
+    line = line.replace(f"CAPF unreachable: {CAPF_NOT_REPLAYED}", CAPF_NOT_REPLAYED)
+    return re.sub(r"F\.1-capf-unreachable rejected: after \d+ attempts: ",
+                  f"{CAPF_NOT_REPLAYED_RULE} rejected: ", line)
+
+
 def offline_tvs(certificates: Sequence[Any], roles: frozenset[int]) -> Any:
     """A :class:`~phoneemu.phone.boot.TvsAsker` vouching for ``certificates`` (see module rules)."""
     from phoneemu.crypto.certs import cert_der, dn_text, normalise_dn
@@ -852,6 +946,7 @@ async def replay_phone(index: CaptureIndex, mac: str, **options: Any) -> list[Re
     # other phones' addresses: the scan's of one phone, or those of their downloads in a whole index
     others = {d.client[0] for d in index.downloads if d.mac is not None and d.mac != mac}
     options.setdefault("shared_addresses", index.other_addresses | others)
+    options.setdefault("tls_ports", index.tls_ports)
     return await replay_boots(boots, mac, **options)
 
 
@@ -862,7 +957,7 @@ async def replay_boots(boots: Sequence[ReplayBoot], mac: str, *, profile: str = 
                        tvs_capture: Any = None, installed: Any = None, keys_from: Path | None = None,
                        notes: list[str] | None = None, export: Path | None = None,
                        sip_capture: Sequence[Any] = (), shared_addresses: frozenset[str] = frozenset(),
-                       https_capture: Any = None,
+                       https_capture: Any = None, tls_ports: Collection[int] = frozenset(),
                        each: Callable[[ReplayResult], None] | None = None) -> list[ReplayResult]:
     """Boot a fresh phone ``mac`` offline once per boot of ``boots`` (one phone's, in order; module
     rules); with ``tvs_capture`` (:class:`phoneemu.scenario.replay_tvs.TvsCapture`) TVS answers as it
@@ -875,7 +970,9 @@ async def replay_boots(boots: Sequence[ReplayBoot], mac: str, *, profile: str = 
     (:class:`phoneemu.scenario.replay_sip.CapturedSip`), each checked after the boot it follows
     (``shared_addresses``: client addresses other phones use too, which name no phone); ``https_capture``
     (:class:`phoneemu.scenario.replay_https_config.HttpsConfigCapture`): the config asked over HTTPS is
-    answered from the capture (None: not asked, as an offline boot without a way to 6971); ``each``: every
+    answered from the capture (None: not asked, as an offline boot without a way to 6971); ``tls_ports``:
+    the server ports of the capture's TLS connections (:attr:`CaptureIndex.tls_ports`: a CAPF session the
+    capture holds is said not replayed, :func:`offline_capf`); ``each``: every
     result is handed to it as soon as its boot is done and none is kept (the list returned is empty: a
     capture of tens of thousands of boots of one phone does not hold their reports at once)."""
     from phoneemu.phone.phone import Phone
@@ -883,10 +980,6 @@ async def replay_boots(boots: Sequence[ReplayBoot], mac: str, *, profile: str = 
     from phoneemu.scenario.replay_target import captured_target
 
     current = {"t": int(now if now is not None else boots[0].start)}
-
-    async def no_capf(*_a: Any, **_k: Any) -> Any:
-        raise TransportError("CAPF unavailable offline (a capture or forecast has no CAPF server)",
-                             kind="unreachable")
 
     async def no_sleep(_s: float) -> None:
         return None
@@ -899,7 +992,7 @@ async def replay_boots(boots: Sequence[ReplayBoot], mac: str, *, profile: str = 
         tvs = tvs_capture.asker(lambda: current_fetcher[0].span(window["stop"]),  # "TVS questions"
                                 fallback=tvs if tvs_certs else None, clients=lambda: clients["own"])
     phone = Phone(mac=mac, profile=get_profile(profile), flash=None, clock=lambda: current["t"],
-                  tvs=tvs, capf=no_capf, sleep=no_sleep,
+                  tvs=tvs, capf=offline_capf(tls_ports), sleep=no_sleep,
                   image_signers=tuple(image_signers), capf_retries=0)
     if installed is not None:
         installed.restore(phone)
@@ -927,7 +1020,7 @@ async def replay_boots(boots: Sequence[ReplayBoot], mac: str, *, profile: str = 
                                                window=(window["start"], window["stop"]),
                                                span=lambda: current_fetcher[0].span(window["stop"]),
                                                clients=clients["own"], served=fetcher.served)
-        report = await phone.boot(captured_target(b), fetcher=fetcher, **way)
+        report = capf_not_deciding(await phone.boot(captured_target(b), fetcher=fetcher, **way))
         sip: tuple[Any, ...] = ()
         if sip_capture:
             from phoneemu.scenario.replay_sip import check_sip

@@ -401,6 +401,9 @@ class FleetCapture:
         self._spool = sink.spool
         self.packets, self.skipped = scanner.packets, scanner.skipped
         self.tvs = tvs
+        #: the server ports of the capture's TLS connections (a CAPF session it holds is said not replayed,
+        #: :func:`phoneemu.scenario.replay.offline_capf`)
+        self.tls_ports = frozenset(scanner.tls_ports)
         self.warnings = (*warnings, *_sink_notes(sink))
         #: downloads kept for the replay; every download of the capture is ``downloads_seen``, the
         #: others ``downloads_not_kept`` (for the budget, of phones beyond MAX_MACS)
@@ -683,7 +686,8 @@ async def _replay_one(capture: FleetCapture, mac: str, *, profile: str, noted: t
         boots, mac, profile=profile, installed=installed, keys_from=keys_from, notes=notes,
         tvs_capture=capture.tvs if use_keylog else None, sip_capture=capture.sip_of(mac),
         shared_addresses=capture.shared_addresses, https_capture=capture.tvs.https,
-        each=None if boot is None else (lambda r: reduced.append(boot(r))), **options)
+        tls_ports=capture.tls_ports, each=None if boot is None else (lambda r: reduced.append(boot(r))),
+        **options)
     return PhoneReplay(mac=mac, profile=profile, results=tuple(results if boot is None else reduced),
                        notes=tuple(notes))
 
