@@ -63,6 +63,7 @@ if TYPE_CHECKING:  # the phone, its crypto and its lab are imported where a boot
     from cryptography import x509
 
     from phoneemu.crypto.keys import PrivateKey
+    from phoneemu.lab.state import PhoneState
     from phoneemu.phone.boot import BootReport, BootTarget, HttpsConfigGetter
     from phoneemu.phone.call import CallResult
     from phoneemu.phone.phone import Phone
@@ -287,16 +288,23 @@ def _call_line(res: CallResult | None) -> str:
     return f"  Call:      {res.target}: media {res.media}{suite}: {res.rule}: {res.reason}{counts}{far}"
 
 
-def _type_lab_secrets(args: argparse.Namespace, mac: str, phone: Phone) -> None:
+def _lab_phone(args: argparse.Namespace, mac: str) -> PhoneState | None:
+    """The phone ``mac`` of the ``--lab DIR`` (None: no --lab, or no such phone), read under the lab lock
+    before the phone is made: its manual config key and CAPF authentication string are checked
+    (:func:`_check_typed`) before the flash is written, typed after (:func:`_type_lab_secrets`)."""
+    if args.lab is None:
+        return None
+    from phoneemu.lab.state import load_state
+
+    return load_state(args.lab).phones.get(mac)
+
+
+def _type_lab_secrets(args: argparse.Namespace, ph: PhoneState | None, phone: Phone) -> None:
     """``--lab DIR``, as ``fleet boot --lab``: the phone holds the manual config key the lab encrypts
     its config with (spec §C.5) when its flash holds none and no --key was given, and has the CAPF
     authentication string of the lab's pending operation by string (spec §F.7) typed in unless
-    --auth-string was given; each said on stderr."""
-    if args.lab is None:
-        return
-    from phoneemu.lab.state import load_state
-
-    ph = load_state(args.lab).phones.get(mac)
+    --auth-string was given; each said on stderr. ``ph``: the lab's phone (:func:`_lab_phone`), its
+    secrets checked already (:func:`_check_typed`)."""
     if ph is None:
         return
     key, typed = ph.manual_key(), ph.pending_auth_string()
@@ -403,10 +411,23 @@ def _text(report: BootReport, fill: Mapping[str, str], files: Sequence[str] = ()
               f"  config:    {cfg}{' encrypted' if report.encrypted else ''}",
               f"  firmware:  {report.firmware} (running load {report.load or '(none)'})",
               f"  LSC:       {report.lsc}",
-              f"  TVS used:  {'yes' if report.tvs_used else 'no'}   locked out: "
+              f"  TVS used:  {_tvs_used(report)}   locked out: "
               f"{'yes' if report.locked_out else 'no'}", *files]
     lines += outcome_lines(report, label_width=11, fill=fill)
     return "\n".join(lines)
+
+
+def _tvs_used(report: BootReport) -> str:
+    """The summary's ``TVS used``: ``yes`` (a TVS answered), ``no``, or what happened when none answered —
+    ``tried, server refused (no QUERY sent)``, ``tried, unreachable`` (was ``yes`` when no QUERY was sent:
+    every TVS server refused, §G.3.4-tvs-server-untrusted). The JSON's ``tvs_used`` is as it was."""
+    from phoneemu.fleet.metrics import tvs_unanswered
+
+    if not report.tvs_used:
+        return "no"
+    why = tvs_unanswered(report.decisions)
+    return {"server-untrusted": "tried, server refused (no QUERY sent)",
+            "unreachable": "tried, unreachable"}.get(why or "", "yes")
 
 
 def unanswered_hint(report: BootReport, target: BootTarget, *, lab: Path | None = None) -> str | None:
@@ -737,26 +758,66 @@ def _flash_folder_problem(path: Path) -> str | None:
 def handler(args: argparse.Namespace) -> int:
     args.packets = checked_packets(args)
     _check_flash_folder(args.flash)
-    made = args.flash is not None and not args.flash.exists() and not args.flash.is_symlink()
+    args.flash_made = []  # the folders this process made for --flash (_make_flash), the flash's last
     args.boot_started = False
     reading = contextlib.ExitStack()  # the lab lock while the lab is read (lab_read_lock), not while booting
     try:
         reading.enter_context(lab_read_lock(args.lab, command_of(args)))
         return _boot(args, reading)
     except BaseException:
-        if made and not args.boot_started:  # refused (or interrupted) before the phone booted
-            shutil.rmtree(args.flash, ignore_errors=True)
+        if args.flash_made and not args.boot_started:  # refused (or interrupted) before the phone booted
+            _unmake_flash(args.flash_made)
         raise
     finally:
         reading.close()
 
 
-def _check_typed(args: argparse.Namespace, mac: str, profile: PhoneProfile) -> None:
+def _make_flash(path: Path) -> list[Path]:
+    """Make the ``--flash`` folder (and the folders on the way to it) when it is not there, under the lab
+    lock: the folders this process made, the flash's last, known as each is made (``os.mkdir``, no
+    ``exist_ok``); [] when the flash folder was there, or another process made it meanwhile. Was: "made"
+    decided before the boot waited for the lab lock, and a folder another process made in that wait (with
+    another phone's ``phone.json``) removed when the boot was refused."""
+    if path.exists() or path.is_symlink():
+        return []
+    flash = path.absolute()
+    chain = [*reversed([p for p in flash.parents if not p.exists()]), flash]
+    made: list[Path] = []
+    for folder in chain:
+        try:
+            os.mkdir(folder, 0o700 if folder == flash else 0o777)  # 0700: as the phone keeps its flash
+        except FileExistsError:  # another's: not ours to remove
+            continue
+        except OSError as exc:  # changed since _check_flash_folder
+            if made:
+                _unmake_flash(made)
+            raise PhoneEmuError(f"--flash {path}: cannot be made: {exc.strerror or exc}",
+                                path="flash") from None
+        made.append(folder)
+    return made if made and made[-1] == flash else []
+
+
+def _unmake_flash(made: list[Path]) -> None:
+    """Remove what :func:`_make_flash` made: the flash folder and what the phone wrote in it, then each
+    folder on the way this process made, if still empty."""
+    shutil.rmtree(made[-1], ignore_errors=True)
+    for folder in reversed(made[:-1]):
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)
+
+
+def _check_typed(args: argparse.Namespace, mac: str, profile: PhoneProfile, *, flash: Path,
+                 lab_phone: PhoneState | None) -> None:
     """``--key`` and ``--auth-string`` checked by the phone's own rules (spec §C.5, §F.7) on a phone of
     ``profile`` without a flash, before the boot writes anything: a refusal is exit 2 naming the option
     (was: said after ``phone.json`` and ``state.json`` were written into the ``--flash`` folder, and the
-    key's as ``symmetric_key: ...``, a field of the store)."""
+    key's as ``symmetric_key: ...``, a field of the store). So are, in their stead, the manual key and the
+    authentication string ``--lab DIR`` has for the phone when they are to be typed
+    (:func:`_type_lab_secrets`; the key when the ``flash`` holds none): a refusal names what the lab set,
+    and the way out (was: said after the flash was written, as ``symmetric_key: ...``; a lab may hold a
+    key the profile does not take, ``lab phone add`` made before it checked)."""
     from phoneemu.errors import EncodeError
+    from phoneemu.phone.flash import Flash
     from phoneemu.phone.phone import Phone
 
     scratch = Phone(mac=mac, profile=profile, flash=None, clock=lambda: 0)
@@ -768,6 +829,32 @@ def _check_typed(args: argparse.Namespace, mac: str, profile: PhoneProfile) -> N
             typed(value)
         except EncodeError as exc:
             raise PhoneEmuError(exc.message, path=option) from None
+    if lab_phone is None:
+        return
+    key, auth = lab_phone.manual_key(), lab_phone.pending_auth_string()
+    if args.key is None and key and profile.symmetric_key_bits:
+        with contextlib.suppress(EncodeError):  # a key the flash holds that the phone takes: the lab's unused
+            scratch.set_symmetric_key(Flash(flash, profile=profile).held_keys()[2])
+        try:
+            if scratch.store.symmetric_key is None:
+                scratch.set_symmetric_key(key)
+        except EncodeError as exc:
+            raise PhoneEmuError(f"the manual key {args.lab} set for {mac} (lab phone add --symmetric-key) is "
+                                f"{_lab_key_problem(exc.message, profile)}: give --key HEX or another "
+                                "--profile", path="lab") from None
+    if args.auth_string is None and auth:
+        try:
+            scratch.enter_auth_string(auth)
+        except EncodeError as exc:
+            raise PhoneEmuError(f"the CAPF authentication string {args.lab} set for {mac} (lab phone add "
+                                f"--auth-string) is refused by the phone: {exc.message}: give --auth-string "
+                                "DIGITS", path="lab") from None
+
+
+def _lab_key_problem(message: str, profile: PhoneProfile) -> str:
+    """The store's refusal of a lab's manual key (``256-bit key; cp-7942-symmetric takes 128-bit keys``)
+    said of the key (``256-bit; cp-7942-symmetric takes 128-bit keys``)."""
+    return message.replace("-bit key; ", "-bit; ", 1) if profile.symmetric_key_bits else message
 
 
 def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
@@ -793,6 +880,10 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
             with ctrl_c_deferred() as interrupted:
                 tmp = make_owned_tempdir("phoneemu-flash-")
             interrupted()
+        else:  # made under the lab lock, known as made (handler removes it if the boot is refused)
+            with ctrl_c_deferred() as interrupted:
+                args.flash_made = _make_flash(args.flash)
+            interrupted()
         flash_dir: Path = Path(tmp) if tmp is not None else args.flash
         ident = read_phone_file(flash_dir)
         mac_text = args.mac if args.mac is not None else ident.get("mac")  # --mac "": refused, not skipped
@@ -807,7 +898,9 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
         except DecodeError as exc:
             raise PhoneEmuError(f"{flash_dir} {exc.message}", path="flash") from None
         mic, signers = _mic(args, mac)
-        _check_typed(args, mac, profile)  # before the phone writes its flash: a refused boot leaves it
+        lab_phone = _lab_phone(args, mac)
+        _check_typed(args, mac, profile, flash=flash_dir,  # before the phone writes its flash: a refused
+                     lab_phone=lab_phone)                  # boot leaves it
         where_sip = registrar(args)
         call = call_of(args)
         clock, clock_said = _phone_clock(args)  # the lab's with --lab: read under its lock
@@ -820,7 +913,7 @@ def _boot(args: argparse.Namespace, reading: contextlib.ExitStack) -> int:
             phone.set_symmetric_key(args.key)
         if args.auth_string is not None:
             phone.enter_auth_string(args.auth_string)
-        _type_lab_secrets(args, mac, phone)
+        _type_lab_secrets(args, lab_phone, phone)
         reading.close()  # the lab is read: an operation may change it while the phone boots
         target = BootTarget(host=host, tftp_port=port, http_port=where.http_port, use_http=not args.no_http,
                             https_config_port=where.https_config_port,

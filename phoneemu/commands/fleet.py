@@ -635,21 +635,14 @@ def _stopped(result: Any) -> str:
 _RUNS_LISTED, _RUNS_SAID = 1000, 5
 
 
-def _not_started_macs(run_macs: Sequence[int], result: Any) -> list[int] | None:
-    """The MACs of the phones not started, in the run's order: the run's phones with no record and not
-    in a lost shard; None when that is not known (the records were not kept: no --json nor --junit), i.e.
-    when it does not come to ``result.not_started``."""
+def _not_started_macs(result: Any) -> list[int] | None:
+    """The MACs of the phones not started, in the run's order: each shard's queue when it stopped
+    (``result.not_started_runs``), with or without --json and --junit (was: the run's phones with no
+    record, so unknown, and the summary's line named no MAC, when no record was kept); None when they do
+    not come to ``result.not_started``."""
     if not result.not_started:
         return []
-    if result.records_unkept is not None:
-        return None
-    recorded = {int(rec.mac, 16) for rec in result.records}
-    at = {mac: i for i, mac in enumerate(run_macs)}
-    gone: set[int] = set()
-    for shard in result.lost:  # a shard's phones are a slice of the run's
-        first = at.get(shard.first_mac)
-        gone.update(run_macs[first:first + shard.phones] if first is not None else ())
-    macs = [mac for mac in run_macs if mac not in recorded and mac not in gone]
+    macs = [mac for first, last in result.not_started_runs for mac in range(first, last + 1)]
     return macs if len(macs) == result.not_started else None
 
 
@@ -685,13 +678,14 @@ def _write_junit(path: Path, result: Any, *, target: str, count: int, lab: Path 
     """``--junit``: a case per phone booted (:mod:`phoneemu.fleet.junit`), a case per phone not started
     named by its MAC (``not_started``; when not known, one case counting them) — skipped when interrupted,
     an error when --max-time, giving up or the time bound stopped them (:func:`_not_started_case`: exit 1,
-    so not green; was one skipped case ``not started``, no MAC, a --max-time run green) —, one error case
-    per shard process that died: the cases add up to the phones asked for. Its ways out name the lab folder
-    (``lab``) and the phone's own flash (``flash``/MAC) where known, as the summary does, and are those of
-    the lists the phone holds (its record's ``held``, as the summary's group: was the table's when the
-    flash was not kept, ``lab rollback OLD on`` to a phone holding a CTL), followed by the legend of the
-    placeholders they leave, as the summary's (:func:`phoneemu.fleet.junit.ways_out_lines`; was ``OLD``
-    bare)."""
+    so not green; was one skipped case ``not started``, no MAC, a --max-time run green) —, an error case
+    per phone of a shard process that died, named by its MAC, its message naming the shard (was one case
+    ``lost shard N`` for all its phones): the cases add up to the phones asked for. Its ways out name the
+    lab folder (``lab``) and the phone's own flash (``flash``/MAC) where known, as the summary does, and
+    are those of the lists the phone holds (its record's ``held``, as the summary's group: was the table's
+    when the flash was not kept, ``lab rollback OLD on`` to a phone holding a CTL), followed by the legend
+    of the placeholders they leave, as the summary's (:func:`phoneemu.fleet.junit.ways_out_lines`; was
+    ``OLD`` bare)."""
     from phoneemu.fleet.junit import Case, field_lines, ways_out_lines, write_cases
     from phoneemu.fleet.metrics import BootRecord
 
@@ -733,7 +727,9 @@ def _write_junit(path: Path, result: Any, *, target: str, count: int, lab: Path 
             names = [f"{m:012X}" for m in not_started] if not_started else ["not started"]
             for name in names:  # a generator: 40,000 cases written one at a time
                 yield Case(name, error=message) if error else Case(name, skipped=message)
-        yield from (Case(f"lost shard {i + 1}", error=lost.message()) for i, lost in enumerate(result.lost))
+        for lost in result.lost:  # a case each of its phones, an error naming the shard (was one case)
+            message = f"lost with its shard: {lost.message()}"
+            yield from (Case(f"{mac:012X}", error=message) for mac in lost.macs_lost)
     write_cases(path, suites="phoneemu fleet", suite=f"fleet boot {counted(count, 'phone')} -> {target}",
                 cases=cases(), time_s=result.metrics.wall_s)
 
@@ -1071,7 +1067,7 @@ def _storm_reported(args: argparse.Namespace) -> int:
     if capture is not None:
         capture.close()
     fill = _summary_fill(args, target, macs, listed=listed, failures=result.metrics.failed_alike.kinds())
-    not_started = _not_started_macs(run_macs, result)
+    not_started = _not_started_macs(result)
     print(result.metrics.render(fill or None, why=_FLEET_LEAVES, otherwise=_LEFT_BY_FLEET, asked=args.count,
                                 not_started=result.not_started, stopped=_stopped(result),
                                 lost=result.lost_phones))

@@ -93,7 +93,7 @@ from phoneemu.errors import DecodeError, EncodeError, PhoneEmuError
 from phoneemu.fifo_slots import FifoSlots
 from phoneemu.files import phone_config_in
 from phoneemu.fleet.loop import resolve_event_loop
-from phoneemu.fleet.metrics import NOT_BOOTED, BootRecord, FleetMetrics, peak_rss_mib
+from phoneemu.fleet.metrics import NOT_BOOTED, BootRecord, FleetMetrics, mac_runs, peak_rss_mib
 from phoneemu.fleet.mics import lab_mic
 from phoneemu.formats import config as config_fmt
 from phoneemu.formats import signed
@@ -302,10 +302,14 @@ class ShardResult:
     intern_misses: int = 0
     cpu_s: float = 0.0  # user + system CPU time of this process during the boots
     gave_up: str | None = None  # why no new boot started (FleetSpec.give_up_unanswered), else None
+    #: the MACs of the phones not started, as runs of consecutive MACs (first, last), in boot order: the
+    #: shard's queue when it stopped (was not kept: ``fleet boot`` named them only when it kept records)
+    not_started_runs: list[tuple[int, int]] = field(default_factory=list)
 
     def to_state(self) -> dict[str, Any]:
         return {"shard": self.shard, "metrics": self.metrics.to_state(),
                 "records": [r.as_dict() for r in self.records], "not_started": self.not_started,
+                "not_started_runs": [list(run) for run in self.not_started_runs],
                 "setup_s": self.setup_s, "verify_hits": self.verify_hits, "verify_misses": self.verify_misses,
                 "intern_hits": self.intern_hits, "intern_misses": self.intern_misses, "cpu_s": self.cpu_s,
                 "gave_up": self.gave_up}
@@ -317,7 +321,8 @@ class ShardResult:
                    not_started=int(state["not_started"]), setup_s=float(state["setup_s"]),
                    verify_hits=int(state["verify_hits"]), verify_misses=int(state["verify_misses"]),
                    intern_hits=int(state["intern_hits"]), intern_misses=int(state["intern_misses"]),
-                   cpu_s=float(state["cpu_s"]), gave_up=state.get("gave_up"))
+                   cpu_s=float(state["cpu_s"]), gave_up=state.get("gave_up"),
+                   not_started_runs=[(int(a), int(b)) for a, b in state.get("not_started_runs", ())])
 
 
 # --------------------------------------------------------------------------- scenario entry point
@@ -651,7 +656,7 @@ def _gave_up_text(unanswered: int, where: str) -> str:
 
 
 async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
-                    on_progress: Callable[[int, int, dict[str, int], int], None] | None = None,
+                    on_progress: Callable[[int, int, dict[str, int], int, int], None] | None = None,
                     ready: Callable[[], Any] | None = None,
                     progress_interval: float = 0.25,
                     should_stop: Callable[[], bool] | None = None,
@@ -660,9 +665,10 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
 
     ``ready`` (optional, may be a coroutine function) is awaited after the setup (what the phones share:
     :class:`PhoneMaker`; ``ShardResult.setup_s``) and before the first phone is made and booted (shards
-    start their storm together). ``on_progress(done, ok, failing, pausing)``
+    start their storm together). ``on_progress(done, ok, failing, pausing, capf_failed)``
     (``failing``: the deciding rules of the most common failures so far, with their counts; ``pausing``:
-    the phones waiting before a CAPF retry now) is called every
+    the phones waiting before a CAPF retry now; ``capf_failed``: of the ``ok``, those whose CAPF operation
+    failed, as the summary says them) is called every
     ``progress_interval`` seconds and at the end. Once ``should_stop()`` is true no new boot starts
     (the boots under way finish; the rest count as not started), like the end of ``max_time_s``.
     ``on_give_up(reason)`` is told once when the shard gives up (``FleetSpec.give_up_unanswered``).
@@ -773,7 +779,8 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
 
         def report_progress() -> None:
             if on_progress is not None:
-                on_progress(done, ok, dict(metrics.failed_by_rule.most_common(FAILING_SHOWN)), turns.pausing)
+                on_progress(done, ok, dict(metrics.failed_by_rule.most_common(FAILING_SHOWN)), turns.pausing,
+                            metrics.booted_capf_failed)
 
         async def reporter() -> None:
             while True:
@@ -806,7 +813,7 @@ async def run_shard(spec: FleetSpec, macs: Sequence[int], *, shard: int = 0,
         metrics.add_tftp(requests=pool.requests, retransmitted=pool.retransmitted,
                          retransmits=pool.retransmits)
         return ShardResult(shard=shard, metrics=metrics, records=records,
-                           not_started=len(macs) - done,
+                           not_started=len(macs) - done, not_started_runs=mac_runs(waiting),
                            setup_s=setup_s, verify_hits=cache.hits if cache else 0,
                            verify_misses=cache.misses if cache else 0,
                            intern_hits=SHARED_CACHE.hits - cache_hits0,

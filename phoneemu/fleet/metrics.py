@@ -68,7 +68,7 @@ from array import array
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, overload
 
 from phoneemu.fleet.alike import Alike
 from phoneemu.phone.boot import FAILED_DOWNLOADS_KEPT, BootReport
@@ -83,6 +83,9 @@ from phoneemu.phone.ways_out import (
 )
 from phoneemu.spool import JsonLines
 from phoneemu.words import counted
+
+if TYPE_CHECKING:
+    from phoneemu.phone.events import Decision
 
 __all__ = [
     "FAILED_BY",
@@ -105,6 +108,8 @@ __all__ = [
     "runs_text",
     "tally_lines",
     "transport_lines",
+    "tvs_line",
+    "tvs_unanswered",
 ]
 
 #: The deciding rule of a phone the fleet could not make (its lab MIC, flash or manual key unusable)
@@ -148,7 +153,8 @@ def failed_downloads(report: BootReport) -> tuple[tuple[str, str], ...]:
 
 #: the fields of a record's JSON that are left out when they say nothing (None; no file received;
 #: answered), in their order
-_OPTIONAL_FIELDS = ("itl", "ctl", "reason", "reason_code", "signer", "files_over", "capf", "capf_reason",
+_OPTIONAL_FIELDS = ("tvs_unanswered", "itl", "ctl", "reason", "reason_code", "signer", "files_over", "capf",
+                    "capf_reason",
                     "capf_failed", "answered", "profile", "kind", "held", "sip", "sip_reason", "sip_server",
                     "sip_passed_over", "media", "media_suite", "media_reason", "retransmits",
                     "failed_downloads")
@@ -164,6 +170,9 @@ class BootRecord:
     latency_s: float
     end_s: float
     tvs_used: bool = False
+    #: why no TVS answered a phone that tried it (:func:`tvs_unanswered`): ``server-untrusted`` (it refused
+    #: every TVS server, no QUERY sent) or ``unreachable``; None: one answered, or TVS not tried
+    tvs_unanswered: str | None = None
     reason: str | None = None  # the deciding rule's reason, kept for failed boots only
     #: the deciding decision's reason code (``too-large``, ``unknown-signer``...), failed boots only: it
     #: chooses the ways out of some lockouts (:func:`phoneemu.phone.ways_out.ways_key`)
@@ -216,8 +225,9 @@ class BootRecord:
         http, https = over.count("http"), over.count("https")
         capf = next((c for c in reversed(report.decisions) if c.kind == "capf"), None)
         return cls(mac=report.mac, outcome=outcome, rule=d.rule if d is not None else None,
-                   latency_s=latency_s, end_s=end_s, tvs_used=report.tvs_used, reason=reason,
-                   reason_code=code.value if code is not None else None,
+                   latency_s=latency_s, end_s=end_s, tvs_used=report.tvs_used,
+                   tvs_unanswered=tvs_unanswered(report.decisions) if report.tvs_used else None,
+                   reason=reason, reason_code=code.value if code is not None else None,
                    itl=report.trust.get("ITL"), ctl=report.trust.get("CTL"), signer=signer,
                    over_http=http, over_tftp=len(over) - http - https, over_https=https,
                    capf=capf.rule if capf is not None else None,
@@ -274,7 +284,8 @@ class BootRecord:
         latency_ms, end_s = d["latency_ms"], d["end_s"]
         return cls(mac=d["mac"], outcome=d["outcome"], rule=d["rule"],
                    latency_s=latency_ms / 1000.0 if latency_ms is not None else 0.0,
-                   end_s=end_s if end_s is not None else 0.0, tvs_used=d["tvs_used"], reason=d.get("reason"),
+                   end_s=end_s if end_s is not None else 0.0, tvs_used=d["tvs_used"],
+                   tvs_unanswered=d.get("tvs_unanswered"), reason=d.get("reason"),
                    reason_code=d.get("reason_code"), itl=d.get("itl"),
                    ctl=d.get("ctl"), signer=d.get("signer"), over_http=int(over.get("http", 0)),
                    over_tftp=int(over.get("tftp", 0)), over_https=int(over.get("https", 0)),
@@ -355,6 +366,41 @@ class RecordSpool(Sequence[BootRecord]):
         self._lines.close()
         self._order = array("q")
         self._starts.clear()
+
+
+#: how a TVS decision that got no answer ends its rule (spec §E.7.2, §G.3.4, §G.4, §E.7.1), and why
+_TVS_UNANSWERED = (("-tvs-server-untrusted", "server-untrusted"), ("-tvs-unreachable", "unreachable"))
+
+
+def tvs_unanswered(decisions: Iterable[Decision]) -> str | None:
+    """Why no TVS answered a boot that tried TVS (``BootReport.tvs_used``), from its decisions:
+    ``server-untrusted`` when it refused the TVS servers (no QUERY sent; ``...-tvs-server-untrusted``),
+    ``unreachable`` when none answered (``...-tvs-unreachable``); None when one answered (a TVS decision
+    of another rule: vouched, unknown, wrong role) or no decision says (``fleet boot``'s ``TVS tried``
+    line, ``boot``'s ``TVS used``)."""
+    why: str | None = None
+    for d in decisions:
+        if "tvs" not in d.rule or "needs-tvs" in d.rule:
+            continue
+        said = next((w for end, w in _TVS_UNANSWERED if d.rule.endswith(end)), None)
+        if said is None:
+            return None  # answered
+        if why is None or said == "server-untrusted":  # refused wins: no QUERY went out to it
+            why = said
+    return why
+
+
+def tvs_line(tried: int, unanswered: Mapping[str, int]) -> str:
+    """``TVS asked by 200 phones`` when each got an answer; else ``TVS tried by 200 phones: 0 answered, 150
+    refused the server (no QUERY sent), 50 unreachable`` (was ``TVS asked by 200 phones`` when none was
+    asked: every server refused before any QUERY)."""
+    refused, unreachable = unanswered.get("server-untrusted", 0), unanswered.get("unreachable", 0)
+    if not refused and not unreachable:
+        return f"TVS asked by {counted(tried, 'phone')}"
+    parts = [f"{tried - refused - unreachable} answered"]
+    parts += [f"{refused} refused the server (no QUERY sent)"] if refused else []
+    parts += [f"{unreachable} unreachable"] if unreachable else []
+    return f"TVS tried by {counted(tried, 'phone')}: {', '.join(parts)}"
 
 
 def rate_text(per_s: float) -> str:
@@ -506,8 +552,15 @@ class SessionTally:
     SRTP suite: count) and ``<key>_passed_over`` (each server passed over first, with its rule: count)."""
 
     def __init__(self, key: str, *, servers: bool = False, servers_head: str = "CallManager",
-                 servers_key: str = "servers") -> None:
+                 servers_key: str = "servers", failed_rules: frozenset[str] | None = None,
+                 others_head: str = "not started") -> None:
         self.key = key
+        #: the rules of the sessions that failed (CAPF: capf_outcome.CAPF_FAILED); None: every one that
+        #: keeps a reason. The others that keep one (CAPF: F.7-wait-auth-string, not started) are listed
+        #: apart, under ``HEAD <others_head>`` (``capf_not_started_kinds``), not as failures
+        self.failed_rules = failed_rules
+        self.others_head = others_head
+        self.others = Alike((key, "reason"))
         self.servers_head = servers_head  # what the console calls them
         self.servers_key = servers_key  # the summary's ``<key>_<servers_key>``
         self.by_rule: Counter[str] = Counter()
@@ -525,7 +578,9 @@ class SessionTally:
             if server:
                 self.servers[server] += 1
             self.passed_over.update(passed_over or ())
-        if reason is not None:
+        if reason is not None and self.failed_rules is not None and rule not in self.failed_rules:
+            self.others.add(mac, {self.key: rule, "reason": reason})  # not a failure (CAPF: not started)
+        elif reason is not None:
             self.alike.add(mac, {self.key: rule, "reason": reason})
             if len(self.failures) < _FAILURES_SHOWN:
                 self.failures.append({"mac": mac, self.key: rule, "reason": reason})
@@ -537,11 +592,14 @@ class SessionTally:
             self.passed_over.update(other.passed_over)
         self.failures.extend(other.failures[:_FAILURES_SHOWN - len(self.failures)])
         self.alike.merge(other.alike)
+        self.others.merge(other.others)
 
     def summary(self) -> dict[str, Any]:
         k = self.key
         out = {f"by_{k}": dict(self.by_rule.most_common()), f"{k}_failures": list(self.failures),
                f"{k}_failure_kinds": self.alike.kinds()}
+        if self.failed_rules is not None:
+            out[f"{k}_{self.others_head.replace(' ', '_')}_kinds"] = self.others.kinds()
         if self.servers is not None:
             out[f"{k}_{self.servers_key}"] = dict(self.servers.most_common())
             if self.passed_over or self.servers_key == "servers":
@@ -561,12 +619,15 @@ class SessionTally:
             lines.append(f"{head} {self.servers_head}: {_counts(dict(self.servers.most_common()))}")
         if self.passed_over:
             lines.append(f"{head} passed over first: {_counts(dict(self.passed_over.most_common()))}")
-        return [*lines, *kind_lines(kinds, f"{head} failed", text, failed)]
+        others = self.others.kinds()
+        return [*lines, *kind_lines(kinds, f"{head} failed", text, failed),
+                *kind_lines(others, f"{head} {self.others_head}", text,
+                            sum(kind["count"] for kind in others) + self.others.other)]
 
     def to_state(self) -> dict[str, Any]:
         k = self.key
         out = {f"by_{k}": dict(self.by_rule), f"{k}_failures": list(self.failures),
-               f"{k}_alike": self.alike.to_state()}
+               f"{k}_alike": self.alike.to_state(), f"{k}_others_alike": self.others.to_state()}
         if self.servers is not None:
             out[f"{k}_{self.servers_key}"] = dict(self.servers)
             out[f"{k}_passed_over"] = dict(self.passed_over)
@@ -574,14 +635,18 @@ class SessionTally:
 
     @classmethod
     def from_state(cls, key: str, state: Mapping[str, Any], *, servers: bool = False,
-                   servers_head: str = "CallManager", servers_key: str = "servers") -> SessionTally:
-        t = cls(key, servers=servers, servers_head=servers_head, servers_key=servers_key)
+                   servers_head: str = "CallManager", servers_key: str = "servers",
+                   failed_rules: frozenset[str] | None = None,
+                   others_head: str = "not started") -> SessionTally:
+        t = cls(key, servers=servers, servers_head=servers_head, servers_key=servers_key,
+                failed_rules=failed_rules, others_head=others_head)
         t.by_rule.update(state.get(f"by_{key}", {}))
         if t.servers is not None:
             t.servers.update(state.get(f"{key}_{servers_key}", {}))
             t.passed_over.update(state.get(f"{key}_passed_over", {}))
         t.failures.extend(state.get(f"{key}_failures", []))
         t.alike = Alike.from_state((key, "reason"), state.get(f"{key}_alike"))
+        t.others = Alike.from_state((key, "reason"), state.get(f"{key}_others_alike"))
         return t
 
 
@@ -592,7 +657,9 @@ class FleetMetrics:
         self.by_outcome: Counter[str] = Counter()
         self.by_rule: Counter[str] = Counter()
         self.by_trust: Counter[str] = Counter()  # "ITL updated", "CTL absent", ...
-        self.capf = SessionTally("capf")  # "F.6-lsc-installed", "F.6-capf-rejected", ...
+        #: "F.6-lsc-installed", "F.6-capf-rejected", ...; its failures those of capf_outcome (was every
+        #: session with a reason: "CAPF failed: ... (F.7-wait-auth-string)", an operation never started)
+        self.capf = SessionTally("capf", failed_rules=CAPF_FAILED)
         self.sip = SessionTally("sip", servers=True)  # "G.13-registered", "G.13-digest-rejected", ...
         #: "G.14-srtp", "G.14-rtp-not-encrypted-mode", ... (§G.14), and the SRTP suite of each call ("RTP")
         self.media = SessionTally("media", servers=True, servers_head="suite", servers_key="suites")
@@ -602,6 +669,8 @@ class FleetMetrics:
         #: out: ways_group)
         self.locked_by: Counter[WaysGroup] = Counter()
         self.tvs_used = 0
+        #: phones that tried TVS and got no answer, by why (BootRecord.tvs_unanswered)
+        self.tvs_unanswered: Counter[str] = Counter()
         self.files_over: Counter[str] = Counter()  # "http"/"tftp"/"https" -> files received that way
         self.latencies = array("d")
         self.end_times = array("d")
@@ -639,6 +708,8 @@ class FleetMetrics:
             if outcome is not None:
                 self.by_trust[f"{kind} {outcome}"] += 1
         self.tvs_used += rec.tvs_used
+        if rec.tvs_unanswered is not None:
+            self.tvs_unanswered[rec.tvs_unanswered] += 1
         self.unanswered += not rec.answered
         self.booted_capf_failed += rec.outcome == "ok" and rec.capf_failed
         self.capf.add(rec.mac, rec.capf, rec.capf_reason)
@@ -695,6 +766,7 @@ class FleetMetrics:
         self.by_model.update(other.by_model)
         self.locked_by.update(other.locked_by)
         self.tvs_used += other.tvs_used
+        self.tvs_unanswered.update(other.tvs_unanswered)
         self.unanswered += other.unanswered
         self.booted_capf_failed += other.booted_capf_failed
         self.files_over.update(other.files_over)
@@ -797,6 +869,7 @@ class FleetMetrics:
             **self.media.summary(),
             "by_model": self.model_counts(),
             "tvs_used": self.tvs_used,
+            "tvs_unanswered": dict(self.tvs_unanswered.most_common()),
             "files_over": dict(sorted(self.files_over.items())),
             "transport_failures": self.transport_summary(),
             "tftp": self.tftp_summary(),
@@ -863,7 +936,7 @@ class FleetMetrics:
             lines.append("files received: "
                          + ", ".join(f"{v} over {k.upper()}" for k, v in s["files_over"].items()))
         if s["tvs_used"]:
-            lines.append(f"TVS asked by {counted(s['tvs_used'], 'phone')}")
+            lines.append(tvs_line(s["tvs_used"], s["tvs_unanswered"]))
         lines += transport_lines(s["transport_failures"], s["tftp"])
         if s["peak_rss_mib"]:
             total = sum(s["peak_rss_mib"].values())
@@ -900,7 +973,8 @@ class FleetMetrics:
                 "by_model": [[p, o, n] for (p, o), n in self.by_model.items()],
                 "locked_by": [[r, k, n, c, h.as_json() if h is not None else None]
                               for (r, k, c, h), n in self.locked_by.items()],
-                "tvs_used": self.tvs_used, "unanswered": self.unanswered,
+                "tvs_used": self.tvs_used, "tvs_unanswered": dict(self.tvs_unanswered),
+                "unanswered": self.unanswered,
                 "booted_capf_failed": self.booted_capf_failed, "files_over": dict(self.files_over),
                 "latencies": self.latencies.tobytes(), "end_times": self.end_times.tobytes(),
                 "wall_s": self.wall_s, "peak_rss": dict(self.peak_rss), "failures": list(self.failures),
@@ -915,7 +989,7 @@ class FleetMetrics:
         m.by_outcome.update(state["by_outcome"])
         m.by_rule.update(state["by_rule"])
         m.by_trust.update(state.get("by_trust", {}))
-        m.capf = SessionTally.from_state("capf", state)
+        m.capf = SessionTally.from_state("capf", state, failed_rules=CAPF_FAILED)
         m.sip = SessionTally.from_state("sip", state, servers=True)
         m.media = SessionTally.from_state("media", state, servers=True, servers_head="suite",
                                           servers_key="suites")
@@ -925,6 +999,7 @@ class FleetMetrics:
                              HeldLists.from_json(c[1]) if len(c) > 1 else None): int(n)
                             for r, k, n, *c in state.get("locked_by", [])})
         m.tvs_used = int(state["tvs_used"])
+        m.tvs_unanswered.update(state.get("tvs_unanswered", {}))
         m.unanswered = int(state.get("unanswered", 0))
         m.booted_capf_failed = int(state.get("booted_capf_failed", 0))
         m.files_over.update(state.get("files_over", {}))

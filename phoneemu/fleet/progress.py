@@ -19,15 +19,18 @@ __all__ = ["Progress", "progress_text"]
 
 
 def progress_text(done: int, booted: int, total: int, elapsed_s: float,
-                  failing: Mapping[str, int] | None = None, *, pausing: int = 0) -> str:
-    """``booted 1200/40000 failed 3 (3% done) 1,850/s 0.6s``, then the most common failure so far
+                  failing: Mapping[str, int] | None = None, *, pausing: int = 0, capf_failed: int = 0) -> str:
+    """``booted 1200/40000 failed 3 (3% done) 1,850/s 0.6s`` — the booted whose CAPF operation failed said
+    as the summary's first line says them, ``booted 1200/40000 (2 of them CAPF failed) failed 3 ...`` (was
+    counted as booted alone) —, then the most common failure so far
     (``; most failed: G.3.4-tvs-unreachable 3``): why phones fail shows while the storm runs, not only
     in the summary (a wrong --tftp address, a TVS outage); then the phones waiting to retry CAPF
     (``; 120 pausing before a CAPF retry``: a CAPF outage, not a hung run)."""
     failed = done - booted
     rate = done / elapsed_s if elapsed_s > 0 else 0.0
     pct = 100.0 * done / total if total else 100.0
-    text = (f"booted {booted}/{total} failed {failed} ({pct:.0f}% done) {rate:,.0f}/s "
+    capf = f" ({capf_failed} of them CAPF failed)" if capf_failed else ""
+    text = (f"booted {booted}/{total}{capf} failed {failed} ({pct:.0f}% done) {rate:,.0f}/s "
             f"{elapsed_s:.1f}s")
     if failed and failing:
         rule, count = max(failing.items(), key=lambda item: item[1])
@@ -53,7 +56,7 @@ class Progress:
         self._final = False  # the line of the last phone done was written
 
     def __call__(self, done: int, booted: int, total: int, elapsed_s: float, *,
-                 failing: Mapping[str, int] | None = None, pausing: int = 0) -> None:
+                 failing: Mapping[str, int] | None = None, pausing: int = 0, capf_failed: int = 0) -> None:
         if not self.enabled:
             return
         now = time.monotonic()
@@ -64,7 +67,8 @@ class Progress:
         elif now - self._last < self.interval:
             return
         self._last = now
-        text = progress_text(done, booted, total, elapsed_s, failing, pausing=pausing)
+        text = progress_text(done, booted, total, elapsed_s, failing, pausing=pausing,
+                             capf_failed=capf_failed)
         if self.tty:
             self.stream.write("\r" + text + "\x1b[K")
             self._open = True

@@ -21,7 +21,10 @@ Rules:
 * Every wait is bounded: process start (``start_timeout``), the run (``spec.max_time_s`` plus a
   grace period, else ``run_timeout``). A shard that dies or fails before the storm, or a start that
   times out, makes the run fail with a :class:`~phoneemu.errors.PhoneEmuError` naming it; the other
-  shards are stopped. A run that outlasts its bound ends as an interrupted one does, so that what
+  shards are stopped. A shard process starts on this module alone (the phones' modules are imported
+  where they are used, the spec sent pickled): one whose phones' modules do not import says so, the
+  exception in one line (``fleet shard 0 failed: could not start: ImportError: ...``), not a traceback.
+  A run that outlasts its bound ends as an interrupted one does, so that what
   booted is kept (was: the PhoneEmuError, every shard killed, the summary and every record lost — a
   ``--max-time`` storm whose last boots took more than a minute, any storm of more than an hour):
   ``on_overrun(why)`` is told, the shards start no new boot, the boots under way finish within
@@ -58,6 +61,7 @@ import contextlib
 import dataclasses
 import multiprocessing as mp
 import os
+import pickle
 import signal
 import threading
 import time
@@ -65,25 +69,38 @@ import traceback
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from phoneemu import worker_pipes
 from phoneemu.errors import PhoneEmuError
-from phoneemu.fleet.engine import FAILING_SHOWN, FleetSpec, ShardResult, fleet_macs, mac_range, run_shard
 from phoneemu.fleet.loop import run_on
-from phoneemu.fleet.metrics import BootRecord, FleetMetrics, RecordSpool, peak_rss_mib
 from phoneemu.interrupts import release_held_signals, start_processes, term_as_ctrl_c
 from phoneemu.words import counted
 
+if TYPE_CHECKING:  # the phones' modules are imported where they are used: a shard process starts on this
+    # module alone, and says it if they cannot be imported (_child), no traceback
+    from phoneemu.fleet.engine import FleetSpec, ShardResult
+    from phoneemu.fleet.metrics import BootRecord, FleetMetrics
+
 __all__ = ["FleetResult", "LostShard", "ProgressFn", "interrupted_before_storm", "run_fleet", "split_range"]
 
+
+def __getattr__(name: str) -> Any:
+    """``ShardResult``, imported from here as it was before the phones' modules were imported lazily."""
+    if name == "ShardResult":
+        from phoneemu.fleet.engine import ShardResult
+
+        return ShardResult
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 class ProgressFn(Protocol):
-    """``progress(done, booted, total, elapsed_s, failing=..., pausing=...)``; ``failing``: the deciding
-    rules of the most common failures so far, with their counts; ``pausing``: the phones waiting before
-    a CAPF retry now (all shards together)."""
+    """``progress(done, booted, total, elapsed_s, failing=..., pausing=..., capf_failed=...)``; ``failing``:
+    the deciding rules of the most common failures so far, with their counts; ``pausing``: the phones
+    waiting before a CAPF retry now; ``capf_failed``: of the ``booted``, those whose CAPF operation failed
+    (all shards together)."""
 
     def __call__(self, done: int, booted: int, total: int, elapsed_s: float, /, *,
-                 failing: Mapping[str, int], pausing: int) -> None: ...
+                 failing: Mapping[str, int], pausing: int, capf_failed: int = 0) -> None: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,10 +113,18 @@ class LostShard:
     why: str  # "killed by SIGKILL", "exited with status 1", or the error it reported
     reported_done: int = 0  # boots it had reported finished before it ended (their records are lost)
     last_mac: int | None = None  # its last phone's MAC (None: first_mac + phones - 1, consecutive MACs)
+    #: its phones' MACs (the parent's slice of the run, :func:`split_macs`); () when not given: consecutive
+    #: from first_mac (:attr:`macs_lost`)
+    macs: Sequence[int] = field(default=(), repr=False, compare=False)
 
     @property
     def last(self) -> int:
         return self.last_mac if self.last_mac is not None else self.first_mac + self.phones - 1
+
+    @property
+    def macs_lost(self) -> Sequence[int]:
+        """The MACs of its phones, in the run's order (``fleet boot --junit``: a case each)."""
+        return self.macs or range(self.first_mac, self.first_mac + self.phones)
 
     def message(self) -> str:
         """``shard 1 (phoneemu-fleet-1, 8 phones 0A0000000008..0A000000000F) killed by SIGKILL: its 8 phones
@@ -145,6 +170,20 @@ class FleetResult:
         return sum(s.not_started for s in self.shards)
 
     @property
+    def not_started_runs(self) -> list[tuple[int, int]]:
+        """The MACs of the phones not started, as runs of consecutive MACs (first, last), in the run's order
+        (each shard's, :attr:`ShardResult.not_started_runs`, shard after shard: their MACs are slices of the
+        run's); as many as :attr:`not_started` (a lost shard's phones are lost, not among them)."""
+        runs: list[tuple[int, int]] = []
+        for shard in self.shards:
+            for first, last in shard.not_started_runs:
+                if runs and first == runs[-1][1] + 1:  # a run across two shards
+                    runs[-1] = (runs[-1][0], last)
+                else:
+                    runs.append((first, last))
+        return runs
+
+    @property
     def gave_up(self) -> str | None:
         """Why the shards started no new boot (``FleetSpec.give_up_unanswered``): the first shard's reason."""
         return next((s.gave_up for s in self.shards if s.gave_up), None)
@@ -156,10 +195,14 @@ class FleetResult:
     @property
     def records_unkept(self) -> str | None:
         """Why the records were not kept (their spool could not be written), else None."""
+        from phoneemu.fleet.metrics import RecordSpool
+
         return self.records.unkept if isinstance(self.records, RecordSpool) else None
 
     def close(self) -> None:
         """Drop the records' spool (its temporary file), if any."""
+        from phoneemu.fleet.metrics import RecordSpool
+
         if isinstance(self.records, RecordSpool):
             self.records.close()
 
@@ -191,6 +234,8 @@ def split_macs(spec: FleetSpec, parts: int) -> list[Sequence[int]]:
 
 def split_range(start: int, count: int, parts: int) -> list[range]:
     """``count`` consecutive values from ``start`` cut into ``parts`` contiguous near-equal ranges."""
+    from phoneemu.fleet.engine import mac_range
+
     whole = mac_range(start, count)
     parts = max(1, min(parts, count)) if count else 1
     size, extra = divmod(count, parts)
@@ -203,11 +248,14 @@ def split_range(start: int, count: int, parts: int) -> list[range]:
     return out
 
 
-def _child(spec: FleetSpec, macs: Sequence[int], shard: int, channels: tuple[Any, Any],
+def _child(spec: FleetSpec | bytes, macs: Sequence[int], shard: int, channels: tuple[Any, Any],
            start_timeout: float) -> None:
     """Shard process body: build phones, wait for ``go``, boot until done or ``stop``, send the result.
     ``channels``: this shard's own pipes, the writing end of the one to the parent and the reading
-    end of the one from it (``go``, then maybe ``stop``)."""
+    end of the one from it (``go``, then maybe ``stop``). ``spec``: pickled (:func:`run_fleet`), unpickled
+    here with the phones' modules it imports: a failure there (an ImportError: a module being edited as
+    the shard starts) is reported as the shard's error, one line (was a traceback on stderr from the
+    process's start-up, the shard dead before this ran)."""
     out, control = channels
     for sig in (signal.SIGINT, signal.SIGTERM):  # a Ctrl-C or a `kill` of the process group reaches
         signal.signal(sig, signal.SIG_IGN)       # the shards too: the parent alone decides (via `stop`)
@@ -231,10 +279,10 @@ def _child(spec: FleetSpec, macs: Sequence[int], shard: int, channels: tuple[Any
         except OSError:  # the parent's end is gone (it died): nobody to report to
             os._exit(1)
 
-    def progress(done: int, ok: int, failing: dict[str, int], pausing: int) -> None:
+    def progress(done: int, ok: int, failing: dict[str, int], pausing: int, capf_failed: int = 0) -> None:
         if os.getppid() != parent:  # the parent died without stopping us: do not linger as an orphan
             os._exit(1)
-        tell("progress", done, ok, failing, pausing)
+        tell("progress", done, ok, failing, pausing, capf_failed)
 
     async def ready() -> None:
         tell("ready")
@@ -247,9 +295,16 @@ def _child(spec: FleetSpec, macs: Sequence[int], shard: int, channels: tuple[Any
             if time.monotonic() >= deadline:
                 raise PhoneEmuError(f"shard {shard}: no start signal within {start_timeout}s")
 
+    try:  # the start: the phones' modules, imported here (none of them with this module)
+        from phoneemu.fleet.engine import run_shard
+
+        fleet: FleetSpec = pickle.loads(spec) if isinstance(spec, bytes) else spec  # noqa: S301 - our parent
+    except Exception as exc:  # an ImportError, a module's own error: said, the parent decides
+        tell("error", f"could not start: {type(exc).__name__}: {exc}")
+        return
     try:
-        result = run_on(spec.event_loop,
-                        run_shard(spec, macs, shard=shard, on_progress=progress, ready=ready,
+        result = run_on(fleet.event_loop,
+                        run_shard(fleet, macs, shard=shard, on_progress=progress, ready=ready,
                                   should_stop=stop.is_set, on_give_up=lambda why: tell("gave_up", why)))
         state = dataclasses.replace(result, records=[]).to_state()
     except (PhoneEmuError, OSError) as exc:  # bad input or a file that failed: its one line, no traceback
@@ -280,6 +335,8 @@ def _count(value: Any) -> int:
 
 def _merged(failing_by: Mapping[int, Mapping[str, int]]) -> dict[str, int]:
     """The shards' most common failures together (each shard sends its own few)."""
+    from phoneemu.fleet.engine import FAILING_SHOWN
+
     total: Counter[str] = Counter()
     for failing in failing_by.values():
         total.update(failing)
@@ -321,20 +378,27 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
     out of this function before it is an interrupt before any shard started (the caller's
     :func:`interrupted_before_storm`), after it an abort (a second Ctrl-C); ``on_overrun(why)`` once, when
     the run outlasts its bound (module docstring)."""
+    from phoneemu.fleet.engine import ShardResult
+    from phoneemu.fleet.metrics import BootRecord, FleetMetrics, RecordSpool, peak_rss_mib
+
     n = (os.cpu_count() or 1) if shards is None else shards
     if n == 0:
         return _run_inline(spec, progress, on_interrupt, on_give_up, on_storm)
     ranges = split_macs(spec, n)
+    # pickled here, unpickled by the shard where it can say a failure (_child): unpickling a FleetSpec
+    # imports the phones' modules, and one that fails there was a traceback, the shard dead before its code
+    spec_bytes = pickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL)
     ctx = mp.get_context("spawn")
     pipes = [ctx.Pipe(duplex=False) for _ in ranges]  # (parent's reading end, shard's writing end)
     orders = [ctx.Pipe(duplex=False) for _ in ranges]  # (shard's reading end, parent's writing end)
     inbox = worker_pipes.Inbox({i: r for i, (r, _) in enumerate(pipes)})
-    procs = [ctx.Process(target=_child, args=(spec, r, i, (pipes[i][1], orders[i][0]), start_timeout),
+    procs = [ctx.Process(target=_child, args=(spec_bytes, r, i, (pipes[i][1], orders[i][0]), start_timeout),
                          name=f"phoneemu-fleet-{i}", daemon=True) for i, r in enumerate(ranges)]
     old_term = term_as_ctrl_c()  # SIGTERM: KeyboardInterrupt here (phoneemu.interrupts)
     done_by: dict[int, tuple[int, int]] = {}
     failing_by: dict[int, dict[str, int]] = {}  # each shard's most common failures, as it last said
     pausing_by: dict[int, int] = {}  # each shard's phones pausing before a CAPF retry, as it last said
+    capf_by: dict[int, int] = {}  # each shard's phones booted whose CAPF operation failed, as it last said
     results: dict[int, ShardResult] = {}
     lost: dict[int, LostShard] = {}
     ready: set[int] = set()
@@ -345,7 +409,7 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
         if i in results or i in lost:
             return
         lost[i] = LostShard(shard=i, first_mac=ranges[i][0], last_mac=ranges[i][-1], phones=len(ranges[i]),
-                            why=why,
+                            why=why, macs=ranges[i],
                             reported_done=done_by.get(i, (0, 0))[0])
         if procs[i].is_alive():
             procs[i].kill()  # a shard that reported an error or garbled its pipe: its result is not coming
@@ -398,10 +462,11 @@ def run_fleet(spec: FleetSpec, *, shards: int | None = None, progress: ProgressF
                         done_by[i] = (msg[1], msg[2])
                         failing_by[i] = _failing(msg[3] if len(msg) > 3 else None)
                         pausing_by[i] = _count(msg[4] if len(msg) > 4 else None)
+                        capf_by[i] = _count(msg[5] if len(msg) > 5 else None)
                         if progress is not None:
                             progress(sum(d for d, _ in done_by.values()), sum(o for _, o in done_by.values()),
                                      spec.count, time.monotonic() - t0, failing=_merged(failing_by),
-                                     pausing=sum(pausing_by.values()))
+                                     pausing=sum(pausing_by.values()), capf_failed=sum(capf_by.values()))
                     elif msg[0] == "gave_up":
                         if on_give_up is not None and not gave_up_said:
                             gave_up_said = True
@@ -475,7 +540,11 @@ def interrupted_before_storm(spec: FleetSpec, shards: int | None = None) -> Flee
 def _not_stormed(ranges: Sequence[Sequence[int]]) -> FleetResult:
     """The result of a run interrupted before the storm: no phone booted, each shard's phones not
     started."""
-    shards = [ShardResult(shard=i, metrics=FleetMetrics(), not_started=len(r)) for i, r in enumerate(ranges)]
+    from phoneemu.fleet.engine import ShardResult
+    from phoneemu.fleet.metrics import FleetMetrics, mac_runs, peak_rss_mib
+
+    shards = [ShardResult(shard=i, metrics=FleetMetrics(), not_started=len(r), not_started_runs=mac_runs(r))
+              for i, r in enumerate(ranges)]
     merged = FleetMetrics.merged([])
     merged.peak_rss["parent"] = peak_rss_mib()
     return FleetResult(metrics=merged, shards=shards, interrupted=True, before_storm=True)
@@ -530,12 +599,16 @@ def _run_inline(spec: FleetSpec, progress: ProgressFn | None,
                 on_give_up: Callable[[str], None] | None = None,
                 on_storm: Callable[[], None] | None = None) -> FleetResult:
     """The single shard in this process; Ctrl-C/SIGTERM as in the module docstring (main thread only)."""
+    from phoneemu.fleet.engine import fleet_macs, run_shard
+    from phoneemu.fleet.metrics import FleetMetrics
+
     t0 = time.monotonic()
     stop = threading.Event()
 
-    def on_progress(done: int, ok: int, failing: dict[str, int], pausing: int) -> None:
+    def on_progress(done: int, ok: int, failing: dict[str, int], pausing: int, capf_failed: int) -> None:
         if progress is not None:
-            progress(done, ok, spec.count, time.monotonic() - t0, failing=failing, pausing=pausing)
+            progress(done, ok, spec.count, time.monotonic() - t0, failing=failing, pausing=pausing,
+                     capf_failed=capf_failed)
 
     def on_signal(_sig: int, _frame: Any) -> None:
         if stop.is_set():

@@ -79,7 +79,7 @@ def test_fleet_storm_outcomes_tvs_and_verified_once(lab: LabCluster, tmp_path: P
                              keep_records=True, fetch_timeout=1.0, tvs_timeout=10.0)
             seen: list[tuple[int, int, dict[str, int]]] = []
             res = await run_shard(spec, range(START, START + COUNT),
-                                  on_progress=lambda d, o, f, _p: seen.append((d, o, f)),
+                                  on_progress=lambda d, o, f, _p, _c: seen.append((d, o, f)),
                                   progress_interval=0.05)
             return res, seen, srv.tvs_handler.answered
 
@@ -158,7 +158,7 @@ def test_a_phone_pausing_before_a_capf_retry_gives_its_turn_to_the_next(tmp_path
                              capf_retry_delay=0.2)
             pausing: list[int] = []
             res = await run_shard(spec, range(START, START + 6), progress_interval=0.05,
-                                  on_progress=lambda _d, _o, _f, p: pausing.append(p))
+                                  on_progress=lambda _d, _o, _f, p, _c: pausing.append(p))
             return res, pausing
 
     res, pausing = run(body())
@@ -190,7 +190,7 @@ def test_a_stopping_run_ends_the_capf_pauses(tmp_path: Path) -> None:
             paused: list[int] = []  # the stop comes once the phone pauses (not at a time: a loaded
             t0 = time.monotonic()  # machine may not have started the boot by then)
             res = await run_shard(spec, range(START, START + 1), progress_interval=0.05,
-                                  on_progress=lambda _d, _o, _f, pausing: paused.append(pausing),
+                                  on_progress=lambda _d, _o, _f, pausing, _c: paused.append(pausing),
                                   should_stop=lambda: any(paused))
             return res, time.monotonic() - t0, paused
 

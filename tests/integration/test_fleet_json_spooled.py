@@ -16,7 +16,7 @@ import pytest
 
 from phoneemu import json_doc
 from phoneemu.cli import main
-from phoneemu.fleet import shard as shard_mod
+from phoneemu.fleet import metrics as metrics_mod
 from phoneemu.fleet.engine import mac_text, parse_mac
 from phoneemu.fleet.metrics import BootRecord, RecordSpool
 
@@ -41,7 +41,7 @@ class _WatchedSpool(RecordSpool):
 
 def test_fleet_json_and_junit_come_from_records_spooled_as_they_arrive(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(shard_mod, "RecordSpool", _WatchedSpool)
+    monkeypatch.setattr(metrics_mod, "RecordSpool", _WatchedSpool)  # run_fleet's (imported where used)
     _WatchedSpool.made.clear()
     out, junit = tmp_path / "fleet.json", tmp_path / "fleet.xml"
     rc = main(["fleet", "boot", "--count", str(COUNT), "--mac-start", START, "--shards", "2", "--tftp",

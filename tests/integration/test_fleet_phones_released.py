@@ -39,7 +39,7 @@ def test_each_phone_is_freed_when_its_boot_ended(tmp_path: Path, monkeypatch: py
     monkeypatch.setattr(engine, "make_phones", watched)
     alive_at_end: list[int] = []
 
-    def progress(done: int, _ok: int, _failing: Any, _pausing: int) -> None:
+    def progress(done: int, _ok: int, _failing: Any, _pausing: int, _capf_failed: int) -> None:
         if done == COUNT and not alive_at_end:  # the storm's last report, before run_shard returns
             alive_at_end.append(sum(ref() is not None for ref in built))
 

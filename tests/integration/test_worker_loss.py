@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from phoneemu.fleet import engine as engine_mod
 from phoneemu.fleet import shard as shard_mod
 from phoneemu.fleet.engine import FleetSpec, ShardResult, mac_text
 from phoneemu.fleet.metrics import BootRecord, FleetMetrics
@@ -74,7 +75,7 @@ def _quick_run_shard(mode: str, out: Any) -> Any:
 def _shard_child(mode: str, spec: FleetSpec, macs: range, shard: int, channels: Any, timeout: float) -> None:
     """Runs in the shard process: the real ``_child`` with the boots faked (and shards 1 and 2 misbehaving
     in ``misbehaving`` mode)."""
-    shard_mod.run_shard = _quick_run_shard(mode, channels[0])  # type: ignore[attr-defined]
+    engine_mod.run_shard = _quick_run_shard(mode, channels[0])  # _child imports it from there
     if mode == "misbehaving" and shard == POISONED_SHARD:
         real = ShardResult.to_state
         ShardResult.to_state = lambda self: {**real(self), "poison": _Poison()}  # type: ignore[method-assign]
