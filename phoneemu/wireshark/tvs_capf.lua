@@ -6,10 +6,15 @@
 -- then elements (tag u8, length u16, value).
 --
 -- Both run on the decrypted TLS application data: give Wireshark the key log (Preferences ->
--- Protocols -> TLS -> (Pre)-Master-Secret log filename, or tshark -o tls.keylog_file:FILE). They
--- are registered on TLS ports 2445 and 3804 and as heuristics on TLS, so ephemeral lab ports work
--- once the port is decoded as TLS (Decode As... / tshark -d tcp.port==N,tls). A message split over
--- several TLS records is reassembled. Malformed input is marked as an expert error, never raised.
+-- Protocols -> TLS -> (Pre)-Master-Secret log filename, or tshark -o tls.keylog_file:FILE). TCP
+-- ports 2445 and 3804 are given to TLS (Wireshark's own table gives 3804 to HiQnet) and TLS ports
+-- 2445 and 3804 to TVS and CAPF; both are heuristics on TLS too, so ephemeral lab ports work once
+-- the port is decoded as TLS (Decode As... / tshark -d tcp.port==N,tls). A message split over
+-- several TLS records is reassembled. On an ephemeral port the heuristic has to recognise the start
+-- of a message in one record: a message whose first record is shorter than its header (10 bytes
+-- TVS, 8 CAPF) is not matched there (on 2445/3804 it is reassembled). Malformed input is marked as
+-- an expert error, never raised; a header that is not TVS's or CAPF's (Decode As on another stream)
+-- stops the decoding of that data.
 --
 -- SIP over TLS on a port Wireshark does not take for SIPS (lab registrars listen on ephemeral ports,
 -- Wireshark knows 5061 only) is handed to the SIP dissector by a heuristic on the decrypted data (a
@@ -101,40 +106,70 @@ local function tvs_value(tree, tag, v, summary)
   end
 end
 
+-- The Info column: every message of the packet, in one record or several. After the first, the text
+-- beyond the fence (TLS's "Application Data" of the next record) is replaced, what is before it stays.
+local function show(pinfo, label, text)
+  pinfo.cols.protocol = label
+  local info = label .. " " .. text
+  if tostring(pinfo.cols.info):find(label .. " ", 1, true) then
+    pinfo.cols.info:set(", " .. info)
+  else
+    pinfo.cols.info:set(info)
+  end
+  pinfo.cols.info:fence()
+end
+
 -- Elements of a body: tag u8, length u16, value. Returns false (and marks the tree) when malformed.
-local function elements(tvb, tree, fields, names, on_value, summary, bad)
+-- A value whose length the protocol fixes (d.sizes[tag] = { min, max }) is an expert error when it
+-- has another, and stays shown as a value only.
+local function elements(tvb, tree, d, summary)
   local pos, len = 0, tvb:len()
   while pos < len do
     if len - pos < 3 then
-      tree:add_proto_expert_info(bad, "element header truncated at body offset " .. pos)
+      tree:add_proto_expert_info(d.bad, "element header truncated at body offset " .. pos)
       return false
     end
     local tag, n = tvb(pos, 1):uint(), tvb(pos + 1, 2):uint()
     if len - pos - 3 < n then
-      tree:add_proto_expert_info(bad, "element length " .. n .. " overruns the body at offset " .. pos)
+      tree:add_proto_expert_info(d.bad, "element length " .. n .. " overruns the body at offset " .. pos)
       return false
     end
-    local el = tree:add(fields.element, tvb(pos, 3 + n))
-    el:set_text((names[tag] or ("tag " .. tag)) .. " (" .. n .. " bytes)")
-    el:add(fields.tag, tvb(pos, 1))
-    el:add(fields.elen, tvb(pos + 1, 2))
+    local name = d.tags[tag] or ("tag " .. tag)
+    local el = tree:add(d.fields.element, tvb(pos, 3 + n))
+    el:set_text(name .. " (" .. n .. " bytes)")
+    el:add(d.fields.tag, tvb(pos, 1))
+    el:add(d.fields.elen, tvb(pos + 1, 2))
     if n > 0 then
-      el:add(fields.value, tvb(pos + 3, n))
-      on_value(el, tag, tvb(pos + 3, n), summary)
+      el:add(d.fields.value, tvb(pos + 3, n))
+    end
+    local size = d.sizes[tag]
+    if size ~= nil and (n < size[1] or (size[2] ~= nil and n > size[2])) then
+      local want = size[2] == nil and ("at least " .. size[1]) or tostring(size[1])
+      el:add_proto_expert_info(d.bad, name .. " of " .. n .. (n == 1 and " byte" or " bytes")
+                               .. " at body offset " .. pos .. " (" .. want .. " expected)")
+    elseif n > 0 then
+      d.on_value(el, tag, tvb(pos + 3, n), summary)
     end
     pos = pos + 3 + n
   end
   return true
 end
 
--- One framed message at the start of tvb (header_len bytes, body length at length_at):
--- returns the bytes used, or a negative "need more" count for TCP/TLS reassembly.
-local function framed(tvb, pinfo, header_len, length_at, body_fn)
+-- One framed message at the start of tvb (d.header_len bytes, body length at d.length_at): returns
+-- the bytes used, a negative "need more" count for TCP/TLS reassembly, or nil and what is wrong with
+-- the header (d.header_problem, told the bytes there are).
+local function framed(tvb, d, body_fn)
   local len = tvb:len()
-  if len < header_len then
-    return -(header_len - len)
+  local problem = d.header_problem(tvb(0, math.min(len, d.header_len)):tvb())
+  if problem ~= nil then
+    return nil, problem
   end
-  local total = header_len + tvb(length_at, 2):uint()
+  if len < d.header_len then
+    -- not "header_len - len more": TLS would reassemble exactly those and could not extend the
+    -- message again from the same record (a header split 3+7 over records was lost)
+    return -DESEGMENT_ONE_MORE_SEGMENT
+  end
+  local total = d.header_len + tvb(d.length_at, 2):uint()
   if len < total then
     return -(total - len)
   end
@@ -142,10 +177,17 @@ local function framed(tvb, pinfo, header_len, length_at, body_fn)
   return total
 end
 
-local function dissect_all(tvb, pinfo, tree, header_len, length_at, one)
+local function dissect_all(tvb, pinfo, tree, d, one)
   local offset = 0
   while offset < tvb:len() do
-    local used = framed(tvb(offset):tvb(), pinfo, header_len, length_at, function(m) one(m, pinfo, tree) end)
+    local used, problem = framed(tvb(offset):tvb(), d, function(m) one(m, pinfo, tree) end)
+    if used == nil then  -- not this protocol (Decode As on another stream): marked, the rest left alone
+      local t = tree:add(d.proto, tvb(offset))
+      t:add_proto_expert_info(d.bad, problem .. " at offset " .. offset .. ": not a " .. d.label
+                              .. " message, the rest is not decoded")
+      show(pinfo, d.label, "malformed header: " .. problem)
+      return tvb:len()
+    end
     if used < 0 then
       pinfo.desegment_offset = offset
       pinfo.desegment_len = -used
@@ -166,18 +208,17 @@ local function framed_protocol(d)
     end
     local summary = {}
     if m:len() > d.header_len then
-      elements(m(d.header_len):tvb(), t, d.fields, d.tags, d.on_value, summary, d.bad)
+      elements(m(d.header_len):tvb(), t, d, summary)
     end
     local kind = m(d.kind_at, 1):uint()
     local text = (d.kinds[kind] or (d.kind_word .. " " .. kind)) .. " #" .. m(d.session_at, 4):uint()
       .. (#summary > 0 and (" " .. table.concat(summary, " ")) or "")
     t:append_text(": " .. text)
-    pinfo.cols.protocol = d.label
-    pinfo.cols.info:set(d.label .. " " .. text)
+    show(pinfo, d.label, text)
   end
 
   function d.proto.dissector(tvb, pinfo, tree)
-    return dissect_all(tvb, pinfo, tree, d.header_len, d.length_at, one)
+    return dissect_all(tvb, pinfo, tree, d, one)
   end
 
   local function heuristic(tvb, pinfo, tree)
@@ -199,6 +240,15 @@ framed_protocol {
     local t = tvb(2, 1):uint()
     return tvb(0, 1):uint() == 0x57 and tvb(1, 1):uint() == 1 and t >= 1 and t <= 4
   end,
+  header_problem = function(h)  -- the bytes of the header there are
+    if h:len() >= 1 and h(0, 1):uint() ~= 0x57 then
+      return string.format("protocol discriminator 0x%02x (0x57 expected)", h(0, 1):uint())
+    end
+    if h:len() >= 2 and h(1, 1):uint() ~= 1 then
+      return "version " .. h(1, 1):uint() .. " (1 expected)"
+    end
+  end,
+  sizes = { [7] = { 1, 1 }, [9] = { 4, 4 } },  -- STATUS, TTL
 }
 
 -- ------------------------------------------------------------------------------------------- CAPF
@@ -239,6 +289,7 @@ local cf = with_element_fields("capf", CAPF_TAG, {
   auth_type = ProtoField.uint8("capf.auth_type", "Authentication type", base.DEC, CAPF_AUTH),
   public_key = ProtoField.bytes("capf.public_key", "Public key (SubjectPublicKeyInfo)"),
   key_size = ProtoField.uint16("capf.key_size", "Key size (bits)"),
+  password = ProtoField.string("capf.password", "Password"),
   device_name = ProtoField.string("capf.device_name", "Device name"),
   key_type = ProtoField.uint8("capf.key_type", "Key type", base.DEC, CAPF_KEY_TYPE),
   curve = ProtoField.uint8("capf.curve", "Curve", base.DEC, CAPF_CURVE),
@@ -270,6 +321,8 @@ local function capf_value(tree, tag, v, summary)
     tree:add(cf.public_key, v)
   elseif tag == 10 and n == 2 then
     tree:add(cf.key_size, v)
+  elseif tag == 11 then
+    tree:add(cf.password, v, cstring(v))
   elseif tag == 13 and n > 0 then
     local name = cstring(v)
     tree:add(cf.device_name, v, name)
@@ -289,14 +342,25 @@ framed_protocol {
     local c = tvb(1, 1):uint()
     return tvb(0, 1):uint() == 0x55 and c >= 1 and c <= 23
   end,
+  header_problem = function(h)
+    if h:len() >= 1 and h(0, 1):uint() ~= 0x55 then
+      return string.format("protocol id 0x%02x (0x55 expected)", h(0, 1):uint())
+    end
+  end,
+  -- REASON, CERTIFICATE_TYPE, CERTIFICATE (its 5-byte wrapper), VERSION, AUTH_TYPE, KEY_SIZE, KEY_TYPE, CURVE
+  sizes = { [1] = { 1, 1 }, [3] = { 1, 1 }, [4] = { 5 }, [7] = { 1, 1 }, [8] = { 1, 1 }, [10] = { 2, 2 },
+            [17] = { 1, 1 }, [18] = { 1, 1 } },
 }
 
 -- ------------------------------------------------------------------------------------ registration
 local tls_port = DissectorTable.get("tls.port")
 tls_port:add(2445, tvs)
 tls_port:add(3804, capf)
--- plain TCP only through Decode As (e.g. tshark -d tcp.port==N,tvs): TVS and CAPF are always in TLS
 local tcp_port = DissectorTable.get("tcp.port")
+local tls_dissector = Dissector.get("tls")
+tcp_port:add(2445, tls_dissector)
+tcp_port:add(3804, tls_dissector)  -- Wireshark gives TCP 3804 to HiQnet: TLS would never run there
+-- plain TCP only through Decode As (e.g. tshark -d tcp.port==N,tvs): TVS and CAPF are always in TLS
 tcp_port:add_for_decode_as(tvs)
 tcp_port:add_for_decode_as(capf)
 
