@@ -1,12 +1,13 @@
 """``phoneemu wireshark``: our TVS/CAPF dissectors for Wireshark and tshark, and captures opened with them.
 
 Wireshark knows neither TVS (spec §E) nor CAPF (spec §F); ``phoneemu/wireshark/tvs_capf.lua`` is a
-dissector for both (decrypted TLS application data; registered on TLS ports 2445 and 3804 and as a
-heuristic on TLS). Lab services listen on ephemeral ports, which Wireshark does not take for TLS:
-for a capture this command finds every TCP port that received a TLS ClientHello and decodes it
-as TLS, so the TVS and CAPF messages show up whatever the ports; so does SIP over TLS (the dissector
-hands it to Wireshark's SIP, whose SDP sets up the RTP/SRTP). A copy installed with --install that
-differs from this one is named on stderr: Wireshark loads it first and decodes with it.
+dissector for both (decrypted TLS application data; registered on TLS ports 2445 and 3804, which it
+gives to TLS, and as a heuristic on TLS). Lab services listen on ephemeral ports, which Wireshark
+does not take for TLS: for a capture this command finds every TCP port that received a TLS
+ClientHello and decodes it as TLS, so the TVS and CAPF messages show up whatever the ports; so does
+SIP over TLS (the dissector hands it to Wireshark's SIP, whose SDP sets up the RTP/SRTP). A copy
+installed with --install that differs from this one is named on stderr: Wireshark loads it first and
+decodes with it.
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ import subprocess
 import sys
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from phoneemu.commands._capture import keys_beside
 from phoneemu.commands._said import say
-from phoneemu.errors import PhoneEmuError
+from phoneemu.errors import DecodeError, PhoneEmuError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = ["dissector_path", "register", "shell_word", "tls_server_ports", "tshark_args"]
 
@@ -37,9 +41,10 @@ examples:
 
 fields for -Y / -T fields: tvs.type tvs.session_id tvs.device_name tvs.subject tvs.issuer
 tvs.serial tvs.status tvs.role tvs.ttl capf.command capf.session_id capf.device_name capf.reason
-capf.auth_type capf.certificate_type capf.key_size capf.key_type capf.curve
+capf.auth_type capf.certificate_type capf.key_size capf.key_type capf.curve capf.password
 
-exit status: tshark's own when it runs (0 it showed the capture); 0 for --lua, --install and --print; 2
+exit status: tshark's own when it runs (0 it showed the capture; 2 also when it showed a capture cut
+short or damaged, the packets before the end or the damage); 0 for --lua, --install and --print; 2
 refused, one line on stderr: no CAPTURE, a folder or a file that is not a capture, --keylog FILE missing,
 tshark not installed; 130 interrupted (Ctrl-C or SIGTERM).
 """
@@ -53,17 +58,40 @@ def dissector_path() -> Path:
     return Path(str(resources.files("phoneemu") / "wireshark" / "tvs_capf.lua"))
 
 
-def tls_server_ports(pcap: Path) -> list[int]:
+def tls_server_ports(pcap: Path, *, damaged: Callable[[DecodeError], None] | None = None) -> list[int]:
     """TCP ports that received a TLS ClientHello in ``pcap`` (record type 22, handshake type 1).
 
     The capture is read one packet at a time and only the set of ports is kept: memory stays bounded
-    whatever the size of the capture; one cut short inside its last packet gives the ports before."""
+    whatever the size of the capture; one cut short inside its last packet gives the ports before.
+    A capture damaged after its start (a packet that cannot be read: tshark shows the ones before it)
+    raises DecodeError, or with ``damaged`` gives the ports before the damage and tells it the error;
+    one that is not a capture (its file header unreadable) raises either way."""
     from phoneemu.net.capture import read_pcap
 
-    ports = {p.dport for p in read_pcap(pcap, cut_short=lambda _exc: None)  # tshark warns of that itself
-             if p.proto == "tcp" and p.payload[:1] == b"\x16" and p.payload[1:2] == b"\x03"
-             and p.payload[5:6] == b"\x01"}
+    ports: set[int] = set()
+    read = False
+    try:
+        for p in read_pcap(pcap, cut_short=lambda _exc: None):  # tshark warns of that itself
+            read = True
+            if (p.proto == "tcp" and p.payload[:1] == b"\x16" and p.payload[1:2] == b"\x03"
+                    and p.payload[5:6] == b"\x01"):
+                ports.add(p.dport)
+    except DecodeError as exc:
+        if damaged is None or not (read or (exc.path or "").startswith("packet[")):
+            raise
+        damaged(exc)
     return sorted(ports)
+
+
+def _damage_note(capture: Path, exc: DecodeError) -> str:
+    """The note for a capture damaged at ``exc``: where (packet numbered from 1, as tshark numbers
+    its frames; the file offset), what, and that tshark shows the packets before it."""
+    import re
+
+    index = re.match(r"packet\[(\d+)\]", exc.path or "")
+    where = f"packet {int(index[1]) + 1} " if index else ""
+    offset = f"offset {exc.offset}: " if exc.offset is not None else ""
+    return f"note: {capture}: damaged at {where}({offset}{exc.message}): tshark shows the packets before it"
 
 
 def tshark_args(pcap: Path, keylog: Path | None, ports: list[int]) -> list[str]:
@@ -130,18 +158,34 @@ def _stale_install() -> Path | None:
         return None
 
 
-def _shows_nothing(capture: Path, keylog: Path | None, ports: list[int], shown: str) -> list[str]:
+def _embeds_keylog(capture: Path) -> bool:
+    """Whether ``capture`` is a pcapng with a TLS key log in it (a Decryption Secrets Block, ``editcap
+    --inject-secrets``): tshark decrypts with it, no key log file needed."""
+    from phoneemu.net.capture import embedded_keylog
+
+    try:
+        return bool(embedded_keylog(capture))
+    except DecodeError:  # damaged: the secrets before the damage are not looked for
+        return False
+
+
+def _shows_nothing(capture: Path, keylog: Path | None, ports: list[int], shown: str, *,
+                   damaged: bool = False) -> list[str]:
     """Notes for a capture whose TVS and CAPF messages cannot show, said before tshark runs (it printed
     nothing, and nothing said why): TVS and CAPF run over TLS (spec §E, §F), so a capture with no TLS
-    session holds none, and one without a key log — none given, no ``CAPTURE.keys`` beside it — or with
-    an empty one stays encrypted. Only for a display filter that asks for ``tvs`` or ``capf``."""
+    session holds none (``damaged``: before the damage, all tshark shows), and one without a key log —
+    none given, no ``CAPTURE.keys`` beside it, none embedded in the pcapng — or with an empty one stays
+    encrypted. Only for a display filter that asks for ``tvs`` or ``capf``."""
     if "tvs" not in shown and "capf" not in shown:
         return []
     if not ports:
-        return [f"note: {capture}: no TLS session in it (no ClientHello), so no TVS or CAPF message to show "
-                "(they run over TLS)"]
+        where = "before the damage" if damaged else "in it"
+        return [f"note: {capture}: no TLS session {where} (no ClientHello), so no TVS or CAPF message to "
+                "show (they run over TLS)"]
     to = f"the TLS to port{'s' if len(ports) > 1 else ''} {', '.join(map(str, ports))}"
     if keylog is None:
+        if _embeds_keylog(capture):  # tshark decrypts with it
+            return []
         return [f"note: no key log ({keys_beside(capture)} is not there; --keylog FILE names one): {to} "
                 "stays encrypted, no TVS or CAPF message shows (boot, fleet boot and run --capture write "
                 "one beside the capture)"]
@@ -170,9 +214,12 @@ def handler(args: argparse.Namespace) -> int:
         keylog = beside
     if keylog is not None and not keylog.is_file():
         raise PhoneEmuError(f"--keylog {keylog}: no such file", path="keylog")
-    ports = tls_server_ports(args.capture)
+    damage: list[DecodeError] = []
+    ports = tls_server_ports(args.capture, damaged=damage.append)
     cmd = ["tshark", *tshark_args(args.capture, keylog, ports), "-Y", args.filter]
-    for note in _shows_nothing(args.capture, keylog, ports, args.filter):
+    for exc in damage:
+        say(args, _damage_note(args.capture, exc))
+    for note in _shows_nothing(args.capture, keylog, ports, args.filter, damaged=bool(damage)):
         say(args, note)
     stale = _stale_install()
     if stale is not None:
