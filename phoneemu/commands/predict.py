@@ -234,11 +234,14 @@ def _junit_case(mac: str, result: str, deciding: dict[str, Any] | None, body: di
     return Case(mac, failure=(f"{result} ({rule}){reason}", "\n".join(lines)))
 
 
-def _write_outputs(args: argparse.Namespace, doc: dict[str, Any], junit: Callable[[], None]) -> list[str]:
+def _write_outputs(args: argparse.Namespace, doc: dict[str, Any], junit: Callable[[], None], *,
+                   as_json: Callable[[dict[str, Any]], dict[str, Any]] | None = None) -> list[str]:
     """``--json-file`` and ``--junit``, each tried: one that cannot be written (a full disk) is said naming
-    its option and file (what is returned), and the other is still written."""
+    its option and file (what is returned), and the other is still written. ``as_json``: ``doc`` as its JSON
+    writes it (:func:`_outcomes_named`), where that is another view."""
     def json_file() -> None:
-        write_output(args.json_file, (json_doc.dumps(doc, indent=1) + "\n").encode("utf-8"))
+        shown = as_json(doc) if as_json is not None else doc
+        write_output(args.json_file, (json_doc.dumps(shown, indent=1) + "\n").encode("utf-8"))
 
     unwritten: list[str] = []
     writes: tuple[tuple[str, Path | None, Callable[[], None]], ...] = (
@@ -527,6 +530,27 @@ def _fleet_doc(args: argparse.Namespace, now: int, phones: list[FleetPhone],
                        for ph in done]}
 
 
+def _outcomes_named(doc: dict[str, Any]) -> dict[str, Any]:
+    """A fleet's document (:func:`_fleet_doc`) as its JSON writes it (``--json``, ``--json-file``): each
+    outcome by fleet boot's name for it where it has one (:data:`phoneemu.fleet.metrics.OUTCOMES`:
+    ``locked-out``) — in ``outcomes``, ``rules``, ``by_model`` and each phone's record —, as ``fleet boot``
+    and ``replay --all`` write theirs (was ``"locked out"``, the text's words: a script reading both asked for
+    two names). The text and JUnit say it in words (``locked out``)."""
+    from phoneemu.fleet.metrics import OUTCOMES as FLEET_OUTCOMES
+    from phoneemu.scenario.predict import OUTCOMES
+
+    named = {o: token if (token := o.replace(" ", "-")) in FLEET_OUTCOMES else o for o in OUTCOMES}
+
+    def name(outcome: Any) -> Any:
+        return named.get(outcome, outcome) if isinstance(outcome, str) else outcome
+
+    return {**doc, "outcomes": {name(o): n for o, n in doc["outcomes"].items()},
+            "rules": [{**r, "outcome": name(r["outcome"])} for r in doc["rules"]],
+            "by_model": {m: {name(o): n for o, n in c.items()} for m, c in doc["by_model"].items()},
+            "phones": [{**ph, "outcome": name(ph["outcome"])} if "outcome" in ph else ph
+                       for ph in doc["phones"]]}
+
+
 def _rests_on_offline_tvs(detail: dict[str, Any] | None) -> bool:
     """Whether the lockout of a prediction (its JSON view) rests on the offline TVS being unreachable
     (:func:`phoneemu.scenario.predict.rests_on_offline_tvs`)."""
@@ -708,12 +732,14 @@ def _fleet_report(args: argparse.Namespace, now: int, phones: list[FleetPhone], 
                   source: str) -> int:
     """The summary of a fleet's predictions (``--fleet-flash`` or ``--models``), its JSON and JUnit
     files; the exit status (1 when a phone would lock out)."""
-    from phoneemu.phone.ways_out import ways_doc_said
+    from phoneemu.phone.ways_out import ways_out_doc_run
 
     doc = _fleet_doc(args, now, phones, live, source=source)
-    doc["ways_out"] = ways_doc_said(doc["ways_out"], _fleet_fill(doc))  # as its text's (TVS back: OLD)
-    unwritten = _write_outputs(args, doc, lambda: _fleet_junit(args.junit, doc, phones))
-    print(json_doc.dumps(doc, indent=2) if args.json else _fleet_text(doc))
+    # as its text's (TVS back: OLD), each way's command filled in as "run", as fleet boot --json's
+    doc["ways_out"] = ways_out_doc_run(doc["ways_out"], _fleet_fill(doc))
+    unwritten = _write_outputs(args, doc, lambda: _fleet_junit(args.junit, doc, phones),
+                               as_json=_outcomes_named)
+    print(json_doc.dumps(_outcomes_named(doc), indent=2) if args.json else _fleet_text(doc))
     _said_unwritten(unwritten)
     if doc["predicted"] == 0:
         what = "no listed phone predicted" if args.models is not None else "no phone's flash in it"

@@ -492,6 +492,9 @@ class _Boot:
         #: the config files decided this boot, name -> bytes served (a config a lock makes the boot ignore
         #: is decided again by name: ``ignore_config_read``)
         self.config_served: dict[str, bytes] = {}
+        #: the ITL this boot refused last (bytes served), which tells whether the bulk ITL reset can help
+        #: (``BootReport.held``: :meth:`phoneemu.phone.ways_out.HeldLists.after_boot`)
+        self.refused_itl: bytes | None = None
         #: what the store held before this boot: config, its rule, the pending CAPF auth mode
         self.config_held = (store.config, store.config_rule, store.capf_auth_mode)
 
@@ -732,6 +735,7 @@ class _Boot:
             self.trust.setdefault(kind, "unchanged" if before is not None else "absent")
         else:
             self._trust_outcome(kind, "rejected", retry=retry)
+            self.refused_itl = data if k == "ITL" else self.refused_itl
 
     # ------------------------------------------------------------------ 2. config
     async def config_phase(self) -> None:
@@ -1202,7 +1206,7 @@ class _Boot:
             target=target, static=dict(self.static), retransmits=self.retransmits,
             fetched_over=self.fetched_over, pending=tuple(self.pending), answered=self.answered,
             failed_downloads=tuple(self.failed_downloads),
-            held=HeldLists(ctl=self.store.ctl is not None, empty_itl=self.store.itl_is_empty))
+            held=HeldLists.after_boot(self.store, self.refused_itl))
 
 
 def _records(tl: TrustList) -> list[TrustRecord]:

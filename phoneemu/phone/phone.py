@@ -153,11 +153,17 @@ def check_flash_owner(path: Path | str, *, mac: str, profile: str) -> None:
 
 
 def _last_boot(report: BootReport, store: TrustStore, at: int) -> dict[str, Any]:
-    """What ``last-boot.json`` keeps of a boot (:mod:`phoneemu.phone.flash`)."""
+    """What ``last-boot.json`` keeps of a boot (:mod:`phoneemu.phone.flash`); ``"reset_signer_held": false``
+    where the ITL it refused showed that the phone's lists lack the signer of the bulk ITL reset
+    (``report.held``, :attr:`phoneemu.phone.ways_out.HeldLists.reset_untrusted`), which ``phone show`` cannot
+    tell from the flash (was not kept: ``phone show`` offered the reset ``boot`` had left out); absent where
+    not, as in a flash of an older phoneemu."""
     d = report.deciding
     deciding = None if d is None else d.summary()
     t = report.target
-    return {"at": at, "target": None if t is None else f"{t.host} (tftp {t.tftp_port})", "ok": report.ok,
+    untrusted = report.held is not None and report.held.reset_untrusted
+    return {**({"reset_signer_held": False} if untrusted else {}),
+            "at": at, "target": None if t is None else f"{t.host} (tftp {t.tftp_port})", "ok": report.ok,
             "locked_out": report.locked_out, "locked_by": sorted(store.locked_by),
             "trust": dict(report.trust),
             "config": report.config, "config_file": report.config_file, "deciding": deciding,

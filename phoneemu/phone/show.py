@@ -101,7 +101,7 @@ def show_state(store: TrustStore, *, mac: str | None = None, now: int | None = N
     locked = store.locked or bool(last_boot is not None and last_boot.get("locked_out") is True)
     last = last_boot or {}
     ways = ways_out_json(last.get("deciding_rule"), last.get("deciding_kind"), reason_code=_reason_code(last),
-                         held=_held(lists)) if locked else []
+                         held=_held(lists, last)) if locked else []
     if ways:  # bringing TVS back: OLD's TVS where the text says it (render_show)
         ways = ways_json_said(ways, last_boot_tvs_fill([last]))
     why_none = no_way_out(last.get("deciding_rule"), last.get("deciding_kind")) if locked else None
@@ -119,13 +119,16 @@ def show_state(store: TrustStore, *, mac: str | None = None, now: int | None = N
     }
 
 
-def _held(lists: dict[str, Any]) -> HeldLists:
+def _held(lists: dict[str, Any], last_boot: Mapping[str, Any] | None) -> HeldLists:
     """What the phone holds (a CTL; the rollback ITL), as its JSON says it (``ctl``, ``itl.empty_itl``):
     its ways out, text and JSON alike (:func:`phoneemu.phone.ways_out.ways_out`; was: the JSON the table's,
-    the rollback ways too, for a phone holding a CTL, while the text read the lists from the flash)."""
+    the rollback ways too, for a phone holding a CTL, while the text read the lists from the flash); and
+    whether they lack the signer of the bulk ITL reset, as its last boot found (``last-boot.json``'s
+    ``reset_signer_held``: false; was not kept, the reset offered again — one without it: not known)."""
     itl = lists.get("itl")
-    return HeldLists(ctl=lists.get("ctl") is not None,
-                     empty_itl=isinstance(itl, dict) and itl.get("empty_itl") is True)
+    untrusted = last_boot is not None and last_boot.get("reset_signer_held") is False
+    return HeldLists.of(lists.get("ctl") is not None, isinstance(itl, dict) and itl.get("empty_itl") is True,
+                        untrusted)
 
 
 def _reason_code(last_boot: dict[str, Any]) -> str | None:
@@ -259,8 +262,8 @@ def render_show(info: dict[str, Any], flash: str | None = None) -> str:
                     **not_a_lab_fill(info.get("signed_by_lab"), where),  # not a lab's lists: no lab command
                     **last_boot_tvs_fill([last])}  # bringing TVS back: DIR's own TVS, or OLD's
             out += way_out_lines(last["deciding_rule"], last["deciding_kind"], indent="  ", fill=fill,
-                                 reason_code=_reason_code(last), held=_held(info))
-            out += _placeholder_legend(last, fill, where, held=_held(info))
+                                 reason_code=_reason_code(last), held=_held(info, last))
+            out += _placeholder_legend(last, fill, where, held=_held(info, last))
         if info.get("no_way_out") and last is not None:
             out += no_way_out_lines(last["deciding_rule"], last["deciding_kind"], indent="  ")
     out += ["  " + line for line in _cred_lines("MIC", info["mic"])]

@@ -35,6 +35,10 @@ choice of ways per rule is ours, from the seed chapter and the scenarios that re
   (§G.3 step 3; was labelled for phones holding a CTL, "the rollback ITL does not blank a CTL");
 * a CTL (mixed mode) moved to another secure cluster: the bulk certificate export (spec §G.6: required
   between secure clusters; the old TVS must vouch for the new CTL signer, §G.3 note);
+* an ITL refused by phones whose lists lack the certificate the bulk ITL reset is signed with (its
+  cluster's CallManager one, the refused ITL's CCM+TFTP record: regenerated since they took an ITL, or a
+  cluster they moved to; :func:`itl_reset_signer_held`, ``BootReport.held``): no bulk ITL reset, which they
+  would refuse too (was: first under the TVS rules, and again after it was followed);
 * a CTL and the rollback ITL (the phone's lists, where known: :func:`held_lists`, ``BootReport.held``),
   moved: no TVS to ask (§B.7), so first back to the old cluster's full ITL — rollback off there, a reset —
   then the bulk export and the move (:func:`_for_held`); the lists held choose only among the ways of a
@@ -114,14 +118,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from phoneemu.errors import VerifyReason
 
 if TYPE_CHECKING:
+    from phoneemu.formats.trustlist import TrustList
     from phoneemu.phone.profile import PhoneProfile
+    from phoneemu.phone.store import TrustStore
 
-__all__ = ["CUCM_SERVICEABILITY", "CUCM_TVS_SERVICE", "FLASH_NOT_KEPT", "NOT_A_LAB", "NO_WAY_OUT",
-           "PLACEHOLDERS", "TVS_ELSEWHERE", "WAYS_BY_KIND", "HeldLists", "WayOut", "WaysGroup", "held_lists",
-           "legend_lines", "no_way_out", "no_way_out_lines", "phone_placeholders_left", "placeholder_lines",
-           "tvs_back_fill", "way_out_lines", "ways_doc_said", "ways_group", "ways_group_of",
-           "ways_json_said", "ways_key", "ways_out", "ways_out_doc", "ways_out_doc_run", "ways_out_json",
-           "ways_out_text"]
+__all__ = ["CUCM_SERVICEABILITY", "CUCM_TVS_SERVICE", "FLASH_NOT_KEPT", "FLASH_STARTS_HOLDING", "NOT_A_LAB",
+           "NO_WAY_OUT", "PLACEHOLDERS", "TVS_ELSEWHERE", "WAYS_BY_KIND", "HeldLists", "WayOut",
+           "WaysGroup", "held_lists", "itl_reset_signer_held", "legend_lines", "no_way_out",
+           "no_way_out_lines", "phone_placeholders_left", "placeholder_lines", "tvs_back_fill",
+           "way_out_lines", "ways_doc_said", "ways_group", "ways_group_of", "ways_json_said", "ways_key",
+           "ways_out", "ways_out_doc", "ways_out_doc_run", "ways_out_json", "ways_out_text"]
 
 #: CUCM's name of the service that answers the phones' TVS queries (seed: Trust Verification Service), in
 #: bringing TVS back (:data:`_TVS_BACK`) and in ``tvs``'s hint of a TVS port nothing listens on: one text
@@ -165,6 +171,13 @@ NOT_A_LAB = "NOT-A-LAB"
 #: one), the command that boots them the value (``phoneemu boot``): ``phone erase`` of their flash cannot
 #: be run then, so the line says so and how to keep it instead; a boot on it is one without ``--flash``
 FLASH_NOT_KEPT = "FLASH-NOT-KEPT"
+
+#: the ``fill`` key of :func:`way_out_lines` / :func:`ways_out_text` saying that the phones whose flash was
+#: not kept (:data:`FLASH_NOT_KEPT`) start each run holding what options give them, those options as given the
+#: value (``fleet boot --installed-itl F --installed-config-dir D``): not from an empty flash, so the line
+#: of ``phone erase`` says so, and that a run without them is the phones erased (was "each run starts from
+#: an empty one", untrue of them)
+FLASH_STARTS_HOLDING = "FLASH-STARTS-HOLDING"
 
 #: the ``fill`` key of :func:`way_out_lines` / :func:`ways_out_text` saying that the TVS servers the locked
 #: phones could not reach (those their installed config names) are not the filled lab's (``DIR``) own, the
@@ -472,26 +485,49 @@ NO_WAY_OUT: dict[tuple[str, str], str] = {
 @dataclass(frozen=True, slots=True)
 class HeldLists:
     """The trust lists a locked phone holds, where known (its flash): a CTL, and whether its ITL is the
-    rollback (empty) one (spec §B.7)."""
+    rollback (empty) one (spec §B.7); ``reset_untrusted``: known from an ITL it refused (the boot's,
+    :meth:`after_boot`) that neither list holds the certificate its cluster's bulk ITL reset is signed with
+    (:func:`itl_reset_signer_held`), so the reset cannot help it (False: it can, or not known)."""
 
     ctl: bool
     empty_itl: bool
+    reset_untrusted: bool = False
 
     @classmethod
-    def of(cls, ctl: bool, empty_itl: bool) -> HeldLists:
-        """One of the four shared values (a fleet's records hold a reference each, never a copy: two
+    def of(cls, ctl: bool, empty_itl: bool, reset_untrusted: bool = False) -> HeldLists:
+        """One of the eight shared values (a fleet's records hold a reference each, never a copy: three
         bits of what each phone holds, the record one slot larger)."""
-        return _SHARED_HELD[(bool(ctl), bool(empty_itl))]
+        return _SHARED_HELD[(bool(ctl), bool(empty_itl), bool(reset_untrusted))]
 
     @classmethod
     def shared(cls, held: HeldLists | None) -> HeldLists | None:
         """``held`` as its shared value (:meth:`of`); None stays None (not known)."""
-        return None if held is None else cls.of(held.ctl, held.empty_itl)
+        return None if held is None else cls.of(held.ctl, held.empty_itl, held.reset_untrusted)
+
+    @classmethod
+    def after_boot(cls, store: TrustStore, refused_itl: bytes | None = None) -> HeldLists:
+        """What ``store`` holds after a boot (``BootReport.held``), ``refused_itl`` the ITL the boot refused
+        (None: none): whether the bulk ITL reset can help is told from it (:func:`itl_reset_signer_held`;
+        was: not known, so ``lab itl-reset`` was the first way out of a phone that could not take the
+        reset ITL, and again after it was followed)."""
+        untrusted = False
+        if refused_itl is not None:
+            from phoneemu.errors import PhoneEmuError
+
+            try:
+                limit = store.profile.trust_list_limit
+                refused = store.intern.trust_list(refused_itl, kind="ITL", limit=limit)
+                untrusted = itl_reset_signer_held(store.ctl, store.itl, refused) is False
+            except PhoneEmuError:  # a refused ITL that does not parse names no reset signer: not known
+                untrusted = False
+        return cls.of(store.ctl is not None, store.itl_is_empty, untrusted)
 
     def as_json(self) -> dict[str, bool]:
         """``{"ctl": ..., "empty_itl": ...}``, as ``phone show --json`` names them (``ctl``,
-        ``itl.empty_itl``)."""
-        return {"ctl": self.ctl, "empty_itl": self.empty_itl}
+        ``itl.empty_itl``); ``"reset_signer_held": false`` too where :attr:`reset_untrusted` (absent where
+        not: it can help, or not known, as in a document of an older phoneemu)."""
+        out = {"ctl": self.ctl, "empty_itl": self.empty_itl}
+        return {**out, "reset_signer_held": False} if self.reset_untrusted else out
 
     @classmethod
     def from_json(cls, value: Any) -> HeldLists | None:
@@ -500,16 +536,41 @@ class HeldLists:
         if not isinstance(value, Mapping) or not all(isinstance(value.get(k), bool)
                                                      for k in ("ctl", "empty_itl")):
             return None
-        return cls.of(value["ctl"], value["empty_itl"])
+        return cls.of(value["ctl"], value["empty_itl"], value.get("reset_signer_held") is False)
 
     def said(self) -> str:
-        """What the phones hold, in a group's head line: ``holding a CTL and the rollback ITL``."""
+        """What the phones hold, in a group's head line: ``holding a CTL and the rollback ITL``; ``, not the
+        signer of the ITL reset`` where :attr:`reset_untrusted`."""
         held = [what for what, has in (("a CTL", self.ctl), ("the rollback ITL", self.empty_itl)) if has]
-        return "holding " + " and ".join(held) if held else "holding no CTL"
+        said = "holding " + " and ".join(held) if held else "holding no CTL"
+        return f"{said}, not the signer of the ITL reset" if self.reset_untrusted else said
 
 
-_SHARED_HELD = {(ctl, empty): HeldLists(ctl=ctl, empty_itl=empty)
-                for ctl in (False, True) for empty in (False, True)}
+_SHARED_HELD = {(ctl, empty, untrusted): HeldLists(ctl=ctl, empty_itl=empty, reset_untrusted=untrusted)
+                for ctl in (False, True) for empty in (False, True) for untrusted in (False, True)}
+
+
+def itl_reset_signer_held(ctl: TrustList | None, itl: TrustList | None, refused: TrustList) -> bool | None:
+    """Whether a phone holding ``ctl`` and ``itl`` can take the bulk ITL reset of the cluster that served it
+    ``refused``, an ITL it refused: the reset ITL is signed by the CallManager key (spec §G.7) of the TFTP
+    node, the refused ITL's CCM+TFTP record (the reset ITL's too: ours, the lab's), which the phone takes
+    only from a SAST record of a list it holds (§G.3 steps 2, 3; matched by serial and issuer, §B.4) — TVS,
+    step 4, did not vouch for the refused ITL's signer, and vouches for no signer of a cluster whose TVS it
+    cannot use or reach, or does not know (a cluster it moved to, §G.6 problem 3). So the reset does not
+    help a phone whose lists lack it: its CallManager certificate regenerated since the phone last took an
+    ITL, or a cluster it moved to (was: offered first, ``lab itl-reset``, and again after it was followed);
+    nor where the refused ITL is the reset ITL itself, signed by that record (such a phone lacks it: else
+    step 3 had taken it). None where it cannot be told: no CCM+TFTP record with a serial."""
+    from phoneemu.crypto.certs import same_issuer  # the phone's own matching of a signer to a record (§B.4)
+    from phoneemu.formats.trustlist import Role
+
+    signers = [(r.serial, r.issuer) for r in refused.records
+               if r.role == Role.CCM_TFTP and r.serial and r.issuer is not None]
+    if not signers:
+        return None
+    anchors = [r for tl in (ctl, itl) if tl is not None for r in tl.records if r.role == Role.SAST]
+    return any(a.serial == serial and same_issuer(a.issuer, issuer)
+               for serial, issuer in signers for a in anchors)
 
 
 def held_lists(flash: str | Path, *, profile: PhoneProfile | None = None) -> HeldLists | None:
@@ -596,9 +657,12 @@ def _for_held(ways: tuple[WayOut, ...], rule: str, kind: str, held: HeldLists | 
     (:data:`_ROLLBACK_OFF`; not for an unsigned one: a pre-8.0 cluster has no rollback to turn off). As
     they are under another rule (was: the way back or the rollback off first, and erasing the lists last,
     under an oversized ITL, an unsupported hash, an expired signer, a bad signature), for a phone without
-    a CTL, or not known (``held`` None)."""
+    a CTL, or not known (``held`` None). An ITL refused by a phone whose lists lack the signer of the bulk
+    ITL reset (:attr:`HeldLists.reset_untrusted`): the reset left out first (:func:`_without_itl_reset`)."""
     if ways == () or held is None or rule not in _SIGNER_RULES:
         return ways
+    if held.reset_untrusted and kind == "ITL":
+        ways = _without_itl_reset(ways)
     if not held.ctl:
         return _for_itl_only(ways, rule) if kind == "CTL" and not held.empty_itl else ways
     if kind == "CTL" and not held.empty_itl:  # no way through the rollback ITL among a CTL's
@@ -614,6 +678,16 @@ def _for_held(ways: tuple[WayOut, ...], rule: str, kind: str, held: HeldLists | 
         return ways
     last = [] if any(w.when == _DELETE.when for w in kept) else [_DELETE]
     return (*first, *kept, *last)
+
+
+def _without_itl_reset(ways: tuple[WayOut, ...]) -> tuple[WayOut, ...]:
+    """``ways`` of an ITL refused by a phone whose lists lack the signer of the bulk ITL reset
+    (:attr:`HeldLists.reset_untrusted`): the reset left out, erasing the lists then the last resort (was:
+    ``lab itl-reset`` first under ``G.3.4-tvs-server-untrusted`` and ``-tvs-unreachable``, "their own
+    cluster" after a migration under ``-tvs-unknown-signer``; followed, the phone refused the reset ITL and
+    was told it again, while ``lab regenerate`` had said "the bulk ITL reset does not help")."""
+    kept = tuple(w for w in ways if w != _ITL_RESET)
+    return kept if any(w.when == _DELETE.when for w in kept) else (*kept, _DELETE)
 
 
 def _for_itl_only(ways: tuple[WayOut, ...], rule: str) -> tuple[WayOut, ...]:
@@ -678,7 +752,8 @@ _ON_THE_FLASH = re.compile(r" --flash (?:FLASH|FLEET)\b")
 
 def _kept_or_not(way: WayOut, fill: Mapping[str, str], *, fleet: bool) -> str:
     """``way``'s command filled in; with :data:`FLASH_NOT_KEPT` in ``fill`` the phones' flash is gone:
-    ``phone erase`` of it cannot be run — there is nothing to erase, and how to keep it —, and a boot on it
+    ``phone erase`` of it cannot be run — there is nothing to erase, and how to keep it; what each run starts
+    holding where :data:`FLASH_STARTS_HOLDING` says (``--installed-itl``) —, and a boot on it
     (``boot --flash FLASH`` of the bulk ITL reset) is the boot without ``--flash`` (one phone's with
     ``--mac`` where known: its flash named it), with this run's options, saying why (was the command, FLASH
     or FLEET left for the user to fill in with a folder that never held the phones). With
@@ -690,8 +765,10 @@ def _kept_or_not(way: WayOut, fill: Mapping[str, str], *, fleet: bool) -> str:
     if keep is None:
         return _filled(command, fill)
     whose, it = ("their flashes were", "them") if fleet else ("its flash was", "it")
-    not_kept = (f"{whose} not kept (no --flash: each run starts from an empty one; {keep} --flash FOLDER "
-                f"keeps {it})")
+    holding = fill.get(FLASH_STARTS_HOLDING)
+    starts = "each run starts from an empty one" if holding is None else \
+        f"each run starts holding what {holding} gives; a run without it starts {it} erased"
+    not_kept = f"{whose} not kept (no --flash: {starts}; {keep} --flash FOLDER keeps {it})"
     if _words(command)[1:3] == ("phone", "erase"):
         return f"nothing to erase: {not_kept}"
     if _ON_THE_FLASH.search(command) is None:
@@ -977,6 +1054,11 @@ def _group(rule: str, kind: str, code: str | None, held: HeldLists | None) -> Wa
     rules (40,000 phones: a look-up each, not four tables of ways)."""
     if code is not None and ways_out(rule, kind, code) == ways_out(rule, kind):
         code = None
+    if held is not None and held.reset_untrusted:  # kept only where it leaves the bulk ITL reset out
+        trusted = HeldLists.of(held.ctl, held.empty_itl)
+        if ways_out(rule, kind, code, held=held) == ways_out(rule, kind, code, held=trusted):
+            held = trusted  # (was: a CTL's lockout, or another rule's, a group of its own, said "not the
+            # signer of the ITL reset" where no reset was offered)
     if held is not None and ways_out(rule, kind, code, held=held) == ways_out(rule, kind, code):
         held = None
     return rule, kind, code, held
@@ -1052,9 +1134,10 @@ def _as_group(key: tuple[Any, ...]) -> WaysGroup:
     return str(key[0]), str(key[1]), code, held if isinstance(held, HeldLists) else None
 
 
-def _held_order(held: HeldLists | None) -> tuple[bool, bool, bool]:
+def _held_order(held: HeldLists | None) -> tuple[bool, bool, bool, bool]:
     """Groups of one rule, kind and code in a stable order: not chosen by the lists held first."""
-    return (held is not None, held is not None and held.ctl, held is not None and held.empty_itl)
+    return (held is not None, held is not None and held.ctl, held is not None and held.empty_itl,
+            held is not None and held.reset_untrusted)
 
 
 def _group_said(entry: Mapping[str, Any]) -> str:

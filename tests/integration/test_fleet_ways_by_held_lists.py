@@ -7,7 +7,9 @@ are then moved to another, non-secure lab, TVS unreachable: each refuses its ITL
 (``G.3.4-tvs-unreachable``). Was: one group by rule, kind and code, told the table's ways, ``lab rollback
 OLD on`` among them, also to the phones holding a CTL, which the rollback ITL does not blank (spec §G.3
 note). Now two groups, each with its own ways, in JSON and text alike; a record keeps what its phone holds
-in a shared value (two bits: a slot), and the groups cross a shard's pipe.
+in a shared value (three bits: a slot), and the groups cross a shard's pipe. Neither group is offered the
+new lab's bulk ITL reset (walk s41): its CallManager certificate, which signs the reset ITL, is in no list
+the moved phones hold (``reset_signer_held: false``; was ``lab itl-reset`` first, "their own cluster").
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ NO_CTL = ["0A0000002801", "0A0000002802"]  # booted before mixed mode: an ITL on
 WITH_CTL = ["0A0000002811", "0A0000002812"]  # booted in mixed mode: a CTL and an ITL
 RULE = "G.3.4-tvs-unreachable"
 ROLLBACK = "phoneemu lab rollback OLD on"
-HOLDING_A_CTL = {"ctl": True, "empty_itl": False}
+HOLDING_NO_CTL = {"ctl": False, "empty_itl": False, "reset_signer_held": False}
+HOLDING_A_CTL = {"ctl": True, "empty_itl": False, "reset_signer_held": False}
 
 
 @pytest.fixture(scope="module")
@@ -59,24 +62,29 @@ def _two_groups(doc: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, An
     """The group of the phones without a CTL and that of those holding one, each of two phones."""
     assert [(g["rule"], g["kind"], g["phones"]) for g in doc] == [(RULE, "ITL", 2), (RULE, "ITL", 2)]
     plain, ctl = doc
-    assert "held" not in plain and ctl["held"] == HOLDING_A_CTL
-    # the rule's ways, the rollback among them (after the bulk ITL reset since walk s39b: the rule locks out
-    # phones on their own cluster too, where the rollback does not help)
-    assert [w["lab"] for w in plain["ways"]][2] == ROLLBACK
+    assert plain["held"] == HOLDING_NO_CTL and ctl["held"] == HOLDING_A_CTL
+    # the rule's ways, the rollback among them (after bringing TVS back), the bulk ITL reset not: the new
+    # lab's CallManager certificate, which signs it, is in no list the moved phones hold (walk s41)
+    assert [w["lab"] for w in plain["ways"]][1] == ROLLBACK
     assert ROLLBACK not in [w["lab"] for w in ctl["ways"]]
-    held = HeldLists.of(ctl=True, empty_itl=False)
-    assert [w["scenario"] for w in ctl["ways"]] == [w.scenario for w in ways_out(RULE, "ITL", held=held)]
+    assert not any("itl-reset" in w["lab"] for g in (plain, ctl) for w in g["ways"])
+    for group, has_ctl in ((plain, False), (ctl, True)):
+        held = HeldLists.of(ctl=has_ctl, empty_itl=False, reset_untrusted=True)
+        assert [w["scenario"] for w in group["ways"]] == [w.scenario
+                                                          for w in ways_out(RULE, "ITL", held=held)]
     return plain, ctl
 
 
 def _text_groups(text: str) -> tuple[str, str]:
     """The text of each group's ways (the one without a CTL first)."""
-    plain_head = f"ways out of {RULE} (ITL; 2 phones locked out):"
-    ctl_head = f"ways out of {RULE} (ITL, holding a CTL; 2 phones locked out):"
+    untrusted = "not the signer of the ITL reset; 2 phones locked out):"
+    plain_head = f"ways out of {RULE} (ITL, holding no CTL, {untrusted}"
+    ctl_head = f"ways out of {RULE} (ITL, holding a CTL, {untrusted}"
     assert plain_head in text and ctl_head in text, text
     plain = text.split(plain_head, 1)[1].split("ways out of", 1)[0]
     ctl = text.split(ctl_head, 1)[1].split("ways out of", 1)[0]
     assert "lab rollback" in plain and "lab rollback" not in ctl
+    assert "itl-reset" not in plain and "itl-reset" not in ctl
     return plain, ctl
 
 
@@ -87,7 +95,8 @@ def test_fleet_summary_groups_by_the_lists_held(moved: tuple[Path, Path, list[An
     shard = FleetMetrics()
     for report in reports:
         rec = BootRecord.from_dict(BootRecord.of(report, latency_s=0.01, end_s=0.02).as_dict())
-        assert rec.held is HeldLists.of(ctl=report.mac in WITH_CTL, empty_itl=False)  # shared, not a copy
+        # shared, not a copy
+        assert rec.held is HeldLists.of(ctl=report.mac in WITH_CTL, empty_itl=False, reset_untrusted=True)
         shard.add(rec)
     metrics = FleetMetrics.from_state(shard.to_state())
     _two_groups(metrics.summary()["ways_out"])

@@ -1,7 +1,10 @@
 """One phone's ways out in ``predict`` and ``replay --mac`` say once, under them, what each placeholder their
 commands leave stands for and why it is left, as ``boot``, ``phone show`` and a fleet's text do
 (:func:`phoneemu.phone.ways_out.legend_lines`). Was (walk-through): ``DIR``, ``OLD`` and ``FLASH`` bare, with
-no legend. ``predict`` fills ``OLD`` when its ``--installed-*`` files are another lab's served files.
+no legend. ``predict`` fills ``OLD`` when its ``--installed-*`` files are another lab's served files. A
+phone moved to another cluster is not offered its bulk ITL reset (``lab itl-reset DIR``: signed by a
+CallManager key not in its ITL, walk s41), so DIR is left only where a way still names it (an ITLRecovery
+regenerated on the phone's own cluster).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ def _predict(capsys: pytest.CaptureFixture[str], installed: Path, new: Path, *mo
 
 def test_predict_says_what_old_and_flash_stand_for(moved: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = _predict(capsys, moved / "a-ITLFile.tlv", moved / "b" / "tftp")
-    assert f"lab itl-reset {moved / 'b'} localkey" in out  # DIR filled: the new files are lab b's
+    assert "itl-reset" not in out, out  # b's bulk ITL reset: signed by b's CallManager, not in a's ITL
     assert placeholders_left(out) == {"OLD", "FLASH"}, out
     assert legend_of(out) == [
         "OLD: the lab folder of the cluster the phones left (not known to predict: the --installed-* files "
@@ -58,14 +61,23 @@ def test_predict_fills_old_with_the_lab_the_installed_files_are(moved: Path,
     assert [line.split(":")[0] for line in legend_of(out)] == ["FLASH"], out
 
 
-def test_predict_of_one_lab_fills_no_old_and_says_dir_left(moved: Path,
+def test_predict_of_one_lab_fills_no_old_and_says_dir_left(tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
-    """Installed and new files of the same lab: OLD is not that lab (it is NEW); new files outside a lab's
+    """Installed and new files of the same lab (its ITLRecovery regenerated: the bulk ITL reset, signed by
+    the CallManager key the installed ITL holds, is a way): OLD is not that lab; new files outside a lab's
     served folder: DIR left, and said why."""
-    elsewhere = moved / "loose"
-    elsewhere.mkdir(exist_ok=True)
-    shutil.copyfile(moved / "b" / "tftp" / "ITLFile.tlv", elsewhere / "ITLFile.tlv")
-    out = _predict(capsys, moved / "a" / "tftp" / "ITLFile.tlv", elsewhere / "ITLFile.tlv")
+    from phoneemu.lab.cluster import LabCluster
+
+    lab = LabCluster.init(tmp_path / "c", seed=23, key_spec="rsa1024", now=NOW, name="c")
+    lab.add_phone(MAC, now=NOW)
+    installed = tmp_path / "c-ITLFile.tlv"
+    shutil.copyfile(lab.root / "tftp" / "ITLFile.tlv", installed)
+    lab.regenerate("itlrecovery", now=NOW)
+    elsewhere = tmp_path / "loose"
+    elsewhere.mkdir()
+    shutil.copyfile(lab.root / "tftp" / "ITLFile.tlv", elsewhere / "ITLFile.tlv")
+    out = _predict(capsys, installed, elsewhere / "ITLFile.tlv")
+    assert "lab: phoneemu lab itl-reset DIR localkey" in out, out
     assert placeholders_left(out) == {"DIR", "OLD", "FLASH"}, out
     assert legend_of(out)[0] == ("DIR: the lab folder (not known to predict: the new files are not one "
                                  "lab's served folder (LAB/tftp) or files in it)"), out
@@ -81,9 +93,9 @@ def test_replay_says_what_dir_old_and_flash_stand_for(capsys: pytest.CaptureFixt
     assert main(["replay", str(PCAP), "--no-keylog", "--mac", PCAP_MAC]) == 1
     out = capsys.readouterr().out
     assert "deciding: G.3.4-tvs-unreachable (rejected)" in out, out
-    assert placeholders_left(out) == {"DIR", "OLD", "FLASH"}, out
+    assert "itl-reset" not in out, out  # moved: the new cluster's reset is signed by a key not in its ITL
+    assert placeholders_left(out) == {"OLD", "FLASH"}, out
     assert legend_of(out) == [
-        "DIR: the lab folder (not known to replay: the lab serving 127.0.0.12 in the capture)",
         "OLD: the lab folder of the cluster the phones left (not known to replay: the cluster the phone came "
         "from)",
         "FLASH: the phone's flash folder, as boot --flash keeps it (not known to replay: no --flash names "
@@ -105,5 +117,5 @@ def test_replay_fills_flash_with_its_flash(tmp_path: Path, capsys: pytest.Captur
     assert main(["replay", str(PCAP), "--no-keylog", "--flash", str(flash)]) == 1
     out = capsys.readouterr().out
     assert f"lab: phoneemu phone erase --flash {flash}" in out, out
-    assert placeholders_left(out) == {"DIR", "OLD"}, out
-    assert [line.split(":")[0] for line in legend_of(out)] == ["DIR", "OLD"], out
+    assert placeholders_left(out) == {"OLD"}, out
+    assert [line.split(":")[0] for line in legend_of(out)] == ["OLD"], out
