@@ -674,7 +674,7 @@ def _not_started_case(result: Any, max_time: float | None) -> tuple[str, bool]:
 
 def _write_junit(path: Path, result: Any, *, target: str, count: int, lab: Path | None = None,
                  flash: Path | None = None, not_started: Sequence[int] | None = None,
-                 max_time: float | None = None) -> None:
+                 max_time: float | None = None, installed: str = "") -> None:
     """``--junit``: a case per phone booted (:mod:`phoneemu.fleet.junit`), a case per phone not started
     named by its MAC (``not_started``; when not known, one case counting them) — skipped when interrupted,
     an error when --max-time, giving up or the time bound stopped them (:func:`_not_started_case`: exit 1,
@@ -685,13 +685,16 @@ def _write_junit(path: Path, result: Any, *, target: str, count: int, lab: Path 
     are those of the lists the phone holds (its record's ``held``, as the summary's group: was the table's
     when the flash was not kept, ``lab rollback OLD on`` to a phone holding a CTL), followed by the legend
     of the placeholders they leave, as the summary's (:func:`phoneemu.fleet.junit.ways_out_lines`; was
-    ``OLD`` bare)."""
+    ``OLD`` bare). ``installed``: the ``--installed-*`` options given (:func:`_installed_options`), what
+    phones whose flash is not kept start holding."""
     from phoneemu.fleet.junit import Case, field_lines, ways_out_lines, write_cases
     from phoneemu.fleet.metrics import BootRecord
+    from phoneemu.phone.ways_out import FLASH_STARTS_HOLDING
 
     def fill(rec: BootRecord) -> dict[str, str]:
         decided = (rec.rule, rec.reason)  # whether the TVS it could not reach is the lab's
-        return _phone_fill(rec.mac, target=target, lab=lab, flash=flash, decided=decided)
+        known = _phone_fill(rec.mac, target=target, lab=lab, flash=flash, decided=decided)
+        return known | {FLASH_STARTS_HOLDING: installed} if installed and flash is None else known
 
     def case(rec: BootRecord) -> Case:
         if rec.outcome == "ok" and rec.capf_failed:  # its CAPF operation started and did not complete
@@ -782,13 +785,22 @@ def _summary_fill(args: argparse.Namespace, target: BootTarget, macs: Sequence[s
     consecutive MACs name the run (``--mac FIRST --count N``); whether the TVS the phones could not reach is
     the lab's (:func:`~phoneemu.phone.ways_out.tvs_back_fill` of the kinds of failure, ``failures``: the
     metrics' ``failure_kinds``, each with its rule and reason)."""
-    from phoneemu.phone.ways_out import tvs_back_fill
+    from phoneemu.phone.ways_out import FLASH_STARTS_HOLDING, tvs_back_fill
 
     known = {**_run_fill(target, args.lab, args.flash), "FLEET": args.flash}
+    if args.flash is None:  # what each run's phones start holding instead of an empty flash (--installed-*)
+        known[FLASH_STARTS_HOLDING] = _installed_options(args) or None
     if not listed:
         known |= {"FIRST": macs[0], "N": len(macs)}
     decided = [(kind.get("rule"), kind.get("reason")) for kind in failures]
     return {k: str(v) for k, v in known.items() if v is not None} | tvs_back_fill(args.lab, decided)
+
+
+def _installed_options(args: argparse.Namespace) -> str:
+    """The ``--installed-itl/-ctl/-config-dir`` options given, as typed (``""``: none)."""
+    options = (("--installed-itl", args.installed_itl), ("--installed-ctl", args.installed_ctl),
+               ("--installed-config-dir", args.installed_config_dir))
+    return " ".join(f"{o} {v}" for o, v in options if v is not None)
 
 
 def _write_reports(args: argparse.Namespace, result: Any, target: BootTarget, capture: Any,
@@ -817,7 +829,9 @@ def _write_reports(args: argparse.Namespace, result: Any, target: BootTarget, ca
         elif _report("--junit", args.junit, lambda: _write_junit(args.junit, result, target=str(target),
                                                                  count=args.count, lab=args.lab,
                                                                  flash=args.flash, not_started=not_started,
-                                                                 max_time=args.max_time), unwritten):
+                                                                 max_time=args.max_time,
+                                                                 installed=_installed_options(args)),
+                   unwritten):
             written.add("--junit")
     if args.plot is not None:
         from phoneemu.fleet.plot import plot_metrics

@@ -64,3 +64,6 @@ def test_a_locked_fleets_ways_out_leave_no_placeholder_it_knows(tmp_path: Path, 
         for command in commands:
             assert not KNOWN_BY_THE_RUN.findall(command), (where, command)
     assert runs == summary  # the JSON says what the summary says
+    if not kept:  # the phones start each run holding the --installed-itl, not an empty flash (the JUnit too)
+        starts = f"each run starts holding what --installed-itl {held} gives; a run without it starts"
+        assert starts in out and all(starts in body for body in bodies), out
