@@ -17,9 +17,10 @@ tampered image fails authentication; the load is named by ``<loadInformation>`` 
   parsed strictly with :class:`phoneemu.wire.Reader` (length-scoped, leftover bytes rejected).
 * Signer: an *image-signing* key, a role distinct from TFTP. Phone profiles hold the image-signing
   certificate(s) they trust (lab: ``DIR/certs/imagesigning.pem``). :func:`verify` finds the
-  trusted certificate whose serial (and, when it matches, issuer) equals the header's signer
-  (spec §B.4 style) — none is VerificationError UNKNOWN_SIGNER — then checks the signature over
-  the file minus the signature TLV (spec §A.3): BAD_SIGNATURE / UNSUPPORTED_HASH / UNSUPPORTED_KEY.
+  trusted certificate whose serial (and, when it matches, issuer — in any RDN order, spec §A.7) equals
+  the header's signer (spec §B.4 style) — none is VerificationError UNKNOWN_SIGNER — then checks the
+  signature over the file minus the signature TLV (spec §A.3): BAD_SIGNATURE / UNSUPPORTED_HASH /
+  UNSUPPORTED_KEY.
 """
 
 from __future__ import annotations
@@ -165,13 +166,16 @@ def build(
 
 # --------------------------------------------------------------------------- verification
 def find_signer(info: SignerInfo, trusted: Iterable[x509.Certificate]) -> x509.Certificate:
-    """The trusted certificate named by the header's signer: serial and issuer, else serial only."""
-    want_issuer = certs.normalise_dn(info.issuer)
+    """The trusted certificate named by the header's signer: serial and issuer, else serial only. The
+    issuer is compared as the phone compares it (``certs.dn_key``: in any RDN order, spec §A.7, §B.4), so a
+    header written in certutils' order names the certificate the phone verifies with (was: in order only,
+    so a same-serial certificate of another issuer listed first was taken, a bad signature)."""
+    want_issuer = certs.dn_key(info.issuer)
     serial_only: x509.Certificate | None = None
     for cert in trusted:
         if certs.serial_bytes(cert.serial_number) != info.serial:
             continue
-        if certs.normalise_dn(certs.dn_text(cert.issuer)) == want_issuer:
+        if certs.dn_key(certs.dn_text(cert.issuer)) == want_issuer:
             return cert
         if serial_only is None:
             serial_only = cert

@@ -464,16 +464,20 @@ def _record_hosts(r: Any) -> set[str]:
 
 def _inferred_tvs_certs(new_itl: Any, installed_itl: Any) -> dict[str, list[bytes]]:
     """Address → certificates (DER) the TVS there presents now, read from the new ITL (module rules):
-    TVS records whose subject is also a TVS record subject of the installed ITL (the same cluster)."""
+    TVS records whose subject is also a TVS record subject of the installed ITL (the same cluster; the
+    subjects compared in any RDN order, ``certs.dn_key``: a list written by certutils names them in the
+    certificate's stored order, spec §A.7)."""
+    from phoneemu.crypto.certs import dn_key
     from phoneemu.formats.trustlist import Role
     from phoneemu.phone import rules
 
     if new_itl is None or installed_itl is None:
         return {}
-    known = {r.subject for r in rules.readable_records(installed_itl) if r.role == Role.TVS and r.subject}
+    known = {dn_key(r.subject) for r in rules.readable_records(installed_itl)
+             if r.role == Role.TVS and r.subject}
     out: dict[str, list[bytes]] = {}
     for r in rules.readable_records(new_itl):
-        if r.role == Role.TVS and r.certificate and r.subject in known:
+        if r.role == Role.TVS and r.certificate and r.subject and dn_key(r.subject) in known:
             for host in _record_hosts(r):
                 out.setdefault(host, []).append(r.certificate)
     return out
@@ -483,21 +487,22 @@ def _vouched_tvs_certs(tvs_certs: Sequence[bytes], installed_itl: Any) -> dict[s
     """Address → certificates (DER) the TVS there presents now, read from ``--tvs-cert`` (module rules):
     a certificate TVS vouches for whose subject is that of a TVS record of the installed ITL is that
     TVS's own certificate now (the same cluster's TVS vouches for its own, as the lab's does), presented
-    at the record's address(es)."""
-    from phoneemu.crypto.certs import normalise_dn
+    at the record's address(es). Subjects are compared in any RDN order (``certs.dn_key``, spec §A.7: an ITL
+    written by certutils names them in the certificate's stored order)."""
+    from phoneemu.crypto.certs import dn_key
     from phoneemu.formats.trustlist import Role
     from phoneemu.phone import rules
 
     if not tvs_certs or installed_itl is None:
         return {}
-    by_subject: dict[str, list[bytes]] = {}
+    by_subject: dict[tuple[str, ...], list[bytes]] = {}
     for der in tvs_certs:
-        by_subject.setdefault(normalise_dn(subject_of_der(der)), []).append(der)
+        by_subject.setdefault(dn_key(subject_of_der(der)), []).append(der)
     out: dict[str, list[bytes]] = {}
     for r in rules.readable_records(installed_itl):
         if r.role == Role.TVS and r.subject:
             for host in _record_hosts(r):
-                for der in by_subject.get(normalise_dn(r.subject), []):
+                for der in by_subject.get(dn_key(r.subject), []):
                     if der not in out.setdefault(host, []):
                         out[host].append(der)
     return {host: ders for host, ders in out.items() if ders}

@@ -885,16 +885,17 @@ def _capf_timeline(line: str) -> str:
 
 def offline_tvs(certificates: Sequence[Any], roles: frozenset[int]) -> Any:
     """A :class:`~phoneemu.phone.boot.TvsAsker` vouching for ``certificates`` (see module rules)."""
-    from phoneemu.crypto.certs import cert_der, dn_text, normalise_dn
+    from phoneemu.crypto.certs import cert_der, dn_key, dn_text
     from phoneemu.phone.store import TvsAnswer, TvsStatus
 
-    known = {(normalise_dn(dn_text(c.issuer)), c.serial_number): cert_der(c) for c in certificates}
+    # the issuer as the lab TVS compares it (dn_key: any RDN order, spec §A.7, §B.4)
+    known = {(dn_key(dn_text(c.issuer)), c.serial_number): cert_der(c) for c in certificates}
 
     async def ask(_servers: Any, key: Any, **_kw: Any) -> Any:
         if not certificates:
             raise TransportError(f"{TVS_UNAVAILABLE_OFFLINE} (no --tvs-cert for it to vouch for)",
                                  kind="unreachable")
-        der = known.get((normalise_dn(key.issuer), int.from_bytes(key.serial, "big")))
+        der = known.get((dn_key(key.issuer), int.from_bytes(key.serial, "big")))
         return TvsAnswer(cert_der=der, roles=roles) if der is not None else TvsStatus.NOT_FOUND
     return ask
 

@@ -13,11 +13,12 @@ Rules (spec §E.1 TLS, §E.2 framing, §E.5/§E.6 QUERY and its answer; *our con
   without one (the connection was cut) has ``response`` None.
 * **Our convention** for the offline TVS of a replayed boot: a phone's QUERY is answered with the
   captured answer to a QUERY *of the same phone (the MAC in the device name, ``SEP<MAC>`` or
-  ``CP-<model>-SEP<MAC>``), issuer and serial* (DN compared normalised, serial as a number) made
-  inside that question's span (by rank in capture order: a connection's rank is that of its first
-  packet, see :mod:`phoneemu.scenario._capture_flows`): from the boot's latest own request answered so
-  far to its next one, within its window — from its first request to the phone's next boot
-  (:mod:`phoneemu.scenario.replay`, "TVS questions"); each captured exchange used once, in capture order.
+  ``CP-<model>-SEP<MAC>``), issuer and serial* (DN compared in any RDN order, ``certs.dn_key``, spec
+  §A.7; serial as a number) made inside that question's span (by rank in capture order: a connection's
+  rank is that of its first packet, see :mod:`phoneemu.scenario._capture_flows`): from the boot's latest
+  own request answered so far to its next one, within its window — from its first request to the phone's
+  next boot (:mod:`phoneemu.scenario.replay`, "TVS questions"); each captured exchange used once, in
+  capture order.
 * **Failover** (spec §E.1: the servers are tried in priority order, the first that answers is used;
   *our convention* for matching a question to its tries): one question of the phone takes the next such
   exchanges in capture order, one per server (a server asked again is the next question's) and at most
@@ -228,19 +229,20 @@ class TvsCapture:
             indices.append(i)
         return out
 
-    def _questions(self, mac: str | None, issuer: str, serial: int, window: tuple[float, float],
+    def _questions(self, mac: str | None, issuer: tuple[str, ...], serial: int, window: tuple[float, float],
                    used: set[int]) -> list[int]:
-        """The QUERY exchanges of ``mac`` about ``issuer`` (normalised) and ``serial`` in ``window``, not in
+        """The QUERY exchanges of ``mac`` about ``issuer`` (its ``certs.dn_key``: a QUERY naming it in any
+        RDN order, as the lab TVS compares it, spec §A.7, §B.4) and ``serial`` in ``window``, not in
         ``used``, in capture order; only those in ``window`` are looked at (a capture of many boots of one
         phone, each asking TVS, is not read again at each question)."""
-        from phoneemu.crypto.certs import normalise_dn
+        from phoneemu.crypto.certs import dn_key
 
         ranks, indices = self._queries_of.get(mac, ([], []))
         out = []
         for i in indices[bisect.bisect_left(ranks, window[0]):bisect.bisect_left(ranks, window[1])]:
             r = self.exchanges[i].request
             assert isinstance(r, tvs.QueryRequest)
-            if i not in used and normalise_dn(r.issuer) == issuer and \
+            if i not in used and dn_key(r.issuer) == issuer and \
                     int.from_bytes(r.serial, "big") == serial:
                 out.append(i)
         return out
@@ -360,7 +362,7 @@ class TvsCapture:
         """A :class:`~phoneemu.phone.boot.TvsAsker` answering from the capture (module rules);
         ``window()`` gives the current boot's ``(start, stop)`` ranks in capture order, ``clients()``
         its client addresses no other phone uses (empty, or no ``clients``: any client's connection)."""
-        from phoneemu.crypto.certs import normalise_dn
+        from phoneemu.crypto.certs import dn_key
         from phoneemu.phone.store import TvsAnswer, TvsStatus
 
         used: set[int] = set()
@@ -370,7 +372,7 @@ class TvsCapture:
             start, stop = window()
             mac = _mac_in(device_name)
             order = server_order(servers)
-            issuer, serial = normalise_dn(key.issuer), int.from_bytes(key.serial, "big")
+            issuer, serial = dn_key(key.issuer), int.from_bytes(key.serial, "big")
             tries = self._tries(order, self._questions(mac, issuer, serial, (start, stop), used))
             used.update(tries)
             resp = self.exchanges[tries[-1]].response if tries else None

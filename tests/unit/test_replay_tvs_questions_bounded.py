@@ -15,7 +15,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from phoneemu.crypto.certs import normalise_dn
+from phoneemu.crypto.certs import dn_key
 from phoneemu.phone.events import QueryKey
 from phoneemu.phone.store import TvsAnswer
 from phoneemu.protocols import tvs
@@ -25,7 +25,8 @@ MAC, OTHER = "0A0000007401", "0A0000007402"
 TVS = ("10.0.0.5", 2445)
 VALID = tvs.TvsResponse(session_id=1, msg_type=tvs.TvsMsgType.QUERY_RESPONSE, status=0, certificate=b"signer",
                         roles=(0,), ttl=600)
-ISSUERS = ("CN=ITLRECOVERY", "CN=CallManager")
+#: one DN in CUCM's and in certutils' order (one question, spec §A.7), and another
+ISSUERS = ("CN=ITLRECOVERY;O=Lab", "O=Lab,CN=ITLRECOVERY", "CN=CallManager;O=Lab")
 
 
 def _query(order: int, *, mac: str = MAC, issuer: str = ISSUERS[0], serial: bytes = b"\x01") -> CapturedTvs:
@@ -76,13 +77,13 @@ _EXCHANGE = st.builds(lambda order, mac, issuer, serial: _query(order, mac=mac, 
        st.sets(st.integers(0, 11), max_size=4), st.sampled_from(ISSUERS), st.sampled_from([1, 2]))
 def test_the_questions_are_those_a_full_reading_finds(exchanges: list[CapturedTvs], start: int, stop: int,
                                                       used: set[int], issuer: str, serial: int) -> None:
-    """Property: the QUERYs of a question are those of the phone about that issuer (normalised) and serial
+    """Property: the QUERYs of a question are those of the phone about that issuer (any RDN order) and serial
     in ``[start, stop)`` not used yet, in capture order (rank, then as listed) — as reading all of them."""
     capture = TvsCapture(exchanges=tuple(exchanges), tls_connections=len(exchanges), not_tvs=0, problems=())
     want = sorted((i for i, ex in enumerate(exchanges)
                    if ex.mac == MAC and start <= ex.order < stop and i not in used
-                   and normalise_dn(ex.request.issuer) == normalise_dn(issuer)
+                   and dn_key(ex.request.issuer) == dn_key(issuer)
                    and isinstance(ex.request, tvs.QueryRequest)
                    and int.from_bytes(ex.request.serial, "big") == serial),
                   key=lambda i: exchanges[i].order)
-    assert capture._questions(MAC, normalise_dn(issuer), serial, (start, stop), used) == want
+    assert capture._questions(MAC, dn_key(issuer), serial, (start, stop), used) == want
