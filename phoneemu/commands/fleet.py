@@ -797,10 +797,11 @@ def _summary_fill(args: argparse.Namespace, target: BootTarget, macs: Sequence[s
 
 
 def _installed_options(args: argparse.Namespace) -> str:
-    """The ``--installed-itl/-ctl/-config-dir`` options given, as typed (``""``: none)."""
-    options = (("--installed-itl", args.installed_itl), ("--installed-ctl", args.installed_ctl),
-               ("--installed-config-dir", args.installed_config_dir))
-    return " ".join(f"{o} {v}" for o, v in options if v is not None)
+    """The ``--installed-itl/-ctl/-config-dir`` options given, as typed (``""``: none; a namespace without
+    them, as a caller's own, gives none)."""
+    options = ("--installed-itl", "--installed-ctl", "--installed-config-dir")
+    given = [(o, getattr(args, o[2:].replace("-", "_"), None)) for o in options]
+    return " ".join(f"{o} {v}" for o, v in given if v is not None)
 
 
 def _write_reports(args: argparse.Namespace, result: Any, target: BootTarget, capture: Any,
