@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from phoneemu.commands._argtypes import non_negative_float, non_negative_int
+from phoneemu.commands._argtypes import non_negative_int
 from phoneemu.commands._said import command_of, say
 from phoneemu.errors import PhoneEmuError, ScenarioError, several
 from phoneemu.files import check_apart, check_writable, output_target, remove_earlier, same_file_key
@@ -99,14 +99,30 @@ def register(sub: Any) -> None:
     p.add_argument("-j", "--jobs", type=non_negative_int, default=1, metavar="N",
                    help="run scenarios in N worker processes (0 = one per core; default 1); reports keep "
                    "the scenario order")
-    p.add_argument("--timeout", type=non_negative_float, default=DEFAULT_TIMEOUT_S, metavar="S",
+    p.add_argument("--timeout", type=_time_limit, default=DEFAULT_TIMEOUT_S, metavar="S",
                    help=f"each scenario's wall-clock limit in seconds (default {DEFAULT_TIMEOUT_S:g}; 0 = no "
-                   "limit); a scenario file's timeout: key overrides it. Past it the scenario is an ERROR "
-                   "naming its step, and the run goes on")
+                   "limit): 2.5, or 90s, 10m, 1h, 1d as a scenario file's timeout: key is written, at most "
+                   "86400 (1 day); a scenario file's timeout: key (whole seconds) overrides it. Past it the "
+                   "scenario is an ERROR naming its step, and the run goes on")
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
                    help="color the verdicts: auto (default) = when stdout is a terminal")
     p.set_defaults(handler=_run)
     p.on_usage_error = _usage_error_reports  # cli._Parser: argparse's errors exit 2 before _run runs
+
+
+def _time_limit(text: str) -> float:
+    """``--timeout``: read as a scenario file's ``timeout:`` is, one range for both
+    (:func:`~phoneemu.scenario.loader.parse_time_limit`: ``2.5``, ``90s``, ``10m``, ``1h``, ``1d``; 0..86400
+    s). Was: a number alone (``90s`` refused) up to ten years, while the file took units up to a day."""
+    from phoneemu.scenario.loader import parse_time_limit  # here: start-up time (as TYPE_CHECKING's)
+
+    try:
+        seconds = parse_time_limit(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+    if seconds is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a non-negative number")
+    return seconds
 
 
 def _usage_error_reports(parser: argparse.ArgumentParser, arguments: Sequence[str], message: str) -> None:
@@ -530,11 +546,26 @@ def _no_earlier_report(args: argparse.Namespace, reports: _RunReports, exc: Base
 
 def _list_alone(args: argparse.Namespace) -> None:
     """``--list`` runs nothing: --junit or --json with it is refused (an option of another mode is refused,
-    not ignored; ours), as it would leave an earlier run's report standing for this one."""
-    for option, path in (("--junit", args.junit), ("--json", args.json)):
-        if args.list and path is not None:
-            raise PhoneEmuError(f"{option} {path}: --list runs nothing and writes no report: give --list or "
-                                f"{option}, not both", path=option.lstrip("-"))
+    not ignored; ours), as it would leave an earlier run's report standing for this one. The refusal says
+    what is at their paths after it: a report that nothing ran (:func:`_reports_not_run`), where one can be
+    written (was: "--list runs nothing and writes no report", and one was written)."""
+    given = [(option, path) for option, path in (("--junit", args.junit), ("--json", args.json))
+             if path is not None]
+    if not args.list or not given:
+        return
+    option, path = given[0]
+    inputs = _scenario_inputs(args.paths)
+    written = list(dict.fromkeys(str(p) for o, p in given if _gets_not_run_report(o, p, inputs)))
+    said = f" ({' and '.join(written)} now {'says' if len(written) == 1 else 'say'} that nothing ran: this " \
+        "refusal, never an earlier run's report)" if written else ""
+    raise PhoneEmuError(f"{option} {path}: --list runs nothing, so there is no run to report: give --list "
+                        f"or {option}, not both{said}", path=option.lstrip("-"))
+
+
+def _gets_not_run_report(option: str, path: Path, inputs: set[object]) -> bool:
+    """Whether :func:`_write_not_run` writes its report at ``path`` (writable, no scenario file: ``inputs``,
+    no ``*.yaml`` name); its own write may still fail, and is said then."""
+    return _can_write(path, option) and same_file_key(path) not in inputs and not _names_yaml(path)
 
 
 def _prepared(args: argparse.Namespace) -> list[Scenario]:

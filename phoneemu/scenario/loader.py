@@ -1638,6 +1638,9 @@ def _expectation(ctx: _Ctx, node: _Node, field: str, groups: dict[str, PhoneGrou
                                                     f"({', '.join(CHECKS)})"))
     xfail = found.check(_xfail_reason, ctx, m["xfail"], f"{field}.xfail") if "xfail" in m else None
     label = found.check(ctx.string, m["label"], f"{field}.label") if "label" in m else None
+    if label is not None and not label.strip():  # was taken, and named the expectation '' or ' '
+        found.mistakes.append(ctx.fail(m["label"], f"{field}.label", "empty label: leave label: out for a "
+                                       "name made of the phones and checks"))
     if label == _ERROR_CASE:
         found.mistakes.append(ctx.fail(m["label"], f"{field}.label", f"{_ERROR_CASE!r} is the name of the "
                                        "JUnit testcase of a scenario that could not run (an ERROR): choose "
@@ -1935,9 +1938,30 @@ def _about(ctx: _Ctx, root: _Node, top: dict[str, _Node], path: str, found: _Fou
     texts = {key: found.check(ctx.string, top[key], key) if key in top else ""
              for key in ("description", "reproduces")}
     return {"name": name, "description": texts["description"], "reproduces": texts["reproduces"],
-            "tags": found.check(ctx.names, top["tags"], "tags") if "tags" in top else (),
+            "tags": found.check(_tags, ctx, top["tags"]) if "tags" in top else (),
             "timeout": found.check(_timeout, ctx, top["timeout"]) if "timeout" in top else None,
             "name_line": top["name"].line if "name" in top else None}
+
+
+def _tags(ctx: _Ctx, node: _Node) -> tuple[str, ...]:
+    """``tags: [a, b]``; ``tags: ci`` is the one tag ``ci``, a number its text (``tags: [2024]``: ``--tag
+    2024``). A tag that is empty, or holds a comma (``tags: ci, tvs`` is the one tag 'ci, tvs'), is a
+    mistake: no ``--tag`` would select it (were taken silently)."""
+    tags = ctx.names(node, "tags")
+    items = node.value if isinstance(node.value, list) else [node]
+    mistakes: list[ScenarioError] = []
+    for i, (tag, n) in enumerate(zip(tags, items, strict=True)):
+        field = f"tags[{i}]" if isinstance(node.value, list) else "tags"
+        if not tag.strip():
+            mistakes.append(ctx.fail(n, field, "empty tag: --tag selects by a word (leave it out)"))
+        elif "," in tag:
+            words = ", ".join(w.strip() for w in tag.split(",") if w.strip())
+            mistakes.append(ctx.fail(n, field, f"{tag!r} is one tag with a comma in it: for several, write "
+                                               f"tags: [{words}]"))
+    err = several(mistakes)
+    if err is not None:
+        raise err
+    return tags
 
 
 def _clusters(ctx: _Ctx, root: _Node, top: dict[str, _Node], found: _Found) -> dict[str, ClusterSpec] | None:
@@ -1971,11 +1995,14 @@ def _clusters(ctx: _Ctx, root: _Node, top: dict[str, _Node], found: _Found) -> d
 def _groups(ctx: _Ctx, top: dict[str, _Node], clusters: dict[str, ClusterSpec],
             found: _Found) -> dict[str, PhoneGroup] | None:
     """The file's phone groups, or None when they have mistakes (in ``found``: each group's, then the
-    groups whose name reads as another's phone or whose MACs overlap, both read from every group)."""
+    groups whose name reads as another's phone or whose MACs overlap, both read from every group). A group
+    with no value (``p:``) is one with no field, ``p: {}``, as a cluster ``c:`` is (was: "expected a
+    mapping, got nothing" for the one, a lab cluster for the other)."""
     before = len(found.mistakes)
     group_nodes = found.check(ctx.mapping, top["phones"], "phones")
     if group_nodes is None:
         return None
+    group_nodes = {name: _Node({}, n.line) if n.value is None else n for name, n in group_nodes.items()}
     groups: dict[str, PhoneGroup] = {}
     for name, n in group_nodes.items():
         if name == "all":
@@ -2023,22 +2050,45 @@ def _steps(ctx: _Ctx, steps_node: _Node, clusters: dict[str, ClusterSpec] | None
     return tuple(s for s in step_list if s is not None)
 
 
-#: The largest ``timeout:`` of a scenario (a day); 0 = no limit.
+#: The largest time limit of a scenario, its file's ``timeout:`` and ``run --timeout`` (a day); 0 = none.
 MAX_TIMEOUT_S = 86_400
+#: a time limit: seconds (``600``, ``2.5``, ``.5``), or a number and a unit (``90s``, ``10m``, ``1h``, ``1d``)
+_TIME_LIMIT = re.compile(r"^\s*([0-9]{1,15}(?:\.[0-9]{0,15})?|\.[0-9]{1,15})\s*([smhd]?)\s*$", re.ASCII)
+
+
+def parse_time_limit(text: str) -> float | None:
+    """A scenario's time limit as written (``run --timeout`` and the file's ``timeout:`` alike: one
+    reading, one range): seconds, ``600`` or ``2.5``, or a number and a unit, ``90s``, ``10m``, ``1h``,
+    ``1d``; 0..:data:`MAX_TIMEOUT_S` (0 = no limit). None for text that is not one; ValueError, saying
+    why, for one out of range (was: the command line took fractions up to ten years and no unit, the
+    file units and whole seconds up to a day)."""
+    m = _TIME_LIMIT.match(text)
+    if m is None:
+        return None
+    seconds = round(float(m.group(1)) * _UNITS[m.group(2)], 6)  # 0.1m is 6 s, not 6.000000000000001
+    if seconds > MAX_TIMEOUT_S:
+        raise ValueError(f"{seconds:g} s is more than {MAX_TIMEOUT_S} (1 day; 0 = no limit)")
+    return seconds
 
 
 def _timeout(ctx: _Ctx, node: _Node) -> int:
-    """``timeout: 600`` / ``90s`` / ``10m`` / ``1h``: the scenario's wall-clock limit in seconds, 0..1 day
-    (0 = no limit); it overrides ``run --timeout``."""
-    expected = f"expected seconds from 0 (no limit) to {MAX_TIMEOUT_S} (1 day): 600, 90s, 10m or 1h"
+    """``timeout: 600`` / ``90s`` / ``10m`` / ``1h`` / ``1d``: the scenario's wall-clock limit in whole
+    seconds, 0..1 day (0 = no limit), read as ``run --timeout`` is (:func:`parse_time_limit`); it overrides
+    ``run --timeout``."""
+    expected = f"expected seconds from 0 (no limit) to {MAX_TIMEOUT_S} (1 day): 600, 90s, 10m, 1h or 1d"
     _as_written(ctx, node, "timeout", expected.removeprefix("expected "))  # 1:00 was 60 s, 010 was 8 s
+    v = node.value
+    text = str(v) if isinstance(v, (int, str)) and not isinstance(v, bool) else None
     try:
-        seconds = parse_duration(node.value)
-    except ScenarioError:
-        raise ctx.fail(node, "timeout", f"{expected}; got {_got(node)}") from None
-    if seconds > MAX_TIMEOUT_S:
-        raise ctx.fail(node, "timeout", f"{expected}; got {_got(node)} ({seconds} s)")
-    return seconds
+        seconds = parse_time_limit(text) if text is not None else None
+    except ValueError as exc:
+        raise ctx.fail(node, "timeout", f"{expected}; got {_got(node)} ({exc})") from None
+    if seconds is None:
+        raise ctx.fail(node, "timeout", f"{expected}; got {_got(node)}")
+    if seconds != int(seconds):  # Scenario.timeout is whole seconds; run --timeout takes fractions
+        raise ctx.fail(node, "timeout", f"{expected}; got {_got(node)} ({seconds:g} s: a file's limit is "
+                                        "whole seconds, run --timeout 2.5 takes fractions)")
+    return int(seconds)
 
 
 #: byte order marks of the encodings a scenario file is not in (UTF-32's first: it starts as UTF-16's)

@@ -159,6 +159,13 @@ def _capture_line(s: ScenarioResult) -> str:
     return f"capture: {s.capture}{stopped} (TLS key log beside it; phoneemu wireshark {s.capture})"
 
 
+def _one_line(text: str) -> str:
+    """``text`` on one line, its line breaks spaces: a multi-line ``xfail:`` reason (``xfail: |``) on its
+    verdict line, one line per verdict as CI logs read them (was: printed raw, a line of the log each; the
+    JSON and JUnit reports keep it whole)."""
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
 def render_text(summary: RunSummary, *, colour: bool = False, verbose: bool = False,
                 timeline_lines: int = 25) -> str:
     """Per scenario one verdict line; per bad expectation the checks and the phone's timeline."""
@@ -175,7 +182,7 @@ def render_text(summary: RunSummary, *, colour: bool = False, verbose: bool = Fa
             eo = e.outcome
             if verbose or eo is not Outcome.PASS:
                 note = (f" — {said}" if (said := e.count_text()) is not None else "") + \
-                    (f" [xfail: {e.xfail}]" if e.xfail else "")
+                    (f" [xfail: {_one_line(e.xfail)}]" if e.xfail else "")
                 out.append(f"  {_paint(f'{eo.value:<5}', eo.value, colour)} {e.label} ({e.where}){note}")
                 if eo in (Outcome.FAIL, Outcome.XFAIL) and (verbose or eo is Outcome.FAIL):
                     out.extend(_failure_lines(e, timeline_lines))

@@ -130,7 +130,7 @@ def test_list_with_a_report_is_refused_and_the_report_says_so(tmp_path: Path,
     rc = cli.main(["run", *files, "--list", "--junit", str(junit), "--json", str(json_report)])
     out, err = capsys.readouterr()
     assert rc == 2 and out == "", (out, err)
-    assert "--list runs nothing and writes no report: give --list or --junit, not both" in err
+    assert "--list runs nothing, so there is no run to report: give --list or --junit, not both" in err
     assert "--list runs nothing" in junit_errors(junit)[0]
     assert json.loads(json_report.read_text())["ran"] is False
 
