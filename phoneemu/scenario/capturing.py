@@ -84,7 +84,11 @@ Rules:
   this process's TCP sockets — and those of the worker processes given to :meth:`LiveCapture.add_owners`
   (``fleet boot``'s shards, whose phones run there) — through NETLINK_SOCK_DIAG (else in
   ``/proc/self/net/tcp`` and ``tcp6``); the remote address of one of them joins the set for the rest of
-  the run, SYN included (the connecting socket exists when it is sent). Only SYNs make it look: other
+  the run, SYN included (the connecting socket exists when it is sent). Only the connections they opened
+  count (our rule): one a listener of theirs accepted (a lab served in this process) is known by its local
+  address and port, a listener's, and left out — its remote is a client, ``127.0.0.1`` of every program on
+  the machine (was: another boot's phone talking to its own cluster at the same time was kept, its SYN
+  from ``127.0.0.1``). Only SYNs make it look: other
   programs' traffic on a busy host costs no scan per packet. These packets are not sorted
   into ours and foreign (our rule): another program talking to those hosts at the same time is in
   the pcap too (the note file says so). A connection too short for that look to find its socket (a
@@ -558,31 +562,55 @@ def _proc_address(text: str) -> bytes:
 
 
 def _own_tcp_peers(pids: Collection[int] = ()) -> set[bytes]:
-    """Remote addresses (packed) of the TCP sockets of this process and of ``pids`` (same network
-    namespace), IPv4 and IPv6 (listeners left out); asked of :func:`_diag_sockets` first."""
+    """Remote addresses (packed) of the TCP connections this process and ``pids`` (same network namespace)
+    opened, IPv4 and IPv6; asked of :func:`_diag_sockets` first. Listeners are left out, and so are the
+    connections they accepted (a lab server of this process: its remote is a client — ``127.0.0.1``, the
+    loopback source of every program's connections —, never where a phone connects: module rules). An
+    accepted connection is known by its local address and port, a listener's of ours (its address, or
+    any)."""
     inodes = _own_socket_inodes(pids)
+    known: set[tuple[bytes, int]] = set()
     try:
-        peers = {_unmapped(peer) for family in (socket.AF_INET, socket.AF_INET6)
-                 for _local, _port, peer, inode in _diag_sockets(family, socket.IPPROTO_TCP, _DIAG_CONNECTED)
-                 if inode in inodes}
+        conns = [(local, port, peer) for family in (socket.AF_INET, socket.AF_INET6)
+                 for local, port, peer, inode in _diag_sockets(family, socket.IPPROTO_TCP, _DIAG_CONNECTED)
+                 if inode in inodes]
+        known = {_listen_key(local, port) for family in (socket.AF_INET, socket.AF_INET6)
+                 for local, port, _peer, inode in _diag_sockets(family, socket.IPPROTO_TCP, _DIAG_LISTEN)
+                 if inode in inodes}  # after the connections: a listener that accepted one is listed
     except _DIAG_FAILURES:
-        peers = _proc_tcp_peers(inodes)
+        conns = _proc_tcp_sockets(inodes, known)
+    peers = {_unmapped(peer) for local, port, peer in conns
+             if _listen_key(local, port) not in known and (b"", port) not in known}
     return {peer for peer in peers if any(peer)}
 
 
-def _proc_tcp_peers(inodes: Collection[int]) -> set[bytes]:
-    """:func:`_own_tcp_peers` read from ``/proc/self/net/tcp`` and ``tcp6`` (no sock_diag here)."""
-    out: set[bytes] = set()
+def _listen_key(local: bytes, port: int) -> tuple[bytes, int]:
+    """A listener's (or an accepted connection's) local address and port as :func:`_own_tcp_peers` keeps
+    them: IPv4-mapped as IPv4, any address (``0.0.0.0``, ``::``) as ``b""``."""
+    return (_unmapped(local) if any(local) else b"", port)
+
+
+def _proc_tcp_sockets(inodes: Collection[int],
+                      listeners: set[tuple[bytes, int]]) -> list[tuple[bytes, int, bytes]]:
+    """:func:`_own_tcp_peers`'s look read from ``/proc/self/net/tcp`` and ``tcp6`` (no sock_diag here): the
+    ``(local address, local port, remote address)`` of the connections among ``inodes``; their listeners'
+    keys (:func:`_listen_key`) added to ``listeners``."""
+    out: list[tuple[bytes, int, bytes]] = []
     for table in ("tcp", "tcp6"):
         with contextlib.suppress(OSError), \
                 open(f"/proc/self/net/{table}", encoding="ascii", errors="replace") as fh:
             next(fh, None)
             for line in fh:
                 f = line.split()
-                if len(f) < 10 or not f[9].isdigit() or int(f[9]) not in inodes or f[3] == "0A":
-                    continue  # not ours, or LISTEN
+                if len(f) < 10 or not f[9].isdigit() or int(f[9]) not in inodes:
+                    continue  # not ours
                 with contextlib.suppress(ValueError):
-                    out.add(_unmapped(_proc_address(f[2].partition(":")[0])))
+                    address, _, port = f[1].partition(":")
+                    local = (_proc_address(address), int(port, 16))
+                    if f[3] == "0A":  # LISTEN
+                        listeners.add(_listen_key(*local))
+                    else:
+                        out.append((*local, _proc_address(f[2].partition(":")[0])))
     return out
 
 
@@ -601,6 +629,7 @@ _NLMSG_ERROR, _NLMSG_DONE = 2, 3
 _NL_HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, sequence, port id
 _DIAG_STATES = {"tcp": 0xFFF & ~(1 << 6), "udp": 0xFFF}  # every state but TIME_WAIT (no owner)
 _DIAG_CONNECTED = 0xFFF & ~(1 << 6) & ~(1 << 10)  # nor LISTEN
+_DIAG_LISTEN = 1 << 10
 _DIAG_MAX_MESSAGES = 1_000_000  # sockets a dump may list (our bound)
 #: a look through sock_diag that fails in any of these ways reads /proc instead
 _DIAG_FAILURES = (OSError, AttributeError, ValueError, struct.error)
