@@ -83,7 +83,6 @@ if TYPE_CHECKING:  # the servers and their event loop are imported where lab ser
 
     from phoneemu.lab.cluster import LabCluster
     from phoneemu.lab.servers import LabServers
-    from phoneemu.lab.state import ClusterState
 
 __all__ = ["EXIT_SIGHUP", "EXIT_SIGINT", "OPEN_FILES_WANTED", "CapfBounds", "StopSignals", "hostport", "main",
            "raise_open_file_limit", "register_serve", "serve"]
@@ -380,43 +379,49 @@ async def serve(root: Path, *, host: str | None = None, tftp_port: int = 69, htt
 
 def serve_clock(cluster: LabCluster) -> Callable[[], int] | None:
     """The clock ``lab serve`` dates what its servers do by (an LSC issued, a CAPF certificate checked, the
-    ports recorded, a SIP digest nonce's age): the lab's "now" (:meth:`~phoneemu.lab.state.ClusterState.
-    now_at`), read when serving starts and again after each reload of the lab's state (another process
-    changed it), advancing with the real time in between — the rule of the lab's phones
-    (:mod:`phoneemu.commands._lab_clock`): the real time plus an offset. The offset never goes down (a
-    reload after the servers' own operations, dated by this clock, or after a ``lab clock --advance``
-    smaller than the time served since, would have moved it back). None for a seeded lab (its own clock,
-    the servers' default). Was None for every lab: an unseeded lab served a year after its last operation
-    issued LSCs from that operation's time, already expired to its phones; then ``now_at(time.time())``
-    at every reading: a lab whose clock was ahead of the real time (``lab clock --advance``) was served on
-    a clock that stood still until the real time caught up — its SIP nonces never went stale."""
+    ports recorded): the lab's "now" at each reading, :meth:`~phoneemu.lab.state.ClusterState.now_at` of
+    the real time — the one rule of the lab's operations and of its phones (:mod:`phoneemu.commands.
+    _lab_clock`): a clock ahead of the real time (``lab clock --advance``) holds until the real time passes
+    it, a reload of the lab's state (another process changed it) is the lab's clock at once. None for a
+    seeded lab (its own clock, the servers' default). Was None for every lab: an unseeded lab served a
+    year after its last operation issued LSCs from that operation's time, already expired to its phones;
+    then the lab's now read at start advancing with the real time: after ``lab clock --advance`` the
+    servers ran ahead of the phones, and LSCs issued more than 5 minutes into serving were not yet valid
+    to them (``F.6-capf-rejected ... not valid before``). A SIP digest nonce's age is not dated by it:
+    :func:`sip_nonce_clock`."""
     if cluster.state.seed is not None:
         return None
-    return _ServeClock(cluster)
+    return lambda: cluster.state.now_at(time.time())
 
 
-class _ServeClock:
-    """:func:`serve_clock` of an unseeded lab: the real time plus :attr:`offset`, taken again from the lab
-    when its state is another object than the one last read (:meth:`~phoneemu.lab.cluster.LabCluster.
-    reload_if_changed` replaces it). Read from the servers' loop and the TVS threads: two reading a new
-    state at once both take the same offset."""
+def sip_nonce_clock() -> int:
+    """The clock ``lab serve``'s SIP registrar ages its digest nonces by (:mod:`phoneemu.lab.sip_service`:
+    valid 600 s): seconds of real time elapsed (``time.monotonic``), whatever the lab's date — a nonce
+    issued on a lab clock held ahead of the real time (:func:`serve_clock`) goes stale all the same (was:
+    dated by the lab's clock, its nonces never went stale while it held). The registrar dates nothing
+    else: a SIPS phone's certificate is checked in the handshake, without its validity dates
+    (:mod:`phoneemu.lab.servers`)."""
+    return int(time.monotonic())
 
-    def __init__(self, cluster: LabCluster) -> None:
-        self._cluster = cluster
-        self._state = cluster.state
-        self.offset = self._offset_of(self._state)
 
-    @staticmethod
-    def _offset_of(state: ClusterState) -> int:
-        real = time.time()
-        return state.now_at(real) - int(real)
+def _servers(cluster: LabCluster, *, host: str, tftp_port: int, http_port: int, tvs_port: int,
+             capf_port: int, keylog: Path | None, sip_ports: dict[str, int | None],
+             https_config_port: int | None, capf_bounds: CapfBounds) -> LabServers:
+    """``lab serve``'s servers of ``cluster`` listening on ``host``, not started: dated by
+    :func:`serve_clock`, the SIP registrar's nonces aged by :func:`sip_nonce_clock`."""
+    from phoneemu.lab.servers import LabServers
+    from phoneemu.lab.state import HTTPS_CONFIG_PORT
 
-    def __call__(self) -> int:
-        state = self._cluster.state
-        if state is not self._state:
-            self.offset = max(self.offset, self._offset_of(state))
-            self._state = state
-        return int(time.time()) + self.offset
+    servers = LabServers(cluster, host=host, tftp_port=tftp_port, http_port=http_port, tvs_port=tvs_port,
+                         capf_port=capf_port, keylog=keylog, watch=1.0, on_notice=_say,
+                         https_config_port=HTTPS_CONFIG_PORT if https_config_port is None
+                         else https_config_port,
+                         sip_ports=sip_ports, keep_requests=False,  # never read here: the log says it all
+                         capf_read_timeout=capf_bounds.read_timeout,
+                         capf_session_timeout=capf_bounds.session_timeout,
+                         capf_max_in_progress=capf_bounds.max_in_progress, clock=serve_clock(cluster))
+    servers.sip_handler.clock = sip_nonce_clock
+    return servers
 
 
 async def _serve(cluster: LabCluster, root: Path, note: Callable[[str], None], *, host: str | None,
@@ -428,8 +433,7 @@ async def _serve(cluster: LabCluster, root: Path, note: Callable[[str], None], *
     import asyncio
 
     from phoneemu.lab.cluster import WILDCARD_HOSTS, check_host
-    from phoneemu.lab.servers import LabServers
-    from phoneemu.lab.state import DEFAULT_PORTS, HTTPS_CONFIG_PORT
+    from phoneemu.lab.state import DEFAULT_PORTS
 
     named = cluster.state.host
     reissue = False
@@ -446,14 +450,9 @@ async def _serve(cluster: LabCluster, root: Path, note: Callable[[str], None], *
         # leave the configs naming the old one
         host = check_host(host)
         reissue = host != named
-    servers = LabServers(cluster, host=host, tftp_port=tftp_port, http_port=http_port, tvs_port=tvs_port,
-                         capf_port=capf_port, keylog=keylog, watch=1.0, on_notice=_say,
-                         https_config_port=HTTPS_CONFIG_PORT if https_config_port is None
-                         else https_config_port,
-                         sip_ports=sip_ports, keep_requests=False,  # never read here: the log says it all
-                         capf_read_timeout=capf_bounds.read_timeout,
-                         capf_session_timeout=capf_bounds.session_timeout,
-                         capf_max_in_progress=capf_bounds.max_in_progress, clock=serve_clock(cluster))
+    servers = _servers(cluster, host=host, tftp_port=tftp_port, http_port=http_port, tvs_port=tvs_port,
+                       capf_port=capf_port, keylog=keylog, sip_ports=sip_ports,
+                       https_config_port=https_config_port, capf_bounds=capf_bounds)
     servers.attacker.tamper = "tamper-signalling" in attacks
     servers.attacker.replay = "replay-sip" in attacks
     if attacks:

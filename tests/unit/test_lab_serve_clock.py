@@ -1,9 +1,8 @@
 """``lab serve`` dates what its servers do by the lab's "now"
 (:func:`phoneemu.commands.lab_serve.serve_clock`): a seeded lab its own clock (None: the servers'
-default), an unseeded one the later of its clock and the real time when serving starts, then advancing with
-the real time. Was the lab's stored clock for every
-lab: an unseeded lab served a year after its last operation issued LSCs from that operation's time,
-already expired to its phones."""
+default), an unseeded one the later of its clock and the real time at each reading. Was the lab's stored
+clock for every lab: an unseeded lab served a year after its last operation issued LSCs from that
+operation's time, already expired to its phones."""
 
 from __future__ import annotations
 
@@ -36,12 +35,16 @@ def test_an_unseeded_lab_idle_for_a_year_issues_lscs_valid_now(tmp_path: Path) -
     assert stale.not_valid_after_utc.timestamp() < time.time()  # what was issued before
 
 
-def test_an_advanced_unseeded_clock_starts_at_the_labs_clock(tmp_path: Path,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    """Then advances with the real time (tests/unit/test_review_s41_serve_clock.py)."""
+def test_an_advanced_unseeded_clock_holds_until_the_real_time_passes_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """As the lab's phones' (tests/unit/test_review_s41_serve_clock.py)."""
     lab = LabCluster.init(tmp_path / "lab", key_spec="rsa1024")
     lab.advance_clock(YEAR)
-    real = time.time()
-    monkeypatch.setattr(time, "time", lambda: real)  # one real time: no second passing between readings
+    real = [time.time()]
+    monkeypatch.setattr(time, "time", lambda: real[0])  # a fake real time, moved below: no timing
     clock = serve_clock(lab)
     assert clock is not None and clock() == lab.state.clock
+    real[0] += 600
+    assert clock() == lab.state.clock  # held (was: the clock at start plus the 600 s)
+    real[0] += YEAR
+    assert clock() == int(real[0])  # the real time passed it

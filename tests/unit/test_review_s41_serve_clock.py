@@ -1,10 +1,14 @@
-"""``lab serve`` of an unseeded lab runs on the lab's "now" read when serving starts and after each reload of
-the lab's state, advancing with the real time in between (:func:`phoneemu.commands.lab_serve.serve_clock`,
-the rule of the lab's phones, :mod:`phoneemu.commands._lab_clock`).
+"""``lab serve`` of an unseeded lab runs on the lab's "now" at each reading, the one rule of its operations
+and of its phones (:func:`phoneemu.commands.lab_serve.serve_clock`, :meth:`~phoneemu.lab.state.ClusterState.
+now_at`, :mod:`phoneemu.commands._lab_clock`); its SIP registrar ages its digest nonces by the real time
+elapsed (:func:`~phoneemu.commands.lab_serve.sip_nonce_clock`).
 
-Was ``state.now_at(time.time())`` at every reading: after ``lab clock --advance 86400`` the servers' clock
-stood still at the lab's clock until the real time caught up, and the SIP registrar's digest nonces, dated
-by it, never went stale. The real time is a fake here (no sleeping, no timing)."""
+Was, first, ``now_at(time.time())`` for the registrar too: after ``lab clock --advance 86400`` its digest
+nonces, dated by the lab's clock held ahead, never went stale. Then (review of that fix) the servers ran on
+the lab's now read at start plus the real time elapsed, while the phones (``boot --lab``) read the lab's
+now, which holds: five minutes into serving, the LSCs issued (valid from the server's time less 5 minutes)
+were not yet valid to the phones (``F.6-capf-rejected ... not valid before``, exit 1). The real time and
+the monotonic clock are fakes here (no sleeping, no timing)."""
 
 from __future__ import annotations
 
@@ -14,12 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from phoneemu.commands.lab_serve import serve_clock
+from phoneemu.commands import _lab_clock
+from phoneemu.commands.lab_serve import CapfBounds, _servers, serve_clock
 from phoneemu.lab.cluster import LabCluster
-from phoneemu.lab.sip_service import SipRegistrar
+from phoneemu.lab.sip_nonces import NONCE_VALIDITY_S
+from tests.sip_helpers import challenge_for, digest_answer
 
 DAY = 86400
 START = 1_900_000_000.25  # the fake real time serving starts at (Unix seconds)
+MAC = "0A00000000D2"
 
 
 @pytest.fixture()
@@ -43,23 +50,49 @@ def _advanced_lab(root: Path, real: list[float]) -> LabCluster:
     return lab
 
 
-def test_a_clock_ahead_of_the_real_time_advances_with_it(tmp_path: Path, real: list[float]) -> None:
+def test_the_serve_clock_is_the_phones_clock_600_s_into_serving(tmp_path: Path, real: list[float]) -> None:
+    """The reviewer's reproduction: what a ``boot --lab`` phone starting then reads (``_lab_clock.lab_now``)
+    is what the servers date its LSC by."""
     lab = _advanced_lab(tmp_path / "lab", real)
     clock = _clock(lab)
-    assert clock() == lab.state.clock  # the lab's "now" when serving starts
-    real[0] += 2.2
-    assert clock() == lab.state.clock + 2  # was: lab.state.clock (stood still)
-    real[0] += 3600
-    assert clock() == lab.state.clock + 3602
+    assert clock() == _lab_clock.lab_now(tmp_path / "lab", real[0])
+    real[0] += 600
+    assert clock() == _lab_clock.lab_now(tmp_path / "lab", real[0]) == lab.state.clock  # was: 600 s apart
 
 
-def test_the_registrars_nonces_go_stale_on_an_advanced_lab(tmp_path: Path, real: list[float]) -> None:
-    """The reviewer's reproduction: a registrar on this clock, nonces valid 1 s."""
+def test_a_clock_ahead_of_the_real_time_holds_until_the_real_time_passes_it(tmp_path: Path,
+                                                                             real: list[float]) -> None:
     lab = _advanced_lab(tmp_path / "lab", real)
-    reg = SipRegistrar(lambda _user: None, clock=_clock(lab), nonce_validity=1)
-    issued = reg.clock()
-    real[0] += 2.2
-    assert reg.clock() - issued > reg.nonce_validity  # was: 0, a nonce never stale
+    clock = _clock(lab)
+    assert clock() == lab.state.clock
+    real[0] += 3600
+    assert clock() == lab.state.clock
+    real[0] += DAY
+    assert clock() == int(real[0])
+
+
+def test_the_registrars_nonces_go_stale_on_an_advanced_lab(tmp_path: Path, real: list[float],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """lab serve's registrar, its lab clock held a day ahead: a nonce answered past the nonce validity of
+    real time elapsed is stale (was: dated by the lab's clock, never stale while it held), within it
+    registered."""
+    lab = _advanced_lab(tmp_path / "lab", real)
+    elapsed = [5_000.5]
+    monkeypatch.setattr(time, "monotonic", lambda: elapsed[0])
+    servers = _servers(lab, host="127.0.0.1", tftp_port=0, http_port=0, tvs_port=0, capf_port=0, keylog=None,
+                       sip_ports={}, https_config_port=None, capf_bounds=CapfBounds())
+    assert servers.clock is not None and servers.clock() == lab.state.clock  # the LSCs' clock: the lab's
+    registrar = servers.sip_handler
+    registrar.credentials = {MAC: ("alice", "s3cret")}.get
+    fresh = challenge_for(registrar, MAC)
+    real[0] += 30
+    elapsed[0] += 30
+    assert digest_answer(registrar, MAC, fresh, 1) == (200, "")
+    old = challenge_for(registrar, MAC)
+    real[0] += NONCE_VALIDITY_S + 1
+    elapsed[0] += NONCE_VALIDITY_S + 1
+    assert servers.clock() == lab.state.clock  # the lab's clock held all along
+    assert digest_answer(registrar, MAC, old, 1) == (401, "TRUE")
 
 
 def test_a_clock_behind_the_real_time_is_the_real_time(tmp_path: Path, real: list[float]) -> None:
@@ -70,8 +103,9 @@ def test_a_clock_behind_the_real_time_is_the_real_time(tmp_path: Path, real: lis
     assert clock() == int(START) + 5
 
 
-def test_a_reload_takes_the_labs_clock_again(tmp_path: Path, real: list[float]) -> None:
-    """Another process's ``lab clock --advance`` while served: picked up by the reload, then advancing."""
+def test_a_reload_takes_the_labs_clock_at_once(tmp_path: Path, real: list[float]) -> None:
+    """Another process's ``lab clock --advance`` while served: picked up by the reload, then held, as the
+    phones booting then read it."""
     lab = LabCluster.init(tmp_path / "lab", key_spec="rsa1024", now=int(real[0]) - 10)
     clock = _clock(lab)
     assert clock() == int(START)
@@ -80,23 +114,9 @@ def test_a_reload_takes_the_labs_clock_again(tmp_path: Path, real: list[float]) 
     other.advance_clock(DAY)  # the lab's clock: START - 10 + DAY
     assert clock() == int(START) + 100  # not reloaded yet: as before
     assert lab.reload_if_changed()
-    assert clock() == int(START) - 10 + DAY
+    assert clock() == int(START) - 10 + DAY == _lab_clock.lab_now(tmp_path / "lab", real[0])
     real[0] += 7
-    assert clock() == int(START) - 10 + DAY + 7
-
-
-def test_a_reload_never_moves_the_clock_back(tmp_path: Path, real: list[float]) -> None:
-    """The lab's clock read again after the servers ran past it (their own operations date themselves by
-    this clock; another process's operation by the lab's clock, which stands still for it): kept."""
-    lab = _advanced_lab(tmp_path / "lab", real)
-    clock = _clock(lab)
-    real[0] += 600
-    ahead = clock()
-    assert ahead == lab.state.clock + 600
-    other = LabCluster.open(tmp_path / "lab")
-    other.advance_clock(60)  # less than the 600 s served since
-    assert lab.reload_if_changed()
-    assert clock() == ahead
+    assert clock() == int(START) - 10 + DAY == _lab_clock.lab_now(tmp_path / "lab", real[0])
 
 
 def test_a_seeded_lab_keeps_its_own_clock(tmp_path: Path, real: list[float]) -> None:
