@@ -42,7 +42,9 @@ as CCM+TFTP (spec §G.5). Rules (spec §G.13, from the seed chapter's "Digest Au
   logged ``flood`` (ours: a phone is refused at most three times in a row before it is served or gives up;
   a challenge — a 401 to a request without credentials — refuses nothing the client said and costs no
   memory, :mod:`.sip_nonces`: not counted, nor a call's answer from the media resources or the called
-  phone, a 486, a 488; was: such a client kept its connection for ever, only its log rate-limited).
+  phone, a 486, a 488; was: such a client kept its connection for ever, only its log rate-limited). A
+  challenge serves nothing either: the refusals on either side of it are in a row (was: it started the
+  count again, so 31 refusals and a challenge, over and over, kept the connection for ever).
   A malformed message: ``400`` and the connection is closed. Each message must be complete within
   ``read_timeout`` of the connection's start, of the previous message or of a CRLF keep-alive (RFC 5626
   §4.4.1); bytes that do not complete it do not extend that (ours: a client sending one byte at a time
@@ -255,7 +257,7 @@ class SipRegistrar:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.read_timeout
         ending = False
-        refused_in_a_row = 0  # requests the registrar refused since the last it did not (module rules)
+        refused_in_a_row = 0  # requests the registrar refused since the last one served (module rules)
         try:
             while True:
                 msg = stream.next()
@@ -273,7 +275,7 @@ class SipRegistrar:
                 else:
                     refused = await self._handle(msg, writer, peer=peer, local=local, over_tls=over_tls,
                                                  device_cert=device_cert)
-                    if refused is not None:
+                    if refused is not None:  # a challenge, an ACK taken: neither counted nor served
                         refused_in_a_row = refused_in_a_row + 1 if refused else 0
                     if refused_in_a_row >= self.max_refused_in_a_row:
                         self._log(peer, "?", "flood", f"{refused_in_a_row} requests in a row refused (the "
@@ -367,7 +369,8 @@ class SipRegistrar:
         """Answer one request on its connection: past the on-path attacker when there is one (the clear
         offer rewritten, the answer rewritten or its records altered, a REGISTER replayed once the phone
         registered), the phone's line up for calls once it registered (module rules). Whether the
-        registrar refused it (:meth:`_respond`); None for an ACK it took (no answer: neither)."""
+        registrar refused it (True) or served it (False); None for neither: a challenge, an ACK it took
+        (:meth:`_respond`)."""
         attacker = self.attacker if self.attacker is not None and self.attacker.active else None
         device = f"SEP{sip.device_mac(msg) or '?'}"
         if attacker is not None and not over_tls:
@@ -386,7 +389,7 @@ class SipRegistrar:
         if replayed and attacker is not None:  # after the phone's: the latest registration holds the line
             host, port = local.rsplit(":", 1)
             await attacker.replay_register(msg, device=device, registrar=(host.strip("[]"), int(port)))
-        return True if refused else (None if msg.method == "ACK" else False)
+        return refused
 
     @staticmethod
     def _past_attacker(attacker: SignallingAttacker, msg: sip.SipMessage, reply: bytes,
@@ -481,34 +484,37 @@ class SipRegistrar:
         (:mod:`.media_service`) once the device is authenticated as for a REGISTER; the rest
         :meth:`answer`. ``peer`` / ``local``: the connection's two ends (``HOST:PORT``); ``origin``: the
         connection itself (a call's ACK and BYE must come over its INVITE's)."""
-        reply, _refused = await self._respond(msg, peer, over_tls=over_tls, device_cert=device_cert,
+        reply, _verdict = await self._respond(msg, peer, over_tls=over_tls, device_cert=device_cert,
                                               local=local, origin=origin)
         return reply
 
     async def _respond(self, msg: sip.SipMessage, peer: str, *, over_tls: bool, device_cert: bytes | None,
-                       local: str, origin: object) -> tuple[bytes, bool]:
-        """:meth:`respond`'s answer, and whether it is the registrar's own refusal of the request (a 4xx,
-        or a malformed ACK's silence: what :data:`MAX_REFUSED_IN_A_ROW` counts); a challenge is none, nor a
-        call's answer from the media resources or the called phone (a 486, a 488...)."""
+                       local: str, origin: object) -> tuple[bytes, bool | None]:
+        """:meth:`respond`'s answer, and whether it is the registrar's own refusal of the request (True: a
+        4xx, or a malformed ACK's silence: what :data:`MAX_REFUSED_IN_A_ROW` counts) or serves it (False: a
+        200, a call's answer from the media resources or the called phone, a 486, a 488...: the count starts
+        again); None for neither (module rules): a challenge — a 401 to a request without credentials —
+        nor an ACK taken (was: a challenge was a request served, so a refusal short of the rule, a
+        challenge, and again kept the connection for ever)."""
         relay, media = self.relay, self.media
         if msg.method is None:
-            return b"", False
+            return b"", None
         refused = self._refuse_malformed(msg, peer)
         if refused is not None:
             return refused, True
         if (media is None and relay is None) or msg.method not in ("INVITE", "ACK", "BYE"):
             reply = self._answer(msg, peer, over_tls=over_tls, device_cert=device_cert)
-            return reply, not reply.startswith(b"SIP/2.0 200 ") and not _challenge_only(msg, reply)
+            return reply, None if _challenge_only(msg, reply) else not reply.startswith(b"SIP/2.0 200 ")
         if msg.method == "ACK":  # never answered, never challenged (RFC 3261 §17.1.1.3, §22.1)
             if relay is not None and relay.owns(msg):
                 relay.ack(msg, origin)
             elif media is not None:
                 media.ack(msg, origin)
-            return b"", False
+            return b"", None
         device, refusal = self._admit(msg, peer, over_tls=over_tls, device_cert=device_cert,
                                       outcome="authenticated")
         if refusal is not None:
-            return refusal, not _challenge_only(msg, refusal)
+            return refusal, None if _challenge_only(msg, refusal) else True
         if msg.method == "BYE":
             if relay is not None and relay.owns(msg):
                 return await relay.bye(msg, origin), False

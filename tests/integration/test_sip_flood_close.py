@@ -168,3 +168,29 @@ def test_a_message_whose_framing_is_lost_closes_its_connection_at_once() -> None
     data, closed = run(main())
     assert closed and data.count(b"SIP/2.0 400 ") == 1, data
     assert outcomes == ["malformed"]
+
+
+def test_challenges_between_refusals_neither_count_nor_start_the_count_again() -> None:
+    """A challenge (a 401 to a request without credentials) is not counted, and serves nothing either: the
+    refusals on either side of it are counted together. Was: it started the count again (it was taken for
+    a request served), so 31 refused requests and a credential-less REGISTER, over and over, kept the
+    connection for ever (review: 992 x 400, 32 x 401, never closed)."""
+    outcomes: list[str] = []
+    short = MAX_REFUSED_IN_A_ROW - 1
+    rounds = MAX_REFUSED_IN_A_ROW
+
+    async def main() -> tuple[bytes, bool]:
+        async with TlsServer(_registrar(outcomes), None, HOST, 0, name="sip") as srv:
+            reader, writer = await asyncio.open_connection(HOST, srv.port)
+            try:
+                writer.write(b"".join(HEADERLESS * short + _register(n) for n in range(1, rounds + 1)))
+                await writer.drain()
+                return await _until_closed(reader)
+            finally:
+                writer.close()
+
+    data, closed = run(main())
+    refused, challenged = data.count(b"SIP/2.0 400 "), data.count(b"SIP/2.0 401 ")
+    assert closed, f"not closed after {refused} x 400, {challenged} x 401"
+    assert (refused, challenged) == (MAX_REFUSED_IN_A_ROW, 1)  # the first round, then one refusal more
+    assert outcomes.count("malformed") == MAX_REFUSED_IN_A_ROW and outcomes[-1] == "flood", outcomes[-3:]
