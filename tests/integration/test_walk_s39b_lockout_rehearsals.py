@@ -62,7 +62,7 @@ def test_the_fleet_forecast_says_its_lockouts_rest_on_the_offline_tvs(
            "cluster, whose rollback ITL has the signer they refuse)" in out
     doc = json.loads(_out(capsys, 1, "predict", "--fleet-flash", str(fleet), "--now", str(NOW), "--json",
                           str(tftp)))
-    assert doc["locked_out_tvs_offline"] == 3 and doc["outcomes"]["locked out"] == 3
+    assert doc["locked_out_tvs_offline"] == 3 and doc["outcomes"]["locked-out"] == 3
     failures = [f for f in ET.parse(junit).getroot().iter("failure")]
     assert len(failures) == 3 and all(f"locked out if its TVS cannot be reached {ASK}" in (f.text or "")
                                       for f in failures)

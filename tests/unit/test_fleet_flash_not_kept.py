@@ -38,8 +38,9 @@ def test_a_fleet_without_flash_is_told_there_is_nothing_to_erase(tmp_path: Path,
     out = capsys.readouterr().out
     assert rc == 1 and "2 phones locked out" in out, out
     assert "phone erase" not in out and "FLEET" not in out, out
-    assert ("nothing to erase: their flashes were not kept (no --flash: each run starts from an empty one; "
-            "phoneemu fleet boot --flash FOLDER keeps them)") in out, out
+    assert ("nothing to erase: their flashes were not kept (no --flash: each run starts holding what "
+            f"--installed-itl {held} gives; a run without it starts them erased; phoneemu fleet boot --flash "
+            "FOLDER keeps them)") in out, out
     bodies = [f.text or "" for f in (c.find("failure") for c in ET.parse(junit).getroot().iter("testcase"))
               if f is not None]
     assert len(bodies) == len(FLEET)
