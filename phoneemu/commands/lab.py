@@ -88,7 +88,8 @@ _OP_EXAMPLES: dict[str, tuple[str, ...]] = {
     "add-node": ("phoneemu lab add-node /tmp/lab                    node 2: tvs-2 joins the ITL",),
     "remove-node": ("phoneemu lab remove-node /tmp/lab                 the last node leaves the ITL",),
     "security-mode": ("phoneemu lab security-mode /tmp/lab --mac 001122334455 encrypted",
-                      "phoneemu lab security-mode /tmp/lab --mac 0A0000000000 --count 500 authenticated"),
+                      "phoneemu lab security-mode /tmp/lab --mac 0A0000000000 --count 50 authenticated"
+                      "   (the phones of lab phone add --count 50)"),
     "calling-search-space": (
         "phoneemu lab calling-search-space /tmp/lab --mac 0A0000000001 --partition Executives",
         "phoneemu lab calling-search-space /tmp/lab --mac 0A0000000002 --count 5 --css Executives,Staff",
@@ -103,7 +104,8 @@ _OP_EXAMPLES: dict[str, tuple[str, ...]] = {
     "remove-certs": ("phoneemu lab remove-certs /tmp/lab                 all of them: back under 64 KB",),
     "encryption": ("phoneemu lab encryption /tmp/lab --mac 001122334455 on",
                    "phoneemu lab encryption /tmp/lab --mac 001122334455 on --mode symmetric "
-                   "--symmetric-key 00112233445566778899AABBCCDDEEFF"),
+                   "--symmetric-key 00112233445566778899AABBCCDDEEFF   (a model with a manual key: lab "
+                   "phone add --model 7962)"),
     "signature-algorithm": ("phoneemu lab signature-algorithm /tmp/lab sha512",),
     "upgraded": ("phoneemu lab upgraded /tmp/lab on --years 5",),
     "exchange": ("phoneemu lab exchange /tmp/labA /tmp/labB          each TVS vouches for the other",

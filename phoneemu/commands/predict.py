@@ -61,7 +61,8 @@ examples:
       --tvs-cert b/ITLRecovery.pem b/ITLFile.tlv b/SEP001122334455.cnf.xml.sgn
   # the phone's current config is encrypted: decrypt it with the phone's key
   phoneemu predict --installed-itl a/ITLFile.tlv --installed-config a/SEP001122334455.cnf.xml.enc.sgn \\
-      --installed-config-key phone.key --tvs-cert b/ITLRecovery.pem b/ITLFile.tlv
+      --installed-config-key phone.key --tvs-cert b/ITLRecovery.pem \\
+      b/ITLFile.tlv b/SEP001122334455.cnf.xml.sgn
   # an emulated phone (boot --flash ph1) against the TFTP root of the change, old TVS reachable
   phoneemu predict --flash ph1 --tvs-reachable new-tftp/
   # every emulated phone of a fleet (fleet boot --flash fleet/): how many lock out? exit 1 if any

@@ -35,7 +35,8 @@ examples:
   phoneemu wireshark --install                    the dissector into ~/.local/lib/wireshark/plugins
   phoneemu wireshark caps/tvs-outage.pcap         TVS/CAPF messages of a capture (tshark; key log
                                                   caps/tvs-outage.keys taken when present)
-  phoneemu wireshark caps/run.pcap --print        the tshark command only (the same -X/-o/-d
+  phoneemu wireshark caps/tvs-outage.pcap --print
+                                                  the tshark command only (the same -X/-o/-d
                                                   options work for the wireshark GUI)
   phoneemu wireshark --lua                        where the dissector is
 
