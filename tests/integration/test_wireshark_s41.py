@@ -21,6 +21,7 @@ from phoneemu.crypto.keys import KeySpec, generate_key
 from phoneemu.net.capture import PcapWriter, TcpFlow
 from phoneemu.net.tls import client_context_verify_after_handshake, server_context
 from phoneemu.protocols import capf, tvs
+from tests.helpers import MemoryTlsPair
 
 pytestmark = pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
 
@@ -40,6 +41,22 @@ def _capf(command: int, *elements: bytes) -> bytes:
     return bytes([0x55, command]) + (9).to_bytes(4, "big") + len(body).to_bytes(2, "big") + body
 
 
+class _CapturedPair(MemoryTlsPair):
+    """A TLS pair in memory whose every pump is one TCP segment each way in ``flow`` (client's first)."""
+
+    def __init__(self, flow: TcpFlow, cctx: ssl.SSLContext, sctx: ssl.SSLContext) -> None:
+        super().__init__(cctx, sctx, server_hostname="capf")
+        self.flow = flow
+
+    def pump(self) -> None:
+        sent, got = len(self.to_server), len(self.to_client)
+        super().pump()
+        if len(self.to_server) > sent:
+            self.flow.client_data(bytes(self.to_server[sent:]))
+        if len(self.to_client) > got:
+            self.flow.server_data(bytes(self.to_client[got:]))
+
+
 def _tls_capture(tmp_path: Path, port: int, client: list[bytes], server: list[bytes]) -> tuple[Path, Path]:
     """A TLS 1.3 session on loopback to ``port``: each item of ``client`` and ``server`` is one TLS record
     (each side's records in one TCP segment, the client's first); the capture and its key log."""
@@ -49,40 +66,18 @@ def _tls_capture(tmp_path: Path, port: int, client: list[bytes], server: list[by
     req = CertRequest(subject="CN=capf;O=phoneemu", public_key=key.public_key(), serial=5,
                       not_before=now - dt.timedelta(days=1), not_after=now + dt.timedelta(days=30))
     cert = issue_certificate(req, issuer_key=key)
-    cin, cout, sin, sout = ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO(), ssl.MemoryBIO()
-    cctx = client_context_verify_after_handshake(keylog_filename=keys)
-    c = cctx.wrap_bio(cin, cout, server_hostname="capf")
-    s = server_context(cert, key).wrap_bio(sin, sout, server_side=True)
     with PcapWriter(pcap) as w:
         flow = TcpFlow(w, ("127.0.0.1", 40000), ("127.0.0.2", port))
         flow.open()
-
-        def pump() -> None:
-            if data := cout.read():
-                flow.client_data(data)
-                sin.write(data)
-            if data := sout.read():
-                flow.server_data(data)
-                cin.write(data)
-        done = [False, False]
-        for _ in range(10):
-            for i, end in enumerate((c, s)):
-                if not done[i]:
-                    try:
-                        end.do_handshake()
-                        done[i] = True
-                    except ssl.SSLWantReadError:
-                        pass
-            pump()
-            if all(done):
-                break
-        assert all(done)
+        pair = _CapturedPair(flow, client_context_verify_after_handshake(keylog_filename=keys),
+                             server_context(cert, key))
+        pair.handshake(10)
         for record in client:
-            c.write(record)
-        pump()
+            pair.client.write(record)
+        pair.pump()
         for record in server:
-            s.write(record)
-        pump()
+            pair.server.write(record)
+        pair.pump()
         flow.close()
     return pcap, keys
 
