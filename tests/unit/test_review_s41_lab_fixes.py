@@ -26,13 +26,12 @@ from phoneemu.lab.cluster import LabCluster
 from phoneemu.lab.lock import SERVE_LOCK_FILE, LabServedError, serving
 from tests import parser_helpers
 from tests.parser_helpers import usage_error_line as _usage_error
+from tests.unit.test_lab_manual_key_checks import KEY, ZERO
 
 one_parser = parser_helpers.one_parser()
 
 STALE = "pid 999999, tftp 127.0.0.1:16969, http 127.0.0.1:16970"  # a lab serve killed -9 left it
 MAC = "0011223344D1"
-ZERO = "0" * 32
-KEY = "00112233445566778899aabbccddeeff"
 
 
 @pytest.fixture
