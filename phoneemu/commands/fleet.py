@@ -801,7 +801,8 @@ def _installed_options(args: argparse.Namespace) -> str:
     them, as a caller's own, gives none)."""
     options = ("--installed-itl", "--installed-ctl", "--installed-config-dir")
     given = [(o, getattr(args, o[2:].replace("-", "_"), None)) for o in options]
-    return " ".join(f"{o} {v}" for o, v in given if v is not None)
+    from shlex import quote  # a path with spaces, as a shell takes it back
+    return " ".join(f"{o} {quote(str(v))}" for o, v in given if v is not None)
 
 
 def _write_reports(args: argparse.Namespace, result: Any, target: BootTarget, capture: Any,

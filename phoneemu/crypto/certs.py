@@ -132,9 +132,84 @@ def dn_common_name(text: str) -> str:
 
 @lru_cache(maxsize=4096)
 def normalise_dn(text: str) -> str:
-    """Comparable form of a DN written with ``;`` or ``,`` separators, any case/spacing."""
-    sep = ";" if ";" in text else ","
-    return ";".join(p.strip().lower().replace(" ", "") for p in text.split(sep) if p.strip())
+    """Comparable form of a DN written with ``;`` or ``,`` separators, any case/spacing: its
+    :func:`_dn_parts` joined with ``;`` (a ``;``, ``+`` or ``\\`` inside a value is kept escaped)."""
+    return ";".join(_dn_parts(text))
+
+
+def _dn_parts(text: str) -> list[str]:
+    """The RDNs of a DN text, each lower case without spaces, in the text's order. The separator is ``;``
+    when the text has an unescaped one, else ``,``. A text with no ``\\`` and no ``+`` (the common case)
+    is simply split; otherwise :func:`_escaped_dn_parts` reads RFC 4514 escapes (so certutils'
+    ``O=Cisco Systems\\, Inc.`` is one RDN, the value CUCM's ``;`` text writes ``O=Cisco Systems, Inc.``)
+    and multi-valued ``+`` RDNs (their attributes sorted: ``CN=a+O=b`` is ``O=b+CN=a``)."""
+    if "\\" not in text and "+" not in text:
+        sep = ";" if ";" in text else ","
+        return [p.strip().lower().replace(" ", "") for p in text.split(sep) if p.strip()]
+    return _escaped_dn_parts(text)
+
+
+#: what follows an unescaped ``+`` that starts another attribute of the same RDN (``+O=``, ``+2.5.4.3=``);
+#: any other ``+`` is part of the value (a text whose writer did not escape it)
+_NEXT_ATTRIBUTE = re.compile(r"\s*[A-Za-z0-9.-]+\s*=")
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def _escaped_dn_parts(text: str) -> list[str]:
+    """:func:`_dn_parts` of a text with escapes or ``+``: split on unescaped separators only; each
+    attribute's escapes decoded (``\\,`` and ``\\2C`` are ``,``), lower-cased, spaces removed, then
+    ``\\``, ``+`` and ``;`` escaped again so that distinct DNs keep distinct parts (a text without them reads
+    as the simple split does); the attributes of a ``+`` RDN sorted and joined with ``+``. Linear in the
+    text's length."""
+    plain: list[int] = []  # indexes of the characters neither a backslash nor escaped by one
+    i, n = 0, len(text)
+    while i < n:
+        if text[i] == "\\" and i + 1 < n:
+            i += 3 if (i + 2 < n and text[i + 1] in _HEX and text[i + 2] in _HEX) else 2
+            continue
+        plain.append(i)
+        i += 1
+    sep = ";" if any(text[j] == ";" for j in plain) else ","
+    parts: list[str] = []
+    attrs: list[str] = []
+    start = a = 0
+    for j in [*(j for j in plain if text[j] in (sep, "+")), n]:
+        if j < n and text[j] == "+":
+            if _NEXT_ATTRIBUTE.match(text, j + 1):
+                attrs.append(_attribute_key(text[a:j]))
+                a = j + 1
+            continue
+        if text[start:j].strip():
+            attrs.append(_attribute_key(text[a:j]))
+            parts.append("+".join(sorted(attrs)))
+        attrs = []
+        start = a = j + 1
+    return parts
+
+
+def _attribute_key(raw: str) -> str:
+    """One attribute (``type=value``) as :func:`_escaped_dn_parts` compares it."""
+    out: list[str] = []
+    hexed = bytearray()  # a run of \\hh escapes: UTF-8 bytes
+    i, n = 0, len(raw)
+    while i < n:
+        c = raw[i]
+        if c == "\\" and i + 1 < n:
+            if i + 2 < n and raw[i + 1] in _HEX and raw[i + 2] in _HEX:
+                hexed.append(int(raw[i + 1:i + 3], 16))
+                i += 3
+                continue
+            c = raw[i + 1]
+            i += 1
+        if hexed:
+            out.append(hexed.decode("utf-8", "surrogateescape"))
+            hexed.clear()
+        out.append(c)
+        i += 1
+    if hexed:
+        out.append(hexed.decode("utf-8", "surrogateescape"))
+    value = "".join(out).strip().lower().replace(" ", "")
+    return value.replace("\\", "\\\\").replace("+", "\\+").replace(";", "\\;")
 
 
 def same_issuer(a: str | None, b: str) -> bool:
@@ -148,7 +223,10 @@ _DN_KEY_MEMO_MAX = 1024
 
 
 def dn_key(text: str) -> tuple[str, ...]:
-    """A DN text as compared (spec §A.7, §B.4): its :func:`normalise_dn` RDNs, sorted. CUCM writes a DN
+    """A DN text as compared (spec §A.7, §B.4): its :func:`normalise_dn` RDNs, sorted; a value's escaped
+    ``,``/``;`` (RFC 4514, certutils' ``O=Cisco Systems\\, Inc.``; :func:`dn_text` writes them too) is the
+    value's, and a ``+`` RDN's attributes count in any order (was: split on every separator, so such an
+    issuer was not the one CUCM's ``;`` text names: unknown-signer). CUCM writes a DN
     most-specific RDN first with ``;`` (the form :func:`dn_text` gives a certificate), certutils in the
     certificate's stored order with ``,``; "phones evidently accept either" (§A.7), so a header written one
     way names the record, TVS answer or image signer written the other way. (Was: the RDN order counted,
@@ -159,11 +237,12 @@ def dn_key(text: str) -> tuple[str, ...]:
     peer's. Remembered for texts up to :data:`_DN_KEY_MEMO_MAX` characters."""
     if len(text) <= _DN_KEY_MEMO_MAX:
         return _dn_key_memo(text)
-    return tuple(sorted(normalise_dn.__wrapped__(text).split(";")))  # not kept in normalise_dn's memo
+    return _dn_key_of(text)  # not kept in normalise_dn's memo
 
 
 def _dn_key_of(text: str) -> tuple[str, ...]:
-    return tuple(sorted(normalise_dn(text).split(";")))
+    parts = _dn_parts(text)
+    return tuple(sorted(parts)) if parts else ("",)  # no RDN (blanks, separators): ("",), as it always was
 
 
 _dn_key_memo = lru_cache(maxsize=4096)(_dn_key_of)

@@ -22,17 +22,26 @@ without one of the F.6 endings of a session that went through (our convention):
 
 Every F rule id (:data:`phoneemu.phone.rule_ids.RULE_IDS`) is in exactly one of these sets (a test checks
 it), so a CAPF rule added later is classified here, not counted by accident.
+
+An offline boot (``replay``'s, ``predict``'s) has no CAPF server: its CAPF operation fails in transport with
+words starting :data:`CAPF_OFFLINE`, and :func:`capf_not_deciding` keeps that failure, which is no live
+phone's, from deciding a boot that accepted a configuration (our convention).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from phoneemu.phone.boot import BootReport
     from phoneemu.phone.events import Decision
 
-__all__ = ["CAPF_DONE", "CAPF_FAILED", "CAPF_NOT_STARTED", "CAPF_STEPS", "capf_failed", "capf_failure"]
+__all__ = ["CAPF_DONE", "CAPF_FAILED", "CAPF_NOT_REPLAYED", "CAPF_NOT_REPLAYED_RULE", "CAPF_NOT_STARTED",
+           "CAPF_OFFLINE", "CAPF_STEPS", "CAPF_UNAVAILABLE_OFFLINE", "capf_failed", "capf_failure",
+           "capf_not_deciding"]
 
 CAPF_FAILED = frozenset({"F.6-capf-rejected", "F.1-capf-unreachable", "F.1-capf-server-untrusted",
                          "F.1-capf-cert-too-large"})
@@ -59,3 +68,68 @@ def capf_failure(decisions: Iterable[Decision]) -> Decision | None:
         if d.kind == "capf":
             last = d
     return last if last is not None and capf_failed(last.rule) else None
+
+
+#: the words an offline CAPF (``replay``'s :func:`phoneemu.scenario.replay.offline_capf`, ``predict``'s)
+#: starts its failure with: one text, written here only
+CAPF_OFFLINE = "CAPF unavailable offline"
+#: what replay's offline CAPF says when the capture holds no session with the config's CAPF server
+#: (:mod:`phoneemu.scenario.replay`, "Offline decisions"); ``predict`` says ``CAPF unavailable offline
+#: (predict)``
+CAPF_UNAVAILABLE_OFFLINE = f"{CAPF_OFFLINE} (a capture or forecast has no CAPF server)"
+#: what it says when the capture holds one, a TLS connection to its port: not replayed (no CAPF offline)
+CAPF_NOT_REPLAYED = "CAPF session in the capture, not replayed"
+#: the rule of a CAPF operation whose session the capture holds: not replayed, so neither done nor failed
+#: (:data:`CAPF_NOT_STARTED`)
+CAPF_NOT_REPLAYED_RULE = "F.1-capf-not-replayed"
+
+
+def _offline_capf_said(d: Decision) -> bool:
+    """Whether ``d`` is the phone's CAPF failure that an offline CAPF made (not the live phone's)."""
+    return d.kind == "capf" and d.rule == "F.1-capf-unreachable" and \
+        (CAPF_NOT_REPLAYED in d.reason or CAPF_OFFLINE in d.reason)
+
+
+def capf_not_deciding(report: BootReport) -> BootReport:
+    """``report`` with the CAPF operation an offline boot (``replay``, ``predict``) could not run said as
+    such (:mod:`phoneemu.scenario.replay`, "Offline decisions"): one whose session the capture holds is
+    :data:`CAPF_NOT_REPLAYED_RULE` (no reason code: not a refusal); neither that nor :data:`CAPF_OFFLINE`
+    decides a boot that accepted a configuration — its deciding decision is then the one the boot would
+    have without it (``phoneemu.phone.boot``: the next rejected trust-list, static file, CAPF or firmware
+    decision, else the config's acceptance), as of a live boot whose CAPF went through (was: ``deciding:
+    F.1-capf-unreachable`` on an OK boot, where the live phone's was the config's rule; ``predict`` until
+    session 41, and ``predict --fleet-flash`` filed accepted phones under it)."""
+    from phoneemu.phone.events import Decision
+
+    renamed: dict[int, Decision] = {}
+    if not hasattr(report, "decisions"):  # a test's stand-in phone reports otherwise
+        return report
+    for d in report.decisions:
+        if _offline_capf_said(d) and CAPF_NOT_REPLAYED in d.reason:
+            reason = d.reason[d.reason.index(CAPF_NOT_REPLAYED):]  # not "after 1 attempts": none was made
+            renamed[id(d)] = Decision(rule=CAPF_NOT_REPLAYED_RULE, accepted=False, reason=reason, file=d.file,
+                                      kind="capf")
+    if not renamed and (report.deciding is None or not _offline_capf_said(report.deciding)):
+        return report
+    decisions = tuple(renamed.get(id(d), d) for d in report.decisions)
+    deciding = report.deciding
+    if report.ok and deciding is not None and (_offline_capf_said(deciding) or id(deciding) in renamed):
+        standing = [d for d in decisions if not d.accepted and not d.pending and d.reason_code is not None
+                    and d.kind in ("CTL", "ITL", "capf", "firmware", "static") and not _offline_capf_said(d)]
+        config = [d for d in decisions if d.accepted and d.kind == "config"]
+        named = [d for d in config if d.file == report.config_file]
+        deciding = standing[0] if standing else (named or config or [deciding])[-1]
+    elif deciding is not None:
+        deciding = renamed.get(id(deciding), deciding)
+    return dataclasses.replace(report, decisions=decisions, deciding=deciding,
+                               timeline=tuple(_capf_timeline(line) for line in report.timeline))
+
+
+def _capf_timeline(line: str) -> str:
+    """A timeline line of a CAPF session the capture holds said as :func:`capf_not_deciding` says it (the
+    phone's note of an unreachable server, its decision after "1 attempts")."""
+    if CAPF_NOT_REPLAYED not in line:
+        return line
+    line = line.replace(f"CAPF unreachable: {CAPF_NOT_REPLAYED}", CAPF_NOT_REPLAYED)
+    return re.sub(r"F\.1-capf-unreachable rejected: after \d+ attempts: ",
+                  f"{CAPF_NOT_REPLAYED_RULE} rejected: ", line)

@@ -766,8 +766,10 @@ def _kept_or_not(way: WayOut, fill: Mapping[str, str], *, fleet: bool) -> str:
         return _filled(command, fill)
     whose, it = ("their flashes were", "them") if fleet else ("its flash was", "it")
     holding = fill.get(FLASH_STARTS_HOLDING)
+    several = holding is not None and holding.count("--installed-") > 1  # the options as typed
     starts = "each run starts from an empty one" if holding is None else \
-        f"each run starts holding what {holding} gives; a run without it starts {it} erased"
+        f"each run starts holding what {holding} {'give' if several else 'gives'}; a run without " \
+        f"{'them' if several else 'it'} starts {it} erased"
     not_kept = f"{whose} not kept (no --flash: {starts}; {keep} --flash FOLDER keeps {it})"
     if _words(command)[1:3] == ("phone", "erase"):
         return f"nothing to erase: {not_kept}"

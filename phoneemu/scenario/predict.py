@@ -670,6 +670,7 @@ async def predict_boot(new_files: Sequence[Path] | PredictInputs, *, installed_i
     (:mod:`.predict_sip`). ``listed``: a phone of ``predict --models`` (its notes advise its options)."""
     from phoneemu.formats.config import normalise_mac
     from phoneemu.phone.boot import BootTarget
+    from phoneemu.phone.capf_outcome import CAPF_OFFLINE, capf_not_deciding
     from phoneemu.phone.phone import Phone
     from phoneemu.phone.profile import get_profile
     from phoneemu.scenario.replay import offline_tvs
@@ -688,7 +689,7 @@ async def predict_boot(new_files: Sequence[Path] | PredictInputs, *, installed_i
                                    installed_config, option=option, listed=listed)
 
     async def no_capf(*_a: Any, **_k: Any) -> Any:
-        raise TransportError("CAPF unavailable offline (predict)", kind="unreachable")
+        raise TransportError(f"{CAPF_OFFLINE} (predict)", kind="unreachable")
 
     async def no_sleep(_s: float) -> None:
         return None
@@ -716,7 +717,9 @@ async def predict_boot(new_files: Sequence[Path] | PredictInputs, *, installed_i
     if keys_from is not None:
         notes += hold_flash_keys(phone, keys_from, prof)
     fetcher = _FileFetcher(files, phone_mac, folder=inputs.folder, read=inputs.read)
-    report = await phone.boot(BootTarget(host="files", tftp_port=69, use_http=False), fetcher=fetcher)
+    # the offline CAPF's failure is no live phone's: it does not decide a boot that accepted its config
+    report = capf_not_deciding(await phone.boot(BootTarget(host="files", tftp_port=69, use_http=False),
+                                                fetcher=fetcher))
     from phoneemu.phone.store import TrustStore
     from phoneemu.scenario.predict_sip import forecast_sip
 

@@ -129,7 +129,6 @@ import bisect
 import dataclasses
 import functools
 import heapq
-import re
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -137,6 +136,12 @@ from typing import TYPE_CHECKING, Any
 
 from phoneemu.errors import PhoneEmuError, TransportError
 from phoneemu.net.capture import PcapPacket, read_pcap
+from phoneemu.phone.capf_outcome import (  # moved there (predict's offline CAPF too); still named here
+    CAPF_NOT_REPLAYED,
+    CAPF_NOT_REPLAYED_RULE,
+    CAPF_UNAVAILABLE_OFFLINE,
+    capf_not_deciding,
+)
 from phoneemu.phone.lab_signers import LabSigners, joined
 from phoneemu.scenario._capture_flows import (
     CAPTURE_END,
@@ -158,7 +163,6 @@ from phoneemu.words import counted
 
 if TYPE_CHECKING:
     from phoneemu.phone.boot import BootReport
-    from phoneemu.phone.events import Decision
 
 __all__ = [
     "CAPF_NOT_REPLAYED",
@@ -807,16 +811,6 @@ class ReplayResult:
 TVS_UNAVAILABLE_OFFLINE = "TVS unavailable offline"
 
 
-#: what the offline CAPF says when the capture holds no session with the config's CAPF server (module rules,
-#: "Offline decisions"); ``predict`` says its own
-CAPF_UNAVAILABLE_OFFLINE = "CAPF unavailable offline (a capture or forecast has no CAPF server)"
-#: what it says when the capture holds one, a TLS connection to its port: not replayed (no CAPF offline)
-CAPF_NOT_REPLAYED = "CAPF session in the capture, not replayed"
-#: the rule of a CAPF operation whose session the capture holds: not replayed, so neither done nor failed
-#: (:data:`phoneemu.phone.capf_outcome.CAPF_NOT_STARTED`)
-CAPF_NOT_REPLAYED_RULE = "F.1-capf-not-replayed"
-
-
 def offline_capf(tls_ports: Collection[int]) -> Any:
     """The replayed phone's :class:`~phoneemu.phone.boot.CapfRunner` (module rules, "Offline decisions"): it
     never reaches a CAPF server, saying :data:`CAPF_NOT_REPLAYED` when ``tls_ports`` (the server ports of the
@@ -831,56 +825,6 @@ def offline_capf(tls_ports: Collection[int]) -> Any:
                                  kind="unreachable")
         raise TransportError(CAPF_UNAVAILABLE_OFFLINE, kind="unreachable")
     return no_capf
-
-
-def _offline_capf_said(d: Decision) -> bool:
-    """Whether ``d`` is the phone's CAPF failure that :func:`offline_capf` made (not the live phone's)."""
-    return d.kind == "capf" and d.rule == "F.1-capf-unreachable" and \
-        (CAPF_NOT_REPLAYED in d.reason or CAPF_UNAVAILABLE_OFFLINE in d.reason)
-
-
-def capf_not_deciding(report: BootReport) -> BootReport:
-    """``report`` with the CAPF operation the replay could not run said as such (module rules, "Offline
-    decisions"): one whose session the capture holds is :data:`CAPF_NOT_REPLAYED_RULE` (no reason code:
-    not a refusal); neither decides a boot that accepted a configuration — its deciding decision is then
-    the one the boot would have without it (``phoneemu.phone.boot``: the next rejected trust-list, static
-    file, CAPF or firmware decision, else the config's acceptance), as of a live boot whose CAPF went
-    through (was: ``deciding: F.1-capf-unreachable`` on an OK boot, where the live phone's was the
-    config's rule)."""
-    from phoneemu.phone.events import Decision
-
-    renamed: dict[int, Decision] = {}
-    if not hasattr(report, "decisions"):  # a test's stand-in phone reports otherwise
-        return report
-    for d in report.decisions:
-        if _offline_capf_said(d) and CAPF_NOT_REPLAYED in d.reason:
-            reason = d.reason[d.reason.index(CAPF_NOT_REPLAYED):]  # not "after 1 attempts": none was made
-            renamed[id(d)] = Decision(rule=CAPF_NOT_REPLAYED_RULE, accepted=False, reason=reason, file=d.file,
-                                      kind="capf")
-    if not renamed and (report.deciding is None or not _offline_capf_said(report.deciding)):
-        return report
-    decisions = tuple(renamed.get(id(d), d) for d in report.decisions)
-    deciding = report.deciding
-    if report.ok and deciding is not None and (_offline_capf_said(deciding) or id(deciding) in renamed):
-        standing = [d for d in decisions if not d.accepted and not d.pending and d.reason_code is not None
-                    and d.kind in ("CTL", "ITL", "capf", "firmware", "static") and not _offline_capf_said(d)]
-        config = [d for d in decisions if d.accepted and d.kind == "config"]
-        named = [d for d in config if d.file == report.config_file]
-        deciding = standing[0] if standing else (named or config or [deciding])[-1]
-    elif deciding is not None:
-        deciding = renamed.get(id(deciding), deciding)
-    return dataclasses.replace(report, decisions=decisions, deciding=deciding,
-                               timeline=tuple(_capf_timeline(line) for line in report.timeline))
-
-
-def _capf_timeline(line: str) -> str:
-    """A timeline line of a CAPF session the capture holds said as :func:`capf_not_deciding` says it (the
-    phone's note of an unreachable server, its decision after "1 attempts")."""
-    if CAPF_NOT_REPLAYED not in line:
-        return line
-    line = line.replace(f"CAPF unreachable: {CAPF_NOT_REPLAYED}", CAPF_NOT_REPLAYED)
-    return re.sub(r"F\.1-capf-unreachable rejected: after \d+ attempts: ",
-                  f"{CAPF_NOT_REPLAYED_RULE} rejected: ", line)
 
 
 def offline_tvs(certificates: Sequence[Any], roles: frozenset[int]) -> Any:

@@ -144,7 +144,7 @@ def test_erase_without_a_flash_says_what_the_phones_start_holding() -> None:
     lines = wo.way_out_lines(rule, "ITL", fill={**plain, wo.FLASH_STARTS_HOLDING: given}, fleet=True)
     said = [line for line in lines if "nothing to erase" in line]
     assert said == [f"    lab: nothing to erase: their flashes were not kept (no --flash: each run starts "
-                    f"holding what {given} gives; a run without it starts them erased; phoneemu fleet boot "
+                    f"holding what {given} give; a run without them starts them erased; phoneemu fleet boot "
                     "--flash FOLDER keeps them)   rehearse: phoneemu run "
                     "scenarios/migration-manual-itl-delete.yaml"], lines
     assert "empty one" not in "\n".join(lines)
