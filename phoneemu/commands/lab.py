@@ -970,7 +970,8 @@ def register(sub: Any) -> None:
                         "G.3.4-tvs-wrong-role; ours, the spec names no store's roles)")
     p.set_defaults(handler=_op(_exchange, also=lambda a: [a.other]))  # OTHER_DIR is written too: its lock
 
-    p = add("tamper", "flip one byte of a served file until the next rebuild")
+    p = add("tamper", "flip one byte of a served file until a cluster-wide operation rebuilds it (a "
+            "one-phone change — phone add, encryption of a phone — rebuilds only that phone's files)")
     p.add_argument("file", metavar="FILE",
                    help="a served file's name, e.g. ITLFile.tlv (lab show DIR --files)")
     p.add_argument("--offset", type=integer, metavar="N",
@@ -1471,7 +1472,7 @@ def _show_text(args: argparse.Namespace) -> str:
     lines.append("\n".join(_phone_lines(s["phones"], every=args.phones, w=w)))
     if s["tampered"]:
         flipped = ", ".join(f"{name} byte {offset}" for name, offset in s["tampered"].items())
-        lines.append(f"{'tampered:':<{w}}{flipped} (flipped until the next rebuild)")
+        lines.append(f"{'tampered:':<{w}}{flipped} (flipped until a cluster-wide operation rebuilds it)")
     if args.files:
         for name, data in sorted(cluster.files().items()):
             lines.append(f"{len(data):>8}  {name}")

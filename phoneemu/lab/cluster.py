@@ -33,7 +33,8 @@ with ``mic.pem`` so an emulated phone can be provisioned with it — a real MIC 
 phone. LSCs issued by CAPF are recorded in ``DIR/phones/<MAC>/lsc.pem``; the state (its SHA-256)
 is the commit point, see :meth:`LabCluster.record_lsc`.
 
-Tampering (:meth:`LabCluster.tamper`) flips one byte of a served file until the next rebuild;
+Tampering (:meth:`LabCluster.tamper`) flips one byte of a served file until a change rebuilds that file (a
+cluster-wide operation; a one-phone change rebuilds only that phone's files, below);
 tampering ``ITLFile.tlv`` / ``CTLFile.tlv`` also tampers the per-device copies (same file).
 
 Our conventions where the spec is silent ([UNK]/[INF]):
@@ -2103,7 +2104,8 @@ class LabCluster:
         self._commit("exchange", {"with": b_certs_source, "store": store, "added": added}, now)
 
     def tamper(self, name: str, *, offset: int | None = None, now: Now = None) -> int:
-        """Flip one byte (default: the last) of served file ``name`` until the next rebuild."""
+        """Flip one byte (default: the last) of served file ``name`` until a change rebuilds that file (module
+        rules: a cluster-wide operation, not a one-phone change such as ``phone add``)."""
         name = name.lstrip("/")  # as get() reads it (was: "/ITLFile.tlv" written at the file system's root)
         data = self.get(name)
         if data is None:
