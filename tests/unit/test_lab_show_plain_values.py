@@ -42,7 +42,8 @@ def test_lab_show_says_ports_settings_and_tampering_plainly(tmp_path: Path,
     assert shown["ports"] == ("tftp 16969, http 16970, tvs 2445, capf 3804, sip 15060 (where lab serve last "
                               "listened: the ports it recorded)")
     assert shown["tampered"].startswith("ITLFile.tlv byte 100"), shown["tampered"]
-    assert shown["tampered"].endswith("(flipped until a cluster-wide operation rebuilds it)"), shown["tampered"]
+    said = shown["tampered"]
+    assert said.endswith("(flipped until a cluster-wide operation rebuilds it)"), said
 
     assert main(["lab", "show", str(lab.root), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
