@@ -403,7 +403,8 @@ def main() -> int:
                          blksize=args.blksize, event_loop=args.event_loop)
 
         def progress(done: int, ok: int, total: int, elapsed: float, *,
-                     failing: Mapping[str, int] | None = None, pausing: int = 0) -> None:
+                     failing: Mapping[str, int] | None = None, pausing: int = 0,
+                     capf_failed: int = 0) -> None:
             if not args.json and sys.stderr.isatty():
                 rate = done / elapsed if elapsed > 0 else 0.0
                 print(f"\r  booted {ok}/{total} failed {done - ok} {rate:,.0f}/s   ", end="", file=sys.stderr)
