@@ -1,8 +1,8 @@
 """``phoneemu fuzz``: structure-aware fuzzing of CTL/ITL, ``.sgn`` and ``.enc.sgn`` parsers.
 
-Exit status: 0 when no crash or hang was found, 1 when at least one was (or the replayed input
-crashes), 2 for usage errors (and a file the run could not write, a full disk: summary.json's error), 130
-on Ctrl-C or SIGTERM (the findings so far saved, summary.json written).
+Exit status: 0 when no crash or hang (or accepted-unverified file) was found, 1 when at least one was
+(or the replayed input crashes), 2 for usage errors (and a file the run could not write, a full disk:
+summary.json's error), 130 on Ctrl-C or SIGTERM (the findings so far saved, summary.json written).
 """
 
 from __future__ import annotations
@@ -53,7 +53,11 @@ signature check; the rest keep a stale signature and must be rejected.
 Targets:
   --target phoneemu          our own parsers in process (parse, decode records, verify, decrypt,
                              and serialise(parse(b)) == b); DecodeError / VerificationError are
-                             rejections, anything else (warnings included) a crash
+                             rejections, anything else (warnings included) a crash. itl, ctl, sgn,
+                             enc: then the phone's §G decision, the phone holding the corpus's lists
+                             (TVS offline): a file it accepts that no held key of the role that signs
+                             it (SAST; CCM+TFTP/TFTP) signed, unless §G takes it unsigned, is an
+                             "accepted-unverified" finding
   --target MODULE:FUNCTION   your Python callable taking the file bytes, imported with the current
                              directory on the path; the exception types of --reject-exc are its
                              rejections, anything else a crash. It runs in a child process of the

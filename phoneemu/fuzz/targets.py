@@ -27,7 +27,13 @@ Rules implemented here (design §3.7, docs/internals.md "Errors"):
   and manifest) and verified against the corpus image-signing certificate, as ``decide_firmware``
   does; a file that parses must serialise back to the same bytes
   (round-trip oracle, design §3.11). Each stage runs even when an earlier one rejected the
-  file (after a successful parse), so one input exercises all of them. A trust-list record whose
+  file (after a successful parse), so one input exercises all of them. Then, whatever those stages
+  raised, a trust list, ``.sgn`` or ``.enc.sgn`` is decided by the phone's §G rules, the phone holding the
+  corpus's lists, and an acceptance is checked by the acceptance oracle (:mod:`phoneemu.fuzz.acceptance`):
+  one that no held key of the role signing that kind of file signed, and that §G does not allow unsigned,
+  is a finding of its own, ``accepted-unverified`` (:class:`AcceptedUnverifiedError`; its signature the
+  rule id the phone gave and the format), reported before a crash of the earlier stages, which is
+  reported as it was (its signature unchanged) before one of the rules. A trust-list record whose
   certificate/key checks passed is not checked again when the same (immutable, memoised) record
   object comes back; a record that failed is checked every time.
 * A user's callable (``--target module:function``) is imported with the current directory on the
@@ -93,7 +99,9 @@ from phoneemu.interrupts import ctrl_c_deferred
 from phoneemu.values import host_port
 
 __all__ = [
+    "FINDING_STATUSES",
     "HANDLED",
+    "AcceptedUnverifiedError",
     "AttemptStopped",
     "CommandTarget",
     "Outcome",
@@ -114,7 +122,9 @@ __all__ = [
 ]
 
 HANDLED: tuple[type[BaseException], ...] = (DecodeError, VerificationError)
-Status = Literal["ok", "handled", "crash", "hang"]
+Status = Literal["ok", "handled", "crash", "hang", "accepted-unverified"]
+#: the outcomes that are findings (an ``accepted-unverified`` one: :mod:`phoneemu.fuzz.acceptance`)
+FINDING_STATUSES: frozenset[str] = frozenset({"crash", "hang", "accepted-unverified"})
 _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../phoneemu
 _FUZZ = os.path.dirname(os.path.abspath(__file__))
 #: the bytes of a --target-cmd's stderr a finding keeps (its last ones: where a crash says why)
@@ -144,7 +154,7 @@ class Outcome:
 
     @property
     def is_finding(self) -> bool:
-        return self.status in ("crash", "hang")
+        return self.status in FINDING_STATUSES
 
 
 class Target(Protocol):
@@ -256,6 +266,9 @@ class PythonTarget:
         detail = ""
         try:
             self._call(data)
+        except AcceptedUnverifiedError as exc:  # the acceptance oracle's finding (module docstring)
+            return Outcome(status="accepted-unverified", signature=exc.signature, detail=exc.text,
+                           elapsed=time.perf_counter() - t0)
         except self.handled as exc:
             status = "handled"
             detail = type(exc).__name__
@@ -296,6 +309,22 @@ class RoundTripError(AssertionError):
     """A parsed file that does not serialise back to its exact bytes (design §3.11 property)."""
 
 
+class AcceptedUnverifiedError(Exception):
+    """The phone's rules accepted a mutant that is neither signed by a key §G lets sign it nor accepted in a
+    way §G allows unsigned (:mod:`phoneemu.fuzz.acceptance`): the outcome ``accepted-unverified``, its
+    signature naming the rule id the phone gave and the format."""
+
+    def __init__(self, *, fmt: str, rule: str, text: str) -> None:
+        super().__init__(f"{fmt}: {rule}: {text}")
+        self.fmt = fmt
+        self.rule = rule
+        self.text = f"accepted-unverified: {fmt}: {text}"
+
+    @property
+    def signature(self) -> str:
+        return f"accepted by {self.rule} ({self.fmt}), signed by no key allowed to sign it"
+
+
 def _check_round_trip(fmt: str, data: bytes, again: bytes) -> None:
     if again != data:
         at = next((i for i, (a, b) in enumerate(zip(data, again, strict=False)) if a != b),
@@ -317,12 +346,52 @@ def _check_config_round_trip(cfg: DeviceConfig) -> None:
         raise RoundTripError("sgn: the body's device config is not parse(build(config))")
 
 
-def phoneemu_callable(fmt: str, corpus: Corpus, *, round_trip: bool = True) -> Callable[[bytes], None]:
+def phoneemu_callable(fmt: str, corpus: Corpus, *, round_trip: bool = True,
+                      acceptance: bool = True) -> Callable[[bytes], None]:
     """What a phone does with a file of ``fmt`` (see module docstring), as one callable.
 
     With ``round_trip`` a file that parses must also serialise back to its exact bytes
-    (``serialise(parse(b)) == b``); a difference raises :class:`RoundTripError` (a finding).
+    (``serialise(parse(b)) == b``); a difference raises :class:`RoundTripError` (a finding). With
+    ``acceptance`` (itl, ctl, sgn, enc) the file is then decided by the phone's §G rules and an acceptance
+    checked by the oracle of :mod:`phoneemu.fuzz.acceptance`, whatever the stages before raised: its
+    finding (:class:`AcceptedUnverifiedError`) comes first, then a crash of those stages, then one of the
+    rules, then their rejection.
     """
+    if not acceptance:
+        return _stages_callable(fmt, corpus, round_trip=round_trip)
+    from phoneemu.fuzz.acceptance import acceptance_stage
+
+    oracle = acceptance_stage(fmt, corpus)
+    if oracle is None:
+        return _stages_callable(fmt, corpus, round_trip=round_trip)
+    handled = HANDLED
+    parsed: list[object] = []  # what the stages parsed from the input under way (a trust list, a .sgn)
+    stages = _stages_callable(fmt, corpus, round_trip=round_trip, parsed=parsed.append)
+
+    def run_and_decide(data: bytes) -> None:
+        first: Exception | None = None
+        parsed.clear()
+        try:
+            stages(data)
+        except Exception as exc:  # (a BaseException, AttemptStopped or Ctrl-C, goes on up)
+            first = exc
+        try:
+            oracle(data, parsed[0] if parsed else None)  # the rules take the stages' parse as theirs
+        except AcceptedUnverifiedError:
+            raise
+        except Exception:
+            if first is None or isinstance(first, handled):
+                raise
+        if first is not None:
+            raise first
+
+    return run_and_decide
+
+
+def _stages_callable(fmt: str, corpus: Corpus, *, round_trip: bool,
+                     parsed: Callable[[object], None] | None = None) -> Callable[[bytes], None]:
+    """:func:`phoneemu_callable`'s stages before the acceptance oracle; ``parsed`` is told the trust list
+    (every record decoded) or the ``.sgn`` parsed from the input."""
     from phoneemu.formats import detect as detect_mod
     from phoneemu.formats.header import build_header
 
@@ -338,6 +407,8 @@ def phoneemu_callable(fmt: str, corpus: Corpus, *, round_trip: bool = True) -> C
         def run_trustlist(data: bytes) -> None:
             rejected: BaseException | None = None
             tl = trustlist.parse(data, lazy=False)
+            if parsed is not None:
+                parsed(tl)
             for rec in tl.records:
                 if passed.get(id(rec)) is rec:
                     continue
@@ -369,6 +440,8 @@ def phoneemu_callable(fmt: str, corpus: Corpus, *, round_trip: bool = True) -> C
         def run_sgn(data: bytes) -> None:
             detect(data)
             sf = signed.parse(data)
+            if parsed is not None:
+                parsed(sf)
             if round_trip:
                 _check_round_trip(fmt, data, signed.serialise(sf))
             signed.verify(sf, cert)
