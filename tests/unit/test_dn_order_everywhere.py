@@ -44,13 +44,13 @@ def _stored_order(name: x509.Name) -> str:
 
 
 @cache
-def _issued(label: str, subject: str) -> FileSigner:
-    """An RSA-1024 certificate of ``subject`` issued by a CA of :data:`CA_SUBJECT` (issuer != subject)."""
-    ca_key = generate_key(KeySpec.parse("rsa1024"), unsafe_seed="dn-order-ca")
-    key = generate_key(KeySpec.parse("rsa1024"), unsafe_seed=f"dn-order-{label}")
+def _issued(label: str, subject: str, ca_subject: str = CA_SUBJECT) -> FileSigner:
+    """An RSA-1024 certificate of ``subject`` issued by a CA named ``ca_subject`` (issuer != subject)."""
+    ca_key = generate_key(KeySpec.parse("rsa1024"), unsafe_seed=f"dn-order-ca {ca_subject}")
+    key = generate_key(KeySpec.parse("rsa1024"), unsafe_seed=f"dn-order-{label} {ca_subject}")
     t = dt.datetime.fromtimestamp(NOW, tz=dt.UTC)
     ca = certs.issue_certificate(
-        certs.CertRequest(subject=CA_SUBJECT, public_key=ca_key.public_key(), serial=0xCA,
+        certs.CertRequest(subject=ca_subject, public_key=ca_key.public_key(), serial=0xCA,
                           not_before=t - dt.timedelta(days=1), not_after=t + dt.timedelta(days=365)),
         issuer_key=ca_key)
     req = certs.CertRequest(subject=subject, public_key=key.public_key(), serial=0x5A57,

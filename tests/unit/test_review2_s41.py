@@ -16,9 +16,7 @@ fleet's "each run starts holding" wording.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-from functools import cache
 from pathlib import Path
 
 import pytest
@@ -27,7 +25,6 @@ from cryptography import x509
 from phoneemu.cli import main
 from phoneemu.commands import fleet
 from phoneemu.crypto import certs
-from phoneemu.crypto.keys import KeySpec, generate_key
 from phoneemu.formats import header
 from phoneemu.formats import trustlist as tlist
 from phoneemu.formats.header import FileSigner, SignerInfo
@@ -36,6 +33,7 @@ from phoneemu.phone import rules
 from phoneemu.phone import ways_out as wo
 from phoneemu.phone.profile import get_profile
 from phoneemu.phone.store import TrustStore
+from tests.unit.test_dn_order_everywhere import _issued as issued_by
 
 NOW = 1_800_000_000
 COMMA_CA = "CN=Lab_Issuing_CA;O=Cisco Systems, Inc.;C=US"
@@ -47,19 +45,9 @@ def _stored_order(name: x509.Name) -> str:
     return ",".join(rdn.rfc4514_string() for rdn in name.rdns)
 
 
-@cache
 def _issued(label: str, subject: str) -> FileSigner:
     """An RSA-1024 certificate of ``subject`` issued by a CA named :data:`COMMA_CA` (a comma in O)."""
-    ca_key = generate_key(KeySpec.parse("rsa1024"), unsafe_seed="s41-comma-ca")
-    key = generate_key(KeySpec.parse("rsa1024"), unsafe_seed=f"s41-{label}")
-    t = dt.datetime.fromtimestamp(NOW, tz=dt.UTC)
-    ca = certs.issue_certificate(
-        certs.CertRequest(subject=COMMA_CA, public_key=ca_key.public_key(), serial=0xCA,
-                          not_before=t - dt.timedelta(days=1), not_after=t + dt.timedelta(days=365)),
-        issuer_key=ca_key)
-    req = certs.CertRequest(subject=subject, public_key=key.public_key(), serial=0x5A41,
-                            not_before=t - dt.timedelta(days=1), not_after=t + dt.timedelta(days=365))
-    return FileSigner(key=key, cert=certs.issue_certificate(req, issuer_key=ca_key, issuer=ca))
+    return issued_by(label, subject, COMMA_CA)
 
 
 def _itl(*, certutils: bool, timestamp: int = NOW) -> bytes:
