@@ -80,22 +80,30 @@ class CertRequest:
 
 
 def name_from_text(text: str) -> x509.Name:
-    """Parse ``CN=a;OU=b;O=c`` (or ``,``-separated) most-specific-first into an x509.Name."""
-    sep = ";" if ";" in text else ","
-    attrs = []
-    for raw_part in text.split(sep):
-        part = raw_part.strip()
-        if not part:
-            continue
-        key, eq, value = part.partition("=")
-        oid = _ATTR_OIDS.get(key.strip().upper())
-        if not eq or oid is None:
-            raise DecodeError(f"bad DN component {part!r} (use CN=..;OU=..;O=..)", path="subject")
-        attrs.append(x509.NameAttribute(oid, value.strip()))
-    if not attrs:
+    """Parse ``CN=a;OU=b;O=c`` (or ``,``-separated) most-specific-first into an x509.Name. Split as
+    :func:`dn_key` splits (:func:`_dn_rdns`): a value's RFC 4514-escaped ``,`` or ``;`` is the value's, its
+    escapes decoded (``O=X\\, Inc.`` is ``X, Inc.``: was a literal backslash kept, the value cut at every
+    separator), and ``CN=a+O=b`` is one multi-valued RDN."""
+    rdns = []
+    for rdn in _dn_rdns(text):
+        attrs = []
+        for raw in rdn:
+            key, eq, value = raw.partition("=")
+            oid = _ATTR_OIDS.get(key.strip().upper())
+            if not eq or oid is None:
+                raise DecodeError(f"bad DN component {raw.strip()!r} (use CN=..;OU=..;O=..)", path="subject")
+            try:
+                attrs.append(x509.NameAttribute(oid, _unescaped(value).strip()))
+            except ValueError as exc:  # an empty value, a country that is not two letters
+                raise DecodeError(f"bad DN component {raw.strip()!r}: {exc}", path="subject") from None
+        try:
+            rdns.append(x509.RelativeDistinguishedName(attrs))
+        except ValueError as exc:  # the same attribute twice in one + RDN
+            raise DecodeError(f"bad DN component {'+'.join(rdn).strip()!r}: {exc}", path="subject") from None
+    if not rdns:
         raise DecodeError(f"empty DN {text!r}", path="subject")
     # Most-specific first in text; X.509 stores least-specific first.
-    return x509.Name(list(reversed(attrs)))
+    return x509.Name(list(reversed(rdns)))
 
 
 def _dn_text(name: x509.Name) -> str:
@@ -122,11 +130,13 @@ def subject_of_der(der: bytes) -> str:
 
 def dn_common_name(text: str) -> str:
     """The CN value of a DN written with ``;`` or ``,`` separators (``CN=ITLRECOVERY_lab-pub;OU=...`` ->
-    ``ITLRECOVERY_lab-pub``); the whole text when it has no CN."""
-    for part in text.replace(",", ";").split(";"):
-        key, sep, value = part.strip().partition("=")
-        if sep and key.strip().upper() == "CN":
-            return value.strip()
+    ``ITLRECOVERY_lab-pub``), split as :func:`dn_key` splits (:func:`_dn_rdns`: ``CN=a\\, b,O=X`` ->
+    ``a, b``, was ``a\\``); the whole text when it has no CN."""
+    for rdn in _dn_rdns(text):
+        for raw in rdn:
+            key, sep, value = raw.partition("=")
+            if sep and key.strip().upper() == "CN":
+                return _unescaped(value).strip()
     return text
 
 
@@ -156,11 +166,18 @@ _HEX = frozenset("0123456789abcdefABCDEF")
 
 
 def _escaped_dn_parts(text: str) -> list[str]:
-    """:func:`_dn_parts` of a text with escapes or ``+``: split on unescaped separators only; each
-    attribute's escapes decoded (``\\,`` and ``\\2C`` are ``,``), lower-cased, spaces removed, then
-    ``\\``, ``+`` and ``;`` escaped again so that distinct DNs keep distinct parts (a text without them reads
-    as the simple split does); the attributes of a ``+`` RDN sorted and joined with ``+``. Linear in the
-    text's length."""
+    """:func:`_dn_parts` of a text with escapes or ``+``: split on unescaped separators only
+    (:func:`_dn_rdns`); each attribute's escapes decoded (``\\,`` and ``\\2C`` are ``,``), lower-cased, spaces
+    removed, then ``\\``, ``+`` and ``;`` escaped again so that distinct DNs keep distinct parts (a text
+    without them reads as the simple split does); the attributes of a ``+`` RDN sorted and joined with ``+``.
+    Linear in the text's length."""
+    return ["+".join(sorted(_attribute_key(raw) for raw in rdn)) for rdn in _dn_rdns(text)]
+
+
+def _dn_rdns(text: str) -> list[list[str]]:
+    """The RDNs of a DN text in the text's order, each the raw text (``type=value``, escapes kept) of its
+    attributes: split on unescaped separators only, ``;`` when the text has an unescaped one, else ``,``; an
+    unescaped ``+`` followed by ``type=`` starts another attribute of the same RDN; blank RDNs dropped."""
     plain: list[int] = []  # indexes of the characters neither a backslash nor escaped by one
     i, n = 0, len(text)
     while i < n:
@@ -170,25 +187,31 @@ def _escaped_dn_parts(text: str) -> list[str]:
         plain.append(i)
         i += 1
     sep = ";" if any(text[j] == ";" for j in plain) else ","
-    parts: list[str] = []
+    rdns: list[list[str]] = []
     attrs: list[str] = []
     start = a = 0
     for j in [*(j for j in plain if text[j] in (sep, "+")), n]:
         if j < n and text[j] == "+":
             if _NEXT_ATTRIBUTE.match(text, j + 1):
-                attrs.append(_attribute_key(text[a:j]))
+                attrs.append(text[a:j])
                 a = j + 1
             continue
         if text[start:j].strip():
-            attrs.append(_attribute_key(text[a:j]))
-            parts.append("+".join(sorted(attrs)))
+            attrs.append(text[a:j])
+            rdns.append(attrs)
         attrs = []
         start = a = j + 1
-    return parts
+    return rdns
 
 
 def _attribute_key(raw: str) -> str:
     """One attribute (``type=value``) as :func:`_escaped_dn_parts` compares it."""
+    value = _unescaped(raw).strip().lower().replace(" ", "")
+    return value.replace("\\", "\\\\").replace("+", "\\+").replace(";", "\\;")
+
+
+def _unescaped(raw: str) -> str:
+    """``raw`` with its RFC 4514 escapes decoded (``\\,`` is ``,``; a run of ``\\hh`` is UTF-8 bytes)."""
     out: list[str] = []
     hexed = bytearray()  # a run of \\hh escapes: UTF-8 bytes
     i, n = 0, len(raw)
@@ -208,8 +231,7 @@ def _attribute_key(raw: str) -> str:
         i += 1
     if hexed:
         out.append(hexed.decode("utf-8", "surrogateescape"))
-    value = "".join(out).strip().lower().replace(" ", "")
-    return value.replace("\\", "\\\\").replace("+", "\\+").replace(";", "\\;")
+    return "".join(out)
 
 
 def same_issuer(a: str | None, b: str) -> bool:

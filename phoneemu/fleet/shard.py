@@ -309,12 +309,28 @@ def _child(spec: FleetSpec | bytes, macs: Sequence[int], shard: int, channels: t
         state = dataclasses.replace(result, records=[]).to_state()
     except (PhoneEmuError, OSError) as exc:  # bad input or a file that failed: its one line, no traceback
         tell("error", f"{type(exc).__name__}: {exc}")
-    except BaseException as exc:  # report anything, the parent decides
-        tell("error", f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}")
+    except BaseException as exc:  # report anything, the parent decides: in one line, where it was raised
+        tell("error", _unexpected_text(exc))  # (was the traceback's lines: `fleet boot` printed them)
     else:
         for at in range(0, len(result.records), _RECORDS_A_MESSAGE):  # the parent spools them as they come
             tell("records", [r.as_dict() for r in result.records[at:at + _RECORDS_A_MESSAGE]])
         tell("done", state)
+
+
+def _unexpected_text(exc: BaseException) -> str:
+    """A shard's unexpected exception as one line: ``KeyError: 'x' (at phoneemu/fleet/engine.py:120 in
+    run_shard)``, where it was raised: the innermost frame of phoneemu's own (else the innermost frame)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # .../phoneemu
+    mine = [f for f in frames if os.path.abspath(f.filename).startswith(package + os.sep)]
+    text = " ".join(str(exc).split())  # one line, whatever the exception's text holds
+    said = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    if not (mine or frames):
+        return said
+    last = (mine or frames)[-1]
+    path = os.path.abspath(last.filename)
+    shown = os.path.relpath(path, os.path.dirname(package)) if mine else os.path.basename(path)
+    return f"{said} (at {shown}:{last.lineno} in {last.name})"
 
 
 #: Records a shard sends in one message (``_child``): the parent holds one message at a time.

@@ -4,7 +4,8 @@ A scenario's ``error_step`` is the step it was in when its steps ended (an ERROR
 started (UTC); ``stopped`` and ``not_run`` list the scenarios of an interrupted run stopped under way and
 never started. The document is written a scenario at a time (:func:`write_json`), whole or absent. A run
 that ran nothing still writes one saying so (:func:`write_json_not_run`: ``ran`` false, its
-``mistakes``). The text and JUnit reports are :mod:`phoneemu.scenario.reports`'.
+``mistakes``); a run that ran says ``ran`` true. The text and JUnit reports are
+:mod:`phoneemu.scenario.reports`'.
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ def _json_doc(summary: RunSummary, scenarios: list[dict[str, Any]]) -> dict[str,
 
     return {
         "ok": summary.ok,
+        "ran": True,  # was absent (only write_json_not_run's false): d["ran"] raised KeyError on a run
         "interrupted": summary.interrupted,
         "stopped": summary.stopped,
         "not_run": summary.not_run,
