@@ -495,6 +495,9 @@ class _Boot:
         #: the ITL this boot refused last (bytes served), which tells whether the bulk ITL reset can help
         #: (``BootReport.held``: :meth:`phoneemu.phone.ways_out.HeldLists.after_boot`)
         self.refused_itl: bytes | None = None
+        #: the CTL this boot refused last (bytes served), which tells whether the CTL reset can help (the
+        #: same; kept on a rejection only: a boot that refused nothing does no more)
+        self.refused_ctl: bytes | None = None
         #: what the store held before this boot: config, its rule, the pending CAPF auth mode
         self.config_held = (store.config, store.config_rule, store.capf_auth_mode)
 
@@ -736,6 +739,7 @@ class _Boot:
         else:
             self._trust_outcome(kind, "rejected", retry=retry)
             self.refused_itl = data if k == "ITL" else self.refused_itl
+            self.refused_ctl = data if k == "CTL" else self.refused_ctl
 
     # ------------------------------------------------------------------ 2. config
     async def config_phase(self) -> None:
@@ -1206,7 +1210,7 @@ class _Boot:
             target=target, static=dict(self.static), retransmits=self.retransmits,
             fetched_over=self.fetched_over, pending=tuple(self.pending), answered=self.answered,
             failed_downloads=tuple(self.failed_downloads),
-            held=HeldLists.after_boot(self.store, self.refused_itl))
+            held=HeldLists.after_boot(self.store, self.refused_itl, self.refused_ctl))
 
 
 def _records(tl: TrustList) -> list[TrustRecord]:

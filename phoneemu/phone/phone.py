@@ -157,12 +157,15 @@ def _last_boot(report: BootReport, store: TrustStore, at: int) -> dict[str, Any]
     where the ITL it refused showed that the phone's lists lack the signer of the bulk ITL reset
     (``report.held``, :attr:`phoneemu.phone.ways_out.HeldLists.reset_untrusted`), which ``phone show`` cannot
     tell from the flash (was not kept: ``phone show`` offered the reset ``boot`` had left out); absent where
-    not, as in a flash of an older phoneemu."""
+    not, as in a flash of an older phoneemu. ``"ctl_reset_signer_held": false`` the same of the CTL reset,
+    where the CTL it refused showed it (:attr:`~phoneemu.phone.ways_out.HeldLists.ctl_reset_untrusted`)."""
     d = report.deciding
     deciding = None if d is None else d.summary()
     t = report.target
     untrusted = report.held is not None and report.held.reset_untrusted
+    ctl_untrusted = report.held is not None and report.held.ctl_reset_untrusted
     return {**({"reset_signer_held": False} if untrusted else {}),
+            **({"ctl_reset_signer_held": False} if ctl_untrusted else {}),
             "at": at, "target": None if t is None else f"{t.host} (tftp {t.tftp_port})", "ok": report.ok,
             "locked_out": report.locked_out, "locked_by": sorted(store.locked_by),
             "trust": dict(report.trust),

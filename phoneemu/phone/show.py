@@ -124,11 +124,13 @@ def _held(lists: dict[str, Any], last_boot: Mapping[str, Any] | None) -> HeldLis
     its ways out, text and JSON alike (:func:`phoneemu.phone.ways_out.ways_out`; was: the JSON the table's,
     the rollback ways too, for a phone holding a CTL, while the text read the lists from the flash); and
     whether they lack the signer of the bulk ITL reset, as its last boot found (``last-boot.json``'s
-    ``reset_signer_held``: false; was not kept, the reset offered again — one without it: not known)."""
+    ``reset_signer_held``: false; was not kept, the reset offered again — one without it: not known), and
+    the CTL reset's (``ctl_reset_signer_held``: false; was not kept, ``lab ctl-reset`` offered again)."""
     itl = lists.get("itl")
     untrusted = last_boot is not None and last_boot.get("reset_signer_held") is False
+    ctl_untrusted = last_boot is not None and last_boot.get("ctl_reset_signer_held") is False
     return HeldLists.of(lists.get("ctl") is not None, isinstance(itl, dict) and itl.get("empty_itl") is True,
-                        untrusted)
+                        untrusted, ctl_untrusted)
 
 
 def _reason_code(last_boot: dict[str, Any]) -> str | None:

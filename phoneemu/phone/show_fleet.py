@@ -98,9 +98,11 @@ def _phone_record(e: FlashEntry, cluster: Mapping[str, Mapping[str, str] | None]
         "problems": list(flash.problems),
         "signed_by_lab": signers.verdict,  # whose lists it holds (module docstring)
         # the lists it holds, which choose the ways out of a lockout (ways_out.ways_group; as phone show),
-        # and whether they lack the bulk ITL reset's signer, as its last boot found (last-boot.json)
+        # and whether they lack the bulk ITL reset's signer, or the CTL reset's, as its last boot found
+        # (last-boot.json)
         "held": HeldLists.of(store.ctl is not None, store.itl_is_empty,
-                             last is not None and last.get("reset_signer_held") is False).as_json(),
+                             last is not None and last.get("reset_signer_held") is False,
+                             last is not None and last.get("ctl_reset_signer_held") is False).as_json(),
     }
 
 

@@ -39,6 +39,11 @@ choice of ways per rule is ours, from the seed chapter and the scenarios that re
   cluster's CallManager one, the refused ITL's CCM+TFTP record: regenerated since they took an ITL, or a
   cluster they moved to; :func:`itl_reset_signer_held`, ``BootReport.held``): no bulk ITL reset, which they
   would refuse too (was: first under the TVS rules, and again after it was followed);
+* a CTL refused by phones whose lists lack the certificate the CTL reset is signed with (its cluster's
+  publisher CallManager one, the refused CTL's SAST record that is a CCM+TFTP record too: regenerated since
+  they took a CTL, or a cluster they moved to; :func:`ctl_reset_signer_held`, ``BootReport.held``): no CTL
+  reset (``lab ctl-reset``), which they would refuse too (was: offered first, and again after it was
+  followed, while ``lab ctl-reset`` warned that it does not help);
 * a CTL and the rollback ITL (the phone's lists, where known: :func:`held_lists`, ``BootReport.held``),
   moved: no TVS to ask (§B.7), so first back to the old cluster's full ITL — rollback off there, a reset —
   then the bulk export and the move (:func:`_for_held`); the lists held choose only among the ways of a
@@ -113,7 +118,7 @@ import shlex
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from phoneemu.errors import VerifyReason
 
@@ -124,8 +129,8 @@ if TYPE_CHECKING:
 
 __all__ = ["CUCM_SERVICEABILITY", "CUCM_TVS_SERVICE", "FLASH_NOT_KEPT", "FLASH_STARTS_HOLDING", "NOT_A_LAB",
            "NO_WAY_OUT", "PLACEHOLDERS", "TVS_ELSEWHERE", "WAYS_BY_KIND", "HeldLists", "WayOut",
-           "WaysGroup", "held_lists", "itl_reset_signer_held", "legend_lines", "no_way_out",
-           "no_way_out_lines", "phone_placeholders_left", "placeholder_lines", "tvs_back_fill",
+           "WaysGroup", "ctl_reset_signer_held", "held_lists", "itl_reset_signer_held", "legend_lines",
+           "no_way_out", "no_way_out_lines", "phone_placeholders_left", "placeholder_lines", "tvs_back_fill",
            "way_out_lines", "ways_doc_said", "ways_group", "ways_group_of", "ways_json_said", "ways_key",
            "ways_out", "ways_out_doc", "ways_out_doc_run", "ways_out_json", "ways_out_text"]
 
@@ -487,47 +492,52 @@ class HeldLists:
     """The trust lists a locked phone holds, where known (its flash): a CTL, and whether its ITL is the
     rollback (empty) one (spec §B.7); ``reset_untrusted``: known from an ITL it refused (the boot's,
     :meth:`after_boot`) that neither list holds the certificate its cluster's bulk ITL reset is signed with
-    (:func:`itl_reset_signer_held`), so the reset cannot help it (False: it can, or not known)."""
+    (:func:`itl_reset_signer_held`), so the reset cannot help it (False: it can, or not known);
+    ``ctl_reset_untrusted`` the same of the CTL reset, known from a CTL it refused
+    (:func:`ctl_reset_signer_held`)."""
 
     ctl: bool
     empty_itl: bool
     reset_untrusted: bool = False
+    ctl_reset_untrusted: bool = False
 
     @classmethod
-    def of(cls, ctl: bool, empty_itl: bool, reset_untrusted: bool = False) -> HeldLists:
-        """One of the eight shared values (a fleet's records hold a reference each, never a copy: three
+    def of(cls, ctl: bool, empty_itl: bool, reset_untrusted: bool = False,
+           ctl_reset_untrusted: bool = False) -> HeldLists:
+        """One of the sixteen shared values (a fleet's records hold a reference each, never a copy: four
         bits of what each phone holds, the record one slot larger)."""
-        return _SHARED_HELD[(bool(ctl), bool(empty_itl), bool(reset_untrusted))]
+        return _SHARED_HELD[(bool(ctl), bool(empty_itl), bool(reset_untrusted), bool(ctl_reset_untrusted))]
 
     @classmethod
     def shared(cls, held: HeldLists | None) -> HeldLists | None:
         """``held`` as its shared value (:meth:`of`); None stays None (not known)."""
-        return None if held is None else cls.of(held.ctl, held.empty_itl, held.reset_untrusted)
+        return None if held is None else cls.of(held.ctl, held.empty_itl, held.reset_untrusted,
+                                                 held.ctl_reset_untrusted)
 
     @classmethod
-    def after_boot(cls, store: TrustStore, refused_itl: bytes | None = None) -> HeldLists:
+    def after_boot(cls, store: TrustStore, refused_itl: bytes | None = None,
+                   refused_ctl: bytes | None = None) -> HeldLists:
         """What ``store`` holds after a boot (``BootReport.held``), ``refused_itl`` the ITL the boot refused
         (None: none): whether the bulk ITL reset can help is told from it (:func:`itl_reset_signer_held`;
         was: not known, so ``lab itl-reset`` was the first way out of a phone that could not take the
-        reset ITL, and again after it was followed)."""
-        untrusted = False
-        if refused_itl is not None:
-            from phoneemu.errors import PhoneEmuError
-
-            try:
-                limit = store.profile.trust_list_limit
-                refused = store.intern.trust_list(refused_itl, kind="ITL", limit=limit)
-                untrusted = itl_reset_signer_held(store.ctl, store.itl, refused) is False
-            except PhoneEmuError:  # a refused ITL that does not parse names no reset signer: not known
-                untrusted = False
-        return cls.of(store.ctl is not None, store.itl_is_empty, untrusted)
+        reset ITL, and again after it was followed); ``refused_ctl`` the CTL it refused, whether the CTL
+        reset can (:func:`ctl_reset_signer_held`; was not known: ``lab ctl-reset`` offered, followed and
+        offered again)."""
+        untrusted = _reset_untrusted(store, refused_itl, "ITL", itl_reset_signer_held)
+        ctl_untrusted = _reset_untrusted(store, refused_ctl, "CTL", ctl_reset_signer_held)
+        return cls.of(store.ctl is not None, store.itl_is_empty, untrusted, ctl_untrusted)
 
     def as_json(self) -> dict[str, bool]:
         """``{"ctl": ..., "empty_itl": ...}``, as ``phone show --json`` names them (``ctl``,
-        ``itl.empty_itl``); ``"reset_signer_held": false`` too where :attr:`reset_untrusted` (absent where
-        not: it can help, or not known, as in a document of an older phoneemu)."""
+        ``itl.empty_itl``); ``"reset_signer_held": false`` too where :attr:`reset_untrusted`,
+        ``"ctl_reset_signer_held": false`` where :attr:`ctl_reset_untrusted` (each absent where not: it can
+        help, or not known, as in a document of an older phoneemu)."""
         out = {"ctl": self.ctl, "empty_itl": self.empty_itl}
-        return {**out, "reset_signer_held": False} if self.reset_untrusted else out
+        if self.reset_untrusted:
+            out["reset_signer_held"] = False
+        if self.ctl_reset_untrusted:
+            out["ctl_reset_signer_held"] = False
+        return out
 
     @classmethod
     def from_json(cls, value: Any) -> HeldLists | None:
@@ -536,18 +546,42 @@ class HeldLists:
         if not isinstance(value, Mapping) or not all(isinstance(value.get(k), bool)
                                                      for k in ("ctl", "empty_itl")):
             return None
-        return cls.of(value["ctl"], value["empty_itl"], value.get("reset_signer_held") is False)
+        return cls.of(value["ctl"], value["empty_itl"], value.get("reset_signer_held") is False,
+                      value.get("ctl_reset_signer_held") is False)
 
     def said(self) -> str:
         """What the phones hold, in a group's head line: ``holding a CTL and the rollback ITL``; ``, not the
-        signer of the ITL reset`` where :attr:`reset_untrusted`."""
+        signer of the ITL reset`` where :attr:`reset_untrusted`, ``the CTL reset`` where
+        :attr:`ctl_reset_untrusted`."""
         held = [what for what, has in (("a CTL", self.ctl), ("the rollback ITL", self.empty_itl)) if has]
         said = "holding " + " and ".join(held) if held else "holding no CTL"
-        return f"{said}, not the signer of the ITL reset" if self.reset_untrusted else said
+        resets = [what for what, untrusted in (("the ITL reset", self.reset_untrusted),
+                                               ("the CTL reset", self.ctl_reset_untrusted)) if untrusted]
+        return f"{said}, not the signer of {' or '.join(resets)}" if resets else said
 
 
-_SHARED_HELD = {(ctl, empty, untrusted): HeldLists(ctl=ctl, empty_itl=empty, reset_untrusted=untrusted)
-                for ctl in (False, True) for empty in (False, True) for untrusted in (False, True)}
+_SHARED_HELD = {(ctl, empty, untrusted, ctl_untrusted): HeldLists(ctl=ctl, empty_itl=empty,
+                                                                  reset_untrusted=untrusted,
+                                                                  ctl_reset_untrusted=ctl_untrusted)
+                for ctl in (False, True) for empty in (False, True) for untrusted in (False, True)
+                for ctl_untrusted in (False, True)}
+
+
+def _reset_untrusted(store: TrustStore, refused: bytes | None, kind: Literal["CTL", "ITL"],
+                     held: Callable[[TrustList | None, TrustList | None, TrustList], bool | None]) -> bool:
+    """Whether a list of ``kind`` the boot refused (``refused``, None: none) shows that the lists in
+    ``store`` lack the signer of that list's reset (``held``: :func:`itl_reset_signer_held` or
+    :func:`ctl_reset_signer_held` False); False where not, or not known. Parsed only on a rejection: a boot
+    that refused nothing costs nothing more."""
+    if refused is None:
+        return False
+    from phoneemu.errors import PhoneEmuError
+
+    try:
+        tl = store.intern.trust_list(refused, kind=kind, limit=store.profile.trust_list_limit)
+    except PhoneEmuError:  # a refused list that does not parse names no reset signer: not known
+        return False
+    return held(store.ctl, store.itl, tl) is False
 
 
 def itl_reset_signer_held(ctl: TrustList | None, itl: TrustList | None, refused: TrustList) -> bool | None:
@@ -561,11 +595,42 @@ def itl_reset_signer_held(ctl: TrustList | None, itl: TrustList | None, refused:
     ITL, or a cluster it moved to (was: offered first, ``lab itl-reset``, and again after it was followed);
     nor where the refused ITL is the reset ITL itself, signed by that record (such a phone lacks it: else
     step 3 had taken it). None where it cannot be told: no CCM+TFTP record with a serial."""
-    from phoneemu.crypto.certs import same_issuer  # the phone's own matching of a signer to a record (§B.4)
     from phoneemu.formats.trustlist import Role
 
     signers = [(r.serial, r.issuer) for r in refused.records
                if r.role == Role.CCM_TFTP and r.serial and r.issuer is not None]
+    return _held_as_sast(ctl, itl, signers)
+
+
+def ctl_reset_signer_held(ctl: TrustList | None, itl: TrustList | None, refused: TrustList) -> bool | None:
+    """Whether a phone holding ``ctl`` and ``itl`` can take the CTL reset (``utils ctl reset localkey``) of
+    the cluster that served it ``refused``, a CTL it refused: the reset CTL is signed by the publisher's
+    CallManager key (spec §G.7, §B.5), the refused CTL's SAST record that is also one of its CCM+TFTP records
+    (the tokenless CTL's, §B.6; the lab's), which the phone takes only from a SAST record of a list it holds
+    (§G.3 steps 2, 3; matched by serial and issuer, §B.4) — TVS, as for the ITL reset
+    (:func:`itl_reset_signer_held`), did not vouch for the refused CTL's signer. So the CTL reset does not
+    help a phone whose lists lack it: the CallManager certificate regenerated since the phone last took a
+    CTL (with ITLRecovery and TVS: ``lab ctl-reset`` says so), or a cluster it moved to (was: offered, and
+    again after it was followed); nor where the refused CTL is the reset CTL itself. None where it cannot be
+    told: no SAST record that is a CCM+TFTP one too (a non-secure CTL's CCM+TFTP records are empty)."""
+    from phoneemu.crypto.certs import same_issuer
+    from phoneemu.formats.trustlist import Role
+
+    sast = [(r.serial, r.issuer) for r in refused.records
+            if r.role == Role.SAST and r.serial and r.issuer is not None]
+    signers = [(serial, issuer) for serial, issuer in sast
+               if any(r.role == Role.CCM_TFTP and r.serial == serial and r.issuer is not None
+                      and same_issuer(r.issuer, issuer) for r in refused.records)]
+    return _held_as_sast(ctl, itl, signers)
+
+
+def _held_as_sast(ctl: TrustList | None, itl: TrustList | None,
+                  signers: list[tuple[bytes, str]]) -> bool | None:
+    """Whether a SAST record of ``ctl`` or ``itl`` is one of ``signers`` (serial, issuer: spec §B.4); None
+    where there are none (not known)."""
+    from phoneemu.crypto.certs import same_issuer  # the phone's own matching of a signer to a record (§B.4)
+    from phoneemu.formats.trustlist import Role
+
     if not signers:
         return None
     anchors = [r for tl in (ctl, itl) if tl is not None for r in tl.records if r.role == Role.SAST]
@@ -658,9 +723,18 @@ def _for_held(ways: tuple[WayOut, ...], rule: str, kind: str, held: HeldLists | 
     they are under another rule (was: the way back or the rollback off first, and erasing the lists last,
     under an oversized ITL, an unsupported hash, an expired signer, a bad signature), for a phone without
     a CTL, or not known (``held`` None). An ITL refused by a phone whose lists lack the signer of the bulk
-    ITL reset (:attr:`HeldLists.reset_untrusted`): the reset left out first (:func:`_without_itl_reset`)."""
+    ITL reset (:attr:`HeldLists.reset_untrusted`): the reset left out first (:func:`_without_itl_reset`);
+    a CTL refused by one whose lists lack the CTL reset's (:attr:`HeldLists.ctl_reset_untrusted`): the CTL
+    reset left out last, as said for the lists held (:func:`_without_ctl_reset`)."""
     if ways == () or held is None or rule not in _SIGNER_RULES:
         return ways
+    if held.ctl_reset_untrusted and kind == "CTL":
+        return _without_ctl_reset(_for_lists_held(ways, rule, kind, held))
+    return _for_lists_held(ways, rule, kind, held)
+
+
+def _for_lists_held(ways: tuple[WayOut, ...], rule: str, kind: str, held: HeldLists) -> tuple[WayOut, ...]:
+    """:func:`_for_held` but for the CTL reset's signer."""
     if held.reset_untrusted and kind == "ITL":
         ways = _without_itl_reset(ways)
     if not held.ctl:
@@ -687,6 +761,16 @@ def _without_itl_reset(ways: tuple[WayOut, ...]) -> tuple[WayOut, ...]:
     cluster" after a migration under ``-tvs-unknown-signer``; followed, the phone refused the reset ITL and
     was told it again, while ``lab regenerate`` had said "the bulk ITL reset does not help")."""
     kept = tuple(w for w in ways if w != _ITL_RESET)
+    return kept if any(w.when == _DELETE.when for w in kept) else (*kept, _DELETE)
+
+
+def _without_ctl_reset(ways: tuple[WayOut, ...]) -> tuple[WayOut, ...]:
+    """``ways`` of a CTL refused by a phone whose lists lack the signer of the CTL reset
+    (:attr:`HeldLists.ctl_reset_untrusted`): the CTL reset left out (either wording of it), erasing the
+    lists then the last resort (was: ``lab ctl-reset`` first under ``G.3.4-tvs-server-untrusted``; followed,
+    the phone refused the reset CTL and was told it again, while ``lab ctl-reset`` itself warned "the CTL
+    reset does not help")."""
+    kept = tuple(w for w in ways if w not in (_CTL_RESET, _CTL_RESET_ITL_HELD))
     return kept if any(w.when == _DELETE.when for w in kept) else (*kept, _DELETE)
 
 
@@ -1057,10 +1141,14 @@ def _group(rule: str, kind: str, code: str | None, held: HeldLists | None) -> Wa
     if code is not None and ways_out(rule, kind, code) == ways_out(rule, kind):
         code = None
     if held is not None and held.reset_untrusted:  # kept only where it leaves the bulk ITL reset out
-        trusted = HeldLists.of(held.ctl, held.empty_itl)
+        trusted = HeldLists.of(held.ctl, held.empty_itl, False, held.ctl_reset_untrusted)
         if ways_out(rule, kind, code, held=held) == ways_out(rule, kind, code, held=trusted):
             held = trusted  # (was: a CTL's lockout, or another rule's, a group of its own, said "not the
             # signer of the ITL reset" where no reset was offered)
+    if held is not None and held.ctl_reset_untrusted:  # the same of the CTL reset (an ITL's lockout: not)
+        trusted = HeldLists.of(held.ctl, held.empty_itl, held.reset_untrusted)
+        if ways_out(rule, kind, code, held=held) == ways_out(rule, kind, code, held=trusted):
+            held = trusted
     if held is not None and ways_out(rule, kind, code, held=held) == ways_out(rule, kind, code):
         held = None
     return rule, kind, code, held
@@ -1136,10 +1224,10 @@ def _as_group(key: tuple[Any, ...]) -> WaysGroup:
     return str(key[0]), str(key[1]), code, held if isinstance(held, HeldLists) else None
 
 
-def _held_order(held: HeldLists | None) -> tuple[bool, bool, bool, bool]:
+def _held_order(held: HeldLists | None) -> tuple[bool, bool, bool, bool, bool]:
     """Groups of one rule, kind and code in a stable order: not chosen by the lists held first."""
     return (held is not None, held is not None and held.ctl, held is not None and held.empty_itl,
-            held is not None and held.reset_untrusted)
+            held is not None and held.reset_untrusted, held is not None and held.ctl_reset_untrusted)
 
 
 def _group_said(entry: Mapping[str, Any]) -> str:

@@ -116,8 +116,10 @@ def test_real_lockout_offers_the_rollback_that_works(tmp_path: Path,
     assert "phoneemu lab rollback OLD on" in [w["lab"] for w in info["ways_out"]]
     assert cli.main(["phone", "show", "--fleet-flash", str(fleet), "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)["ways_out"]
-    assert [e["held"] for e in doc] == [{"ctl": False, "empty_itl": False}]
+    # new's CTL reset is signed by new's CallManager key, which old's ITL never held: not offered
+    assert [e["held"] for e in doc] == [{"ctl": False, "empty_itl": False, "ctl_reset_signer_held": False}]
     assert "phoneemu lab rollback OLD on" in [w["lab"] for w in doc[0]["ways"]]
+    assert not any("ctl-reset" in w["lab"] for w in [*doc[0]["ways"], *info["ways_out"]]), doc
 
     old.set_rollback(True, now=NOW)
     run(boot_offline_into(fleet, old, MACS, now=NOW))
