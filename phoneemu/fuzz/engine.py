@@ -209,7 +209,15 @@ def _progress(progress: Progress, head: str, report: FuzzReport, execs: int, ela
         return
     rate = execs / elapsed if elapsed > 0 else 0.0
     progress.update(f"{head}: {execs} execs, {rate:,.0f} execs/s, {len(report.findings)} unique finding(s), "
-                    f"{report.statuses['crash']} crash(es), {report.statuses['hang']} hang(s)")
+                    f"{_kinds(report.statuses)}")
+
+
+def _kinds(statuses: Counter[str]) -> str:
+    """``2 crash(es), 0 hang(s)``, and the acceptances §G forbids when there are any (their finding kind,
+    :mod:`phoneemu.fuzz.acceptance`: was left out of the line)."""
+    text = f"{statuses['crash']} crash(es), {statuses['hang']} hang(s)"
+    wrong = statuses["accepted-unverified"]
+    return f"{text}, {wrong} accepted unverified" if wrong else text
 
 
 def _count_batch(report: FuzzReport, got: Any) -> None:
@@ -343,6 +351,5 @@ def fuzz(config: FuzzConfig, target: Target, mutator: Mutator, *, start_index: i
     if config.out is not None:  # none saved yet: not saved at all (a folder saved once keeps that version)
         report.unsaved = [f.signature for f in report.findings.values() if f.directory is None]
     progress.done(f"{head}: {report.execs} execs, {report.execs_per_s:,.0f} execs/s, "
-                  f"{len(report.findings)} unique finding(s), {statuses['crash']} crash(es), "
-                  f"{statuses['hang']} hang(s)")
+                  f"{len(report.findings)} unique finding(s), {_kinds(statuses)}")
     return report

@@ -19,8 +19,9 @@ as CCM+TFTP (spec §G.5). Rules (spec §G.13, from the seed chapter's "Digest Au
   realm="ccmsipline", nonce=..., algorithm=MD5, qop="auth"`` (realm: "SIP Station Realm"). Its answer
   is checked against the credentials the cluster holds (not those in its config: "Exclude Digest
   Credential in Configuration File" leaves the phone without them, and it cannot answer).
-* A nonce is valid for the phone security profile's "Nonce Validity Time", 600 s of the lab clock:
-  past it the answer gets ``401`` with ``stale=TRUE`` (the phone answers the new nonce without asking
+* A nonce is valid for the phone security profile's "Nonce Validity Time", 600 s of the registrar's
+  clock (``lab serve``: the real time elapsed, whatever the lab's date; a scenario: its clock): past
+  it the answer gets ``401`` with ``stale=TRUE`` (the phone answers the new nonce without asking
   anyone, RFC 2617 §3.2.1). A nonce count not above the last one seen for that nonce is a replay
   (RFC 2617 §3.2.2: the server detects replays with ``nc``): ``401``, a fresh challenge.
 * Nonces cost no memory until answered, are bound to the device challenged, and only answered ones

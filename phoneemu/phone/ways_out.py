@@ -834,6 +834,16 @@ def _acts_on(command: str, *, fleet: bool) -> str:
 _ON_THE_FLASH = re.compile(r" --flash (?:FLASH|FLEET)\b")
 
 
+def _installed_options_in(holding: str) -> int:
+    """How many ``--installed-*`` options :data:`FLASH_STARTS_HOLDING`'s text (the options as typed, paths
+    shell-quoted) gives: one "gives", several "give" (counted as words, not as text a path may hold)."""
+    try:
+        words = shlex.split(holding)
+    except ValueError:
+        words = holding.split()
+    return sum(1 for w in words if w.startswith("--installed-"))
+
+
 def _kept_or_not(way: WayOut, fill: Mapping[str, str], *, fleet: bool) -> str:
     """``way``'s command filled in; with :data:`FLASH_NOT_KEPT` in ``fill`` the phones' flash is gone:
     ``phone erase`` of it cannot be run — there is nothing to erase, and how to keep it; what each run starts
@@ -850,7 +860,7 @@ def _kept_or_not(way: WayOut, fill: Mapping[str, str], *, fleet: bool) -> str:
         return _filled(command, fill)
     whose, it = ("their flashes were", "them") if fleet else ("its flash was", "it")
     holding = fill.get(FLASH_STARTS_HOLDING)
-    several = holding is not None and holding.count("--installed-") > 1  # the options as typed
+    several = holding is not None and _installed_options_in(holding) > 1
     starts = "each run starts from an empty one" if holding is None else \
         f"each run starts holding what {holding} {'give' if several else 'gives'}; a run without " \
         f"{'them' if several else 'it'} starts {it} erased"

@@ -1945,8 +1945,8 @@ def _about(ctx: _Ctx, root: _Node, top: dict[str, _Node], path: str, found: _Fou
 
 def _tags(ctx: _Ctx, node: _Node) -> tuple[str, ...]:
     """``tags: [a, b]``; ``tags: ci`` is the one tag ``ci``, a number its text (``tags: [2024]``: ``--tag
-    2024``). A tag that is empty, or holds a comma (``tags: ci, tvs`` is the one tag 'ci, tvs'), is a
-    mistake: no ``--tag`` would select it (were taken silently)."""
+    2024``). A tag that is empty, has spaces around it or holds a comma (``tags: ci, tvs`` is the one tag
+    'ci, tvs') is a mistake: no ``--tag`` would select it (were taken silently)."""
     tags = ctx.names(node, "tags")
     items = node.value if isinstance(node.value, list) else [node]
     mistakes: list[ScenarioError] = []
@@ -1954,6 +1954,9 @@ def _tags(ctx: _Ctx, node: _Node) -> tuple[str, ...]:
         field = f"tags[{i}]" if isinstance(node.value, list) else "tags"
         if not tag.strip():
             mistakes.append(ctx.fail(n, field, "empty tag: --tag selects by a word (leave it out)"))
+        elif tag != tag.strip():
+            mistakes.append(ctx.fail(n, field, f"{tag!r} has spaces around it: --tag {tag.strip()} would not "
+                                               f"select it (write {tag.strip()!r})"))
         elif "," in tag:
             words = ", ".join(w.strip() for w in tag.split(",") if w.strip())
             mistakes.append(ctx.fail(n, field, f"{tag!r} is one tag with a comma in it: for several, write "
@@ -2065,7 +2068,10 @@ def parse_time_limit(text: str) -> float | None:
     m = _TIME_LIMIT.match(text)
     if m is None:
         return None
-    seconds = round(float(m.group(1)) * _UNITS[m.group(2)], 6)  # 0.1m is 6 s, not 6.000000000000001
+    asked = float(m.group(1)) * _UNITS[m.group(2)]
+    seconds = round(asked, 6)  # 0.1m is 6 s, not 6.000000000000001
+    if asked > 0 and seconds == 0:  # a limit asked for is never "no limit"
+        raise ValueError(f"{m.group(1)}{m.group(2)} is below 1 µs (0 = no limit)")
     if seconds > MAX_TIMEOUT_S:
         raise ValueError(f"{seconds:g} s is more than {MAX_TIMEOUT_S} (1 day; 0 = no limit)")
     return seconds
