@@ -8,8 +8,10 @@ Rules implemented here:
   requests) from a phone. Messages are text, not signed: ``--resign-ratio`` does not apply, and there
   is no byte round trip (one message has several spellings: header order, compact names, folding).
 * Seeds are built with :func:`phoneemu.protocols.sip.build_message` and the phone's own REGISTER
-  (:class:`phoneemu.phone.sip._Register`) with fixed Call-ID, tags and nonces, so they are the same in
-  every process.
+  (:class:`phoneemu.phone.sip._Register`) with fixed Call-ID, tags, Via branches (``z9hG4bK`` and the
+  CSeq number in four digits) and nonces, so they are the same in every process; the phone target's
+  REGISTERs carry the same Call-ID, tag and branches, so a seed's responses are of their transactions
+  (the phone matches a response by its Via branch, Call-ID and CSeq, RFC 3261 §17.1.3).
 * Mutation is structure-aware: each message is split into its start line, header lines and body, and
   changed there — the start line (method, URI, version, status code), header lines removed, duplicated,
   reordered, renamed (compact form, case, no colon, space before it, unknown), their values (empty,
@@ -20,20 +22,22 @@ Rules implemented here:
   dropped, repeated or swapped; then, sometimes, a cut at a line boundary or bit flips.
 * Targets (``--target phoneemu``): ``sip-response`` runs the phone's registration conversation
   (:func:`phoneemu.phone.sip._converse`) over an in-memory connection whose registrar says the input
-  and then closes, with digest credentials from its config; ``sip-request`` feeds the input to the
-  lab registrar (:class:`phoneemu.lab.sip_service.SipRegistrar`) as one connection does, a known
-  device with a digest user, a known device without one, and a nonce the seeds answer. DecodeError
-  and TransportError are rejections. Oracles (a finding when broken): the phone registers only when a
-  final ``200`` came; every REGISTER the phone writes is one well-formed message with no control
-  character in any header (a challenge's nonce or realm echoed into its Authorization header must not
-  inject a header); every answer of the registrar parses, and a ``200`` answers a REGISTER of a known
-  device that has no digest user or whose Authorization carries the right digest response for an
-  issued nonce.
+  and then closes, with digest credentials from its config (its REGISTERs as the seeds', above);
+  ``sip-request`` feeds the input to the lab registrar (:class:`phoneemu.lab.sip_service.SipRegistrar`)
+  as one connection does, a known device with a digest user, a known device without one, and a nonce
+  the seeds answer. DecodeError and TransportError are rejections. Oracles (a finding when broken): the
+  phone registers only when a final ``200`` of one of its REGISTERs came (that REGISTER's Call-ID, CSeq
+  and Via branch, one Via: checked here on their own, not with the phone's code); every REGISTER the
+  phone writes is one well-formed message with no control character in any header (a challenge's
+  nonce or realm echoed into its Authorization header must not inject a header); every answer of the
+  registrar parses, and a ``200`` answers a REGISTER of a known device that has no digest user or whose
+  Authorization carries the right digest response for an issued nonce.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import re
 import weakref
@@ -57,9 +61,14 @@ _NONCE = "5eed0000000000000000000000000001"
 _CALL_ID = "fuzz0001@SEP001122334455"
 
 
+def _branch(cseq: int) -> str:
+    """The Via branch of the seeds' (and the phone target's) REGISTER ``cseq`` (module docstring)."""
+    return f"z9hG4bK{cseq:04d}"
+
+
 def _headers(cseq: int, *, mac: str = _MAC) -> list[tuple[str, str]]:
     aor = f"<sip:SEP{mac}@{_HOST}>"
-    return [("Via", "SIP/2.0/TCP 10.0.0.9:5060;branch=z9hG4bK0001"), ("Max-Forwards", "70"),
+    return [("Via", f"SIP/2.0/TCP 10.0.0.9:5060;branch={_branch(cseq)}"), ("Max-Forwards", "70"),
             ("From", f"{aor};tag=a1b2"), ("To", aor), ("Call-ID", _CALL_ID), ("CSeq", f"{cseq} REGISTER"),
             ("Contact", f'<sip:SEP{mac}@10.0.0.9:5060;transport=tcp>;+sip.instance='
                         f'"<urn:uuid:00000000-0000-0000-0000-{mac}>"'), ("Expires", "3600")]
@@ -346,20 +355,53 @@ def _check_phone_request(data: bytes) -> None:
         raise SipAcceptanceError(f"the phone's REGISTER does not parse: {exc}") from None
 
 
-def _final_200(data: bytes) -> bool:
-    """Whether ``data`` frames, in order, to some final 200 answer (what a registration needs)."""
+_QUOTED = re.compile(r'"(?:[^"\\]|\\.)*"')  # a quoted string (a comma in it separates no values)
+
+
+def _final_200(data: bytes, sent: list[bytes]) -> bool:
+    """Whether ``data`` frames, in order, to some final 200 answering one of the REGISTERs the phone
+    ``sent`` (what a registration needs): one Via, carrying that REGISTER's branch, its Call-ID, its
+    CSeq (module docstring; read here on their own, not with the phone's code)."""
+    numbers = set()
+    for request in sent:
+        with contextlib.suppress(DecodeError):
+            numbers.add(_cseq_number(sip.parse_message(request), "REGISTER"))
     stream = sip.SipStream()
     stream.feed(data)
     while True:
         msg = stream.next()
         if msg is None:
             return False
-        if msg.status == 200:
+        number = _cseq_number(msg, "REGISTER")
+        vias = [v for k, v in msg.headers if k.lower() in ("via", "v")]
+        if msg.status != 200 or number is None or number not in numbers or msg.header("call-id") != _CALL_ID \
+                or len(vias) != 1 or "," in _QUOTED.sub("", vias[0]):
+            continue
+        params = [p.partition("=") for p in vias[0].split(";")[1:]]
+        if any(k.strip().lower() == "branch" and v.strip() == _branch(number) for k, _, v in params):
             return True
+
+
+def _cseq_number(msg: sip.SipMessage, method: str) -> int | None:
+    """The number of ``msg``'s CSeq when its method is ``method`` (None otherwise, or without one)."""
+    parts = (msg.header("cseq") or "").split()
+    if len(parts) != 2 or parts[1] != method or not (parts[0].isascii() and parts[0].isdigit()):
+        return None
+    return int(parts[0]) if len(parts[0]) <= 10 else None
 
 
 def _phone_target() -> Callable[[bytes], None]:
     from phoneemu.phone.sip import DigestCache, SipResult, _converse, _Register
+
+    class Register(_Register):
+        """The phone's REGISTERs with the seeds' Call-ID, From tag and branches (module docstring)."""
+
+        def __init__(self) -> None:
+            super().__init__(_MAC, _HOST, "tcp", "10.0.0.9:5060")
+            self.call_id, self.tag = _CALL_ID, "a1b2"
+
+        def branch(self) -> str:
+            return _branch(self.cseq)
 
     loop = asyncio.new_event_loop()
 
@@ -371,7 +413,7 @@ def _phone_target() -> Callable[[bytes], None]:
         reader.feed_data(data)
         reader.feed_eof()
         conn = _Connection()
-        reg = _Register(_MAC, _HOST, "tcp", "10.0.0.9:5060")
+        reg = Register()
         coro = _converse(reg, reader, conn, (_USER, _PASSWORD), DigestCache(server=_HOST),  # type: ignore[arg-type]
                          timeout=1.0, done=done)
         try:
@@ -381,11 +423,12 @@ def _phone_target() -> Callable[[bytes], None]:
                 _check_phone_request(request)
         if result.registered:
             try:
-                framed_ok = _final_200(data)
+                framed_ok = _final_200(data, conn.written)
             except DecodeError:
                 framed_ok = False
             if not framed_ok:
-                raise SipAcceptanceError(f"registered ({result.rule}) without a final 200 from the registrar")
+                raise SipAcceptanceError(f"registered ({result.rule}) without a final 200 from the registrar "
+                                         "answering one of its REGISTERs")
 
     weakref.finalize(run, loop.close)  # one loop for every input, closed with the target
     return run

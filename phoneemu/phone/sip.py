@@ -31,12 +31,16 @@ Steps:
    registrar answering, so the phone stops there as for any refusal (it does not try the next
    CallManager: it does so only without a usable connection). A ``423`` is asked again with its Min-Expires
    (at most a day); a ``200`` granting the phone's binding ``expires=0`` is no registration; a refusal's
-   Retry-After and a redirect's Contact are named in the reason. A response is the answer to the
-   request whose CSeq it carries: one of an earlier request (a retransmission, a second response in
-   the same segment) is skipped, never taken for the answer. A request the server sends meanwhile on the
-   connection (an OPTIONS keep-alive between the 401 and the 200, a NOTIFY) is not an answer either: the
-   phone answers it (RFC 3261 §11.2: OPTIONS ``200`` with Allow, Accept, Supported; §8.2.1: another
-   method ``405``, an unknown one ``501``; :func:`phoneemu.protocols.sip.answer_request`) and waits on;
+   Retry-After and a redirect's Contact are named in the reason. A response is the answer to a
+   request when it is of the request's transaction (RFC 3261 §17.1.3, §8.1.3.3, §18.1.2): one Via, with
+   the request's branch and sent-by, the request's Call-ID and CSeq (number and method); any other — of
+   an earlier request (a retransmission, a second response in the same segment), another branch, sent-by
+   or Call-ID, no CSeq or no Via, several Vias — is skipped (counted in the timeout's reason), never
+   taken for the answer (ours: the Call-ID too, and no response without them taken as the request's). A
+   request the server sends meanwhile on the connection (an OPTIONS keep-alive between the 401 and the 200, a
+   NOTIFY) is not an answer either: the phone answers it (RFC 3261 §11.2: OPTIONS ``200`` with Allow,
+   Accept, Supported; §8.2.1: another method ``405``, an unknown one ``501``;
+   :func:`phoneemu.protocols.sip.answer_request`) and waits on;
    bounded (ours): at most :data:`MAX_SERVER_REQUESTS` answered per request of its own, and its timeout
    runs from its request whatever the server sends.
 4. Every decision goes to the event log (the ``sip`` check of a scenario reads the result).
@@ -151,8 +155,9 @@ class DigestCache:
 async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes, *,
                     timeout: float, stream: sip.SipStream) -> sip.SipMessage:
     """Send ``request``; the first final response to it (1xx skipped; so is a response of another
-    transaction: a CSeq that is not the request's, e.g. a retransmitted earlier response, RFC 3261
-    §17.1.3) framed out of the connection's ``stream`` (bytes after it stay there for the next exchange).
+    transaction, :func:`_transaction_of_response`: a top Via branch or sent-by, Call-ID or CSeq that is
+    not the request's, none of them, or several Vias, e.g. a retransmitted earlier response, RFC 3261 §17.1.3,
+    §8.1.3.3) framed out of the connection's ``stream`` (bytes after it stay there for the next exchange).
     A request of the server's meanwhile (an OPTIONS keep-alive, a NOTIFY) is never taken for the answer:
     it is answered (:func:`phoneemu.protocols.sip.answer_request`: OPTIONS 200, others 405 / 501 ...),
     at most :data:`MAX_SERVER_REQUESTS` of them per exchange, those after left unanswered; none of them
@@ -176,8 +181,7 @@ async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, r
                     writer.write(reply)  # at most MAX_SERVER_REQUESTS replies, each under a head's size
                     answered += 1
                 continue
-            theirs = _transaction_of_response(msg)
-            if mine is not None and theirs is not None and theirs != mine:
+            if _transaction_of_response(msg) != mine or mine is None:
                 skipped += 1
                 continue
             if msg.status >= 200:
@@ -204,21 +208,57 @@ async def exchange(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, r
         stream.feed(chunk)
 
 
-def _transaction_of(request: bytes) -> str | None:
-    """The CSeq (number and method) of a request of ours, None when it has none."""
-    head = request.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
-    for line in head.split("\r\n")[1:]:
-        name, _, value = line.partition(":")
-        if name.strip().lower() == "cseq":
-            return " ".join(value.split())
-    return None
+#: a transaction's key (RFC 3261 §17.1.3, §18.1.2; ours: the Call-ID too): the top Via's branch, its
+#: sent-protocol and sent-by (white space taken out, lower case), the Call-ID, the CSeq number and method
+_Transaction = tuple[str, str, str, int, str]
 
 
-def _transaction_of_response(msg: sip.SipMessage) -> str | None:
-    """A response's CSeq, None when it has none (then taken as the request's: lenient). The Call-ID is not
-    compared: one connection carries one registration's requests, and their CSeq numbers rise."""
-    cseq = msg.header("cseq")
-    return " ".join(cseq.split()) if cseq is not None else None
+def _transaction_of(request: bytes) -> _Transaction | None:
+    """The transaction of a request of ours (:data:`_Transaction`), None when it does not say one (then
+    no response is its answer)."""
+    try:
+        return _transaction_of_response(sip.parse_message(request))
+    except DecodeError:
+        return None
+
+
+def _transaction_of_response(msg: sip.SipMessage) -> _Transaction | None:
+    """The transaction ``msg`` belongs to (:data:`_Transaction`); None when it lacks Via, Call-ID or
+    CSeq, its CSeq is not a number and a method, its Via has no branch, or it carries more than one Via
+    value, or an empty one (RFC 3261 §8.1.3.3: a response with several is discarded): then it is no
+    request's answer. The Via's sent-by is the request's too (§18.1.2: else the response is discarded),
+    its other parameters (``received``, ``rport``: what a server adds) are not compared."""
+    vias = [v for k, v in msg.headers if k.lower() in ("via", "v") for v in _split_commas(v)]
+    call_id, cseq = msg.header("call-id"), msg.header("cseq")
+    if len(vias) != 1 or call_id is None or cseq is None:
+        return None
+    parts = cseq.split()  # 1*DIGIT LWS Method (RFC 3261 §20.16)
+    if len(parts) != 2 or not (parts[0].isascii() and parts[0].isdigit() and len(parts[0]) <= 10):
+        return None
+    number, method = parts
+    sent_by, *params = vias[0].split(";")
+    branch = next((value.strip() for name, _, value in (p.partition("=") for p in params)
+                   if name.strip().lower() == "branch"), "")
+    if not branch:
+        return None
+    return branch, "".join(sent_by.split()).lower(), call_id.strip(), int(number), method
+
+
+def _split_commas(value: str) -> list[str]:
+    """A header's comma-separated values (RFC 3261 §7.3.1; a comma inside a quoted string is not one)."""
+    out, quoted, escaped, start = [], False, False, 0
+    for i, c in enumerate(value):
+        if escaped:
+            escaped = False
+        elif quoted and c == "\\":
+            escaped = True
+        elif c == '"':
+            quoted = not quoted
+        elif c == "," and not quoted:
+            out.append(value[start:i])
+            start = i + 1
+    out.append(value[start:])
+    return [v.strip() for v in out]  # an empty one too: "a ," is two values, one malformed
 
 
 class _Register:
@@ -239,11 +279,16 @@ class _Register:
         self.expires = _EXPIRES
         self.contact_uri = f"sip:{self.device}@{local};transport={transport}"
 
+    def branch(self) -> str:
+        """The Via branch of a new REGISTER (each its own transaction): the magic cookie, then random
+        (RFC 3261 §8.1.1.7)."""
+        return f"z9hG4bK{secrets.token_hex(8)}"
+
     def request(self, authorization: str | None = None) -> bytes:
         self.cseq += 1
         aor = f"<{self.uri.replace('sip:', f'sip:{self.user}@', 1)}>"
         headers = [
-            ("Via", f"SIP/2.0/{self.transport.upper()} {self.local};branch=z9hG4bK{secrets.token_hex(8)}"),
+            ("Via", f"SIP/2.0/{self.transport.upper()} {self.local};branch={self.branch()}"),
             ("Max-Forwards", "70"), ("From", f"{aor};tag={self.tag}"), ("To", aor), ("Call-ID", self.call_id),
             ("CSeq", f"{self.cseq} REGISTER"),
             ("Contact", f"<{self.contact_uri}>;"

@@ -175,8 +175,10 @@ def test_a_phone_accepting_on_a_bad_tvs_answer_is_a_finding(monkeypatch: pytest.
 
 
 # --------------------------------------------------------------------------- SIP (spec §G.13)
+#: (of the phone target's first REGISTER: its Via branch, Call-ID and CSeq, else it is not the answer)
 HOSTILE_CHALLENGE = (b"SIP/2.0 401 \r\nWWW-Authenticate:Digest realm=\".\",a=\"\",nonce=\"5eed\x10\\\r1\"\r\n"
-                     b"Content-Length:0\r\n\r\n")
+                     b"Via: SIP/2.0/TCP 10.0.0.9:5060;branch=z9hG4bK0001\r\n"
+                     b"Call-ID: fuzz0001@SEP001122334455\r\nCSeq: 1 REGISTER\r\nContent-Length:0\r\n\r\n")
 
 
 def test_sip_targets_run_the_phone_and_the_lab_registrar() -> None:
