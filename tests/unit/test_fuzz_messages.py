@@ -249,7 +249,7 @@ def test_a_device_under_test_gets_mutants_as_answers_to_its_registers(tmp_path: 
     import json
 
     from phoneemu.fuzz.engine import input_for
-    from phoneemu.fuzz.sipserve import serve_sip_session
+    from phoneemu.fuzz.sipserve import answer_for, seed_values, serve_sip_session
     from phoneemu.fuzz.targets import ServeSession
     from phoneemu.phone.sip import _Register
     from phoneemu.protocols import sip
@@ -263,11 +263,13 @@ def test_a_device_under_test_gets_mutants_as_answers_to_its_registers(tmp_path: 
     session = ServeSession(fmt="sip-response", make=make, seed=5, out=tmp_path, runs=2, mac="001122334455",
                            silent_after=0.3)
     got: list[bytes] = []
+    sent: list[bytes] = []
 
     async def device(port: int) -> None:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         for mac in ("001122334455", "00112233445F", "001122334455"):  # the middle one: another device
-            writer.write(_Register(mac, "127.0.0.1", "tcp", "127.0.0.1:40000").request())
+            sent.append(_Register(mac, "127.0.0.1", "tcp", "127.0.0.1:40000").request())
+            writer.write(sent[-1])
             await writer.drain()
             await asyncio.sleep(0.1)
             got.append(await asyncio.wait_for(reader.read(1 << 20), 5))
@@ -282,7 +284,9 @@ def test_a_device_under_test_gets_mutants_as_answers_to_its_registers(tmp_path: 
         await serving
 
     asyncio.run(asyncio.wait_for(main(), 20))
-    assert got[0] == input_for(mutator, 5, 0).data and got[2] == input_for(mutator, 5, 1).data
+    values = seed_values(mutator.corpus.seeds)  # each mutant answers the REGISTER it is served for
+    assert got[0] == answer_for(input_for(mutator, 5, 0).data, sip.parse_message(sent[0]), values)[0]
+    assert got[2] == answer_for(input_for(mutator, 5, 1).data, sip.parse_message(sent[2]), values)[0]
     assert sip.parse_message(got[1]).status == 503  # another device (--mac): no mutant for it
     assert got[3] == b""  # the session over (--runs served, the last one watched out)
     log = [json.loads(line) for line in session.log_path.read_text().splitlines()]
