@@ -12,6 +12,7 @@ from collections.abc import Callable
 import pytest
 
 from phoneemu.errors import DecodeError, TransportError
+from phoneemu.fuzz.sipmsg import _Connection as _Sink  # a writer keeping what the phone writes
 from phoneemu.phone.sip import SipResult, _Register, _transaction_of_response, exchange
 from phoneemu.protocols import sip
 from tests.helpers import register_with, sip_line_store
@@ -88,19 +89,6 @@ def test_a_refusal_of_another_transaction_before_the_real_200_is_skipped(forge: 
 
     res = _register(answer, timeout=2.0)
     assert (res.registered, res.rule) == (True, "G.13-registered"), res.reason
-
-
-class _Sink:
-    """A writer keeping what the phone writes."""
-
-    def __init__(self) -> None:
-        self.written: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        self.written.append(bytes(data))
-
-    async def drain(self) -> None:
-        return None
 
 
 def _exchange(request: bytes, answers: bytes, *, timeout: float = 0.3) -> sip.SipMessage:
