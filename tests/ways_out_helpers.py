@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 from phoneemu.cli import main
@@ -57,3 +59,17 @@ def _boot_against(new: LabCluster, where: Path, host: str) -> None:
             (where / f"{fleet}.txt").write_text(out.getvalue())
     finally:
         stop()
+
+
+@contextlib.contextmanager
+def last_boot_without(flash: Path, key: str) -> Iterator[None]:
+    """``flash``'s last-boot.json as an older phoneemu wrote it: without ``key`` (put back after)."""
+    last = flash / "last-boot.json"
+    kept = last.read_bytes()
+    older = json.loads(kept)
+    del older[key]
+    last.write_text(json.dumps(older))
+    try:
+        yield
+    finally:
+        last.write_bytes(kept)

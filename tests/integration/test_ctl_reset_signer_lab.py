@@ -19,6 +19,7 @@ import pytest
 from phoneemu.cli import main
 from phoneemu.lab.cluster import LabCluster
 from tests.helpers import boot_into_flash, serve_in_thread
+from tests.ways_out_helpers import last_boot_without
 
 NOW = 1_780_000_000
 MAC = "0A000000C601"
@@ -94,16 +95,9 @@ def _phone_show_says_as_boot(flash: Path, capsys: pytest.CaptureFixture[str]) ->
     assert group["held"]["ctl_reset_signer_held"] is False, group
     assert not any(RESET in w["lab"] for w in group["ways"]), group
     assert "not the signer of the CTL reset" in _run(fleet_show, capsys, 0)
-    last = flash / "last-boot.json"
-    kept = last.read_bytes()
-    older = json.loads(kept)
-    del older["ctl_reset_signer_held"]
-    last.write_text(json.dumps(older))
-    try:
+    with last_boot_without(flash, "ctl_reset_signer_held"):  # an older phoneemu's: offered as before
         assert RESET in _run(show, capsys, 0)
         assert RESET in _run(fleet_show, capsys, 0)
-    finally:
-        last.write_bytes(kept)
 
 
 def test_the_ctl_reset_still_offered_where_it_helps(tmp_path: Path,
